@@ -1,0 +1,176 @@
+//! The replicated state machine: catalog (nodes, services, checks), KV and sessions.
+//!
+//! Pure and deterministic: [`State::apply`] takes a raft index and a [`Request`] and changes
+//! only memory. Time comes inside the request (`now_ms`, chosen by the leader). No tokio, sqlx
+//! or tonic here.
+//!
+//! ```text
+//!   raft entry ──▶ State::apply(index, req) ──▶ Response (to the proposer)
+//!                        │
+//!                        └─▶ take_changes(): rows touched, persisted by raft/state_machine.rs
+//! ```
+//!
+//! Tables are `imbl` persistent maps, so cloning a `State` is O(1): readers get an immutable
+//! snapshot after each applied batch, and a transaction applies to a clone that is dropped on
+//! rollback.
+
+pub mod b64;
+pub mod command;
+mod kv;
+mod query;
+mod registry;
+mod rows;
+mod session;
+#[cfg(test)]
+mod tests;
+mod txn;
+pub mod types;
+
+use imbl::OrdMap;
+
+pub use command::{
+    CheckStatusUpdate, Command, DeregisterOp, KvOp, KvVerb, RegisterOp, Request, Response, TxnError,
+    TxnOp, TxnResult,
+};
+pub use query::{HealthEntry, ServiceRow};
+pub use rows::{Row, RowChange, RowError, Table};
+pub use types::{
+    Check, CheckDefinition, HealthStatus, KvEntry, Node, Service, ServiceAddress, Session,
+    SessionBehavior, Weights,
+};
+
+/// Check ID of the node liveness check every node carries.
+pub const SERF_HEALTH: &str = "serfHealth";
+
+/// Per-table "last modified" indexes, used as `X-Consul-Index` of list reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TableIndexes {
+    /// Nodes table.
+    pub nodes: u64,
+    /// Services table.
+    pub services: u64,
+    /// Checks table.
+    pub checks: u64,
+    /// KV table (including tombstones).
+    pub kv: u64,
+    /// Sessions table.
+    pub sessions: u64,
+}
+
+/// A KV tombstone: when and at which index a key was deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Tombstone {
+    /// Raft index of the delete.
+    pub index: u64,
+    /// Leader time of the delete.
+    pub at_ms: u64,
+}
+
+/// The whole replicated state.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    /// Last applied raft index.
+    pub(crate) applied: u64,
+    pub(crate) nodes: OrdMap<String, Node>,
+    /// (node, service id) → service.
+    pub(crate) services: OrdMap<(String, String), Service>,
+    /// (node, check id) → check.
+    pub(crate) checks: OrdMap<(String, String), Check>,
+    pub(crate) kv: OrdMap<String, KvEntry>,
+    pub(crate) tombstones: OrdMap<String, Tombstone>,
+    pub(crate) sessions: OrdMap<String, Session>,
+    /// Key → unix ms until which the lock may not be acquired (after a session was invalidated).
+    pub(crate) lock_delays: OrdMap<String, u64>,
+    /// Service name → last index at which any instance, its checks or its node changed.
+    pub(crate) service_index: OrdMap<String, u64>,
+    pub(crate) tables: TableIndexes,
+    /// Rows touched since the last `take_changes`.
+    changes: Vec<(Table, String)>,
+}
+
+impl State {
+    /// An empty state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The last applied raft index.
+    pub fn applied_index(&self) -> u64 {
+        self.applied
+    }
+
+    /// Per-table indexes.
+    pub fn table_indexes(&self) -> &TableIndexes {
+        &self.tables
+    }
+
+    /// Applies one request at raft `index`. Deterministic: same state, index and request give
+    /// the same result everywhere.
+    pub fn apply(&mut self, index: u64, req: &Request) -> Response {
+        self.applied = index;
+        self.touch(Table::Meta, String::new());
+        let now = req.now_ms;
+        match &req.cmd {
+            Command::Register(op) => self.register(index, now, op),
+            Command::Deregister(op) => self.deregister(index, now, op),
+            Command::Kv(op) => match self.kv_apply(index, now, op) {
+                Ok(KvOutcome::Done(ok)) => Response::Bool(ok),
+                Ok(KvOutcome::Read(_)) => Response::Bool(true),
+                Err(e) => Response::Rejected(e),
+            },
+            Command::SessionCreate(s) => self.session_create(index, s),
+            Command::SessionDestroy { id } => {
+                self.session_invalidate(index, now, id);
+                Response::Bool(true)
+            }
+            Command::Txn(ops) => self.txn(index, now, ops),
+            Command::CheckUpdate(updates) => self.check_update(index, now, updates),
+            Command::ReapTombstones { before_ms } => {
+                self.reap_tombstones(*before_ms);
+                Response::Ok
+            }
+            Command::Noop => Response::Ok,
+        }
+    }
+
+    /// Returns the rows touched since the last call, with their current values (`None` =
+    /// deleted), in first-touched order. The state store persists these after each batch.
+    pub fn take_changes(&mut self) -> Vec<RowChange> {
+        let mut seen = std::collections::HashSet::new();
+        let touched = std::mem::take(&mut self.changes);
+        touched
+            .into_iter()
+            .filter(|k| seen.insert(k.clone()))
+            .map(|(table, key)| {
+                let value = self.encode_row(table, &key);
+                RowChange { table, key, value }
+            })
+            .collect()
+    }
+
+    pub(crate) fn touch(&mut self, table: Table, key: String) {
+        self.changes.push((table, key));
+    }
+
+    fn reap_tombstones(&mut self, before_ms: u64) {
+        let old: Vec<String> = self
+            .tombstones
+            .iter()
+            .filter(|(_, t)| t.at_ms < before_ms)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in old {
+            self.tombstones.remove(&k);
+            self.touch(Table::Tombstones, k);
+        }
+    }
+}
+
+/// Outcome of one KV op inside `apply` or a transaction.
+#[derive(Debug)]
+pub(crate) enum KvOutcome {
+    /// A write: whether it took effect.
+    Done(bool),
+    /// A read: the entries it returned.
+    Read(Vec<KvEntry>),
+}

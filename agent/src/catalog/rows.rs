@@ -1,0 +1,204 @@
+//! Row encoding of the state: how each table maps to `(table, key, json)` rows that the
+//! SQLite state store persists and snapshots carry. No I/O here.
+
+use serde::{Deserialize, Serialize};
+
+use super::{State, TableIndexes, Tombstone};
+
+/// Tables of the state store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum Table {
+    /// Applied index and table indexes (one row, key "").
+    Meta = 0,
+    /// Nodes by name.
+    Nodes = 1,
+    /// Services by `node\0id`.
+    Services = 2,
+    /// Checks by `node\0id`.
+    Checks = 3,
+    /// KV entries by key.
+    Kv = 4,
+    /// KV tombstones by key.
+    Tombstones = 5,
+    /// Sessions by ID.
+    Sessions = 6,
+    /// Lock delays by key.
+    LockDelays = 7,
+    /// Per-service-name indexes.
+    ServiceIndex = 8,
+}
+
+impl Table {
+    /// Decodes the numeric table id stored in SQLite.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            0 => Self::Meta,
+            1 => Self::Nodes,
+            2 => Self::Services,
+            3 => Self::Checks,
+            4 => Self::Kv,
+            5 => Self::Tombstones,
+            6 => Self::Sessions,
+            7 => Self::LockDelays,
+            8 => Self::ServiceIndex,
+            _ => return None,
+        })
+    }
+}
+
+/// One persisted row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Row {
+    /// Table.
+    pub table: Table,
+    /// Primary key within the table.
+    pub key: String,
+    /// JSON value.
+    pub value: Vec<u8>,
+}
+
+/// A row changed by `apply`: `value == None` means deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowChange {
+    /// Table.
+    pub table: Table,
+    /// Key.
+    pub key: String,
+    /// New JSON value, or `None` if the row is gone.
+    pub value: Option<Vec<u8>>,
+}
+
+/// A stored row could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt {table:?} row {key:?}: {source}")]
+pub struct RowError {
+    table: Table,
+    key: String,
+    #[source]
+    source: serde_json::Error,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    applied: u64,
+    tables: TableIndexes,
+}
+
+fn pair_key(a: &str, b: &str) -> String {
+    format!("{a}\0{b}")
+}
+
+fn split_pair(k: &str) -> (String, String) {
+    match k.split_once('\0') {
+        Some((a, b)) => (a.to_string(), b.to_string()),
+        None => (k.to_string(), String::new()),
+    }
+}
+
+fn enc<T: Serialize>(v: &T) -> Vec<u8> {
+    // Serializing these plain structs (string keys, no non-finite floats) cannot fail.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+impl State {
+    pub(crate) fn service_key(node: &str, id: &str) -> String {
+        pair_key(node, id)
+    }
+
+    /// The current JSON encoding of one row, or `None` if it does not exist.
+    pub(crate) fn encode_row(&self, table: Table, key: &str) -> Option<Vec<u8>> {
+        match table {
+            Table::Meta => Some(enc(&Meta { applied: self.applied, tables: self.tables.clone() })),
+            Table::Nodes => self.nodes.get(key).map(enc),
+            Table::Services => self.services.get(&split_pair(key)).map(enc),
+            Table::Checks => self.checks.get(&split_pair(key)).map(enc),
+            Table::Kv => self.kv.get(key).map(enc),
+            Table::Tombstones => self.tombstones.get(key).map(enc),
+            Table::Sessions => self.sessions.get(key).map(enc),
+            Table::LockDelays => self.lock_delays.get(key).map(enc),
+            Table::ServiceIndex => self.service_index.get(key).map(enc),
+        }
+    }
+
+    /// Every row of the state, for snapshots.
+    pub fn rows(&self) -> Vec<Row> {
+        let mut out = Vec::new();
+        let mut push = |table, key: String, value| out.push(Row { table, key, value });
+        push(Table::Meta, String::new(), enc(&Meta { applied: self.applied, tables: self.tables.clone() }));
+        for (k, v) in &self.nodes {
+            push(Table::Nodes, k.clone(), enc(v));
+        }
+        for ((n, id), v) in &self.services {
+            push(Table::Services, pair_key(n, id), enc(v));
+        }
+        for ((n, id), v) in &self.checks {
+            push(Table::Checks, pair_key(n, id), enc(v));
+        }
+        for (k, v) in &self.kv {
+            push(Table::Kv, k.clone(), enc(v));
+        }
+        for (k, v) in &self.tombstones {
+            push(Table::Tombstones, k.clone(), enc(v));
+        }
+        for (k, v) in &self.sessions {
+            push(Table::Sessions, k.clone(), enc(v));
+        }
+        for (k, v) in &self.lock_delays {
+            push(Table::LockDelays, k.clone(), enc(v));
+        }
+        for (k, v) in &self.service_index {
+            push(Table::ServiceIndex, k.clone(), enc(v));
+        }
+        out
+    }
+
+    /// Rebuilds a state from rows (a snapshot or the SQLite tables).
+    pub fn restore(rows: impl IntoIterator<Item = Row>) -> Result<Self, RowError> {
+        let mut s = State::default();
+        for row in rows {
+            let Row { table, key, value } = row;
+            let err = |source| RowError { table, key: key.clone(), source };
+            match table {
+                Table::Meta => {
+                    let m: Meta = serde_json::from_slice(&value).map_err(err)?;
+                    s.applied = m.applied;
+                    s.tables = m.tables;
+                }
+                Table::Nodes => {
+                    let v = serde_json::from_slice(&value).map_err(err)?;
+                    s.nodes.insert(key, v);
+                }
+                Table::Services => {
+                    let v = serde_json::from_slice(&value).map_err(err)?;
+                    s.services.insert(split_pair(&key), v);
+                }
+                Table::Checks => {
+                    let v = serde_json::from_slice(&value).map_err(err)?;
+                    s.checks.insert(split_pair(&key), v);
+                }
+                Table::Kv => {
+                    let v = serde_json::from_slice(&value).map_err(err)?;
+                    s.kv.insert(key, v);
+                }
+                Table::Tombstones => {
+                    let v: Tombstone = serde_json::from_slice(&value).map_err(err)?;
+                    s.tombstones.insert(key, v);
+                }
+                Table::Sessions => {
+                    let v = serde_json::from_slice(&value).map_err(err)?;
+                    s.sessions.insert(key, v);
+                }
+                Table::LockDelays => {
+                    let v = serde_json::from_slice(&value).map_err(err)?;
+                    s.lock_delays.insert(key, v);
+                }
+                Table::ServiceIndex => {
+                    let v = serde_json::from_slice(&value).map_err(err)?;
+                    s.service_index.insert(key, v);
+                }
+            }
+        }
+        Ok(s)
+    }
+}

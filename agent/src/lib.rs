@@ -1,0 +1,2 @@
+//! Meridian agent library (being built up).
+pub mod catalog;
