@@ -17,6 +17,9 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D
     let s: Option<String> = Option::deserialize(d)?;
     match s {
         None => Ok(None),
-        Some(s) => STANDARD.decode(s.as_bytes()).map(Some).map_err(serde::de::Error::custom),
+        Some(s) => STANDARD
+            .decode(s.as_bytes())
+            .map(Some)
+            .map_err(serde::de::Error::custom),
     }
 }

@@ -178,7 +178,14 @@ pub struct KvOp {
 impl KvOp {
     /// A bare op with the given verb and key.
     pub fn new(verb: KvVerb, key: impl Into<String>) -> Self {
-        Self { verb, key: key.into(), value: None, flags: 0, index: 0, session: None }
+        Self {
+            verb,
+            key: key.into(),
+            value: None,
+            flags: 0,
+            index: 0,
+            session: None,
+        }
     }
 }
 

@@ -29,8 +29,8 @@ pub mod types;
 use imbl::OrdMap;
 
 pub use command::{
-    CheckStatusUpdate, Command, DeregisterOp, KvOp, KvVerb, RegisterOp, Request, Response, TxnError,
-    TxnOp, TxnResult,
+    CheckStatusUpdate, Command, DeregisterOp, KvOp, KvVerb, RegisterOp, Request, Response,
+    TxnError, TxnOp, TxnResult,
 };
 pub use query::{HealthEntry, ServiceRow};
 pub use rows::{Row, RowChange, RowError, Table};

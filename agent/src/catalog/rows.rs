@@ -109,7 +109,10 @@ impl State {
     /// The current JSON encoding of one row, or `None` if it does not exist.
     pub(crate) fn encode_row(&self, table: Table, key: &str) -> Option<Vec<u8>> {
         match table {
-            Table::Meta => Some(enc(&Meta { applied: self.applied, tables: self.tables.clone() })),
+            Table::Meta => Some(enc(&Meta {
+                applied: self.applied,
+                tables: self.tables.clone(),
+            })),
             Table::Nodes => self.nodes.get(key).map(enc),
             Table::Services => self.services.get(&split_pair(key)).map(enc),
             Table::Checks => self.checks.get(&split_pair(key)).map(enc),
@@ -125,7 +128,14 @@ impl State {
     pub fn rows(&self) -> Vec<Row> {
         let mut out = Vec::new();
         let mut push = |table, key: String, value| out.push(Row { table, key, value });
-        push(Table::Meta, String::new(), enc(&Meta { applied: self.applied, tables: self.tables.clone() }));
+        push(
+            Table::Meta,
+            String::new(),
+            enc(&Meta {
+                applied: self.applied,
+                tables: self.tables.clone(),
+            }),
+        );
         for (k, v) in &self.nodes {
             push(Table::Nodes, k.clone(), enc(v));
         }
@@ -158,7 +168,11 @@ impl State {
         let mut s = State::default();
         for row in rows {
             let Row { table, key, value } = row;
-            let err = |source| RowError { table, key: key.clone(), source };
+            let err = |source| RowError {
+                table,
+                key: key.clone(),
+                source,
+            };
             match table {
                 Table::Meta => {
                     let m: Meta = serde_json::from_slice(&value).map_err(err)?;

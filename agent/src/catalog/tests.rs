@@ -1,1 +1,329 @@
+//! Unit tests of the pure state machine.
 
+use super::*;
+
+fn req(now_ms: u64, cmd: Command) -> Request {
+    Request { now_ms, cmd }
+}
+
+fn set(key: &str, val: &str) -> Command {
+    Command::Kv(KvOp {
+        value: Some(val.as_bytes().to_vec()),
+        ..KvOp::new(KvVerb::Set, key)
+    })
+}
+
+fn kv(verb: KvVerb, key: &str, index: u64, session: Option<&str>) -> Command {
+    Command::Kv(KvOp {
+        index,
+        session: session.map(str::to_string),
+        ..KvOp::new(verb, key)
+    })
+}
+
+fn node(name: &str) -> Node {
+    Node {
+        node: name.into(),
+        address: "10.0.0.1".into(),
+        datacenter: "dc1".into(),
+        ..Node::default()
+    }
+}
+
+fn serf_check(node: &str, status: HealthStatus) -> Check {
+    Check {
+        node: node.into(),
+        check_id: SERF_HEALTH.into(),
+        name: "Serf Health Status".into(),
+        status,
+        ..Check::default()
+    }
+}
+
+fn register_node(s: &mut State, idx: u64, name: &str) {
+    let op = RegisterOp {
+        node: node(name),
+        checks: vec![serf_check(name, HealthStatus::Passing)],
+        ..RegisterOp::default()
+    };
+    assert_eq!(s.apply(idx, &req(0, Command::Register(op))), Response::Ok);
+}
+
+fn session(id: &str, node: &str, behavior: SessionBehavior, lock_delay_ms: u64) -> Command {
+    Command::SessionCreate(Session {
+        id: id.into(),
+        node: node.into(),
+        behavior,
+        lock_delay: lock_delay_ms * 1_000_000,
+        node_checks: vec![SERF_HEALTH.into()],
+        ..Session::default()
+    })
+}
+
+#[test]
+fn set_keeps_create_index_and_bumps_modify_index() {
+    let mut s = State::new();
+    assert_eq!(s.apply(5, &req(0, set("a", "1"))), Response::Bool(true));
+    assert_eq!(s.apply(7, &req(0, set("a", "2"))), Response::Bool(true));
+    let e = s.kv_get("a").unwrap();
+    assert_eq!(
+        (e.create_index, e.modify_index, e.value.as_deref()),
+        (5, 7, Some(&b"2"[..]))
+    );
+}
+
+#[test]
+fn cas_zero_creates_only_and_cas_index_must_match() {
+    let mut s = State::new();
+    assert_eq!(
+        s.apply(2, &req(0, kv(KvVerb::Cas, "k", 0, None))),
+        Response::Bool(true)
+    );
+    assert_eq!(
+        s.apply(3, &req(0, kv(KvVerb::Cas, "k", 0, None))),
+        Response::Bool(false)
+    );
+    assert_eq!(
+        s.apply(4, &req(0, kv(KvVerb::Cas, "k", 9, None))),
+        Response::Bool(false)
+    );
+    assert_eq!(
+        s.apply(5, &req(0, kv(KvVerb::Cas, "k", 2, None))),
+        Response::Bool(true)
+    );
+    assert_eq!(s.kv_get("k").unwrap().modify_index, 5);
+}
+
+#[test]
+fn key_index_is_scoped_to_the_key_and_survives_delete_as_tombstone() {
+    let mut s = State::new();
+    s.apply(2, &req(0, set("a", "1")));
+    s.apply(3, &req(0, set("b", "1")));
+    assert_eq!(s.kv_key_index("a"), 2);
+    assert_eq!(s.kv_key_index("missing"), 1);
+    s.apply(4, &req(10, kv(KvVerb::Delete, "a", 0, None)));
+    assert_eq!(s.kv_key_index("a"), 4);
+    assert_eq!(s.kv_prefix_index("a"), 4);
+    assert_eq!(s.kv_prefix_index("b"), 3);
+    s.apply(5, &req(20, Command::ReapTombstones { before_ms: 11 }));
+    assert_eq!(s.kv_key_index("a"), 1);
+}
+
+#[test]
+fn lock_requires_valid_session_and_excludes_others() {
+    let mut s = State::new();
+    register_node(&mut s, 1, "n1");
+    assert!(matches!(
+        s.apply(2, &req(0, kv(KvVerb::Lock, "l", 0, Some("nope")))),
+        Response::Rejected(_)
+    ));
+    assert_eq!(
+        s.apply(3, &req(0, session("s1", "n1", SessionBehavior::Release, 0))),
+        Response::SessionCreated("s1".into())
+    );
+    assert_eq!(
+        s.apply(4, &req(0, session("s2", "n1", SessionBehavior::Release, 0))),
+        Response::SessionCreated("s2".into())
+    );
+    assert_eq!(
+        s.apply(5, &req(0, kv(KvVerb::Lock, "l", 0, Some("s1")))),
+        Response::Bool(true)
+    );
+    assert_eq!(
+        s.apply(6, &req(0, kv(KvVerb::Lock, "l", 0, Some("s2")))),
+        Response::Bool(false)
+    );
+    assert_eq!(
+        s.apply(7, &req(0, kv(KvVerb::Lock, "l", 0, Some("s1")))),
+        Response::Bool(true)
+    );
+    assert_eq!(
+        s.kv_get("l").unwrap().lock_index,
+        1,
+        "re-acquire by the holder keeps LockIndex"
+    );
+    assert_eq!(
+        s.apply(8, &req(0, kv(KvVerb::Unlock, "l", 0, Some("s2")))),
+        Response::Bool(false)
+    );
+    assert_eq!(
+        s.apply(9, &req(0, kv(KvVerb::Unlock, "l", 0, Some("s1")))),
+        Response::Bool(true)
+    );
+    assert_eq!(s.kv_get("l").unwrap().session, None);
+}
+
+#[test]
+fn destroyed_session_releases_with_lock_delay_or_deletes() {
+    let mut s = State::new();
+    register_node(&mut s, 1, "n1");
+    s.apply(
+        2,
+        &req(0, session("rel", "n1", SessionBehavior::Release, 15_000)),
+    );
+    s.apply(3, &req(0, session("del", "n1", SessionBehavior::Delete, 0)));
+    s.apply(
+        4,
+        &req(0, session("other", "n1", SessionBehavior::Release, 0)),
+    );
+    s.apply(5, &req(0, kv(KvVerb::Lock, "a", 0, Some("rel"))));
+    s.apply(6, &req(0, kv(KvVerb::Lock, "b", 0, Some("del"))));
+    s.apply(7, &req(1_000, Command::SessionDestroy { id: "rel".into() }));
+    s.apply(8, &req(1_000, Command::SessionDestroy { id: "del".into() }));
+    assert_eq!(s.kv_get("a").unwrap().session, None);
+    assert!(s.kv_get("b").is_none());
+    // Within the 15 s lock delay another session cannot take the lock; after it, it can.
+    assert_eq!(
+        s.apply(9, &req(10_000, kv(KvVerb::Lock, "a", 0, Some("other")))),
+        Response::Bool(false)
+    );
+    assert_eq!(
+        s.apply(10, &req(16_001, kv(KvVerb::Lock, "a", 0, Some("other")))),
+        Response::Bool(true)
+    );
+}
+
+#[test]
+fn critical_serf_health_invalidates_sessions_and_blocks_new_ones() {
+    let mut s = State::new();
+    register_node(&mut s, 1, "n1");
+    s.apply(2, &req(0, session("s1", "n1", SessionBehavior::Release, 0)));
+    let update = CheckStatusUpdate {
+        node: "n1".into(),
+        check_id: SERF_HEALTH.into(),
+        status: HealthStatus::Critical,
+        output: "dead".into(),
+    };
+    s.apply(3, &req(0, Command::CheckUpdate(vec![update])));
+    assert!(s.session("s1").is_none());
+    assert!(
+        matches!(s.apply(4, &req(0, session("s2", "n1", SessionBehavior::Release, 0))), Response::Rejected(m) if m.contains("critical"))
+    );
+    assert!(
+        matches!(s.apply(5, &req(0, session("s3", "ghost", SessionBehavior::Release, 0))), Response::Rejected(m) if m.contains("Missing node"))
+    );
+}
+
+#[test]
+fn txn_is_all_or_nothing() {
+    let mut s = State::new();
+    s.apply(2, &req(0, set("a", "1")));
+    let ops = vec![
+        TxnOp::Kv(KvOp {
+            value: Some(b"x".to_vec()),
+            ..KvOp::new(KvVerb::Set, "b")
+        }),
+        TxnOp::Kv(KvOp {
+            index: 99,
+            ..KvOp::new(KvVerb::Cas, "a")
+        }),
+    ];
+    let r = s.apply(3, &req(0, Command::Txn(ops)));
+    assert!(
+        matches!(&r, Response::TxnRolledBack(e) if e.len() == 1 && e[0].op_index == 1),
+        "{r:?}"
+    );
+    assert!(s.kv_get("b").is_none());
+    let ops = vec![
+        TxnOp::Kv(KvOp {
+            value: Some(b"x".to_vec()),
+            ..KvOp::new(KvVerb::Set, "b")
+        }),
+        TxnOp::Kv(KvOp {
+            index: 2,
+            value: Some(b"y".to_vec()),
+            ..KvOp::new(KvVerb::Cas, "a")
+        }),
+        TxnOp::Kv(KvOp::new(KvVerb::Get, "a")),
+    ];
+    match s.apply(4, &req(0, Command::Txn(ops))) {
+        Response::TxnCommitted(r) => {
+            assert_eq!(r.len(), 3);
+            let TxnResult::Kv(e) = &r[1];
+            assert_eq!((e.modify_index, e.value.as_ref()), (4, None));
+            let TxnResult::Kv(e) = &r[2];
+            assert_eq!(e.value.as_deref(), Some(&b"y"[..]));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn service_index_moves_only_for_that_service() {
+    let mut s = State::new();
+    register_node(&mut s, 1, "n1");
+    let svc = |name: &str| Service {
+        id: name.into(),
+        service: name.into(),
+        port: 80,
+        ..Service::default()
+    };
+    let op = |name: &str| RegisterOp {
+        node: node("n1"),
+        service: Some(svc(name)),
+        ..RegisterOp::default()
+    };
+    s.apply(2, &req(0, Command::Register(op("web"))));
+    s.apply(3, &req(0, Command::Register(op("db"))));
+    assert_eq!(s.service_index("web"), 2);
+    assert_eq!(s.service_index("db"), 3);
+    // Re-registering an identical service is not a change.
+    s.apply(4, &req(0, Command::Register(op("web"))));
+    assert_eq!(s.service_index("web"), 2);
+    // A node check change touches every service of the node.
+    let update = CheckStatusUpdate {
+        node: "n1".into(),
+        check_id: SERF_HEALTH.into(),
+        status: HealthStatus::Warning,
+        output: String::new(),
+    };
+    s.apply(5, &req(0, Command::CheckUpdate(vec![update])));
+    assert_eq!((s.service_index("web"), s.service_index("db")), (5, 5));
+    let de = DeregisterOp {
+        node: "n1".into(),
+        service_id: Some("db".into()),
+        ..DeregisterOp::default()
+    };
+    s.apply(6, &req(0, Command::Deregister(de)));
+    assert_eq!((s.service_index("web"), s.service_index("db")), (5, 6));
+    assert_eq!(s.health_entries("web")[0].checks.len(), 1);
+    assert!(s.service_rows("db").is_empty());
+}
+
+#[test]
+fn rows_round_trip_and_changes_match_state() {
+    let mut s = State::new();
+    register_node(&mut s, 1, "n1");
+    s.apply(2, &req(0, set("a/b", "1")));
+    s.apply(3, &req(0, session("s1", "n1", SessionBehavior::Release, 0)));
+    s.apply(4, &req(5, kv(KvVerb::Delete, "a/b", 0, None)));
+    let restored = State::restore(s.rows()).unwrap();
+    assert_eq!(restored.rows(), s.rows());
+    assert_eq!(restored.applied_index(), 4);
+
+    // Replaying take_changes() onto an empty row set gives the same rows as a full dump.
+    let mut t = State::new();
+    let mut table: std::collections::BTreeMap<(Table, String), Vec<u8>> = Default::default();
+    for (i, cmd) in [
+        set("x", "1"),
+        set("y", "2"),
+        kv(KvVerb::Delete, "x", 0, None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        t.apply(i as u64 + 1, &req(1, cmd));
+        for c in t.take_changes() {
+            match c.value {
+                Some(v) => table.insert((c.table, c.key), v),
+                None => table.remove(&(c.table, c.key)),
+            };
+        }
+    }
+    let dump: std::collections::BTreeMap<_, _> = t
+        .rows()
+        .into_iter()
+        .map(|r| ((r.table, r.key), r.value))
+        .collect();
+    assert_eq!(table, dump);
+}

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Health status of a check, as Consul spells it on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthStatus {
     /// The check passes.
@@ -90,7 +92,10 @@ pub struct Weights {
 
 impl Default for Weights {
     fn default() -> Self {
-        Self { passing: 1, warning: 1 }
+        Self {
+            passing: 1,
+            warning: 1,
+        }
     }
 }
 
