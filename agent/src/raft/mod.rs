@@ -275,7 +275,8 @@ impl RaftNode {
         }
     }
 
-    /// Removes server `id` from the cluster (voter or learner). Leader only.
+    /// Removes server `id` from the cluster (voter or learner); a no-op if it is not a member.
+    /// Leader only: elsewhere it fails with [`RaftError::NotLeader`].
     pub async fn remove_peer(&self, id: u64) -> Result<(), RaftError> {
         let cfg = self.configuration();
         let ids = BTreeSet::from([id]);
@@ -315,10 +316,9 @@ impl RaftNode {
         req: AppendEntriesRequest<TypeConfig>,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RaftError> {
         let resp = self.inner.raft.append_entries(req).await?;
-        if matches!(
-            resp,
-            AppendEntriesResponse::Success | AppendEntriesResponse::PartialSuccess(_)
-        ) {
+        // Any answer but "higher vote" means the sender is our current leader (a log conflict
+        // is still contact), matching what Consul counts as last contact.
+        if !matches!(resp, AppendEntriesResponse::HigherVote(_)) {
             *self.inner.last_contact.lock() = Some(Instant::now());
         }
         Ok(resp)
