@@ -1,0 +1,355 @@
+//! Raft consensus for the catalog: openraft adapters and the [`RaftNode`] handle the rest of the
+//! agent uses.
+//!
+//! Owns: the openraft type config, the state machine adapter, the network seam and the node
+//! lifecycle (open, bootstrap, write, linearizable read barrier, shutdown). Persistence lives
+//! in `crate::store`, command semantics in `crate::catalog`.
+//!
+//! ```text
+//!   write(req) ─▶ openraft leader ─▶ LogStore::append (raft-log.db, fsync per batch)
+//!                      │ committed
+//!                      ▼
+//!               StateMachine::apply ─▶ catalog::State + state.db ─▶ state() / applied_rx()
+//! ```
+
+mod error;
+pub mod network;
+pub mod state_machine;
+#[cfg(test)]
+mod tests;
+pub mod type_config;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::async_runtime::WatchReceiver;
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::{ChangeMembers, Raft, ReadPolicy, SnapshotPolicy};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+pub use error::RaftError;
+pub use network::{NoTransport, RaftTransport};
+pub use type_config::{ServerNode, TypeConfig};
+
+use self::network::NetworkFactory;
+use self::state_machine::StateMachine;
+use self::type_config::{Snapshot, Vote};
+use crate::catalog::{Request, Response, State};
+use crate::store::{LOG_DB_FILE, LogStore, STATE_DB_FILE, StateStore, StoreError};
+
+/// Timing and log-compaction settings of the raft node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftConfig {
+    /// How often the leader sends heartbeats.
+    pub heartbeat_interval: Duration,
+    /// Lower bound of the randomized election timeout.
+    pub election_timeout_min: Duration,
+    /// Upper bound of the randomized election timeout.
+    pub election_timeout_max: Duration,
+    /// Build a snapshot after this many log entries since the last one (Consul's
+    /// `raft_snapshot_threshold`).
+    pub snapshot_threshold: u64,
+    /// Log entries kept behind a snapshot so slow followers can catch up without one (Consul's
+    /// `raft_trailing_logs`).
+    pub trailing_logs: u64,
+}
+
+impl Default for RaftConfig {
+    /// Consul-like values for servers on ordinary VMs (openraft's own defaults are LAN-tight).
+    fn default() -> Self {
+        Self {
+            heartbeat_interval: Duration::from_millis(250),
+            election_timeout_min: Duration::from_millis(1000),
+            election_timeout_max: Duration::from_millis(2000),
+            snapshot_threshold: 16384,
+            trailing_logs: 10000,
+        }
+    }
+}
+
+impl RaftConfig {
+    fn to_openraft(&self) -> Result<openraft::Config, RaftError> {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let cfg = openraft::Config {
+            cluster_name: "meridian".to_string(),
+            heartbeat_interval: ms(self.heartbeat_interval),
+            election_timeout_min: ms(self.election_timeout_min),
+            election_timeout_max: ms(self.election_timeout_max),
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_threshold),
+            max_in_snapshot_log_to_keep: self.trailing_logs,
+            ..Default::default()
+        };
+        cfg.validate().map_err(|e| RaftError::Config(e.to_string()))
+    }
+}
+
+/// The raft membership: voters and non-voters with their addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Configuration {
+    /// Log index of the membership entry this configuration comes from.
+    pub index: u64,
+    /// Voting members.
+    pub voters: Vec<(u64, ServerNode)>,
+    /// Non-voting members (learners).
+    pub learners: Vec<(u64, ServerNode)>,
+}
+
+/// Handle on the local raft node. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct RaftNode {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    raft: Raft<TypeConfig, StateMachine>,
+    id: u64,
+    node: ServerNode,
+    state: Arc<arc_swap::ArcSwap<State>>,
+    applied_rx: watch::Receiver<u64>,
+    /// When the current leader last reached us (set by the RPC receive path).
+    last_contact: parking_lot::Mutex<Option<Instant>>,
+}
+
+impl RaftNode {
+    /// Opens (or creates) the raft stores in `dir` and starts raft with no cluster transport.
+    /// Call [`bootstrap_single`](Self::bootstrap_single) to form a one-server cluster.
+    pub async fn open(
+        dir: &Path,
+        node_id: u64,
+        node: ServerNode,
+        cfg: RaftConfig,
+    ) -> Result<RaftNode, RaftError> {
+        Self::open_with_transport(dir, node_id, node, cfg, Arc::new(NoTransport)).await
+    }
+
+    /// Like [`open`](Self::open), sending raft RPCs to peers through `transport`.
+    pub async fn open_with_transport(
+        dir: &Path,
+        node_id: u64,
+        node: ServerNode,
+        cfg: RaftConfig,
+        transport: Arc<dyn RaftTransport>,
+    ) -> Result<RaftNode, RaftError> {
+        let config = Arc::new(cfg.to_openraft()?);
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(StoreError::from)?;
+        let log = LogStore::open(&dir.join(LOG_DB_FILE)).await?;
+        let store = StateStore::open(&dir.join(STATE_DB_FILE)).await?;
+        let (sm, published) = StateMachine::open(store).await?;
+        let raft = Raft::new(node_id, config, NetworkFactory::new(transport), log, sm).await?;
+        tracing::info!(node_id, %node, dir = %dir.display(), "raft started");
+        Ok(RaftNode {
+            inner: Arc::new(Inner {
+                raft,
+                id: node_id,
+                node,
+                state: published.state,
+                applied_rx: published.applied_rx,
+                last_contact: parking_lot::Mutex::new(None),
+            }),
+        })
+    }
+
+    /// This node's raft id.
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// Makes this node the only voter of a new cluster, unless raft state already exists
+    /// (then it does nothing, so it is safe on every start).
+    pub async fn bootstrap_single(&self) -> Result<(), RaftError> {
+        let raft = &self.inner.raft;
+        if raft.is_initialized().await? {
+            return Ok(());
+        }
+        let members = BTreeMap::from([(self.inner.id, self.inner.node.clone())]);
+        match raft.initialize(members).await {
+            Ok(()) => {
+                tracing::info!(
+                    node_id = self.inner.id,
+                    "bootstrapped single-server raft cluster"
+                );
+                Ok(())
+            }
+            // Lost a race with another initialize or with log replication: already initialized.
+            Err(openraft::errors::RaftError::APIError(
+                openraft::errors::InitializeError::NotAllowed(_),
+            )) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Proposes `req` and returns its log index and the state machine's response once it is
+    /// committed and applied (and so visible through [`state`](Self::state)).
+    pub async fn write(&self, req: Request) -> Result<(u64, Response), RaftError> {
+        let resp = self.inner.raft.client_write(req).await?;
+        Ok((resp.log_id.index, resp.data))
+    }
+
+    /// Linearizable read barrier (ReadIndex): confirms leadership with a quorum and waits until
+    /// everything committed before the call is applied. Reads of [`state`](Self::state) after
+    /// it returns see at least that state.
+    pub async fn read_barrier(&self) -> Result<(), RaftError> {
+        self.inner
+            .raft
+            .ensure_linearizable(ReadPolicy::ReadIndex)
+            .await?;
+        Ok(())
+    }
+
+    /// The state after the last applied batch. Never waits on raft.
+    pub fn state(&self) -> Arc<State> {
+        self.inner.state.load_full()
+    }
+
+    /// Watches the raft index of the last applied entry.
+    pub fn applied_rx(&self) -> watch::Receiver<u64> {
+        self.inner.applied_rx.clone()
+    }
+
+    /// Waits until the entry at `index` is applied. Bound it with `tokio::time::timeout`.
+    pub async fn wait_applied(&self, index: u64) -> Result<(), RaftError> {
+        let mut rx = self.applied_rx();
+        rx.wait_for(|&applied| applied >= index)
+            .await
+            .map_err(|_| RaftError::Shutdown)?;
+        Ok(())
+    }
+
+    /// Whether this node currently believes it is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.inner.raft.is_leader()
+    }
+
+    /// The current leader and its address, if known.
+    pub fn leader(&self) -> Option<(u64, ServerNode)> {
+        let m = self.inner.raft.metrics();
+        let m = m.borrow_watched();
+        let id = m.current_leader?;
+        let node = m.membership_config.membership().get_node(&id)?.clone();
+        Some((id, node))
+    }
+
+    /// Waits up to `timeout` until a leader is known and returns it.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<(u64, ServerNode), RaftError> {
+        let waited = self
+            .inner
+            .raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "a leader is known")
+            .await;
+        match waited {
+            Ok(_) => self.leader().ok_or(RaftError::NoLeader),
+            Err(openraft::metrics::WaitError::ShuttingDown) => Err(RaftError::Shutdown),
+            Err(openraft::metrics::WaitError::Timeout(..)) => Err(RaftError::NoLeader),
+        }
+    }
+
+    /// Time since the leader last contacted this node: zero on the leader, `None` if no leader
+    /// has been heard from since start.
+    pub fn last_contact(&self) -> Option<Duration> {
+        if self.is_leader() {
+            return Some(Duration::ZERO);
+        }
+        self.inner.last_contact.lock().map(|at| at.elapsed())
+    }
+
+    /// The latest membership configuration (possibly not yet committed).
+    pub fn configuration(&self) -> Configuration {
+        let m = self.inner.raft.metrics();
+        let m = m.borrow_watched();
+        let stored = &m.membership_config;
+        let membership = stored.membership();
+        let node = |id: u64| membership.get_node(&id).map(|n| (id, n.clone()));
+        Configuration {
+            index: stored.log_id().as_ref().map_or(0, |l| l.index),
+            voters: membership.voter_ids().filter_map(node).collect(),
+            learners: membership.learner_ids().filter_map(node).collect(),
+        }
+    }
+
+    /// Removes server `id` from the cluster (voter or learner); a no-op if it is not a member.
+    /// Leader only: elsewhere it fails with [`RaftError::NotLeader`].
+    pub async fn remove_peer(&self, id: u64) -> Result<(), RaftError> {
+        let cfg = self.configuration();
+        let ids = BTreeSet::from([id]);
+        let change = if cfg.voters.iter().any(|(v, _)| *v == id) {
+            ChangeMembers::RemoveVoters(ids)
+        } else if cfg.learners.iter().any(|(l, _)| *l == id) {
+            ChangeMembers::RemoveNodes(ids)
+        } else {
+            return Ok(());
+        };
+        // retain = false: a removed voter is dropped from the node list, not kept as learner.
+        self.inner.raft.change_membership(change, false).await?;
+        Ok(())
+    }
+
+    /// Asks raft to build a snapshot now (and purge logs behind it per `trailing_logs`).
+    /// Returns once requested, not when done.
+    pub async fn trigger_snapshot(&self) -> Result<(), RaftError> {
+        self.inner.raft.trigger().snapshot().await?;
+        Ok(())
+    }
+
+    /// Stops raft. Later calls on any clone fail with [`RaftError::Shutdown`].
+    pub async fn shutdown(&self) -> Result<(), RaftError> {
+        self.inner
+            .raft
+            .shutdown()
+            .await
+            .map_err(|e| RaftError::Fatal(format!("raft task failed: {e}")))
+    }
+
+    // === receive side of the network seam (used by the RPC server) ===
+
+    /// Handles an AppendEntries RPC from the leader.
+    pub async fn handle_append_entries(
+        &self,
+        req: AppendEntriesRequest<TypeConfig>,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RaftError> {
+        let resp = self.inner.raft.append_entries(req).await?;
+        // Any answer but "higher vote" means the sender is our current leader (a log conflict
+        // is still contact), matching what Consul counts as last contact.
+        if !matches!(resp, AppendEntriesResponse::HigherVote(_)) {
+            *self.inner.last_contact.lock() = Some(Instant::now());
+        }
+        Ok(resp)
+    }
+
+    /// Handles a RequestVote RPC (`pre_vote` for the pre-vote round).
+    pub async fn handle_vote(
+        &self,
+        req: VoteRequest<TypeConfig>,
+        pre_vote: bool,
+    ) -> Result<VoteResponse<TypeConfig>, RaftError> {
+        let resp = if pre_vote {
+            self.inner.raft.pre_vote(req).await?
+        } else {
+            self.inner.raft.vote(req).await?
+        };
+        Ok(resp)
+    }
+
+    /// Handles a complete snapshot sent by the leader.
+    pub async fn handle_full_snapshot(
+        &self,
+        vote: Vote,
+        snapshot: Snapshot,
+    ) -> Result<SnapshotResponse<TypeConfig>, RaftError> {
+        let resp = self
+            .inner
+            .raft
+            .install_full_snapshot(vote, snapshot)
+            .await?;
+        *self.inner.last_contact.lock() = Some(Instant::now());
+        Ok(resp)
+    }
+}

@@ -1,0 +1,255 @@
+//! RaftNode tests on real SQLite files in temp dirs: bootstrap, writes, restart, snapshots and
+//! log purge, concurrent proposals. No fixed sleeps: every wait has a deadline.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::{RaftConfig, RaftNode, ServerNode};
+use crate::catalog::{Command, Request, Response};
+use crate::store::STATE_DB_FILE;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn server() -> ServerNode {
+    ServerNode {
+        rpc_addr: "127.0.0.1:8300".into(),
+        name: "s1".into(),
+    }
+}
+
+fn fast_config() -> RaftConfig {
+    RaftConfig {
+        heartbeat_interval: Duration::from_millis(50),
+        election_timeout_min: Duration::from_millis(150),
+        election_timeout_max: Duration::from_millis(300),
+        ..RaftConfig::default()
+    }
+}
+
+fn noop(now_ms: u64) -> Request {
+    Request {
+        now_ms,
+        cmd: Command::Noop,
+    }
+}
+
+async fn start(dir: &Path, cfg: RaftConfig) -> RaftNode {
+    let node = RaftNode::open(dir, 1, server(), cfg)
+        .await
+        .expect("open raft");
+    node.bootstrap_single().await.expect("bootstrap");
+    node.wait_for_leader(DEADLINE)
+        .await
+        .expect("leader elected");
+    node
+}
+
+/// Waits until raft metrics satisfy `cond`.
+async fn wait_metrics(
+    node: &RaftNode,
+    what: &str,
+    cond: impl Fn(&openraft::RaftMetrics<super::TypeConfig>) -> bool + Send + 'static,
+) {
+    node.inner
+        .raft
+        .wait(Some(DEADLINE))
+        .metrics(cond, what)
+        .await
+        .expect(what);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_node_bootstrap_then_writes_get_increasing_indexes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(dir.path(), fast_config()).await;
+    assert!(node.is_leader());
+    assert_eq!(node.leader(), Some((1, server())));
+    assert_eq!(node.last_contact(), Some(Duration::ZERO));
+    let cfg = node.configuration();
+    assert_eq!(cfg.voters, vec![(1, server())]);
+    assert!(cfg.learners.is_empty());
+
+    let mut last = 0;
+    for i in 0..5 {
+        let (index, resp) = node.write(noop(i)).await.expect("write");
+        assert!(index > last, "index {index} not after {last}");
+        assert_eq!(resp, Response::Ok);
+        last = index;
+        // Read-your-writes: the response is sent only after the state is published.
+        assert_eq!(node.state().applied_index(), index);
+        assert!(*node.applied_rx().borrow() >= index);
+    }
+    let (index, resp) = node
+        .write(Request {
+            now_ms: 10,
+            cmd: Command::ReapTombstones { before_ms: 5 },
+        })
+        .await
+        .expect("reap");
+    assert_eq!((index, resp), (last + 1, Response::Ok));
+    node.read_barrier().await.expect("read barrier");
+    node.wait_applied(index).await.expect("applied");
+
+    node.shutdown().await.expect("shutdown");
+    let err = node
+        .write(noop(99))
+        .await
+        .expect_err("write after shutdown");
+    assert!(err.is_stopped(), "unexpected error: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_applied_state_and_bootstrap_is_a_noop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(dir.path(), fast_config()).await;
+    let mut last = 0;
+    for i in 0..10 {
+        last = node.write(noop(i)).await.expect("write").0;
+    }
+    let membership_index = node.configuration().index;
+    let rows_before = node.state().rows();
+    node.shutdown().await.expect("shutdown");
+    drop(node);
+
+    let node = RaftNode::open(dir.path(), 1, server(), fast_config())
+        .await
+        .expect("reopen");
+    // Loaded from state.db before any election.
+    assert_eq!(node.state().applied_index(), last);
+    assert!(*node.applied_rx().borrow() >= last);
+    assert_eq!(node.state().rows(), rows_before);
+
+    node.bootstrap_single()
+        .await
+        .expect("bootstrap again is a no-op");
+    node.wait_for_leader(DEADLINE).await.expect("re-elected");
+    assert_eq!(
+        node.configuration().index,
+        membership_index,
+        "bootstrap must not re-initialize"
+    );
+    let (index, _) = node.write(noop(100)).await.expect("write after restart");
+    assert!(index > last);
+    node.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_purges_logs_and_restart_recovers_from_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = RaftConfig {
+        snapshot_threshold: 10,
+        trailing_logs: 0,
+        ..fast_config()
+    };
+    let node = start(dir.path(), cfg.clone()).await;
+    let mut last = 0;
+    for i in 0..25 {
+        last = node.write(noop(i)).await.expect("write").0;
+    }
+    // The threshold alone must have produced a snapshot and purged the log behind it.
+    wait_metrics(&node, "automatic snapshot", |m| {
+        m.snapshot.is_some() && m.purged.is_some()
+    })
+    .await;
+
+    node.trigger_snapshot().await.expect("trigger");
+    wait_metrics(&node, "snapshot at last write", move |m| {
+        m.snapshot.map(|s| s.index) == Some(last) && m.purged.map(|p| p.index) == Some(last)
+    })
+    .await;
+    let rows_before = node.state().rows();
+    node.shutdown().await.expect("shutdown");
+    drop(node);
+
+    // Lose the state rows (as if state.db had not been written): recovery must come from the
+    // durable snapshot, since the log behind it is gone.
+    wipe_state_rows(&dir.path().join(STATE_DB_FILE)).await;
+
+    let node = RaftNode::open(dir.path(), 1, server(), cfg)
+        .await
+        .expect("reopen");
+    assert_eq!(node.state().applied_index(), last);
+    assert_eq!(node.state().rows(), rows_before);
+    wait_metrics(&node, "purge point survives restart", move |m| {
+        m.purged.map(|p| p.index) == Some(last)
+    })
+    .await;
+    node.bootstrap_single().await.expect("bootstrap no-op");
+    node.wait_for_leader(DEADLINE).await.expect("re-elected");
+    let (index, _) = node.write(noop(200)).await.expect("write after restart");
+    assert!(index > last);
+    node.shutdown().await.expect("shutdown");
+}
+
+async fn wipe_state_rows(path: &Path) {
+    use sqlx::{ConnectOptions, Connection};
+    let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .connect()
+        .await
+        .expect("open state.db");
+    sqlx::query("DELETE FROM rows")
+        .execute(&mut c)
+        .await
+        .expect("wipe rows");
+    sqlx::query("DELETE FROM meta")
+        .execute(&mut c)
+        .await
+        .expect("wipe meta");
+    c.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_writes_all_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(dir.path(), fast_config()).await;
+    let writes: Vec<_> = (0..200)
+        .map(|i| {
+            let node = node.clone();
+            tokio::spawn(async move { node.write(noop(i)).await })
+        })
+        .collect();
+    let mut indexes = Vec::new();
+    for w in writes {
+        let (index, resp) = w.await.expect("join").expect("write");
+        assert_eq!(resp, Response::Ok);
+        indexes.push(index);
+    }
+    indexes.sort_unstable();
+    indexes.dedup();
+    assert_eq!(indexes.len(), 200, "every write gets its own log index");
+    let max = *indexes.last().expect("200 indexes");
+    assert_eq!(node.state().applied_index(), max);
+    node.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_before_bootstrap_fail_with_no_leader() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = RaftNode::open(dir.path(), 1, server(), fast_config())
+        .await
+        .expect("open raft");
+    let err = node.write(noop(1)).await.expect_err("no cluster yet");
+    assert!(
+        err.is_no_leader() && err.is_not_leader(),
+        "unexpected error: {err}"
+    );
+    assert_eq!(node.last_contact(), None);
+    node.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn without_a_transport_every_peer_is_unreachable() {
+    use openraft::errors::RPCError;
+    use openraft::network::RPCOption;
+    use openraft::raft::VoteRequest;
+    use openraft::{RaftNetworkFactory, RaftNetworkV2, Vote};
+
+    use super::network::NetworkFactory;
+
+    let mut factory = NetworkFactory::new(std::sync::Arc::new(super::NoTransport));
+    let mut peer = factory.new_client(2, &server()).await;
+    let req = VoteRequest::new(Vote::new(1, 1), None);
+    let res = peer.vote(req, RPCOption::new(Duration::from_secs(1))).await;
+    assert!(matches!(res, Err(RPCError::Unreachable(_))), "got {res:?}");
+}
