@@ -1,1 +1,36 @@
-//! placeholder
+//! Meridian agent configuration: Consul's keys, files, flags and defaults.
+//!
+//! Consul users bring their config files and flags unchanged: the keys are Consul's snake_case
+//! names, files may be JSON or HCL, durations are Go strings, and `normalize_args` accepts
+//! `-single-dash` long flags.
+//!
+//! ```text
+//!  AgentFlags ──┐
+//!  MERIDIAN_* ──┤   figment layers (load.rs)      typed Config       validate()
+//!  files/dirs ──┼─▶ dev < files < -hcl < env < ──▶ (config.rs) ──▶ (validate.rs) ──▶ Config
+//!  -dev ────────┘   flags; each checked alone
+//! ```
+//!
+//! Owns: the `Config` structs and defaults, loading, validation, `AgentFlags`, argument
+//! normalization and Go durations. Must not: open sockets, spawn tasks or log.
+#![warn(missing_docs)]
+
+mod args;
+mod config;
+pub mod duration;
+mod error;
+mod flags;
+mod load;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use args::normalize_args;
+pub use config::{
+    Config, DnsConfig, LimitsConfig, PerformanceConfig, PortsConfig, RaftTiming, SoaConfig,
+    UiConfig,
+};
+pub use error::ConfigError;
+pub use flags::{AgentFlags, parse_duration_flag};
+pub use load::{ENV_PREFIX, Hcl, validate_path, validate_paths};

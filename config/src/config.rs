@@ -1,0 +1,521 @@
+//! The configuration structs: Consul's snake_case keys, their defaults, and small accessors.
+//!
+//! Every struct is `#[serde(default, deny_unknown_fields)]` so a typo is an error rather than a
+//! silently ignored key, and a file may set any subset of keys. Defaults are Consul's
+//! (`agent/config/default.go`, reference/consul.md §4). Loading lives in `load.rs`, rules in
+//! `validate.rs`; nothing here does I/O except reading the host name for `node_name`.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ConfigError;
+use crate::duration::serde_go;
+
+/// The agent's configuration, as merged from defaults, files, environment and flags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Datacenter this agent belongs to (`[a-z0-9_-]+`). Default `dc1`.
+    pub datacenter: String,
+    /// Where the agent keeps raft, catalog and identity state. Required unless `-dev`.
+    pub data_dir: Option<PathBuf>,
+    /// This node's name; unique in the datacenter. Default: the host name.
+    pub node_name: String,
+    /// This node's UUID; generated and persisted under `data_dir` when unset.
+    pub node_id: Option<String>,
+    /// Server mode: take part in raft. Default false (client).
+    pub server: bool,
+    /// Elect this server alone, without waiting for others. Exclusive with `bootstrap_expect`.
+    pub bootstrap: bool,
+    /// Number of servers to wait for before bootstrapping raft (0 = unset).
+    pub bootstrap_expect: u32,
+    /// Address the cluster-internal listeners bind (RPC, gossip). Default `0.0.0.0`.
+    pub bind_addr: IpAddr,
+    /// Address(es) the client interfaces bind (HTTP, DNS); space separated. Default `127.0.0.1`.
+    pub client_addr: String,
+    /// Address other nodes use to reach this one. Default: `bind_addr` when it is not `0.0.0.0`.
+    pub advertise_addr: Option<IpAddr>,
+    /// Listener ports.
+    pub ports: PortsConfig,
+    /// Addresses to join at start and retry until one succeeds.
+    pub retry_join: Vec<String>,
+    /// Deprecated `-join` / `start_join`: joined once at start.
+    pub start_join: Vec<String>,
+    /// Wait between join attempts. Default 30s.
+    #[serde(with = "serde_go")]
+    pub retry_interval: Duration,
+    /// Join attempts before giving up; 0 means forever.
+    pub retry_max: u32,
+    /// Rejoin the cluster on start even after a graceful leave.
+    pub rejoin_after_leave: bool,
+    /// Gossip encryption key: base64 of 16, 24 or 32 bytes.
+    pub encrypt: Option<String>,
+    /// Reject unencrypted incoming gossip (when `encrypt` is set). Default true.
+    pub encrypt_verify_incoming: bool,
+    /// Encrypt outgoing gossip (when `encrypt` is set). Default true.
+    pub encrypt_verify_outgoing: bool,
+    /// `trace`, `debug`, `info`, `warn` or `err`/`error`. Default `info`.
+    pub log_level: String,
+    /// Log as JSON lines.
+    pub log_json: bool,
+    /// Serve the web UI. `ui_config.enabled` is the newer spelling; either turns it on.
+    pub ui: bool,
+    /// Web UI settings.
+    pub ui_config: UiConfig,
+    /// DNS domain. Default `consul.`.
+    pub domain: String,
+    /// Upstream DNS servers for names outside `domain` (`ip` or `ip:port`).
+    pub recursors: Vec<String>,
+    /// DNS interface settings.
+    pub dns_config: DnsConfig,
+    /// Request and size limits.
+    pub limits: LimitsConfig,
+    /// Timing scale factors.
+    pub performance: PerformanceConfig,
+    /// Shortest session TTL accepted. Default 10s.
+    #[serde(with = "serde_go")]
+    pub session_ttl_min: Duration,
+    /// Allow script checks registered over the API and in files.
+    pub enable_script_checks: bool,
+    /// Allow script checks from config files only.
+    pub enable_local_script_checks: bool,
+    /// Node metadata (`key: value`), visible in the catalog.
+    pub node_meta: BTreeMap<String, String>,
+    /// Leave gracefully on SIGTERM. Unset: true for clients, false for servers.
+    pub leave_on_terminate: Option<bool>,
+    /// Skip the graceful leave on SIGINT. Unset: false for clients, true for servers.
+    pub skip_leave_on_interrupt: Option<bool>,
+    /// How long a failed node stays in the member list before it is reaped. Default 72h, ≥ 8h.
+    #[serde(with = "serde_go")]
+    pub reconnect_timeout: Duration,
+    /// Service definitions (`services = [...]`), loosely validated for now.
+    pub services: Vec<serde_json::Value>,
+    /// A single service definition (`service { ... }`), or a list of them.
+    pub service: Option<serde_json::Value>,
+    /// Set by `-dev` only: in-memory-like temporary state, everything on 127.0.0.1, fast raft.
+    #[serde(skip)]
+    pub dev_mode: bool,
+}
+
+/// Listener ports. `-1` disables a listener, `0` picks a free port (tests).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PortsConfig {
+    /// HTTP API. Default 8500.
+    pub http: i32,
+    /// DNS (UDP and TCP). Default 8600.
+    pub dns: i32,
+    /// Server RPC (gRPC, raft). Default 8300.
+    pub server: i32,
+    /// LAN gossip. Default 8301.
+    pub serf_lan: i32,
+    /// WAN gossip. Default 8302.
+    pub serf_wan: i32,
+    /// HTTPS API. Default -1 (off).
+    pub https: i32,
+    /// Consul's external gRPC (xDS). Default -1 (off).
+    pub grpc: i32,
+}
+
+/// Web UI settings (`ui_config { ... }`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiConfig {
+    /// Serve the UI.
+    pub enabled: bool,
+    /// Serve UI assets from this directory instead of the built-in ones.
+    pub dir: Option<PathBuf>,
+    /// URL path prefix of the UI. Default `/ui/`.
+    pub content_path: Option<String>,
+}
+
+/// DNS interface settings (`dns_config { ... }`), reference/consul.md §4.3.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DnsConfig {
+    /// Answer from any server's state, not only the leader's. Default true.
+    pub allow_stale: bool,
+    /// How stale an answer may be. Default 87600h.
+    #[serde(with = "serde_go")]
+    pub max_stale: Duration,
+    /// TTL of node lookups. Default 0s.
+    #[serde(with = "serde_go")]
+    pub node_ttl: Duration,
+    /// TTL per service name; `"*"` is the wildcard. Default: none (0s).
+    #[serde(with = "serde_go::map")]
+    pub service_ttl: BTreeMap<String, Duration>,
+    /// Records per UDP answer. Default 3.
+    pub udp_answer_limit: u32,
+    /// A/AAAA records per answer; 0 is unlimited. Default 0.
+    pub a_record_limit: u32,
+    /// Leave out instances whose checks are warning as well as critical.
+    pub only_passing: bool,
+    /// Set the TC bit instead of silently truncating UDP answers.
+    pub enable_truncate: bool,
+    /// Time to wait for a recursor. Default 2s.
+    #[serde(with = "serde_go")]
+    pub recursor_timeout: Duration,
+    /// `sequential` or `random`. Default `sequential`.
+    pub recursor_strategy: String,
+    /// Turn off DNS name compression.
+    pub disable_compression: bool,
+    /// SOA record timers.
+    pub soa: SoaConfig,
+}
+
+/// SOA timers in seconds (`dns_config.soa`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SoaConfig {
+    /// Default 3600.
+    pub refresh: u32,
+    /// Default 600.
+    pub retry: u32,
+    /// Default 86400.
+    pub expire: u32,
+    /// Default 0.
+    pub min_ttl: u32,
+}
+
+/// Request and size limits (`limits { ... }`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Concurrent HTTP connections per client IP. Default 200.
+    pub http_max_conns_per_client: u32,
+    /// Concurrent RPC connections per client IP. Default 100.
+    pub rpc_max_conns_per_client: u32,
+    /// Largest KV value in bytes (a value of exactly this size is accepted). Default 524288.
+    pub kv_max_value_size: u64,
+    /// Largest transaction request in bytes. Default 524288.
+    pub txn_max_req_len: u64,
+    /// RPC requests per second a client agent may make; negative is unlimited. Default -1.
+    pub rpc_rate: f64,
+    /// Burst above `rpc_rate`. Default 1000.
+    pub rpc_max_burst: u32,
+}
+
+/// Timing scale factors (`performance { ... }`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PerformanceConfig {
+    /// Multiplies raft timeouts; 1 (fastest) to 10. Default 5.
+    pub raft_multiplier: u32,
+    /// How long a leaving server keeps serving. Default 5s.
+    #[serde(with = "serde_go")]
+    pub leave_drain_time: Duration,
+    /// How long clients retry RPCs during a leader election. Default 7s.
+    #[serde(with = "serde_go")]
+    pub rpc_hold_timeout: Duration,
+}
+
+/// Raft timeouts derived from `performance.raft_multiplier` and `-dev` (consul.md §4.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftTiming {
+    /// Follower's wait for a heartbeat before it stands for election.
+    pub heartbeat_timeout: Duration,
+    /// Candidate's election timeout.
+    pub election_timeout: Duration,
+    /// How long a leader stays leader without hearing from a quorum.
+    pub leader_lease_timeout: Duration,
+}
+
+// === impl Config ===
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            datacenter: "dc1".into(),
+            data_dir: None,
+            node_name: default_node_name(),
+            node_id: None,
+            server: false,
+            bootstrap: false,
+            bootstrap_expect: 0,
+            bind_addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            client_addr: "127.0.0.1".into(),
+            advertise_addr: None,
+            ports: PortsConfig::default(),
+            retry_join: Vec::new(),
+            start_join: Vec::new(),
+            retry_interval: Duration::from_secs(30),
+            retry_max: 0,
+            rejoin_after_leave: false,
+            encrypt: None,
+            encrypt_verify_incoming: true,
+            encrypt_verify_outgoing: true,
+            log_level: "info".into(),
+            log_json: false,
+            ui: false,
+            ui_config: UiConfig::default(),
+            domain: "consul.".into(),
+            recursors: Vec::new(),
+            dns_config: DnsConfig::default(),
+            limits: LimitsConfig::default(),
+            performance: PerformanceConfig::default(),
+            session_ttl_min: Duration::from_secs(10),
+            enable_script_checks: false,
+            enable_local_script_checks: false,
+            node_meta: BTreeMap::new(),
+            leave_on_terminate: None,
+            skip_leave_on_interrupt: None,
+            reconnect_timeout: Duration::from_secs(72 * 3600),
+            services: Vec::new(),
+            service: None,
+            dev_mode: false,
+        }
+    }
+}
+
+impl Config {
+    /// A server that bootstraps itself, with every listener on `127.0.0.1` port 0 (the OS picks
+    /// free ports) and state under `dir`. The node is named after `dir`'s last component so
+    /// several test nodes get distinct names. Raft runs at `raft_multiplier = 1`.
+    pub fn for_test(dir: impl AsRef<Path>) -> Config {
+        let dir = dir.as_ref();
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "test-node".into());
+        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        Config {
+            data_dir: Some(dir.to_path_buf()),
+            node_name: name,
+            server: true,
+            bootstrap: true,
+            bind_addr: localhost,
+            client_addr: "127.0.0.1".into(),
+            advertise_addr: Some(localhost),
+            ports: PortsConfig {
+                http: 0,
+                dns: 0,
+                server: 0,
+                serf_lan: 0,
+                serf_wan: 0,
+                https: -1,
+                grpc: -1,
+            },
+            performance: PerformanceConfig {
+                raft_multiplier: 1,
+                ..PerformanceConfig::default()
+            },
+            ..Config::default()
+        }
+    }
+
+    /// Whether the web UI is on (`ui` or `ui_config.enabled`).
+    pub fn ui_enabled(&self) -> bool {
+        self.ui || self.ui_config.enabled
+    }
+
+    /// The addresses the HTTP and DNS listeners bind, parsed from `client_addr`.
+    pub fn client_addrs(&self) -> Result<Vec<IpAddr>, ConfigError> {
+        let addrs = self
+            .client_addr
+            .split_whitespace()
+            .map(|a| {
+                a.parse::<IpAddr>().map_err(|_| {
+                    ConfigError::invalid("client_addr", format!("{a:?} is not an IP address"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if addrs.is_empty() {
+            return Err(ConfigError::invalid(
+                "client_addr",
+                "must name at least one address",
+            ));
+        }
+        Ok(addrs)
+    }
+
+    /// The first address of `client_addr`: where the HTTP API and DNS listen.
+    pub fn client_ip(&self) -> Result<IpAddr, ConfigError> {
+        // `client_addrs` never returns an empty list.
+        self.client_addrs().map(|a| a[0])
+    }
+
+    /// The address other nodes use to reach this one: `advertise_addr`, else `bind_addr` when
+    /// it names a specific address. With `bind_addr = 0.0.0.0` and no `advertise_addr`, Consul
+    /// picks a private interface address; that needs the network, so it is the caller's job and
+    /// this returns an error naming the keys to set.
+    pub fn advertise_ip(&self) -> Result<IpAddr, ConfigError> {
+        match (self.advertise_addr, self.bind_addr) {
+            (Some(ip), _) => Ok(ip),
+            (None, bind) if !bind.is_unspecified() => Ok(bind),
+            (None, _) => Err(ConfigError::invalid(
+                "advertise_addr",
+                "cannot be derived from bind_addr 0.0.0.0; set advertise_addr (-advertise) or bind_addr (-bind)",
+            )),
+        }
+    }
+
+    /// Whether SIGTERM triggers a graceful leave (Consul: clients yes, servers no).
+    pub fn leave_on_terminate(&self) -> bool {
+        self.leave_on_terminate.unwrap_or(!self.server)
+    }
+
+    /// Whether SIGINT skips the graceful leave (Consul: servers yes, clients no).
+    pub fn skip_leave_on_interrupt(&self) -> bool {
+        self.skip_leave_on_interrupt.unwrap_or(self.server)
+    }
+
+    /// Every service definition from `service` and `services`, in that order.
+    pub fn service_definitions(&self) -> Vec<&serde_json::Value> {
+        let single: Vec<&serde_json::Value> = match &self.service {
+            Some(serde_json::Value::Array(list)) => list.iter().collect(),
+            Some(other) => vec![other],
+            None => Vec::new(),
+        };
+        single.into_iter().chain(self.services.iter()).collect()
+    }
+
+    /// Raft timeouts: Consul's base values times `raft_multiplier`, or the fast `-dev` ones.
+    pub fn raft_timing(&self) -> RaftTiming {
+        if self.dev_mode {
+            return RaftTiming {
+                heartbeat_timeout: Duration::from_millis(35),
+                election_timeout: Duration::from_millis(52),
+                leader_lease_timeout: Duration::from_millis(20),
+            };
+        }
+        let m = self.performance.raft_multiplier.clamp(1, 10);
+        RaftTiming {
+            heartbeat_timeout: Duration::from_millis(1000) * m,
+            election_timeout: Duration::from_millis(1000) * m,
+            leader_lease_timeout: Duration::from_millis(500) * m,
+        }
+    }
+}
+
+/// The host name, as Consul defaults `node_name`; `meridian` if it cannot be read.
+fn default_node_name() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "meridian".into())
+}
+
+// === impl PortsConfig ===
+
+impl Default for PortsConfig {
+    fn default() -> Self {
+        PortsConfig {
+            http: 8500,
+            dns: 8600,
+            server: 8300,
+            serf_lan: 8301,
+            serf_wan: 8302,
+            https: -1,
+            grpc: -1,
+        }
+    }
+}
+
+/// `Some(port)` unless the listener is disabled (negative) or out of range.
+fn enabled(port: i32) -> Option<u16> {
+    u16::try_from(port).ok()
+}
+
+impl PortsConfig {
+    /// The HTTP port, or `None` when disabled.
+    pub fn http_port(&self) -> Option<u16> {
+        enabled(self.http)
+    }
+    /// The DNS port, or `None` when disabled.
+    pub fn dns_port(&self) -> Option<u16> {
+        enabled(self.dns)
+    }
+    /// The server RPC port, or `None` when disabled.
+    pub fn server_port(&self) -> Option<u16> {
+        enabled(self.server)
+    }
+    /// The LAN gossip port, or `None` when disabled.
+    pub fn serf_lan_port(&self) -> Option<u16> {
+        enabled(self.serf_lan)
+    }
+    /// The WAN gossip port, or `None` when disabled.
+    pub fn serf_wan_port(&self) -> Option<u16> {
+        enabled(self.serf_wan)
+    }
+    /// The HTTPS port, or `None` when disabled.
+    pub fn https_port(&self) -> Option<u16> {
+        enabled(self.https)
+    }
+    /// The external gRPC port, or `None` when disabled.
+    pub fn grpc_port(&self) -> Option<u16> {
+        enabled(self.grpc)
+    }
+}
+
+// === impl DnsConfig, SoaConfig, LimitsConfig, PerformanceConfig ===
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            allow_stale: true,
+            max_stale: Duration::from_secs(87600 * 3600),
+            node_ttl: Duration::ZERO,
+            service_ttl: BTreeMap::new(),
+            udp_answer_limit: 3,
+            a_record_limit: 0,
+            only_passing: false,
+            enable_truncate: false,
+            recursor_timeout: Duration::from_secs(2),
+            recursor_strategy: "sequential".into(),
+            disable_compression: false,
+            soa: SoaConfig::default(),
+        }
+    }
+}
+
+impl DnsConfig {
+    /// The TTL for `service`: its own entry, else the `"*"` entry, else 0.
+    pub fn service_ttl_for(&self, service: &str) -> Duration {
+        self.service_ttl
+            .get(service)
+            .or_else(|| self.service_ttl.get("*"))
+            .copied()
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
+impl Default for SoaConfig {
+    fn default() -> Self {
+        SoaConfig {
+            refresh: 3600,
+            retry: 600,
+            expire: 86400,
+            min_ttl: 0,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            http_max_conns_per_client: 200,
+            rpc_max_conns_per_client: 100,
+            kv_max_value_size: 524_288,
+            txn_max_req_len: 524_288,
+            rpc_rate: -1.0,
+            rpc_max_burst: 1000,
+        }
+    }
+}
+
+impl Default for PerformanceConfig {
+    fn default() -> Self {
+        PerformanceConfig {
+            raft_multiplier: 5,
+            leave_drain_time: Duration::from_secs(5),
+            rpc_hold_timeout: Duration::from_secs(7),
+        }
+    }
+}
