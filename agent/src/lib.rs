@@ -1,4 +1,27 @@
-//! Meridian agent library (being built up).
+//! Meridian agent: a Consul-compatible service-discovery agent.
+//!
+//! # Layout
+//!
+//! ```text
+//!   main.rs / cli/      flags → Config → agent::run; HTTP-API client subcommands
+//!   agent/              lifecycle: bind sockets + open storage, spawn subsystems, shut down
+//!   http/               axum API in Consul's shapes ──┐
+//!   rpc/                router: which server answers a datacenter's request
+//!   server/             ServerHandle: apply/read through raft; leader duties (sessions TTL,
+//!                       self-registration, tombstone reaping)
+//!   raft/ + store/      openraft adapters; raft log and state machine in SQLite
+//!   catalog/            the pure, deterministic state machine (no I/O)
+//! ```
+//!
+//! Reads never wait on raft unless `?consistent` asks: they use the immutable state
+//! snapshot published after every applied batch. Writes go through raft, are fsynced in the
+//! log before they are acknowledged, and carry the leader's clock so `apply` is
+//! deterministic.
+
+pub mod agent;
 pub mod catalog;
+pub mod http;
 pub mod raft;
+pub mod rpc;
+pub mod server;
 pub mod store;

@@ -26,7 +26,7 @@ impl std::fmt::Display for Request {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     /// Catalog register (node, optional service, checks).
-    Register(RegisterOp),
+    Register(Box<RegisterOp>),
     /// Catalog deregister of a node, a service or a check.
     Deregister(DeregisterOp),
     /// One KV operation.

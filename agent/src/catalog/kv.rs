@@ -204,3 +204,10 @@ enum LockChange {
     Keep,
     Release,
 }
+
+impl State {
+    /// True if some tombstone is older than `cutoff_ms` (the leader then proposes a reap).
+    pub fn has_tombstones_before(&self, cutoff_ms: u64) -> bool {
+        self.tombstones.values().any(|t| t.at_ms < cutoff_ms)
+    }
+}

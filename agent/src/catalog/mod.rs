@@ -35,8 +35,8 @@ pub use command::{
 pub use query::{HealthEntry, ServiceRow};
 pub use rows::{Row, RowChange, RowError, Table};
 pub use types::{
-    Check, CheckDefinition, HealthStatus, KvEntry, Node, Service, ServiceAddress, Session,
-    SessionBehavior, Weights,
+    Check, CheckDefinition, HealthStatus, KvEntry, Node, Service, ServiceAddress, ServiceCheckRef,
+    Session, SessionBehavior, Weights,
 };
 
 /// Check ID of the node liveness check every node carries.

@@ -10,10 +10,8 @@ impl State {
         if name.is_empty() {
             return Response::Rejected("Must provide node".into());
         }
-        if let Some(svc) = &op.service {
-            if svc.service.is_empty() {
-                return Response::Rejected("Must provide service name".into());
-            }
+        if op.service.as_ref().is_some_and(|s| s.service.is_empty()) {
+            return Response::Rejected("Must provide service name".into());
         }
         for c in &op.checks {
             if !c.service_id.is_empty()

@@ -46,7 +46,10 @@ fn register_node(s: &mut State, idx: u64, name: &str) {
         checks: vec![serf_check(name, HealthStatus::Passing)],
         ..RegisterOp::default()
     };
-    assert_eq!(s.apply(idx, &req(0, Command::Register(op))), Response::Ok);
+    assert_eq!(
+        s.apply(idx, &req(0, Command::Register(Box::new(op)))),
+        Response::Ok
+    );
 }
 
 fn session(id: &str, node: &str, behavior: SessionBehavior, lock_delay_ms: u64) -> Command {
@@ -263,12 +266,12 @@ fn service_index_moves_only_for_that_service() {
         service: Some(svc(name)),
         ..RegisterOp::default()
     };
-    s.apply(2, &req(0, Command::Register(op("web"))));
-    s.apply(3, &req(0, Command::Register(op("db"))));
+    s.apply(2, &req(0, Command::Register(Box::new(op("web")))));
+    s.apply(3, &req(0, Command::Register(Box::new(op("db")))));
     assert_eq!(s.service_index("web"), 2);
     assert_eq!(s.service_index("db"), 3);
     // Re-registering an identical service is not a change.
-    s.apply(4, &req(0, Command::Register(op("web"))));
+    s.apply(4, &req(0, Command::Register(Box::new(op("web")))));
     assert_eq!(s.service_index("web"), 2);
     // A node check change touches every service of the node.
     let update = CheckStatusUpdate {

@@ -53,3 +53,11 @@ fn failed_what(verb: KvVerb, key: &str) -> String {
         _ => format!("failed to apply {verb:?} to key \"{key}\""),
     }
 }
+
+impl State {
+    /// Runs a read-only transaction against this snapshot (no raft round trip).
+    pub fn txn_read(&self, ops: &[TxnOp]) -> Response {
+        let mut work = self.clone();
+        work.txn(self.applied, 0, ops)
+    }
+}

@@ -167,6 +167,16 @@ impl RaftNode {
     pub async fn bootstrap_single(&self) -> Result<(), RaftError> {
         let raft = &self.inner.raft;
         if raft.is_initialized().await? {
+            // A restarted sole voter need not sit out an election timeout: nobody else can
+            // win, so campaign now (a server that joined others keeps normal elections).
+            let cfg = self.configuration();
+            if cfg.voters.len() == 1 && cfg.voters[0].0 == self.inner.id && cfg.learners.is_empty()
+            {
+                raft.trigger()
+                    .elect(false)
+                    .await
+                    .map_err(|e| RaftError::Fatal(e.to_string()))?;
+            }
             return Ok(());
         }
         let members = BTreeMap::from([(self.inner.id, self.inner.node.clone())]);

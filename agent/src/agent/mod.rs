@@ -1,0 +1,273 @@
+//! Agent lifecycle: bind every socket and open storage ([`BoundAgent::bind`]), then spawn
+//! the subsystems ([`BoundAgent::spawn`]) and wait for shutdown. Tests use the same two
+//! steps with port 0 and learn the addresses before anything runs.
+//!
+//! Shutdown order: stop accepting HTTP → leader duties stop → raft shuts down (flushing
+//! storage) → tasks are awaited, bounded by a grace period.
+
+mod error;
+mod identity;
+pub mod ttl;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use meridian_config::Config;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, info, info_span, warn};
+
+pub use self::error::AgentError;
+use crate::http::{AgentInfo, ApiContext, ApiState, Limits};
+use crate::raft::{RaftConfig, RaftNode, ServerNode};
+use crate::rpc::Router;
+use crate::server::{SelfInfo, ServerHandle};
+
+/// How long shutdown may take before tasks are abandoned.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// An agent whose sockets are bound and storage is open, not yet serving.
+pub struct BoundAgent {
+    cfg: Config,
+    http: TcpListener,
+    raft: RaftNode,
+    me: SelfInfo,
+    /// Temp state of a `-dev` agent, removed when the agent stops.
+    _dev_dir: Option<tempfile::TempDir>,
+}
+
+/// A running agent.
+pub struct AgentHandle {
+    tracker: TaskTracker,
+    token: CancellationToken,
+    http_addr: SocketAddr,
+    server: ServerHandle,
+    failed: tokio::sync::watch::Receiver<Option<String>>,
+}
+
+impl BoundAgent {
+    /// Opens storage and binds the HTTP listener.
+    pub async fn bind(cfg: Config) -> Result<Self, AgentError> {
+        if !cfg.server {
+            return Err(AgentError::Unsupported(
+                "client mode (an agent without -server) needs servers to join; it arrives with clustering. Run with -server -bootstrap-expect 1 or -dev".into(),
+            ));
+        }
+        if cfg.bootstrap_expect > 1 {
+            return Err(AgentError::Unsupported(format!(
+                "-bootstrap-expect {} needs LAN gossip and multi-server raft, which arrive with clustering; use -bootstrap-expect 1 (a single server) for now",
+                cfg.bootstrap_expect
+            )));
+        }
+        let (data_dir, dev_dir) = match (&cfg.data_dir, cfg.dev_mode) {
+            (Some(d), _) => (PathBuf::from(d), None),
+            (None, true) => {
+                let t = tempfile::Builder::new()
+                    .prefix("meridian-dev-")
+                    .tempdir()
+                    .map_err(AgentError::DataDir)?;
+                (t.path().to_path_buf(), Some(t))
+            }
+            (None, false) => {
+                return Err(AgentError::Config(
+                    "data_dir is required (-data-dir) unless -dev is set".into(),
+                ));
+            }
+        };
+        std::fs::create_dir_all(&data_dir).map_err(AgentError::DataDir)?;
+        let node_id = identity::node_id(&data_dir, cfg.node_id.as_deref())?;
+        let cfg_err = |e: meridian_config::ConfigError| AgentError::Config(e.to_string());
+        let http_port = cfg
+            .ports
+            .http_port()
+            .ok_or_else(|| AgentError::Config("ports.http must be enabled".into()))?;
+        let http_addr = SocketAddr::new(cfg.client_ip().map_err(cfg_err)?, http_port);
+        let http = TcpListener::bind(http_addr)
+            .await
+            .map_err(|e| AgentError::Bind {
+                what: "HTTP",
+                addr: http_addr,
+                source: e,
+            })?;
+        let advertise = cfg.advertise_ip().map_err(cfg_err)?;
+        let rpc_port = cfg.ports.server_port().unwrap_or(8300);
+        let me = SelfInfo {
+            node: cfg.node_name.clone(),
+            node_id: node_id.clone(),
+            datacenter: cfg.datacenter.clone(),
+            address: advertise.to_string(),
+            rpc_port,
+            meta: cfg.node_meta.clone().into_iter().collect(),
+        };
+        let raft_node = ServerNode {
+            rpc_addr: SocketAddr::new(advertise, rpc_port).to_string(),
+            name: cfg.node_name.clone(),
+        };
+        let raft_cfg = raft_config(&cfg);
+        let raft = RaftNode::open(
+            &data_dir.join("raft"),
+            identity::raft_id(&node_id),
+            raft_node,
+            raft_cfg,
+        )
+        .await?;
+        if cfg.bootstrap || cfg.bootstrap_expect == 1 || cfg.dev_mode {
+            raft.bootstrap_single().await?;
+        }
+        Ok(BoundAgent {
+            cfg,
+            http,
+            raft,
+            me,
+            _dev_dir: dev_dir,
+        })
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Starts serving; everything stops when `token` is cancelled.
+    pub fn spawn(self, token: CancellationToken) -> AgentHandle {
+        let tracker = TaskTracker::new();
+        let http_addr = self.http_addr();
+        let server = ServerHandle::start(
+            self.raft.clone(),
+            self.me.clone(),
+            &tracker,
+            token.child_token(),
+        );
+        let ttl = std::sync::Arc::new(ttl::TtlChecks::default());
+        tracker.spawn(
+            ttl::run(
+                ttl.clone(),
+                server.clone(),
+                self.cfg.node_name.clone(),
+                token.child_token(),
+            )
+            .instrument(info_span!("ttl")),
+        );
+        let api = ApiState::new(ApiContext {
+            ttl,
+            router: Router::new(self.cfg.datacenter.clone(), server.clone()),
+            limits: Limits {
+                kv_max_value_size: self.cfg.limits.kv_max_value_size,
+                txn_max_req_len: self.cfg.limits.txn_max_req_len,
+            },
+            session_ttl_min: self.cfg.session_ttl_min,
+            node_name: self.cfg.node_name.clone(),
+            agent: AgentInfo {
+                node_name: self.cfg.node_name.clone(),
+                node_id: self.me.node_id.clone(),
+                datacenter: self.cfg.datacenter.clone(),
+                server: true,
+                advertise_addr: self.me.address.clone(),
+                rpc_port: self.me.rpc_port,
+                serf_lan_port: self.cfg.ports.serf_lan_port().unwrap_or(0),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                domain: self.cfg.domain.clone(),
+            },
+        });
+        let (fail_tx, failed) = tokio::sync::watch::channel(None);
+        let http_token = token.child_token();
+        let root = token.clone();
+        let router = crate::http::router(api);
+        tracker.spawn(
+            async move {
+                if let Err(e) = crate::http::serve(self.http, router, http_token).await {
+                    let _ = fail_tx.send(Some(format!("HTTP server failed: {e}")));
+                    root.cancel();
+                }
+            }
+            .instrument(info_span!("http")),
+        );
+        let dev_dir = self._dev_dir;
+        let raft = self.raft;
+        let stop = token.clone();
+        tracker.spawn(async move {
+            stop.cancelled().await;
+            if let Err(e) = raft.shutdown().await {
+                warn!(cause = %e, "raft shutdown failed");
+            }
+            drop(dev_dir);
+        });
+        // "running" is announced once this server leads and is registered, so that clients
+        // (and tests) that start on this line can create sessions at once.
+        let ready = server.clone();
+        let me = self.me.clone();
+        let ready_token = token.clone();
+        tracker.spawn(async move {
+            tokio::select! {
+                _ = ready_token.cancelled() => {}
+                true = ready.ready() => info!(
+                    node = %me.node, datacenter = %me.datacenter, http = %http_addr,
+                    server = true, "Meridian agent running"
+                ),
+            }
+        });
+        tracker.close();
+        AgentHandle {
+            tracker,
+            token,
+            http_addr,
+            server,
+            failed,
+        }
+    }
+}
+
+impl AgentHandle {
+    /// The HTTP API address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The local server.
+    pub fn server(&self) -> &ServerHandle {
+        &self.server
+    }
+
+    /// Waits until the agent stops (token cancelled or a fatal error), then for its tasks.
+    pub async fn wait(self) -> Result<(), AgentError> {
+        self.token.cancelled().await;
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!(grace = ?SHUTDOWN_GRACE, "shutdown grace period passed; abandoning tasks");
+        }
+        match self.failed.borrow().clone() {
+            Some(reason) => Err(AgentError::Fatal(reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops the agent and waits for it.
+    pub async fn shutdown(self) -> Result<(), AgentError> {
+        self.token.cancel();
+        self.wait().await
+    }
+}
+
+/// Raft timings from Consul's (`raft_multiplier`-scaled, or `-dev`) election timeout: the
+/// randomized election timeout spans [t, 2t] and the leader heartbeats five times per t.
+fn raft_config(cfg: &Config) -> RaftConfig {
+    let t = cfg.raft_timing().election_timeout;
+    RaftConfig {
+        heartbeat_interval: (t / 5).max(Duration::from_millis(10)),
+        election_timeout_min: t,
+        election_timeout_max: t * 2,
+        ..RaftConfig::default()
+    }
+}
+
+/// Runs an agent with `cfg` until `shutdown` is cancelled.
+pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), AgentError> {
+    let bound = BoundAgent::bind(cfg).await?;
+    bound.spawn(shutdown).wait().await
+}

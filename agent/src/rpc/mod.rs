@@ -1,0 +1,101 @@
+//! The RPC router: every request names its datacenter and consistency, and the router
+//! decides where it is answered.
+//!
+//! ```text
+//!   HTTP / DNS / CLI ──▶ Router::server(dc) ──▶ local ServerHandle (this DC)
+//!                                      └──────▶ another DC: through a WAN gateway (later)
+//! ```
+//!
+//! Today one datacenter exists, so a request for any other one fails with Consul's
+//! `No path to datacenter`. Forwarding to the leader over gRPC (clustering) and to other
+//! datacenters (federation) plug in here without changing callers.
+
+use crate::raft::RaftError;
+use crate::server::ServerHandle;
+
+/// How fresh a read must be (Consul's consistency modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// The leader answers without confirming leadership.
+    #[default]
+    Default,
+    /// Any server answers from its local state, even without a leader.
+    Stale,
+    /// The leader confirms leadership with a quorum first.
+    Consistent,
+}
+
+impl Consistency {
+    /// The `X-Consul-Effective-Consistency` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Default => "leader",
+            Self::Stale => "stale",
+            Self::Consistent => "consistent",
+        }
+    }
+}
+
+/// Why an RPC failed. Messages are Consul's where clients match on them.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RpcError {
+    /// The datacenter has no leader (or this server lost it).
+    #[error("No cluster leader")]
+    NoLeader,
+    /// The datacenter is unknown or unreachable.
+    #[error("No path to datacenter")]
+    NoPathToDatacenter(String),
+    /// The state machine rejected the command; the text is user-facing.
+    #[error("{0}")]
+    Rejected(String),
+    /// The raft layer failed.
+    #[error("raft: {0}")]
+    Raft(RaftError),
+    /// The agent is shutting down.
+    #[error("agent is shutting down")]
+    ShuttingDown,
+}
+
+impl From<RaftError> for RpcError {
+    fn from(e: RaftError) -> Self {
+        if e.is_no_leader() {
+            RpcError::NoLeader
+        } else {
+            RpcError::Raft(e)
+        }
+    }
+}
+
+/// Routes requests to the server that answers for a datacenter.
+#[derive(Clone)]
+pub struct Router {
+    local_dc: String,
+    local: ServerHandle,
+}
+
+impl Router {
+    /// A router for a single datacenter.
+    pub fn new(local_dc: String, local: ServerHandle) -> Self {
+        Self { local_dc, local }
+    }
+
+    /// The local datacenter's name.
+    pub fn local_dc(&self) -> &str {
+        &self.local_dc
+    }
+
+    /// The server handle answering for `dc` (`None` or "" means the local one).
+    pub fn server(&self, dc: Option<&str>) -> Result<&ServerHandle, RpcError> {
+        match dc {
+            None | Some("") => Ok(&self.local),
+            Some(dc) if dc == self.local_dc => Ok(&self.local),
+            Some(dc) => Err(RpcError::NoPathToDatacenter(dc.to_string())),
+        }
+    }
+
+    /// Every datacenter known, nearest first (just the local one until federation).
+    pub fn datacenters(&self) -> Vec<String> {
+        vec![self.local_dc.clone()]
+    }
+}

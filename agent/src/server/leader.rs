@@ -1,0 +1,148 @@
+//! The leader loop: while this server leads, keep its own catalog registration (node,
+//! `serfHealth`, the `consul` service), expire sessions whose TTL lapsed, and reap old KV
+//! tombstones. Gossip-driven reconciliation of other members comes with clustering.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::ServerHandle;
+use crate::catalog::{Check, Command, HealthStatus, Node, RegisterOp, SERF_HEALTH, Service};
+
+/// KV tombstones are kept this long so blocking queries see deletes (Consul's TombstoneTTL).
+const TOMBSTONE_TTL: Duration = Duration::from_secs(15 * 60);
+/// How often the leader looks at its duties when nothing wakes it sooner.
+const TICK: Duration = Duration::from_millis(500);
+
+pub(super) async fn run(server: ServerHandle, token: CancellationToken) {
+    let mut was_leader = false;
+    let mut last_reap = Instant::now();
+    let mut registered = false;
+    loop {
+        let now = Instant::now();
+        // Until this server is registered, look again soon: clients create sessions on it
+        // (which need its node and serfHealth) right after it reports ready.
+        let tick = if registered {
+            TICK
+        } else {
+            Duration::from_millis(10)
+        };
+        let wake = super::sessions::next_wake(server.session_timers(), now, tick);
+        tokio::select! {
+            biased;
+            _ = token.cancelled() => break,
+            _ = tokio::time::sleep_until(wake) => {}
+        }
+        let is_leader = server.raft().is_leader();
+        if is_leader != was_leader {
+            info!(leader = is_leader, "leadership changed");
+            server.session_timers().clear();
+            was_leader = is_leader;
+        }
+        if !is_leader {
+            continue;
+        }
+        match ensure_self_registered(&server).await {
+            Ok(()) if !registered => {
+                registered = true;
+                let me = server.me();
+                info!(node = %me.node, datacenter = %me.datacenter, "cluster leadership acquired; node registered");
+                let _ = server.0.ready_tx.send(true);
+            }
+            Ok(()) => {}
+            Err(e) => warn!(cause = %e, "failed to register this server in the catalog"),
+        }
+        expire_sessions(&server).await;
+        if last_reap.elapsed() >= Duration::from_secs(30) {
+            last_reap = Instant::now();
+            reap_tombstones(&server).await;
+        }
+    }
+}
+
+fn self_registration(server: &ServerHandle) -> RegisterOp {
+    let me = server.me();
+    let node = Node {
+        id: me.node_id.clone(),
+        node: me.node.clone(),
+        address: me.address.clone(),
+        datacenter: me.datacenter.clone(),
+        tagged_addresses: [
+            ("lan", &me.address),
+            ("lan_ipv4", &me.address),
+            ("wan", &me.address),
+            ("wan_ipv4", &me.address),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect(),
+        meta: me.meta.clone(),
+        ..Node::default()
+    };
+    let service = Service {
+        id: "consul".into(),
+        service: "consul".into(),
+        port: me.rpc_port,
+        ..Service::default()
+    };
+    let check = Check {
+        node: me.node.clone(),
+        check_id: SERF_HEALTH.into(),
+        name: "Serf Health Status".into(),
+        status: HealthStatus::Passing,
+        output: "Agent alive and reachable".into(),
+        check_type: String::new(),
+        ..Check::default()
+    };
+    RegisterOp {
+        node,
+        skip_node_update: false,
+        service: Some(service),
+        checks: vec![check],
+    }
+}
+
+async fn ensure_self_registered(server: &ServerHandle) -> Result<(), crate::rpc::RpcError> {
+    let want = self_registration(server);
+    let state = server.raft().state();
+    let me = &server.me().node;
+    let registered = state.node(me).is_some_and(|n| {
+        n.address == want.node.address && n.id == want.node.id && n.meta == want.node.meta
+    }) && state
+        .node_services(me)
+        .any(|s| s.id == "consul" && s.port == server.me().rpc_port)
+        && state
+            .node_checks(me)
+            .any(|c| c.check_id == SERF_HEALTH && c.status == HealthStatus::Passing);
+    if !registered {
+        server.apply(Command::Register(Box::new(want))).await?;
+        debug!("registered this server in the catalog");
+    }
+    Ok(())
+}
+
+async fn expire_sessions(server: &ServerHandle) {
+    let state = server.raft().state();
+    for id in server.session_timers().expired(&state, Instant::now()) {
+        info!(session = %id, "session TTL expired, invalidating");
+        if let Err(e) = server
+            .apply(Command::SessionDestroy { id: id.clone() })
+            .await
+        {
+            warn!(session = %id, cause = %e, "failed to invalidate expired session");
+        }
+    }
+}
+
+async fn reap_tombstones(server: &ServerHandle) {
+    let cutoff = super::unix_ms().saturating_sub(TOMBSTONE_TTL.as_millis() as u64);
+    if server.raft().state().has_tombstones_before(cutoff)
+        && let Err(e) = server
+            .apply(Command::ReapTombstones { before_ms: cutoff })
+            .await
+    {
+        warn!(cause = %e, "failed to reap KV tombstones");
+    }
+}
