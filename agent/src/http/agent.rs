@@ -1,0 +1,364 @@
+//! `/v1/agent/*`: this agent's self description and members, and the services and checks it
+//! registers into its own node (TTL checks included). Until client agents exist, the local
+//! node's catalog entries are the agent's local state.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use serde_json::{Value, json};
+
+use super::ApiState;
+use super::body::decode;
+use super::dto::{CheckBody, ServiceBody};
+use super::error::ApiError;
+use super::params::Params;
+use super::read::json_body;
+use crate::catalog::{
+    Check, CheckStatusUpdate, Command, DeregisterOp, HealthStatus, RegisterOp, SERF_HEALTH,
+};
+use crate::rpc::Consistency;
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/agent/self", get(self_info))
+        .route("/v1/agent/members", get(members))
+        .route("/v1/agent/services", get(services))
+        .route("/v1/agent/checks", get(checks))
+        .route("/v1/agent/service/register", put(service_register))
+        .route(
+            "/v1/agent/service/deregister/{*id}",
+            put(service_deregister),
+        )
+        .route("/v1/agent/check/register", put(check_register))
+        .route("/v1/agent/check/deregister/{*id}", put(check_deregister))
+        .route("/v1/agent/check/pass/{*id}", put(check_pass))
+        .route("/v1/agent/check/warn/{*id}", put(check_warn))
+        .route("/v1/agent/check/fail/{*id}", put(check_fail))
+        .route("/v1/agent/check/update/{*id}", put(check_update))
+}
+
+fn member(st: &ApiState) -> Value {
+    let a = &st.agent;
+    json!({
+        "Name": a.node_name,
+        "Addr": a.advertise_addr,
+        "Port": a.serf_lan_port,
+        "Tags": {
+            "role": if a.server { "consul" } else { "node" },
+            "dc": a.datacenter,
+            "port": a.rpc_port.to_string(),
+            "id": a.node_id,
+            "build": a.version,
+            "vsn": "2", "vsn_min": "2", "vsn_max": "3",
+            "raft_vsn": "3",
+            "expect": "1",
+        },
+        "Status": 1,
+        "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
+        "DelegateMin": 2, "DelegateMax": 5, "DelegateCur": 4,
+    })
+}
+
+async fn self_info(State(st): State<ApiState>) -> Result<Response, ApiError> {
+    let a = &st.agent;
+    let server = st.router.server(None)?;
+    let leader = server
+        .raft()
+        .leader()
+        .map(|(_, n)| n.rpc_addr)
+        .unwrap_or_default();
+    let ttl_min = st.session_ttl_min.as_nanos() as u64;
+    let config = json!({
+        "Datacenter": a.datacenter,
+        "PrimaryDatacenter": a.datacenter,
+        "NodeName": a.node_name,
+        "NodeID": a.node_id,
+        "Server": a.server,
+        "Revision": "",
+        "Version": a.version,
+        "AdvertiseAddr": a.advertise_addr,
+        "SessionTTLMin": ttl_min,
+    });
+    Ok(json_body(&json!({
+        "Config": config,
+        "DebugConfig": { "SessionTTLMin": ttl_min, "Datacenter": a.datacenter, "NodeName": a.node_name, "DNSDomain": a.domain },
+        "Coord": { "Vec": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], "Error": 1.5, "Adjustment": 0.0, "Height": 1e-5 },
+        "Member": member(&st),
+        "Stats": { "consul": { "server": "true", "leader": server.raft().is_leader().to_string(), "leader_addr": leader, "known_datacenters": "1" } },
+        "Meta": server.me().meta,
+    })))
+}
+
+async fn members(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+    if p.flag("wan") {
+        return Err(ApiError::internal(
+            "WAN members are served by the WAN gateway, which this datacenter does not run yet",
+        ));
+    }
+    Ok(json_body(&[member(&st)]))
+}
+
+/// Services of this node as `/v1/agent/services` shows them (the server's own `consul`
+/// service is internal and hidden, as in Consul).
+async fn services(State(st): State<ApiState>) -> Result<Response, ApiError> {
+    let server = st.router.server(None)?;
+    let state = server.read(Consistency::Stale).await?.state;
+    let out: BTreeMap<String, Value> = state
+        .node_services(&st.node_name)
+        .filter(|s| s.id != "consul")
+        .map(|s| {
+            (s.id.clone(), json!({
+                "ID": s.id, "Service": s.service, "Tags": s.tags, "Meta": s.meta, "Port": s.port,
+                "Address": s.address, "TaggedAddresses": s.tagged_addresses, "Weights": s.weights,
+                "EnableTagOverride": s.enable_tag_override, "Kind": s.kind, "Datacenter": st.agent.datacenter,
+            }))
+        })
+        .collect();
+    Ok(json_body(&out))
+}
+
+async fn checks(State(st): State<ApiState>) -> Result<Response, ApiError> {
+    let server = st.router.server(None)?;
+    let state = server.read(Consistency::Stale).await?.state;
+    let out: BTreeMap<String, &Check> = state
+        .node_checks(&st.node_name)
+        .filter(|c| c.check_id != SERF_HEALTH)
+        .map(|c| (c.check_id.clone(), c))
+        .collect();
+    Ok(json_body(&out))
+}
+
+fn local_node(st: &ApiState, state: &crate::catalog::State) -> crate::catalog::Node {
+    state
+        .node(&st.node_name)
+        .cloned()
+        .unwrap_or_else(|| crate::catalog::Node {
+            id: st.agent.node_id.clone(),
+            node: st.node_name.clone(),
+            address: st.agent.advertise_addr.clone(),
+            datacenter: st.agent.datacenter.clone(),
+            ..Default::default()
+        })
+}
+
+async fn service_register(
+    State(st): State<ApiState>,
+    p: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let b: ServiceBody = decode(&body, false)?;
+    let service = b.to_service()?;
+    let bodies: Vec<&CheckBody> = b.check.iter().chain(b.checks.iter()).collect();
+    let mut checks = Vec::new();
+    for (i, c) in bodies.iter().enumerate() {
+        let mut c = (*c).clone();
+        if c.checkid.is_empty() && c.id.is_empty() {
+            c.checkid = if bodies.len() == 1 {
+                format!("service:{}", service.id)
+            } else {
+                format!("service:{}:{}", service.id, i + 1)
+            };
+        }
+        if c.name.is_empty() {
+            c.name = format!("Service '{}' check", service.service);
+        }
+        checks.push((c.to_check(&st.node_name, &service.id)?, c.ttl));
+    }
+    let server = st.router.server(None)?;
+    let state = server.read(Consistency::Stale).await?.state;
+    if p.flag("replace-existing-checks") {
+        let keep: Vec<&str> = checks.iter().map(|(c, _)| c.check_id.as_str()).collect();
+        let stale: Vec<String> = state
+            .node_checks(&st.node_name)
+            .filter(|c| c.service_id == service.id && !keep.contains(&c.check_id.as_str()))
+            .map(|c| c.check_id.clone())
+            .collect();
+        for check_id in stale {
+            let op = DeregisterOp {
+                node: st.node_name.clone(),
+                check_id: Some(check_id),
+                ..Default::default()
+            };
+            server.apply(Command::Deregister(op)).await?;
+        }
+    }
+    for (c, ttl) in &checks {
+        if let Some(ttl) = ttl.filter(|t| !t.0.is_zero()) {
+            st.ttl.arm(&c.check_id, ttl.0);
+        }
+    }
+    let op = RegisterOp {
+        node: local_node(&st, &state),
+        skip_node_update: true,
+        service: Some(service),
+        checks: checks.into_iter().map(|(c, _)| c).collect(),
+    };
+    server.apply(Command::Register(Box::new(op))).await?;
+    Ok(().into_response())
+}
+
+async fn service_deregister(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let server = st.router.server(None)?;
+    let state = server.read(Consistency::Stale).await?.state;
+    if !state.node_services(&st.node_name).any(|s| s.id == id) {
+        return Err(ApiError::not_found(format!(
+            "Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."
+        )));
+    }
+    for c in state
+        .node_checks(&st.node_name)
+        .filter(|c| c.service_id == id)
+    {
+        st.ttl.remove(&c.check_id);
+    }
+    let op = DeregisterOp {
+        node: st.node_name.clone(),
+        service_id: Some(id),
+        ..Default::default()
+    };
+    server.apply(Command::Deregister(op)).await?;
+    Ok(().into_response())
+}
+
+async fn check_register(State(st): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
+    let b: CheckBody = decode(&body, false)?;
+    if b.name.is_empty() {
+        return Err(ApiError::bad_request("Missing check name"));
+    }
+    let check = b.to_check(&st.node_name, "")?;
+    let server = st.router.server(None)?;
+    let state = server.read(Consistency::Stale).await?.state;
+    if !check.service_id.is_empty()
+        && !state
+            .node_services(&st.node_name)
+            .any(|s| s.id == check.service_id)
+    {
+        return Err(ApiError::bad_request(format!(
+            "ServiceID {:?} does not exist",
+            check.service_id
+        )));
+    }
+    if let Some(ttl) = b.ttl.filter(|t| !t.0.is_zero()) {
+        st.ttl.arm(&check.check_id, ttl.0);
+    }
+    let op = RegisterOp {
+        node: local_node(&st, &state),
+        skip_node_update: true,
+        service: None,
+        checks: vec![check],
+    };
+    server.apply(Command::Register(Box::new(op))).await?;
+    Ok(().into_response())
+}
+
+async fn check_deregister(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let server = st.router.server(None)?;
+    st.ttl.remove(&id);
+    let op = DeregisterOp {
+        node: st.node_name.clone(),
+        check_id: Some(id),
+        ..Default::default()
+    };
+    server.apply(Command::Deregister(op)).await?;
+    Ok(().into_response())
+}
+
+async fn set_status(
+    st: &ApiState,
+    id: String,
+    status: HealthStatus,
+    output: String,
+) -> Result<Response, ApiError> {
+    let server = st.router.server(None)?;
+    let state = server.read(Consistency::Stale).await?.state;
+    if !state.node_checks(&st.node_name).any(|c| c.check_id == id) {
+        return Err(ApiError::not_found(format!(
+            "Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name."
+        )));
+    }
+    st.ttl.touch(&id);
+    let update = CheckStatusUpdate {
+        node: st.node_name.clone(),
+        check_id: id,
+        status,
+        output,
+    };
+    server.apply(Command::CheckUpdate(vec![update])).await?;
+    Ok(().into_response())
+}
+
+async fn check_pass(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    set_status(
+        &st,
+        id,
+        HealthStatus::Passing,
+        p.get("note").unwrap_or("").to_string(),
+    )
+    .await
+}
+async fn check_warn(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    set_status(
+        &st,
+        id,
+        HealthStatus::Warning,
+        p.get("note").unwrap_or("").to_string(),
+    )
+    .await
+}
+async fn check_fail(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    set_status(
+        &st,
+        id,
+        HealthStatus::Critical,
+        p.get("note").unwrap_or("").to_string(),
+    )
+    .await
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct UpdateBody {
+    status: String,
+    output: String,
+}
+
+async fn check_update(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let b: UpdateBody = decode(&body, false)?;
+    let status = match b.status.as_str() {
+        "passing" => HealthStatus::Passing,
+        "warning" => HealthStatus::Warning,
+        "critical" => HealthStatus::Critical,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid Status {other:?}: must be passing, warning or critical"
+            )));
+        }
+    };
+    set_status(&st, id, status, b.output).await
+}

@@ -1,0 +1,400 @@
+//! `/v1/catalog/*` and `/v1/health/*`: registration, deregistration, and the discovery
+//! reads with `tag`, `passing`, `node-meta` and `filter`.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::{get, put};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::ApiState;
+use super::dto::RegisterBody;
+use super::error::ApiError;
+use super::filter::{self, Filter};
+use super::params::Params;
+use super::read::{blocking, json_body};
+use crate::catalog::{
+    Check, DeregisterOp, HealthEntry, HealthStatus, Node, Service, ServiceAddress, ServiceRow,
+    Weights,
+};
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/catalog/register", put(register))
+        .route("/v1/catalog/deregister", put(deregister))
+        .route("/v1/catalog/datacenters", get(datacenters))
+        .route("/v1/catalog/nodes", get(nodes))
+        .route("/v1/catalog/services", get(services))
+        .route("/v1/catalog/service/{name}", get(service))
+        .route("/v1/catalog/node/{node}", get(node))
+        .route("/v1/catalog/node-services/{node}", get(node_services))
+        .route("/v1/health/service/{name}", get(health_service))
+        .route("/v1/health/checks/{name}", get(health_checks))
+        .route("/v1/health/node/{node}", get(health_node))
+        .route("/v1/health/state/{state}", get(health_state))
+}
+
+async fn register(
+    State(st): State<ApiState>,
+    p: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let b: RegisterBody = super::body::decode(&body, false)?;
+    let dc = p
+        .dc()
+        .map(str::to_string)
+        .or_else(|| (!b.datacenter.is_empty()).then(|| b.datacenter.clone()));
+    let server = st.router.server(dc.as_deref())?;
+    let op = b.into_op(st.router.local_dc())?;
+    server
+        .apply(crate::catalog::Command::Register(Box::new(op)))
+        .await?;
+    Ok(json_body(&true))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct DeregisterBody {
+    datacenter: String,
+    node: String,
+    serviceid: String,
+    checkid: String,
+    namespace: String,
+}
+
+async fn deregister(
+    State(st): State<ApiState>,
+    p: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let b: DeregisterBody = super::body::decode(&body, false)?;
+    if b.node.is_empty() {
+        return Err(ApiError::bad_request("Missing node name"));
+    }
+    let dc = p
+        .dc()
+        .map(str::to_string)
+        .or_else(|| (!b.datacenter.is_empty()).then(|| b.datacenter.clone()));
+    let server = st.router.server(dc.as_deref())?;
+    let _ = b.namespace;
+    let op = DeregisterOp {
+        node: b.node,
+        service_id: (!b.serviceid.is_empty()).then_some(b.serviceid),
+        check_id: (!b.checkid.is_empty()).then_some(b.checkid),
+    };
+    server
+        .apply(crate::catalog::Command::Deregister(op))
+        .await?;
+    Ok(json_body(&true))
+}
+
+async fn datacenters(State(st): State<ApiState>) -> Result<Response, ApiError> {
+    Ok(json_body(&st.router.datacenters()))
+}
+
+/// `node-meta=key:value` pairs (repeatable; all must match).
+fn node_meta(p: &Params) -> Result<Vec<(String, String)>, ApiError> {
+    p.get_all("node-meta")
+        .map(|v| match v.split_once(':') {
+            Some((k, v)) => Ok((k.to_string(), v.to_string())),
+            None => Err(ApiError::bad_request(format!(
+                "Invalid node-meta parameter {v:?}: expected key:value"
+            ))),
+        })
+        .collect()
+}
+
+fn meta_matches(meta: &BTreeMap<String, String>, want: &[(String, String)]) -> bool {
+    want.iter().all(|(k, v)| meta.get(k) == Some(v))
+}
+
+fn parse_filter(p: &Params) -> Result<Option<Filter>, ApiError> {
+    p.non_empty("filter")
+        .map(|f| {
+            filter::parse(f).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "Failed to create boolean expression evaluator: {e}"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// Serializes rows and keeps those the filter accepts.
+fn apply_filter<T: Serialize>(rows: Vec<T>, f: &Option<Filter>) -> Vec<Value> {
+    rows.into_iter()
+        .filter_map(|r| serde_json::to_value(r).ok())
+        .filter(|v| f.as_ref().is_none_or(|f| f.matches(v)))
+        .collect()
+}
+
+async fn nodes(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+    let opts = p.read_opts()?;
+    let (meta_want, f) = (node_meta(&p)?, parse_filter(&p)?);
+    let server = st.router.server(opts.dc.as_deref())?;
+    let (meta, rows) = blocking(server, &opts, |s| {
+        let rows: Vec<Node> = s
+            .nodes()
+            .filter(|n| meta_matches(&n.meta, &meta_want))
+            .cloned()
+            .collect();
+        (s.table_indexes().nodes, rows)
+    })
+    .await?;
+    Ok(meta.json(&apply_filter(rows, &f)))
+}
+
+async fn services(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+    let opts = p.read_opts()?;
+    let meta_want = node_meta(&p)?;
+    let server = st.router.server(opts.dc.as_deref())?;
+    let (meta, out) = blocking(server, &opts, |s| {
+        let mut out: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+        for n in s.nodes().filter(|n| meta_matches(&n.meta, &meta_want)) {
+            for svc in s.node_services(&n.node) {
+                out.entry(svc.service.clone())
+                    .or_default()
+                    .extend(svc.tags.iter().cloned());
+            }
+        }
+        (s.table_indexes().services, out)
+    })
+    .await?;
+    Ok(meta.json(&out))
+}
+
+/// A `/v1/catalog/service/:name` row, flattened as Consul returns it.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct CatalogServiceRow {
+    #[serde(rename = "ID")]
+    id: String,
+    node: String,
+    address: String,
+    datacenter: String,
+    tagged_addresses: BTreeMap<String, String>,
+    node_meta: BTreeMap<String, String>,
+    #[serde(rename = "ServiceKind")]
+    service_kind: String,
+    #[serde(rename = "ServiceID")]
+    service_id: String,
+    service_name: String,
+    service_tags: Vec<String>,
+    service_address: String,
+    service_tagged_addresses: BTreeMap<String, ServiceAddress>,
+    service_weights: Weights,
+    service_meta: BTreeMap<String, String>,
+    service_port: u16,
+    service_enable_tag_override: bool,
+    service_proxy: Value,
+    service_connect: Value,
+    namespace: &'static str,
+    create_index: u64,
+    modify_index: u64,
+}
+
+impl From<ServiceRow> for CatalogServiceRow {
+    fn from(r: ServiceRow) -> Self {
+        let (n, s) = (r.node, r.service);
+        CatalogServiceRow {
+            id: n.id,
+            node: n.node,
+            address: n.address,
+            datacenter: n.datacenter,
+            tagged_addresses: n.tagged_addresses,
+            node_meta: n.meta,
+            service_kind: s.kind,
+            service_id: s.id,
+            service_name: s.service,
+            service_tags: s.tags,
+            service_address: s.address,
+            service_tagged_addresses: s.tagged_addresses,
+            service_weights: s.weights,
+            service_meta: s.meta,
+            service_port: s.port,
+            service_enable_tag_override: s.enable_tag_override,
+            service_proxy: serde_json::json!({ "Mode": "", "MeshGateway": {}, "Expose": {} }),
+            service_connect: serde_json::json!({}),
+            namespace: "default",
+            create_index: s.create_index,
+            modify_index: s.modify_index,
+        }
+    }
+}
+
+fn has_tags(svc: &Service, tags: &[String]) -> bool {
+    tags.iter().all(|t| svc.tags.iter().any(|x| x == t))
+}
+
+/// `tag` parameters (repeatable; an instance must carry all of them).
+fn tags(p: &Params) -> Vec<String> {
+    p.get_all("tag")
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+async fn service(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let opts = p.read_opts()?;
+    let (meta_want, f, tags) = (node_meta(&p)?, parse_filter(&p)?, tags(&p));
+    let server = st.router.server(opts.dc.as_deref())?;
+    let (meta, rows) = blocking(server, &opts, |s| {
+        let rows: Vec<CatalogServiceRow> = s
+            .service_rows(&name)
+            .into_iter()
+            .filter(|r| has_tags(&r.service, &tags) && meta_matches(&r.node.meta, &meta_want))
+            .map(CatalogServiceRow::from)
+            .collect();
+        (s.service_index(&name), rows)
+    })
+    .await?;
+    Ok(meta.json(&apply_filter(rows, &f)))
+}
+
+async fn node(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let opts = p.read_opts()?;
+    let server = st.router.server(opts.dc.as_deref())?;
+    let (meta, out) = blocking(server, &opts, |s| {
+        let out = s.node(&name).map(|n| {
+            let services: BTreeMap<String, Service> = s
+                .node_services(&name)
+                .map(|x| (x.id.clone(), x.clone()))
+                .collect();
+            serde_json::json!({ "Node": n, "Services": services })
+        });
+        (s.table_indexes().services.max(s.table_indexes().nodes), out)
+    })
+    .await?;
+    Ok(meta.json(&out))
+}
+
+async fn node_services(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let opts = p.read_opts()?;
+    let server = st.router.server(opts.dc.as_deref())?;
+    let (meta, out) = blocking(server, &opts, |s| {
+        let out = s.node(&name).map(|n| {
+            let services: Vec<&Service> = s.node_services(&name).collect();
+            serde_json::json!({ "Node": n, "Services": services })
+        });
+        (s.table_indexes().services.max(s.table_indexes().nodes), out)
+    })
+    .await?;
+    match out {
+        Some(v) => Ok(meta.json(&v)),
+        None => Err(ApiError::not_found(format!("Node not found: {name:?}"))),
+    }
+}
+
+/// A `/v1/health/service/:name` entry.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct HealthRow {
+    node: Node,
+    service: Service,
+    checks: Vec<Check>,
+}
+
+async fn health_service(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let opts = p.read_opts()?;
+    let (meta_want, f, tags) = (node_meta(&p)?, parse_filter(&p)?, tags(&p));
+    let passing = p.flag("passing");
+    let server = st.router.server(opts.dc.as_deref())?;
+    let (meta, rows) = blocking(server, &opts, |s| {
+        let rows: Vec<HealthRow> = s
+            .health_entries(&name)
+            .into_iter()
+            .filter(|e| has_tags(&e.service, &tags) && meta_matches(&e.node.meta, &meta_want))
+            .filter(|e: &HealthEntry| {
+                !passing || e.checks.iter().all(|c| c.status == HealthStatus::Passing)
+            })
+            .map(|e| HealthRow {
+                node: e.node,
+                service: e.service,
+                checks: e.checks,
+            })
+            .collect();
+        (s.service_index(&name), rows)
+    })
+    .await?;
+    Ok(meta.json(&apply_filter(rows, &f)))
+}
+
+async fn health_checks(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let opts = p.read_opts()?;
+    let f = parse_filter(&p)?;
+    let server = st.router.server(opts.dc.as_deref())?;
+    let (meta, rows) = blocking(server, &opts, |s| {
+        (s.service_index(&name), s.service_checks(&name))
+    })
+    .await?;
+    Ok(meta.json(&apply_filter(rows, &f)))
+}
+
+async fn health_node(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let opts = p.read_opts()?;
+    let f = parse_filter(&p)?;
+    let server = st.router.server(opts.dc.as_deref())?;
+    let (meta, rows) = blocking(server, &opts, |s| {
+        (
+            s.table_indexes().checks,
+            s.node_checks(&name).cloned().collect::<Vec<_>>(),
+        )
+    })
+    .await?;
+    Ok(meta.json(&apply_filter(rows, &f)))
+}
+
+async fn health_state(
+    State(st): State<ApiState>,
+    Path(state): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let want = match state.as_str() {
+        "any" => None,
+        s => Some(
+            HealthStatus::parse(s)
+                .ok_or_else(|| ApiError::bad_request(format!("Invalid check state {s:?}")))?,
+        ),
+    };
+    let opts = p.read_opts()?;
+    let f = parse_filter(&p)?;
+    let server = st.router.server(opts.dc.as_deref())?;
+    let (meta, rows) = blocking(server, &opts, |s| {
+        let rows: Vec<Check> = s
+            .checks()
+            .filter(|c| want.is_none_or(|w| c.status == w))
+            .cloned()
+            .collect();
+        (s.table_indexes().checks, rows)
+    })
+    .await?;
+    Ok(meta.json(&apply_filter(rows, &f)))
+}

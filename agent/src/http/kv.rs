@@ -1,0 +1,195 @@
+//! `/v1/kv/*`: get (`recurse`, `keys`, `separator`, `raw`), put (`flags`, `cas`, `acquire`,
+//! `release`) and delete (`recurse`, `cas`), with Consul's size limit.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::ApiState;
+use super::error::ApiError;
+use super::params::Params;
+use super::read::{blocking, json_body};
+use crate::catalog::{Command, KvOp, KvVerb, Response as Applied};
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/kv", get(get_root).put(put_root).delete(delete_root))
+        .route("/v1/kv/", get(get_root).put(put_root).delete(delete_root))
+        .route(
+            "/v1/kv/{*key}",
+            get(get_key).put(put_key).delete(delete_key),
+        )
+}
+
+async fn get_root(st: State<ApiState>, p: Params) -> Result<Response, ApiError> {
+    kv_get(st, String::new(), p).await
+}
+async fn get_key(
+    st: State<ApiState>,
+    Path(key): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    kv_get(st, key, p).await
+}
+async fn put_root(_: State<ApiState>) -> Result<Response, ApiError> {
+    Err(ApiError::bad_request("Missing key name"))
+}
+async fn put_key(
+    st: State<ApiState>,
+    Path(key): Path<String>,
+    p: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    kv_put(st, key, p, body).await
+}
+async fn delete_root(st: State<ApiState>, p: Params) -> Result<Response, ApiError> {
+    if !p.flag("recurse") {
+        return Err(ApiError::bad_request("Missing key name"));
+    }
+    kv_delete(st, String::new(), p).await
+}
+async fn delete_key(
+    st: State<ApiState>,
+    Path(key): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    kv_delete(st, key, p).await
+}
+
+async fn kv_get(State(st): State<ApiState>, key: String, p: Params) -> Result<Response, ApiError> {
+    let opts = p.read_opts()?;
+    let server = st.router.server(opts.dc.as_deref())?;
+    if p.flag("keys") {
+        let sep = p.get("separator").unwrap_or("").to_string();
+        let (meta, keys) = blocking(server, &opts, |s| {
+            (
+                s.kv_prefix_index(&key),
+                list_keys(s.kv_prefix(&key).map(|e| e.key.as_str()), &key, &sep),
+            )
+        })
+        .await?;
+        return Ok(if keys.is_empty() {
+            meta.not_found()
+        } else {
+            meta.json(&keys)
+        });
+    }
+    if p.flag("recurse") {
+        let (meta, entries) = blocking(server, &opts, |s| {
+            (
+                s.kv_prefix_index(&key),
+                s.kv_prefix(&key).cloned().collect::<Vec<_>>(),
+            )
+        })
+        .await?;
+        return Ok(if entries.is_empty() {
+            meta.not_found()
+        } else {
+            meta.json(&entries)
+        });
+    }
+    let (meta, entry) = blocking(server, &opts, |s| {
+        (s.kv_key_index(&key), s.kv_get(&key).cloned())
+    })
+    .await?;
+    let Some(entry) = entry else {
+        return Ok(meta.not_found());
+    };
+    if p.flag("raw") {
+        let mut resp = (meta.headers(), entry.value.unwrap_or_default()).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        return Ok(resp);
+    }
+    Ok(meta.json(&[entry]))
+}
+
+/// Keys under `prefix`, cut after the first `sep` past the prefix and de-duplicated.
+fn list_keys<'a>(keys: impl Iterator<Item = &'a str>, prefix: &str, sep: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for k in keys {
+        let item = match (sep.is_empty(), k[prefix.len()..].find(sep)) {
+            (false, Some(pos)) => &k[..prefix.len() + pos + sep.len()],
+            _ => k,
+        };
+        if out.last().map(String::as_str) != Some(item) {
+            out.push(item.to_string());
+        }
+    }
+    out
+}
+
+async fn kv_put(
+    State(st): State<ApiState>,
+    key: String,
+    p: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let max = st.limits.kv_max_value_size;
+    if body.len() as u64 > max {
+        return Err(ApiError::too_large(format!(
+            "Request body({} bytes) too large, max size: {max} bytes. See https://developer.hashicorp.com/docs/agent/config/config-files#kv_max_value_size.",
+            body.len()
+        )));
+    }
+    let server = st.router.server(p.dc())?;
+    let mut op = KvOp::new(KvVerb::Set, key);
+    op.flags = p.u64("flags")?.unwrap_or(0);
+    op.value = Some(body.to_vec());
+    if let Some(sid) = p.non_empty("acquire") {
+        op.verb = KvVerb::Lock;
+        op.session = Some(sid.to_string());
+    } else if let Some(sid) = p.non_empty("release") {
+        op.verb = KvVerb::Unlock;
+        op.session = Some(sid.to_string());
+    } else if let Some(cas) = p.u64("cas")? {
+        op.verb = KvVerb::Cas;
+        op.index = cas;
+    }
+    bool_result(server.apply(Command::Kv(op)).await?.1)
+}
+
+async fn kv_delete(
+    State(st): State<ApiState>,
+    key: String,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let server = st.router.server(p.dc())?;
+    let mut op = KvOp::new(KvVerb::Delete, key);
+    if p.flag("recurse") {
+        op.verb = KvVerb::DeleteTree;
+    } else if let Some(cas) = p.u64("cas")? {
+        op.verb = KvVerb::DeleteCas;
+        op.index = cas;
+    }
+    bool_result(server.apply(Command::Kv(op)).await?.1)
+}
+
+fn bool_result(r: Applied) -> Result<Response, ApiError> {
+    match r {
+        Applied::Bool(b) => Ok(json_body(&b)),
+        other => Err(ApiError::internal(format!(
+            "unexpected KV result {other:?}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::list_keys;
+
+    #[test]
+    fn keys_with_separator_list_one_level() {
+        let keys = ["web/bar", "web/foo", "web/subdir/a", "web/subdir/b"];
+        assert_eq!(
+            list_keys(keys.into_iter(), "web/", "/"),
+            ["web/bar", "web/foo", "web/subdir/"]
+        );
+        assert_eq!(list_keys(keys.into_iter(), "web/", "").len(), 4);
+    }
+}

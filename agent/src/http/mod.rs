@@ -1,0 +1,139 @@
+//! The HTTP API on 8500, in Consul's shapes (reference/consul.md §1–2, §7).
+//!
+//! ```text
+//!   axum Router ── handlers (one file per endpoint family)
+//!        │             │ parse: params.rs (query), body.rs (case-folded JSON)
+//!        │             ▼
+//!        │        rpc::Router::server(dc) ──▶ ServerHandle::{apply, read}
+//!        │             │
+//!        └── read.rs: blocking queries + X-Consul-* headers; error.rs: ApiError → response
+//! ```
+//!
+//! Handlers never hold a lock across an await and never touch SQLite: reads use the
+//! applied state snapshot, writes go through raft.
+
+mod agent;
+mod body;
+mod catalog;
+mod dto;
+mod error;
+mod filter;
+mod kv;
+mod params;
+mod read;
+mod session;
+mod status;
+mod txn;
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+
+use crate::rpc::Router as RpcRouter;
+
+/// Request-size limits (Consul's `limits` stanza).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Maximum KV value size (`kv_max_value_size`, 512 KiB).
+    pub kv_max_value_size: u64,
+    /// Maximum txn body (`txn_max_req_len`, 512 KiB).
+    pub txn_max_req_len: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            kv_max_value_size: 512 * 1024,
+            txn_max_req_len: 512 * 1024,
+        }
+    }
+}
+
+/// What the agent says about itself (`/v1/agent/self`, `/v1/agent/members`).
+#[derive(Debug, Clone)]
+pub struct AgentInfo {
+    /// Node name.
+    pub node_name: String,
+    /// Node ID.
+    pub node_id: String,
+    /// Datacenter.
+    pub datacenter: String,
+    /// Server mode.
+    pub server: bool,
+    /// Advertised address.
+    pub advertise_addr: String,
+    /// Server RPC port.
+    pub rpc_port: u16,
+    /// LAN gossip port.
+    pub serf_lan_port: u16,
+    /// Version string.
+    pub version: String,
+    /// Domain (`consul.`).
+    pub domain: String,
+}
+
+/// Everything handlers need.
+pub struct ApiContext {
+    /// RPC router (local server, other DCs).
+    pub router: RpcRouter,
+    /// Size limits.
+    pub limits: Limits,
+    /// Minimum session TTL (`session_ttl_min`).
+    pub session_ttl_min: Duration,
+    /// This agent's node name (default node of sessions and agent registrations).
+    pub node_name: String,
+    /// This agent.
+    pub agent: AgentInfo,
+    /// TTL clocks of this agent's TTL checks.
+    pub ttl: Arc<crate::agent::ttl::TtlChecks>,
+}
+
+/// Cheap-clone state of the HTTP handlers.
+#[derive(Clone)]
+pub struct ApiState(Arc<ApiContext>);
+
+impl ApiState {
+    /// Wraps the context.
+    pub fn new(ctx: ApiContext) -> Self {
+        Self(Arc::new(ctx))
+    }
+}
+
+impl Deref for ApiState {
+    type Target = ApiContext;
+    fn deref(&self) -> &ApiContext {
+        &self.0
+    }
+}
+
+/// The full API router.
+pub fn router(state: ApiState) -> axum::Router {
+    axum::Router::new()
+        .merge(kv::routes())
+        .merge(agent::routes())
+        .merge(session::routes())
+        .merge(txn::routes())
+        .merge(catalog::routes())
+        .merge(status::routes())
+        // Size limits are checked by the handlers so the error text is Consul's; this cap
+        // only bounds memory for absurd bodies.
+        .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `token` is cancelled, then drains connections.
+pub async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    token: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(token.cancelled_owned())
+        .await
+}

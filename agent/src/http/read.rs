@@ -1,0 +1,116 @@
+//! Reads with Consul's metadata: consistency, blocking queries and the `X-Consul-*` headers.
+//!
+//! A blocking read evaluates its query against the state, and if the query's own index is
+//! not past the client's `?index`, waits for the next applied batch and evaluates again —
+//! so a watcher on one key only returns when that key's index moves. Jitter of up to
+//! `wait/16` spreads out the wake-ups of many watchers, as in Consul.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::params::ReadOpts;
+use crate::catalog::State;
+use crate::rpc::Consistency;
+use crate::server::ServerHandle;
+
+/// Metadata of one read, turned into headers.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ReadMeta {
+    /// `X-Consul-Index`.
+    pub index: u64,
+    /// `X-Consul-KnownLeader`.
+    pub known_leader: bool,
+    /// `X-Consul-LastContact` (ms).
+    pub last_contact_ms: u64,
+    /// `X-Consul-Effective-Consistency`.
+    pub consistency: Consistency,
+}
+
+impl ReadMeta {
+    /// The headers of this read.
+    pub(super) fn headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("X-Consul-Index", HeaderValue::from(self.index.max(1)));
+        h.insert(
+            "X-Consul-KnownLeader",
+            HeaderValue::from_static(if self.known_leader { "true" } else { "false" }),
+        );
+        h.insert(
+            "X-Consul-LastContact",
+            HeaderValue::from(self.last_contact_ms),
+        );
+        h.insert(
+            "X-Consul-Effective-Consistency",
+            HeaderValue::from_static(self.consistency.as_str()),
+        );
+        h
+    }
+
+    /// A JSON 200 response with these headers.
+    pub(super) fn json<T: Serialize>(&self, body: &T) -> Response {
+        (self.headers(), json_body(body)).into_response()
+    }
+
+    /// A 404 with these headers (Consul still reports the index on a miss).
+    pub(super) fn not_found(&self) -> Response {
+        (StatusCode::NOT_FOUND, self.headers()).into_response()
+    }
+}
+
+/// A JSON body with Consul's content type.
+pub(super) fn json_body<T: Serialize>(body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => ([("content-type", "application/json")], bytes).into_response(),
+        Err(e) => ApiError::internal(format!("failed to encode response: {e}")).into_response(),
+    }
+}
+
+/// Runs `query` against the state of `server`, blocking per `opts`. `query` returns the index
+/// of what it read and its result.
+pub(super) async fn blocking<T>(
+    server: &ServerHandle,
+    opts: &ReadOpts,
+    query: impl Fn(&State) -> (u64, T),
+) -> Result<(ReadMeta, T), ApiError> {
+    let mut applied = server.applied_rx();
+    let deadline = tokio::time::Instant::now() + with_jitter(opts.wait);
+    let mut mode = opts.consistency;
+    loop {
+        applied.borrow_and_update();
+        let view = server.read(mode).await?;
+        // A consistent read confirms leadership once; later rounds read the same leader.
+        if mode == Consistency::Consistent {
+            mode = Consistency::Default;
+        }
+        let (index, out) = query(&view.state);
+        let meta = ReadMeta {
+            index: index.max(1),
+            known_leader: view.known_leader,
+            last_contact_ms: view.last_contact_ms,
+            consistency: opts.consistency,
+        };
+        if opts.index == 0 || index > opts.index || tokio::time::Instant::now() >= deadline {
+            return Ok((meta, out));
+        }
+        tokio::select! {
+            changed = applied.changed() => {
+                if changed.is_err() {
+                    return Err(crate::rpc::RpcError::ShuttingDown.into());
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => return Ok((meta, out)),
+        }
+    }
+}
+
+fn with_jitter(wait: Duration) -> Duration {
+    let max_jitter = wait.as_millis() as u64 / 16;
+    if max_jitter == 0 {
+        return wait;
+    }
+    wait + Duration::from_millis(rand::random_range(0..max_jitter))
+}

@@ -1,0 +1,205 @@
+//! `/v1/session/*`: create, destroy, renew, info, list, node. Bodies in Consul's shapes
+//! (any key case, Go durations, `LockDelay` out as integer nanoseconds).
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::{get, put};
+use serde::Deserialize;
+
+use super::ApiState;
+use super::body::{GoDuration, decode};
+use super::error::ApiError;
+use super::params::Params;
+use super::read::{blocking, json_body};
+use crate::catalog::{
+    Command, Response as Applied, SERF_HEALTH, ServiceCheckRef, Session, SessionBehavior,
+};
+
+/// Consul's maximum session TTL.
+const SESSION_TTL_MAX: Duration = Duration::from_secs(86_400);
+/// Consul's default lock delay.
+const DEFAULT_LOCK_DELAY: Duration = Duration::from_secs(15);
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/session/create", put(create))
+        .route("/v1/session/destroy/{id}", put(destroy))
+        .route("/v1/session/renew/{id}", put(renew))
+        .route("/v1/session/info/{id}", get(info))
+        .route("/v1/session/node/{node}", get(by_node))
+        .route("/v1/session/list", get(list))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CreateBody {
+    name: String,
+    node: String,
+    checks: Option<Vec<String>>,
+    nodechecks: Option<Vec<String>>,
+    servicechecks: Vec<ServiceCheckBody>,
+    lockdelay: Option<GoDuration>,
+    behavior: String,
+    ttl: Option<GoDuration>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ServiceCheckBody {
+    id: String,
+    namespace: String,
+}
+
+async fn create(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Response, ApiError> {
+    let b: CreateBody = decode(&body, true)?;
+    let behavior = match b.behavior.as_str() {
+        "" | "release" => SessionBehavior::Release,
+        "delete" => SessionBehavior::Delete,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid Behavior setting '{other}'"
+            )));
+        }
+    };
+    let ttl = b.ttl.map(|d| d.0).unwrap_or_default();
+    if !ttl.is_zero() && (ttl < st.session_ttl_min || ttl > SESSION_TTL_MAX) {
+        // Consul answers 500 here and clients match the text, then read SessionTTLMin.
+        return Err(ApiError::internal(format!(
+            "Invalid Session TTL '{}', must be between [{}={}]",
+            ttl.as_nanos(),
+            meridian_config::duration::format_go_duration(st.session_ttl_min),
+            meridian_config::duration::format_go_duration(SESSION_TTL_MAX)
+        )));
+    }
+    // Consul treats small LockDelay numbers as seconds (`lockDelayMinThreshold`).
+    let lock_delay = match b.lockdelay {
+        None => DEFAULT_LOCK_DELAY,
+        Some(GoDuration(d)) if d.as_nanos() > 0 && d.as_nanos() < 1000 => {
+            Duration::from_secs(d.as_nanos() as u64)
+        }
+        Some(GoDuration(d)) => d,
+    };
+    let node_checks = match (b.nodechecks, b.checks) {
+        (Some(n), _) => n,
+        (None, Some(c)) => c,
+        (None, None) => vec![SERF_HEALTH.to_string()],
+    };
+    let session = Session {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: b.name,
+        node: if b.node.is_empty() {
+            st.node_name.clone()
+        } else {
+            b.node
+        },
+        lock_delay: lock_delay.as_nanos() as u64,
+        behavior,
+        ttl: if ttl.is_zero() {
+            String::new()
+        } else {
+            meridian_config::duration::format_go_duration(ttl)
+        },
+        node_checks,
+        service_checks: b
+            .servicechecks
+            .into_iter()
+            .map(|c| ServiceCheckRef {
+                id: c.id,
+                namespace: c.namespace,
+            })
+            .collect(),
+        ..Session::default()
+    };
+    let server = st.router.server(p.dc())?;
+    match server
+        .apply(Command::SessionCreate(session.clone()))
+        .await?
+        .1
+    {
+        Applied::SessionCreated(id) => {
+            server
+                .session_timers()
+                .renew(&session, tokio::time::Instant::now());
+            Ok(json_body(&serde_json::json!({ "ID": id })))
+        }
+        other => Err(ApiError::internal(format!(
+            "unexpected session result {other:?}"
+        ))),
+    }
+}
+
+async fn destroy(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let server = st.router.server(p.dc())?;
+    server.apply(Command::SessionDestroy { id }).await?;
+    Ok(json_body(&true))
+}
+
+async fn renew(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let server = st.router.server(p.dc())?;
+    match server.session_renew(&id).await? {
+        Some(s) => Ok(json_body(&[s])),
+        None => Err(ApiError::not_found(format!("Session id '{id}' not found"))),
+    }
+}
+
+async fn info(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let opts = p.read_opts()?;
+    let server = st.router.server(opts.dc.as_deref())?;
+    let (meta, s) = blocking(server, &opts, |s| {
+        (
+            s.table_indexes().sessions,
+            s.session(&id).cloned().into_iter().collect::<Vec<_>>(),
+        )
+    })
+    .await?;
+    Ok(meta.json(&s))
+}
+
+async fn by_node(
+    State(st): State<ApiState>,
+    Path(node): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let opts = p.read_opts()?;
+    let server = st.router.server(opts.dc.as_deref())?;
+    let (meta, s) = blocking(server, &opts, |s| {
+        (
+            s.table_indexes().sessions,
+            s.sessions()
+                .filter(|x| x.node == node)
+                .cloned()
+                .collect::<Vec<_>>(),
+        )
+    })
+    .await?;
+    Ok(meta.json(&s))
+}
+
+async fn list(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+    let opts = p.read_opts()?;
+    let server = st.router.server(opts.dc.as_deref())?;
+    let (meta, s) = blocking(server, &opts, |s| {
+        (
+            s.table_indexes().sessions,
+            s.sessions().cloned().collect::<Vec<_>>(),
+        )
+    })
+    .await?;
+    Ok(meta.json(&s))
+}

@@ -1,0 +1,99 @@
+//! `/v1/status/*` and `/v1/operator/raft/*`: leader, peers, raft configuration and peer
+//! removal.
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use serde_json::json;
+
+use super::ApiState;
+use super::error::ApiError;
+use super::params::Params;
+use super::read::json_body;
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/status/leader", get(leader))
+        .route("/v1/status/peers", get(peers))
+        .route("/v1/operator/raft/configuration", get(configuration))
+        .route("/v1/operator/raft/peer", axum::routing::delete(remove_peer))
+}
+
+async fn leader(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+    let server = st.router.server(p.dc())?;
+    let addr = server
+        .raft()
+        .leader()
+        .map(|(_, n)| n.rpc_addr)
+        .unwrap_or_default();
+    Ok(json_body(&addr))
+}
+
+async fn peers(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+    let server = st.router.server(p.dc())?;
+    let addrs: Vec<String> = server
+        .raft()
+        .configuration()
+        .voters
+        .into_iter()
+        .map(|(_, n)| n.rpc_addr)
+        .collect();
+    Ok(json_body(&addrs))
+}
+
+async fn configuration(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+    let opts = p.read_opts()?;
+    let server = st.router.server(opts.dc.as_deref())?;
+    let view = server.read(opts.consistency).await?;
+    let leader = server.raft().leader().map(|(id, _)| id);
+    let servers: Vec<_> = members(server)
+        .into_iter()
+        .map(|(id, node, voter)| {
+            json!({
+                "ID": id.to_string(),
+                "Node": node.name,
+                "Address": node.rpc_addr,
+                "Leader": Some(id) == leader,
+                "Voter": voter,
+                "ProtocolVersion": "3",
+            })
+        })
+        .collect();
+    Ok(json_body(
+        &json!({ "Servers": servers, "Index": view.state.applied_index() }),
+    ))
+}
+
+async fn remove_peer(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+    let server = st.router.server(p.dc())?;
+    let all = members(server);
+    let target = if let Some(id) = p.non_empty("id") {
+        all.iter()
+            .find(|(m, n, _)| m.to_string() == id || n.name == id)
+    } else if let Some(addr) = p.non_empty("address") {
+        all.iter().find(|(_, n, _)| n.rpc_addr == addr)
+    } else {
+        return Err(ApiError::bad_request(
+            "Must specify either ?id with the server's ID or ?address with IP:port of peer to remove",
+        ));
+    };
+    let Some(target) = target else {
+        return Err(ApiError::internal("no such peer in the raft configuration"));
+    };
+    server
+        .raft()
+        .remove_peer(target.0)
+        .await
+        .map_err(crate::rpc::RpcError::from)?;
+    Ok(json_body(&serde_json::Value::Null))
+}
+
+/// Voters then non-voters, as (raft id, node, voter).
+fn members(server: &crate::server::ServerHandle) -> Vec<(u64, crate::raft::ServerNode, bool)> {
+    let cfg = server.raft().configuration();
+    let voters = cfg.voters.into_iter().map(|(id, n)| (id, n, true));
+    voters
+        .chain(cfg.learners.into_iter().map(|(id, n)| (id, n, false)))
+        .collect()
+}
