@@ -1,0 +1,225 @@
+//! Test support: runs real `meridian` agents as child processes on loopback with port 0,
+//! learns their HTTP address from the JSON startup log, and kills them on drop.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Poll interval of waits on a condition (each wait has its own deadline).
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// The `meridian` binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_meridian"))
+}
+
+/// A running agent process.
+pub struct Agent {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The address without scheme.
+    pub addr: String,
+    log_rx: mpsc::Receiver<String>,
+    /// Log lines seen so far.
+    pub log: Vec<String>,
+}
+
+impl Agent {
+    /// `meridian agent -dev` on a free port.
+    pub fn dev() -> Agent {
+        Agent::start(&["agent", "-dev", "-http-port", "0", "-log-json"])
+    }
+
+    /// A durable single server on `data_dir`.
+    pub fn durable(data_dir: &Path) -> Agent {
+        let dir = data_dir.to_string_lossy().to_string();
+        Agent::start(&[
+            "agent",
+            "-server",
+            "-bootstrap-expect",
+            "1",
+            "-data-dir",
+            &dir,
+            "-bind",
+            "127.0.0.1",
+            "-client",
+            "127.0.0.1",
+            "-http-port",
+            "0",
+            "-node",
+            "durable",
+            "-log-json",
+        ])
+    }
+
+    /// Starts `meridian ARGS` and waits (up to 30 s) until it reports its HTTP address and
+    /// has a leader.
+    pub fn start(args: &[&str]) -> Agent {
+        let mut child = Command::new(bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn meridian");
+        let (tx, log_rx) = mpsc::channel();
+        for pipe in [
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let mut agent = Agent {
+            child,
+            url: String::new(),
+            addr: String::new(),
+            log_rx,
+            log: Vec::new(),
+        };
+        let line = agent.wait_log(Duration::from_secs(30), |l| {
+            l.contains("Meridian agent running")
+        });
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+        let addr = v["fields"]["http"]
+            .as_str()
+            .expect("http field in startup log")
+            .to_string();
+        agent.url = format!("http://{addr}");
+        agent.addr = addr;
+        agent.wait_for_leader(Duration::from_secs(30));
+        agent
+    }
+
+    /// Waits for a log line matching `pred`; panics with the log after `timeout`.
+    pub fn wait_log(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        if let Some(l) = self.log.iter().find(|l| pred(l)) {
+            return l.clone();
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log_rx.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => {
+                    let status = self.child.try_wait().ok().flatten();
+                    panic!(
+                        "no matching log line within {timeout:?} (exit: {status:?}); log:\n{}",
+                        self.log.join("\n")
+                    );
+                }
+            }
+        }
+    }
+
+    /// Waits until `/v1/status/leader` names a leader.
+    pub fn wait_for_leader(&self, timeout: Duration) {
+        let url = format!("{}/v1/status/leader", self.url);
+        wait_until(timeout, "a leader", || {
+            reqwest::blocking::get(&url)
+                .ok()
+                .and_then(|r| r.json::<String>().ok())
+                .is_some_and(|l| !l.is_empty())
+        });
+    }
+
+    /// SIGKILL, no cleanup.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for exit; returns the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent did not exit after SIGTERM"
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// `GET path` → (status, headers, body).
+    pub fn get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+        let r = reqwest::blocking::get(format!("{}{path}", self.url)).expect("GET");
+        let (s, h) = (r.status().as_u16(), r.headers().clone());
+        (s, h, r.text().unwrap_or_default())
+    }
+
+    /// `GET path` as JSON, asserting 200.
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let (s, _, body) = self.get(path);
+        assert_eq!(s, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+    }
+
+    /// `PUT path` with a body → (status, body).
+    pub fn put(&self, path: &str, body: impl Into<reqwest::blocking::Body>) -> (u16, String) {
+        let r = reqwest::blocking::Client::new()
+            .put(format!("{}{path}", self.url))
+            .body(body)
+            .send()
+            .expect("PUT");
+        (r.status().as_u16(), r.text().unwrap_or_default())
+    }
+
+    /// `DELETE path` → (status, body).
+    pub fn delete(&self, path: &str) -> (u16, String) {
+        let r = reqwest::blocking::Client::new()
+            .delete(format!("{}{path}", self.url))
+            .send()
+            .expect("DELETE");
+        (r.status().as_u16(), r.text().unwrap_or_default())
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds; panics naming `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(POLL);
+    }
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The full test suite: formatting, lints, the crypto-provider guard, and every test
+# (unit, in-process, real child processes, terraform's consul backend). Installs what it
+# needs on a fresh Debian 12 machine of this kind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v curl >/dev/null || need_apt+=(curl)
+if ((${#need_apt[@]})); then
+  echo "==> installing ${need_apt[*]}"
+  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if ! command -v terraform >/dev/null; then
+  echo "error: terraform (1.11) must be on PATH: the consul-backend acceptance test runs it" >&2
+  exit 1
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "==> installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> rustls uses ring only (no aws-lc-rs in the tree)"
+if cargo tree -i aws-lc-rs >/dev/null 2>&1; then
+  echo "error: aws-lc-rs is in the dependency tree" >&2
+  cargo tree -i aws-lc-rs >&2
+  exit 1
+fi
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "==> tests"
+cargo nextest run --workspace --no-fail-fast
