@@ -1,2 +1,4 @@
 //! Meridian agent library (being built up).
+pub mod agent;
 pub mod catalog;
+pub mod cli;
