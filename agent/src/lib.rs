@@ -20,6 +20,7 @@
 
 pub mod agent;
 pub mod catalog;
+pub mod cli;
 pub mod http;
 pub mod raft;
 pub mod rpc;

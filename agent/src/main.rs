@@ -1,1 +1,86 @@
-fn main() {}
+//! The `meridian` binary: parse Consul-style arguments, set up logging, run the subcommand and
+//! turn its outcome into an exit code. No logic that tests need lives here.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use meridian_agent::cli::{self, Cli, Command};
+use meridian_config::{AgentFlags, Config, normalize_args};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    // Only ring is meant to be compiled in; installing it explicitly keeps rustls from
+    // panicking if another provider ever sneaks in (rust-stack.md §3.3).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse_from(normalize_args(std::env::args()));
+    match cli.command {
+        Command::Agent(flags) => match run_agent(&flags) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("==> {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        other => {
+            init_tracing("warn", false);
+            cli::run(other)
+        }
+    }
+}
+
+fn run_agent(flags: &AgentFlags) -> anyhow::Result<()> {
+    let cfg = Config::load(flags).context("error loading configuration")?;
+    init_tracing(&cfg.log_level, cfg.log_json);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        meridian_agent::agent::run(cfg, shutdown)
+            .await
+            .context("agent failed")
+    })
+}
+
+/// Cancels `token` on the first SIGINT or SIGTERM; a second signal exits at once.
+async fn cancel_on_signal(token: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the agent with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => tracing::info!("caught interrupt, shutting down"),
+        _ = term.recv() => tracing::info!("caught terminate, shutting down"),
+    }
+    token.cancel();
+    tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+    eprintln!("==> second signal received, exiting immediately");
+    std::process::exit(1);
+}
+
+/// Text or JSON logs to stderr at `level` (Consul's names; `err` means `error`). `RUST_LOG`,
+/// when set, wins, for per-module debugging.
+fn init_tracing(level: &str, json: bool) {
+    let level = match level.to_ascii_lowercase().as_str() {
+        "err" => "error".to_string(),
+        other => other.to_string(),
+    };
+    // openraft and sqlx log routine internals at info; keep them to warnings unless asked.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},openraft=warn,sqlx=warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
