@@ -54,10 +54,16 @@ resource "terraform_data" "payload" {{
     std::fs::write(dir.join("main.tf"), main).unwrap();
 }
 
-/// Starts `terraform apply` that holds the state lock while it waits at its prompt.
+/// Starts `terraform apply` that holds the state lock while it waits at its approval prompt
+/// (`-replace` guarantees there is a change to approve).
 fn hold_lock(dir: &Path) -> Child {
     Command::new("terraform")
-        .args(["apply", "-input=true"])
+        .args([
+            "apply",
+            "-input=true",
+            "-no-color",
+            "-replace=terraform_data.payload",
+        ])
         .current_dir(dir)
         .env("CHECKPOINT_DISABLE", "1")
         .stdin(Stdio::piped())
@@ -65,6 +71,18 @@ fn hold_lock(dir: &Path) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// Waits until a `terraform plan` (which takes and releases the lock) succeeds.
+fn lock_again_within(dir: &Path, timeout: Duration) {
+    wait_until(timeout, "terraform to take the state lock again", || {
+        terraform(
+            dir,
+            &["plan", "-input=false", "-no-color", "-lock-timeout=0s"],
+        )
+        .status
+        .success()
+    });
 }
 
 #[test]
@@ -164,10 +182,14 @@ fn terraform_consul_backend_round_trips_state_locks_and_recovers() {
         dir.path(),
         &["force-unlock", "-force", "-no-color", &lock_id],
     ));
-    ok(terraform(
-        dir.path(),
-        &["plan", "-input=false", "-no-color", "-lock-timeout=0s"],
-    ));
+    assert_eq!(
+        agent.get("/v1/kv/tf/state/.lockinfo").0,
+        404,
+        "force-unlock removes the lock info"
+    );
+    // Destroying the session starts its 5 s lock delay, as in Consul: until it passes,
+    // terraform's lock attempt fails without lock info, then it succeeds.
+    lock_again_within(dir.path(), Duration::from_secs(30));
 
     // Abandoned again, without force-unlock: the server expires the session (TTL 15 s,
     // invalidated within 2×TTL) and the lock frees itself.
@@ -175,13 +197,13 @@ fn terraform_consul_backend_round_trips_state_locks_and_recovers() {
     wait_until(
         Duration::from_secs(60),
         "the holder to take the lock",
-        || {
-            agent
-                .get_json("/v1/session/list")
-                .as_array()
-                .is_some_and(|s| !s.is_empty())
-        },
+        || agent.get("/v1/kv/tf/state/.lockinfo").0 == 200,
     );
+    let held = agent.get_json("/v1/kv/tf/state/.lock");
+    let sid = held[0]["Session"]
+        .as_str()
+        .expect("lock held by a session")
+        .to_string();
     holder.kill().unwrap();
     let _ = holder.wait();
     wait_until(
@@ -189,7 +211,7 @@ fn terraform_consul_backend_round_trips_state_locks_and_recovers() {
         "the abandoned session to expire",
         || {
             agent
-                .get_json("/v1/session/list")
+                .get_json(&format!("/v1/session/info/{sid}"))
                 .as_array()
                 .is_some_and(Vec::is_empty)
         },
@@ -200,16 +222,5 @@ fn terraform_consul_backend_round_trips_state_locks_and_recovers() {
         "lock released by expiry: {lock}"
     );
     // After the 5 s lock delay terraform can lock again.
-    wait_until(
-        Duration::from_secs(30),
-        "terraform to lock again after the lock delay",
-        || {
-            terraform(
-                dir.path(),
-                &["plan", "-input=false", "-no-color", "-lock-timeout=0s"],
-            )
-            .status
-            .success()
-        },
-    );
+    lock_again_within(dir.path(), Duration::from_secs(30));
 }
