@@ -104,6 +104,7 @@ impl BoundAgent {
         let raft_node = ServerNode {
             rpc_addr: SocketAddr::new(advertise, rpc_port).to_string(),
             name: cfg.node_name.clone(),
+            node_id: node_id.clone(),
         };
         let raft_cfg = raft_config(&cfg);
         let raft = RaftNode::open(

@@ -51,7 +51,7 @@ async fn configuration(State(st): State<ApiState>, p: Params) -> Result<Response
         .into_iter()
         .map(|(id, node, voter)| {
             json!({
-                "ID": id.to_string(),
+                "ID": if node.node_id.is_empty() { id.to_string() } else { node.node_id.clone() },
                 "Node": node.name,
                 "Address": node.rpc_addr,
                 "Leader": Some(id) == leader,
@@ -70,7 +70,7 @@ async fn remove_peer(State(st): State<ApiState>, p: Params) -> Result<Response, 
     let all = members(server);
     let target = if let Some(id) = p.non_empty("id") {
         all.iter()
-            .find(|(m, n, _)| m.to_string() == id || n.name == id)
+            .find(|(m, n, _)| m.to_string() == id || n.node_id == id || n.name == id)
     } else if let Some(addr) = p.non_empty("address") {
         all.iter().find(|(_, n, _)| n.rpc_addr == addr)
     } else {

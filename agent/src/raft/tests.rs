@@ -14,6 +14,7 @@ fn server() -> ServerNode {
     ServerNode {
         rpc_addr: "127.0.0.1:8300".into(),
         name: "s1".into(),
+        node_id: "6e4f8f4a-0000-4000-8000-000000000001".into(),
     }
 }
 

@@ -19,6 +19,9 @@ pub struct ServerNode {
     pub rpc_addr: String,
     /// The server's node name.
     pub name: String,
+    /// The server's node ID (UUID), shown as the raft `ID` as in Consul's raft protocol 3.
+    #[serde(default)]
+    pub node_id: String,
 }
 
 impl fmt::Display for ServerNode {
