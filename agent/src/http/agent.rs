@@ -35,9 +35,7 @@ pub(super) fn routes() -> Router<ApiState> {
         )
         .route("/v1/agent/check/register", put(check_register))
         .route("/v1/agent/check/deregister/{*id}", put(check_deregister))
-        .route("/v1/agent/check/pass/{*id}", put(check_pass))
-        .route("/v1/agent/check/warn/{*id}", put(check_warn))
-        .route("/v1/agent/check/fail/{*id}", put(check_fail))
+        .route("/v1/agent/check/{verb}/{*id}", put(check_ttl))
         .route("/v1/agent/check/update/{*id}", put(check_update))
 }
 
@@ -297,44 +295,23 @@ async fn set_status(
     Ok(().into_response())
 }
 
-async fn check_pass(
+/// `PUT /v1/agent/check/{pass,warn,fail}/:id?note=`: the verb picks the status.
+async fn check_ttl(
     State(st): State<ApiState>,
-    Path(id): Path<String>,
+    Path((verb, id)): Path<(String, String)>,
     p: Params,
 ) -> Result<Response, ApiError> {
-    set_status(
-        &st,
-        id,
-        HealthStatus::Passing,
-        p.get("note").unwrap_or("").to_string(),
-    )
-    .await
-}
-async fn check_warn(
-    State(st): State<ApiState>,
-    Path(id): Path<String>,
-    p: Params,
-) -> Result<Response, ApiError> {
-    set_status(
-        &st,
-        id,
-        HealthStatus::Warning,
-        p.get("note").unwrap_or("").to_string(),
-    )
-    .await
-}
-async fn check_fail(
-    State(st): State<ApiState>,
-    Path(id): Path<String>,
-    p: Params,
-) -> Result<Response, ApiError> {
-    set_status(
-        &st,
-        id,
-        HealthStatus::Critical,
-        p.get("note").unwrap_or("").to_string(),
-    )
-    .await
+    let status = match verb.as_str() {
+        "pass" => HealthStatus::Passing,
+        "warn" => HealthStatus::Warning,
+        "fail" => HealthStatus::Critical,
+        other => {
+            return Err(ApiError::not_found(format!(
+                "no such check endpoint {other:?}"
+            )));
+        }
+    };
+    set_status(&st, id, status, p.get("note").unwrap_or("").to_string()).await
 }
 
 #[derive(serde::Deserialize, Default)]

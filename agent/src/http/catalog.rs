@@ -14,9 +14,8 @@ use serde_json::Value;
 use super::ApiState;
 use super::dto::RegisterBody;
 use super::error::ApiError;
-use super::filter::{self, Filter};
 use super::params::Params;
-use super::read::{blocking, json_body};
+use super::read::{blocking, json_body, list};
 use crate::catalog::{
     Check, DeregisterOp, HealthEntry, HealthStatus, Node, Service, ServiceAddress, ServiceRow,
     Weights,
@@ -112,40 +111,17 @@ fn meta_matches(meta: &BTreeMap<String, String>, want: &[(String, String)]) -> b
     want.iter().all(|(k, v)| meta.get(k) == Some(v))
 }
 
-fn parse_filter(p: &Params) -> Result<Option<Filter>, ApiError> {
-    p.non_empty("filter")
-        .map(|f| {
-            filter::parse(f).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "Failed to create boolean expression evaluator: {e}"
-                ))
-            })
-        })
-        .transpose()
-}
-
-/// Serializes rows and keeps those the filter accepts.
-fn apply_filter<T: Serialize>(rows: Vec<T>, f: &Option<Filter>) -> Vec<Value> {
-    rows.into_iter()
-        .filter_map(|r| serde_json::to_value(r).ok())
-        .filter(|v| f.as_ref().is_none_or(|f| f.matches(v)))
-        .collect()
-}
-
 async fn nodes(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
-    let opts = p.read_opts()?;
-    let (meta_want, f) = (node_meta(&p)?, parse_filter(&p)?);
-    let server = st.router.server(opts.dc.as_deref())?;
-    let (meta, rows) = blocking(server, &opts, |s| {
+    let want = node_meta(&p)?;
+    list(&st, &p, |s| {
         let rows: Vec<Node> = s
             .nodes()
-            .filter(|n| meta_matches(&n.meta, &meta_want))
+            .filter(|n| meta_matches(&n.meta, &want))
             .cloned()
             .collect();
         (s.table_indexes().nodes, rows)
     })
-    .await?;
-    Ok(meta.json(&apply_filter(rows, &f)))
+    .await
 }
 
 async fn services(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
@@ -243,20 +219,17 @@ async fn service(
     Path(name): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
-    let opts = p.read_opts()?;
-    let (meta_want, f, tags) = (node_meta(&p)?, parse_filter(&p)?, tags(&p));
-    let server = st.router.server(opts.dc.as_deref())?;
-    let (meta, rows) = blocking(server, &opts, |s| {
+    let (want, tags) = (node_meta(&p)?, tags(&p));
+    list(&st, &p, |s| {
         let rows: Vec<CatalogServiceRow> = s
             .service_rows(&name)
             .into_iter()
-            .filter(|r| has_tags(&r.service, &tags) && meta_matches(&r.node.meta, &meta_want))
+            .filter(|r| has_tags(&r.service, &tags) && meta_matches(&r.node.meta, &want))
             .map(CatalogServiceRow::from)
             .collect();
         (s.service_index(&name), rows)
     })
-    .await?;
-    Ok(meta.json(&apply_filter(rows, &f)))
+    .await
 }
 
 async fn node(
@@ -315,18 +288,13 @@ async fn health_service(
     Path(name): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
-    let opts = p.read_opts()?;
-    let (meta_want, f, tags) = (node_meta(&p)?, parse_filter(&p)?, tags(&p));
-    let passing = p.flag("passing");
-    let server = st.router.server(opts.dc.as_deref())?;
-    let (meta, rows) = blocking(server, &opts, |s| {
+    let (want, tags, passing) = (node_meta(&p)?, tags(&p), p.flag("passing"));
+    list(&st, &p, |s| {
         let rows: Vec<HealthRow> = s
             .health_entries(&name)
             .into_iter()
-            .filter(|e| has_tags(&e.service, &tags) && meta_matches(&e.node.meta, &meta_want))
-            .filter(|e: &HealthEntry| {
-                !passing || e.checks.iter().all(|c| c.status == HealthStatus::Passing)
-            })
+            .filter(|e| has_tags(&e.service, &tags) && meta_matches(&e.node.meta, &want))
+            .filter(|e: &HealthEntry| !passing || e.aggregate() == HealthStatus::Passing)
             .map(|e| HealthRow {
                 node: e.node,
                 service: e.service,
@@ -335,8 +303,7 @@ async fn health_service(
             .collect();
         (s.service_index(&name), rows)
     })
-    .await?;
-    Ok(meta.json(&apply_filter(rows, &f)))
+    .await
 }
 
 async fn health_checks(
@@ -344,14 +311,10 @@ async fn health_checks(
     Path(name): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
-    let opts = p.read_opts()?;
-    let f = parse_filter(&p)?;
-    let server = st.router.server(opts.dc.as_deref())?;
-    let (meta, rows) = blocking(server, &opts, |s| {
+    list(&st, &p, |s| {
         (s.service_index(&name), s.service_checks(&name))
     })
-    .await?;
-    Ok(meta.json(&apply_filter(rows, &f)))
+    .await
 }
 
 async fn health_node(
@@ -359,17 +322,13 @@ async fn health_node(
     Path(name): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
-    let opts = p.read_opts()?;
-    let f = parse_filter(&p)?;
-    let server = st.router.server(opts.dc.as_deref())?;
-    let (meta, rows) = blocking(server, &opts, |s| {
+    list(&st, &p, |s| {
         (
             s.table_indexes().checks,
-            s.node_checks(&name).cloned().collect::<Vec<_>>(),
+            s.node_checks(&name).cloned().collect(),
         )
     })
-    .await?;
-    Ok(meta.json(&apply_filter(rows, &f)))
+    .await
 }
 
 async fn health_state(
@@ -384,10 +343,7 @@ async fn health_state(
                 .ok_or_else(|| ApiError::bad_request(format!("Invalid check state {s:?}")))?,
         ),
     };
-    let opts = p.read_opts()?;
-    let f = parse_filter(&p)?;
-    let server = st.router.server(opts.dc.as_deref())?;
-    let (meta, rows) = blocking(server, &opts, |s| {
+    list(&st, &p, |s| {
         let rows: Vec<Check> = s
             .checks()
             .filter(|c| want.is_none_or(|w| c.status == w))
@@ -395,6 +351,5 @@ async fn health_state(
             .collect();
         (s.table_indexes().checks, rows)
     })
-    .await?;
-    Ok(meta.json(&apply_filter(rows, &f)))
+    .await
 }

@@ -11,8 +11,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::ApiState;
 use super::error::ApiError;
-use super::params::ReadOpts;
+use super::filter::{self, Filter};
+use super::params::{Params, ReadOpts};
 use crate::catalog::State;
 use crate::rpc::Consistency;
 use crate::server::ServerHandle;
@@ -113,4 +115,38 @@ fn with_jitter(wait: Duration) -> Duration {
         return wait;
     }
     wait + Duration::from_millis(rand::random_range(0..max_jitter))
+}
+
+/// A blocking read of a list that also honours `?filter=`, evaluated on each row's JSON
+/// exactly as the client will see it. `query` returns the index of what it read and the rows.
+pub(super) async fn list<T: Serialize>(
+    st: &ApiState,
+    p: &Params,
+    query: impl Fn(&State) -> (u64, Vec<T>),
+) -> Result<Response, ApiError> {
+    let opts = p.read_opts()?;
+    let f = parse_filter(p)?;
+    let server = st.router.server(opts.dc.as_deref())?;
+    let (meta, rows) = blocking(server, &opts, query).await?;
+    Ok(meta.json(&apply_filter(rows, &f)))
+}
+
+fn parse_filter(p: &Params) -> Result<Option<Filter>, ApiError> {
+    p.non_empty("filter")
+        .map(|f| {
+            filter::parse(f).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "Failed to create boolean expression evaluator: {e}"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// Serializes rows and keeps those the filter accepts.
+fn apply_filter<T: Serialize>(rows: Vec<T>, f: &Option<Filter>) -> Vec<serde_json::Value> {
+    rows.into_iter()
+        .filter_map(|r| serde_json::to_value(r).ok())
+        .filter(|v| f.as_ref().is_none_or(|f| f.matches(v)))
+        .collect()
 }

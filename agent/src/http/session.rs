@@ -14,7 +14,7 @@ use super::ApiState;
 use super::body::{GoDuration, decode};
 use super::error::ApiError;
 use super::params::Params;
-use super::read::{blocking, json_body};
+use super::read::{json_body, list};
 use crate::catalog::{
     Command, Response as Applied, SERF_HEALTH, ServiceCheckRef, Session, SessionBehavior,
 };
@@ -31,7 +31,7 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/session/renew/{id}", put(renew))
         .route("/v1/session/info/{id}", get(info))
         .route("/v1/session/node/{node}", get(by_node))
-        .route("/v1/session/list", get(list))
+        .route("/v1/session/list", get(list_all))
 }
 
 #[derive(Deserialize, Default)]
@@ -159,16 +159,13 @@ async fn info(
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
-    let opts = p.read_opts()?;
-    let server = st.router.server(opts.dc.as_deref())?;
-    let (meta, s) = blocking(server, &opts, |s| {
+    list(&st, &p, |s| {
         (
             s.table_indexes().sessions,
-            s.session(&id).cloned().into_iter().collect::<Vec<_>>(),
+            s.session(&id).cloned().into_iter().collect(),
         )
     })
-    .await?;
-    Ok(meta.json(&s))
+    .await
 }
 
 async fn by_node(
@@ -176,30 +173,18 @@ async fn by_node(
     Path(node): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
-    let opts = p.read_opts()?;
-    let server = st.router.server(opts.dc.as_deref())?;
-    let (meta, s) = blocking(server, &opts, |s| {
+    list(&st, &p, |s| {
         (
             s.table_indexes().sessions,
-            s.sessions()
-                .filter(|x| x.node == node)
-                .cloned()
-                .collect::<Vec<_>>(),
+            s.sessions().filter(|x| x.node == node).cloned().collect(),
         )
     })
-    .await?;
-    Ok(meta.json(&s))
+    .await
 }
 
-async fn list(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
-    let opts = p.read_opts()?;
-    let server = st.router.server(opts.dc.as_deref())?;
-    let (meta, s) = blocking(server, &opts, |s| {
-        (
-            s.table_indexes().sessions,
-            s.sessions().cloned().collect::<Vec<_>>(),
-        )
+async fn list_all(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+    list(&st, &p, |s| {
+        (s.table_indexes().sessions, s.sessions().cloned().collect())
     })
-    .await?;
-    Ok(meta.json(&s))
+    .await
 }
