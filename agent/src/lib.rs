@@ -21,6 +21,7 @@
 pub mod agent;
 pub mod catalog;
 pub mod cli;
+pub mod gossip;
 pub mod http;
 pub mod raft;
 pub mod rpc;
