@@ -1,0 +1,353 @@
+#!/usr/bin/env bash
+# bench/kv: Meridian's KV store against single-member etcd 3.4, side by side in one run.
+#
+# Starts a durable single Meridian server and a single-member etcd (Debian etcd-server; it
+# fsyncs every write by default), drives both over HTTP on 127.0.0.1 with wrk (same threads,
+# connections and duration for both) and reports req/s, p50, p99 and the Meridian/etcd ratio
+# for writes (KV PUT vs etcd put) and reads (default consistency vs linearizable range), plus
+# each server's peak RSS. Writes bench/kv/results.json and bench/kv/kv.png and prints the
+# block for BENCHMARKS.md. Goal (issue #2): Meridian >= 3x etcd on both.
+#
+# Usage: bench/kv/run.sh            (DURATION=30s bench/kv/run.sh for a longer run)
+# Installs what it needs on a fresh Debian 12 machine (as root).
+set -euo pipefail
+
+DURATION=${DURATION:-10s}
+THREADS=2
+CONNS=32
+DEADLINE_SECS=60 # how long a server may take to become ready
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+CMDLINE="bench/kv/run.sh"
+[[ $DURATION != 10s ]] && CMDLINE="DURATION=$DURATION $CMDLINE"
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# --- dependencies -----------------------------------------------------------------------
+
+install_deps() {
+  local need=()
+  command -v curl >/dev/null || need+=(curl)
+  command -v etcd >/dev/null || need+=(etcd-server)
+  command -v wrk >/dev/null || need+=(wrk)
+  command -v gnuplot >/dev/null || need+=(gnuplot-nox)
+  if ((${#need[@]})); then
+    log "installing ${need[*]} (apt)"
+    local sudo=""
+    ((EUID == 0)) || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+  # cargo comes with the machine (rustup's toolchain); nothing else is fetched from outside.
+  [[ -x $HOME/.cargo/bin/cargo ]] && export PATH="$HOME/.cargo/bin:$PATH"
+  command -v cargo >/dev/null || die "cargo is required to build meridian"
+}
+
+# --- processes, ports, cleanup ----------------------------------------------------------
+
+TMP=""
+PIDS=()
+
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  # Give each server up to 10 s to exit on SIGTERM, then SIGKILL it.
+  local deadline=$((SECONDS + 10))
+  for pid in "${PIDS[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  [[ -n $TMP ]] && rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+USED_PORTS=" "
+# A TCP port on 127.0.0.1 that nothing listens on (and that this run has not handed out).
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 40000))
+    [[ $USED_PORTS == *" $p "* ]] && continue
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      USED_PORTS+="$p "
+      echo "$p"
+      return
+    fi
+  done
+}
+
+# wait_ready NAME PID URL PREDICATE: poll URL until PREDICATE (a function taking the body)
+# accepts it; fail if the process dies or DEADLINE_SECS pass.
+wait_ready() {
+  local name=$1 pid=$2 url=$3 pred=$4 logf=$5 body
+  local deadline=$((SECONDS + DEADLINE_SECS))
+  while :; do
+    body=$(curl -s --max-time 2 "$url" || true)
+    "$pred" "$body" && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 30 "$logf" >&2 || true
+      die "$name exited before it was ready (log above)"
+    fi
+    if ((SECONDS >= deadline)); then
+      tail -n 30 "$logf" >&2 || true
+      die "$name not ready after ${DEADLINE_SECS}s ($url said: ${body:-nothing})"
+    fi
+    sleep 0.1 # poll interval, not a wait for readiness
+  done
+}
+leader_known() { [[ $1 =~ ^\"[^\"]+\"$ ]]; }   # a non-empty JSON string
+etcd_healthy() { [[ $1 == *'"health":"true"'* ]]; }
+
+# Percent of all CPUs busy over one second (from /proc/stat), before anything is started.
+cpu_busy_pct() {
+  local a b
+  a=$(head -1 /proc/stat)
+  sleep 1 # a measurement window, not a wait for anything
+  b=$(head -1 /proc/stat)
+  awk -v a="$a" -v b="$b" 'BEGIN {
+    na = split(a, x); split(b, y); total = 0
+    for (i = 2; i <= na; i++) total += y[i] - x[i]
+    idle = (y[5] - x[5]) + (y[6] - x[6])
+    printf "%d", (total > 0) ? 100 * (total - idle) / total : 0 }'
+}
+
+peak_rss_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+
+# --- servers -----------------------------------------------------------------------------
+
+start_meridian() {
+  MP=$(free_port)
+  local bin="$ROOT/target/release/meridian" help extra=() flag
+  # Keep the agent's other listeners off Consul's default ports (another agent may hold them),
+  # for whichever of Consul's port flags this build accepts.
+  help=$("$bin" agent --help 2>&1 || true)
+  for flag in -server-port -serf-lan-port -serf-wan-port -dns-port -grpc-port; do
+    if grep -qE -- "(^|[[:space:]])-?${flag}([[:space:]=,]|$)" <<<"$help"; then
+      extra+=("$flag" "$(free_port)")
+    fi
+  done
+  log "starting meridian (http 127.0.0.1:$MP, data dir $TMP/m)"
+  "$bin" agent -server -bootstrap-expect 1 -data-dir "$TMP/m" -bind 127.0.0.1 \
+    -client 127.0.0.1 -http-port "$MP" -node bench -log-level warn "${extra[@]}" \
+    >"$TMP/meridian.log" 2>&1 &
+  MPID=$!
+  PIDS+=("$MPID")
+  wait_ready meridian "$MPID" "http://127.0.0.1:$MP/v1/status/leader" leader_known \
+    "$TMP/meridian.log"
+}
+
+start_etcd() {
+  EPORT=$(free_port)
+  local peer
+  peer=$(free_port)
+  log "starting etcd $(etcd --version | awk '/etcd Version/ {print $3}') (client 127.0.0.1:$EPORT, data dir $TMP/e)"
+  # Defaults kept: etcd fsyncs the WAL on every write (--unsafe-no-fsync is not set).
+  etcd --name bench --data-dir "$TMP/e" \
+    --listen-client-urls "http://127.0.0.1:$EPORT" --advertise-client-urls "http://127.0.0.1:$EPORT" \
+    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+    --initial-cluster "bench=http://127.0.0.1:$peer" --logger zap --log-level warn \
+    >"$TMP/etcd.log" 2>&1 &
+  EPID=$!
+  PIDS+=("$EPID")
+  wait_ready etcd "$EPID" "http://127.0.0.1:$EPORT/health" etcd_healthy "$TMP/etcd.log"
+}
+
+# Write bench/1 on both systems so the read workloads find it (and check they can write).
+prewrite_read_key() {
+  local value out
+  value=$(printf '0123456789abcdef%.0s' {1..8})
+  out=$(curl -sf -X PUT --data-binary "$value" "http://127.0.0.1:$MP/v1/kv/bench/1") ||
+    die "meridian: PUT /v1/kv/bench/1 failed"
+  [[ $out == *true* ]] || die "meridian: PUT /v1/kv/bench/1 returned '$out'"
+  out=$(curl -sf -X POST -H 'Content-Type: application/json' \
+    -d "{\"key\":\"$(printf bench/1 | base64 -w0)\",\"value\":\"$(printf %s "$value" | base64 -w0)\"}" \
+    "http://127.0.0.1:$EPORT/v3/kv/put") || die "etcd: POST /v3/kv/put failed"
+  [[ $out == *'"header"'* ]] || die "etcd: /v3/kv/put returned '$out'"
+}
+
+# --- load --------------------------------------------------------------------------------
+
+declare -A RPS P50 P99
+
+# run_wrk LABEL WORKLOAD URL: run one workload; store req/s and latency under LABEL.
+run_wrk() {
+  local label=$1 workload=$2 url=$3 out line
+  log "$label ($DURATION, wrk -t$THREADS -c$CONNS)"
+  out=$(WORKLOAD=$workload wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency \
+    -s "$HERE/kv.lua" "$url" 2>&1) || { echo "$out" >&2; die "$label: wrk failed"; }
+  line=$(grep '^RESULT ' <<<"$out") || { echo "$out" >&2; die "$label: no RESULT line from wrk"; }
+  local -A r=()
+  local kv
+  for kv in ${line#RESULT }; do r[${kv%%=*}]=${kv#*=}; done
+  local errs=$((r[bad] + r[connect] + r[read] + r[write] + r[timeout]))
+  if ((errs > 0 || r[requests] == 0)); then
+    echo "$out" >&2
+    die "$label: $errs failed requests of ${r[requests]} (bad replies ${r[bad]}, socket errors connect ${r[connect]} read ${r[read]} write ${r[write]} timeout ${r[timeout]})"
+  fi
+  RPS[$label]=${r[rps]}
+  P50[$label]=${r[p50_us]}
+  P99[$label]=${r[p99_us]}
+  printf '    %s req/s, p50 %s, p99 %s, %s requests, 0 errors\n' "${r[rps]}" \
+    "$(ms "${r[p50_us]}")" "$(ms "${r[p99_us]}")" "${r[requests]}" >&2
+}
+
+ms() { awk -v us="$1" 'BEGIN { printf "%.2f ms", us / 1000 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
+
+# --- report ------------------------------------------------------------------------------
+
+report() {
+  local wr rr
+  wr=$(ratio "${RPS[meridian writes]}" "${RPS[etcd writes]}")
+  rr=$(ratio "${RPS[meridian reads]}" "${RPS[etcd reads]}")
+  local goal_w=no goal_r=no
+  awk -v r="$wr" 'BEGIN { exit !(r >= 3) }' && goal_w=yes
+  awk -v r="$rr" 'BEGIN { exit !(r >= 3) }' && goal_r=yes
+  local machine kernel commit etcd_ver when
+  machine="$(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+  kernel=$(uname -r)
+  commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  git -C "$ROOT" diff --quiet HEAD 2>/dev/null || commit+=" (+ uncommitted changes)"
+  etcd_ver=$(etcd --version | awk '/etcd Version/ {print $3}')
+  when=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+
+  # results.json
+  cat >"$HERE/results.json" <<JSON
+{
+  "command": "$CMDLINE",
+  "date": "$when",
+  "machine": { "nproc": $(nproc), "kernel": "$kernel", "cpu_busy_pct_before": $BUSY_BEFORE },
+  "meridian_commit": "$commit",
+  "etcd_version": "$etcd_ver",
+  "wrk": { "threads": $THREADS, "connections": $CONNS, "duration": "$DURATION" },
+  "writes": {
+    "meridian": { "rps": ${RPS[meridian writes]}, "p50_us": ${P50[meridian writes]}, "p99_us": ${P99[meridian writes]} },
+    "etcd": { "rps": ${RPS[etcd writes]}, "p50_us": ${P50[etcd writes]}, "p99_us": ${P99[etcd writes]} },
+    "ratio_rps": $wr,
+    "goal_met": $([[ $goal_w == yes ]] && echo true || echo false)
+  },
+  "reads": {
+    "meridian": { "rps": ${RPS[meridian reads]}, "p50_us": ${P50[meridian reads]}, "p99_us": ${P99[meridian reads]} },
+    "etcd": { "rps": ${RPS[etcd reads]}, "p50_us": ${P50[etcd reads]}, "p99_us": ${P99[etcd reads]} },
+    "ratio_rps": $rr,
+    "goal_met": $([[ $goal_r == yes ]] && echo true || echo false)
+  },
+  "peak_rss_kib": { "meridian": $M_RSS, "etcd": $E_RSS }
+}
+JSON
+
+  plot
+
+  # Table (stdout) and the BENCHMARKS.md block.
+  local table
+  table=$(
+    printf '| Workload | Meridian req/s | etcd req/s | Meridian/etcd | Meridian p50 / p99 | etcd p50 / p99 |\n'
+    printf '|---|---:|---:|---:|---:|---:|\n'
+    local w
+    for w in writes reads; do
+      printf '| %s | %.0f | %.0f | **%s×** | %s / %s | %s / %s |\n' \
+        "$([[ $w == writes ]] && echo 'writes (KV PUT vs etcd put)' || echo 'reads (default vs etcd linearizable range)')" \
+        "${RPS[meridian $w]}" "${RPS[etcd $w]}" "$([[ $w == writes ]] && echo "$wr" || echo "$rr")" \
+        "$(ms "${P50[meridian $w]}")" "$(ms "${P99[meridian $w]}")" \
+        "$(ms "${P50[etcd $w]}")" "$(ms "${P99[etcd $w]}")"
+    done
+    printf '| peak RSS | %s MiB | %s MiB | %s× | | |\n' "$(mib "$M_RSS")" "$(mib "$E_RSS")" \
+      "$(ratio "$M_RSS" "$E_RSS")"
+  )
+  echo
+  echo "$table"
+  echo
+  echo "Goal (Meridian >= 3x etcd): writes $goal_w (${wr}x), reads $goal_r (${rr}x)"
+  echo
+  echo "----- paste into BENCHMARKS.md -----"
+  cat <<MD
+### KV: Meridian vs etcd $etcd_ver (\`bench/kv\`)
+
+\`$CMDLINE\` — one durable single Meridian server (\`-server -bootstrap-expect 1 -data-dir\`) and
+one single-member etcd (defaults: every write fsynced), side by side in one run, both driven by
+\`wrk -t$THREADS -c$CONNS -d$DURATION\` over HTTP on 127.0.0.1. Writes: Meridian \`PUT /v1/kv/bench/<n>\`
+vs etcd \`POST /v3/kv/put\`, a fresh key per request, 128-byte values. Reads: Meridian
+\`GET /v1/kv/bench/1\` (default consistency) vs etcd \`POST /v3/kv/range\` (linearizable).
+Every reply was checked; the run fails on any error. Machine: $machine, Linux $kernel,
+CPUs ${BUSY_BEFORE}% busy just before the run; Meridian $commit; $when.
+
+$table
+
+Goal (Meridian ≥ 3× etcd): writes **$goal_w**, reads **$goal_r**.
+
+![Meridian vs etcd: req/s and p99](bench/kv/kv.png)
+MD
+  echo "------------------------------------"
+}
+
+# Grouped bars: req/s (left) and p99 latency (right), Meridian vs etcd, writes and reads.
+plot() {
+  local dat="$TMP/plot.dat"
+  {
+    echo "# workload meridian_rps etcd_rps meridian_p99_ms etcd_p99_ms rps_ratio"
+    local w
+    for w in writes reads; do
+      awk -v w="$w" -v mr="${RPS[meridian $w]}" -v er="${RPS[etcd $w]}" \
+        -v mp="${P99[meridian $w]}" -v ep="${P99[etcd $w]}" \
+        'BEGIN { printf "%s %s %s %.3f %.3f %.1f\n", w, mr, er, mp / 1000, ep / 1000, mr / er }'
+    done
+  } >"$dat"
+  gnuplot <<GP || die "gnuplot failed"
+set terminal pngcairo size 1100,450 font "sans,11"
+set output "$HERE/kv.png"
+set multiplot layout 1,2 title "Meridian vs etcd $(etcd --version | awk '/etcd Version/ {print $3}') — wrk -t$THREADS -c$CONNS -d$DURATION, $(nproc) CPUs"
+set style data histogram
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set grid ytics
+set key below horizontal
+set yrange [0:*]
+set xrange [-0.6:1.6]
+set bmargin 4
+set title "throughput (req/s, higher is better)"
+plot "$dat" using 2:xtic(sprintf("%s\\n(Meridian %s×)", strcol(1), strcol(6))) title "Meridian" lc rgb "#2b7bba", "" using 3 title "etcd" lc rgb "#e0803a"
+set title "p99 latency (ms, lower is better)"
+plot "$dat" using 4:xtic(1) title "Meridian" lc rgb "#2b7bba", "" using 5 title "etcd" lc rgb "#e0803a"
+unset multiplot
+GP
+}
+
+# --- main --------------------------------------------------------------------------------
+
+main() {
+  install_deps
+  log "building meridian (cargo build --release; the first build takes several minutes)"
+  (cd "$ROOT" && cargo build --release -p meridian-agent --bin meridian)
+
+  # Both servers and wrk share this machine's CPUs: other load skews the numbers.
+  BUSY_BEFORE=$(cpu_busy_pct)
+  if ((BUSY_BEFORE > 20)); then
+    log "warning: the CPUs were ${BUSY_BEFORE}% busy before the run; results will be noisy"
+  fi
+
+  TMP=$(mktemp -d -t meridian-bench-kv.XXXXXX)
+  start_meridian
+  start_etcd
+  prewrite_read_key
+
+  run_wrk "meridian writes" meridian-put "http://127.0.0.1:$MP"
+  run_wrk "etcd writes" etcd-put "http://127.0.0.1:$EPORT"
+  prewrite_read_key # the write runs may have replaced bench/1; make sure it is there
+  run_wrk "meridian reads" meridian-get "http://127.0.0.1:$MP"
+  run_wrk "etcd reads" etcd-range "http://127.0.0.1:$EPORT"
+
+  M_RSS=$(peak_rss_kib "$MPID")
+  E_RSS=$(peak_rss_kib "$EPID")
+  report
+  log "wrote bench/kv/results.json and bench/kv/kv.png"
+}
+
+[[ ${BASH_SOURCE[0]} == "$0" ]] && main "$@"
