@@ -12,17 +12,21 @@
 //!
 //! Protocol code never touches the socket; the transport never parses SWIM.
 
+pub mod broadcast;
 pub mod config;
 pub mod coordinate;
 pub mod identity;
 pub mod keyring;
+pub mod members;
 pub mod transport;
 
 use std::net::SocketAddr;
 
+pub use broadcast::UserEvent;
 pub use config::{GossipConfig, GossipConfigError};
 pub use identity::{NodeId, Role, Tags};
 pub use keyring::{GossipKey, KeyError, Keyring, KeyringFileError, OpenError};
+pub use members::{Event, Member, MemberStatus, MembersView};
 pub use transport::GossipStats;
 
 /// Errors from the gossip pool.
