@@ -15,15 +15,21 @@
 pub mod broadcast;
 pub mod config;
 pub mod coordinate;
+pub mod handle;
 pub mod identity;
 pub mod keyring;
 pub mod members;
+mod runtime;
 pub mod transport;
+
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 
 pub use broadcast::UserEvent;
 pub use config::{GossipConfig, GossipConfigError};
+pub use handle::{BoundGossip, GossipHandle};
 pub use identity::{NodeId, Role, Tags};
 pub use keyring::{GossipKey, KeyError, Keyring, KeyringFileError, OpenError};
 pub use members::{Event, Member, MemberStatus, MembersView};
