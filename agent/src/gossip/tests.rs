@@ -412,3 +412,43 @@ async fn key_operations_persist_the_keyring_file() {
     assert_eq!(on_disk.keys(), vec![key(1), key(2)]);
     node.shutdown().await;
 }
+
+/// A crashed node restarted on the same address rejoins with a higher incarnation and is
+/// alive again everywhere (`member-join`).
+#[tokio::test]
+async fn restarted_node_rejoins_with_a_higher_incarnation() {
+    let nodes = cluster(3, 1).await;
+    let addr = nodes[2].advertise_addr();
+    let before = nodes[0].members().into_iter().find(|m| m.name == "n2");
+    let before = before.expect("n2 known").incarnation;
+    nodes[2].shutdown().await;
+    wait_until("n2 failed", || {
+        nodes[..2]
+            .iter()
+            .all(|h| status_of(h, "n2") == Some(MemberStatus::Failed))
+    })
+    .await;
+    let mut events = nodes[0].subscribe();
+    let again = start_with("n2", ring(1), |c| c.bind_addr = addr).await;
+    again
+        .join(&[nodes[0].advertise_addr()])
+        .await
+        .expect("rejoin");
+    wait_until("n2 alive again everywhere", || {
+        nodes[..2].iter().all(|h| {
+            h.members().iter().any(|m| {
+                m.name == "n2" && m.status == MemberStatus::Alive && m.incarnation > before
+            })
+        })
+    })
+    .await;
+    let mut seen = Vec::new();
+    drain(&mut events, &mut seen);
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, Event::MemberJoin(m) if m.name == "n2")),
+        "{seen:?}"
+    );
+    again.shutdown().await;
+    shutdown_all(&nodes[..2]).await;
+}
