@@ -1,0 +1,299 @@
+//! Custom foca broadcasts: serf's user events and leave intents, with their Lamport clocks
+//! and dedupe. Owns the wire shape of these messages and the "is this new?" decision foca
+//! needs to stop re-gossiping; no I/O and no membership state here.
+//!
+//! foca 2.0 has no accessor for the broadcast handler, so new messages are handed out
+//! through [`Inbox`], which the runtime drains right after each foca call (same task, never
+//! across an await; its size is bounded by what one foca call can decode).
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use super::identity::NodeId;
+
+/// A user event as subscribers see it (serf `UserEvent`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserEvent {
+    /// Lamport time of the event (Consul's `LTime`).
+    pub ltime: u64,
+    /// Event name.
+    pub name: String,
+    /// Opaque payload.
+    pub payload: Vec<u8>,
+    /// Node that fired it.
+    pub origin: String,
+}
+
+/// A member announcing its graceful leave (serf `messageLeave`), or another node
+/// force-leaving a failed member. `bump` pins it to one incarnation, so a stale intent
+/// cannot make a restarted node look left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaveIntent {
+    /// Member name.
+    pub name: String,
+    /// Identity bump the intent is about.
+    pub bump: u64,
+    /// Lamport time on the member clock.
+    pub ltime: u64,
+}
+
+/// What travels in a custom broadcast. Append variants only: postcard encodes the index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GossipMessage {
+    /// A user event.
+    User(UserEvent),
+    /// A leave intent.
+    Leave(LeaveIntent),
+}
+
+impl GossipMessage {
+    /// postcard bytes for `Foca::add_broadcast`.
+    pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_allocvec(self)
+    }
+}
+
+/// foca's backlog key: user events are unique by (ltime, name, origin); a newer leave
+/// intent for a name replaces an older one still being disseminated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BroadcastKey {
+    /// A user event.
+    User {
+        /// Lamport time.
+        ltime: u64,
+        /// Event name.
+        name: String,
+        /// Firing node (two nodes may fire the same name at the same ltime).
+        origin: String,
+    },
+    /// A leave intent.
+    Leave {
+        /// Member name.
+        name: String,
+        /// Lamport time.
+        ltime: u64,
+    },
+}
+
+impl foca::Invalidates for BroadcastKey {
+    fn invalidates(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Leave { name: a, ltime: ta }, Self::Leave { name: b, ltime: tb }) => {
+                a == b && ta >= tb
+            }
+            _ => self == other,
+        }
+    }
+}
+
+/// A decoded broadcast that was not seen before.
+pub type Inbox = Arc<Mutex<VecDeque<GossipMessage>>>;
+
+/// A Lamport clock (serf `LamportClock`).
+#[derive(Debug, Default)]
+pub struct LamportClock(AtomicU64);
+
+impl LamportClock {
+    /// Current time.
+    pub fn time(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Returns the current time and advances the clock.
+    pub fn increment(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Moves the clock past an observed time.
+    pub fn witness(&self, seen: u64) {
+        self.0.fetch_max(seen.saturating_add(1), Ordering::SeqCst);
+    }
+}
+
+/// Undecodable custom broadcast; foca wraps it and the runtime counts it as malformed.
+#[derive(Debug, thiserror::Error)]
+#[error("undecodable gossip broadcast: {0}")]
+pub struct BroadcastDecodeError(postcard::Error);
+
+/// The foca `BroadcastHandler`: decodes, dedupes, witnesses clocks, queues new messages.
+#[derive(Debug)]
+pub struct Handler {
+    inbox: Inbox,
+    event_clock: Arc<LamportClock>,
+    member_clock: Arc<LamportClock>,
+    event_buffer: u64,
+    seen_events: BTreeSet<(u64, String, String)>,
+    leave_ltimes: HashMap<String, u64>,
+}
+
+impl Handler {
+    /// A handler remembering the last `event_buffer` ltimes of user events.
+    pub fn new(
+        inbox: Inbox,
+        event_clock: Arc<LamportClock>,
+        member_clock: Arc<LamportClock>,
+        event_buffer: u64,
+    ) -> Self {
+        Self {
+            inbox,
+            event_clock,
+            member_clock,
+            event_buffer,
+            seen_events: BTreeSet::new(),
+            leave_ltimes: HashMap::new(),
+        }
+    }
+
+    fn user_event_is_new(&mut self, ev: &UserEvent) -> bool {
+        let now = self.event_clock.time();
+        // serf: events older than the buffer are ignored, they may have been delivered.
+        let floor = now.saturating_sub(self.event_buffer);
+        if ev.ltime < floor {
+            return false;
+        }
+        self.event_clock.witness(ev.ltime);
+        let key = (ev.ltime, ev.name.clone(), ev.origin.clone());
+        if !self.seen_events.insert(key) {
+            return false;
+        }
+        // Forget what fell out of the window.
+        let floor = self.event_clock.time().saturating_sub(self.event_buffer);
+        self.seen_events = self
+            .seen_events
+            .split_off(&(floor, String::new(), String::new()));
+        true
+    }
+
+    fn leave_is_new(&mut self, intent: &LeaveIntent) -> bool {
+        self.member_clock.witness(intent.ltime);
+        match self.leave_ltimes.get(&intent.name) {
+            Some(&last) if last >= intent.ltime => false,
+            _ => {
+                self.leave_ltimes.insert(intent.name.clone(), intent.ltime);
+                true
+            }
+        }
+    }
+}
+
+impl foca::BroadcastHandler<NodeId> for Handler {
+    type Key = BroadcastKey;
+    type Error = BroadcastDecodeError;
+
+    fn receive_item(
+        &mut self,
+        data: &[u8],
+        _sender: Option<&NodeId>,
+    ) -> Result<Option<BroadcastKey>, BroadcastDecodeError> {
+        let msg: GossipMessage = postcard::from_bytes(data).map_err(BroadcastDecodeError)?;
+        let key = match &msg {
+            GossipMessage::User(ev) => {
+                if !self.user_event_is_new(ev) {
+                    return Ok(None);
+                }
+                BroadcastKey::User {
+                    ltime: ev.ltime,
+                    name: ev.name.clone(),
+                    origin: ev.origin.clone(),
+                }
+            }
+            GossipMessage::Leave(intent) => {
+                if !self.leave_is_new(intent) {
+                    return Ok(None);
+                }
+                BroadcastKey::Leave {
+                    name: intent.name.clone(),
+                    ltime: intent.ltime,
+                }
+            }
+        };
+        self.inbox.lock().push_back(msg);
+        Ok(Some(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use foca::{BroadcastHandler, Invalidates};
+
+    use super::*;
+
+    fn handler() -> (Handler, Inbox, Arc<LamportClock>) {
+        let inbox = Inbox::default();
+        let clock = Arc::new(LamportClock::default());
+        let h = Handler::new(
+            Arc::clone(&inbox),
+            Arc::clone(&clock),
+            Arc::new(LamportClock::default()),
+            4,
+        );
+        (h, inbox, clock)
+    }
+
+    fn user(ltime: u64, name: &str) -> Vec<u8> {
+        GossipMessage::User(UserEvent {
+            ltime,
+            name: name.into(),
+            payload: b"p".to_vec(),
+            origin: "n1".into(),
+        })
+        .encode()
+        .expect("encodes")
+    }
+
+    #[test]
+    fn user_events_are_new_once_and_advance_the_clock() {
+        let (mut h, inbox, clock) = handler();
+        assert!(
+            h.receive_item(&user(7, "deploy"), None)
+                .expect("ok")
+                .is_some()
+        );
+        assert!(
+            h.receive_item(&user(7, "deploy"), None)
+                .expect("ok")
+                .is_none()
+        );
+        assert!(
+            h.receive_item(&user(7, "other"), None)
+                .expect("ok")
+                .is_some()
+        );
+        assert_eq!(clock.time(), 8);
+        assert_eq!(inbox.lock().len(), 2);
+        // Older than the 4-ltime buffer: ignored.
+        assert!(
+            h.receive_item(&user(2, "late"), None)
+                .expect("ok")
+                .is_none()
+        );
+        assert!(h.receive_item(b"\xff\xff\xff", None).is_err());
+    }
+
+    #[test]
+    fn newer_leave_intents_replace_older_ones() {
+        let (mut h, inbox, _) = handler();
+        let leave = |ltime| {
+            GossipMessage::Leave(LeaveIntent {
+                name: "n2".into(),
+                bump: 1,
+                ltime,
+            })
+            .encode()
+            .expect("encodes")
+        };
+        assert!(h.receive_item(&leave(3), None).expect("ok").is_some());
+        assert!(h.receive_item(&leave(3), None).expect("ok").is_none());
+        assert!(h.receive_item(&leave(2), None).expect("ok").is_none());
+        assert_eq!(inbox.lock().len(), 1);
+        let k = |ltime| BroadcastKey::Leave {
+            name: "n2".into(),
+            ltime,
+        };
+        assert!(k(3).invalidates(&k(2)) && !k(2).invalidates(&k(3)));
+    }
+}

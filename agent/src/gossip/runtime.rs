@@ -1,0 +1,462 @@
+//! The foca driver: the one task that owns `Foca`. Packets (from the transport), commands
+//! (from `GossipHandle`) and its own timers come in; after every foca call the effects go
+//! out: datagrams to the transport's bounded queue (`try_send`, drops counted), timers into
+//! a deadline heap this task sleeps on, notifications and broadcasts into the member table,
+//! whose snapshot is published on a `watch` and whose events on a `broadcast`.
+//!
+//! Timers live in this task rather than a separate scheduler task: foca wants them fired in
+//! deadline order (foca issues #26/#36), a heap here gives that without a channel that could
+//! fill up and silently stop the probe cycle, and its size is bounded by foca's own state
+//! (one probe, one suspicion timer per suspect, a few periodic ones).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use foca::{Foca, Notification, OwnedNotification, PostcardCodec, Timer};
+use rand::rngs::StdRng;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::{Instant, MissedTickBehavior, sleep_until};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::GossipError;
+use super::broadcast::{GossipMessage, Handler, Inbox, LamportClock, LeaveIntent, UserEvent};
+use super::config::GossipConfig;
+use super::identity::{NodeId, Tags};
+use super::members::{Event, MemberStatus, MemberTable, MembersView};
+use super::transport::Counters;
+
+type FocaT = Foca<NodeId, PostcardCodec, StdRng, Handler>;
+type Reply<T> = oneshot::Sender<Result<T, GossipError>>;
+
+/// What the handle asks of the foca task (style §4's `Input`, minus `Data` and `Timer`,
+/// which arrive on the inbound queue and the in-task heap).
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Announce ourselves to these addresses (join / retry-join).
+    Announce(Vec<SocketAddr>),
+    /// First half of a graceful leave: gossip the intent.
+    LeaveIntent(Reply<()>),
+    /// Second half: declare ourselves down and stop taking part.
+    Leave(Reply<()>),
+    /// Move a failed member to `left`.
+    ForceLeave { name: String, reply: Reply<()> },
+    /// Replace our tags.
+    UpdateTags { tags: Tags, reply: Reply<()> },
+    /// Fire a user event.
+    UserEvent {
+        name: String,
+        payload: Vec<u8>,
+        reply: Reply<()>,
+    },
+}
+
+/// Everything the task owns.
+pub(crate) struct Runtime {
+    foca: FocaT,
+    config: GossipConfig,
+    timers: TimerQueue,
+    notes: Vec<OwnedNotification<NodeId>>,
+    outbound_tx: mpsc::Sender<(SocketAddr, Bytes)>,
+    counters: Arc<Counters>,
+    inbox: Inbox,
+    event_clock: Arc<LamportClock>,
+    member_clock: Arc<LamportClock>,
+    table: MemberTable,
+    events_tx: broadcast::Sender<Event>,
+    members_tx: watch::Sender<MembersView>,
+    sized_for: usize,
+    left: bool,
+}
+
+/// The channels the task is wired to.
+pub(crate) struct Wiring {
+    pub(crate) outbound_tx: mpsc::Sender<(SocketAddr, Bytes)>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) events_tx: broadcast::Sender<Event>,
+    pub(crate) members_tx: watch::Sender<MembersView>,
+}
+
+enum Branch {
+    Timers,
+    Command(Command),
+    Data(Bytes),
+    Reap,
+}
+
+impl Runtime {
+    /// Builds foca and the member table for `identity`; publishes the first view.
+    pub(crate) fn new(identity: NodeId, config: GossipConfig, wiring: Wiring) -> Self {
+        let inbox = Inbox::default();
+        let event_clock = Arc::new(LamportClock::default());
+        let member_clock = Arc::new(LamportClock::default());
+        let handler = Handler::new(
+            Arc::clone(&inbox),
+            Arc::clone(&event_clock),
+            Arc::clone(&member_clock),
+            config.event_buffer,
+        );
+        let sized_for = usize::try_from(config.expected_cluster_size).unwrap_or(usize::MAX);
+        let foca = Foca::with_custom_broadcast(
+            identity.clone(),
+            config.foca_config(sized_for),
+            rand::make_rng::<StdRng>(),
+            PostcardCodec,
+            handler,
+        );
+        let (table, events) = MemberTable::new(&identity, Instant::now());
+        let mut rt = Self {
+            foca,
+            config,
+            timers: TimerQueue::default(),
+            notes: Vec::new(),
+            outbound_tx: wiring.outbound_tx,
+            counters: wiring.counters,
+            inbox,
+            event_clock,
+            member_clock,
+            table,
+            events_tx: wiring.events_tx,
+            members_tx: wiring.members_tx,
+            sized_for,
+            left: false,
+        };
+        rt.publish(events);
+        rt
+    }
+
+    /// The loop: one branch at a time, timers first so a packet flood cannot starve probes.
+    pub(crate) async fn run(
+        mut self,
+        token: CancellationToken,
+        mut commands_rx: mpsc::Receiver<Command>,
+        mut inbound_rx: mpsc::Receiver<Bytes>,
+    ) {
+        let mut reap = tokio::time::interval(self.config.reap_interval);
+        reap.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        loop {
+            let deadline = self.timers.next_deadline();
+            let far = Instant::now() + Duration::from_secs(3600);
+            let branch = tokio::select! {
+                biased;
+                _ = token.cancelled() => break,
+                _ = sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => Branch::Timers,
+                cmd = commands_rx.recv() => match cmd {
+                    Some(cmd) => Branch::Command(cmd),
+                    None => break, // every handle is gone
+                },
+                Some(data) = inbound_rx.recv() => Branch::Data(data),
+                _ = reap.tick() => Branch::Reap,
+            };
+            match branch {
+                Branch::Timers => self.handle_timers(),
+                Branch::Command(cmd) => self.handle_command(cmd),
+                Branch::Data(data) => self.handle_data(&data),
+                Branch::Reap => self.handle_reap(),
+            }
+        }
+        debug!("gossip runtime stopped");
+    }
+
+    /// Runs one foca call with this task's effects sink, then applies what it produced.
+    fn with_foca<R>(&mut self, call: impl FnOnce(&mut FocaT, &mut Effects<'_>) -> R) -> R {
+        let mut fx = Effects {
+            outbound_tx: &self.outbound_tx,
+            counters: &self.counters,
+            timers: &mut self.timers,
+            notes: &mut self.notes,
+        };
+        let result = call(&mut self.foca, &mut fx);
+        self.absorb();
+        result
+    }
+
+    fn handle_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(timer) = self.timers.pop_due(now) {
+            if let Err(err) = self.with_foca(|f, fx| f.handle_timer(timer, fx)) {
+                debug!(cause = %err, "foca timer error");
+            }
+        }
+    }
+
+    fn handle_data(&mut self, data: &[u8]) {
+        match self.with_foca(|f, fx| f.handle_data(data, fx)) {
+            Ok(()) => {}
+            Err(
+                foca::Error::Decode(_)
+                | foca::Error::MalformedPacket
+                | foca::Error::DataTooBig
+                | foca::Error::CustomBroadcast(_),
+            ) => self.counters.count_malformed(),
+            Err(err) => debug!(cause = %err, "foca ignored a packet"),
+        }
+    }
+
+    fn handle_reap(&mut self) {
+        let (reconnect, tombstone) = (self.config.reconnect_timeout, self.config.tombstone_timeout);
+        let events = self.table.reap(Instant::now(), reconnect, tombstone);
+        self.publish(events);
+    }
+
+    fn handle_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Announce(addrs) => self.announce(&addrs),
+            Command::LeaveIntent(reply) => {
+                let _ = reply.send(self.leave_intent());
+            }
+            Command::Leave(reply) => {
+                let _ = reply.send(self.leave());
+            }
+            Command::ForceLeave { name, reply } => {
+                let _ = reply.send(self.force_leave(&name));
+            }
+            Command::UpdateTags { tags, reply } => {
+                let _ = reply.send(self.update_tags(tags));
+            }
+            Command::UserEvent {
+                name,
+                payload,
+                reply,
+            } => {
+                let _ = reply.send(self.user_event(name, payload));
+            }
+        }
+    }
+
+    fn announce(&mut self, addrs: &[SocketAddr]) {
+        let own = self.foca.identity().addr;
+        for &addr in addrs.iter().filter(|a| **a != own) {
+            let target = NodeId::probe_target(addr);
+            if let Err(err) = self.with_foca(|f, fx| f.announce(target, fx)) {
+                debug!(%addr, cause = %err, "announce failed");
+            }
+        }
+    }
+
+    fn ensure_active(&self) -> Result<(), GossipError> {
+        if self.left {
+            Err(GossipError::Left)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Adds a broadcast (our own handler sees it first, so it is delivered locally too) and
+    /// pushes it to a few members right away instead of waiting for the next gossip round.
+    fn add_broadcast(&mut self, msg: &GossipMessage) -> Result<(), GossipError> {
+        let data = msg
+            .encode()
+            .map_err(|e| GossipError::Foca(format!("encoding broadcast: {e}")))?;
+        self.with_foca(|f, fx| {
+            f.add_broadcast(&data)?;
+            f.broadcast(fx)
+        })
+        .map_err(|e| GossipError::Foca(e.to_string()))
+    }
+
+    fn leave_intent(&mut self) -> Result<(), GossipError> {
+        self.ensure_active()?;
+        let id = self.foca.identity().clone();
+        let intent = LeaveIntent {
+            name: id.name,
+            bump: id.bump,
+            ltime: self.member_clock.increment(),
+        };
+        self.add_broadcast(&GossipMessage::Leave(intent))?;
+        self.table
+            .set_local_status(MemberStatus::Leaving, Instant::now());
+        self.publish(Vec::new());
+        Ok(())
+    }
+
+    fn leave(&mut self) -> Result<(), GossipError> {
+        self.ensure_active()?;
+        self.with_foca(|f, fx| f.leave_cluster(fx))
+            .map_err(|e| GossipError::Foca(e.to_string()))?;
+        self.left = true;
+        self.table
+            .set_local_status(MemberStatus::Left, Instant::now());
+        self.publish(Vec::new());
+        Ok(())
+    }
+
+    fn force_leave(&mut self, name: &str) -> Result<(), GossipError> {
+        self.ensure_active()?;
+        let status = self.table.status(name);
+        match status {
+            None => Err(GossipError::UnknownMember(name.to_owned())),
+            Some(MemberStatus::Left) => Ok(()),
+            Some(MemberStatus::Alive | MemberStatus::Leaving) => {
+                Err(GossipError::MemberNotFailed(name.to_owned()))
+            }
+            Some(MemberStatus::Failed) => {
+                let intent = LeaveIntent {
+                    name: name.to_owned(),
+                    bump: self.table.bump(name).unwrap_or(0),
+                    ltime: self.member_clock.increment(),
+                };
+                self.add_broadcast(&GossipMessage::Leave(intent))
+            }
+        }
+    }
+
+    fn update_tags(&mut self, tags: Tags) -> Result<(), GossipError> {
+        self.ensure_active()?;
+        let current = self.foca.identity().clone();
+        if current.tags == tags {
+            return Ok(());
+        }
+        let new_id = current.with_tags(tags);
+        self.with_foca(|f, fx| f.change_identity(new_id.clone(), fx))
+            .map_err(|e| GossipError::Foca(e.to_string()))?;
+        // change_identity leaves foca disconnected until someone addresses the new identity;
+        // announcing to a few members gets a reply to it right away.
+        let peers: Vec<SocketAddr> = self
+            .foca
+            .iter_members()
+            .take(self.config.gossip_nodes)
+            .map(|m| m.id().addr)
+            .collect();
+        self.announce(&peers);
+        let events = self.table.local_changed(&new_id, Instant::now());
+        self.publish(events);
+        Ok(())
+    }
+
+    fn user_event(&mut self, name: String, payload: Vec<u8>) -> Result<(), GossipError> {
+        self.ensure_active()?;
+        let event = UserEvent {
+            ltime: self.event_clock.increment(),
+            name,
+            payload,
+            origin: self.foca.identity().name.clone(),
+        };
+        self.add_broadcast(&GossipMessage::User(event))
+    }
+
+    /// Applies new broadcasts (leave intents before membership changes, since foca decodes
+    /// a packet's member updates before its broadcasts), then notifications; publishes.
+    fn absorb(&mut self) {
+        let now = Instant::now();
+        let mut events = Vec::new();
+        let messages: Vec<GossipMessage> = self.inbox.lock().drain(..).collect();
+        for msg in messages {
+            match msg {
+                GossipMessage::User(ev) => events.push(Event::User(ev)),
+                GossipMessage::Leave(intent) => {
+                    events.extend(self.table.leave_intent(&intent, now));
+                }
+            }
+        }
+        let mut dirty = !events.is_empty();
+        for note in std::mem::take(&mut self.notes) {
+            dirty = true;
+            match note {
+                OwnedNotification::MemberUp(id) => events.extend(self.table.member_up(&id, now)),
+                OwnedNotification::MemberDown(id) => {
+                    events.extend(self.table.member_down(&id, now));
+                }
+                OwnedNotification::Rename(_, new) => events.extend(self.table.renamed(&new, now)),
+                OwnedNotification::Rejoin(new) => {
+                    warn!(bump = new.bump, "declared down by the cluster; rejoined");
+                    self.table.set_local_status(MemberStatus::Alive, now);
+                    events.extend(self.table.local_changed(&new, now));
+                }
+                other => debug!(notification = ?other, "foca"),
+            }
+        }
+        if dirty {
+            self.resize();
+            self.publish(events);
+        }
+    }
+
+    /// foca's suspicion timeout and retransmit limit grow with the pool (log10 N).
+    fn resize(&mut self) {
+        let active = self.table.num_active();
+        if active > self.sized_for {
+            self.sized_for = active.next_power_of_two();
+            if let Err(err) = self
+                .foca
+                .set_config(self.config.foca_config(self.sized_for))
+            {
+                warn!(cause = %err, "foca refused the resized config");
+            }
+        }
+    }
+
+    fn publish(&mut self, events: Vec<Event>) {
+        self.members_tx.send_replace(self.table.view());
+        for event in events {
+            // Err only means nobody subscribes right now.
+            let _ = self.events_tx.send(event);
+        }
+    }
+}
+
+// === impl Effects ===
+
+/// foca's `Runtime`: the sync sink foca calls into during one call.
+struct Effects<'a> {
+    outbound_tx: &'a mpsc::Sender<(SocketAddr, Bytes)>,
+    counters: &'a Counters,
+    timers: &'a mut TimerQueue,
+    notes: &'a mut Vec<OwnedNotification<NodeId>>,
+}
+
+impl foca::Runtime<NodeId> for Effects<'_> {
+    fn notify(&mut self, notification: Notification<'_, NodeId>) {
+        self.notes.push(notification.to_owned());
+    }
+
+    fn send_to(&mut self, to: NodeId, data: &[u8]) {
+        match self
+            .outbound_tx
+            .try_send((to.addr, Bytes::copy_from_slice(data)))
+        {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.counters.count_outbound_full(),
+            // The sender task is gone: the pool is shutting down.
+            Err(TrySendError::Closed(_)) => {}
+        }
+    }
+
+    fn submit_after(&mut self, event: Timer<NodeId>, after: Duration) {
+        self.timers.push(Instant::now() + after, event);
+    }
+}
+
+// === impl TimerQueue ===
+
+/// foca timers by deadline; the sequence number keeps same-instant timers in submit order.
+#[derive(Default)]
+struct TimerQueue {
+    heap: BinaryHeap<Reverse<(Instant, u64, Timer<NodeId>)>>,
+    seq: u64,
+}
+
+impl TimerQueue {
+    fn push(&mut self, at: Instant, timer: Timer<NodeId>) {
+        self.seq = self.seq.wrapping_add(1);
+        self.heap.push(Reverse((at, self.seq, timer)));
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    fn pop_due(&mut self, now: Instant) -> Option<Timer<NodeId>> {
+        match self.heap.peek() {
+            Some(Reverse((at, _, _))) if *at <= now => {
+                self.heap.pop().map(|Reverse((_, _, timer))| timer)
+            }
+            _ => None,
+        }
+    }
+}

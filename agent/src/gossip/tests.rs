@@ -1,0 +1,454 @@
+//! In-process gossip cluster tests: real UDP sockets on 127.0.0.1:0, `dev()` timings, waits
+//! on conditions with deadlines (never a fixed sleep).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+
+const DEADLINE: Duration = Duration::from_secs(15);
+
+fn key(byte: u8) -> GossipKey {
+    GossipKey::from_bytes(&[byte; 32]).expect("32-byte key")
+}
+
+fn ring(byte: u8) -> Keyring {
+    Keyring::new(key(byte)).expect("keyring")
+}
+
+fn localhost() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+async fn start_with(
+    name: &str,
+    keyring: Keyring,
+    tweak: impl FnOnce(&mut GossipConfig),
+) -> GossipHandle {
+    let mut cfg = GossipConfig::dev(name, localhost());
+    tweak(&mut cfg);
+    BoundGossip::bind(cfg, keyring)
+        .await
+        .expect("bind")
+        .spawn(CancellationToken::new())
+}
+
+async fn start(name: &str, keyring: Keyring) -> GossipHandle {
+    start_with(name, keyring, |_| {}).await
+}
+
+/// `n` nodes sharing `key_byte`, all joined through node 0, converged.
+async fn cluster(n: usize, key_byte: u8) -> Vec<GossipHandle> {
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        nodes.push(start(&format!("n{i}"), ring(key_byte)).await);
+    }
+    let seed = nodes[0].advertise_addr();
+    for node in &nodes[1..] {
+        assert_eq!(node.join(&[seed]).await.expect("join"), 1);
+    }
+    wait_until(&format!("{n} nodes see {n} alive"), || {
+        nodes.iter().all(|h| alive(h) == n)
+    })
+    .await;
+    nodes
+}
+
+fn alive(h: &GossipHandle) -> usize {
+    h.members()
+        .iter()
+        .filter(|m| m.status == MemberStatus::Alive)
+        .count()
+}
+
+fn status_of(h: &GossipHandle, name: &str) -> Option<MemberStatus> {
+    h.members()
+        .into_iter()
+        .find(|m| m.name == name)
+        .map(|m| m.status)
+}
+
+/// Polls `cond` until it holds; panics with `what` after [`DEADLINE`].
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Drains what a subscriber has received so far.
+fn drain(rx: &mut broadcast::Receiver<Event>, into: &mut Vec<Event>) {
+    while let Ok(ev) = rx.try_recv() {
+        into.push(ev);
+    }
+}
+
+async fn shutdown_all(nodes: &[GossipHandle]) {
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+/// Five nodes with one key converge: everyone sees five alive members with status 1.
+#[tokio::test]
+async fn five_nodes_with_one_key_converge() {
+    let nodes = cluster(5, 1).await;
+    for n in &nodes {
+        let members = n.members();
+        assert_eq!(members.len(), 5);
+        assert!(members.iter().all(|m| m.status.as_serf() == 1));
+        assert_eq!(n.stats().dropped_undecryptable, 0);
+    }
+    shutdown_all(&nodes).await;
+}
+
+/// A node stopped without leaving (a crash) is seen `failed` by every other node.
+#[tokio::test]
+async fn crashed_node_is_seen_failed_by_all_others() {
+    let nodes = cluster(4, 1).await;
+    nodes[3].shutdown().await;
+    wait_until("n3 failed everywhere", || {
+        nodes[..3]
+            .iter()
+            .all(|h| status_of(h, "n3") == Some(MemberStatus::Failed))
+    })
+    .await;
+    assert!(nodes[..3].iter().all(|h| alive(h) == 3));
+    shutdown_all(&nodes[..3]).await;
+}
+
+/// A failed member is reaped (`member-reap`) once `reconnect_timeout` passes.
+#[tokio::test]
+async fn failed_member_is_reaped_after_reconnect_timeout() {
+    let short = |c: &mut GossipConfig| c.reconnect_timeout = Duration::from_millis(500);
+    let a = start_with("a", ring(1), short).await;
+    let b = start_with("b", ring(1), short).await;
+    b.join(&[a.advertise_addr()]).await.expect("join");
+    wait_until("a sees b", || alive(&a) == 2).await;
+    let mut events = a.subscribe();
+    b.shutdown().await;
+    let mut seen = Vec::new();
+    wait_until("b reaped", || {
+        drain(&mut events, &mut seen);
+        seen.iter()
+            .any(|e| matches!(e, Event::MemberReap(m) if m.name == "b"))
+    })
+    .await;
+    let kinds: Vec<_> = seen.iter().map(Event::kind).collect();
+    assert_eq!(kinds, ["member-failed", "member-reap"]);
+    assert_eq!(a.members().len(), 1);
+    a.shutdown().await;
+}
+
+/// A graceful leave is seen as `left` (member-leave), not `failed`.
+#[tokio::test]
+async fn graceful_leave_is_seen_left() {
+    let nodes = cluster(4, 1).await;
+    let mut subs: Vec<_> = nodes[..3].iter().map(GossipHandle::subscribe).collect();
+    nodes[3].leave().await.expect("leave");
+    nodes[3].shutdown().await;
+    wait_until("n3 left everywhere", || {
+        nodes[..3]
+            .iter()
+            .all(|h| status_of(h, "n3") == Some(MemberStatus::Left))
+    })
+    .await;
+    for rx in &mut subs {
+        let mut seen = Vec::new();
+        drain(rx, &mut seen);
+        assert!(
+            seen.iter()
+                .any(|e| matches!(e, Event::MemberLeave(m) if m.name == "n3"))
+        );
+        assert!(
+            !seen.iter().any(|e| matches!(e, Event::MemberFailed(_))),
+            "{seen:?}"
+        );
+    }
+    assert!(matches!(
+        nodes[3].fire_user_event("x", b"").await,
+        Err(e) if e.is_stopped()
+    ));
+    shutdown_all(&nodes[..3]).await;
+}
+
+/// A node with the wrong key never joins, and the others count its packets as undecryptable.
+#[tokio::test]
+async fn wrong_key_never_joins_and_drops_are_counted() {
+    let nodes = cluster(3, 1).await;
+    let intruder = start_with("x", ring(2), |c| c.join_timeout = Duration::from_secs(1)).await;
+    let err = intruder
+        .join(&[nodes[0].advertise_addr()])
+        .await
+        .expect_err("wrong key cannot join");
+    assert!(
+        matches!(err, GossipError::JoinFailed { attempted: 1 }),
+        "{err}"
+    );
+    assert!(nodes[0].stats().dropped_undecryptable > 0);
+    assert_eq!(alive(&intruder), 1);
+    assert!(
+        nodes
+            .iter()
+            .all(|h| status_of(h, "x").is_none() && alive(h) == 3)
+    );
+    intruder.shutdown().await;
+    shutdown_all(&nodes).await;
+}
+
+/// Garbage, tampered, plaintext and empty datagrams are dropped and counted; the node keeps
+/// working.
+#[tokio::test]
+async fn bad_datagrams_are_dropped_and_counted() {
+    let node = start("a", ring(1)).await;
+    let to = node.advertise_addr();
+    let sock = UdpSocket::bind(localhost()).await.expect("bind");
+    let mut tampered = ring(1).seal(b"anything").expect("sealed");
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0x80;
+    let sealed_junk = ring(1).seal(b"\xff\xff\xff\xff").expect("sealed");
+    let packets: [&[u8]; 6] = [
+        b"\x07garbage",                       // unknown envelope → malformed
+        b"",                                  // empty → malformed
+        &tampered,                            // → undecryptable
+        &ring(9).seal(b"x").expect("sealed"), // other key → undecryptable
+        b"\x00plaintext swim",                // plaintext with verify_incoming → plaintext
+        &sealed_junk,                         // opens, but foca cannot decode → malformed
+    ];
+    for p in packets {
+        sock.send_to(p, to).await.expect("send");
+    }
+    wait_until("all six counted", || {
+        let s = node.stats();
+        s.received == 6
+            && s.dropped_malformed == 3
+            && s.dropped_undecryptable == 2
+            && s.dropped_plaintext == 1
+    })
+    .await;
+    // Still alive and useful.
+    let b = start("b", ring(1)).await;
+    assert_eq!(b.join(&[to]).await.expect("join after garbage"), 1);
+    b.shutdown().await;
+    node.shutdown().await;
+}
+
+/// A user event reaches every node (the sender too) exactly once; oversized events are
+/// refused with an error that names the limit.
+#[tokio::test]
+async fn user_event_reaches_every_node_exactly_once() {
+    let nodes = cluster(5, 1).await;
+    let mut subs: Vec<_> = nodes.iter().map(GossipHandle::subscribe).collect();
+    nodes[2]
+        .fire_user_event("deploy", b"v1")
+        .await
+        .expect("fire");
+    nodes[4].fire_user_event("marker", b"").await.expect("fire");
+    let mut seen: Vec<Vec<Event>> = vec![Vec::new(); nodes.len()];
+    wait_until("both events everywhere", || {
+        subs.iter_mut().zip(seen.iter_mut()).all(|(rx, seen)| {
+            drain(rx, seen);
+            seen.iter()
+                .any(|e| matches!(e, Event::User(u) if u.name == "marker"))
+                && seen
+                    .iter()
+                    .any(|e| matches!(e, Event::User(u) if u.name == "deploy"))
+        })
+    })
+    .await;
+    // Let a few more gossip rounds pass (condition: traffic flowed), then count.
+    let received: Vec<u64> = nodes.iter().map(|n| n.stats().received).collect();
+    wait_until("more gossip rounds", || {
+        nodes
+            .iter()
+            .zip(&received)
+            .all(|(n, r)| n.stats().received > r + 20)
+    })
+    .await;
+    for (rx, seen) in subs.iter_mut().zip(seen.iter_mut()) {
+        drain(rx, seen);
+        let deploys: Vec<_> = seen
+            .iter()
+            .filter_map(|e| match e {
+                Event::User(u) if u.name == "deploy" => Some(u),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(deploys.len(), 1, "{seen:?}");
+        assert_eq!(deploys[0].payload, b"v1");
+        assert_eq!(deploys[0].origin, "n2");
+    }
+    let err = nodes[0]
+        .fire_user_event("big", &[0u8; 600])
+        .await
+        .expect_err("too big");
+    assert!(matches!(
+        err,
+        GossipError::UserEventTooLarge {
+            size: 603,
+            limit: 512
+        }
+    ));
+    assert!(err.to_string().contains("512"), "{err}");
+    shutdown_all(&nodes).await;
+}
+
+/// Tag changes propagate as `member-update` with the new tags.
+#[tokio::test]
+async fn tag_updates_propagate() {
+    let nodes = cluster(3, 1).await;
+    let mut subs: Vec<_> = nodes.iter().map(GossipHandle::subscribe).collect();
+    let rpc = SocketAddr::from(([127, 0, 0, 1], 8300));
+    let tags = Tags::new(Role::Server, "dc1")
+        .with_rpc_addr(rpc)
+        .with_raft_id(7);
+    nodes[1].update_tags(tags.clone()).await.expect("update");
+    wait_until("tags everywhere", || {
+        nodes.iter().all(|h| {
+            h.members()
+                .iter()
+                .any(|m| m.name == "n1" && m.tags == tags && m.status == MemberStatus::Alive)
+        })
+    })
+    .await;
+    for rx in &mut subs {
+        let mut seen = Vec::new();
+        drain(rx, &mut seen);
+        assert!(
+            seen.iter()
+                .any(|e| matches!(e, Event::MemberUpdate(m) if m.name == "n1")),
+            "{seen:?}"
+        );
+        assert!(
+            !seen.iter().any(|e| matches!(e, Event::MemberFailed(_))),
+            "{seen:?}"
+        );
+    }
+    assert!(nodes.iter().all(|h| alive(h) == 3));
+    shutdown_all(&nodes).await;
+}
+
+/// Key rotation (install new everywhere, use it, remove the old) while the cluster runs
+/// loses no member and no packet.
+#[tokio::test]
+async fn key_rotation_while_running_loses_no_member() {
+    let nodes = cluster(4, 1).await;
+    let (old, new) = (key(1), key(2));
+    type KeyOp<'a> = &'a dyn Fn(&GossipHandle) -> Result<(), GossipError>;
+    let steps: [(&str, KeyOp<'_>); 3] = [
+        ("install", &|h| h.install_key(new.clone())),
+        ("use", &|h| h.use_key(&new)),
+        ("remove", &|h| h.remove_key(&old)),
+    ];
+    for (step, apply) in steps {
+        for n in &nodes {
+            apply(n).unwrap_or_else(|e| panic!("{step}: {e}"));
+        }
+        let received: Vec<u64> = nodes.iter().map(|n| n.stats().received).collect();
+        wait_until(&format!("traffic after {step}"), || {
+            nodes
+                .iter()
+                .zip(&received)
+                .all(|(n, r)| n.stats().received > r + 20)
+        })
+        .await;
+        assert!(nodes.iter().all(|h| alive(h) == 4), "after {step}");
+    }
+    for n in &nodes {
+        assert_eq!(n.list_keys(), vec![new.clone()]);
+        assert_eq!(n.stats().dropped_undecryptable, 0);
+    }
+    // A node that only has the old key is now locked out.
+    let stale = start_with("stale", ring(1), |c| {
+        c.join_timeout = Duration::from_secs(1)
+    })
+    .await;
+    assert!(stale.join(&[nodes[0].advertise_addr()]).await.is_err());
+    stale.shutdown().await;
+    shutdown_all(&nodes).await;
+}
+
+/// Rolling enable: a keyed node with both verify flags off talks to a keyless node, and a
+/// keyed node with verify_incoming on refuses the keyless one's plaintext.
+#[tokio::test]
+async fn rolling_enable_accepts_plaintext_only_when_told_to() {
+    let plain = start("plain", Keyring::default()).await;
+    let relaxed = start_with("relaxed", ring(1), |c| {
+        c.verify_incoming = false;
+        c.verify_outgoing = false;
+    })
+    .await;
+    assert_eq!(
+        relaxed.join(&[plain.advertise_addr()]).await.expect("join"),
+        1
+    );
+    wait_until("plain sees relaxed", || alive(&plain) == 2).await;
+
+    let strict = start_with("strict", ring(1), |c| {
+        c.join_timeout = Duration::from_secs(1)
+    })
+    .await;
+    assert!(strict.join(&[plain.advertise_addr()]).await.is_err());
+    assert!(strict.stats().dropped_plaintext > 0 || plain.stats().dropped_undecryptable > 0);
+    shutdown_all(&[plain, relaxed, strict]).await;
+}
+
+/// Keyring changes are persisted atomically when a keyring file is configured.
+#[tokio::test]
+async fn key_operations_persist_the_keyring_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = keyring::local_keyring_path(dir.path());
+    let p = path.clone();
+    let node = start_with("a", ring(1), move |c| c.keyring_file = Some(p)).await;
+    node.install_key(key(2)).expect("install");
+    let err = node.remove_key(&key(1)).expect_err("primary");
+    assert!(matches!(err, GossipError::Key(KeyError::RemovePrimary)));
+    let on_disk = Keyring::load(&path).expect("load").expect("exists");
+    assert_eq!(on_disk.keys(), vec![key(1), key(2)]);
+    node.shutdown().await;
+}
+
+/// A crashed node restarted on the same address rejoins with a higher incarnation and is
+/// alive again everywhere (`member-join`).
+#[tokio::test]
+async fn restarted_node_rejoins_with_a_higher_incarnation() {
+    let nodes = cluster(3, 1).await;
+    let addr = nodes[2].advertise_addr();
+    let before = nodes[0].members().into_iter().find(|m| m.name == "n2");
+    let before = before.expect("n2 known").incarnation;
+    nodes[2].shutdown().await;
+    wait_until("n2 failed", || {
+        nodes[..2]
+            .iter()
+            .all(|h| status_of(h, "n2") == Some(MemberStatus::Failed))
+    })
+    .await;
+    let mut events = nodes[0].subscribe();
+    let again = start_with("n2", ring(1), |c| c.bind_addr = addr).await;
+    again
+        .join(&[nodes[0].advertise_addr()])
+        .await
+        .expect("rejoin");
+    wait_until("n2 alive again everywhere", || {
+        nodes[..2].iter().all(|h| {
+            h.members().iter().any(|m| {
+                m.name == "n2" && m.status == MemberStatus::Alive && m.incarnation > before
+            })
+        })
+    })
+    .await;
+    let mut seen = Vec::new();
+    drain(&mut events, &mut seen);
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, Event::MemberJoin(m) if m.name == "n2")),
+        "{seen:?}"
+    );
+    again.shutdown().await;
+    shutdown_all(&nodes[..2]).await;
+}
