@@ -85,11 +85,13 @@ impl Config {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(key.trim())
                 .map_err(|e| ConfigError::invalid("encrypt", format!("not valid base64: {e}")))?;
-            if ![16, 24, 32].contains(&bytes.len()) {
+            // The gossip keyring seals with ring's AES-128/256-GCM; ring has no AES-192, so a
+            // 24-byte key is refused here, at load time, rather than when gossip starts.
+            if ![16, 32].contains(&bytes.len()) {
                 return Err(ConfigError::invalid(
                     "encrypt",
                     format!(
-                        "key is {} bytes, must be 16, 24 or 32 (generate one with `meridian keygen`)",
+                        "key is {} bytes, must be 16 or 32 (24-byte AES-192 keys are not supported; generate one with `meridian keygen`)",
                         bytes.len()
                     ),
                 ));
