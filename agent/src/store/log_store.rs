@@ -392,3 +392,63 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tail_tests {
+    use openraft::EntryPayload;
+    use openraft::impls::leader_id_adv::LeaderId;
+
+    use super::{Entry, LogId, TAIL_KEEP, Tail};
+
+    fn entry(index: u64) -> Entry {
+        Entry {
+            log_id: LogId::new(
+                LeaderId {
+                    term: 1,
+                    node_id: 1,
+                },
+                index,
+            ),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    fn indexes(t: &Tail) -> Vec<u64> {
+        t.entries.iter().map(|e| e.log_id.index).collect()
+    }
+
+    #[test]
+    fn keeps_unflushed_entries_and_evicts_only_durable_ones() {
+        let mut t = Tail::new(1);
+        let n = TAIL_KEEP as u64 + 10;
+        for i in 1..=n {
+            t.push(entry(i));
+        }
+        // Nothing durable yet: everything stays, however long the tail gets.
+        assert_eq!(t.entries.len() as u64, n);
+        t.mark_flushed(5);
+        assert_eq!(t.first, 6);
+        t.mark_flushed(n);
+        assert_eq!(t.entries.len(), TAIL_KEEP);
+        assert_eq!(t.first, n - TAIL_KEEP as u64 + 1);
+        assert_eq!(t.last().map(|l| l.index), Some(n));
+    }
+
+    #[test]
+    fn truncate_purge_and_overwrite_keep_it_contiguous() {
+        let mut t = Tail::new(1);
+        (1..=10).for_each(|i| t.push(entry(i)));
+        t.truncate_after(Some(7));
+        assert_eq!(indexes(&t), (1..=7).collect::<Vec<_>>());
+        t.push(entry(5)); // overwrite drops the stale suffix
+        assert_eq!(indexes(&t), (1..=5).collect::<Vec<_>>());
+        t.purge_upto(3);
+        assert_eq!((t.first, indexes(&t)), (4, vec![4, 5]));
+        t.purge_upto(9); // past the end: the next append starts after the purge point
+        assert_eq!((t.first, t.entries.len()), (10, 0));
+        t.push(entry(20)); // not adjacent (snapshot installed): a new run
+        assert_eq!((t.first, indexes(&t)), (20, vec![20]));
+        t.truncate_after(None);
+        assert_eq!((t.first, t.entries.len()), (0, 0));
+    }
+}
