@@ -1,35 +1,138 @@
 //! The raft log on SQLite (`raft-log.db`): openraft's [`RaftLogStorage`] and [`RaftLogReader`].
 //!
-//! Durability contract: the connection runs `synchronous=FULL`, so every commit fsyncs the WAL.
-//! [`RaftLogStorage::append`] writes a whole batch in one transaction (group commit: one fsync
-//! per batch) and only then reports `IOFlushed`; a write acknowledged by raft therefore
-//! survives `kill -9` and power loss. Votes and purges are committed the same way. The
-//! `committed` pointer is an optimisation (openraft re-derives it after an election), so it is
-//! written without an fsync; the next synced commit carries it to disk.
+//! Durability contract: the write connection runs `synchronous=FULL`, so every commit fsyncs the
+//! WAL. [`RaftLogStorage::append`] queues the entries for the [writer](super::log_writer) and
+//! returns at once; the writer commits everything queued in one transaction (group commit: one
+//! fsync per batch) and only then reports `IOFlushed`. A write acknowledged by raft therefore
+//! survives `kill -9` and power loss. Votes, truncations and purges go through the same queue
+//! (so they stay in raft's order) and their calls return only after their commit. The
+//! `committed` pointer is an optimisation (openraft re-derives it after an election): it is kept
+//! in memory and written with the next transaction, never with an fsync of its own.
+//!
+//! Raft reads what it just appended (the state machine applies from the log, the leader
+//! replicates from it) before it is on disk. The [`Tail`] keeps the newest entries in memory
+//! for that, so reads neither wait for the writer nor touch SQLite; it drops only entries that
+//! are already durable, and reads below it go to a separate read connection.
+//!
+//! ```text
+//!   append ─▶ Tail (memory, readable now) ─▶ writer queue ─▶ BEGIN … COMMIT (fsync) ─▶ IOFlushed
+//!   read   ─▶ Tail, or SQLite (read connection) below it
+//! ```
 
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
+use std::sync::Arc;
 
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::sqlite::SqliteSynchronous;
-use sqlx::{Connection, Row as _, SqliteConnection};
+use sqlx::{Row as _, SqliteConnection};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::{SharedConn, StoreError, open_sqlite, to_i64};
+use super::log_writer::{self, Done, EncodedEntry, Op};
+use super::{SharedConn, StoreError, connect_sqlite, spawn_checkpointer, to_i64};
 use crate::raft::type_config::{Entry, LogId, TypeConfig, Vote};
 
-const META_VOTE: &str = "vote";
-const META_COMMITTED: &str = "committed";
-const META_PURGED: &str = "last_purged";
+pub(super) const META_VOTE: &str = "vote";
+pub(super) const META_COMMITTED: &str = "committed";
+pub(super) const META_PURGED: &str = "last_purged";
 
-/// Raft log storage on one SQLite file. Clones share the connection; the clone handed to
-/// openraft as `LogReader` reads the same data.
+/// Durable entries the [`Tail`] keeps beyond what is in flight, so the state machine and
+/// replication read recent entries from memory.
+const TAIL_KEEP: usize = 8192;
+
+/// The newest log entries, contiguous by index: everything appended but not yet durable, plus
+/// up to [`TAIL_KEEP`] durable ones. Entries below `first` are durable in SQLite.
+#[derive(Debug)]
+pub(super) struct Tail {
+    /// Index of `entries[0]` (or of the next append, when empty).
+    first: u64,
+    entries: VecDeque<Entry>,
+    /// Highest index known to be durable.
+    flushed: u64,
+}
+
+impl Tail {
+    fn new(next: u64) -> Self {
+        Self {
+            first: next,
+            entries: VecDeque::new(),
+            flushed: next.saturating_sub(1),
+        }
+    }
+
+    fn push(&mut self, entry: Entry) {
+        let index = entry.log_id.index;
+        let end = self.first + self.entries.len() as u64;
+        if index < self.first || index > end {
+            // Not adjacent (after a snapshot moved the log): start a new run.
+            self.entries.clear();
+            self.first = index;
+        } else if index < end {
+            // Overwrite (openraft truncates first, but never keep a stale suffix).
+            self.entries.truncate((index - self.first) as usize);
+        }
+        self.entries.push_back(entry);
+        self.evict();
+    }
+
+    /// Records that everything up to `index` is durable and drops what is no longer needed.
+    pub(super) fn mark_flushed(&mut self, index: u64) {
+        self.flushed = self.flushed.max(index);
+        self.evict();
+    }
+
+    fn evict(&mut self) {
+        while self.entries.len() > TAIL_KEEP && self.first <= self.flushed {
+            self.entries.pop_front();
+            self.first += 1;
+        }
+    }
+
+    /// Drops entries after `index` (all when `None`).
+    fn truncate_after(&mut self, index: Option<u64>) {
+        let from = index.map_or(0, |i| i + 1);
+        if from <= self.first {
+            self.entries.clear();
+            self.first = from;
+        } else {
+            let keep = (from - self.first).min(self.entries.len() as u64);
+            self.entries.truncate(keep as usize);
+        }
+        self.flushed = self.flushed.min(from.saturating_sub(1));
+    }
+
+    /// Drops entries up to and including `index`.
+    fn purge_upto(&mut self, index: u64) {
+        while self.first <= index && self.entries.pop_front().is_some() {
+            self.first += 1;
+        }
+        if self.entries.is_empty() {
+            self.first = self.first.max(index + 1);
+        }
+    }
+
+    fn last(&self) -> Option<LogId> {
+        self.entries.back().map(|e| e.log_id)
+    }
+}
+
+/// Raft log storage on one SQLite file. Clones share the tail, the writer and the read
+/// connection; the clone handed to openraft as `LogReader` reads the same data.
 #[derive(Clone)]
 pub struct LogStore {
-    conn: SharedConn,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    tail: Arc<parking_lot::Mutex<Tail>>,
+    writer: mpsc::UnboundedSender<Op>,
+    reader: SharedConn,
+    /// Latest `save_committed` value, which may not be on disk yet.
+    committed: parking_lot::Mutex<Option<Option<LogId>>>,
 }
 
 impl Debug for LogStore {
@@ -39,27 +142,43 @@ impl Debug for LogStore {
 }
 
 impl LogStore {
-    /// Opens or creates the log database at `path`.
+    /// Opens or creates the log database at `path` and starts its writer task (and a WAL
+    /// checkpointer). Must be called inside a tokio runtime; the tasks end when every clone of
+    /// the store is dropped.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = open_sqlite(path, SqliteSynchronous::Full).await?;
-        {
-            let mut c = conn.lock().await;
-            sqlx::query(
-                "CREATE TABLE IF NOT EXISTS log (
-                    idx INTEGER PRIMARY KEY,
-                    log_id BLOB NOT NULL,
-                    entry BLOB NOT NULL
-                )",
-            )
-            .execute(&mut *c)
+        let mut wconn = connect_sqlite(path, SqliteSynchronous::Full).await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS log (
+                idx INTEGER PRIMARY KEY,
+                log_id BLOB NOT NULL,
+                entry BLOB NOT NULL
+            )",
+        )
+        .execute(&mut wconn)
+        .await?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)")
+            .execute(&mut wconn)
             .await?;
-            sqlx::query(
-                "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
-            )
-            .execute(&mut *c)
-            .await?;
-        }
-        Ok(Self { conn })
+        let reader: SharedConn = Arc::new(Mutex::new(
+            connect_sqlite(path, SqliteSynchronous::Full).await?,
+        ));
+        let state = {
+            let mut c = reader.lock().await;
+            Self::sqlite_log_state(&mut c).await?
+        };
+        let next = state.last_log_id.map_or(0, |l| l.index + 1);
+        let tail = Arc::new(parking_lot::Mutex::new(Tail::new(next)));
+        let (writer, rx) = mpsc::unbounded_channel();
+        tokio::spawn(log_writer::run(wconn, rx, tail.clone()));
+        spawn_checkpointer(path, Arc::downgrade(&reader)).await?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                tail,
+                writer,
+                reader,
+                committed: parking_lot::Mutex::new(None),
+            }),
+        })
     }
 
     async fn read_meta<T: DeserializeOwned>(
@@ -81,22 +200,9 @@ impl LogStore {
         }
     }
 
-    async fn write_meta<T: Serialize>(
-        c: &mut SqliteConnection,
-        name: &'static str,
-        value: &T,
-    ) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(value).map_err(StoreError::json(name))?;
-        sqlx::query("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)")
-            .bind(name)
-            .bind(bytes)
-            .execute(&mut *c)
-            .await?;
-        Ok(())
-    }
-
-    async fn entries(&self, start: u64, end: u64) -> Result<Vec<Entry>, StoreError> {
-        let mut c = self.conn.lock().await;
+    /// Entries `[start, end)` from SQLite (all durable).
+    async fn sqlite_entries(&self, start: u64, end: u64) -> Result<Vec<Entry>, StoreError> {
+        let mut c = self.shared.reader.lock().await;
         let rows = sqlx::query("SELECT entry FROM log WHERE idx >= ? AND idx < ? ORDER BY idx")
             .bind(to_i64(start))
             .bind(to_i64(end))
@@ -110,9 +216,33 @@ impl LogStore {
             .collect()
     }
 
-    async fn log_state(&self) -> Result<LogState<TypeConfig>, StoreError> {
-        let mut c = self.conn.lock().await;
-        let purged: Option<LogId> = Self::read_meta(&mut c, META_PURGED).await?;
+    async fn entries(&self, start: u64, end: u64) -> Result<Vec<Entry>, StoreError> {
+        // Copy the in-memory part first: anything below `first` is durable, and stays in SQLite
+        // even if the tail moves on meanwhile.
+        let (first, from_tail) = {
+            let tail = self.shared.tail.lock();
+            let lo = start.max(tail.first);
+            let hi = end.min(tail.first + tail.entries.len() as u64);
+            let part: Vec<Entry> = if lo < hi {
+                let (a, b) = ((lo - tail.first) as usize, (hi - tail.first) as usize);
+                tail.entries.range(a..b).cloned().collect()
+            } else {
+                Vec::new()
+            };
+            (tail.first, part)
+        };
+        if start >= first {
+            return Ok(from_tail);
+        }
+        let mut out = self.sqlite_entries(start, end.min(first)).await?;
+        out.extend(from_tail);
+        Ok(out)
+    }
+
+    async fn sqlite_log_state(
+        c: &mut SqliteConnection,
+    ) -> Result<LogState<TypeConfig>, StoreError> {
+        let purged: Option<LogId> = Self::read_meta(c, META_PURGED).await?;
         let last = sqlx::query("SELECT log_id FROM log ORDER BY idx DESC LIMIT 1")
             .fetch_optional(&mut *c)
             .await?;
@@ -129,69 +259,43 @@ impl LogStore {
         })
     }
 
-    async fn append_batch(
-        &self,
-        entries: impl IntoIterator<Item = Entry>,
-    ) -> Result<(), StoreError> {
-        let mut c = self.conn.lock().await;
-        let mut tx = c.begin().await?;
-        for e in entries {
-            let log_id = serde_json::to_vec(&e.log_id).map_err(StoreError::json("log id"))?;
-            let entry = serde_json::to_vec(&e).map_err(StoreError::json("log entry"))?;
-            sqlx::query("INSERT OR REPLACE INTO log (idx, log_id, entry) VALUES (?, ?, ?)")
-                .bind(to_i64(e.log_id.index))
-                .bind(log_id)
-                .bind(entry)
-                .execute(&mut *tx)
-                .await?;
-        }
-        // synchronous=FULL: the commit returns after the WAL is fsynced.
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn truncate(&self, after: Option<LogId>) -> Result<(), StoreError> {
-        let mut c = self.conn.lock().await;
-        match after {
-            Some(id) => {
-                sqlx::query("DELETE FROM log WHERE idx > ?")
-                    .bind(to_i64(id.index))
-                    .execute(&mut *c)
-                    .await?
-            }
-            None => sqlx::query("DELETE FROM log").execute(&mut *c).await?,
+    async fn log_state(&self) -> Result<LogState<TypeConfig>, StoreError> {
+        let mut state = {
+            let mut c = self.shared.reader.lock().await;
+            Self::sqlite_log_state(&mut c).await?
         };
-        Ok(())
+        // Appended but possibly not yet durable entries are part of the log too.
+        if let Some(last) = self.shared.tail.lock().last() {
+            state.last_log_id = Some(last);
+        }
+        Ok(state)
     }
 
-    async fn purge_upto(&self, log_id: LogId) -> Result<(), StoreError> {
-        let mut c = self.conn.lock().await;
-        let mut tx = c.begin().await?;
-        // Record the purge point first, in the same transaction: there is never a moment where
-        // entries are gone but `last_purged` does not cover them.
-        Self::write_meta(&mut tx, META_PURGED, &log_id).await?;
-        sqlx::query("DELETE FROM log WHERE idx <= ?")
-            .bind(to_i64(log_id.index))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+    /// Queues `op` and waits until the writer has committed it.
+    async fn write_and_wait(&self, op: impl FnOnce(Done) -> Op) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.queue(op(tx))?;
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(msg)) => Err(StoreError::Write(msg)),
+            Err(_) => Err(StoreError::WriterGone),
+        }
     }
 
-    async fn store_committed(&self, committed: Option<LogId>) -> Result<(), StoreError> {
-        let mut c = self.conn.lock().await;
-        // Not fsynced on purpose (see module docs): switch this one commit to NORMAL.
-        sqlx::query("PRAGMA synchronous = NORMAL")
-            .execute(&mut *c)
-            .await?;
-        let res = Self::write_meta(&mut c, META_COMMITTED, &committed).await;
-        // Restore FULL even if the write failed; a failure here must surface, or later
-        // appends would be acknowledged without an fsync.
-        sqlx::query("PRAGMA synchronous = FULL")
-            .execute(&mut *c)
-            .await?;
-        res
+    fn queue(&self, op: Op) -> Result<(), StoreError> {
+        self.shared
+            .writer
+            .send(op)
+            .map_err(|_| StoreError::WriterGone)
     }
+}
+
+fn encode(e: &Entry) -> Result<EncodedEntry, StoreError> {
+    Ok(EncodedEntry {
+        index: e.log_id.index,
+        log_id: serde_json::to_vec(&e.log_id).map_err(StoreError::json("log id"))?,
+        entry: serde_json::to_vec(e).map_err(StoreError::json("log entry"))?,
+    })
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -213,7 +317,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, std::io::Error> {
-        let mut c = self.conn.lock().await;
+        let mut c = self.shared.reader.lock().await;
         Ok(Self::read_meta(&mut c, META_VOTE).await?)
     }
 }
@@ -230,18 +334,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), std::io::Error> {
-        let mut c = self.conn.lock().await;
-        // Autocommit under synchronous=FULL: durable when this returns.
-        Self::write_meta(&mut c, META_VOTE, vote).await?;
-        Ok(())
+        // Durable when this returns: the writer replies after the commit's fsync.
+        let vote = *vote;
+        Ok(self.write_and_wait(|done| Op::Vote(vote, done)).await?)
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), std::io::Error> {
-        Ok(self.store_committed(committed).await?)
+        *self.shared.committed.lock() = Some(committed);
+        Ok(self.queue(Op::Committed(committed))?)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, std::io::Error> {
-        let mut c = self.conn.lock().await;
+        if let Some(c) = *self.shared.committed.lock() {
+            return Ok(c);
+        }
+        let mut c = self.shared.reader.lock().await;
         let v: Option<Option<LogId>> = Self::read_meta(&mut c, META_COMMITTED).await?;
         Ok(v.flatten())
     }
@@ -255,17 +362,93 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        self.append_batch(entries).await?;
-        // Only now is the batch on disk.
-        callback.io_completed(Ok(()));
-        Ok(())
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let rows = entries.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
+        {
+            // Readable from now on (openraft's contract), durable once `callback` fires.
+            let mut tail = self.shared.tail.lock();
+            for e in entries {
+                tail.push(e);
+            }
+        }
+        Ok(self.queue(Op::Append { rows, callback })?)
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), std::io::Error> {
-        Ok(self.truncate(last_log_id).await?)
+        self.write_and_wait(|done| Op::Truncate(last_log_id, done))
+            .await?;
+        // Only now: every earlier append has been flushed and marked, so the tail's `flushed`
+        // cannot be raised past the cut by a batch written before it.
+        self.shared
+            .tail
+            .lock()
+            .truncate_after(last_log_id.map(|l| l.index));
+        Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), std::io::Error> {
-        Ok(self.purge_upto(log_id).await?)
+        self.write_and_wait(|done| Op::Purge(log_id, done)).await?;
+        self.shared.tail.lock().purge_upto(log_id.index);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tail_tests {
+    use openraft::EntryPayload;
+    use openraft::impls::leader_id_adv::LeaderId;
+
+    use super::{Entry, LogId, TAIL_KEEP, Tail};
+
+    fn entry(index: u64) -> Entry {
+        Entry {
+            log_id: LogId::new(
+                LeaderId {
+                    term: 1,
+                    node_id: 1,
+                },
+                index,
+            ),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    fn indexes(t: &Tail) -> Vec<u64> {
+        t.entries.iter().map(|e| e.log_id.index).collect()
+    }
+
+    #[test]
+    fn keeps_unflushed_entries_and_evicts_only_durable_ones() {
+        let mut t = Tail::new(1);
+        let n = TAIL_KEEP as u64 + 10;
+        for i in 1..=n {
+            t.push(entry(i));
+        }
+        // Nothing durable yet: everything stays, however long the tail gets.
+        assert_eq!(t.entries.len() as u64, n);
+        t.mark_flushed(5);
+        assert_eq!(t.first, 6);
+        t.mark_flushed(n);
+        assert_eq!(t.entries.len(), TAIL_KEEP);
+        assert_eq!(t.first, n - TAIL_KEEP as u64 + 1);
+        assert_eq!(t.last().map(|l| l.index), Some(n));
+    }
+
+    #[test]
+    fn truncate_purge_and_overwrite_keep_it_contiguous() {
+        let mut t = Tail::new(1);
+        (1..=10).for_each(|i| t.push(entry(i)));
+        t.truncate_after(Some(7));
+        assert_eq!(indexes(&t), (1..=7).collect::<Vec<_>>());
+        t.push(entry(5)); // overwrite drops the stale suffix
+        assert_eq!(indexes(&t), (1..=5).collect::<Vec<_>>());
+        t.purge_upto(3);
+        assert_eq!((t.first, indexes(&t)), (4, vec![4, 5]));
+        t.purge_upto(9); // past the end: the next append starts after the purge point
+        assert_eq!((t.first, t.entries.len()), (10, 0));
+        t.push(entry(20)); // not adjacent (snapshot installed): a new run
+        assert_eq!((t.first, indexes(&t)), (20, vec![20]));
+        t.truncate_after(None);
+        assert_eq!((t.first, t.entries.len()), (0, 0));
     }
 }

@@ -6,20 +6,24 @@
 //!
 //! ```text
 //!   raft-log.db  WAL, synchronous=FULL   log(idx, log_id, entry) + meta(vote, committed, purged)
-//!                one transaction (one fsync) per appended batch, then IOFlushed fires
+//!                one writer task: one transaction (one fsync) per queued batch, then IOFlushed
 //!   state.db     WAL, synchronous=NORMAL rows(tbl, key, value) + meta(applied, membership)
 //!                + snapshot(meta, data); snapshot writes commit with FULL sync, which also
 //!                makes every earlier row commit durable (the WAL is synced in order)
 //! ```
 //!
-//! Each file is driven by exactly one connection behind an async mutex: there is one writer
-//! per file anyway, and a single connection lets a write pick its own `synchronous` level.
+//! Each file has exactly one writing connection: `state.db`'s sits behind an async mutex (a
+//! single connection lets a write pick its own `synchronous` level), `raft-log.db`'s is owned by
+//! its writer task, next to a read connection. WAL checkpoints run from a connection of their
+//! own in the background ([`spawn_checkpointer`]), so a commit on the write path does not stall
+//! copying the WAL back into the database file.
 
 pub mod log_store;
+mod log_writer;
 pub mod state_store;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -64,6 +68,12 @@ pub enum StoreError {
     /// Filesystem error (creating the data directory).
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// The raft log writer failed to commit a batch (and refuses writes from then on).
+    #[error("raft log write failed: {0}")]
+    Write(String),
+    /// The raft log writer task is gone (the runtime is shutting down).
+    #[error("raft log writer stopped")]
+    WriterGone,
 }
 
 impl StoreError {
@@ -85,21 +95,67 @@ impl From<StoreError> for std::io::Error {
 /// One SQLite connection shared by the clones of a store.
 pub(crate) type SharedConn = Arc<Mutex<SqliteConnection>>;
 
+/// WAL size (pages) at which a committing connection checkpoints by itself. Only a backstop:
+/// the background checkpointer keeps the WAL well below it, off the write path.
+const WAL_AUTOCHECKPOINT_PAGES: &str = "16384";
+/// How often the background checkpointer copies the WAL back into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
+
 /// Opens (creating if needed) a WAL-mode SQLite file with the given sync level.
-pub(crate) async fn open_sqlite(
+pub(crate) async fn connect_sqlite(
     path: &Path,
     synchronous: SqliteSynchronous,
-) -> Result<SharedConn, StoreError> {
-    let conn = SqliteConnectOptions::new()
+) -> Result<SqliteConnection, StoreError> {
+    Ok(SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(synchronous)
         .busy_timeout(Duration::from_secs(5))
         .pragma("temp_store", "memory")
+        .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
         .connect()
-        .await?;
-    Ok(Arc::new(Mutex::new(conn)))
+        .await?)
+}
+
+/// [`connect_sqlite`] behind the shared async mutex.
+pub(crate) async fn open_sqlite(
+    path: &Path,
+    synchronous: SqliteSynchronous,
+) -> Result<SharedConn, StoreError> {
+    Ok(Arc::new(Mutex::new(
+        connect_sqlite(path, synchronous).await?,
+    )))
+}
+
+/// Starts a task that checkpoints `path`'s WAL every [`CHECKPOINT_INTERVAL`] from its own
+/// connection (PASSIVE: it never blocks the writer, which keeps committing to the WAL
+/// meanwhile). It stops once `alive` can no longer be upgraded, i.e. the store is dropped.
+/// Durability does not depend on it: commits are durable in the WAL, checkpoints only bound
+/// its size and keep its copy-back off the write path.
+pub(crate) async fn spawn_checkpointer<T: Send + Sync + 'static>(
+    path: &Path,
+    alive: Weak<T>,
+) -> Result<(), StoreError> {
+    let mut conn = connect_sqlite(path, SqliteSynchronous::Full).await?;
+    let path = path.display().to_string();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if alive.strong_count() == 0 {
+                break;
+            }
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&mut conn)
+                .await
+            {
+                tracing::warn!(db = %path, error = %e, "WAL checkpoint failed");
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Converts a raft index to SQLite's signed integer (indexes never reach 2^63).

@@ -11,13 +11,15 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::SqliteSynchronous;
-use sqlx::{Connection, Row as _, SqliteConnection};
+use sqlx::{Connection, QueryBuilder, Row as _, Sqlite, SqliteConnection};
 
-use super::{SharedConn, StoreError, open_sqlite};
+use super::{SharedConn, StoreError, open_sqlite, spawn_checkpointer};
 use crate::catalog::{Row, RowChange, Table};
 use crate::raft::type_config::{LogId, SnapshotMeta, StoredMembership};
 
 const META_SM: &str = "sm";
+/// Rows per multi-row statement (3 bound values each, far below SQLite's variable limit).
+const ROWS_PER_STATEMENT: usize = 256;
 
 /// Raft bookkeeping kept next to the rows, updated in the same transaction as them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +79,7 @@ impl StateStore {
             .execute(&mut *c)
             .await?;
         }
+        spawn_checkpointer(path, std::sync::Arc::downgrade(&conn)).await?;
         Ok(Self { conn })
     }
 
@@ -113,28 +116,37 @@ impl StateStore {
         Ok(LoadedState { rows, meta })
     }
 
-    /// Writes one applied batch: the changed rows and the new metadata, in one transaction.
+    /// Writes one applied batch: the changed rows and the new metadata, in one transaction,
+    /// with one statement per [`ROWS_PER_STATEMENT`] upserts or deletes (each statement is a
+    /// round trip to SQLite's worker thread, on the way to answering the proposers).
     pub async fn persist(&self, changes: &[RowChange], meta: &SmMeta) -> Result<(), StoreError> {
+        // `take_changes` lists each row once, so upserts and deletes are independent.
+        let (upserts, deletes): (Vec<&RowChange>, Vec<&RowChange>) =
+            changes.iter().partition(|ch| ch.value.is_some());
         let mut c = self.conn.lock().await;
         let mut tx = c.begin().await?;
-        for ch in changes {
-            match &ch.value {
-                Some(v) => {
-                    sqlx::query("INSERT OR REPLACE INTO rows (tbl, key, value) VALUES (?, ?, ?)")
-                        .bind(ch.table as u8 as i64)
-                        .bind(&ch.key)
-                        .bind(v)
-                        .execute(&mut *tx)
-                        .await?
-                }
-                None => {
-                    sqlx::query("DELETE FROM rows WHERE tbl = ? AND key = ?")
-                        .bind(ch.table as u8 as i64)
-                        .bind(&ch.key)
-                        .execute(&mut *tx)
-                        .await?
-                }
-            };
+        for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("INSERT OR REPLACE INTO rows (tbl, key, value) ");
+            q.push_values(chunk, |mut b, ch| {
+                b.push_bind(i64::from(ch.table as u8))
+                    .push_bind(ch.key.as_str())
+                    .push_bind(ch.value.as_deref().unwrap_or_default());
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        for chunk in deletes.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM rows WHERE (tbl, key) IN (");
+            let mut list = q.separated(", ");
+            for ch in chunk {
+                list.push("(")
+                    .push_bind_unseparated(i64::from(ch.table as u8))
+                    .push_unseparated(", ")
+                    .push_bind_unseparated(ch.key.as_str())
+                    .push_unseparated(")");
+            }
+            q.push(")");
+            q.build().execute(&mut *tx).await?;
         }
         write_meta(&mut tx, meta).await?;
         tx.commit().await?;
