@@ -92,6 +92,11 @@ pub struct Config {
     /// How long a failed node stays in the member list before it is reaped. Default 72h, ≥ 8h.
     #[serde(with = "serde_go")]
     pub reconnect_timeout: Duration,
+    /// Raft log entries between snapshots (Consul's `raft_snapshot_threshold`). Default 16384.
+    pub raft_snapshot_threshold: u64,
+    /// Raft log entries kept behind a snapshot, so a slow follower can catch up from the log
+    /// (Consul's `raft_trailing_logs`). Default 10000.
+    pub raft_trailing_logs: u64,
     /// Service definitions (`services = [...]`), loosely validated for now.
     pub services: Vec<serde_json::Value>,
     /// A single service definition (`service { ... }`), or a list of them.
@@ -264,6 +269,8 @@ impl Default for Config {
             leave_on_terminate: None,
             skip_leave_on_interrupt: None,
             reconnect_timeout: Duration::from_secs(72 * 3600),
+            raft_snapshot_threshold: 16384,
+            raft_trailing_logs: 10000,
             services: Vec::new(),
             service: None,
             dev_mode: false,

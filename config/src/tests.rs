@@ -64,6 +64,8 @@ fn defaults_are_consuls() {
     assert_eq!(c.session_ttl_min, Duration::from_secs(10));
     assert_eq!(c.retry_interval, Duration::from_secs(30));
     assert_eq!(c.reconnect_timeout, Duration::from_secs(72 * 3600));
+    assert_eq!(c.raft_snapshot_threshold, 16384);
+    assert_eq!(c.raft_trailing_logs, 10000);
     assert_eq!(c.dns_config.udp_answer_limit, 3);
     assert_eq!(c.dns_config.max_stale, Duration::from_secs(87600 * 3600));
     assert!(c.dns_config.allow_stale);
@@ -538,6 +540,22 @@ fn validation_rules() {
         })
         .as_deref(),
         Some("reconnect_timeout")
+    );
+    assert_eq!(
+        key_of(Config {
+            raft_snapshot_threshold: 0,
+            ..base()
+        })
+        .as_deref(),
+        Some("raft_snapshot_threshold")
+    );
+    assert_eq!(
+        key_of(Config {
+            raft_trailing_logs: 0,
+            ..base()
+        })
+        .as_deref(),
+        Some("raft_trailing_logs")
     );
     assert_eq!(
         key_of(Config {

@@ -103,6 +103,18 @@ impl Config {
                 "must be at least 8h",
             ));
         }
+        if self.raft_snapshot_threshold == 0 {
+            return Err(ConfigError::invalid(
+                "raft_snapshot_threshold",
+                "must be greater than 0",
+            ));
+        }
+        if self.raft_trailing_logs == 0 {
+            return Err(ConfigError::invalid(
+                "raft_trailing_logs",
+                "must be greater than 0",
+            ));
+        }
         if let Some(i) = self.retry_join.iter().position(|a| a.trim().is_empty()) {
             return Err(ConfigError::invalid(
                 format!("retry_join[{i}]"),

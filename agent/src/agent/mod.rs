@@ -257,13 +257,15 @@ impl AgentHandle {
 
 /// Raft timings from Consul's (`raft_multiplier`-scaled, or `-dev`) election timeout: the
 /// randomized election timeout spans [t, 2t] and the leader heartbeats five times per t.
+/// Log compaction follows `raft_snapshot_threshold` and `raft_trailing_logs`.
 fn raft_config(cfg: &Config) -> RaftConfig {
     let t = cfg.raft_timing().election_timeout;
     RaftConfig {
         heartbeat_interval: (t / 5).max(Duration::from_millis(10)),
         election_timeout_min: t,
         election_timeout_max: t * 2,
-        ..RaftConfig::default()
+        snapshot_threshold: cfg.raft_snapshot_threshold,
+        trailing_logs: cfg.raft_trailing_logs,
     }
 }
 

@@ -141,10 +141,11 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             last_membership: self.meta.last_membership.clone(),
         };
         let data = encode_snapshot(&meta, self.state.rows())?;
-        // The rows up to `last_applied` were committed before this builder was created; this
-        // FULL-sync commit fsyncs the WAL up to and including them, so openraft may purge the
-        // log behind the snapshot once we return.
-        self.store.save_snapshot(&meta, &data).await?;
+        // The body goes to its own file, off `state.db`'s connection. The rows up to
+        // `last_applied` were committed before this builder was created; the small FULL-sync
+        // commit that makes the file current fsyncs the WAL up to and including them, so
+        // openraft may purge the log behind the snapshot once we return.
+        let data = self.store.save_snapshot(&meta, data).await?;
         tracing::info!(
             index = index_of(&meta.last_log_id),
             bytes = data.len(),
@@ -219,7 +220,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             last_membership: meta.last_membership.clone(),
         };
         self.store
-            .replace_all(&rows, &sm_meta, meta, &snapshot)
+            .replace_all(&rows, &sm_meta, meta, snapshot)
             .await?;
         self.state = state;
         self.meta = sm_meta;

@@ -162,8 +162,23 @@ async fn snapshot_purges_logs_and_restart_recovers_from_it() {
     node.shutdown().await.expect("shutdown");
     drop(node);
 
+    // The body lives in its own file next to state.db, named after the snapshot's index.
+    let snap_file = dir.path().join(format!("snapshot-{last}.bin"));
+    let snap_len = std::fs::metadata(&snap_file).expect("snapshot file").len();
+    assert!(snap_len > 0);
+    let files: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("snapshot-"))
+        .collect();
+    assert_eq!(
+        files,
+        vec![format!("snapshot-{last}.bin")],
+        "older files removed"
+    );
+
     // Lose the state rows (as if state.db had not been written): recovery must come from the
-    // durable snapshot, since the log behind it is gone.
+    // durable snapshot file, since the log behind it is gone.
     wipe_state_rows(&dir.path().join(STATE_DB_FILE)).await;
 
     let node = RaftNode::open(dir.path(), 1, server(), cfg)

@@ -8,8 +8,11 @@
 //!   raft-log.db  WAL, synchronous=FULL   log(idx, log_id, entry) + meta(vote, committed, purged)
 //!                one writer task: one transaction (one fsync) per queued batch, then IOFlushed
 //!   state.db     WAL, synchronous=NORMAL rows(tbl, key, value) + meta(applied, membership)
-//!                + snapshot(meta, data); snapshot writes commit with FULL sync, which also
-//!                makes every earlier row commit durable (the WAL is synced in order)
+//!                + snapshot_file(pointer: file name, length, snapshot meta); switching the
+//!                pointer commits with FULL sync, which also makes every earlier row commit
+//!                durable (the WAL is synced in order)
+//!   snapshot-<index>.bin  the current snapshot body: temp file, fsync, rename, dir fsync,
+//!                written before the pointer and without holding state.db's connection
 //! ```
 //!
 //! Each file has exactly one writing connection: `state.db`'s sits behind an async mutex (a

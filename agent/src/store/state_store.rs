@@ -1,13 +1,20 @@
 //! The state-machine tables on SQLite (`state.db`): catalog rows, the applied log id and
-//! membership, and the current snapshot.
+//! membership, and which snapshot file is current.
 //!
 //! Plain persistence: it stores what `raft/state_machine.rs` hands it and never applies
 //! commands. Row writes commit with `synchronous=NORMAL` (they survive a process crash; after
-//! power loss the raft log replays what is missing). Snapshot writes commit with FULL sync,
-//! because the log is purged behind a snapshot: that fsync also covers every earlier row commit.
+//! power loss the raft log replays what is missing).
+//!
+//! A snapshot body (several MB) lives in a file of its own next to `state.db`
+//! (`snapshot-<index>.bin`: temp file, fsync, rename, directory fsync), written without holding
+//! `state.db`'s connection, so applies do not stall behind it. `state.db` keeps only a small
+//! pointer row (file name, length, snapshot metadata), switched with a FULL-sync commit after
+//! the file is durable: the log is purged behind a snapshot, and that fsync also covers every
+//! earlier row commit. A crash between the two leaves a stray file, removed at the next open.
 
 use std::fmt::Debug;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::SqliteSynchronous;
@@ -18,6 +25,11 @@ use crate::catalog::{Row, RowChange, Table};
 use crate::raft::type_config::{LogId, SnapshotMeta, StoredMembership};
 
 const META_SM: &str = "sm";
+/// Snapshot files are `snapshot-<index>.bin` in the raft directory (next to `state.db`).
+const SNAPSHOT_PREFIX: &str = "snapshot-";
+const SNAPSHOT_SUFFIX: &str = ".bin";
+/// Suffix of a snapshot file being written (renamed over the final name once fsynced).
+const SNAPSHOT_TMP_SUFFIX: &str = ".tmp";
 /// Rows per multi-row statement (3 bound values each, far below SQLite's variable limit).
 const ROWS_PER_STATEMENT: usize = 256;
 
@@ -39,11 +51,16 @@ pub struct LoadedState {
     pub meta: SmMeta,
 }
 
-/// Handle on `state.db`. Clones share the connection (the snapshot builder runs in its own
-/// task and writes the snapshot through a clone).
+/// Handle on `state.db` and the snapshot file next to it. Clones share the connection (the
+/// snapshot builder runs in its own task and writes the snapshot through a clone).
 #[derive(Clone)]
 pub struct StateStore {
     conn: SharedConn,
+    /// Directory of `state.db`, where snapshot files live.
+    dir: PathBuf,
+    /// Serializes snapshot file changes and reads (taken before `conn`, never while holding it),
+    /// so a reader never sees the current file removed under it.
+    snap_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Debug for StateStore {
@@ -55,6 +72,10 @@ impl Debug for StateStore {
 impl StateStore {
     /// Opens or creates the state database at `path`.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
         let conn = open_sqlite(path, SqliteSynchronous::Normal).await?;
         {
             let mut c = conn.lock().await;
@@ -72,15 +93,21 @@ impl StateStore {
             .execute(&mut *c)
             .await?;
             sqlx::query(
-                "CREATE TABLE IF NOT EXISTS snapshot (
-                    id INTEGER PRIMARY KEY CHECK (id = 1), meta BLOB NOT NULL, data BLOB NOT NULL
+                "CREATE TABLE IF NOT EXISTS snapshot_file (
+                    id INTEGER PRIMARY KEY CHECK (id = 1), pointer BLOB NOT NULL
                 )",
             )
             .execute(&mut *c)
             .await?;
+            let current = read_pointer(&mut c).await?;
+            remove_stray_snapshots(&dir, current.as_ref().map(|p| p.file.as_str()))?;
         }
         spawn_checkpointer(path, std::sync::Arc::downgrade(&conn)).await?;
-        Ok(Self { conn })
+        Ok(Self {
+            conn,
+            dir,
+            snap_lock: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     /// Reads all rows and the raft metadata.
@@ -153,66 +180,238 @@ impl StateStore {
         Ok(())
     }
 
-    /// Stores `data` as the current snapshot, durably (FULL sync).
-    pub async fn save_snapshot(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StoreError> {
-        let meta = serde_json::to_vec(meta).map_err(StoreError::json("snapshot meta"))?;
-        let mut c = self.conn.lock().await;
-        with_full_sync(&mut c, async |c| {
-            sqlx::query("INSERT OR REPLACE INTO snapshot (id, meta, data) VALUES (1, ?, ?)")
-                .bind(meta)
-                .bind(data)
-                .execute(&mut *c)
-                .await?;
-            Ok(())
-        })
-        .await
+    /// Makes `data` the current snapshot. The body goes to a file of its own, written and
+    /// fsynced without touching `state.db`'s connection; then a one-row FULL-sync commit points
+    /// `state.db` at it. That commit also fsyncs every earlier row commit, so once this returns
+    /// `state.db` is durable up to the snapshot's index and the log behind it may be purged.
+    ///
+    /// A snapshot older than the current one (a builder racing an installed snapshot) is not
+    /// made current. Returns `data` back.
+    pub async fn save_snapshot(
+        &self,
+        meta: &SnapshotMeta,
+        data: Vec<u8>,
+    ) -> Result<Vec<u8>, StoreError> {
+        let _files = self.snap_lock.lock().await;
+        let name = snapshot_file_name(meta);
+        let data = write_durably(self.dir.clone(), name.clone(), data).await?;
+        let pointer = encode_pointer(meta, &name, data.len())?;
+        let new_index = index_of(meta);
+        let replaced = {
+            let mut c = self.conn.lock().await;
+            let current = read_pointer(&mut c).await?;
+            if current
+                .as_ref()
+                .is_some_and(|p| index_of(&p.meta) > new_index)
+            {
+                None
+            } else {
+                with_full_sync(&mut c, async |c| write_pointer(c, &pointer).await).await?;
+                Some(current)
+            }
+        };
+        match replaced {
+            // Not current: drop the file just written (unless a current one shares its name).
+            None => self.remove_unless_current(&name).await,
+            Some(old) => {
+                if let Some(old) = old.filter(|o| o.file != name) {
+                    remove_file(&self.dir.join(&old.file)).await;
+                }
+            }
+        }
+        Ok(data)
     }
 
-    /// Replaces all rows, the metadata and the current snapshot (installing a snapshot), in one
-    /// durable (FULL sync) transaction.
+    /// Replaces all rows, the metadata and the current snapshot (installing a snapshot). The body
+    /// is written to its file first; rows, metadata and the pointer to the file then change in
+    /// one durable (FULL sync) transaction. Returns `data` back.
     pub async fn replace_all(
         &self,
         rows: &[Row],
         meta: &SmMeta,
         snap_meta: &SnapshotMeta,
-        data: &[u8],
-    ) -> Result<(), StoreError> {
-        let snap_meta = serde_json::to_vec(snap_meta).map_err(StoreError::json("snapshot meta"))?;
-        let mut c = self.conn.lock().await;
-        with_full_sync(&mut c, async |c| {
-            let mut tx = c.begin().await?;
-            sqlx::query("DELETE FROM rows").execute(&mut *tx).await?;
-            for r in rows {
-                sqlx::query("INSERT INTO rows (tbl, key, value) VALUES (?, ?, ?)")
-                    .bind(r.table as u8 as i64)
-                    .bind(&r.key)
-                    .bind(&r.value)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            write_meta(&mut tx, meta).await?;
-            sqlx::query("INSERT OR REPLACE INTO snapshot (id, meta, data) VALUES (1, ?, ?)")
-                .bind(snap_meta)
-                .bind(data)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(())
-        })
-        .await
+        data: Vec<u8>,
+    ) -> Result<Vec<u8>, StoreError> {
+        let _files = self.snap_lock.lock().await;
+        let name = snapshot_file_name(snap_meta);
+        let data = write_durably(self.dir.clone(), name.clone(), data).await?;
+        let pointer = encode_pointer(snap_meta, &name, data.len())?;
+        let old = {
+            let mut c = self.conn.lock().await;
+            let old = read_pointer(&mut c).await?;
+            with_full_sync(&mut c, async |c| {
+                let mut tx = c.begin().await?;
+                sqlx::query("DELETE FROM rows").execute(&mut *tx).await?;
+                for r in rows {
+                    sqlx::query("INSERT INTO rows (tbl, key, value) VALUES (?, ?, ?)")
+                        .bind(r.table as u8 as i64)
+                        .bind(&r.key)
+                        .bind(&r.value)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                write_meta(&mut tx, meta).await?;
+                write_pointer(&mut tx, &pointer).await?;
+                tx.commit().await?;
+                Ok(())
+            })
+            .await?;
+            old
+        };
+        if let Some(old) = old.filter(|o| o.file != name) {
+            remove_file(&self.dir.join(&old.file)).await;
+        }
+        Ok(data)
     }
 
-    /// The current snapshot, if one was saved.
+    /// The current snapshot, if one was saved: its metadata from `state.db`, its body from its
+    /// file.
     pub async fn current_snapshot(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StoreError> {
-        let mut c = self.conn.lock().await;
-        let row = sqlx::query("SELECT meta, data FROM snapshot WHERE id = 1")
-            .fetch_optional(&mut *c)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let meta: &[u8] = row.try_get(0)?;
-        let meta = serde_json::from_slice(meta).map_err(StoreError::json("snapshot meta"))?;
-        Ok(Some((meta, row.try_get(1)?)))
+        let _files = self.snap_lock.lock().await;
+        let pointer = {
+            let mut c = self.conn.lock().await;
+            read_pointer(&mut c).await?
+        };
+        let Some(p) = pointer else { return Ok(None) };
+        let data = tokio::fs::read(self.dir.join(&p.file)).await?;
+        if data.len() as u64 != p.len {
+            return Err(StoreError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "snapshot file {} is {} bytes, state.db expects {}",
+                    p.file,
+                    data.len(),
+                    p.len
+                ),
+            )));
+        }
+        Ok(Some((p.meta, data)))
     }
+
+    /// Path of the current snapshot's file, if any.
+    pub async fn current_snapshot_path(&self) -> Result<Option<PathBuf>, StoreError> {
+        let mut c = self.conn.lock().await;
+        Ok(read_pointer(&mut c).await?.map(|p| self.dir.join(p.file)))
+    }
+
+    async fn remove_unless_current(&self, name: &str) {
+        let current = {
+            let mut c = self.conn.lock().await;
+            read_pointer(&mut c).await
+        };
+        match current {
+            Ok(Some(p)) if p.file == name => {}
+            // On error keep the file: a stray file is harmless (removed at the next open).
+            Err(_) => {}
+            _ => remove_file(&self.dir.join(name)).await,
+        }
+    }
+}
+
+/// The `snapshot` row: which file holds the current snapshot, and its metadata.
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotPointer {
+    meta: SnapshotMeta,
+    /// File name inside the raft directory.
+    file: String,
+    /// Body length in bytes (checked when the file is read).
+    len: u64,
+}
+
+fn index_of(meta: &SnapshotMeta) -> u64 {
+    meta.last_log_id.as_ref().map_or(0, |l| l.index)
+}
+
+/// `snapshot-<index>.bin`: a snapshot at a given log index always has the same content.
+fn snapshot_file_name(meta: &SnapshotMeta) -> String {
+    format!("{SNAPSHOT_PREFIX}{}{SNAPSHOT_SUFFIX}", index_of(meta))
+}
+
+fn is_snapshot_file(name: &str) -> bool {
+    name.starts_with(SNAPSHOT_PREFIX)
+        && (name.ends_with(SNAPSHOT_SUFFIX) || name.ends_with(SNAPSHOT_TMP_SUFFIX))
+}
+
+fn encode_pointer(meta: &SnapshotMeta, file: &str, len: usize) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(&SnapshotPointer {
+        meta: meta.clone(),
+        file: file.to_string(),
+        len: len as u64,
+    })
+    .map_err(StoreError::json("snapshot pointer"))
+}
+
+async fn read_pointer(c: &mut SqliteConnection) -> Result<Option<SnapshotPointer>, StoreError> {
+    let row = sqlx::query("SELECT pointer FROM snapshot_file WHERE id = 1")
+        .fetch_optional(&mut *c)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let bytes: &[u8] = row.try_get(0)?;
+    let p: SnapshotPointer =
+        serde_json::from_slice(bytes).map_err(StoreError::json("snapshot pointer"))?;
+    if p.file.contains(['/', '\\']) || !is_snapshot_file(&p.file) {
+        return Err(StoreError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("state.db names an invalid snapshot file {:?}", p.file),
+        )));
+    }
+    Ok(Some(p))
+}
+
+async fn write_pointer(c: &mut SqliteConnection, pointer: &[u8]) -> Result<(), StoreError> {
+    sqlx::query("INSERT OR REPLACE INTO snapshot_file (id, pointer) VALUES (1, ?)")
+        .bind(pointer)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Writes `data` to `dir/name` so that it is durable and never seen half-written: a temporary
+/// file, fsync, rename over `name`, fsync of the directory. Runs on the blocking pool.
+async fn write_durably(dir: PathBuf, name: String, data: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let tmp = dir.join(format!("{name}{SNAPSHOT_TMP_SUFFIX}"));
+        let res = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&data)?;
+            f.sync_all()?;
+            drop(f);
+            std::fs::rename(&tmp, dir.join(&name))?;
+            std::fs::File::open(&dir)?.sync_all()
+        })();
+        if res.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        res.map(|()| data)
+    })
+    .await
+    .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
+    .map_err(StoreError::Io)
+}
+
+/// Best-effort removal of a superseded snapshot file (a leftover is removed at the next open).
+async fn remove_file(path: &Path) {
+    if let Err(e) = tokio::fs::remove_file(path).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(file = %path.display(), error = %e, "removing old snapshot file failed");
+    }
+}
+
+/// Removes snapshot files (and temporaries) in `dir` other than `current`: left behind by a
+/// crash between writing a file and switching `state.db` to it, or before removing the old one.
+fn remove_stray_snapshots(dir: &Path, current: Option<&str>) -> Result<(), StoreError> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if is_snapshot_file(name) && Some(name) != current {
+            tracing::info!(file = name, "removing stray snapshot file");
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 async fn write_meta(c: &mut SqliteConnection, meta: &SmMeta) -> Result<(), StoreError> {

@@ -78,3 +78,59 @@ async fn appended_entries_vote_and_purge_survive_reopen() {
     );
     assert_eq!(got[0], entry(1, 4));
 }
+
+fn snap_meta(index: u64) -> crate::raft::type_config::SnapshotMeta {
+    openraft::SnapshotMeta {
+        last_log_id: Some(entry(1, index).log_id),
+        last_membership: Default::default(),
+    }
+}
+
+fn snapshot_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("snapshot-"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn snapshot_lives_in_its_own_file_and_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(STATE_DB_FILE);
+    {
+        let store = StateStore::open(&path).await.expect("open");
+        assert!(store.current_snapshot().await.expect("read").is_none());
+        let data = store
+            .save_snapshot(&snap_meta(5), vec![5; 1000])
+            .await
+            .expect("save 5");
+        assert_eq!(data, vec![5; 1000]);
+        store
+            .save_snapshot(&snap_meta(9), vec![9; 2000])
+            .await
+            .expect("save 9");
+        // The superseded file is removed; an older snapshot never becomes current.
+        assert_eq!(snapshot_files(dir.path()), vec!["snapshot-9.bin"]);
+        store
+            .save_snapshot(&snap_meta(7), vec![7; 10])
+            .await
+            .expect("save 7");
+        assert_eq!(snapshot_files(dir.path()), vec!["snapshot-9.bin"]);
+        let (meta, data) = store.current_snapshot().await.expect("read").expect("some");
+        assert_eq!((meta, data), (snap_meta(9), vec![9; 2000]));
+    }
+    // Strays from a crash (a file never made current, a half-written temp file) go at open.
+    std::fs::write(dir.path().join("snapshot-12.bin"), b"x").expect("stray");
+    std::fs::write(dir.path().join("snapshot-13.bin.tmp"), b"x").expect("stray tmp");
+    let store = StateStore::open(&path).await.expect("reopen");
+    assert_eq!(snapshot_files(dir.path()), vec!["snapshot-9.bin"]);
+    let (meta, data) = store.current_snapshot().await.expect("read").expect("some");
+    assert_eq!((meta, data), (snap_meta(9), vec![9; 2000]));
+
+    // A truncated file is reported, not returned.
+    std::fs::write(dir.path().join("snapshot-9.bin"), [9; 10]).expect("truncate");
+    assert!(store.current_snapshot().await.is_err());
+}
