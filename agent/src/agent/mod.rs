@@ -2,11 +2,13 @@
 //! the subsystems ([`BoundAgent::spawn`]) and wait for shutdown. Tests use the same two
 //! steps with port 0 and learn the addresses before anything runs.
 //!
-//! Shutdown order: stop accepting HTTP → leader duties stop → raft shuts down (flushing
-//! storage) → tasks are awaited, bounded by a grace period.
+//! Shutdown order: stop accepting HTTP → leader duties stop → gossip (a graceful leave first
+//! when `leave_on_terminate`) → raft shuts down (flushing storage) → tasks are awaited,
+//! bounded by a grace period.
 
 mod error;
 mod identity;
+pub mod lan;
 pub mod ttl;
 
 use std::net::SocketAddr;
@@ -20,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 
 pub use self::error::AgentError;
+use crate::gossip::{BoundGossip, GossipHandle};
 use crate::http::{AgentInfo, ApiContext, ApiState, Limits};
 use crate::raft::{RaftConfig, RaftNode, ServerNode};
 use crate::rpc::Router;
@@ -33,6 +36,7 @@ pub struct BoundAgent {
     cfg: Config,
     http: TcpListener,
     raft: RaftNode,
+    gossip: BoundGossip,
     me: SelfInfo,
     /// Temp state of a `-dev` agent, removed when the agent stops.
     _dev_dir: Option<tempfile::TempDir>,
@@ -44,6 +48,7 @@ pub struct AgentHandle {
     token: CancellationToken,
     http_addr: SocketAddr,
     server: ServerHandle,
+    gossip: GossipHandle,
     failed: tokio::sync::watch::Receiver<Option<String>>,
 }
 
@@ -106,6 +111,17 @@ impl BoundAgent {
             name: cfg.node_name.clone(),
             node_id: node_id.clone(),
         };
+        let gossip = lan::bind(
+            &cfg,
+            &lan::LanIdentity {
+                data_dir: &data_dir,
+                node_id: &node_id,
+                raft_id: identity::raft_id(&node_id),
+                advertise,
+                rpc_port,
+            },
+        )
+        .await?;
         let raft_cfg = raft_config(&cfg);
         let raft = RaftNode::open(
             &data_dir.join("raft"),
@@ -121,6 +137,7 @@ impl BoundAgent {
             cfg,
             http,
             raft,
+            gossip,
             me,
             _dev_dir: dev_dir,
         })
@@ -133,10 +150,37 @@ impl BoundAgent {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
+    /// The bound LAN gossip address (as advertised to other members).
+    pub fn serf_lan_addr(&self) -> SocketAddr {
+        self.gossip.advertise_addr()
+    }
+
     /// Starts serving; everything stops when `token` is cancelled.
     pub fn spawn(self, token: CancellationToken) -> AgentHandle {
         let tracker = TaskTracker::new();
         let http_addr = self.http_addr();
+        let serf_lan = self.serf_lan_addr();
+        // Its own token: the shutdown path below leaves (maybe) and stops it explicitly.
+        let gossip = self.gossip.spawn(CancellationToken::new());
+        let (fail_tx, failed) = tokio::sync::watch::channel(None);
+        let fail_tx = std::sync::Arc::new(fail_tx);
+        {
+            let (cfg, gossip, token, fail_tx) = (
+                self.cfg.clone(),
+                gossip.clone(),
+                token.clone(),
+                fail_tx.clone(),
+            );
+            tracker.spawn(
+                async move {
+                    if let Some(reason) = lan::join_at_start(&cfg, &gossip, &token).await {
+                        let _ = fail_tx.send(Some(reason));
+                        token.cancel();
+                    }
+                }
+                .instrument(info_span!("join")),
+            );
+        }
         let server = ServerHandle::start(
             self.raft.clone(),
             self.me.clone(),
@@ -169,12 +213,13 @@ impl BoundAgent {
                 server: true,
                 advertise_addr: self.me.address.clone(),
                 rpc_port: self.me.rpc_port,
-                serf_lan_port: self.cfg.ports.serf_lan_port().unwrap_or(0),
+                serf_lan_port: serf_lan.port(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 domain: self.cfg.domain.clone(),
             },
+            gossip: gossip.clone(),
+            shutdown: token.clone(),
         });
-        let (fail_tx, failed) = tokio::sync::watch::channel(None);
         let http_token = token.child_token();
         let root = token.clone();
         let router = crate::http::router(api);
@@ -190,8 +235,18 @@ impl BoundAgent {
         let dev_dir = self._dev_dir;
         let raft = self.raft;
         let stop = token.clone();
+        let leave = self.cfg.leave_on_terminate();
+        let pool = gossip.clone();
         tracker.spawn(async move {
             stop.cancelled().await;
+            if leave {
+                match pool.leave().await {
+                    Ok(()) => info!("left the LAN gossip pool"),
+                    Err(e) if e.is_stopped() => {}
+                    Err(e) => warn!(cause = %e, "graceful leave failed"),
+                }
+            }
+            pool.shutdown().await;
             if let Err(e) = raft.shutdown().await {
                 warn!(cause = %e, "raft shutdown failed");
             }
@@ -207,7 +262,7 @@ impl BoundAgent {
                 _ = ready_token.cancelled() => {}
                 true = ready.ready() => info!(
                     node = %me.node, datacenter = %me.datacenter, http = %http_addr,
-                    server = true, "Meridian agent running"
+                    serf_lan = %serf_lan, server = true, "Meridian agent running"
                 ),
             }
         });
@@ -217,6 +272,7 @@ impl BoundAgent {
             token,
             http_addr,
             server,
+            gossip,
             failed,
         }
     }
@@ -231,6 +287,11 @@ impl AgentHandle {
     /// The local server.
     pub fn server(&self) -> &ServerHandle {
         &self.server
+    }
+
+    /// The LAN gossip pool.
+    pub fn gossip(&self) -> &GossipHandle {
+        &self.gossip
     }
 
     /// Waits until the agent stops (token cancelled or a fatal error), then for its tasks.

@@ -19,6 +19,7 @@ mod dto;
 mod error;
 mod filter;
 mod kv;
+mod members;
 mod params;
 mod read;
 mod session;
@@ -92,6 +93,10 @@ pub struct ApiContext {
     pub agent: AgentInfo,
     /// TTL clocks of this agent's TTL checks.
     pub ttl: Arc<crate::agent::ttl::TtlChecks>,
+    /// The LAN gossip pool.
+    pub gossip: crate::gossip::GossipHandle,
+    /// Cancelling it stops the agent (`/v1/agent/leave`).
+    pub shutdown: CancellationToken,
 }
 
 /// Cheap-clone state of the HTTP handlers.
@@ -117,6 +122,7 @@ pub fn router(state: ApiState) -> axum::Router {
     axum::Router::new()
         .merge(kv::routes())
         .merge(agent::routes())
+        .merge(members::routes())
         .merge(session::routes())
         .merge(txn::routes())
         .merge(catalog::routes())
