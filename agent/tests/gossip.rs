@@ -1,6 +1,6 @@
 //! The LAN gossip pool end to end: real `-dev` agents (each its own single-server datacenter
 //! raft-wise, sharing one gossip pool) joined with `meridian join` / `-retry-join`, gossip
-//! encryption, failure and leave detection. Every wait has a deadline.
+//! encryption, failure and leave detection, and user events. Every wait has a deadline.
 
 mod common;
 
@@ -172,6 +172,64 @@ fn killed_member_fails_force_leave_and_leave_make_members_left() {
         Some(0),
         "agent exits after leave"
     );
+}
+
+#[test]
+fn events_reach_every_agent_joined_by_retry_join() {
+    let a = Agent::dev_named("ev-a", &[]);
+    let b = Agent::dev_named(
+        "ev-b",
+        &["-retry-join", &a.serf, "-retry-interval", "200ms"],
+    );
+    wait_status(&a, "ev-b", 1);
+    wait_status(&b, "ev-a", 1);
+
+    let o = a.cli(&["event", "-name", "hello", "payload"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let id = out
+        .trim()
+        .strip_prefix("Event ID: ")
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
+    for agent in [&a, &b] {
+        wait_until(CONVERGE, "the event in /v1/event/list", || {
+            agent.get_json("/v1/event/list?name=hello")[0]["ID"] == id.as_str()
+        });
+        let (_, headers, body) = agent.get("/v1/event/list?name=hello");
+        let list: Value = serde_json::from_str(&body).unwrap_or_default();
+        assert_eq!(list[0]["Payload"], "cGF5bG9hZA==", "{body}");
+        assert_eq!(list[0]["Version"], 1);
+        let index = headers
+            .get("X-Consul-Index")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        assert!(index.is_some_and(|i| i > 0), "{headers:?}");
+        assert_eq!(
+            agent.get_json("/v1/event/list?name=other"),
+            Value::Array(vec![])
+        );
+    }
+
+    let (code, body) = a.put("/v1/event/fire/deploy?node=web.*", "v2");
+    assert_eq!(code, 200, "{body}");
+    let fired: Value = serde_json::from_str(&body).unwrap_or_default();
+    assert_eq!(fired["Name"], "deploy");
+    assert_eq!(fired["NodeFilter"], "web.*");
+    assert_eq!(fired["Payload"], "djI=");
+    // Near the 512-byte limit (with the ID and filters) still fits one gossip packet.
+    let (code, body) = a.put("/v1/event/fire/near", vec![b'x'; 450]);
+    assert_eq!(code, 200, "{body}");
+    wait_until(CONVERGE, "the near-limit event on ev-b", || {
+        b.get_json("/v1/event/list?name=near")
+            .as_array()
+            .is_some_and(|l| l.len() == 1)
+    });
+    let (code, body) = a.put("/v1/event/fire/big", vec![b'x'; 600]);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("512"), "{body}");
+    let (code, body) = a.put("/v1/event/fire/x?node=(", "");
+    assert_eq!(code, 400, "{body}");
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! bounded by a grace period.
 
 mod error;
+pub mod events;
 mod identity;
 pub mod lan;
 pub mod ttl;
@@ -164,6 +165,11 @@ impl BoundAgent {
         let gossip = self.gossip.spawn(CancellationToken::new());
         let (fail_tx, failed) = tokio::sync::watch::channel(None);
         let fail_tx = std::sync::Arc::new(fail_tx);
+        let event_log = std::sync::Arc::new(events::EventLog::default());
+        tracker.spawn(
+            events::record(gossip.clone(), event_log.clone(), token.child_token())
+                .instrument(info_span!("events")),
+        );
         {
             let (cfg, gossip, token, fail_tx) = (
                 self.cfg.clone(),
@@ -218,6 +224,7 @@ impl BoundAgent {
                 domain: self.cfg.domain.clone(),
             },
             gossip: gossip.clone(),
+            events: event_log,
             shutdown: token.clone(),
         });
         let http_token = token.child_token();

@@ -1,7 +1,10 @@
-//! `meridian join` and `meridian force-leave`: the LAN gossip pool's HTTP-API clients, with
-//! Consul's output text and exit codes (`command/join`, `command/forceleave`).
+//! `meridian join`, `meridian force-leave` and `meridian event`: the LAN gossip pool's
+//! HTTP-API clients, with Consul's output text and exit codes (`command/join`,
+//! `command/forceleave`, `command/event`).
 
 use std::io::Write;
+
+use serde::Deserialize;
 
 use super::CliError;
 use super::client::{ApiClient, HttpFlags};
@@ -26,6 +29,29 @@ pub struct ForceLeaveArgs {
     /// Name of the failed node.
     #[arg(value_name = "NODE")]
     pub node: Vec<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub http: HttpFlags,
+}
+
+/// `event -name NAME [-node RE] [-service RE] [-tag RE] [PAYLOAD]`
+#[derive(Debug, clap::Args)]
+pub struct EventArgs {
+    /// Event name.
+    #[arg(long, default_value = "")]
+    pub name: String,
+    /// Regular expression on node names.
+    #[arg(long, default_value = "")]
+    pub node: String,
+    /// Regular expression on service names.
+    #[arg(long, default_value = "")]
+    pub service: String,
+    /// Regular expression on service tags (needs -service).
+    #[arg(long, default_value = "")]
+    pub tag: String,
+    /// Optional payload.
+    #[arg(value_name = "PAYLOAD")]
+    pub payload: Vec<String>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub http: HttpFlags,
@@ -79,5 +105,48 @@ pub async fn force_leave(a: ForceLeaveArgs, _out: &mut dyn Write) -> Result<(), 
         .put(&format!("/v1/agent/force-leave/{node}"), &[], Vec::new())
         .await
         .map_err(CliError::http("Error force leaving"))?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Fired {
+    #[serde(rename = "ID")]
+    id: String,
+}
+
+/// Runs `event`: prints `Event ID: ...`.
+pub async fn event(a: EventArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    if a.name.is_empty() {
+        return Err(CliError::msg("Event name must be specified"));
+    }
+    if a.payload.len() > 1 {
+        return Err(CliError::msg("Too many command line arguments"));
+    }
+    for (what, re) in [("node", &a.node), ("service", &a.service), ("tag", &a.tag)] {
+        if let Err(e) = regex::Regex::new(re) {
+            return Err(CliError::msg(format!(
+                "Failed to compile {what} filter regexp: {e}"
+            )));
+        }
+    }
+    if !a.tag.is_empty() && a.service.is_empty() {
+        return Err(CliError::msg(
+            "Cannot provide tag filter without service filter.",
+        ));
+    }
+    let query: Vec<(&str, String)> = [("node", &a.node), ("service", &a.service), ("tag", &a.tag)]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k, v.clone()))
+        .collect();
+    let payload = a.payload.first().cloned().unwrap_or_default().into_bytes();
+    let body = client(&a.http)?
+        .put(&format!("/v1/event/fire/{}", a.name), &query, payload)
+        .await
+        .map_err(CliError::http("Error firing event"))?;
+    let fired: Fired = serde_json::from_slice(&body)
+        .map_err(|e| CliError::msg(format!("Error firing event: invalid response: {e}")))?;
+    writeln!(out, "Event ID: {}", fired.id)?;
     Ok(())
 }

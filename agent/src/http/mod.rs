@@ -17,6 +17,7 @@ mod body;
 mod catalog;
 mod dto;
 mod error;
+mod event;
 mod filter;
 mod kv;
 mod members;
@@ -95,6 +96,8 @@ pub struct ApiContext {
     pub ttl: Arc<crate::agent::ttl::TtlChecks>,
     /// The LAN gossip pool.
     pub gossip: crate::gossip::GossipHandle,
+    /// Received user events.
+    pub events: Arc<crate::agent::events::EventLog>,
     /// Cancelling it stops the agent (`/v1/agent/leave`).
     pub shutdown: CancellationToken,
 }
@@ -123,6 +126,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(kv::routes())
         .merge(agent::routes())
         .merge(members::routes())
+        .merge(event::routes())
         .merge(session::routes())
         .merge(txn::routes())
         .merge(catalog::routes())
