@@ -211,6 +211,37 @@ fn events_reach_every_agent_joined_by_retry_join() {
         );
     }
 
+    // Blocking list: the index is the newest event's, and a read at it waits for the next.
+    let (_, headers, _) = b.get("/v1/event/list?name=hello");
+    let index = headers
+        .get("X-Consul-Index")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let (_, timed_out, _) = b.get(&format!(
+        "/v1/event/list?name=hello&index={index}&wait=50ms"
+    ));
+    assert_eq!(
+        timed_out["X-Consul-Index"].to_str().ok(),
+        Some(index.as_str())
+    );
+    let url = format!("{}/v1/event/list?name=hello&index={index}&wait=20s", b.url);
+    let waiter = std::thread::spawn(move || {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .and_then(|c| c.get(url).send())
+            .and_then(|r| r.json::<Value>())
+    });
+    let o = a.cli(&["event", "-name", "hello", "second"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let woke = waiter
+        .join()
+        .expect("waiter thread")
+        .expect("blocking list");
+    assert_eq!(woke.as_array().map(Vec::len), Some(2), "{woke}");
+    assert_eq!(woke[1]["Payload"], "c2Vjb25k");
+
     let (code, body) = a.put("/v1/event/fire/deploy?node=web.*", "v2");
     assert_eq!(code, 200, "{body}");
     let fired: Value = serde_json::from_str(&body).unwrap_or_default();

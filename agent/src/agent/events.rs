@@ -8,6 +8,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -103,20 +104,39 @@ impl ConsulEvent {
     }
 }
 
-/// The last [`EVENT_BUFFER`] received events, oldest first.
-#[derive(Debug, Default)]
+/// The last [`EVENT_BUFFER`] received events, oldest first, and a counter of pushes that
+/// blocking readers wait on.
+#[derive(Debug)]
 pub struct EventLog {
     events: Mutex<VecDeque<ConsulEvent>>,
+    pushed: watch::Sender<u64>,
+}
+
+impl Default for EventLog {
+    fn default() -> Self {
+        Self {
+            events: Mutex::default(),
+            pushed: watch::channel(0).0,
+        }
+    }
 }
 
 impl EventLog {
     /// Records a received event, dropping the oldest past the limit.
     pub fn push(&self, ev: ConsulEvent) {
-        let mut events = self.events.lock();
-        if events.len() == EVENT_BUFFER {
-            events.pop_front();
+        {
+            let mut events = self.events.lock();
+            if events.len() == EVENT_BUFFER {
+                events.pop_front();
+            }
+            events.push_back(ev);
         }
-        events.push_back(ev);
+        self.pushed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that changes on every push (subscribe before reading, then wait).
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.pushed.subscribe()
     }
 
     /// Events named `name` (all when `None`), oldest first.

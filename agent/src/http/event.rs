@@ -80,11 +80,29 @@ async fn fire(
     }
 }
 
-/// `GET /v1/event/list?name=`: received events, oldest first. `X-Consul-Index` is derived
-/// from the newest listed event's ID, as Consul does.
+/// `GET /v1/event/list?name=&index=&wait=`: received events, oldest first. As Consul's,
+/// `X-Consul-Index` is derived from the newest listed event's ID (1 when there is none); it
+/// is not monotonic, so a blocking read waits while the index *equals* `?index`.
 async fn list(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
-    let events = st.events.list(p.non_empty("name"));
-    let index = events.last().map_or(0, ConsulEvent::index);
+    let opts = p.read_opts()?;
+    let deadline = tokio::time::Instant::now() + opts.wait;
+    let mut pushed = st.events.watch();
+    let (events, index) = loop {
+        pushed.borrow_and_update();
+        let events = st.events.list(p.non_empty("name"));
+        let index = events.last().map_or(1, ConsulEvent::index).max(1);
+        if opts.index == 0 || index != opts.index {
+            break (events, index);
+        }
+        tokio::select! {
+            changed = pushed.changed() => {
+                if changed.is_err() {
+                    break (events, index);
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => break (events, index),
+        }
+    };
     let body: Vec<Value> = events.iter().map(event_json).collect();
     let mut headers = HeaderMap::new();
     headers.insert("X-Consul-Index", HeaderValue::from(index));
