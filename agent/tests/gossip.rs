@@ -300,3 +300,21 @@ fn retry_join_joins_an_agent_that_answers() {
     wait_status(&a, "rj-b", 1);
     wait_status(&b, "rj-a", 1);
 }
+
+#[test]
+fn sigterm_leaves_gracefully_only_with_leave_on_terminate() {
+    let a = Agent::dev_named("sig-a", &[]);
+    let b = Agent::dev_named("sig-b", &["-hcl", "leave_on_terminate = true"]);
+    let c = Agent::dev_named("sig-c", &[]);
+    for other in [&b, &c] {
+        let o = join(other, &a);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    wait_status(&a, "sig-b", 1);
+    wait_status(&a, "sig-c", 1);
+    assert!(b.terminate().success());
+    wait_status(&a, "sig-b", 3);
+    // A server's default is to stop without leaving: the others see it fail.
+    assert!(c.terminate().success());
+    wait_status(&a, "sig-c", 4);
+}

@@ -3,8 +3,8 @@
 //! steps with port 0 and learn the addresses before anything runs.
 //!
 //! Shutdown order: stop accepting HTTP → leader duties stop → gossip (a graceful leave first
-//! when `leave_on_terminate`) → raft shuts down (flushing storage) → tasks are awaited,
-//! bounded by a grace period.
+//! when `leave_on_terminate`, or per signal through [`Stopper`]) → raft shuts down (flushing
+//! storage) → tasks are awaited, bounded by a grace period.
 
 mod error;
 pub mod events;
@@ -14,6 +14,8 @@ pub mod ttl;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use meridian_config::Config;
@@ -51,6 +53,39 @@ pub struct AgentHandle {
     server: ServerHandle,
     gossip: GossipHandle,
     failed: tokio::sync::watch::Receiver<Option<String>>,
+    stopper: Stopper,
+}
+
+/// Which signal asks the agent to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    /// SIGTERM: leave gracefully when `leave_on_terminate`.
+    Terminate,
+    /// SIGINT: leave gracefully unless `skip_leave_on_interrupt`.
+    Interrupt,
+}
+
+/// Stops an agent the way a signal asks (Consul's `leave_on_terminate` /
+/// `skip_leave_on_interrupt`). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Stopper {
+    token: CancellationToken,
+    /// Read by the shutdown path: leave the gossip pool before stopping it.
+    leave: Arc<AtomicBool>,
+    leave_on_terminate: bool,
+    leave_on_interrupt: bool,
+}
+
+impl Stopper {
+    /// Records whether `signal` means a graceful leave, then starts the shutdown.
+    pub fn stop(&self, signal: StopSignal) {
+        let leave = match signal {
+            StopSignal::Terminate => self.leave_on_terminate,
+            StopSignal::Interrupt => self.leave_on_interrupt,
+        };
+        self.leave.store(leave, Ordering::SeqCst);
+        self.token.cancel();
+    }
 }
 
 impl BoundAgent {
@@ -242,11 +277,17 @@ impl BoundAgent {
         let dev_dir = self._dev_dir;
         let raft = self.raft;
         let stop = token.clone();
-        let leave = self.cfg.leave_on_terminate();
+        let stopper = Stopper {
+            token: token.clone(),
+            leave: Arc::new(AtomicBool::new(self.cfg.leave_on_terminate())),
+            leave_on_terminate: self.cfg.leave_on_terminate(),
+            leave_on_interrupt: !self.cfg.skip_leave_on_interrupt(),
+        };
+        let leave = stopper.leave.clone();
         let pool = gossip.clone();
         tracker.spawn(async move {
             stop.cancelled().await;
-            if leave {
+            if leave.load(Ordering::SeqCst) {
                 match pool.leave().await {
                     Ok(()) => info!("left the LAN gossip pool"),
                     Err(e) if e.is_stopped() => {}
@@ -281,6 +322,7 @@ impl BoundAgent {
             server,
             gossip,
             failed,
+            stopper,
         }
     }
 }
@@ -299,6 +341,11 @@ impl AgentHandle {
     /// The LAN gossip pool.
     pub fn gossip(&self) -> &GossipHandle {
         &self.gossip
+    }
+
+    /// Stops the agent as a signal asks (with or without a graceful leave).
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
     }
 
     /// Waits until the agent stops (token cancelled or a fatal error), then for its tasks.
@@ -339,4 +386,12 @@ fn raft_config(cfg: &Config) -> RaftConfig {
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), AgentError> {
     let bound = BoundAgent::bind(cfg).await?;
     bound.spawn(shutdown).wait().await
+}
+
+/// Runs an agent with `cfg`; `on_start` gets its [`Stopper`] (e.g. for signal handlers).
+pub async fn run_with(cfg: Config, on_start: impl FnOnce(Stopper)) -> Result<(), AgentError> {
+    let bound = BoundAgent::bind(cfg).await?;
+    let handle = bound.spawn(CancellationToken::new());
+    on_start(handle.stopper());
+    handle.wait().await
 }
