@@ -242,6 +242,27 @@ fn events_reach_every_agent_joined_by_retry_join() {
     assert_eq!(woke.as_array().map(Vec::len), Some(2), "{woke}");
     assert_eq!(woke[1]["Payload"], "c2Vjb25k");
 
+    // Filters are applied by each receiver: fired on ev-b, these only match ev-a (by name,
+    // and by its web service's tag).
+    let (code, body) = a.put(
+        "/v1/agent/service/register",
+        r#"{"Name":"web","Tags":["v1"],"Port":80}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    for (name, query) in [("only-a", "node=ev-a"), ("web-v1", "service=web&tag=v1")] {
+        let (code, body) = b.put(&format!("/v1/event/fire/{name}?{query}"), "");
+        assert_eq!(code, 200, "{body}");
+        wait_until(CONVERGE, &format!("{name} on ev-a"), || {
+            a.get_json(&format!("/v1/event/list?name={name}"))
+                .as_array()
+                .is_some_and(|l| l.len() == 1)
+        });
+    }
+    for name in ["only-a", "web-v1"] {
+        let list = b.get_json(&format!("/v1/event/list?name={name}"));
+        assert_eq!(list, Value::Array(vec![]), "{name} filtered out on ev-b");
+    }
+
     let (code, body) = a.put("/v1/event/fire/deploy?node=web.*", "v2");
     assert_eq!(code, 200, "{body}");
     let fired: Value = serde_json::from_str(&body).unwrap_or_default();

@@ -1,6 +1,7 @@
 //! Consul user events on top of gossip user events: the envelope (ID and filters travel in
-//! the gossip payload, as Consul's `UserEvent` does inside serf's), and the agent's buffer of
-//! the last 256 received events that `/v1/event/list` reads.
+//! the gossip payload, as Consul's `UserEvent` does inside serf's), the filters each agent
+//! applies on receipt (Consul's `shouldProcessUserEvent`), and the agent's buffer of the last
+//! 256 accepted events that `/v1/event/list` reads.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -13,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::gossip::{Event, GossipHandle, UserEvent};
+use crate::rpc::Consistency;
+use crate::server::ServerHandle;
 
 /// Events `/v1/event/list` remembers (Consul's `eventBuf`).
 pub const EVENT_BUFFER: usize = 256;
@@ -150,8 +153,61 @@ impl EventLog {
     }
 }
 
-/// Copies every received user event into `log` until `token` is cancelled or the pool stops.
-pub(super) async fn record(gossip: GossipHandle, log: Arc<EventLog>, token: CancellationToken) {
+/// Who this agent is, for the event filters.
+pub(super) struct Scope {
+    /// This node's name (the node filter).
+    pub node: String,
+    /// Where this node's services are read (the service and tag filters).
+    pub server: ServerHandle,
+}
+
+impl Scope {
+    /// Consul's `shouldProcessUserEvent`: the node filter must match our name; the service
+    /// filter must match one of our service IDs or names, and then the tag filter (if any)
+    /// one of that service's tags. An invalid regex matches nothing.
+    async fn accepts(&self, ev: &ConsulEvent) -> bool {
+        let re = |s: &str| regex::Regex::new(s).ok();
+        if !ev.node_filter.is_empty()
+            && !re(&ev.node_filter).is_some_and(|r| r.is_match(&self.node))
+        {
+            return false;
+        }
+        if ev.service_filter.is_empty() {
+            return true;
+        }
+        let Some(service_re) = re(&ev.service_filter) else {
+            return false;
+        };
+        let tag_re = match ev.tag_filter.as_str() {
+            "" => None,
+            t => match re(t) {
+                Some(r) => Some(r),
+                None => return false,
+            },
+        };
+        let Ok(view) = self.server.read(Consistency::Stale).await else {
+            return false;
+        };
+        view.state
+            .node_services(&self.node)
+            .filter(|s| s.id != "consul")
+            .filter(|s| service_re.is_match(&s.id) || service_re.is_match(&s.service))
+            .any(|s| {
+                tag_re
+                    .as_ref()
+                    .is_none_or(|t| s.tags.iter().any(|tag| t.is_match(tag)))
+            })
+    }
+}
+
+/// Copies every received user event that passes its filters into `log` until `token` is
+/// cancelled or the pool stops.
+pub(super) async fn record(
+    gossip: GossipHandle,
+    scope: Scope,
+    log: Arc<EventLog>,
+    token: CancellationToken,
+) {
     let mut rx = gossip.subscribe();
     drop(gossip);
     loop {
@@ -161,10 +217,11 @@ pub(super) async fn record(gossip: GossipHandle, log: Arc<EventLog>, token: Canc
         };
         match ev {
             Ok(Event::User(u)) => match ConsulEvent::decode(&u) {
-                Ok(ev) => {
+                Ok(ev) if scope.accepts(&ev).await => {
                     debug!(name = %ev.name, id = %ev.id, ltime = ev.ltime, "user event");
                     log.push(ev);
                 }
+                Ok(ev) => debug!(name = %ev.name, id = %ev.id, "user event filtered out"),
                 Err(e) => warn!(name = %u.name, cause = %e, "dropping undecodable user event"),
             },
             Ok(_) => {}

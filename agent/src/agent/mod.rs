@@ -200,11 +200,6 @@ impl BoundAgent {
         let gossip = self.gossip.spawn(CancellationToken::new());
         let (fail_tx, failed) = tokio::sync::watch::channel(None);
         let fail_tx = std::sync::Arc::new(fail_tx);
-        let event_log = std::sync::Arc::new(events::EventLog::default());
-        tracker.spawn(
-            events::record(gossip.clone(), event_log.clone(), token.child_token())
-                .instrument(info_span!("events")),
-        );
         {
             let (cfg, gossip, token, fail_tx) = (
                 self.cfg.clone(),
@@ -227,6 +222,20 @@ impl BoundAgent {
             self.me.clone(),
             &tracker,
             token.child_token(),
+        );
+        let event_log = Arc::new(events::EventLog::default());
+        let scope = events::Scope {
+            node: self.cfg.node_name.clone(),
+            server: server.clone(),
+        };
+        tracker.spawn(
+            events::record(
+                gossip.clone(),
+                scope,
+                event_log.clone(),
+                token.child_token(),
+            )
+            .instrument(info_span!("events")),
         );
         let ttl = std::sync::Arc::new(ttl::TtlChecks::default());
         tracker.spawn(

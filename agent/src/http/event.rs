@@ -1,6 +1,6 @@
 //! `/v1/event/{fire,list}`: Consul user events over LAN gossip (consul.md §1.17). Events are
-//! best-effort and not persisted; each agent lists the last 256 it received. Filters are
-//! validated and carried with the event; they are reported back but not applied yet.
+//! best-effort and not persisted; each agent lists the last 256 it received and accepted
+//! (the node / service / tag regex filters are applied by each receiving agent).
 
 use axum::Router;
 use axum::body::Bytes;
