@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use meridian_agent::agent::{StopSignal, Stopper};
 use meridian_agent::cli::{self, Cli, Command};
 use meridian_config::{AgentFlags, Config, normalize_args};
-use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -37,16 +37,17 @@ fn run_agent(flags: &AgentFlags) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        tokio::spawn(cancel_on_signal(shutdown.clone()));
-        meridian_agent::agent::run(cfg, shutdown)
-            .await
-            .context("agent failed")
+        meridian_agent::agent::run_with(cfg, |stopper| {
+            tokio::spawn(stop_on_signal(stopper));
+        })
+        .await
+        .context("agent failed")
     })
 }
 
-/// Cancels `token` on the first SIGINT or SIGTERM; a second signal exits at once.
-async fn cancel_on_signal(token: CancellationToken) {
+/// Stops the agent on the first SIGINT or SIGTERM (leaving the gossip pool as the config
+/// says for that signal); a second signal exits at once.
+async fn stop_on_signal(stopper: Stopper) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -55,11 +56,12 @@ async fn cancel_on_signal(token: CancellationToken) {
         tracing::error!("cannot install signal handlers; stop the agent with SIGKILL");
         return;
     };
-    tokio::select! {
-        _ = int.recv() => tracing::info!("caught interrupt, shutting down"),
-        _ = term.recv() => tracing::info!("caught terminate, shutting down"),
-    }
-    token.cancel();
+    let signal = tokio::select! {
+        _ = int.recv() => StopSignal::Interrupt,
+        _ = term.recv() => StopSignal::Terminate,
+    };
+    tracing::info!(?signal, "caught signal, shutting down");
+    stopper.stop(signal);
     tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
     eprintln!("==> second signal received, exiting immediately");
     std::process::exit(1);

@@ -29,6 +29,9 @@ pub enum AgentError {
     /// Raft or its storage failed.
     #[error("raft: {0}")]
     Raft(#[from] crate::raft::RaftError),
+    /// The LAN gossip pool could not start.
+    #[error("gossip: {0}")]
+    Gossip(#[from] crate::gossip::GossipError),
     /// A subsystem failed while running.
     #[error("{0}")]
     Fatal(String),

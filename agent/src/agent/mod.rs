@@ -2,15 +2,20 @@
 //! the subsystems ([`BoundAgent::spawn`]) and wait for shutdown. Tests use the same two
 //! steps with port 0 and learn the addresses before anything runs.
 //!
-//! Shutdown order: stop accepting HTTP → leader duties stop → raft shuts down (flushing
+//! Shutdown order: stop accepting HTTP → leader duties stop → gossip (a graceful leave first
+//! when `leave_on_terminate`, or per signal through [`Stopper`]) → raft shuts down (flushing
 //! storage) → tasks are awaited, bounded by a grace period.
 
 mod error;
+pub mod events;
 mod identity;
+pub mod lan;
 pub mod ttl;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use meridian_config::Config;
@@ -20,6 +25,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 
 pub use self::error::AgentError;
+use crate::gossip::{BoundGossip, GossipHandle};
 use crate::http::{AgentInfo, ApiContext, ApiState, Limits};
 use crate::raft::{RaftConfig, RaftNode, ServerNode};
 use crate::rpc::Router;
@@ -33,6 +39,7 @@ pub struct BoundAgent {
     cfg: Config,
     http: TcpListener,
     raft: RaftNode,
+    gossip: BoundGossip,
     me: SelfInfo,
     /// Temp state of a `-dev` agent, removed when the agent stops.
     _dev_dir: Option<tempfile::TempDir>,
@@ -44,7 +51,41 @@ pub struct AgentHandle {
     token: CancellationToken,
     http_addr: SocketAddr,
     server: ServerHandle,
+    gossip: GossipHandle,
     failed: tokio::sync::watch::Receiver<Option<String>>,
+    stopper: Stopper,
+}
+
+/// Which signal asks the agent to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    /// SIGTERM: leave gracefully when `leave_on_terminate`.
+    Terminate,
+    /// SIGINT: leave gracefully unless `skip_leave_on_interrupt`.
+    Interrupt,
+}
+
+/// Stops an agent the way a signal asks (Consul's `leave_on_terminate` /
+/// `skip_leave_on_interrupt`). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Stopper {
+    token: CancellationToken,
+    /// Read by the shutdown path: leave the gossip pool before stopping it.
+    leave: Arc<AtomicBool>,
+    leave_on_terminate: bool,
+    leave_on_interrupt: bool,
+}
+
+impl Stopper {
+    /// Records whether `signal` means a graceful leave, then starts the shutdown.
+    pub fn stop(&self, signal: StopSignal) {
+        let leave = match signal {
+            StopSignal::Terminate => self.leave_on_terminate,
+            StopSignal::Interrupt => self.leave_on_interrupt,
+        };
+        self.leave.store(leave, Ordering::SeqCst);
+        self.token.cancel();
+    }
 }
 
 impl BoundAgent {
@@ -106,6 +147,17 @@ impl BoundAgent {
             name: cfg.node_name.clone(),
             node_id: node_id.clone(),
         };
+        let gossip = lan::bind(
+            &cfg,
+            &lan::LanIdentity {
+                data_dir: &data_dir,
+                node_id: &node_id,
+                raft_id: identity::raft_id(&node_id),
+                advertise,
+                rpc_port,
+            },
+        )
+        .await?;
         let raft_cfg = raft_config(&cfg);
         let raft = RaftNode::open(
             &data_dir.join("raft"),
@@ -121,6 +173,7 @@ impl BoundAgent {
             cfg,
             http,
             raft,
+            gossip,
             me,
             _dev_dir: dev_dir,
         })
@@ -133,15 +186,56 @@ impl BoundAgent {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
+    /// The bound LAN gossip address (as advertised to other members).
+    pub fn serf_lan_addr(&self) -> SocketAddr {
+        self.gossip.advertise_addr()
+    }
+
     /// Starts serving; everything stops when `token` is cancelled.
     pub fn spawn(self, token: CancellationToken) -> AgentHandle {
         let tracker = TaskTracker::new();
         let http_addr = self.http_addr();
+        let serf_lan = self.serf_lan_addr();
+        // Its own token: the shutdown path below leaves (maybe) and stops it explicitly.
+        let gossip = self.gossip.spawn(CancellationToken::new());
+        let (fail_tx, failed) = tokio::sync::watch::channel(None);
+        let fail_tx = std::sync::Arc::new(fail_tx);
+        {
+            let (cfg, gossip, token, fail_tx) = (
+                self.cfg.clone(),
+                gossip.clone(),
+                token.clone(),
+                fail_tx.clone(),
+            );
+            tracker.spawn(
+                async move {
+                    if let Some(reason) = lan::join_at_start(&cfg, &gossip, &token).await {
+                        let _ = fail_tx.send(Some(reason));
+                        token.cancel();
+                    }
+                }
+                .instrument(info_span!("join")),
+            );
+        }
         let server = ServerHandle::start(
             self.raft.clone(),
             self.me.clone(),
             &tracker,
             token.child_token(),
+        );
+        let event_log = Arc::new(events::EventLog::default());
+        let scope = events::Scope {
+            node: self.cfg.node_name.clone(),
+            server: server.clone(),
+        };
+        tracker.spawn(
+            events::record(
+                gossip.clone(),
+                scope,
+                event_log.clone(),
+                token.child_token(),
+            )
+            .instrument(info_span!("events")),
         );
         let ttl = std::sync::Arc::new(ttl::TtlChecks::default());
         tracker.spawn(
@@ -169,12 +263,14 @@ impl BoundAgent {
                 server: true,
                 advertise_addr: self.me.address.clone(),
                 rpc_port: self.me.rpc_port,
-                serf_lan_port: self.cfg.ports.serf_lan_port().unwrap_or(0),
+                serf_lan_port: serf_lan.port(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 domain: self.cfg.domain.clone(),
             },
+            gossip: gossip.clone(),
+            events: event_log,
+            shutdown: token.clone(),
         });
-        let (fail_tx, failed) = tokio::sync::watch::channel(None);
         let http_token = token.child_token();
         let root = token.clone();
         let router = crate::http::router(api);
@@ -190,8 +286,24 @@ impl BoundAgent {
         let dev_dir = self._dev_dir;
         let raft = self.raft;
         let stop = token.clone();
+        let stopper = Stopper {
+            token: token.clone(),
+            leave: Arc::new(AtomicBool::new(self.cfg.leave_on_terminate())),
+            leave_on_terminate: self.cfg.leave_on_terminate(),
+            leave_on_interrupt: !self.cfg.skip_leave_on_interrupt(),
+        };
+        let leave = stopper.leave.clone();
+        let pool = gossip.clone();
         tracker.spawn(async move {
             stop.cancelled().await;
+            if leave.load(Ordering::SeqCst) {
+                match pool.leave().await {
+                    Ok(()) => info!("left the LAN gossip pool"),
+                    Err(e) if e.is_stopped() => {}
+                    Err(e) => warn!(cause = %e, "graceful leave failed"),
+                }
+            }
+            pool.shutdown().await;
             if let Err(e) = raft.shutdown().await {
                 warn!(cause = %e, "raft shutdown failed");
             }
@@ -207,7 +319,7 @@ impl BoundAgent {
                 _ = ready_token.cancelled() => {}
                 true = ready.ready() => info!(
                     node = %me.node, datacenter = %me.datacenter, http = %http_addr,
-                    server = true, "Meridian agent running"
+                    serf_lan = %serf_lan, server = true, "Meridian agent running"
                 ),
             }
         });
@@ -217,7 +329,9 @@ impl BoundAgent {
             token,
             http_addr,
             server,
+            gossip,
             failed,
+            stopper,
         }
     }
 }
@@ -231,6 +345,16 @@ impl AgentHandle {
     /// The local server.
     pub fn server(&self) -> &ServerHandle {
         &self.server
+    }
+
+    /// The LAN gossip pool.
+    pub fn gossip(&self) -> &GossipHandle {
+        &self.gossip
+    }
+
+    /// Stops the agent as a signal asks (with or without a graceful leave).
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
     }
 
     /// Waits until the agent stops (token cancelled or a fatal error), then for its tasks.
@@ -273,4 +397,12 @@ fn raft_config(cfg: &Config) -> RaftConfig {
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), AgentError> {
     let bound = BoundAgent::bind(cfg).await?;
     bound.spawn(shutdown).wait().await
+}
+
+/// Runs an agent with `cfg`; `on_start` gets its [`Stopper`] (e.g. for signal handlers).
+pub async fn run_with(cfg: Config, on_start: impl FnOnce(Stopper)) -> Result<(), AgentError> {
+    let bound = BoundAgent::bind(cfg).await?;
+    let handle = bound.spawn(CancellationToken::new());
+    on_start(handle.stopper());
+    handle.wait().await
 }

@@ -2,7 +2,7 @@
 //!
 //! `agent` is dispatched by `main.rs` (it owns the runtime and signals). Everything else runs
 //! here: local commands (`version`, `validate`, `keygen`) and HTTP-API clients (`kv`,
-//! `catalog`, `members`, `info`, `operator`, `leave`) whose output text and exit codes follow
+//! `catalog`, `members`, `info`, `operator`, `leave`, `join`, `force-leave`, `event`) whose output text and exit codes follow
 //! Consul's CLI, so scripts written for `consul` keep working. Messages such as
 //! `Error! No key exists at: KEY` keep Consul's wording and capitalization on purpose.
 
@@ -16,6 +16,7 @@ use meridian_config::AgentFlags;
 
 pub mod catalog;
 pub mod client;
+pub mod gossip;
 pub mod info;
 pub mod kv;
 pub mod members;
@@ -62,6 +63,12 @@ pub enum Command {
     Operator(operator::OperatorCommand),
     /// Make the agent leave the cluster gracefully and shut down.
     Leave(members::LeaveArgs),
+    /// Tell the agent to join the cluster through other agents.
+    Join(gossip::JoinArgs),
+    /// Force a failed member of the cluster into the left state.
+    ForceLeave(gossip::ForceLeaveArgs),
+    /// Fire a new user event.
+    Event(gossip::EventArgs),
 }
 
 /// `meridian validate PATH...`
@@ -165,6 +172,9 @@ pub async fn run_with(command: Command, out: &mut dyn Write) -> Result<(), CliEr
         Command::Info(args) => info::run(args, out).await,
         Command::Operator(cmd) => operator::run(cmd, out).await,
         Command::Leave(args) => members::leave(args, out).await,
+        Command::Join(args) => gossip::join(args, out).await,
+        Command::ForceLeave(args) => gossip::force_leave(args, out).await,
+        Command::Event(args) => gossip::event(args, out).await,
     }
 }
 

@@ -1,4 +1,4 @@
-//! `/v1/agent/*`: this agent's self description and members, and the services and checks it
+//! `/v1/agent/*`: this agent's self description, and the services and checks it
 //! registers into its own node (TTL checks included). Until client agents exist, the local
 //! node's catalog entries are the agent's local state.
 
@@ -25,7 +25,6 @@ use crate::rpc::Consistency;
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/agent/self", get(self_info))
-        .route("/v1/agent/members", get(members))
         .route("/v1/agent/services", get(services))
         .route("/v1/agent/checks", get(checks))
         .route("/v1/agent/service/register", put(service_register))
@@ -37,28 +36,6 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/agent/check/deregister/{*id}", put(check_deregister))
         .route("/v1/agent/check/{verb}/{*id}", put(check_ttl))
         .route("/v1/agent/check/update/{*id}", put(check_update))
-}
-
-fn member(st: &ApiState) -> Value {
-    let a = &st.agent;
-    json!({
-        "Name": a.node_name,
-        "Addr": a.advertise_addr,
-        "Port": a.serf_lan_port,
-        "Tags": {
-            "role": if a.server { "consul" } else { "node" },
-            "dc": a.datacenter,
-            "port": a.rpc_port.to_string(),
-            "id": a.node_id,
-            "build": a.version,
-            "vsn": "2", "vsn_min": "2", "vsn_max": "3",
-            "raft_vsn": "3",
-            "expect": "1",
-        },
-        "Status": 1,
-        "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
-        "DelegateMin": 2, "DelegateMax": 5, "DelegateCur": 4,
-    })
 }
 
 async fn self_info(State(st): State<ApiState>) -> Result<Response, ApiError> {
@@ -85,19 +62,10 @@ async fn self_info(State(st): State<ApiState>) -> Result<Response, ApiError> {
         "Config": config,
         "DebugConfig": { "SessionTTLMin": ttl_min, "Datacenter": a.datacenter, "NodeName": a.node_name, "DNSDomain": a.domain },
         "Coord": { "Vec": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], "Error": 1.5, "Adjustment": 0.0, "Height": 1e-5 },
-        "Member": member(&st),
+        "Member": super::members::local_member(&st),
         "Stats": { "consul": { "server": "true", "leader": server.raft().is_leader().to_string(), "leader_addr": leader, "known_datacenters": "1" } },
         "Meta": server.me().meta,
     })))
-}
-
-async fn members(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
-    if p.flag("wan") {
-        return Err(ApiError::internal(
-            "WAN members are served by the WAN gateway, which this datacenter does not run yet",
-        ));
-    }
-    Ok(json_body(&[member(&st)]))
 }
 
 /// Services of this node as `/v1/agent/services` shows them (the server's own `consul`

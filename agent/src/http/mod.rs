@@ -17,8 +17,10 @@ mod body;
 mod catalog;
 mod dto;
 mod error;
+mod event;
 mod filter;
 mod kv;
+mod members;
 mod params;
 mod read;
 mod session;
@@ -92,6 +94,12 @@ pub struct ApiContext {
     pub agent: AgentInfo,
     /// TTL clocks of this agent's TTL checks.
     pub ttl: Arc<crate::agent::ttl::TtlChecks>,
+    /// The LAN gossip pool.
+    pub gossip: crate::gossip::GossipHandle,
+    /// Received user events.
+    pub events: Arc<crate::agent::events::EventLog>,
+    /// Cancelling it stops the agent (`/v1/agent/leave`).
+    pub shutdown: CancellationToken,
 }
 
 /// Cheap-clone state of the HTTP handlers.
@@ -117,6 +125,8 @@ pub fn router(state: ApiState) -> axum::Router {
     axum::Router::new()
         .merge(kv::routes())
         .merge(agent::routes())
+        .merge(members::routes())
+        .merge(event::routes())
         .merge(session::routes())
         .merge(txn::routes())
         .merge(catalog::routes())

@@ -1,5 +1,6 @@
 //! Test support: runs real `meridian` agents as child processes on loopback with port 0,
-//! learns their HTTP address from the JSON startup log, and kills them on drop.
+//! learns their HTTP and LAN gossip addresses from the JSON startup log, and kills them on
+//! drop.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -24,6 +25,8 @@ pub struct Agent {
     pub url: String,
     /// The address without scheme.
     pub addr: String,
+    /// The LAN gossip address (`ip:port`).
+    pub serf: String,
     log_rx: mpsc::Receiver<String>,
     /// Log lines seen so far.
     pub log: Vec<String>,
@@ -32,7 +35,32 @@ pub struct Agent {
 impl Agent {
     /// `meridian agent -dev` on a free port.
     pub fn dev() -> Agent {
-        Agent::start(&["agent", "-dev", "-http-port", "0", "-log-json"])
+        Agent::start(&[
+            "agent",
+            "-dev",
+            "-http-port",
+            "0",
+            "-serf-lan-port",
+            "0",
+            "-log-json",
+        ])
+    }
+
+    /// A `-dev` agent named `node` on free ports, with `extra` flags.
+    pub fn dev_named(node: &str, extra: &[&str]) -> Agent {
+        let mut args = vec![
+            "agent",
+            "-dev",
+            "-node",
+            node,
+            "-http-port",
+            "0",
+            "-serf-lan-port",
+            "0",
+            "-log-json",
+        ];
+        args.extend_from_slice(extra);
+        Agent::start(&args)
     }
 
     /// A durable single server on `data_dir`.
@@ -50,6 +78,8 @@ impl Agent {
             "-client",
             "127.0.0.1",
             "-http-port",
+            "0",
+            "-serf-lan-port",
             "0",
             "-node",
             "durable",
@@ -94,6 +124,7 @@ impl Agent {
             child,
             url: String::new(),
             addr: String::new(),
+            serf: String::new(),
             log_rx,
             log: Vec::new(),
         };
@@ -107,6 +138,10 @@ impl Agent {
             .to_string();
         agent.url = format!("http://{addr}");
         agent.addr = addr;
+        agent.serf = v["fields"]["serf_lan"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         agent.wait_for_leader(Duration::from_secs(30));
         agent
     }
@@ -146,6 +181,35 @@ impl Agent {
                 .and_then(|r| r.json::<String>().ok())
                 .is_some_and(|l| !l.is_empty())
         });
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (up to `timeout`) for the process to exit on its own; its status, or `None`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// `meridian ARGS` against this agent (`CONSUL_HTTP_ADDR`).
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin())
+            .args(args)
+            .env_remove("MERIDIAN_HTTP_ADDR")
+            .env("CONSUL_HTTP_ADDR", &self.addr)
+            .output()
+            .expect("run meridian")
     }
 
     /// SIGKILL, no cleanup.

@@ -1,0 +1,267 @@
+//! Consul user events on top of gossip user events: the envelope (ID and filters travel in
+//! the gossip payload, as Consul's `UserEvent` does inside serf's), the filters each agent
+//! applies on receipt (Consul's `shouldProcessUserEvent`), and the agent's buffer of the last
+//! 256 accepted events that `/v1/event/list` reads.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::gossip::{Event, GossipHandle, UserEvent};
+use crate::rpc::Consistency;
+use crate::server::ServerHandle;
+
+/// Events `/v1/event/list` remembers (Consul's `eventBuf`).
+pub const EVENT_BUFFER: usize = 256;
+
+/// A Consul user event (`/v1/event/fire` reply and `/v1/event/list` entries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsulEvent {
+    /// UUID.
+    pub id: String,
+    /// Event name.
+    pub name: String,
+    /// Opaque payload (`None` when fired without a body).
+    pub payload: Option<Vec<u8>>,
+    /// Node name regex.
+    pub node_filter: String,
+    /// Service name regex.
+    pub service_filter: String,
+    /// Tag regex (with a service filter).
+    pub tag_filter: String,
+    /// Gossip Lamport time (0 until received).
+    pub ltime: u64,
+}
+
+/// The gossip payload: everything but the name and the ltime. Append fields only.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    id: [u8; 16],
+    payload: Option<Vec<u8>>,
+    node_filter: String,
+    service_filter: String,
+    tag_filter: String,
+}
+
+/// Why an envelope could not be built or read.
+#[derive(Debug, thiserror::Error)]
+#[error("user event envelope: {0}")]
+pub struct EnvelopeError(#[from] postcard::Error);
+
+impl ConsulEvent {
+    /// A new event with a fresh ID.
+    pub fn new(name: String, payload: Option<Vec<u8>>) -> Self {
+        Self {
+            id: uuid::Uuid::new_v4().to_string(),
+            name,
+            payload,
+            node_filter: String::new(),
+            service_filter: String::new(),
+            tag_filter: String::new(),
+            ltime: 0,
+        }
+    }
+
+    /// The bytes fired as the gossip event's payload.
+    pub fn encode(&self) -> Result<Vec<u8>, EnvelopeError> {
+        let id = uuid::Uuid::parse_str(&self.id)
+            .map(|u| *u.as_bytes())
+            .unwrap_or_default();
+        Ok(postcard::to_allocvec(&Envelope {
+            id,
+            payload: self.payload.clone(),
+            node_filter: self.node_filter.clone(),
+            service_filter: self.service_filter.clone(),
+            tag_filter: self.tag_filter.clone(),
+        })?)
+    }
+
+    /// Reads a received gossip user event.
+    pub fn decode(ev: &UserEvent) -> Result<Self, EnvelopeError> {
+        let env: Envelope = postcard::from_bytes(&ev.payload)?;
+        Ok(Self {
+            id: uuid::Uuid::from_bytes(env.id).to_string(),
+            name: ev.name.clone(),
+            payload: env.payload,
+            node_filter: env.node_filter,
+            service_filter: env.service_filter,
+            tag_filter: env.tag_filter,
+            ltime: ev.ltime,
+        })
+    }
+
+    /// Consul's `uuidToUint64`: the blocking index `/v1/event/list` reports for this event.
+    pub fn index(&self) -> u64 {
+        let hex: String = self.id.chars().filter(|c| *c != '-').collect();
+        let (Some(low), Some(high)) = (hex.get(0..16), hex.get(16..32)) else {
+            return 0;
+        };
+        let parse = |s: &str| u64::from_str_radix(s, 16).unwrap_or(0);
+        parse(low) ^ parse(high)
+    }
+}
+
+/// The last [`EVENT_BUFFER`] received events, oldest first, and a counter of pushes that
+/// blocking readers wait on.
+#[derive(Debug)]
+pub struct EventLog {
+    events: Mutex<VecDeque<ConsulEvent>>,
+    pushed: watch::Sender<u64>,
+}
+
+impl Default for EventLog {
+    fn default() -> Self {
+        Self {
+            events: Mutex::default(),
+            pushed: watch::channel(0).0,
+        }
+    }
+}
+
+impl EventLog {
+    /// Records a received event, dropping the oldest past the limit.
+    pub fn push(&self, ev: ConsulEvent) {
+        {
+            let mut events = self.events.lock();
+            if events.len() == EVENT_BUFFER {
+                events.pop_front();
+            }
+            events.push_back(ev);
+        }
+        self.pushed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that changes on every push (subscribe before reading, then wait).
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.pushed.subscribe()
+    }
+
+    /// Events named `name` (all when `None`), oldest first.
+    pub fn list(&self, name: Option<&str>) -> Vec<ConsulEvent> {
+        self.events
+            .lock()
+            .iter()
+            .filter(|e| name.is_none_or(|n| e.name == n))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Who this agent is, for the event filters.
+pub(super) struct Scope {
+    /// This node's name (the node filter).
+    pub node: String,
+    /// Where this node's services are read (the service and tag filters).
+    pub server: ServerHandle,
+}
+
+impl Scope {
+    /// Consul's `shouldProcessUserEvent`: the node filter must match our name; the service
+    /// filter must match one of our service IDs or names, and then the tag filter (if any)
+    /// one of that service's tags. An invalid regex matches nothing.
+    async fn accepts(&self, ev: &ConsulEvent) -> bool {
+        let re = |s: &str| regex::Regex::new(s).ok();
+        if !ev.node_filter.is_empty()
+            && !re(&ev.node_filter).is_some_and(|r| r.is_match(&self.node))
+        {
+            return false;
+        }
+        if ev.service_filter.is_empty() {
+            return true;
+        }
+        let Some(service_re) = re(&ev.service_filter) else {
+            return false;
+        };
+        let tag_re = match ev.tag_filter.as_str() {
+            "" => None,
+            t => match re(t) {
+                Some(r) => Some(r),
+                None => return false,
+            },
+        };
+        let Ok(view) = self.server.read(Consistency::Stale).await else {
+            return false;
+        };
+        view.state
+            .node_services(&self.node)
+            .filter(|s| s.id != "consul")
+            .filter(|s| service_re.is_match(&s.id) || service_re.is_match(&s.service))
+            .any(|s| {
+                tag_re
+                    .as_ref()
+                    .is_none_or(|t| s.tags.iter().any(|tag| t.is_match(tag)))
+            })
+    }
+}
+
+/// Copies every received user event that passes its filters into `log` until `token` is
+/// cancelled or the pool stops.
+pub(super) async fn record(
+    gossip: GossipHandle,
+    scope: Scope,
+    log: Arc<EventLog>,
+    token: CancellationToken,
+) {
+    let mut rx = gossip.subscribe();
+    drop(gossip);
+    loop {
+        let ev = tokio::select! {
+            _ = token.cancelled() => return,
+            ev = rx.recv() => ev,
+        };
+        match ev {
+            Ok(Event::User(u)) => match ConsulEvent::decode(&u) {
+                Ok(ev) if scope.accepts(&ev).await => {
+                    debug!(name = %ev.name, id = %ev.id, ltime = ev.ltime, "user event");
+                    log.push(ev);
+                }
+                Ok(ev) => debug!(name = %ev.name, id = %ev.id, "user event filtered out"),
+                Err(e) => warn!(name = %u.name, cause = %e, "dropping undecodable user event"),
+            },
+            Ok(_) => {}
+            Err(RecvError::Lagged(n)) => warn!(missed = n, "user event reader lagged"),
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_round_trips_and_index_is_consuls() {
+        let mut ev = ConsulEvent::new("deploy".into(), Some(b"v2".to_vec()));
+        ev.node_filter = "web.*".into();
+        let bytes = ev.encode().expect("encode");
+        let u = UserEvent {
+            ltime: 7,
+            name: "deploy".into(),
+            payload: bytes,
+            origin: "n1".into(),
+        };
+        let back = ConsulEvent::decode(&u).expect("decode");
+        assert_eq!(back, ConsulEvent { ltime: 7, ..ev });
+        let fixed = ConsulEvent {
+            id: "00000000-0000-0001-0000-000000000003".into(),
+            ..back
+        };
+        assert_eq!(fixed.index(), 1 ^ 3);
+    }
+
+    #[test]
+    fn log_keeps_the_newest_256() {
+        let log = EventLog::default();
+        for i in 0..300 {
+            log.push(ConsulEvent::new(format!("e{}", i % 2), None));
+        }
+        assert_eq!(log.list(None).len(), EVENT_BUFFER);
+        assert_eq!(log.list(Some("e1")).len(), EVENT_BUFFER / 2);
+    }
+}

@@ -1,0 +1,112 @@
+//! `/v1/agent/{members,join,leave,force-leave}`: the LAN gossip pool as Consul shows it
+//! (consul.md §1.2, §2.6). Members come from the pool's published snapshot; join, leave and
+//! force-leave are commands to the pool.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use serde_json::{Value, json};
+use tracing::info;
+
+use super::ApiState;
+use super::error::ApiError;
+use super::params::Params;
+use super::read::json_body;
+use crate::agent::lan;
+use crate::gossip::{GossipError, Member};
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/agent/members", get(members))
+        .route("/v1/agent/join/{*address}", put(join))
+        .route("/v1/agent/leave", put(leave))
+        .route("/v1/agent/force-leave/{*node}", put(force_leave))
+}
+
+/// One member in Consul's shape. The protocol numbers are serf's / memberlist's of Consul 1.x.
+fn member_json(m: &Member) -> Value {
+    json!({
+        "Name": m.name,
+        "Addr": m.addr.ip().to_string(),
+        "Port": m.addr.port(),
+        "Tags": m.tags.0,
+        "Status": m.status.as_serf(),
+        "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
+        "DelegateMin": 2, "DelegateMax": 5, "DelegateCur": 4,
+    })
+}
+
+/// This node's entry of `/v1/agent/members` (also `Member` in `/v1/agent/self`).
+pub(super) fn local_member(st: &ApiState) -> Value {
+    let members = st.gossip.members();
+    match members.iter().find(|m| m.name == st.agent.node_name) {
+        Some(m) => member_json(m),
+        None => Value::Null,
+    }
+}
+
+async fn members(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+    if p.flag("wan") {
+        return Err(ApiError::internal(
+            "WAN members are served by the WAN gateway, which this datacenter does not run yet",
+        ));
+    }
+    let list: Vec<Value> = st.gossip.members().iter().map(member_json).collect();
+    Ok(json_body(&list))
+}
+
+fn gossip_err(e: GossipError) -> ApiError {
+    match e {
+        GossipError::UnknownMember(_) => ApiError::not_found(e.to_string()),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+/// `PUT /v1/agent/join/:address`: joins the LAN pool through `address` (`host[:port]`).
+async fn join(
+    State(st): State<ApiState>,
+    Path(address): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    if p.flag("wan") {
+        return Err(ApiError::internal(
+            "joining the WAN pool needs the WAN gateway, which this datacenter does not run yet",
+        ));
+    }
+    let addrs = lan::resolve_join_addr(&address)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let n = st.gossip.join(&addrs).await.map_err(gossip_err)?;
+    info!(address = %address, nodes = n, "joined the LAN pool");
+    Ok(().into_response())
+}
+
+/// `PUT /v1/agent/leave`: graceful leave, then the agent shuts down (as Consul's).
+async fn leave(State(st): State<ApiState>) -> Result<Response, ApiError> {
+    match st.gossip.leave().await {
+        Ok(()) => {}
+        Err(GossipError::Left) => {}
+        Err(e) => return Err(gossip_err(e)),
+    }
+    info!("graceful leave complete; shutting down");
+    st.shutdown.cancel();
+    Ok(().into_response())
+}
+
+/// `PUT /v1/agent/force-leave/:node`: moves a failed member to `left` cluster-wide.
+async fn force_leave(
+    State(st): State<ApiState>,
+    Path(node): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    for unsupported in ["prune", "wan"] {
+        if p.flag(unsupported) {
+            return Err(ApiError::bad_request(format!(
+                "force-leave ?{unsupported} is not supported yet"
+            )));
+        }
+    }
+    st.gossip.force_leave(&node).await.map_err(gossip_err)?;
+    Ok(().into_response())
+}
