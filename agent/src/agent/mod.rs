@@ -263,7 +263,6 @@ impl BoundAgent {
                 server: true,
                 advertise_addr: self.me.address.clone(),
                 rpc_port: self.me.rpc_port,
-                serf_lan_port: serf_lan.port(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 domain: self.cfg.domain.clone(),
             },

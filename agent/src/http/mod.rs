@@ -72,8 +72,6 @@ pub struct AgentInfo {
     pub advertise_addr: String,
     /// Server RPC port.
     pub rpc_port: u16,
-    /// LAN gossip port.
-    pub serf_lan_port: u16,
     /// Version string.
     pub version: String,
     /// Domain (`consul.`).
