@@ -1,4 +1,5 @@
-//! Custom foca broadcasts: serf's user events and leave intents, with their Lamport clocks
+//! Custom foca broadcasts: serf's user events, leave intents and keyring queries, with their
+//! Lamport clocks
 //! and dedupe. Owns the wire shape of these messages and the "is this new?" decision foca
 //! needs to stop re-gossiping; no I/O and no membership state here.
 //!
@@ -14,6 +15,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::identity::NodeId;
+use super::query::KeyQuery;
 
 /// A user event as subscribers see it (serf `UserEvent`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +50,8 @@ pub enum GossipMessage {
     User(UserEvent),
     /// A leave intent.
     Leave(LeaveIntent),
+    /// A keyring query.
+    Query(KeyQuery),
 }
 
 impl GossipMessage {
@@ -76,6 +80,13 @@ pub enum BroadcastKey {
         name: String,
         /// Lamport time.
         ltime: u64,
+    },
+    /// A keyring query.
+    Query {
+        /// Origin node.
+        origin: String,
+        /// Query ID.
+        id: u64,
     },
 }
 
@@ -125,27 +136,53 @@ pub struct Handler {
     inbox: Inbox,
     event_clock: Arc<LamportClock>,
     member_clock: Arc<LamportClock>,
+    query_clock: Arc<LamportClock>,
     event_buffer: u64,
     seen_events: BTreeSet<(u64, String, String)>,
+    seen_queries: BTreeSet<(u64, String, u64)>,
     leave_ltimes: HashMap<String, u64>,
+}
+
+/// The clocks a [`Handler`] witnesses.
+#[derive(Debug, Clone, Default)]
+pub struct Clocks {
+    /// User events (serf's event clock).
+    pub event: Arc<LamportClock>,
+    /// Member intents (serf's member clock).
+    pub member: Arc<LamportClock>,
+    /// Queries (serf's query clock).
+    pub query: Arc<LamportClock>,
 }
 
 impl Handler {
     /// A handler remembering the last `event_buffer` ltimes of user events.
-    pub fn new(
-        inbox: Inbox,
-        event_clock: Arc<LamportClock>,
-        member_clock: Arc<LamportClock>,
-        event_buffer: u64,
-    ) -> Self {
+    pub fn new(inbox: Inbox, clocks: &Clocks, event_buffer: u64) -> Self {
         Self {
             inbox,
-            event_clock,
-            member_clock,
+            event_clock: Arc::clone(&clocks.event),
+            member_clock: Arc::clone(&clocks.member),
+            query_clock: Arc::clone(&clocks.query),
             event_buffer,
             seen_events: BTreeSet::new(),
+            seen_queries: BTreeSet::new(),
             leave_ltimes: HashMap::new(),
         }
+    }
+
+    /// Queries are new once by (ltime, origin, id) within serf's query buffer (the same
+    /// window as events), and advance the query clock.
+    fn query_is_new(&mut self, q: &KeyQuery) -> bool {
+        let floor = self.query_clock.time().saturating_sub(self.event_buffer);
+        if q.ltime < floor {
+            return false;
+        }
+        self.query_clock.witness(q.ltime);
+        if !self.seen_queries.insert((q.ltime, q.origin.clone(), q.id)) {
+            return false;
+        }
+        let floor = self.query_clock.time().saturating_sub(self.event_buffer);
+        self.seen_queries = self.seen_queries.split_off(&(floor, String::new(), 0));
+        true
     }
 
     fn user_event_is_new(&mut self, ev: &UserEvent) -> bool {
@@ -210,6 +247,15 @@ impl foca::BroadcastHandler<NodeId> for Handler {
                     ltime: intent.ltime,
                 }
             }
+            GossipMessage::Query(q) => {
+                if !self.query_is_new(q) {
+                    return Ok(None);
+                }
+                BroadcastKey::Query {
+                    origin: q.origin.clone(),
+                    id: q.id,
+                }
+            }
         };
         self.inbox.lock().push_back(msg);
         Ok(Some(key))
@@ -224,14 +270,9 @@ mod tests {
 
     fn handler() -> (Handler, Inbox, Arc<LamportClock>) {
         let inbox = Inbox::default();
-        let clock = Arc::new(LamportClock::default());
-        let h = Handler::new(
-            Arc::clone(&inbox),
-            Arc::clone(&clock),
-            Arc::new(LamportClock::default()),
-            4,
-        );
-        (h, inbox, clock)
+        let clocks = Clocks::default();
+        let h = Handler::new(Arc::clone(&inbox), &clocks, 4);
+        (h, inbox, clocks.event)
     }
 
     fn user(ltime: u64, name: &str) -> Vec<u8> {
@@ -295,5 +336,25 @@ mod tests {
             ltime,
         };
         assert!(k(3).invalidates(&k(2)) && !k(2).invalidates(&k(3)));
+    }
+
+    #[test]
+    fn queries_are_new_once_per_origin_and_id() {
+        let (mut h, inbox, _) = handler();
+        let q = |ltime, id| {
+            GossipMessage::Query(KeyQuery {
+                ltime,
+                id,
+                origin: "n1".into(),
+                reply_to: "127.0.0.1:1".parse().expect("addr"),
+                op: crate::gossip::query::KeyOp::List,
+            })
+            .encode()
+            .expect("encodes")
+        };
+        assert!(h.receive_item(&q(1, 10), None).expect("ok").is_some());
+        assert!(h.receive_item(&q(1, 10), None).expect("ok").is_none());
+        assert!(h.receive_item(&q(1, 11), None).expect("ok").is_some());
+        assert_eq!(inbox.lock().len(), 2);
     }
 }

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -15,11 +15,14 @@ use tracing::{Instrument, info_span};
 
 use super::GossipError;
 use super::config::{GossipConfig, GossipConfigError};
+use super::coordinate::Coordinate;
 use super::identity::{NodeId, Tags};
-use super::keyring::{GossipKey, KeyError, Keyring};
+use super::keyring::{GossipKey, Keyring};
 use super::members::{Event, Member, MemberStatus, MembersView};
+use super::query::{KeyOp, KeyStore, KeyringSummary, SharedKeyring, query_timeout};
+use super::rtt::SharedCoordinates;
 use super::runtime::{Command, Runtime, Wiring};
-use super::transport::{Counters, GossipStats, SharedKeyring, Transport};
+use super::transport::{Counters, GossipStats, Transport};
 
 /// A pool whose socket is bound but whose tasks are not running yet.
 #[derive(Debug)]
@@ -90,11 +93,18 @@ impl BoundGossip {
 
         self.transport
             .spawn(&tracker, token.clone(), inbound_tx, outbound_rx);
+        let keys = Arc::new(KeyStore::new(
+            self.keyring,
+            self.config.keyring_file.clone(),
+        ));
+        let coordinates = SharedCoordinates::default();
         let wiring = Wiring {
             outbound_tx,
             counters: Arc::clone(&self.counters),
             events_tx: events_tx.clone(),
             members_tx,
+            keys: Arc::clone(&keys),
+            coordinates: Arc::clone(&coordinates),
         };
         let runtime = Runtime::new(identity, self.config.clone(), wiring);
         let span = info_span!("gossip", node = %self.config.node_name);
@@ -111,8 +121,8 @@ impl BoundGossip {
             events_tx,
             members_rx,
             counters: self.counters,
-            keyring: self.keyring,
-            key_ops: Mutex::new(()),
+            keys,
+            coordinates,
             tracker,
             token,
         }))
@@ -131,9 +141,8 @@ struct Inner {
     events_tx: broadcast::Sender<Event>,
     members_rx: watch::Receiver<MembersView>,
     counters: Arc<Counters>,
-    keyring: SharedKeyring,
-    /// Serializes keyring changes (copy, change, persist, swap); never held across an await.
-    key_ops: Mutex<()>,
+    keys: Arc<KeyStore>,
+    coordinates: SharedCoordinates,
     tracker: TaskTracker,
     token: CancellationToken,
 }
@@ -271,44 +280,91 @@ impl GossipHandle {
 
     /// The installed keys, primary first.
     pub fn list_keys(&self) -> Vec<GossipKey> {
-        self.0.keyring.read().keys()
+        self.0.keys.keys()
     }
 
-    /// Installs a key (it opens packets at once; [`Self::use_key`] makes it seal).
+    /// Installs a key here only (it opens packets at once; [`Self::use_key`] makes it seal).
+    /// [`Self::key_query`] does it pool-wide.
     pub fn install_key(&self, key: GossipKey) -> Result<(), GossipError> {
-        self.change_keyring(|ring| ring.install(key))
+        self.0.keys.change(|ring| ring.install(key))
     }
 
-    /// Makes an installed key the primary.
+    /// Makes an installed key the primary, here only.
     pub fn use_key(&self, key: &GossipKey) -> Result<(), GossipError> {
-        self.change_keyring(|ring| ring.use_key(key))
+        self.0.keys.change(|ring| ring.use_key(key))
     }
 
-    /// Removes a non-primary key.
+    /// Removes a non-primary key, here only.
     pub fn remove_key(&self, key: &GossipKey) -> Result<(), GossipError> {
-        self.change_keyring(|ring| ring.remove(key))
+        self.0.keys.change(|ring| ring.remove(key))
+    }
+
+    /// Runs a keyring operation on every alive member (serf's key queries) and sums the
+    /// answers. Waits until every member alive at the start answered, or serf's query
+    /// timeout. Refused when gossip is not encrypted (the key would travel in clear) and,
+    /// before any member is asked, when removing our primary key.
+    pub async fn key_query(&self, op: KeyOp) -> Result<KeyringSummary, GossipError> {
+        if self.0.keys.is_empty() {
+            return Err(GossipError::EncryptionDisabled);
+        }
+        if let KeyOp::Remove(k) = &op {
+            let key = GossipKey::from_bytes(k)?;
+            if self.0.keys.keys().first() == Some(&key) {
+                return Err(super::KeyError::RemovePrimary.into());
+            }
+        }
+        let expected = self
+            .members()
+            .iter()
+            .filter(|m| m.status == MemberStatus::Alive)
+            .count()
+            .max(1);
+        let deadline = Instant::now() + query_timeout(self.0.config.gossip_interval, expected);
+        let (replies_tx, mut replies_rx) = mpsc::channel(expected + 16);
+        let id = rand::random::<u64>();
+        self.request(|reply| Command::KeyQuery {
+            id,
+            op,
+            replies: replies_tx,
+            reply,
+        })
+        .await?;
+        let mut seen = std::collections::HashSet::new();
+        let mut summary = KeyringSummary {
+            num_nodes: expected,
+            ..Default::default()
+        };
+        while summary.num_resp < expected {
+            match tokio::time::timeout_at(deadline, replies_rx.recv()).await {
+                Ok(Some(reply)) => {
+                    if seen.insert(reply.node.clone()) {
+                        summary.add(reply);
+                    }
+                }
+                Ok(None) => return Err(GossipError::Shutdown),
+                Err(_) => break,
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Our network coordinate.
+    pub fn coordinate(&self) -> Option<Coordinate> {
+        self.0.coordinates.read().local.clone()
+    }
+
+    /// The last coordinate heard from a member.
+    pub fn coordinate_of(&self, name: &str) -> Option<Coordinate> {
+        if name == self.name() {
+            return self.coordinate();
+        }
+        self.0.coordinates.read().peers.get(name).cloned()
     }
 
     /// Stops the pool without leaving (others will see us `failed`) and waits for its tasks.
     pub async fn shutdown(&self) {
         self.0.token.cancel();
         self.0.tracker.wait().await;
-    }
-
-    /// Copy the ring, change the copy, persist it, then swap it in: a failed write leaves
-    /// the running keyring untouched.
-    fn change_keyring(
-        &self,
-        change: impl FnOnce(&mut Keyring) -> Result<(), KeyError>,
-    ) -> Result<(), GossipError> {
-        let _serial = self.0.key_ops.lock();
-        let mut ring = Keyring::from_keys(self.0.keyring.read().keys())?;
-        change(&mut ring)?;
-        if let Some(path) = &self.0.config.keyring_file {
-            ring.save(path)?;
-        }
-        *self.0.keyring.write() = ring;
-        Ok(())
     }
 
     async fn send(&self, cmd: Command) -> Result<(), GossipError> {

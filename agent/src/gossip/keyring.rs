@@ -139,7 +139,12 @@ impl GossipKey {
         Self(bytes)
     }
 
-    /// The key as standard base64.
+    /// The raw key bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Standard base64, as `keygen` prints and `encrypt` takes.
     pub fn to_base64(&self) -> String {
         BASE64.encode(&self.0)
     }

@@ -15,10 +15,13 @@
 pub mod broadcast;
 pub mod config;
 pub mod coordinate;
+pub mod direct;
 pub mod handle;
 pub mod identity;
 pub mod keyring;
 pub mod members;
+pub mod query;
+pub mod rtt;
 mod runtime;
 pub mod transport;
 
@@ -33,6 +36,7 @@ pub use handle::{BoundGossip, GossipHandle};
 pub use identity::{NodeId, Role, Tags};
 pub use keyring::{GossipKey, KeyError, Keyring, KeyringFileError, OpenError};
 pub use members::{Event, Member, MemberStatus, MembersView};
+pub use query::{KeyOp, KeyringSummary};
 pub use transport::GossipStats;
 
 /// Errors from the gossip pool.
@@ -64,6 +68,11 @@ pub enum GossipError {
         /// `user_event_size_limit`.
         limit: usize,
     },
+    /// Keyring operations need an encrypted pool.
+    #[error(
+        "gossip encryption is not enabled; keyring operations need agents started with -encrypt"
+    )]
+    EncryptionDisabled,
     /// A user event needs a name.
     #[error("user event name must not be empty")]
     EmptyEventName,

@@ -2,7 +2,9 @@
 //! (from `GossipHandle`) and its own timers come in; after every foca call the effects go
 //! out: datagrams to the transport's bounded queue (`try_send`, drops counted), timers into
 //! a deadline heap this task sleeps on, notifications and broadcasts into the member table,
-//! whose snapshot is published on a `watch` and whose events on a `broadcast`.
+//! whose snapshot is published on a `watch` and whose events on a `broadcast`. Beside SWIM
+//! it answers and sends the `direct` messages: RTT pings (`rtt.rs`) and keyring query
+//! replies (`query.rs`).
 //!
 //! Timers live in this task rather than a separate scheduler task: foca wants them fired in
 //! deadline order (foca issues #26/#36), a heap here gives that without a channel that could
@@ -22,13 +24,16 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::GossipError;
-use super::broadcast::{GossipMessage, Handler, Inbox, LamportClock, LeaveIntent, UserEvent};
+use super::broadcast::{Clocks, GossipMessage, Handler, Inbox, LeaveIntent, UserEvent};
 use super::config::GossipConfig;
+use super::direct::{self, Direct, Payload};
 use super::identity::{NodeId, Tags};
 use super::members::{Event, MemberStatus, MemberTable, MembersView};
+use super::query::{KeyOp, KeyQuery, KeyReply, KeyStore};
+use super::rtt::{Pinger, SharedCoordinates};
 use super::transport::Counters;
 
 type FocaT = Foca<NodeId, PostcardCodec, StdRng, Handler>;
@@ -54,6 +59,13 @@ pub(crate) enum Command {
         payload: Vec<u8>,
         reply: Reply<()>,
     },
+    /// Start a keyring query whose replies go to `replies`.
+    KeyQuery {
+        id: u64,
+        op: KeyOp,
+        replies: mpsc::Sender<KeyReply>,
+        reply: Reply<()>,
+    },
 }
 
 /// Everything the task owns.
@@ -65,8 +77,11 @@ pub(crate) struct Runtime {
     outbound_tx: mpsc::Sender<(SocketAddr, Bytes)>,
     counters: Arc<Counters>,
     inbox: Inbox,
-    event_clock: Arc<LamportClock>,
-    member_clock: Arc<LamportClock>,
+    clocks: Clocks,
+    keys: Arc<KeyStore>,
+    pinger: Pinger,
+    /// Our open keyring queries: ID → where their replies go.
+    queries: std::collections::HashMap<u64, mpsc::Sender<KeyReply>>,
     table: MemberTable,
     events_tx: broadcast::Sender<Event>,
     members_tx: watch::Sender<MembersView>,
@@ -80,12 +95,15 @@ pub(crate) struct Wiring {
     pub(crate) counters: Arc<Counters>,
     pub(crate) events_tx: broadcast::Sender<Event>,
     pub(crate) members_tx: watch::Sender<MembersView>,
+    pub(crate) keys: Arc<KeyStore>,
+    pub(crate) coordinates: SharedCoordinates,
 }
 
 enum Branch {
     Timers,
     Command(Command),
-    Data(Bytes),
+    Data(SocketAddr, Bytes),
+    Ping,
     Reap,
 }
 
@@ -93,14 +111,8 @@ impl Runtime {
     /// Builds foca and the member table for `identity`; publishes the first view.
     pub(crate) fn new(identity: NodeId, config: GossipConfig, wiring: Wiring) -> Self {
         let inbox = Inbox::default();
-        let event_clock = Arc::new(LamportClock::default());
-        let member_clock = Arc::new(LamportClock::default());
-        let handler = Handler::new(
-            Arc::clone(&inbox),
-            Arc::clone(&event_clock),
-            Arc::clone(&member_clock),
-            config.event_buffer,
-        );
+        let clocks = Clocks::default();
+        let handler = Handler::new(Arc::clone(&inbox), &clocks, config.event_buffer);
         let sized_for = usize::try_from(config.expected_cluster_size).unwrap_or(usize::MAX);
         let foca = Foca::with_custom_broadcast(
             identity.clone(),
@@ -118,8 +130,10 @@ impl Runtime {
             outbound_tx: wiring.outbound_tx,
             counters: wiring.counters,
             inbox,
-            event_clock,
-            member_clock,
+            clocks,
+            keys: wiring.keys,
+            pinger: Pinger::new(wiring.coordinates),
+            queries: std::collections::HashMap::new(),
             table,
             events_tx: wiring.events_tx,
             members_tx: wiring.members_tx,
@@ -135,10 +149,12 @@ impl Runtime {
         mut self,
         token: CancellationToken,
         mut commands_rx: mpsc::Receiver<Command>,
-        mut inbound_rx: mpsc::Receiver<Bytes>,
+        mut inbound_rx: mpsc::Receiver<(SocketAddr, Bytes)>,
     ) {
         let mut reap = tokio::time::interval(self.config.reap_interval);
         reap.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut ping = tokio::time::interval(self.config.probe_interval);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
             let deadline = self.timers.next_deadline();
             let far = Instant::now() + Duration::from_secs(3600);
@@ -150,13 +166,15 @@ impl Runtime {
                     Some(cmd) => Branch::Command(cmd),
                     None => break, // every handle is gone
                 },
-                Some(data) = inbound_rx.recv() => Branch::Data(data),
+                Some((from, data)) = inbound_rx.recv() => Branch::Data(from, data),
+                _ = ping.tick() => Branch::Ping,
                 _ = reap.tick() => Branch::Reap,
             };
             match branch {
                 Branch::Timers => self.handle_timers(),
                 Branch::Command(cmd) => self.handle_command(cmd),
-                Branch::Data(data) => self.handle_data(&data),
+                Branch::Data(from, data) => self.handle_data(from, &data),
+                Branch::Ping => self.handle_ping(),
                 Branch::Reap => self.handle_reap(),
             }
         }
@@ -185,7 +203,12 @@ impl Runtime {
         }
     }
 
-    fn handle_data(&mut self, data: &[u8]) {
+    fn handle_data(&mut self, from: SocketAddr, payload: &[u8]) {
+        let data = match direct::parse(payload) {
+            Ok(Payload::Foca(data)) => data,
+            Ok(Payload::Direct(msg)) => return self.handle_direct(from, msg),
+            Err(_) => return self.counters.count_malformed(),
+        };
         match self.with_foca(|f, fx| f.handle_data(data, fx)) {
             Ok(()) => {}
             Err(
@@ -196,6 +219,108 @@ impl Runtime {
             ) => self.counters.count_malformed(),
             Err(err) => debug!(cause = %err, "foca ignored a packet"),
         }
+    }
+
+    fn handle_direct(&mut self, from: SocketAddr, msg: Direct) {
+        if self.left {
+            return;
+        }
+        match msg {
+            Direct::Ping { seq } => {
+                let pong = Direct::Pong {
+                    seq,
+                    name: self.foca.identity().name.clone(),
+                    coord: self.pinger.coordinate().clone(),
+                };
+                self.send_direct(from, &pong);
+            }
+            Direct::Pong { seq, name, coord } => {
+                if !self.pinger.pong(seq, &name, &coord, Instant::now()) {
+                    debug!(%from, seq, "ignored pong");
+                }
+            }
+            Direct::KeyReply(reply) => self.deliver_key_reply(reply),
+        }
+    }
+
+    /// Pings the next member for an RTT sample; drops replies channels nobody reads.
+    fn handle_ping(&mut self) {
+        self.queries.retain(|_, tx| !tx.is_closed());
+        if self.left {
+            return;
+        }
+        let table = &self.table;
+        let own = self.foca.identity().name.clone();
+        let alive = || {
+            table
+                .view()
+                .members
+                .into_iter()
+                .filter(|m| m.status == MemberStatus::Alive && m.name != own)
+                .map(|m| (m.name, m.addr))
+                .collect()
+        };
+        if let Some((to, ping)) = self.pinger.tick(alive, Instant::now()) {
+            self.send_direct(to, &ping);
+        }
+    }
+
+    fn send_direct(&self, to: SocketAddr, msg: &Direct) {
+        let data = match direct::frame_direct(msg) {
+            Ok(d) => d,
+            Err(err) => return warn!(cause = %err, "encoding a direct gossip message"),
+        };
+        match self.outbound_tx.try_send((to, data)) {
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Full(_)) => self.counters.count_outbound_full(),
+        }
+    }
+
+    fn deliver_key_reply(&mut self, reply: KeyReply) {
+        let Some(tx) = self.queries.get(&reply.id) else {
+            return debug!(id = reply.id, node = %reply.node, "reply to an unknown key query");
+        };
+        // Full means more replies than members: someone is replaying; drop the excess.
+        if let Err(TrySendError::Closed(_)) = tx.try_send(reply) {
+            self.queries.retain(|_, tx| !tx.is_closed());
+        }
+    }
+
+    /// Runs a keyring query's operation here and answers its origin.
+    fn answer_key_query(&mut self, q: &KeyQuery) {
+        let me = self.foca.identity();
+        let (name, addr) = (me.name.clone(), me.addr);
+        let reply = self.keys.execute(&q.op, q.id, &name);
+        if let Some(err) = &reply.error {
+            warn!(op = q.op.name(), origin = %q.origin, cause = %err, "keyring query failed here");
+        } else if q.op != KeyOp::List {
+            info!(op = q.op.name(), origin = %q.origin, "keyring changed by query");
+        }
+        if q.origin == name && q.reply_to == addr {
+            self.deliver_key_reply(reply);
+        } else {
+            self.send_direct(q.reply_to, &Direct::KeyReply(reply));
+        }
+    }
+
+    fn key_query(
+        &mut self,
+        id: u64,
+        op: KeyOp,
+        replies: mpsc::Sender<KeyReply>,
+    ) -> Result<(), GossipError> {
+        self.ensure_active()?;
+        let me = self.foca.identity();
+        let query = KeyQuery {
+            ltime: self.clocks.query.increment(),
+            id,
+            origin: me.name.clone(),
+            reply_to: me.addr,
+            op,
+        };
+        self.queries.insert(id, replies);
+        // Our own handler sees the broadcast first, so `absorb` answers it here too.
+        self.add_broadcast(&GossipMessage::Query(query))
     }
 
     fn handle_reap(&mut self) {
@@ -225,6 +350,14 @@ impl Runtime {
                 reply,
             } => {
                 let _ = reply.send(self.user_event(name, payload));
+            }
+            Command::KeyQuery {
+                id,
+                op,
+                replies,
+                reply,
+            } => {
+                let _ = reply.send(self.key_query(id, op, replies));
             }
         }
     }
@@ -266,7 +399,7 @@ impl Runtime {
         let intent = LeaveIntent {
             name: id.name,
             bump: id.bump,
-            ltime: self.member_clock.increment(),
+            ltime: self.clocks.member.increment(),
         };
         self.add_broadcast(&GossipMessage::Leave(intent))?;
         self.table
@@ -299,7 +432,7 @@ impl Runtime {
                 let intent = LeaveIntent {
                     name: name.to_owned(),
                     bump: self.table.bump(name).unwrap_or(0),
-                    ltime: self.member_clock.increment(),
+                    ltime: self.clocks.member.increment(),
                 };
                 self.add_broadcast(&GossipMessage::Leave(intent))
             }
@@ -332,7 +465,7 @@ impl Runtime {
     fn user_event(&mut self, name: String, payload: Vec<u8>) -> Result<(), GossipError> {
         self.ensure_active()?;
         let event = UserEvent {
-            ltime: self.event_clock.increment(),
+            ltime: self.clocks.event.increment(),
             name,
             payload,
             origin: self.foca.identity().name.clone(),
@@ -352,6 +485,7 @@ impl Runtime {
                 GossipMessage::Leave(intent) => {
                     events.extend(self.table.leave_intent(&intent, now));
                 }
+                GossipMessage::Query(q) => self.answer_key_query(&q),
             }
         }
         let mut dirty = !events.is_empty();
@@ -360,6 +494,7 @@ impl Runtime {
             match note {
                 OwnedNotification::MemberUp(id) => events.extend(self.table.member_up(&id, now)),
                 OwnedNotification::MemberDown(id) => {
+                    self.pinger.forget(&id.name);
                     events.extend(self.table.member_down(&id, now));
                 }
                 OwnedNotification::Rename(_, new) => events.extend(self.table.renamed(&new, now)),
@@ -418,7 +553,7 @@ impl foca::Runtime<NodeId> for Effects<'_> {
     fn send_to(&mut self, to: NodeId, data: &[u8]) {
         match self
             .outbound_tx
-            .try_send((to.addr, Bytes::copy_from_slice(data)))
+            .try_send((to.addr, direct::frame_foca(data)))
         {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => self.counters.count_outbound_full(),

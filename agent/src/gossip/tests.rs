@@ -452,3 +452,103 @@ async fn restarted_node_rejoins_with_a_higher_incarnation() {
     again.shutdown().await;
     shutdown_all(&nodes[..2]).await;
 }
+
+/// A full rotation through pool-wide key queries (install → use → remove) while user events
+/// flow: every step is acknowledged by all five members, nobody is seen failed, and removing
+/// the primary is refused before any member is asked.
+#[tokio::test]
+async fn key_queries_rotate_the_pool_under_traffic() {
+    let nodes = cluster(5, 1).await;
+    let (old, new) = (key(1), key(2));
+    let mut subs: Vec<_> = nodes.iter().map(GossipHandle::subscribe).collect();
+    let token = CancellationToken::new();
+    let traffic = {
+        let (n, token) = (nodes[4].clone(), token.clone());
+        tokio::spawn(async move {
+            let mut fired = 0u32;
+            while !token.is_cancelled() {
+                n.fire_user_event("tick", &fired.to_be_bytes())
+                    .await
+                    .expect("fire");
+                fired += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            fired
+        })
+    };
+    let list = nodes[1].key_query(KeyOp::List).await.expect("list");
+    assert_eq!(list.error(), None);
+    assert_eq!(list.num_nodes, 5);
+    assert_eq!(list.keys.get(&old.to_base64()), Some(&5));
+    let steps = [
+        ("install", KeyOp::Install(new.as_bytes().to_vec())),
+        ("use", KeyOp::Use(new.as_bytes().to_vec())),
+        ("remove", KeyOp::Remove(old.as_bytes().to_vec())),
+    ];
+    for (step, op) in steps {
+        let sum = nodes[0].key_query(op).await.expect(step);
+        assert_eq!(sum.error(), None, "{step}: {sum:?}");
+        assert_eq!((sum.num_resp, sum.num_nodes), (5, 5), "{step}");
+    }
+    let sum = nodes[2].key_query(KeyOp::List).await.expect("list");
+    assert_eq!(sum.keys.len(), 1, "{sum:?}");
+    assert_eq!(sum.primary_keys.get(&new.to_base64()), Some(&5));
+    for n in &nodes {
+        assert_eq!(n.list_keys(), vec![new.clone()]);
+    }
+    let err = nodes[3]
+        .key_query(KeyOp::Remove(new.as_bytes().to_vec()))
+        .await
+        .expect_err("primary");
+    assert!(matches!(err, GossipError::Key(KeyError::RemovePrimary)));
+    token.cancel();
+    assert!(traffic.await.expect("traffic task") > 0);
+    for (i, rx) in subs.iter_mut().enumerate() {
+        let mut seen = Vec::new();
+        drain(rx, &mut seen);
+        assert!(
+            !seen.iter().any(|e| matches!(e, Event::MemberFailed(_))),
+            "n{i} saw a false failure: {seen:?}"
+        );
+        assert_eq!(alive(&nodes[i]), 5);
+    }
+    shutdown_all(&nodes).await;
+}
+
+/// Keyring queries on a plaintext pool are refused: the key would travel in clear.
+#[tokio::test]
+async fn key_queries_need_encryption() {
+    let node = start("plain", Keyring::default()).await;
+    let err = node
+        .key_query(KeyOp::Install(key(2).as_bytes().to_vec()))
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, GossipError::EncryptionDisabled));
+    node.shutdown().await;
+}
+
+/// Two nodes on loopback learn coordinates from their own pings, and the estimated RTT
+/// between them is of loopback's order (tens of microseconds to a few milliseconds).
+#[tokio::test]
+async fn coordinates_estimate_loopback_rtt() {
+    let nodes = cluster(2, 1).await;
+    let estimate = |a: &GossipHandle, b: &str| {
+        let mine = a.coordinate()?;
+        let theirs = a.coordinate_of(b)?;
+        (mine.error < 1.0).then(|| mine.distance_to(&theirs))
+    };
+    wait_until("both nodes have settled coordinates", || {
+        estimate(&nodes[0], "n1").is_some() && estimate(&nodes[1], "n0").is_some()
+    })
+    .await;
+    for (a, b) in [(&nodes[0], "n1"), (&nodes[1], "n0")] {
+        let rtt = estimate(a, b).expect("estimate");
+        eprintln!("estimated rtt {} -> {b}: {rtt:?}", a.name());
+        assert!(
+            rtt >= Duration::from_micros(10) && rtt <= Duration::from_millis(10),
+            "{} -> {b}: {rtt:?}",
+            a.name()
+        );
+    }
+    shutdown_all(&nodes).await;
+}

@@ -1,6 +1,7 @@
 //! The gossip transport: the only owner of the pool's UDP socket. The receiver task opens
-//! (or, during a rolling enable, accepts plaintext) each datagram and hands the foca bytes to
-//! the runtime over a bounded queue; the sender task wraps what foca emits and sends it.
+//! (or, during a rolling enable, accepts plaintext) each datagram and hands the opened payload
+//! (foca bytes or a `direct` message, see `direct.rs`) and its sender to the runtime over a
+//! bounded queue; the sender task wraps what foca emits and sends it.
 //! Nothing here understands SWIM, and nothing here panics on what the network sends.
 //!
 //! Envelope: the first byte says what follows. `1` is memberlist's encryption version and
@@ -13,7 +14,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use parking_lot::RwLock;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
@@ -22,13 +22,10 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info_span, warn};
 
 use super::keyring::{ENCRYPTION_VERSION, Keyring};
+use super::query::SharedKeyring;
 
 /// Envelope tag of a plaintext packet.
 pub const PLAINTEXT_TAG: u8 = 0;
-
-/// The keyring shared by the transport (reads per packet) and the handle (key operations).
-/// A `parking_lot` lock held only for one seal/open, never across an await.
-pub type SharedKeyring = Arc<RwLock<Keyring>>;
 
 /// Live counters (atomics); read them through [`Counters::snapshot`].
 #[derive(Debug, Default)]
@@ -56,7 +53,7 @@ pub struct GossipStats {
     pub dropped_undecryptable: u64,
     /// Plaintext datagrams refused because `verify_incoming` is on.
     pub dropped_plaintext: u64,
-    /// Datagrams with an unknown envelope, or that foca could not decode.
+    /// Datagrams with an unknown envelope or kind, or that foca could not decode.
     pub dropped_malformed: u64,
     /// Datagrams dropped because the runtime's inbound queue was full.
     pub dropped_queue_full: u64,
@@ -173,7 +170,7 @@ impl Transport {
         self,
         tracker: &TaskTracker,
         token: CancellationToken,
-        inbound_tx: mpsc::Sender<Bytes>,
+        inbound_tx: mpsc::Sender<(SocketAddr, Bytes)>,
         outbound_rx: mpsc::Receiver<(SocketAddr, Bytes)>,
     ) {
         let receiver = Receiver {
@@ -209,7 +206,7 @@ struct Receiver {
     keyring: SharedKeyring,
     counters: Arc<Counters>,
     verify_incoming: bool,
-    inbound_tx: mpsc::Sender<Bytes>,
+    inbound_tx: mpsc::Sender<(SocketAddr, Bytes)>,
 }
 
 impl Receiver {
@@ -246,7 +243,7 @@ impl Receiver {
                 return;
             }
         };
-        match self.inbound_tx.try_send(Bytes::from(payload)) {
+        match self.inbound_tx.try_send((from, Bytes::from(payload))) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.counters
