@@ -63,7 +63,7 @@ impl Pinger {
 
     /// Our coordinate.
     pub(crate) fn coordinate(&self) -> &Coordinate {
-        &self.vivaldi.coordinate()
+        self.vivaldi.coordinate()
     }
 
     /// Picks the next member to ping from `alive` (everyone but us) and returns the ping.
@@ -98,10 +98,7 @@ impl Pinger {
             return false;
         };
         let rtt = now.duration_since(sent);
-        if !self
-            .vivaldi
-            .update(name, coord, rtt, || rand::random::<f64>())
-        {
+        if !self.vivaldi.update(name, coord, rtt, rand::random::<f64>) {
             return false;
         }
         let mut shared = self.shared.write();
