@@ -164,13 +164,35 @@ impl ApiClient {
             .ok_or_else(not_found)
     }
 
+    /// POST `body` to `path`; returns the response body (404 is an error).
+    pub async fn post(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, ClientError> {
+        self.send(reqwest::Method::POST, path, query, Some(body))
+            .await?
+            .ok_or_else(not_found)
+    }
+
     /// DELETE `path`; returns the response body (404 is an error).
     pub async fn delete(
         &self,
         path: &str,
         query: &[(&str, String)],
     ) -> Result<Vec<u8>, ClientError> {
-        self.send(reqwest::Method::DELETE, path, query, None)
+        self.delete_with(path, query, None).await
+    }
+
+    /// DELETE `path` with a body (`/v1/operator/keyring` takes one).
+    pub async fn delete_with(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>, ClientError> {
+        self.send(reqwest::Method::DELETE, path, query, body)
             .await?
             .ok_or_else(not_found)
     }

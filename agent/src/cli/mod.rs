@@ -2,7 +2,8 @@
 //!
 //! `agent` is dispatched by `main.rs` (it owns the runtime and signals). Everything else runs
 //! here: local commands (`version`, `validate`, `keygen`) and HTTP-API clients (`kv`,
-//! `catalog`, `members`, `info`, `operator`, `leave`, `join`, `force-leave`, `event`) whose output text and exit codes follow
+//! `catalog`, `members`, `info`, `operator`, `leave`, `join`, `force-leave`, `event`,
+//! `keyring`, `rtt`) whose output text and exit codes follow
 //! Consul's CLI, so scripts written for `consul` keep working. Messages such as
 //! `Error! No key exists at: KEY` keep Consul's wording and capitalization on purpose.
 
@@ -18,6 +19,7 @@ pub mod catalog;
 pub mod client;
 pub mod gossip;
 pub mod info;
+pub mod keyring;
 pub mod kv;
 pub mod members;
 pub mod operator;
@@ -48,6 +50,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Generate a gossip encryption key.
     Keygen,
+    /// Manage gossip encryption keys on every member.
+    Keyring(keyring::KeyringArgs),
     /// Read and write the KV store.
     #[command(subcommand)]
     Kv(kv::KvCommand),
@@ -166,6 +170,7 @@ pub async fn run_with(command: Command, out: &mut dyn Write) -> Result<(), CliEr
         Command::Version => version(out),
         Command::Validate(args) => validate(&args, out),
         Command::Keygen => keygen(out),
+        Command::Keyring(args) => keyring::run(args, out).await,
         Command::Kv(cmd) => kv::run(cmd, out).await,
         Command::Catalog(cmd) => catalog::run(cmd, out).await,
         Command::Members(args) => members::run(args, out).await,

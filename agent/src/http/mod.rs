@@ -19,6 +19,7 @@ mod dto;
 mod error;
 mod event;
 mod filter;
+mod keyring;
 mod kv;
 mod members;
 mod params;
@@ -129,6 +130,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(txn::routes())
         .merge(catalog::routes())
         .merge(status::routes())
+        .merge(keyring::routes())
         // Size limits are checked by the handlers so the error text is Consul's; this cap
         // only bounds memory for absurd bodies.
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))

@@ -1,0 +1,137 @@
+//! `/v1/operator/keyring`: list (GET), install (POST), use (PUT) and remove (DELETE) gossip
+//! keys on every alive member of the LAN pool (consul.md §1.14, §2.12). The operation is a
+//! pool-wide key query (`gossip::query`); the answer is Consul's list of
+//! `KeyringResponse` blocks, one per pool (the WAN block arrives with the WAN gateway).
+//! As in Consul, a member that failed or did not answer makes the request a 500 naming it.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::ApiState;
+use super::body;
+use super::error::ApiError;
+use super::params::Params;
+use super::read::json_body;
+use crate::gossip::{GossipError, GossipKey, KeyOp, KeyringSummary};
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new().route(
+        "/v1/operator/keyring",
+        get(list).post(install).put(use_key).delete(remove),
+    )
+}
+
+/// `{"Key": "..."}` (field names folded, see `body.rs`).
+#[derive(Deserialize)]
+struct KeyBody {
+    #[serde(default)]
+    key: String,
+}
+
+/// The `Key` of the request body, decoded.
+fn key_of(body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let b: KeyBody = body::decode(body, false)?;
+    if b.key.is_empty() {
+        return Err(ApiError::bad_request("field \"Key\" is required"));
+    }
+    let key = GossipKey::from_base64(&b.key)
+        .map_err(|e| ApiError::bad_request(format!("field \"Key\": {e}")))?;
+    Ok(key.as_bytes().to_vec())
+}
+
+/// One pool's block in Consul's shape.
+fn block(st: &ApiState, s: &KeyringSummary) -> Value {
+    json!({
+        "WAN": false,
+        "Datacenter": st.agent.datacenter,
+        "Segment": "",
+        "Messages": s.messages,
+        "Keys": s.keys,
+        "PrimaryKeys": s.primary_keys,
+        "NumNodes": s.num_nodes,
+    })
+}
+
+/// Consul's `keyringErrorsOrNil`: the pool, serf's verdict, then each node's message.
+fn check(st: &ApiState, s: &KeyringSummary) -> Result<(), ApiError> {
+    let Some(verdict) = s.error() else {
+        return Ok(());
+    };
+    let mut msg = format!("{} (LAN) error: {verdict}", st.agent.datacenter);
+    for (node, err) in &s.messages {
+        msg.push_str(&format!("\n{node}: {err}"));
+    }
+    Err(ApiError::internal(msg))
+}
+
+fn gossip_err(e: GossipError) -> ApiError {
+    match e {
+        GossipError::Key(_) => ApiError::bad_request(e.to_string()),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+async fn run(st: &ApiState, p: &Params, op: KeyOp) -> Result<KeyringSummary, ApiError> {
+    if let Some(f) = p.non_empty("relay-factor") {
+        match f.parse::<u8>() {
+            Ok(0..=5) => {}
+            _ => {
+                return Err(ApiError::bad_request(
+                    "relay-factor must be an integer from 0 to 5",
+                ));
+            }
+        }
+    }
+    let summary = st.gossip.key_query(op).await.map_err(gossip_err)?;
+    check(st, &summary)?;
+    Ok(summary)
+}
+
+/// `GET`: the keys of every alive member, with how many hold each. `?local-only` reports
+/// this agent's keyring without asking anyone.
+async fn list(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+    let summary = if p.flag("local-only") {
+        let mut s = KeyringSummary {
+            num_nodes: 1,
+            ..Default::default()
+        };
+        s.add(crate::gossip::query::KeyReply {
+            id: 0,
+            node: st.agent.node_name.clone(),
+            keys: st
+                .gossip
+                .list_keys()
+                .iter()
+                .map(|k| k.to_base64())
+                .collect(),
+            error: None,
+        });
+        s
+    } else {
+        run(&st, &p, KeyOp::List).await?
+    };
+    Ok(json_body(&[block(&st, &summary)]))
+}
+
+/// `POST {"Key"}`: installs the key everywhere (it decrypts at once, seals after `PUT`).
+async fn install(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Response, ApiError> {
+    run(&st, &p, KeyOp::Install(key_of(&body)?)).await?;
+    Ok(().into_response())
+}
+
+/// `PUT {"Key"}`: makes an installed key the primary everywhere.
+async fn use_key(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Response, ApiError> {
+    run(&st, &p, KeyOp::Use(key_of(&body)?)).await?;
+    Ok(().into_response())
+}
+
+/// `DELETE {"Key"}`: removes a key everywhere; the primary is refused.
+async fn remove(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Response, ApiError> {
+    run(&st, &p, KeyOp::Remove(key_of(&body)?)).await?;
+    Ok(().into_response())
+}
