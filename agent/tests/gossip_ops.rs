@@ -119,3 +119,133 @@ fn keyring_needs_encryption() {
         text(&o)
     );
 }
+
+fn vec8(x: f64) -> serde_json::Value {
+    serde_json::json!([x, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+}
+
+fn register(a: &Agent, node: &str) {
+    let body = serde_json::json!({
+        "Node": node, "Address": "10.0.0.1",
+        "Service": {"Service": "web", "Port": 80}
+    });
+    let (code, text) = a.put("/v1/catalog/register", body.to_string());
+    assert_eq!(code, 200, "{text}");
+}
+
+fn put_coord(a: &Agent, node: &str, x: f64) {
+    let body = serde_json::json!({
+        "Node": node,
+        "Coord": {"Vec": vec8(x), "Error": 0.2, "Adjustment": 0.0, "Height": 1e-5}
+    });
+    let (code, text) = a.put("/v1/coordinate/update", body.to_string());
+    assert_eq!(code, 200, "{text}");
+}
+
+fn node_order(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| match &r["Node"] {
+                    serde_json::Value::String(n) => n.clone(),
+                    obj => obj["Node"].as_str().unwrap_or_default().to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn coordinates_sort_near_and_estimate_rtt() {
+    let a = Agent::dev_named("coord-a", &[]);
+    // The agent sends its own coordinate (every second in -dev).
+    wait_until(CONVERGE, "coord-a's coordinate in the catalog", || {
+        let (code, _, body) = a.get("/v1/coordinate/node/coord-a");
+        code == 200 && body.contains("\"Vec\":[")
+    });
+    let (code, _, _) = a.get("/v1/coordinate/node/nobody");
+    assert_eq!(code, 404);
+
+    // Three instances of web: far, none (no coordinate) and near, in name order.
+    for n in ["far-1", "near-1", "none-1"] {
+        register(&a, n);
+    }
+    put_coord(&a, "far-1", 0.1);
+    put_coord(&a, "near-1", 0.001);
+    let all = a.get_json("/v1/coordinate/nodes");
+    assert_eq!(node_order(&all), ["coord-a", "far-1", "near-1"]);
+
+    let plain = a.get_json("/v1/catalog/service/web");
+    assert_eq!(node_order(&plain), ["far-1", "near-1", "none-1"]);
+    for path in [
+        "/v1/catalog/service/web?near=_agent",
+        "/v1/health/service/web?near=_agent",
+    ] {
+        assert_eq!(
+            node_order(&a.get_json(path)),
+            ["near-1", "far-1", "none-1"],
+            "{path}"
+        );
+    }
+    assert_eq!(
+        node_order(&a.get_json("/v1/catalog/nodes?near=near-1")),
+        ["near-1", "coord-a", "far-1", "none-1"]
+    );
+    // A `near` node without a coordinate leaves the order alone.
+    assert_eq!(
+        node_order(&a.get_json("/v1/catalog/service/web?near=none-1")),
+        ["far-1", "near-1", "none-1"]
+    );
+
+    let out = ok(a.cli(&["rtt", "near-1", "far-1"]));
+    assert!(
+        out.starts_with("Estimated near-1 <-> far-1 rtt: 99.02"),
+        "{out}"
+    );
+    assert!(
+        out.trim_end().ends_with("ms (using LAN coordinates)"),
+        "{out}"
+    );
+    let out = ok(a.cli(&["rtt", "far-1"]));
+    assert!(
+        out.starts_with("Estimated far-1 <-> coord-a rtt: "),
+        "{out}"
+    );
+    let o = a.cli(&["rtt", "none-1"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("Could not find a coordinate for node \"none-1\""));
+
+    // Bad coordinates are refused naming the field.
+    let bad = serde_json::json!({"Node": "far-1", "Coord": {"Vec": [0.1, 0.2]}});
+    let (code, body) = a.put("/v1/coordinate/update", bad.to_string());
+    assert_eq!(code, 400);
+    assert!(body.contains("Coord"), "{body}");
+}
+
+/// Two agents that gossip measure each other: the distance between their own coordinates
+/// (`/v1/agent/self` `Coord`) is of loopback's order once the coordinates settle.
+#[test]
+fn two_agents_coordinates_estimate_loopback_rtt() {
+    let a = Agent::dev_named("rtt-a", &[]);
+    let b = Agent::dev_named("rtt-b", &[]);
+    ok(a.cli(&["join", &b.serf]));
+    let coord = |x: &Agent| -> Option<meridian_agent::gossip::coordinate::Coordinate> {
+        let me = x.get_json("/v1/agent/self");
+        serde_json::from_value(me["Coord"].clone()).ok()
+    };
+    let mut estimate = None;
+    wait_until(CONVERGE, "settled coordinates on both agents", || {
+        match (coord(&a), coord(&b)) {
+            (Some(ca), Some(cb)) if ca.error < 1.0 && cb.error < 1.0 => {
+                estimate = Some(ca.distance_to(&cb));
+                true
+            }
+            _ => false,
+        }
+    });
+    let rtt = estimate.expect("estimate");
+    assert!(
+        rtt >= Duration::from_micros(10) && rtt <= Duration::from_millis(10),
+        "{rtt:?}"
+    );
+}

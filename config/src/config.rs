@@ -92,6 +92,13 @@ pub struct Config {
     /// How long a failed node stays in the member list before it is reaped. Default 72h, ≥ 8h.
     #[serde(with = "serde_go")]
     pub reconnect_timeout: Duration,
+    /// Shortest time between an agent's coordinate updates to the servers. Default 15s
+    /// (`-dev`: at most 1s, so `rtt` and `?near=` work right away).
+    #[serde(with = "serde_go")]
+    pub sync_coordinate_interval_min: Duration,
+    /// Cluster-wide coordinate updates per second the servers aim for; the interval grows
+    /// with the pool (`members / rate`). Default 64.
+    pub sync_coordinate_rate_target: f64,
     /// Raft log entries between snapshots (Consul's `raft_snapshot_threshold`). Default 16384.
     pub raft_snapshot_threshold: u64,
     /// Raft log entries kept behind a snapshot, so a slow follower can catch up from the log
@@ -269,6 +276,8 @@ impl Default for Config {
             leave_on_terminate: None,
             skip_leave_on_interrupt: None,
             reconnect_timeout: Duration::from_secs(72 * 3600),
+            sync_coordinate_interval_min: Duration::from_secs(15),
+            sync_coordinate_rate_target: 64.0,
             raft_snapshot_threshold: 16384,
             raft_trailing_logs: 10000,
             services: Vec::new(),
@@ -379,6 +388,19 @@ impl Config {
             None => Vec::new(),
         };
         single.into_iter().chain(self.services.iter()).collect()
+    }
+
+    /// Consul's `RateScaledInterval`: the coordinate sync interval for a pool of `members`,
+    /// `max(sync_coordinate_interval_min, members / sync_coordinate_rate_target)`.
+    pub fn coordinate_sync_interval(&self, members: usize) -> Duration {
+        let min = if self.dev_mode {
+            self.sync_coordinate_interval_min
+                .min(Duration::from_secs(1))
+        } else {
+            self.sync_coordinate_interval_min
+        };
+        let scaled = members as f64 / self.sync_coordinate_rate_target;
+        Duration::try_from_secs_f64(scaled).map_or(min, |s| s.max(min))
     }
 
     /// Raft timeouts: Consul's base values times `raft_multiplier`, or the fast `-dev` ones.

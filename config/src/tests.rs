@@ -606,3 +606,17 @@ fn inline_hcl_flag_is_a_layer_above_files() {
         "inline"
     );
 }
+
+#[test]
+fn coordinate_sync_interval_scales_with_the_pool() {
+    let mut c = Config::default();
+    assert_eq!(c.coordinate_sync_interval(3), Duration::from_secs(15));
+    // 6400 members at 64 updates/s: every 100 s.
+    assert_eq!(c.coordinate_sync_interval(6400), Duration::from_secs(100));
+    c.dev_mode = true;
+    assert_eq!(c.coordinate_sync_interval(3), Duration::from_secs(1));
+    assert!(c.validate().is_ok());
+    c.sync_coordinate_rate_target = 0.0;
+    let err = c.validate().expect_err("zero rate").to_string();
+    assert!(err.contains("sync_coordinate_rate_target"), "{err}");
+}

@@ -185,6 +185,19 @@ impl Config {
                 ),
             ));
         }
+        if self.sync_coordinate_interval_min.is_zero() {
+            return Err(ConfigError::invalid(
+                "sync_coordinate_interval_min",
+                "must be greater than 0s",
+            ));
+        }
+        if !(self.sync_coordinate_rate_target.is_finite() && self.sync_coordinate_rate_target > 0.0)
+        {
+            return Err(ConfigError::invalid(
+                "sync_coordinate_rate_target",
+                "must be a number greater than 0",
+            ));
+        }
         if self.session_ttl_min.is_zero() {
             return Err(ConfigError::invalid(
                 "session_ttl_min",

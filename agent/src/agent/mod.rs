@@ -6,6 +6,7 @@
 //! when `leave_on_terminate`, or per signal through [`Stopper`]) → raft shuts down (flushing
 //! storage) → tasks are awaited, bounded by a grace period.
 
+mod coordinates;
 mod error;
 pub mod events;
 mod identity;
@@ -236,6 +237,15 @@ impl BoundAgent {
                 token.child_token(),
             )
             .instrument(info_span!("events")),
+        );
+        tracker.spawn(
+            coordinates::sync(
+                self.cfg.clone(),
+                gossip.clone(),
+                server.clone(),
+                token.child_token(),
+            )
+            .instrument(info_span!("coordinates")),
         );
         let ttl = std::sync::Arc::new(ttl::TtlChecks::default());
         tracker.spawn(

@@ -49,6 +49,8 @@ pub enum Command {
     },
     /// A no-op used for barriers and leader confirmation.
     Noop,
+    /// Store agents' network coordinates (updates for unknown nodes are skipped).
+    CoordinateUpdate(Vec<CoordinateUpdate>),
 }
 
 impl Command {
@@ -64,6 +66,7 @@ impl Command {
             Command::CheckUpdate(_) => "check-update",
             Command::ReapTombstones { .. } => "reap-tombstones",
             Command::Noop => "noop",
+            Command::CoordinateUpdate(_) => "coordinate-update",
         }
     }
 }
@@ -207,6 +210,17 @@ pub struct CheckStatusUpdate {
     pub status: super::types::HealthStatus,
     /// New output.
     pub output: String,
+}
+
+/// One node's LAN coordinate (Consul's `structs.Coordinate`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoordinateUpdate {
+    /// Node name.
+    pub node: String,
+    /// Network segment (always `""` here).
+    pub segment: String,
+    /// The coordinate.
+    pub coord: crate::gossip::coordinate::Coordinate,
 }
 
 /// The result of one applied command.

@@ -16,6 +16,7 @@
 
 pub mod b64;
 pub mod command;
+mod coordinates;
 mod kv;
 mod query;
 mod registry;
@@ -29,8 +30,8 @@ pub mod types;
 use imbl::OrdMap;
 
 pub use command::{
-    CheckStatusUpdate, Command, DeregisterOp, KvOp, KvVerb, RegisterOp, Request, Response,
-    TxnError, TxnOp, TxnResult,
+    CheckStatusUpdate, Command, CoordinateUpdate, DeregisterOp, KvOp, KvVerb, RegisterOp, Request,
+    Response, TxnError, TxnOp, TxnResult,
 };
 pub use query::{HealthEntry, ServiceRow};
 pub use rows::{Row, RowChange, RowError, Table};
@@ -55,6 +56,9 @@ pub struct TableIndexes {
     pub kv: u64,
     /// Sessions table.
     pub sessions: u64,
+    /// Coordinates table.
+    #[serde(default)]
+    pub coordinates: u64,
 }
 
 /// A KV tombstone: when and at which index a key was deleted.
@@ -83,6 +87,8 @@ pub struct State {
     pub(crate) lock_delays: OrdMap<String, u64>,
     /// Service name → last index at which any instance, its checks or its node changed.
     pub(crate) service_index: OrdMap<String, u64>,
+    /// (node, segment) → LAN coordinate.
+    pub(crate) coordinates: OrdMap<(String, String), crate::gossip::coordinate::Coordinate>,
     pub(crate) tables: TableIndexes,
     /// Rows touched since the last `take_changes`.
     changes: Vec<(Table, String)>,
@@ -130,6 +136,10 @@ impl State {
                 Response::Ok
             }
             Command::Noop => Response::Ok,
+            Command::CoordinateUpdate(updates) => {
+                self.coordinate_update(index, updates);
+                Response::Ok
+            }
         }
     }
 

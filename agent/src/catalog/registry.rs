@@ -125,6 +125,7 @@ impl State {
                 self.tables.nodes = index;
                 self.touch(Table::Nodes, node.to_string());
                 self.invalidate_sessions_for_node(index, now, node);
+                self.remove_coordinates(index, node);
             }
         }
         Response::Ok

@@ -27,6 +27,8 @@ pub enum Table {
     LockDelays = 7,
     /// Per-service-name indexes.
     ServiceIndex = 8,
+    /// Coordinates by `node\0segment`.
+    Coordinates = 9,
 }
 
 impl Table {
@@ -42,6 +44,7 @@ impl Table {
             6 => Self::Sessions,
             7 => Self::LockDelays,
             8 => Self::ServiceIndex,
+            9 => Self::Coordinates,
             _ => return None,
         })
     }
@@ -121,6 +124,7 @@ impl State {
             Table::Sessions => self.sessions.get(key).map(enc),
             Table::LockDelays => self.lock_delays.get(key).map(enc),
             Table::ServiceIndex => self.service_index.get(key).map(enc),
+            Table::Coordinates => self.coordinates.get(&split_pair(key)).map(enc),
         }
     }
 
@@ -159,6 +163,9 @@ impl State {
         }
         for (k, v) in &self.service_index {
             push(Table::ServiceIndex, k.clone(), enc(v));
+        }
+        for ((n, seg), v) in &self.coordinates {
+            push(Table::Coordinates, pair_key(n, seg), enc(v));
         }
         out
     }
@@ -210,6 +217,10 @@ impl State {
                 Table::ServiceIndex => {
                     let v = serde_json::from_slice(&value).map_err(err)?;
                     s.service_index.insert(key, v);
+                }
+                Table::Coordinates => {
+                    let v = serde_json::from_slice(&value).map_err(err)?;
+                    s.coordinates.insert(split_pair(&key), v);
                 }
             }
         }

@@ -23,6 +23,7 @@ pub mod keyring;
 pub mod kv;
 pub mod members;
 pub mod operator;
+pub mod rtt;
 mod table;
 
 pub use client::{ApiClient, ClientError, HttpFlags, ServerFlags};
@@ -73,6 +74,8 @@ pub enum Command {
     ForceLeave(gossip::ForceLeaveArgs),
     /// Fire a new user event.
     Event(gossip::EventArgs),
+    /// Estimate the network round trip time between two nodes.
+    Rtt(rtt::RttArgs),
 }
 
 /// `meridian validate PATH...`
@@ -180,6 +183,7 @@ pub async fn run_with(command: Command, out: &mut dyn Write) -> Result<(), CliEr
         Command::Join(args) => gossip::join(args, out).await,
         Command::ForceLeave(args) => gossip::force_leave(args, out).await,
         Command::Event(args) => gossip::event(args, out).await,
+        Command::Rtt(args) => rtt::run(args, out).await,
     }
 }
 

@@ -90,7 +90,8 @@ impl Coordinate {
         let dist = self.raw_distance(other);
         let adjusted = dist + self.adjustment + other.adjustment;
         let secs = if adjusted > 0.0 { adjusted } else { dist };
-        Duration::from_secs_f64(secs.max(0.0))
+        // Finite but absurd coordinates (a client may PUT any) must not panic here.
+        Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(Duration::MAX)
     }
 
     fn apply_force(

@@ -61,7 +61,7 @@ async fn self_info(State(st): State<ApiState>) -> Result<Response, ApiError> {
     Ok(json_body(&json!({
         "Config": config,
         "DebugConfig": { "SessionTTLMin": ttl_min, "Datacenter": a.datacenter, "NodeName": a.node_name, "DNSDomain": a.domain },
-        "Coord": { "Vec": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], "Error": 1.5, "Adjustment": 0.0, "Height": 1e-5 },
+        "Coord": st.gossip.coordinate(),
         "Member": super::members::local_member(&st),
         "Stats": { "consul": { "server": "true", "leader": server.raft().is_leader().to_string(), "leader_addr": leader, "known_datacenters": "1" } },
         "Meta": server.me().meta,

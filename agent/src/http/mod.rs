@@ -15,6 +15,7 @@
 mod agent;
 mod body;
 mod catalog;
+mod coordinate;
 mod dto;
 mod error;
 mod event;
@@ -131,6 +132,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(catalog::routes())
         .merge(status::routes())
         .merge(keyring::routes())
+        .merge(coordinate::routes())
         // Size limits are checked by the handlers so the error text is Consul's; this cap
         // only bounds memory for absurd bodies.
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))

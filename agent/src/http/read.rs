@@ -16,6 +16,7 @@ use super::error::ApiError;
 use super::filter::{self, Filter};
 use super::params::{Params, ReadOpts};
 use crate::catalog::State;
+use crate::gossip::coordinate::Coordinate;
 use crate::rpc::Consistency;
 use crate::server::ServerHandle;
 
@@ -118,7 +119,8 @@ fn with_jitter(wait: Duration) -> Duration {
 }
 
 /// A blocking read of a list that also honours `?filter=`, evaluated on each row's JSON
-/// exactly as the client will see it. `query` returns the index of what it read and the rows.
+/// exactly as the client will see it, and `?near=` (see [`sort_near`]). `query` returns the
+/// index of what it read and the rows.
 pub(super) async fn list<T: Serialize>(
     st: &ApiState,
     p: &Params,
@@ -126,10 +128,42 @@ pub(super) async fn list<T: Serialize>(
 ) -> Result<Response, ApiError> {
     let opts = p.read_opts()?;
     let f = parse_filter(p)?;
+    let near = p.non_empty("near").map(|n| match n {
+        "_agent" => st.agent.node_name.clone(),
+        other => other.to_string(),
+    });
     let server = st.router.server(opts.dc.as_deref())?;
-    let (meta, rows) = blocking(server, &opts, query).await?;
-    Ok(meta.json(&apply_filter(rows, &f)))
+    let (meta, (rows, source)) = blocking(server, &opts, |s| {
+        let (index, rows) = query(s);
+        let source = near
+            .as_deref()
+            .map(|n| (s.coordinate(n).cloned(), s.coordinates.clone()));
+        (index, (rows, source))
+    })
+    .await?;
+    let mut rows = apply_filter(rows, &f);
+    if let Some((Some(from), coords)) = source {
+        sort_near(&mut rows, &from, &coords);
+    }
+    Ok(meta.json(&rows))
 }
+
+/// Consul's `sortNodesByDistanceFrom`: a stable sort by estimated RTT from `from` to each
+/// row's node (`"Node": "name"` or `"Node": {"Node": "name"}`); rows whose node has no
+/// coordinate go last. Without a coordinate for the `near` node nothing is sorted.
+fn sort_near(rows: &mut [serde_json::Value], from: &Coordinate, coords: &Coordinates) {
+    let distance = |row: &serde_json::Value| {
+        let node = match &row["Node"] {
+            serde_json::Value::String(n) => Some(n.as_str()),
+            obj => obj["Node"].as_str(),
+        };
+        node.and_then(|n| coords.get(&(n.to_string(), String::new())))
+            .map_or(Duration::MAX, |c| from.distance_to(c))
+    };
+    rows.sort_by_cached_key(distance);
+}
+
+type Coordinates = imbl::OrdMap<(String, String), Coordinate>;
 
 fn parse_filter(p: &Params) -> Result<Option<Filter>, ApiError> {
     p.non_empty("filter")

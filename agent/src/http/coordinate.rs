@@ -1,0 +1,118 @@
+//! `/v1/coordinate/{nodes,node/:node,update}`: LAN network coordinates as the servers store
+//! them (consul.md §1.11, §2.8), blocking on the coordinates table. `datacenters` (WAN
+//! coordinates) comes with the WAN gateway.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::{get, put};
+use serde::{Deserialize, Serialize};
+
+use super::ApiState;
+use super::error::ApiError;
+use super::params::Params;
+use super::read::{self, json_body};
+use crate::catalog::{Command, CoordinateUpdate, State as Catalog};
+use crate::gossip::coordinate::{Coordinate, VivaldiConfig};
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/coordinate/nodes", get(nodes))
+        .route("/v1/coordinate/node/{node}", get(node))
+        .route("/v1/coordinate/update", put(update))
+}
+
+/// One row, Consul's shape.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Row {
+    node: String,
+    segment: String,
+    coord: Coordinate,
+}
+
+fn rows(s: &Catalog, only: Option<&str>) -> (u64, Vec<Row>) {
+    let rows = s
+        .coordinates()
+        .filter(|(n, _, _)| only.is_none_or(|o| o == *n))
+        .map(|(n, seg, c)| Row {
+            node: n.to_string(),
+            segment: seg.to_string(),
+            coord: c.clone(),
+        })
+        .collect();
+    (s.table_indexes().coordinates, rows)
+}
+
+async fn nodes(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+    read::list(&st, &p, |s| rows(s, None)).await
+}
+
+/// 404 when the node has no coordinate, as Consul.
+async fn node(
+    State(st): State<ApiState>,
+    Path(node): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let opts = p.read_opts()?;
+    let server = st.router.server(opts.dc.as_deref())?;
+    let (meta, rows) = read::blocking(server, &opts, |s| rows(s, Some(&node))).await?;
+    if rows.is_empty() {
+        return Ok(meta.not_found());
+    }
+    Ok(meta.json(&rows))
+}
+
+/// `{"Node", "Segment", "Coord": {"Vec", "Error", "Adjustment", "Height"}}`, keys folded.
+#[derive(Deserialize)]
+struct UpdateBody {
+    #[serde(default)]
+    node: String,
+    #[serde(default)]
+    segment: String,
+    coord: Option<CoordBody>,
+}
+
+#[derive(Deserialize)]
+struct CoordBody {
+    vec: Vec<f64>,
+    #[serde(default)]
+    error: f64,
+    #[serde(default)]
+    adjustment: f64,
+    #[serde(default)]
+    height: f64,
+}
+
+async fn update(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Response, ApiError> {
+    let b: UpdateBody = super::body::decode(&body, false)?;
+    if b.node.is_empty() {
+        return Err(ApiError::bad_request("field \"Node\" is required"));
+    }
+    let c = b
+        .coord
+        .ok_or_else(|| ApiError::bad_request("field \"Coord\" is required"))?;
+    let coord = Coordinate {
+        vec: c.vec,
+        error: c.error,
+        adjustment: c.adjustment,
+        height: c.height,
+    };
+    let cfg = VivaldiConfig::default();
+    if !coord.is_valid(&cfg) {
+        return Err(ApiError::bad_request(format!(
+            "field \"Coord\": invalid coordinate (needs {} finite dimensions in Vec and finite Error, Adjustment, Height)",
+            cfg.dimensionality
+        )));
+    }
+    let server = st.router.server(p.dc())?;
+    server
+        .apply(Command::CoordinateUpdate(vec![CoordinateUpdate {
+            node: b.node,
+            segment: b.segment,
+            coord,
+        }]))
+        .await?;
+    Ok(json_body(&true))
+}
