@@ -7,6 +7,7 @@
 //!   agent/              lifecycle: bind sockets + open storage, spawn subsystems, shut down
 //!   http/               axum API in Consul's shapes ──┐
 //!   rpc/                router: which server answers a datacenter's request
+//!   cluster/            gRPC on 8300: raft between servers, forwarding to the leader
 //!   server/             ServerHandle: apply/read through raft; leader duties (sessions TTL,
 //!                       self-registration, tombstone reaping)
 //!   raft/ + store/      openraft adapters; raft log and state machine in SQLite
@@ -21,6 +22,7 @@
 pub mod agent;
 pub mod catalog;
 pub mod cli;
+pub mod cluster;
 pub mod gossip;
 pub mod http;
 pub mod raft;

@@ -63,7 +63,10 @@ pub(super) async fn bind(cfg: &Config, id: &LanIdentity<'_>) -> Result<BoundGoss
     ] {
         tags.set(k, v);
     }
-    if cfg.bootstrap_expect > 0 {
+    // Consul's tags: `-bootstrap-expect 1` is bootstrap mode, as `-bootstrap` and `-dev`.
+    if cfg.bootstrap || cfg.bootstrap_expect == 1 || cfg.dev_mode {
+        tags.set("bootstrap", "1");
+    } else if cfg.bootstrap_expect > 1 {
         tags.set("expect", cfg.bootstrap_expect.to_string());
     }
     gc.tags = tags;

@@ -26,11 +26,15 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 
 pub use self::error::AgentError;
+use crate::cluster::forward::ForwardService;
+use crate::cluster::raft_rpc::{Channels, RaftService};
+use crate::cluster::{Forwarder, GrpcTransport, RpcListener};
 use crate::gossip::{BoundGossip, GossipHandle};
 use crate::http::{AgentInfo, ApiContext, ApiState, Limits};
 use crate::raft::{RaftConfig, RaftNode, ServerNode};
 use crate::rpc::Router;
-use crate::server::{SelfInfo, ServerHandle};
+use crate::server::autopilot::AutopilotConfig;
+use crate::server::{ClusterParts, SelfInfo, ServerHandle};
 
 /// How long shutdown may take before tasks are abandoned.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -39,6 +43,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct BoundAgent {
     cfg: Config,
     http: TcpListener,
+    rpc: RpcListener,
+    /// gRPC channels to other servers (raft and forwarding share them).
+    channels: Arc<Channels>,
     raft: RaftNode,
     gossip: BoundGossip,
     me: SelfInfo,
@@ -97,12 +104,6 @@ impl BoundAgent {
                 "client mode (an agent without -server) needs servers to join; it arrives with clustering. Run with -server -bootstrap-expect 1 or -dev".into(),
             ));
         }
-        if cfg.bootstrap_expect > 1 {
-            return Err(AgentError::Unsupported(format!(
-                "-bootstrap-expect {} needs LAN gossip and multi-server raft, which arrive with clustering; use -bootstrap-expect 1 (a single server) for now",
-                cfg.bootstrap_expect
-            )));
-        }
         let (data_dir, dev_dir) = match (&cfg.data_dir, cfg.dev_mode) {
             (Some(d), _) => (PathBuf::from(d), None),
             (None, true) => {
@@ -134,7 +135,14 @@ impl BoundAgent {
                 source: e,
             })?;
         let advertise = cfg.advertise_ip().map_err(cfg_err)?;
-        let rpc_port = cfg.ports.server_port().unwrap_or(8300);
+        let rpc_bind = SocketAddr::new(cfg.bind_addr, cfg.ports.server_port().unwrap_or(8300));
+        let rpc_err = |source| AgentError::Bind {
+            what: "server RPC",
+            addr: rpc_bind,
+            source,
+        };
+        let rpc = RpcListener::bind(rpc_bind).await.map_err(rpc_err)?;
+        let rpc_port = rpc.local_addr().map_err(rpc_err)?.port();
         let me = SelfInfo {
             node: cfg.node_name.clone(),
             node_id: node_id.clone(),
@@ -160,11 +168,14 @@ impl BoundAgent {
         )
         .await?;
         let raft_cfg = raft_config(&cfg);
-        let raft = RaftNode::open(
+        let channels = Arc::new(Channels::default());
+        let transport = GrpcTransport::new(cfg.datacenter.clone(), Arc::clone(&channels));
+        let raft = RaftNode::open_with_transport(
             &data_dir.join("raft"),
             identity::raft_id(&node_id),
             raft_node,
             raft_cfg,
+            Arc::new(transport),
         )
         .await?;
         if cfg.bootstrap || cfg.bootstrap_expect == 1 || cfg.dev_mode {
@@ -173,6 +184,8 @@ impl BoundAgent {
         Ok(BoundAgent {
             cfg,
             http,
+            rpc,
+            channels,
             raft,
             gossip,
             me,
@@ -218,9 +231,30 @@ impl BoundAgent {
                 .instrument(info_span!("join")),
             );
         }
+        let forwarder = Forwarder::new(self.cfg.datacenter.clone(), Arc::clone(&self.channels));
+        if self.cfg.bootstrap_expect > 1 {
+            tracker.spawn(
+                crate::cluster::bootstrap::run(
+                    self.raft.clone(),
+                    gossip.clone(),
+                    forwarder.clone(),
+                    self.cfg.datacenter.clone(),
+                    self.cfg.bootstrap_expect as usize,
+                    token.child_token(),
+                )
+                .instrument(info_span!("bootstrap")),
+            );
+        }
+        let cluster = ClusterParts {
+            forwarder: Some(forwarder),
+            hold: rpc_hold_timeout(&self.cfg),
+            gossip: Some(gossip.clone()),
+            autopilot: autopilot_config(&self.cfg),
+        };
         let server = ServerHandle::start(
             self.raft.clone(),
             self.me.clone(),
+            cluster,
             &tracker,
             token.child_token(),
         );
@@ -283,6 +317,29 @@ impl BoundAgent {
         let http_token = token.child_token();
         let root = token.clone();
         let router = crate::http::router(api);
+        {
+            let raft_svc = RaftService::server(self.raft.clone(), self.cfg.datacenter.clone());
+            let fwd_svc = ForwardService::server(
+                self.cfg.datacenter.clone(),
+                server.clone(),
+                Some(router.clone()),
+            );
+            let (rpc, rpc_token, root, fail_tx) = (
+                self.rpc,
+                token.child_token(),
+                token.clone(),
+                fail_tx.clone(),
+            );
+            tracker.spawn(
+                async move {
+                    if let Err(e) = rpc.serve(raft_svc, fwd_svc, rpc_token).await {
+                        let _ = fail_tx.send(Some(format!("server RPC listener failed: {e}")));
+                        root.cancel();
+                    }
+                }
+                .instrument(info_span!("rpc")),
+            );
+        }
         tracker.spawn(
             async move {
                 if let Err(e) = crate::http::serve(self.http, router, http_token).await {
@@ -318,6 +375,10 @@ impl BoundAgent {
             }
             drop(dev_dir);
         });
+        info!(
+            node = %self.me.node, http = %http_addr, serf_lan = %serf_lan,
+            rpc = %format!("{}:{}", self.me.address, self.me.rpc_port), "Meridian agent listening"
+        );
         // "running" is announced once this server leads and is registered, so that clients
         // (and tests) that start on this line can create sessions at once.
         let ready = server.clone();
@@ -400,6 +461,22 @@ fn raft_config(cfg: &Config) -> RaftConfig {
         snapshot_threshold: cfg.raft_snapshot_threshold,
         trailing_logs: cfg.raft_trailing_logs,
     }
+}
+
+/// How long a request waits for a leader: two maximal election timeouts, between 1 s and
+/// Consul's `rpc_hold_timeout` (7 s), so a datacenter without quorum answers quickly.
+fn rpc_hold_timeout(cfg: &Config) -> Duration {
+    (raft_config(cfg).election_timeout_max * 2)
+        .clamp(Duration::from_secs(1), Duration::from_secs(7))
+}
+
+/// Consul's autopilot defaults; `-dev` agents promote new servers after 1 s.
+fn autopilot_config(cfg: &Config) -> AutopilotConfig {
+    let mut ap = AutopilotConfig::default();
+    if cfg.dev_mode {
+        ap.server_stabilization_time = Duration::from_secs(1);
+    }
+    ap
 }
 
 /// Runs an agent with `cfg` until `shutdown` is cancelled.

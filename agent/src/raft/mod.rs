@@ -114,6 +114,9 @@ struct Inner {
     applied_rx: watch::Receiver<u64>,
     /// When the current leader last reached us (set by the RPC receive path).
     last_contact: parking_lot::Mutex<Option<Instant>>,
+    /// A leader that has not heard from a quorum for this long does not count as one
+    /// (raft's leader lease: the longest election timeout).
+    lease: Duration,
 }
 
 impl RaftNode {
@@ -137,6 +140,7 @@ impl RaftNode {
         transport: Arc<dyn RaftTransport>,
     ) -> Result<RaftNode, RaftError> {
         let config = Arc::new(cfg.to_openraft()?);
+        let lease = cfg.election_timeout_max;
         tokio::fs::create_dir_all(dir)
             .await
             .map_err(StoreError::from)?;
@@ -153,6 +157,7 @@ impl RaftNode {
                 state: published.state,
                 applied_rx: published.applied_rx,
                 last_contact: parking_lot::Mutex::new(None),
+                lease,
             }),
         })
     }
@@ -233,16 +238,32 @@ impl RaftNode {
         Ok(())
     }
 
-    /// Whether this node currently believes it is the leader.
+    /// Whether this node leads and has heard from a quorum within the lease (a leader cut
+    /// off from its quorum stops counting as one, as Consul's raft steps down).
     pub fn is_leader(&self) -> bool {
-        self.inner.raft.is_leader()
+        let m = self.inner.raft.metrics();
+        let m = m.borrow_watched();
+        m.current_leader == Some(self.inner.id) && self.quorum_fresh(&m)
     }
 
-    /// The current leader and its address, if known.
+    fn quorum_fresh(&self, m: &openraft::RaftMetrics<TypeConfig>) -> bool {
+        if m.membership_config.membership().voter_ids().count() <= 1 {
+            return true;
+        }
+        m.last_quorum_acked
+            .as_ref()
+            .is_some_and(|at| openraft::Instant::elapsed(&**at) <= self.inner.lease)
+    }
+
+    /// The current leader and its address, if known (not ourselves while our quorum is
+    /// out of reach).
     pub fn leader(&self) -> Option<(u64, ServerNode)> {
         let m = self.inner.raft.metrics();
         let m = m.borrow_watched();
         let id = m.current_leader?;
+        if id == self.inner.id && !self.quorum_fresh(&m) {
+            return None;
+        }
         let node = m.membership_config.membership().get_node(&id)?.clone();
         Some((id, node))
     }
@@ -299,6 +320,48 @@ impl RaftNode {
         };
         // retain = false: a removed voter is dropped from the node list, not kept as learner.
         self.inner.raft.change_membership(change, false).await?;
+        Ok(())
+    }
+
+    /// Whether this node has raft state (it bootstrapped, or a leader replicated to it).
+    pub async fn is_initialized(&self) -> Result<bool, RaftError> {
+        Ok(self.inner.raft.is_initialized().await?)
+    }
+
+    /// Forms a new cluster whose voters are `members` (every server of a `-bootstrap-expect`
+    /// set calls this with the same set). Does nothing if raft state already exists.
+    pub async fn initialize(&self, members: BTreeMap<u64, ServerNode>) -> Result<(), RaftError> {
+        if self.inner.raft.is_initialized().await? {
+            return Ok(());
+        }
+        match self.inner.raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            Err(openraft::errors::RaftError::APIError(
+                openraft::errors::InitializeError::NotAllowed(_),
+            )) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Adds a non-voter (leader only). Returns once the change is committed, without
+    /// waiting for the learner to catch up.
+    pub async fn add_learner(&self, id: u64, node: ServerNode) -> Result<(), RaftError> {
+        self.inner.raft.add_learner(id, node, false).await?;
+        Ok(())
+    }
+
+    /// Makes learners voters (leader only).
+    pub async fn promote(&self, ids: BTreeSet<u64>) -> Result<(), RaftError> {
+        self.inner
+            .raft
+            .change_membership(ChangeMembers::AddVoterIds(ids), false)
+            .await?;
+        Ok(())
+    }
+
+    /// Hands leadership to voter `id` (leader only; returns once requested).
+    pub async fn transfer_leader(&self, id: u64) -> Result<(), RaftError> {
+        self.inner.raft.trigger().transfer_leader(id).await?;
         Ok(())
     }
 

@@ -55,6 +55,9 @@ pub enum RpcError {
     /// The agent is shutting down.
     #[error("agent is shutting down")]
     ShuttingDown,
+    /// A forwarded request could not be understood on the way.
+    #[error("rpc forwarding: {0}")]
+    Forward(String),
 }
 
 impl From<RaftError> for RpcError {

@@ -1,6 +1,7 @@
-//! The leader loop: while this server leads, keep its own catalog registration (node,
-//! `serfHealth`, the `consul` service), expire sessions whose TTL lapsed, and reap old KV
-//! tombstones. Gossip-driven reconciliation of other members comes with clustering.
+//! The leader loop: while this server leads, reconcile the LAN pool into the catalog
+//! (`reconcile.rs`; without a pool, just this server's own registration) and into raft
+//! membership (`autopilot.rs`), expire sessions whose TTL lapsed, and reap old KV
+//! tombstones. It wakes on its tick, on session deadlines and on member changes.
 
 use std::time::Duration;
 
@@ -9,7 +10,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::ServerHandle;
+use super::autopilot::{self, Action, Stability};
+use super::reconcile::{self, Local};
 use crate::catalog::{Check, Command, HealthStatus, Node, RegisterOp, SERF_HEALTH, Service};
+use crate::gossip::Member;
 
 /// KV tombstones are kept this long so blocking queries see deletes (Consul's TombstoneTTL).
 const TOMBSTONE_TTL: Duration = Duration::from_secs(15 * 60);
@@ -20,6 +24,8 @@ pub(super) async fn run(server: ServerHandle, token: CancellationToken) {
     let mut was_leader = false;
     let mut last_reap = Instant::now();
     let mut registered = false;
+    let mut stability = Stability::default();
+    let mut members_rx = server.gossip().map(|g| g.members_watch());
     loop {
         let now = Instant::now();
         // Until this server is registered, look again soon: clients create sessions on it
@@ -30,10 +36,21 @@ pub(super) async fn run(server: ServerHandle, token: CancellationToken) {
             Duration::from_millis(10)
         };
         let wake = super::sessions::next_wake(server.session_timers(), now, tick);
+        let members_changed = async {
+            match members_rx.as_mut() {
+                Some(rx) => {
+                    if rx.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             _ = token.cancelled() => break,
             _ = tokio::time::sleep_until(wake) => {}
+            _ = members_changed => {}
         }
         let is_leader = server.raft().is_leader();
         if is_leader != was_leader {
@@ -44,12 +61,16 @@ pub(super) async fn run(server: ServerHandle, token: CancellationToken) {
         if !is_leader {
             continue;
         }
+        if let Some(gossip) = server.gossip() {
+            let members = gossip.members();
+            reconcile_members(&server, &members).await;
+            run_autopilot(&server, &members, &mut stability).await;
+        }
         match ensure_self_registered(&server).await {
             Ok(()) if !registered => {
                 registered = true;
                 let me = server.me();
                 info!(node = %me.node, datacenter = %me.datacenter, "cluster leadership acquired; node registered");
-                let _ = server.0.ready_tx.send(true);
             }
             Ok(()) => {}
             Err(e) => warn!(cause = %e, "failed to register this server in the catalog"),
@@ -121,6 +142,57 @@ async fn ensure_self_registered(server: &ServerHandle) -> Result<(), crate::rpc:
         debug!("registered this server in the catalog");
     }
     Ok(())
+}
+
+async fn reconcile_members(server: &ServerHandle, members: &[Member]) {
+    let me = server.me();
+    let local = Local {
+        node: &me.node,
+        meta: &me.meta,
+    };
+    let state = server.raft().state();
+    for cmd in reconcile::plan(&state, members, &me.datacenter, &local) {
+        let what = cmd.name();
+        if let Err(e) = server.apply_local(cmd).await {
+            warn!(cause = %e, what, "reconciling a member into the catalog failed");
+            return;
+        }
+    }
+}
+
+async fn run_autopilot(server: &ServerHandle, members: &[Member], stability: &mut Stability) {
+    let raft = server.raft();
+    let pool = autopilot::pool_servers(members, &server.me().datacenter);
+    let config = raft.configuration();
+    let actions = autopilot::plan(
+        server.autopilot(),
+        &config,
+        &pool,
+        raft.id(),
+        stability,
+        Instant::now(),
+    );
+    // One membership change at a time: raft allows one in flight.
+    let Some(action) = actions.into_iter().next() else {
+        return;
+    };
+    let result = match &action {
+        Action::AddLearner(id, node) => {
+            info!(id, %node, "adding server as a non-voter");
+            raft.add_learner(*id, node.clone()).await
+        }
+        Action::Promote(ids) => {
+            info!(?ids, "promoting stable non-voters to voters");
+            raft.promote(ids.clone()).await
+        }
+        Action::Remove(id, name) => {
+            info!(id, node = %name, "removing server that left or failed from raft");
+            raft.remove_peer(*id).await
+        }
+    };
+    if let Err(e) = result {
+        warn!(?action, cause = %e, "autopilot change failed");
+    }
 }
 
 async fn expire_sessions(server: &ServerHandle) {

@@ -5,7 +5,9 @@
 //! leader's clock into the command, and read with [`ServerHandle::read`], which honours the
 //! consistency mode and never holds a lock across an await.
 
+pub mod autopilot;
 mod leader;
+mod reconcile;
 mod sessions;
 
 use std::sync::Arc;
@@ -15,8 +17,11 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::autopilot::AutopilotConfig;
 pub use self::sessions::SessionTimers;
 use crate::catalog::{Command, Request, Response, State};
+use crate::cluster::{ForwardError, Forwarder};
+use crate::gossip::GossipHandle;
 use crate::raft::RaftNode;
 use crate::rpc::{Consistency, RpcError};
 
@@ -37,6 +42,19 @@ pub struct SelfInfo {
     pub meta: std::collections::BTreeMap<String, String>,
 }
 
+/// What a server needs to take part in a cluster; all optional for a lone server.
+#[derive(Debug, Default)]
+pub struct ClusterParts {
+    /// Sends writes and read-index requests to the leader.
+    pub forwarder: Option<Forwarder>,
+    /// How long a request waits for a leader.
+    pub hold: Duration,
+    /// The LAN pool (servers, members to reconcile).
+    pub gossip: Option<GossipHandle>,
+    /// Autopilot settings.
+    pub autopilot: AutopilotConfig,
+}
+
 /// A consistent view for one read: the state and what the headers report about it.
 #[derive(Clone)]
 pub struct ReadView {
@@ -51,14 +69,23 @@ pub struct ReadView {
 struct Inner {
     raft: RaftNode,
     me: SelfInfo,
+    /// Sends writes and read-index requests to the leader when this server follows.
+    forwarder: Option<Forwarder>,
+    /// How long a request waits for a leader to be known (Consul's `rpc_hold_timeout`,
+    /// kept short so a leaderless datacenter answers `No cluster leader` quickly).
+    hold: Duration,
+    /// The LAN pool the leader reconciles into the catalog and raft membership.
+    gossip: Option<GossipHandle>,
+    autopilot: AutopilotConfig,
     sessions: SessionTimers,
-    /// Becomes true once this server led and registered itself in the catalog.
-    ready_tx: watch::Sender<bool>,
 }
 
 /// Cheap-clone handle to the local server.
 #[derive(Clone)]
 pub struct ServerHandle(Arc<Inner>);
+
+/// Pause between attempts while a leader is being found.
+const RETRY: Duration = Duration::from_millis(25);
 
 /// Unix time in milliseconds (the leader's clock that commands carry).
 pub fn unix_ms() -> u64 {
@@ -69,28 +96,44 @@ pub fn unix_ms() -> u64 {
 
 impl ServerHandle {
     /// Wraps a raft node and starts the leader duties on `tracker`, stopping with `token`.
+    /// Without a `forwarder` this server can only answer while it leads (a single server).
     pub fn start(
         raft: RaftNode,
         me: SelfInfo,
+        cluster: ClusterParts,
         tracker: &TaskTracker,
         token: CancellationToken,
     ) -> Self {
-        let (ready_tx, _) = watch::channel(false);
         let handle = ServerHandle(Arc::new(Inner {
             raft,
             me,
+            forwarder: cluster.forwarder,
+            hold: cluster.hold,
+            gossip: cluster.gossip,
+            autopilot: cluster.autopilot,
             sessions: SessionTimers::default(),
-            ready_tx,
         }));
         tracker.spawn(leader::run(handle.clone(), token));
         handle
     }
 
-    /// Waits until this server has led its datacenter and registered itself (true), or the
-    /// handle is dropped (false).
+    /// Waits until this server's state shows it registered with a passing `serfHealth` (the
+    /// leader did it, here or on another server) — true — or raft stopped — false.
     pub async fn ready(&self) -> bool {
-        let mut rx = self.0.ready_tx.subscribe();
-        rx.wait_for(|r| *r).await.is_ok()
+        let mut rx = self.applied_rx();
+        loop {
+            let state = self.0.raft.state();
+            let me = &self.0.me.node;
+            if state.node_checks(me).any(|c| {
+                c.check_id == crate::catalog::SERF_HEALTH
+                    && c.status == crate::catalog::HealthStatus::Passing
+            }) {
+                return true;
+            }
+            if rx.changed().await.is_err() {
+                return false;
+            }
+        }
     }
 
     /// The raft node.
@@ -103,46 +146,152 @@ impl ServerHandle {
         &self.0.me
     }
 
+    /// The LAN pool, if this server is in one.
+    pub fn gossip(&self) -> Option<&GossipHandle> {
+        self.0.gossip.as_ref()
+    }
+
+    /// Autopilot settings.
+    pub fn autopilot(&self) -> &AutopilotConfig {
+        &self.0.autopilot
+    }
+
     /// Session TTL timers (leader-side).
     pub fn session_timers(&self) -> &SessionTimers {
         &self.0.sessions
     }
 
     /// Proposes a command through raft and returns its log index and the state machine's
-    /// answer. A `Rejected` answer is turned into [`RpcError::Rejected`].
+    /// answer; on a follower the leader proposes it. Waits up to the hold timeout for a
+    /// leader. A `Rejected` answer is turned into [`RpcError::Rejected`].
     pub async fn apply(&self, cmd: Command) -> Result<(u64, Response), RpcError> {
-        let (index, resp) = self
-            .0
-            .raft
-            .write(Request {
-                now_ms: unix_ms(),
-                cmd,
-            })
-            .await?;
+        let deadline = tokio::time::Instant::now() + self.0.hold;
+        loop {
+            let attempt = match self.leader_or_wait(deadline).await? {
+                None => self.apply_local(cmd.clone()).await,
+                Some((addr, fwd)) => fwd
+                    .apply(&addr, cmd.clone(), self.0.hold)
+                    .await
+                    .map_err(|e| self.forward_failed(e)),
+            };
+            match attempt {
+                Err(RpcError::Raft(e)) if e.is_not_leader() => {}
+                Err(RpcError::NoLeader) => {}
+                other => return other,
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RpcError::NoLeader);
+            }
+            tokio::time::sleep(RETRY).await;
+        }
+    }
+
+    /// Proposes a command on this server, which must lead. A write that is not committed
+    /// within the hold timeout (the quorum went away after it was proposed) reports an
+    /// unknown outcome rather than hanging.
+    pub async fn apply_local(&self, cmd: Command) -> Result<(u64, Response), RpcError> {
+        let write = self.0.raft.write(Request {
+            now_ms: unix_ms(),
+            cmd,
+        });
+        let (index, resp) =
+            match tokio::time::timeout(self.0.hold.max(Duration::from_secs(5)), write).await {
+                Ok(r) => r?,
+                Err(_) => return Err(RpcError::Raft(crate::raft::RaftError::LeadershipLost)),
+            };
         match resp {
             Response::Rejected(msg) => Err(RpcError::Rejected(msg)),
             other => Ok((index, other)),
         }
     }
 
-    /// A state snapshot fresh enough for `mode`.
+    /// On the leader: the index a read must see. `consistent` confirms leadership with a
+    /// quorum first (ReadIndex); otherwise the leader's applied index (Consul's default
+    /// mode trusts the leader without a round trip).
+    pub async fn leader_read_index(&self, consistent: bool) -> Result<u64, RpcError> {
+        let raft = &self.0.raft;
+        if consistent {
+            raft.read_barrier().await?;
+        }
+        Ok(*raft.applied_rx().borrow())
+    }
+
+    /// `None` when this server leads; otherwise the leader's RPC address and the forwarder.
+    /// Waits until `deadline` for a leader to be known.
+    async fn leader_or_wait(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<(String, &Forwarder)>, RpcError> {
+        let raft = &self.0.raft;
+        loop {
+            if raft.is_leader() {
+                return Ok(None);
+            }
+            if let (Some((_, node)), Some(fwd)) = (raft.leader(), &self.0.forwarder) {
+                return Ok(Some((node.rpc_addr, fwd)));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RpcError::NoLeader);
+            }
+            tokio::time::sleep(RETRY).await;
+        }
+    }
+
+    fn forward_failed(&self, e: ForwardError) -> RpcError {
+        match e {
+            ForwardError::Remote(e) => e,
+            ForwardError::NotLeader(_) | ForwardError::Unreachable { .. } => {
+                tracing::debug!(cause = %e, "forward to leader failed; retrying");
+                RpcError::NoLeader
+            }
+            ForwardError::Protocol(msg) => RpcError::Forward(msg),
+        }
+    }
+
+    /// A state snapshot fresh enough for `mode`. On a follower, default and consistent reads
+    /// first learn the leader's read index and wait until this server applied that far.
     pub async fn read(&self, mode: Consistency) -> Result<ReadView, RpcError> {
         let raft = &self.0.raft;
-        let leader = raft.leader();
-        match mode {
-            Consistency::Stale => {}
-            Consistency::Default => {
-                if leader.is_none() {
-                    return Err(RpcError::NoLeader);
-                }
-            }
-            Consistency::Consistent => raft.read_barrier().await?,
+        if mode != Consistency::Stale {
+            self.catch_up(mode == Consistency::Consistent).await?;
         }
+        let leader = raft.leader();
         Ok(ReadView {
             state: raft.state(),
             known_leader: leader.is_some(),
             last_contact_ms: raft.last_contact().map_or(0, |d| d.as_millis() as u64),
         })
+    }
+
+    /// Makes the local state at least as fresh as the leader's read index.
+    async fn catch_up(&self, consistent: bool) -> Result<(), RpcError> {
+        let deadline = tokio::time::Instant::now() + self.0.hold;
+        loop {
+            let attempt = match self.leader_or_wait(deadline).await? {
+                None => self.leader_read_index(consistent).await,
+                Some((addr, fwd)) => fwd
+                    .read_index(&addr, consistent, self.0.hold)
+                    .await
+                    .map_err(|e| self.forward_failed(e)),
+            };
+            match attempt {
+                Ok(index) => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    let wait = self.0.raft.wait_applied(index);
+                    return match tokio::time::timeout(left.max(RETRY), wait).await {
+                        Ok(r) => r.map_err(RpcError::from),
+                        Err(_) => Err(RpcError::NoLeader),
+                    };
+                }
+                Err(RpcError::Raft(e)) if e.is_not_leader() => {}
+                Err(RpcError::NoLeader) => {}
+                Err(other) => return Err(other),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RpcError::NoLeader);
+            }
+            tokio::time::sleep(RETRY).await;
+        }
     }
 
     /// A receiver of the applied index; changes after every applied batch.

@@ -90,8 +90,40 @@ impl Agent {
     /// Starts `meridian ARGS` and waits (up to 30 s) until it reports its HTTP address and
     /// has a leader.
     pub fn start(args: &[&str]) -> Agent {
+        let mut agent = Agent::spawn(args);
+        agent.learn_addresses("Meridian agent running");
+        agent.wait_for_leader(Duration::from_secs(30));
+        agent
+    }
+
+    /// Starts `meridian ARGS` and waits only until its listeners are bound (no leader
+    /// needed: a `-bootstrap-expect` server waits for its peers).
+    pub fn launch(args: &[&str]) -> Agent {
+        let mut agent = Agent::spawn(args);
+        agent.learn_addresses("Meridian agent listening");
+        agent
+    }
+
+    /// Reads the HTTP, gossip and RPC addresses from the first log line containing `marker`.
+    fn learn_addresses(&mut self, marker: &str) {
+        let line = self.wait_log(Duration::from_secs(30), |l| l.contains(marker));
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+        let field = |k: &str| v["fields"][k].as_str().unwrap_or_default().to_string();
+        self.addr = field("http");
+        assert!(!self.addr.is_empty(), "http field in {line}");
+        self.url = format!("http://{}", self.addr);
+        self.serf = field("serf_lan");
+    }
+
+    /// Spawns the process (server RPC on a free port unless `args` choose one) and starts
+    /// collecting its output.
+    fn spawn(args: &[&str]) -> Agent {
+        let mut all: Vec<&str> = args.to_vec();
+        if args.first() == Some(&"agent") && !args.contains(&"-server-port") {
+            all.extend(["-server-port", "0"]);
+        }
         let mut child = Command::new(bin())
-            .args(args)
+            .args(&all)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -120,30 +152,14 @@ impl Agent {
                 }
             });
         }
-        let mut agent = Agent {
+        Agent {
             child,
             url: String::new(),
             addr: String::new(),
             serf: String::new(),
             log_rx,
             log: Vec::new(),
-        };
-        let line = agent.wait_log(Duration::from_secs(30), |l| {
-            l.contains("Meridian agent running")
-        });
-        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
-        let addr = v["fields"]["http"]
-            .as_str()
-            .expect("http field in startup log")
-            .to_string();
-        agent.url = format!("http://{addr}");
-        agent.addr = addr;
-        agent.serf = v["fields"]["serf_lan"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        agent.wait_for_leader(Duration::from_secs(30));
-        agent
+        }
     }
 
     /// Waits for a log line matching `pred`; panics with the log after `timeout`.

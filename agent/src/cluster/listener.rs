@@ -1,0 +1,52 @@
+//! The server RPC listener (port 8300): one TCP socket, bound before gossip starts so the
+//! real port (tests bind port 0) goes into the member tags, serving the raft and forward
+//! gRPC services until the agent stops.
+
+use std::net::SocketAddr;
+
+use meridian_proto::v1::forward_server::ForwardServer;
+use meridian_proto::v1::raft_server::RaftServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use super::forward::ForwardService;
+use super::raft_rpc::RaftService;
+
+/// The bound, not yet serving, RPC socket.
+#[derive(Debug)]
+pub struct RpcListener {
+    listener: TcpListener,
+}
+
+impl RpcListener {
+    /// Binds `addr`.
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+        Ok(Self {
+            listener: TcpListener::bind(addr).await?,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves raft and forwarding until `token` is cancelled.
+    pub async fn serve(
+        self,
+        raft: RaftServer<RaftService>,
+        forward: ForwardServer<ForwardService>,
+        token: CancellationToken,
+    ) -> Result<(), tonic::transport::Error> {
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(raft)
+            .add_service(forward)
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(self.listener),
+                token.cancelled_owned(),
+            )
+            .await
+    }
+}

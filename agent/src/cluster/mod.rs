@@ -1,0 +1,21 @@
+//! Clustering of a datacenter's servers: the gRPC listener on the server RPC port (8300)
+//! that carries raft between servers and forwards requests to the leader, plus the duties
+//! that turn gossip into a raft cluster (`-bootstrap-expect`, autopilot).
+//!
+//! ```text
+//!   server A ── raft_rpc::GrpcTransport ──gRPC:8300──▶ raft_rpc::RaftService ──▶ RaftNode (B)
+//!   server A ── forward::Forwarder ──────gRPC:8300──▶ forward::ForwardService ─▶ ServerHandle (leader)
+//! ```
+//!
+//! openraft's messages travel as JSON inside the protobuf envelopes (`wire.rs`): the same
+//! encoding the log store uses, so everything raft can store it can also send.
+
+pub mod bootstrap;
+pub mod forward;
+pub mod listener;
+pub mod raft_rpc;
+pub mod wire;
+
+pub use forward::{ForwardError, Forwarder};
+pub use listener::RpcListener;
+pub use raft_rpc::GrpcTransport;

@@ -1,0 +1,261 @@
+//! Autopilot (Consul's `autopilot` defaults): the leader keeps raft membership in step with
+//! the servers in the LAN pool. A new server enters as a non-voter (raft learner) and is
+//! promoted once it has been a healthy learner for `server_stabilization_time`; servers that
+//! left, were reaped, or (with `cleanup_dead_servers`) failed are removed — but only while
+//! the voters that remain alive keep a quorum, so cleanup never costs availability.
+//!
+//! [`plan`] is pure; the leader loop executes its actions one at a time (each is a raft
+//! membership change, which openraft serializes anyway).
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::gossip::{Member, MemberStatus, Role};
+use crate::raft::{Configuration, ServerNode};
+
+/// Autopilot settings (`/v1/operator/autopilot/configuration`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutopilotConfig {
+    /// Remove failed servers automatically.
+    pub cleanup_dead_servers: bool,
+    /// How long a new server must be healthy before it may vote.
+    pub server_stabilization_time: Duration,
+}
+
+impl Default for AutopilotConfig {
+    fn default() -> Self {
+        Self {
+            cleanup_dead_servers: true,
+            server_stabilization_time: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One membership change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Add a server as a non-voter.
+    AddLearner(u64, ServerNode),
+    /// Make stable non-voters voters.
+    Promote(BTreeSet<u64>),
+    /// Remove a server (voter or not).
+    Remove(u64, String),
+}
+
+/// A server of this datacenter as the pool shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct PoolServer {
+    pub raft_id: u64,
+    pub node: ServerNode,
+    pub status: MemberStatus,
+    /// Started in bootstrap mode (`-bootstrap`, `-dev`, `-bootstrap-expect 1`).
+    pub bootstrap: bool,
+}
+
+/// The servers of `datacenter` among `members` (members without raft tags are skipped).
+pub(crate) fn pool_servers(members: &[Member], datacenter: &str) -> HashMap<u64, PoolServer> {
+    members
+        .iter()
+        .filter(|m| m.tags.role() == Some(Role::Server) && m.tags.datacenter() == Some(datacenter))
+        .filter_map(|m| {
+            let raft_id = m.tags.raft_id()?;
+            let rpc = m.tags.rpc_addr()?;
+            Some((
+                raft_id,
+                PoolServer {
+                    raft_id,
+                    node: ServerNode {
+                        rpc_addr: rpc.to_string(),
+                        name: m.name.clone(),
+                        node_id: m.tags.get("id").unwrap_or_default().to_string(),
+                    },
+                    status: m.status,
+                    bootstrap: m.tags.get("bootstrap") == Some("1"),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Remembers since when each learner has been alive (for the stabilization time).
+#[derive(Debug, Default)]
+pub(crate) struct Stability {
+    healthy_since: HashMap<u64, Instant>,
+}
+
+/// The next membership changes, most urgent first.
+pub(crate) fn plan(
+    cfg: &AutopilotConfig,
+    raft: &Configuration,
+    pool: &HashMap<u64, PoolServer>,
+    me: u64,
+    stability: &mut Stability,
+    now: Instant,
+) -> Vec<Action> {
+    let alive = |id: &u64| {
+        *id == me
+            || pool
+                .get(id)
+                .is_some_and(|s| matches!(s.status, MemberStatus::Alive))
+    };
+    let mut actions = Vec::new();
+    let members: BTreeSet<u64> = raft
+        .voters
+        .iter()
+        .chain(&raft.learners)
+        .map(|(id, _)| *id)
+        .collect();
+
+    // Removals: left or reaped always (quorum permitting), failed with cleanup.
+    let mut voters: BTreeSet<u64> = raft.voters.iter().map(|(id, _)| *id).collect();
+    for (id, node) in raft.voters.iter().chain(&raft.learners) {
+        if *id == me {
+            continue;
+        }
+        let gone = match pool.get(id).map(|s| s.status) {
+            None | Some(MemberStatus::Left) => true,
+            Some(MemberStatus::Failed) => cfg.cleanup_dead_servers,
+            Some(MemberStatus::Alive | MemberStatus::Leaving) => false,
+        };
+        if !gone {
+            continue;
+        }
+        if voters.contains(id) {
+            let after: BTreeSet<u64> = voters.iter().copied().filter(|v| v != id).collect();
+            let alive_after = after.iter().filter(|v| alive(v)).count();
+            if alive_after < after.len() / 2 + 1 {
+                continue; // removing it would leave the rest without a quorum
+            }
+            voters = after;
+        }
+        actions.push(Action::Remove(*id, node.name.clone()));
+    }
+
+    // New servers enter as non-voters. Two servers in bootstrap mode each lead their own
+    // cluster: joining them would merge two histories, so (as Consul) they are not joined.
+    for (id, s) in pool {
+        if members.contains(id) || s.status != MemberStatus::Alive {
+            continue;
+        }
+        if s.bootstrap && pool.values().any(|o| o.raft_id != *id && o.bootstrap) {
+            continue;
+        }
+        actions.push(Action::AddLearner(*id, s.node.clone()));
+    }
+
+    // Stable non-voters are promoted.
+    stability
+        .healthy_since
+        .retain(|id, _| raft.learners.iter().any(|(l, _)| l == id) && alive(id));
+    let mut promote = BTreeSet::new();
+    for (id, _) in &raft.learners {
+        if !alive(id) {
+            continue;
+        }
+        let since = *stability.healthy_since.entry(*id).or_insert(now);
+        if now.duration_since(since) >= cfg.server_stabilization_time {
+            promote.insert(*id);
+        }
+    }
+    if !promote.is_empty() {
+        actions.push(Action::Promote(promote));
+    }
+    actions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: u64) -> ServerNode {
+        ServerNode {
+            rpc_addr: format!("10.0.0.{id}:8300"),
+            name: format!("s{id}"),
+            node_id: String::new(),
+        }
+    }
+
+    fn pool(entries: &[(u64, MemberStatus)]) -> HashMap<u64, PoolServer> {
+        entries
+            .iter()
+            .map(|(id, status)| {
+                (
+                    *id,
+                    PoolServer {
+                        raft_id: *id,
+                        node: node(*id),
+                        status: *status,
+                        bootstrap: false,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn config(voters: &[u64], learners: &[u64]) -> Configuration {
+        Configuration {
+            index: 1,
+            voters: voters.iter().map(|id| (*id, node(*id))).collect(),
+            learners: learners.iter().map(|id| (*id, node(*id))).collect(),
+        }
+    }
+
+    use MemberStatus::{Alive, Failed, Left};
+
+    #[test]
+    fn new_servers_join_as_learners_and_are_promoted_after_stabilizing() {
+        let cfg = AutopilotConfig::default();
+        let mut st = Stability::default();
+        let t0 = Instant::now();
+        let p = pool(&[(1, Alive), (2, Alive), (3, Alive), (4, Alive)]);
+        let acts = plan(&cfg, &config(&[1, 2, 3], &[]), &p, 1, &mut st, t0);
+        assert_eq!(acts, vec![Action::AddLearner(4, node(4))]);
+        let c = config(&[1, 2, 3], &[4]);
+        assert!(plan(&cfg, &c, &p, 1, &mut st, t0).is_empty());
+        let later = t0 + cfg.server_stabilization_time;
+        assert_eq!(
+            plan(&cfg, &c, &p, 1, &mut st, later),
+            vec![Action::Promote(BTreeSet::from([4]))]
+        );
+    }
+
+    #[test]
+    fn dead_servers_are_removed_only_while_quorum_holds() {
+        let cfg = AutopilotConfig::default();
+        let mut st = Stability::default();
+        let now = Instant::now();
+        // 5 voters, one failed: removing it leaves 4 with 4 alive.
+        let p = pool(&[(1, Alive), (2, Alive), (3, Alive), (4, Alive), (5, Failed)]);
+        let c = config(&[1, 2, 3, 4, 5], &[]);
+        assert_eq!(
+            plan(&cfg, &c, &p, 1, &mut st, now),
+            vec![Action::Remove(5, "s5".into())]
+        );
+        // 3 voters, two failed: removing one would leave {1, x} with only 1 alive of 2.
+        let p = pool(&[(1, Alive), (2, Failed), (3, Failed)]);
+        assert!(plan(&cfg, &config(&[1, 2, 3], &[]), &p, 1, &mut st, now).is_empty());
+        // A server that left gracefully goes; without cleanup a failed one stays.
+        let p = pool(&[(1, Alive), (2, Alive), (3, Left), (4, Failed), (5, Alive)]);
+        let manual = AutopilotConfig {
+            cleanup_dead_servers: false,
+            ..cfg
+        };
+        assert_eq!(
+            plan(&manual, &config(&[1, 2, 3, 4, 5], &[]), &p, 1, &mut st, now),
+            vec![Action::Remove(3, "s3".into())]
+        );
+    }
+
+    #[test]
+    fn two_bootstrap_servers_are_never_joined() {
+        let cfg = AutopilotConfig::default();
+        let mut st = Stability::default();
+        let mut p = pool(&[(1, Alive), (2, Alive)]);
+        for s in p.values_mut() {
+            s.bootstrap = true;
+        }
+        assert!(plan(&cfg, &config(&[1], &[]), &p, 1, &mut st, Instant::now()).is_empty());
+    }
+}
