@@ -7,50 +7,11 @@ mod common;
 use std::process::Output;
 use std::time::Duration;
 
-use common::{Agent, wait_until};
+use common::{Agent, CONVERGE, status_of, statuses, text, wait_status, wait_until};
 use serde_json::Value;
 
-const CONVERGE: Duration = Duration::from_secs(20);
 const KEY_A: &str = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=";
 const KEY_B: &str = "HS5lJ+XuTlYKWaeGYyG+/A==";
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// `name → Status` of `/v1/agent/members` on `a`.
-fn statuses(a: &Agent) -> Vec<(String, u64)> {
-    let (code, _, body) = a.get("/v1/agent/members");
-    if code != 200 {
-        return Vec::new();
-    }
-    let list: Vec<Value> = serde_json::from_str(&body).unwrap_or_default();
-    list.iter()
-        .map(|m| {
-            (
-                m["Name"].as_str().unwrap_or_default().to_string(),
-                m["Status"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect()
-}
-
-fn status_of(a: &Agent, node: &str) -> Option<u64> {
-    statuses(a)
-        .into_iter()
-        .find(|(n, _)| n == node)
-        .map(|(_, s)| s)
-}
-
-fn wait_status(a: &Agent, node: &str, status: u64) {
-    wait_until(CONVERGE, &format!("{node} with status {status}"), || {
-        status_of(a, node) == Some(status)
-    });
-}
 
 fn join(a: &Agent, b: &Agent) -> Output {
     a.cli(&["join", &b.serf])

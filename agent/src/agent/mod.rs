@@ -8,6 +8,7 @@
 
 mod error;
 pub mod events;
+pub mod handlers;
 mod identity;
 pub mod lan;
 pub mod ttl;
@@ -41,6 +42,8 @@ pub struct BoundAgent {
     raft: RaftNode,
     gossip: BoundGossip,
     me: SelfInfo,
+    /// Parsed `event_handlers`.
+    handlers: Vec<meridian_config::EventHandler>,
     /// Temp state of a `-dev` agent, removed when the agent stops.
     _dev_dir: Option<tempfile::TempDir>,
 }
@@ -117,6 +120,9 @@ impl BoundAgent {
                 ));
             }
         };
+        let handlers = cfg
+            .event_handler_specs()
+            .map_err(|e| AgentError::Config(e.to_string()))?;
         std::fs::create_dir_all(&data_dir).map_err(AgentError::DataDir)?;
         let node_id = identity::node_id(&data_dir, cfg.node_id.as_deref())?;
         let cfg_err = |e: meridian_config::ConfigError| AgentError::Config(e.to_string());
@@ -170,6 +176,7 @@ impl BoundAgent {
             raft.bootstrap_single().await?;
         }
         Ok(BoundAgent {
+            handlers,
             cfg,
             http,
             raft,
@@ -223,6 +230,13 @@ impl BoundAgent {
             &tracker,
             token.child_token(),
         );
+        let handlers = handlers::spawn(
+            self.handlers,
+            handlers::HandlerConfig::default(),
+            gossip.members_watch(),
+            &tracker,
+            token.child_token(),
+        );
         let event_log = Arc::new(events::EventLog::default());
         let scope = events::Scope {
             node: self.cfg.node_name.clone(),
@@ -233,6 +247,7 @@ impl BoundAgent {
                 gossip.clone(),
                 scope,
                 event_log.clone(),
+                handlers,
                 token.child_token(),
             )
             .instrument(info_span!("events")),

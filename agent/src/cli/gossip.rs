@@ -34,10 +34,11 @@ pub struct ForceLeaveArgs {
     pub http: HttpFlags,
 }
 
-/// `event -name NAME [-node RE] [-service RE] [-tag RE] [PAYLOAD]`
+/// `event -name NAME [-node RE] [-service RE] [-tag RE] [PAYLOAD]` (Consul), or serf's
+/// `event NAME [PAYLOAD]` when `-name` is not given.
 #[derive(Debug, clap::Args)]
 pub struct EventArgs {
-    /// Event name.
+    /// Event name (without it, the first argument is the name, as in `serf event NAME`).
     #[arg(long, default_value = "")]
     pub name: String,
     /// Regular expression on node names.
@@ -49,7 +50,7 @@ pub struct EventArgs {
     /// Regular expression on service tags (needs -service).
     #[arg(long, default_value = "")]
     pub tag: String,
-    /// Optional payload.
+    /// Optional payload (preceded by the name when `-name` is not given).
     #[arg(value_name = "PAYLOAD")]
     pub payload: Vec<String>,
     #[command(flatten)]
@@ -116,9 +117,13 @@ struct Fired {
 }
 
 /// Runs `event`: prints `Event ID: ...`.
-pub async fn event(a: EventArgs, out: &mut dyn Write) -> Result<(), CliError> {
+pub async fn event(mut a: EventArgs, out: &mut dyn Write) -> Result<(), CliError> {
     if a.name.is_empty() {
-        return Err(CliError::msg("Event name must be specified"));
+        // serf's form: `event NAME [PAYLOAD]`.
+        if a.payload.is_empty() {
+            return Err(CliError::msg("Event name must be specified"));
+        }
+        a.name = a.payload.remove(0);
     }
     if a.payload.len() > 1 {
         return Err(CliError::msg("Too many command line arguments"));
