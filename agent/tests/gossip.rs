@@ -300,3 +300,54 @@ fn sigterm_leaves_gracefully_only_with_leave_on_terminate() {
     assert!(c.terminate().success());
     wait_status(&a, "sig-c", 4);
 }
+
+/// Names `meridian members` lists on `a`.
+fn member_names(a: &Agent) -> Vec<String> {
+    let o = a.cli(&["members"]);
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn force_leave_prune_removes_the_member_on_every_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reaped = dir.path().join("reaped");
+    let handler = format!("member-reap=cat >> {}", reaped.display());
+    let a = Agent::dev_named("prune-a", &[]);
+    let b = Agent::dev_named("prune-b", &["-event-handler", &handler]);
+    let c = Agent::dev_named("prune-c", &[]);
+    for other in [&b, &c] {
+        let o = join(other, &a);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    for agent in [&a, &b] {
+        wait_status(agent, "prune-c", 1);
+    }
+    // Only failed (or left) members can be pruned.
+    let o = a.cli(&["force-leave", "-prune", "prune-b"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("not failed"), "{}", text(&o));
+
+    c.kill9();
+    for agent in [&a, &b] {
+        wait_status(agent, "prune-c", 4);
+    }
+    let o = a.cli(&["force-leave", "-prune", "prune-c"]);
+    assert!(o.status.success(), "{}", text(&o));
+    for agent in [&a, &b] {
+        wait_until(CONVERGE, "prune-c gone from members", || {
+            let names = member_names(agent);
+            names.len() == 2 && !names.iter().any(|n| n == "prune-c")
+        });
+        assert_eq!(status_of(agent, "prune-c"), None);
+    }
+    wait_until(CONVERGE, "member-reap handler for prune-c", || {
+        std::fs::read_to_string(&reaped).is_ok_and(|t| t.starts_with("prune-c\t127.0.0.1\t"))
+    });
+    // Gone is gone: a plain force-leave no longer finds it.
+    let o = a.cli(&["force-leave", "prune-c"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+}

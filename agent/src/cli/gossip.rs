@@ -23,9 +23,12 @@ pub struct JoinArgs {
     pub http: HttpFlags,
 }
 
-/// `force-leave NODE`
+/// `force-leave [-prune] NODE`
 #[derive(Debug, clap::Args)]
 pub struct ForceLeaveArgs {
+    /// Remove the node from the member list entirely instead of leaving it `left`.
+    #[arg(long)]
+    pub prune: bool,
     /// Name of the failed node.
     #[arg(value_name = "NODE")]
     pub node: Vec<String>,
@@ -102,8 +105,13 @@ pub async fn force_leave(a: ForceLeaveArgs, _out: &mut dyn Write) -> Result<(), 
             "A node name must be specified to force leave.",
         ));
     };
+    let query = if a.prune {
+        vec![("prune", "1".to_string())]
+    } else {
+        Vec::new()
+    };
     client(&a.http)?
-        .put(&format!("/v1/agent/force-leave/{node}"), &[], Vec::new())
+        .put(&format!("/v1/agent/force-leave/{node}"), &query, Vec::new())
         .await
         .map_err(CliError::http("Error force leaving"))?;
     Ok(())

@@ -39,6 +39,10 @@ pub struct LeaveIntent {
     pub bump: u64,
     /// Lamport time on the member clock.
     pub ltime: u64,
+    /// `force-leave -prune`: forget the member once it is left (serf's `Prune`). Appended
+    /// last: older nodes ignore the byte and treat the intent as a plain force-leave, and
+    /// [`GossipMessage::decode`] reads their intents (without it) as `false`.
+    pub prune: bool,
 }
 
 /// What travels in a custom broadcast. Append variants only: postcard encodes the index.
@@ -54,6 +58,22 @@ impl GossipMessage {
     /// postcard bytes for `Foca::add_broadcast`.
     pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
         postcard::to_allocvec(self)
+    }
+
+    /// Reads a broadcast. A leave intent from a node that predates `prune` ends one byte
+    /// early; it reads as `prune: false` (postcard encodes `false` as one zero byte).
+    pub fn decode(data: &[u8]) -> Result<Self, postcard::Error> {
+        const LEAVE_VARIANT: u8 = 1;
+        match postcard::from_bytes(data) {
+            Err(postcard::Error::DeserializeUnexpectedEnd)
+                if data.first() == Some(&LEAVE_VARIANT) =>
+            {
+                let mut padded = data.to_vec();
+                padded.push(0);
+                postcard::from_bytes(&padded)
+            }
+            other => other,
+        }
     }
 }
 
@@ -189,7 +209,7 @@ impl foca::BroadcastHandler<NodeId> for Handler {
         data: &[u8],
         _sender: Option<&NodeId>,
     ) -> Result<Option<BroadcastKey>, BroadcastDecodeError> {
-        let msg: GossipMessage = postcard::from_bytes(data).map_err(BroadcastDecodeError)?;
+        let msg = GossipMessage::decode(data).map_err(BroadcastDecodeError)?;
         let key = match &msg {
             GossipMessage::User(ev) => {
                 if !self.user_event_is_new(ev) {
@@ -282,6 +302,7 @@ mod tests {
                 name: "n2".into(),
                 bump: 1,
                 ltime,
+                prune: false,
             })
             .encode()
             .expect("encodes")
@@ -295,5 +316,43 @@ mod tests {
             ltime,
         };
         assert!(k(3).invalidates(&k(2)) && !k(2).invalidates(&k(3)));
+    }
+
+    /// The shape before `prune` existed, as an older node encodes and decodes it.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    enum OldMessage {
+        User(UserEvent),
+        Leave { name: String, bump: u64, ltime: u64 },
+    }
+
+    #[test]
+    fn leave_intents_without_prune_still_decode_both_ways() {
+        let old = OldMessage::Leave {
+            name: "n2".into(),
+            bump: 4,
+            ltime: 9,
+        };
+        let bytes = postcard::to_allocvec(&old).expect("encodes");
+        let intent = LeaveIntent {
+            name: "n2".into(),
+            bump: 4,
+            ltime: 9,
+            prune: false,
+        };
+        assert_eq!(
+            GossipMessage::decode(&bytes).expect("old intent decodes"),
+            GossipMessage::Leave(intent.clone())
+        );
+        let pruning = GossipMessage::Leave(LeaveIntent {
+            prune: true,
+            ..intent
+        })
+        .encode()
+        .expect("encodes");
+        let seen_by_old: OldMessage = postcard::from_bytes(&pruning).expect("old node decodes");
+        assert_eq!(seen_by_old, old, "an old node sees a plain force-leave");
+        // A truncated user event is still an error, not padded into something else.
+        let user = user(3, "deploy");
+        assert!(GossipMessage::decode(&user[..user.len() - 1]).is_err());
     }
 }
