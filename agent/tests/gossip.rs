@@ -351,3 +351,108 @@ fn force_leave_prune_removes_the_member_on_every_node() {
     let o = a.cli(&["force-leave", "prune-c"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
 }
+
+/// The agent's gossip snapshot under `data`, parsed (null until written).
+fn snapshot(data: &std::path::Path) -> Value {
+    std::fs::read(data.join("serf").join("local.snapshot"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// `rj-*`'s user events as `/v1/event/list` shows them: (name, LTime).
+fn event_ltimes(a: &Agent) -> Vec<(String, u64)> {
+    a.get_json("/v1/event/list")
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .map(|e| {
+                    let name = e["Name"].as_str().unwrap_or_default().to_string();
+                    (name, e["LTime"].as_u64().unwrap_or(u64::MAX))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// serf's snapshot: an agent killed with SIGKILL comes back on the same data dir and
+/// rejoins its old peers by itself (no -join), resuming its user-event clock so it neither
+/// re-delivers old events nor fires new ones at a stale time.
+#[test]
+fn a_killed_agent_rejoins_from_its_snapshot_and_resumes_its_event_clock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("rs-c");
+    let data_flag = data.to_string_lossy().to_string();
+    let a = Agent::dev_named("rs-a", &[]);
+    let b = Agent::dev_named("rs-b", &[]);
+    let c = Agent::dev_named("rs-c", &["-data-dir", &data_flag]);
+    for other in [&b, &c] {
+        let o = join(other, &a);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    wait_status(&c, "rs-b", 1);
+    for name in ["e0", "e1", "e2"] {
+        let o = c.cli(&["event", name]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    wait_until(CONVERGE, "peers and ltime 2 in rs-c's snapshot", || {
+        let s = snapshot(&data);
+        s["alive"]["rs-a"].as_str() == Some(a.serf.as_str())
+            && s["alive"]["rs-b"].as_str() == Some(b.serf.as_str())
+            && s["event_ltime"] == 2
+    });
+    c.kill9();
+    wait_status(&a, "rs-c", 4);
+
+    let mut c = Agent::dev_named("rs-c", &["-data-dir", &data_flag]);
+    c.wait_log(CONVERGE, |l| l.contains("rejoined the LAN pool"));
+    for (viewer, node) in [(&c, "rs-a"), (&c, "rs-b"), (&a, "rs-c"), (&b, "rs-c")] {
+        wait_status(viewer, node, 1);
+    }
+    let o = c.cli(&["event", "after"]);
+    assert!(o.status.success(), "{}", text(&o));
+    wait_until(CONVERGE, "the new event on rs-c", || {
+        event_ltimes(&c).iter().any(|(n, _)| n == "after")
+    });
+    assert_eq!(event_ltimes(&c), [("after".to_string(), 3)]);
+}
+
+/// After a graceful leave the agent does not rejoin on its own; with -rejoin it does.
+#[test]
+fn a_left_agent_rejoins_only_with_rejoin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("rl-c");
+    let data_flag = data.to_string_lossy().to_string();
+    let a = Agent::dev_named("rl-a", &[]);
+    let mut c = Agent::dev_named("rl-c", &["-data-dir", &data_flag]);
+    let o = join(&c, &a);
+    assert!(o.status.success(), "{}", text(&o));
+    wait_until(CONVERGE, "rl-a in rl-c's snapshot", || {
+        snapshot(&data)["alive"]["rl-a"].is_string()
+    });
+    let o = c.cli(&["leave"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(c.wait_exit(CONVERGE).is_some(), "agent exits after leave");
+    wait_status(&a, "rl-c", 3);
+    assert_eq!(snapshot(&data)["left"], true);
+
+    let mut c = Agent::dev_named("rl-c", &["-data-dir", &data_flag]);
+    c.wait_log(CONVERGE, |l| {
+        l.contains("not rejoining the previous members")
+    });
+    assert!(
+        !c.log
+            .iter()
+            .any(|l| l.contains("rejoining the previous LAN members")),
+        "{:?}",
+        c.log
+    );
+    assert_eq!(statuses(&c), [("rl-c".to_string(), 1)]);
+    assert_eq!(status_of(&a, "rl-c"), Some(3));
+    c.kill9();
+
+    let mut c = Agent::dev_named("rl-c", &["-data-dir", &data_flag, "-rejoin"]);
+    c.wait_log(CONVERGE, |l| l.contains("rejoined the LAN pool"));
+    wait_status(&c, "rl-a", 1);
+    wait_status(&a, "rl-c", 1);
+}

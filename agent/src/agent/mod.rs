@@ -44,6 +44,9 @@ pub struct BoundAgent {
     me: SelfInfo,
     /// Parsed `event_handlers`.
     handlers: Vec<meridian_config::EventHandler>,
+    /// Where the gossip snapshot lives, and what the previous run left there.
+    snapshot_path: PathBuf,
+    previous: crate::gossip::Snapshot,
     /// Temp state of a `-dev` agent, removed when the agent stops.
     _dev_dir: Option<tempfile::TempDir>,
 }
@@ -153,6 +156,8 @@ impl BoundAgent {
             name: cfg.node_name.clone(),
             node_id: node_id.clone(),
         };
+        let snapshot_path = crate::gossip::snapshot::local_snapshot_path(&data_dir);
+        let previous = lan::previous_snapshot(&snapshot_path);
         let gossip = lan::bind(
             &cfg,
             &lan::LanIdentity {
@@ -162,6 +167,7 @@ impl BoundAgent {
                 advertise,
                 rpc_port,
             },
+            &previous,
         )
         .await?;
         let raft_cfg = raft_config(&cfg);
@@ -176,6 +182,8 @@ impl BoundAgent {
             raft.bootstrap_single().await?;
         }
         Ok(BoundAgent {
+            snapshot_path,
+            previous,
             handlers,
             cfg,
             http,
@@ -205,6 +213,16 @@ impl BoundAgent {
         let serf_lan = self.serf_lan_addr();
         // Its own token: the shutdown path below leaves (maybe) and stops it explicitly.
         let gossip = self.gossip.spawn(CancellationToken::new());
+        // A -dev agent's temporary data dir dies with it: nothing to snapshot for.
+        let snapshot_path = self._dev_dir.is_none().then_some(self.snapshot_path);
+        lan::spawn_snapshot_and_rejoin(
+            &self.cfg,
+            snapshot_path,
+            self.previous,
+            &gossip,
+            &tracker,
+            token.child_token(),
+        );
         let (fail_tx, failed) = tokio::sync::watch::channel(None);
         let fail_tx = std::sync::Arc::new(fail_tx);
         {

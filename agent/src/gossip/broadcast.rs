@@ -146,6 +146,8 @@ pub struct Handler {
     event_clock: Arc<LamportClock>,
     member_clock: Arc<LamportClock>,
     event_buffer: u64,
+    /// User events below this ltime were delivered before a restart (serf `eventMinTime`).
+    min_event_ltime: u64,
     seen_events: BTreeSet<(u64, String, String)>,
     leave_ltimes: HashMap<String, u64>,
 }
@@ -163,16 +165,23 @@ impl Handler {
             event_clock,
             member_clock,
             event_buffer,
+            min_event_ltime: 0,
             seen_events: BTreeSet::new(),
             leave_ltimes: HashMap::new(),
         }
+    }
+
+    /// Resumes after a restart: user events below `ltime` count as delivered.
+    pub fn with_min_event_ltime(mut self, ltime: u64) -> Self {
+        self.min_event_ltime = ltime;
+        self
     }
 
     fn user_event_is_new(&mut self, ev: &UserEvent) -> bool {
         let now = self.event_clock.time();
         // serf: events older than the buffer are ignored, they may have been delivered.
         let floor = now.saturating_sub(self.event_buffer);
-        if ev.ltime < floor {
+        if ev.ltime < floor || ev.ltime < self.min_event_ltime {
             return false;
         }
         self.event_clock.witness(ev.ltime);
@@ -316,6 +325,20 @@ mod tests {
             ltime,
         };
         assert!(k(3).invalidates(&k(2)) && !k(2).invalidates(&k(3)));
+    }
+
+    #[test]
+    fn a_restored_node_ignores_events_it_delivered_before_the_restart() {
+        let (h, inbox, clock) = handler();
+        clock.witness(9);
+        let mut h = h.with_min_event_ltime(10);
+        assert!(h.receive_item(&user(9, "old"), None).expect("ok").is_none());
+        assert!(
+            h.receive_item(&user(10, "new"), None)
+                .expect("ok")
+                .is_some()
+        );
+        assert_eq!(inbox.lock().len(), 1);
     }
 
     /// The shape before `prune` existed, as an older node encodes and decodes it.

@@ -20,6 +20,7 @@ pub mod identity;
 pub mod keyring;
 pub mod members;
 mod runtime;
+pub mod snapshot;
 pub mod transport;
 
 #[cfg(test)]
@@ -33,6 +34,7 @@ pub use handle::{BoundGossip, GossipHandle};
 pub use identity::{NodeId, Role, Tags};
 pub use keyring::{GossipKey, KeyError, Keyring, KeyringFileError, OpenError};
 pub use members::{Event, Member, MemberStatus, MembersView};
+pub use snapshot::{Snapshot, SnapshotError};
 pub use transport::GossipStats;
 
 /// Errors from the gossip pool.

@@ -99,12 +99,16 @@ impl Runtime {
         let inbox = Inbox::default();
         let event_clock = Arc::new(LamportClock::default());
         let member_clock = Arc::new(LamportClock::default());
-        let handler = Handler::new(
+        let mut handler = Handler::new(
             Arc::clone(&inbox),
             Arc::clone(&event_clock),
             Arc::clone(&member_clock),
             config.event_buffer,
         );
+        if let Some(last) = config.restored_event_ltime {
+            event_clock.witness(last);
+            handler = handler.with_min_event_ltime(last.saturating_add(1));
+        }
         let sized_for = usize::try_from(config.expected_cluster_size).unwrap_or(usize::MAX);
         let foca = Foca::with_custom_broadcast(
             identity.clone(),
