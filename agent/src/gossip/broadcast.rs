@@ -149,7 +149,8 @@ pub struct Handler {
     /// User events below this ltime were delivered before a restart (serf `eventMinTime`).
     min_event_ltime: u64,
     seen_events: BTreeSet<(u64, String, String)>,
-    leave_ltimes: HashMap<String, u64>,
+    /// The newest leave intent per member, as (incarnation bump, ltime).
+    leave_ltimes: HashMap<String, (u64, u64)>,
 }
 
 impl Handler {
@@ -197,12 +198,15 @@ impl Handler {
         true
     }
 
+    /// Newer means a later incarnation, or a later ltime for the same one: a restarted
+    /// member's clock starts over, so ltimes alone would call its next leave stale.
     fn leave_is_new(&mut self, intent: &LeaveIntent) -> bool {
         self.member_clock.witness(intent.ltime);
+        let order = (intent.bump, intent.ltime);
         match self.leave_ltimes.get(&intent.name) {
-            Some(&last) if last >= intent.ltime => false,
+            Some(&last) if last >= order => false,
             _ => {
-                self.leave_ltimes.insert(intent.name.clone(), intent.ltime);
+                self.leave_ltimes.insert(intent.name.clone(), order);
                 true
             }
         }
@@ -325,6 +329,28 @@ mod tests {
             ltime,
         };
         assert!(k(3).invalidates(&k(2)) && !k(2).invalidates(&k(3)));
+    }
+
+    /// A member that left, restarted (new incarnation, member clock back at 0) and leaves
+    /// again must be heard: its intent is newer by incarnation, whatever its ltime.
+    #[test]
+    fn a_restarted_members_leave_is_new_despite_a_reset_clock() {
+        let (mut h, inbox, _) = handler();
+        let leave = |bump, ltime| {
+            GossipMessage::Leave(LeaveIntent {
+                name: "n2".into(),
+                bump,
+                ltime,
+                prune: false,
+            })
+            .encode()
+            .expect("encodes")
+        };
+        assert!(h.receive_item(&leave(5, 3), None).expect("ok").is_some());
+        assert!(h.receive_item(&leave(9, 0), None).expect("ok").is_some());
+        // Intents about the replaced incarnation are stale, whatever their ltime.
+        assert!(h.receive_item(&leave(5, 7), None).expect("ok").is_none());
+        assert_eq!(inbox.lock().len(), 2);
     }
 
     #[test]
