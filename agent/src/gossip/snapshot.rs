@@ -23,6 +23,9 @@ use tracing::{debug, warn};
 
 use super::members::{Event, MemberStatus, MembersView};
 
+/// After a failed write, the next attempt waits this many intervals.
+const FAILED_WRITE_BACKOFF: u32 = 20;
+
 /// The snapshot file under a data dir (serf's path).
 pub fn local_snapshot_path(data_dir: &Path) -> PathBuf {
     data_dir.join("serf").join("local.snapshot")
@@ -200,8 +203,13 @@ pub async fn run(
                 Err(RecvError::Closed) => events_open = false,
             },
             _ = sleep_until(next_write), if dirty => {
-                written = write(&path, &state).await.unwrap_or(written);
-                next_write = Instant::now() + interval;
+                // A failed write (logged) is retried, but not at a rate that floods the log.
+                let (saved, wait) = match write(&path, &state).await {
+                    Some(saved) => (saved, interval),
+                    None => (written, interval * FAILED_WRITE_BACKOFF),
+                };
+                written = saved;
+                next_write = Instant::now() + wait;
             }
         }
     }
