@@ -126,8 +126,9 @@ fn seed_walkthrough_handler_logs_new_event_user() {
     assert!(line.contains(r#""event":"user""#), "{line}");
 }
 
-/// A member-join handler reads serf's member line for the joining node; handlers that exit
-/// non-zero or do not exist are logged as warnings and the agent carries on.
+/// A member-join handler reads serf's member line for the agent itself at start and for the
+/// joining node; handlers that exit non-zero or do not exist are logged as warnings and the
+/// agent carries on.
 #[test]
 fn member_join_handler_gets_the_member_line_and_failures_are_only_warnings() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -150,6 +151,10 @@ fn member_join_handler_gets_the_member_line_and_failures_are_only_warnings() {
         lines(&file).iter().any(|l| l.starts_with("mj-b\t"))
     });
     let got = lines(&file);
+    assert!(
+        got.first().is_some_and(|l| l.starts_with("mj-a\t")),
+        "serf runs member-join for the agent itself first: {got:?}"
+    );
     let line = got
         .iter()
         .find(|l| l.starts_with("mj-b\t"))

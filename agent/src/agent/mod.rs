@@ -255,6 +255,9 @@ impl BoundAgent {
             &tracker,
             token.child_token(),
         );
+        if let Some(h) = &handlers {
+            h.push_local_join(&gossip.members_watch().borrow());
+        }
         let event_log = Arc::new(events::EventLog::default());
         let scope = events::Scope {
             node: self.cfg.node_name.clone(),

@@ -176,6 +176,16 @@ impl HandlerQueue {
         }
     }
 
+    /// Queues `member-join` for the local node, as serf runs its handlers for its own join
+    /// at start (the pool publishes that event before any reader can subscribe).
+    pub fn push_local_join(&self, view: &MembersView) {
+        if let Some(me) = view.get(&view.local)
+            && let Some(job) = Job::member(&Event::MemberJoin(me.clone()))
+        {
+            self.push(job);
+        }
+    }
+
     /// Events dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
