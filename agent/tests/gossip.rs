@@ -7,50 +7,11 @@ mod common;
 use std::process::Output;
 use std::time::Duration;
 
-use common::{Agent, wait_until};
+use common::{Agent, CONVERGE, status_of, statuses, text, wait_status, wait_until};
 use serde_json::Value;
 
-const CONVERGE: Duration = Duration::from_secs(20);
 const KEY_A: &str = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=";
 const KEY_B: &str = "HS5lJ+XuTlYKWaeGYyG+/A==";
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// `name → Status` of `/v1/agent/members` on `a`.
-fn statuses(a: &Agent) -> Vec<(String, u64)> {
-    let (code, _, body) = a.get("/v1/agent/members");
-    if code != 200 {
-        return Vec::new();
-    }
-    let list: Vec<Value> = serde_json::from_str(&body).unwrap_or_default();
-    list.iter()
-        .map(|m| {
-            (
-                m["Name"].as_str().unwrap_or_default().to_string(),
-                m["Status"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect()
-}
-
-fn status_of(a: &Agent, node: &str) -> Option<u64> {
-    statuses(a)
-        .into_iter()
-        .find(|(n, _)| n == node)
-        .map(|(_, s)| s)
-}
-
-fn wait_status(a: &Agent, node: &str, status: u64) {
-    wait_until(CONVERGE, &format!("{node} with status {status}"), || {
-        status_of(a, node) == Some(status)
-    });
-}
 
 fn join(a: &Agent, b: &Agent) -> Output {
     a.cli(&["join", &b.serf])
@@ -338,4 +299,160 @@ fn sigterm_leaves_gracefully_only_with_leave_on_terminate() {
     // A server's default is to stop without leaving: the others see it fail.
     assert!(c.terminate().success());
     wait_status(&a, "sig-c", 4);
+}
+
+/// Names `meridian members` lists on `a`.
+fn member_names(a: &Agent) -> Vec<String> {
+    let o = a.cli(&["members"]);
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn force_leave_prune_removes_the_member_on_every_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reaped = dir.path().join("reaped");
+    let handler = format!("member-reap=cat >> {}", reaped.display());
+    let a = Agent::dev_named("prune-a", &[]);
+    let b = Agent::dev_named("prune-b", &["-event-handler", &handler]);
+    let c = Agent::dev_named("prune-c", &[]);
+    for other in [&b, &c] {
+        let o = join(other, &a);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    for agent in [&a, &b] {
+        wait_status(agent, "prune-c", 1);
+    }
+    // Only failed (or left) members can be pruned.
+    let o = a.cli(&["force-leave", "-prune", "prune-b"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("not failed"), "{}", text(&o));
+
+    c.kill9();
+    for agent in [&a, &b] {
+        wait_status(agent, "prune-c", 4);
+    }
+    let o = a.cli(&["force-leave", "-prune", "prune-c"]);
+    assert!(o.status.success(), "{}", text(&o));
+    for agent in [&a, &b] {
+        wait_until(CONVERGE, "prune-c gone from members", || {
+            let names = member_names(agent);
+            names.len() == 2 && !names.iter().any(|n| n == "prune-c")
+        });
+        assert_eq!(status_of(agent, "prune-c"), None);
+    }
+    wait_until(CONVERGE, "member-reap handler for prune-c", || {
+        std::fs::read_to_string(&reaped).is_ok_and(|t| t.starts_with("prune-c\t127.0.0.1\t"))
+    });
+    // Gone is gone: a plain force-leave no longer finds it.
+    let o = a.cli(&["force-leave", "prune-c"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+}
+
+/// The agent's gossip snapshot under `data`, parsed (null until written).
+fn snapshot(data: &std::path::Path) -> Value {
+    std::fs::read(data.join("serf").join("local.snapshot"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// `rj-*`'s user events as `/v1/event/list` shows them: (name, LTime).
+fn event_ltimes(a: &Agent) -> Vec<(String, u64)> {
+    a.get_json("/v1/event/list")
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .map(|e| {
+                    let name = e["Name"].as_str().unwrap_or_default().to_string();
+                    (name, e["LTime"].as_u64().unwrap_or(u64::MAX))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// serf's snapshot: an agent killed with SIGKILL comes back on the same data dir and
+/// rejoins its old peers by itself (no -join), resuming its user-event clock so it neither
+/// re-delivers old events nor fires new ones at a stale time.
+#[test]
+fn a_killed_agent_rejoins_from_its_snapshot_and_resumes_its_event_clock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("rs-c");
+    let data_flag = data.to_string_lossy().to_string();
+    let a = Agent::dev_named("rs-a", &[]);
+    let b = Agent::dev_named("rs-b", &[]);
+    let c = Agent::dev_named("rs-c", &["-data-dir", &data_flag]);
+    for other in [&b, &c] {
+        let o = join(other, &a);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    wait_status(&c, "rs-b", 1);
+    for name in ["e0", "e1", "e2"] {
+        let o = c.cli(&["event", name]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    wait_until(CONVERGE, "peers and ltime 2 in rs-c's snapshot", || {
+        let s = snapshot(&data);
+        s["alive"]["rs-a"].as_str() == Some(a.serf.as_str())
+            && s["alive"]["rs-b"].as_str() == Some(b.serf.as_str())
+            && s["event_ltime"] == 2
+    });
+    c.kill9();
+    wait_status(&a, "rs-c", 4);
+
+    let mut c = Agent::dev_named("rs-c", &["-data-dir", &data_flag]);
+    c.wait_log(CONVERGE, |l| l.contains("rejoined the LAN pool"));
+    for (viewer, node) in [(&c, "rs-a"), (&c, "rs-b"), (&a, "rs-c"), (&b, "rs-c")] {
+        wait_status(viewer, node, 1);
+    }
+    let o = c.cli(&["event", "after"]);
+    assert!(o.status.success(), "{}", text(&o));
+    wait_until(CONVERGE, "the new event on rs-c", || {
+        event_ltimes(&c).iter().any(|(n, _)| n == "after")
+    });
+    assert_eq!(event_ltimes(&c), [("after".to_string(), 3)]);
+}
+
+/// After a graceful leave the agent does not rejoin on its own; with -rejoin it does.
+#[test]
+fn a_left_agent_rejoins_only_with_rejoin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("rl-c");
+    let data_flag = data.to_string_lossy().to_string();
+    let a = Agent::dev_named("rl-a", &[]);
+    let mut c = Agent::dev_named("rl-c", &["-data-dir", &data_flag]);
+    let o = join(&c, &a);
+    assert!(o.status.success(), "{}", text(&o));
+    wait_until(CONVERGE, "rl-a in rl-c's snapshot", || {
+        snapshot(&data)["alive"]["rl-a"].is_string()
+    });
+    let o = c.cli(&["leave"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(c.wait_exit(CONVERGE).is_some(), "agent exits after leave");
+    wait_status(&a, "rl-c", 3);
+    assert_eq!(snapshot(&data)["left"], true);
+
+    let mut c = Agent::dev_named("rl-c", &["-data-dir", &data_flag]);
+    c.wait_log(CONVERGE, |l| {
+        l.contains("not rejoining the previous members")
+    });
+    assert!(
+        !c.log
+            .iter()
+            .any(|l| l.contains("rejoining the previous LAN members")),
+        "{:?}",
+        c.log
+    );
+    assert_eq!(statuses(&c), [("rl-c".to_string(), 1)]);
+    assert_eq!(status_of(&a, "rl-c"), Some(3));
+    c.kill9();
+
+    let mut c = Agent::dev_named("rl-c", &["-data-dir", &data_flag, "-rejoin"]);
+    c.wait_log(CONVERGE, |l| l.contains("rejoined the LAN pool"));
+    wait_status(&c, "rl-a", 1);
+    wait_status(&a, "rl-c", 1);
 }

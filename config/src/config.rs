@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
 use crate::duration::serde_go;
+use crate::event_handler::EventHandler;
 
 /// The agent's configuration, as merged from defaults, files, environment and flags.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +53,9 @@ pub struct Config {
     pub retry_max: u32,
     /// Rejoin the cluster on start even after a graceful leave.
     pub rejoin_after_leave: bool,
+    /// serf's event handlers: `[filter=]script` values run with `sh -c` on matching gossip
+    /// events (`-event-handler`, repeatable). See [`crate::EventHandler`].
+    pub event_handlers: Vec<String>,
     /// Gossip encryption key: base64 of 16, 24 or 32 bytes.
     pub encrypt: Option<String>,
     /// Reject unencrypted incoming gossip (when `encrypt` is set). Default true.
@@ -257,6 +261,7 @@ impl Default for Config {
             retry_interval: Duration::from_secs(30),
             retry_max: 0,
             rejoin_after_leave: false,
+            event_handlers: Vec::new(),
             encrypt: None,
             encrypt_verify_incoming: true,
             encrypt_verify_outgoing: true,
@@ -322,6 +327,22 @@ impl Config {
             },
             ..Config::default()
         }
+    }
+
+    /// `event_handlers` parsed; the error names the bad entry (`validate` checks this too).
+    pub fn event_handler_specs(&self) -> Result<Vec<EventHandler>, ConfigError> {
+        self.event_handlers
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                EventHandler::parse(v).map_err(|e| {
+                    ConfigError::invalid(
+                        format!("event_handlers[{i}]"),
+                        format!("{e} (set by -event-handler or event_handlers)"),
+                    )
+                })
+            })
+            .collect()
     }
 
     /// Whether the web UI is on (`ui` or `ui_config.enabled`).

@@ -113,6 +113,11 @@ pub struct AgentFlags {
     /// Rejoin the cluster even after a graceful leave.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub rejoin: Option<bool>,
+    /// Script to run on gossip events, as serf's `[filter=]script` (filters: member-join,
+    /// member-leave, member-failed, member-update, member-reap, user, user:NAME, *; comma
+    /// separated). Repeatable.
+    #[arg(long = "event-handler", value_name = "[FILTER=]SCRIPT")]
+    pub event_handler: Vec<String>,
     /// Gossip encryption key (base64; see `meridian keygen`).
     #[arg(long, value_name = "KEY")]
     pub encrypt: Option<String>,
@@ -204,6 +209,9 @@ impl AgentFlags {
         if let Some(v) = self.rejoin {
             set("rejoin_after_leave", json!(v));
         }
+        if !self.event_handler.is_empty() {
+            set("event_handlers", json!(self.event_handler));
+        }
         if let Some(v) = &self.encrypt {
             set("encrypt", json!(v));
         }
@@ -286,6 +294,7 @@ pub(crate) fn flag_for_key(key: &str) -> Option<&'static str> {
         "retry_interval" => "-retry-interval",
         "retry_max" => "-retry-max",
         "rejoin_after_leave" => "-rejoin",
+        "event_handlers" => "-event-handler",
         "encrypt" => "-encrypt",
         "log_level" => "-log-level",
         "domain" => "-domain",

@@ -19,6 +19,7 @@ mod args;
 mod config;
 pub mod duration;
 mod error;
+mod event_handler;
 mod flags;
 mod load;
 mod validate;
@@ -32,5 +33,6 @@ pub use config::{
     UiConfig,
 };
 pub use error::ConfigError;
+pub use event_handler::{EventFilter, EventHandler, EventHandlerError};
 pub use flags::{AgentFlags, parse_duration_flag};
 pub use load::{ENV_PREFIX, Hcl, validate_path, validate_paths};

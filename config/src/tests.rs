@@ -568,6 +568,54 @@ fn validation_rules() {
     let mut c = base();
     c.node_meta.insert("consul-x".into(), "y".into());
     assert_eq!(key_of(c).as_deref(), Some("node_meta.consul-x"));
+    let c = Config {
+        event_handlers: vec!["user=ok.sh".into(), "membr-join=x.sh".into()],
+        ..base()
+    };
+    let err = c.validate().unwrap_err().to_string();
+    assert!(err.contains("event_handlers[1]"), "{err}");
+    assert!(
+        err.contains("\"membr-join\"") && err.contains("-event-handler"),
+        "{err}"
+    );
+}
+
+#[test]
+fn event_handler_flags_and_file_key() {
+    let f = flags(&[
+        "-dev",
+        "-event-handler",
+        "user:deploy=./deploy.sh",
+        "-event-handler=member-join,member-leave=echo a=b",
+    ]);
+    let c = Config::load_with_env(&f, no_env()).unwrap();
+    assert_eq!(
+        c.event_handlers,
+        [
+            "user:deploy=./deploy.sh",
+            "member-join,member-leave=echo a=b"
+        ]
+    );
+    let specs = c.event_handler_specs().unwrap();
+    assert_eq!(specs[1].script, "echo a=b");
+    assert!(specs[0].matches("user", Some("deploy")));
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "h.hcl",
+        "data_dir = \"/x\"\nevent_handlers = [\"handler.sh\"]\n",
+    );
+    let c =
+        Config::load_with_env(&flags(&["-config-file", path.to_str().unwrap()]), no_env()).unwrap();
+    assert_eq!(c.event_handlers, ["handler.sh"]);
+    let bad = flags(&["-dev", "-event-handler", "nope=x.sh"]);
+    let err = Config::load_with_env(&bad, no_env())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("event_handlers[0]") && err.contains("nope"),
+        "{err}"
+    );
 }
 
 #[test]

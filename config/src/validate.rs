@@ -211,6 +211,7 @@ impl Config {
             ));
         }
         validate_node_meta(self)?;
+        self.event_handler_specs()?;
         for (i, svc) in self.service_definitions().into_iter().enumerate() {
             let name = svc.as_object().and_then(|o| {
                 o.iter()

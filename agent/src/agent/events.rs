@@ -1,7 +1,9 @@
 //! Consul user events on top of gossip user events: the envelope (ID and filters travel in
 //! the gossip payload, as Consul's `UserEvent` does inside serf's), the filters each agent
 //! applies on receipt (Consul's `shouldProcessUserEvent`), and the agent's buffer of the last
-//! 256 accepted events that `/v1/event/list` reads.
+//! 256 accepted events that `/v1/event/list` reads. The same reader feeds the event handler
+//! scripts ([`super::handlers`]), so they see exactly the user events the list shows, in the
+//! order gossip delivered them, interleaved with member events.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::handlers::{HandlerQueue, Job};
 use crate::gossip::{Event, GossipHandle, UserEvent};
 use crate::rpc::Consistency;
 use crate::server::ServerHandle;
@@ -200,12 +203,14 @@ impl Scope {
     }
 }
 
-/// Copies every received user event that passes its filters into `log` until `token` is
-/// cancelled or the pool stops.
+/// Copies every received user event that passes its filters into `log`, and hands those and
+/// every member event to the event handlers (if any), until `token` is cancelled or the pool
+/// stops.
 pub(super) async fn record(
     gossip: GossipHandle,
     scope: Scope,
     log: Arc<EventLog>,
+    handlers: Option<HandlerQueue>,
     token: CancellationToken,
 ) {
     let mut rx = gossip.subscribe();
@@ -219,12 +224,21 @@ pub(super) async fn record(
             Ok(Event::User(u)) => match ConsulEvent::decode(&u) {
                 Ok(ev) if scope.accepts(&ev).await => {
                     debug!(name = %ev.name, id = %ev.id, ltime = ev.ltime, "user event");
+                    if let Some(h) = &handlers {
+                        h.push(Job::user(&ev));
+                    }
                     log.push(ev);
                 }
                 Ok(ev) => debug!(name = %ev.name, id = %ev.id, "user event filtered out"),
                 Err(e) => warn!(name = %u.name, cause = %e, "dropping undecodable user event"),
             },
-            Ok(_) => {}
+            Ok(member_event) => {
+                if let Some(h) = &handlers
+                    && let Some(job) = Job::member(&member_event)
+                {
+                    h.push(job);
+                }
+            }
             Err(RecvError::Lagged(n)) => warn!(missed = n, "user event reader lagged"),
             Err(RecvError::Closed) => return,
         }

@@ -1,18 +1,27 @@
 //! The agent's LAN gossip pool: its [`GossipConfig`] and keyring from the agent config
 //! (Consul's `serf/local.keyring` rule: a persisted keyring wins over `-encrypt`), join
-//! address parsing, and the `-join` / `-retry-join` background task.
+//! address parsing, the `-join` / `-retry-join` background task, and serf's snapshot
+//! (`serf/local.snapshot`): kept current while running, and on start used to resume the
+//! event clock and to rejoin the previous peers (not after a graceful leave, unless
+//! `-rejoin` / `rejoin_after_leave`).
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use meridian_config::Config;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, info, info_span, warn};
 
 use super::AgentError;
 use crate::gossip::{
-    BoundGossip, GossipConfig, GossipError, GossipHandle, GossipKey, Keyring, Role, Tags,
+    BoundGossip, GossipConfig, GossipError, GossipHandle, GossipKey, Keyring, Role, Snapshot, Tags,
+    snapshot,
 };
+
+/// The snapshot is rewritten at most this often (serf's snapshot flush interval).
+const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Consul's default LAN gossip port, used when a join address has none.
 pub const DEFAULT_SERF_LAN_PORT: u16 = 8301;
@@ -26,8 +35,13 @@ pub(super) struct LanIdentity<'a> {
     pub rpc_port: u16,
 }
 
-/// Binds the LAN pool on `bind_addr:ports.serf_lan`.
-pub(super) async fn bind(cfg: &Config, id: &LanIdentity<'_>) -> Result<BoundGossip, AgentError> {
+/// Binds the LAN pool on `bind_addr:ports.serf_lan`, resuming the event clock of
+/// `previous` (the last run's snapshot).
+pub(super) async fn bind(
+    cfg: &Config,
+    id: &LanIdentity<'_>,
+    previous: &Snapshot,
+) -> Result<BoundGossip, AgentError> {
     let port = cfg
         .ports
         .serf_lan_port()
@@ -70,6 +84,7 @@ pub(super) async fn bind(cfg: &Config, id: &LanIdentity<'_>) -> Result<BoundGoss
         tags.set("expect", cfg.bootstrap_expect.to_string());
     }
     gc.tags = tags;
+    gc.restored_event_ltime = previous.event_ltime;
     gc.verify_incoming = cfg.encrypt_verify_incoming;
     gc.verify_outgoing = cfg.encrypt_verify_outgoing;
     let path = crate::gossip::keyring::local_keyring_path(id.data_dir);
@@ -100,6 +115,67 @@ fn keyring(encrypt: Option<&str>, path: &Path) -> Result<Keyring, AgentError> {
     let ring = Keyring::new(key).map_err(GossipError::from)?;
     ring.save(path).map_err(GossipError::from)?;
     Ok(ring)
+}
+
+/// The previous run's snapshot at `path`; none (or an unreadable one, which is logged: it
+/// is only a cache) is the empty snapshot.
+pub(super) fn previous_snapshot(path: &Path) -> Snapshot {
+    match Snapshot::load(path) {
+        Ok(snap) => snap.unwrap_or_default(),
+        Err(e) => {
+            warn!(cause = %e, "ignoring the unreadable gossip snapshot");
+            Snapshot::default()
+        }
+    }
+}
+
+/// Starts the task that keeps the snapshot at `path` current (if any), and, if `previous`
+/// says so, a background rejoin of the previous peers (logged; a failure is not fatal).
+pub(super) fn spawn_snapshot_and_rejoin(
+    cfg: &Config,
+    path: Option<PathBuf>,
+    previous: Snapshot,
+    gossip: &GossipHandle,
+    tracker: &TaskTracker,
+    token: CancellationToken,
+) {
+    let targets = previous.rejoin_targets(cfg.rejoin_after_leave);
+    if previous.left && targets.is_empty() && !previous.alive.is_empty() {
+        info!(
+            "left the LAN pool gracefully last time; not rejoining the previous members (-rejoin / rejoin_after_leave would)"
+        );
+    }
+    if let Some(path) = path {
+        tracker.spawn(
+            snapshot::run(
+                path,
+                previous,
+                SNAPSHOT_INTERVAL,
+                gossip.members_watch(),
+                gossip.subscribe(),
+            )
+            .instrument(info_span!("snapshot")),
+        );
+    }
+    if targets.is_empty() {
+        return;
+    }
+    let gossip = gossip.clone();
+    tracker.spawn(
+        async move {
+            info!(peers = targets.len(), "rejoining the previous LAN members");
+            let joined = tokio::select! {
+                _ = token.cancelled() => return,
+                joined = gossip.join(&targets) => joined,
+            };
+            match joined {
+                Ok(n) => info!(nodes = n, "rejoined the LAN pool"),
+                Err(e) if e.is_stopped() => {}
+                Err(e) => warn!(cause = %e, "rejoin failed; running alone until joined"),
+            }
+        }
+        .instrument(info_span!("rejoin")),
+    );
 }
 
 /// Why a join address could not be used.

@@ -9,6 +9,7 @@
 mod coordinates;
 mod error;
 pub mod events;
+pub mod handlers;
 mod identity;
 pub mod lan;
 pub mod ttl;
@@ -49,6 +50,11 @@ pub struct BoundAgent {
     raft: RaftNode,
     gossip: BoundGossip,
     me: SelfInfo,
+    /// Parsed `event_handlers`.
+    handlers: Vec<meridian_config::EventHandler>,
+    /// Where the gossip snapshot lives, and what the previous run left there.
+    snapshot_path: PathBuf,
+    previous: crate::gossip::Snapshot,
     /// Temp state of a `-dev` agent, removed when the agent stops.
     _dev_dir: Option<tempfile::TempDir>,
 }
@@ -119,6 +125,9 @@ impl BoundAgent {
                 ));
             }
         };
+        let handlers = cfg
+            .event_handler_specs()
+            .map_err(|e| AgentError::Config(e.to_string()))?;
         std::fs::create_dir_all(&data_dir).map_err(AgentError::DataDir)?;
         let node_id = identity::node_id(&data_dir, cfg.node_id.as_deref())?;
         let cfg_err = |e: meridian_config::ConfigError| AgentError::Config(e.to_string());
@@ -156,6 +165,8 @@ impl BoundAgent {
             name: cfg.node_name.clone(),
             node_id: node_id.clone(),
         };
+        let snapshot_path = crate::gossip::snapshot::local_snapshot_path(&data_dir);
+        let previous = lan::previous_snapshot(&snapshot_path);
         let gossip = lan::bind(
             &cfg,
             &lan::LanIdentity {
@@ -165,6 +176,7 @@ impl BoundAgent {
                 advertise,
                 rpc_port,
             },
+            &previous,
         )
         .await?;
         let raft_cfg = raft_config(&cfg);
@@ -182,6 +194,9 @@ impl BoundAgent {
             raft.bootstrap_single().await?;
         }
         Ok(BoundAgent {
+            snapshot_path,
+            previous,
+            handlers,
             cfg,
             http,
             rpc,
@@ -212,6 +227,16 @@ impl BoundAgent {
         let serf_lan = self.serf_lan_addr();
         // Its own token: the shutdown path below leaves (maybe) and stops it explicitly.
         let gossip = self.gossip.spawn(CancellationToken::new());
+        // A -dev agent's temporary data dir dies with it: nothing to snapshot for.
+        let snapshot_path = self._dev_dir.is_none().then_some(self.snapshot_path);
+        lan::spawn_snapshot_and_rejoin(
+            &self.cfg,
+            snapshot_path,
+            self.previous,
+            &gossip,
+            &tracker,
+            token.child_token(),
+        );
         let (fail_tx, failed) = tokio::sync::watch::channel(None);
         let fail_tx = std::sync::Arc::new(fail_tx);
         {
@@ -258,6 +283,16 @@ impl BoundAgent {
             &tracker,
             token.child_token(),
         );
+        let handlers = handlers::spawn(
+            self.handlers,
+            handlers::HandlerConfig::default(),
+            gossip.members_watch(),
+            &tracker,
+            token.child_token(),
+        );
+        if let Some(h) = &handlers {
+            h.push_local_join(&gossip.members_watch().borrow());
+        }
         let event_log = Arc::new(events::EventLog::default());
         let scope = events::Scope {
             node: self.cfg.node_name.clone(),
@@ -268,6 +303,7 @@ impl BoundAgent {
                 gossip.clone(),
                 scope,
                 event_log.clone(),
+                handlers,
                 token.child_token(),
             )
             .instrument(info_span!("events")),

@@ -23,9 +23,12 @@ pub struct JoinArgs {
     pub http: HttpFlags,
 }
 
-/// `force-leave NODE`
+/// `force-leave [-prune] NODE`
 #[derive(Debug, clap::Args)]
 pub struct ForceLeaveArgs {
+    /// Remove the node from the member list entirely instead of leaving it `left`.
+    #[arg(long)]
+    pub prune: bool,
     /// Name of the failed node.
     #[arg(value_name = "NODE")]
     pub node: Vec<String>,
@@ -34,10 +37,11 @@ pub struct ForceLeaveArgs {
     pub http: HttpFlags,
 }
 
-/// `event -name NAME [-node RE] [-service RE] [-tag RE] [PAYLOAD]`
+/// `event -name NAME [-node RE] [-service RE] [-tag RE] [PAYLOAD]` (Consul), or serf's
+/// `event NAME [PAYLOAD]` when `-name` is not given.
 #[derive(Debug, clap::Args)]
 pub struct EventArgs {
-    /// Event name.
+    /// Event name (without it, the first argument is the name, as in `serf event NAME`).
     #[arg(long, default_value = "")]
     pub name: String,
     /// Regular expression on node names.
@@ -49,7 +53,7 @@ pub struct EventArgs {
     /// Regular expression on service tags (needs -service).
     #[arg(long, default_value = "")]
     pub tag: String,
-    /// Optional payload.
+    /// Optional payload (preceded by the name when `-name` is not given).
     #[arg(value_name = "PAYLOAD")]
     pub payload: Vec<String>,
     #[command(flatten)]
@@ -101,8 +105,13 @@ pub async fn force_leave(a: ForceLeaveArgs, _out: &mut dyn Write) -> Result<(), 
             "A node name must be specified to force leave.",
         ));
     };
+    let query = if a.prune {
+        vec![("prune", "1".to_string())]
+    } else {
+        Vec::new()
+    };
     client(&a.http)?
-        .put(&format!("/v1/agent/force-leave/{node}"), &[], Vec::new())
+        .put(&format!("/v1/agent/force-leave/{node}"), &query, Vec::new())
         .await
         .map_err(CliError::http("Error force leaving"))?;
     Ok(())
@@ -116,9 +125,13 @@ struct Fired {
 }
 
 /// Runs `event`: prints `Event ID: ...`.
-pub async fn event(a: EventArgs, out: &mut dyn Write) -> Result<(), CliError> {
+pub async fn event(mut a: EventArgs, out: &mut dyn Write) -> Result<(), CliError> {
     if a.name.is_empty() {
-        return Err(CliError::msg("Event name must be specified"));
+        // serf's form: `event NAME [PAYLOAD]`.
+        if a.payload.is_empty() {
+            return Err(CliError::msg("Event name must be specified"));
+        }
+        a.name = a.payload.remove(0);
     }
     if a.payload.len() > 1 {
         return Err(CliError::msg("Too many command line arguments"));

@@ -41,6 +41,10 @@ pub struct LeaveIntent {
     pub bump: u64,
     /// Lamport time on the member clock.
     pub ltime: u64,
+    /// `force-leave -prune`: forget the member once it is left (serf's `Prune`). Appended
+    /// last: older nodes ignore the byte and treat the intent as a plain force-leave, and
+    /// [`GossipMessage::decode`] reads their intents (without it) as `false`.
+    pub prune: bool,
 }
 
 /// What travels in a custom broadcast. Append variants only: postcard encodes the index.
@@ -58,6 +62,22 @@ impl GossipMessage {
     /// postcard bytes for `Foca::add_broadcast`.
     pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
         postcard::to_allocvec(self)
+    }
+
+    /// Reads a broadcast. A leave intent from a node that predates `prune` ends one byte
+    /// early; it reads as `prune: false` (postcard encodes `false` as one zero byte).
+    pub fn decode(data: &[u8]) -> Result<Self, postcard::Error> {
+        const LEAVE_VARIANT: u8 = 1;
+        match postcard::from_bytes(data) {
+            Err(postcard::Error::DeserializeUnexpectedEnd)
+                if data.first() == Some(&LEAVE_VARIANT) =>
+            {
+                let mut padded = data.to_vec();
+                padded.push(0);
+                postcard::from_bytes(&padded)
+            }
+            other => other,
+        }
     }
 }
 
@@ -138,9 +158,12 @@ pub struct Handler {
     member_clock: Arc<LamportClock>,
     query_clock: Arc<LamportClock>,
     event_buffer: u64,
+    /// User events below this ltime were delivered before a restart (serf `eventMinTime`).
+    min_event_ltime: u64,
     seen_events: BTreeSet<(u64, String, String)>,
     seen_queries: BTreeSet<(u64, String, u64)>,
-    leave_ltimes: HashMap<String, u64>,
+    /// The newest leave intent per member, as (incarnation bump, ltime).
+    leave_ltimes: HashMap<String, (u64, u64)>,
 }
 
 /// The clocks a [`Handler`] witnesses.
@@ -163,6 +186,7 @@ impl Handler {
             member_clock: Arc::clone(&clocks.member),
             query_clock: Arc::clone(&clocks.query),
             event_buffer,
+            min_event_ltime: 0,
             seen_events: BTreeSet::new(),
             seen_queries: BTreeSet::new(),
             leave_ltimes: HashMap::new(),
@@ -185,11 +209,17 @@ impl Handler {
         true
     }
 
+    /// Resumes after a restart: user events below `ltime` count as delivered.
+    pub fn with_min_event_ltime(mut self, ltime: u64) -> Self {
+        self.min_event_ltime = ltime;
+        self
+    }
+
     fn user_event_is_new(&mut self, ev: &UserEvent) -> bool {
         let now = self.event_clock.time();
         // serf: events older than the buffer are ignored, they may have been delivered.
         let floor = now.saturating_sub(self.event_buffer);
-        if ev.ltime < floor {
+        if ev.ltime < floor || ev.ltime < self.min_event_ltime {
             return false;
         }
         self.event_clock.witness(ev.ltime);
@@ -205,12 +235,15 @@ impl Handler {
         true
     }
 
+    /// Newer means a later incarnation, or a later ltime for the same one: a restarted
+    /// member's clock starts over, so ltimes alone would call its next leave stale.
     fn leave_is_new(&mut self, intent: &LeaveIntent) -> bool {
         self.member_clock.witness(intent.ltime);
+        let order = (intent.bump, intent.ltime);
         match self.leave_ltimes.get(&intent.name) {
-            Some(&last) if last >= intent.ltime => false,
+            Some(&last) if last >= order => false,
             _ => {
-                self.leave_ltimes.insert(intent.name.clone(), intent.ltime);
+                self.leave_ltimes.insert(intent.name.clone(), order);
                 true
             }
         }
@@ -226,7 +259,7 @@ impl foca::BroadcastHandler<NodeId> for Handler {
         data: &[u8],
         _sender: Option<&NodeId>,
     ) -> Result<Option<BroadcastKey>, BroadcastDecodeError> {
-        let msg: GossipMessage = postcard::from_bytes(data).map_err(BroadcastDecodeError)?;
+        let msg = GossipMessage::decode(data).map_err(BroadcastDecodeError)?;
         let key = match &msg {
             GossipMessage::User(ev) => {
                 if !self.user_event_is_new(ev) {
@@ -323,6 +356,7 @@ mod tests {
                 name: "n2".into(),
                 bump: 1,
                 ltime,
+                prune: false,
             })
             .encode()
             .expect("encodes")
@@ -356,5 +390,79 @@ mod tests {
         assert!(h.receive_item(&q(1, 10), None).expect("ok").is_none());
         assert!(h.receive_item(&q(1, 11), None).expect("ok").is_some());
         assert_eq!(inbox.lock().len(), 2);
+    }
+
+    /// A member that left, restarted (new incarnation, member clock back at 0) and leaves
+    /// again must be heard: its intent is newer by incarnation, whatever its ltime.
+    #[test]
+    fn a_restarted_members_leave_is_new_despite_a_reset_clock() {
+        let (mut h, inbox, _) = handler();
+        let leave = |bump, ltime| {
+            GossipMessage::Leave(LeaveIntent {
+                name: "n2".into(),
+                bump,
+                ltime,
+                prune: false,
+            })
+            .encode()
+            .expect("encodes")
+        };
+        assert!(h.receive_item(&leave(5, 3), None).expect("ok").is_some());
+        assert!(h.receive_item(&leave(9, 0), None).expect("ok").is_some());
+        // Intents about the replaced incarnation are stale, whatever their ltime.
+        assert!(h.receive_item(&leave(5, 7), None).expect("ok").is_none());
+        assert_eq!(inbox.lock().len(), 2);
+    }
+
+    #[test]
+    fn a_restored_node_ignores_events_it_delivered_before_the_restart() {
+        let (h, inbox, clock) = handler();
+        clock.witness(9);
+        let mut h = h.with_min_event_ltime(10);
+        assert!(h.receive_item(&user(9, "old"), None).expect("ok").is_none());
+        assert!(
+            h.receive_item(&user(10, "new"), None)
+                .expect("ok")
+                .is_some()
+        );
+        assert_eq!(inbox.lock().len(), 1);
+    }
+
+    /// The shape before `prune` existed, as an older node encodes and decodes it.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    enum OldMessage {
+        User(UserEvent),
+        Leave { name: String, bump: u64, ltime: u64 },
+    }
+
+    #[test]
+    fn leave_intents_without_prune_still_decode_both_ways() {
+        let old = OldMessage::Leave {
+            name: "n2".into(),
+            bump: 4,
+            ltime: 9,
+        };
+        let bytes = postcard::to_allocvec(&old).expect("encodes");
+        let intent = LeaveIntent {
+            name: "n2".into(),
+            bump: 4,
+            ltime: 9,
+            prune: false,
+        };
+        assert_eq!(
+            GossipMessage::decode(&bytes).expect("old intent decodes"),
+            GossipMessage::Leave(intent.clone())
+        );
+        let pruning = GossipMessage::Leave(LeaveIntent {
+            prune: true,
+            ..intent
+        })
+        .encode()
+        .expect("encodes");
+        let seen_by_old: OldMessage = postcard::from_bytes(&pruning).expect("old node decodes");
+        assert_eq!(seen_by_old, old, "an old node sees a plain force-leave");
+        // A truncated user event is still an error, not padded into something else.
+        let user = user(3, "deploy");
+        assert!(GossipMessage::decode(&user[..user.len() - 1]).is_err());
     }
 }

@@ -62,6 +62,10 @@ pub struct GossipConfig {
     pub user_event_size_limit: usize,
     /// User-event ltimes remembered for dedupe (serf `EventBuffer`).
     pub event_buffer: u64,
+    /// The highest user-event Lamport time delivered before a restart (from the snapshot):
+    /// the clock resumes past it and events at or below it are ignored, as already
+    /// delivered (serf's `eventMinTime`). `None` for a fresh node.
+    pub restored_event_ltime: Option<u64>,
     /// UDP payload budget before encryption (memberlist `UDPBufferSize`).
     pub udp_buffer_size: usize,
     /// Bound of the socket → foca queue (`gossip.inbound`).
@@ -121,6 +125,7 @@ impl GossipConfig {
             keyring_file: None,
             user_event_size_limit: 512,
             event_buffer: 512,
+            restored_event_ltime: None,
             udp_buffer_size: 1400,
             inbound_queue: 4096,
             outbound_queue: 4096,

@@ -247,8 +247,18 @@ impl GossipHandle {
 
     /// Moves a failed member to `left` cluster-wide (Consul's `force-leave`).
     pub async fn force_leave(&self, name: &str) -> Result<(), GossipError> {
+        self.force_leave_with(name, false).await
+    }
+
+    /// Moves a failed or left member to `left` and removes it from every member's list
+    /// (`member-reap`; Consul's `force-leave -prune`).
+    pub async fn force_leave_prune(&self, name: &str) -> Result<(), GossipError> {
+        self.force_leave_with(name, true).await
+    }
+
+    async fn force_leave_with(&self, name: &str, prune: bool) -> Result<(), GossipError> {
         let name = name.to_owned();
-        self.request(|reply| Command::ForceLeave { name, reply })
+        self.request(|reply| Command::ForceLeave { name, prune, reply })
             .await
     }
 

@@ -122,6 +122,8 @@ struct Entry {
 struct Intent {
     bump: u64,
     at: Instant,
+    /// Forget the member once it is left (`force-leave -prune`).
+    prune: bool,
 }
 
 /// The table the runtime mutates; every method returns the events it caused.
@@ -227,12 +229,14 @@ impl MemberTable {
         events
     }
 
-    /// foca `MemberDown`: left if a leave intent for this incarnation arrived, else failed.
+    /// foca `MemberDown`: left if a leave intent for this incarnation arrived, else failed;
+    /// then reaped at once if that intent was a prune.
     pub fn member_down(&mut self, id: &NodeId, now: Instant) -> Vec<Event> {
-        let intent_applies = self
+        let intent = self
             .leave_intents
             .get(&id.name)
-            .is_some_and(|i| i.bump >= id.bump);
+            .filter(|i| i.bump >= id.bump);
+        let (intent_applies, prune) = (intent.is_some(), intent.is_some_and(|i| i.prune));
         let Some(e) = self.entries.get_mut(&id.name) else {
             return Vec::new();
         };
@@ -252,7 +256,11 @@ impl MemberTable {
         }
         e.member.status = status;
         e.since = now;
-        vec![event(e.member.clone())]
+        let mut events = vec![event(e.member.clone())];
+        if prune {
+            events.extend(self.prune(&id.name));
+        }
+        events
     }
 
     /// foca `Rename`: the member switched to a newer identity (tags changed, or restarted).
@@ -261,7 +269,8 @@ impl MemberTable {
         self.refresh(new, now).into_iter().collect()
     }
 
-    /// A new leave intent: alive → leaving, failed → left (force-leave).
+    /// A new leave intent: alive → leaving, failed → left (force-leave). A prune intent
+    /// also removes a left member (`member-reap`), or a leaving one once it is down.
     pub fn leave_intent(&mut self, intent: &LeaveIntent, now: Instant) -> Vec<Event> {
         if intent.name == self.local {
             return Vec::new(); // our own intent echoed back; we track our status ourselves
@@ -271,6 +280,7 @@ impl MemberTable {
             Intent {
                 bump: intent.bump,
                 at: now,
+                prune: intent.prune,
             },
         );
         let Some(e) = self.entries.get_mut(&intent.name) else {
@@ -279,7 +289,7 @@ impl MemberTable {
         if intent.bump < e.member.incarnation {
             return Vec::new();
         }
-        match e.member.status {
+        let mut events = match e.member.status {
             MemberStatus::Alive => {
                 e.member.status = MemberStatus::Leaving;
                 e.since = now;
@@ -291,7 +301,18 @@ impl MemberTable {
                 vec![Event::MemberLeave(e.member.clone())]
             }
             MemberStatus::Leaving | MemberStatus::Left => Vec::new(),
+        };
+        if intent.prune && e.member.status == MemberStatus::Left {
+            events.extend(self.prune(&intent.name));
         }
+        events
+    }
+
+    /// Removes a member now (serf's `eraseNode`). If it comes back alive it joins anew.
+    fn prune(&mut self, name: &str) -> Option<Event> {
+        self.entries
+            .remove(name)
+            .map(|e| Event::MemberReap(e.member))
     }
 
     /// Forgets failed members after `reconnect_timeout` and left ones after
@@ -402,6 +423,7 @@ mod tests {
             name: name.into(),
             bump: 5,
             ltime,
+            prune: false,
         };
         assert!(t.leave_intent(&intent("b", 1), t0).is_empty());
         assert_eq!(t.status("b"), Some(MemberStatus::Leaving));
@@ -414,6 +436,51 @@ mod tests {
             ["member-leave"]
         );
         assert_eq!(t.view().count(MemberStatus::Left), 2);
+    }
+
+    #[test]
+    fn prune_reaps_failed_left_and_leaving_members() {
+        let t0 = Instant::now();
+        let (mut t, _) = MemberTable::new(&id("me", 1, 1), t0);
+        for (name, port) in [("failed", 2), ("left", 3), ("leaving", 4)] {
+            let _ = t.member_up(&id(name, port, 5), t0);
+        }
+        let prune = |name: &str, ltime| LeaveIntent {
+            name: name.into(),
+            bump: 5,
+            ltime,
+            prune: true,
+        };
+        let _ = t.member_down(&id("failed", 2, 5), t0);
+        assert_eq!(
+            kinds(&t.leave_intent(&prune("failed", 1), t0)),
+            ["member-leave", "member-reap"]
+        );
+        let plain = LeaveIntent {
+            prune: false,
+            ..prune("left", 2)
+        };
+        let _ = t.leave_intent(&plain, t0);
+        let _ = t.member_down(&id("left", 3, 5), t0);
+        assert_eq!(t.status("left"), Some(MemberStatus::Left));
+        assert_eq!(
+            kinds(&t.leave_intent(&prune("left", 3), t0)),
+            ["member-reap"]
+        );
+        // Alive: leaving now, reaped when it goes down.
+        assert!(t.leave_intent(&prune("leaving", 4), t0).is_empty());
+        assert_eq!(t.status("leaving"), Some(MemberStatus::Leaving));
+        assert_eq!(
+            kinds(&t.member_down(&id("leaving", 4, 5), t0)),
+            ["member-leave", "member-reap"]
+        );
+        assert_eq!(t.view().members.len(), 1, "only the local node remains");
+        // A late report about a pruned member changes nothing; a new incarnation rejoins.
+        assert!(t.member_down(&id("failed", 2, 5), t0).is_empty());
+        assert_eq!(
+            kinds(&t.member_up(&id("failed", 2, 6), t0)),
+            ["member-join"]
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod members;
 pub mod query;
 pub mod rtt;
 mod runtime;
+pub mod snapshot;
 pub mod transport;
 
 #[cfg(test)]
@@ -37,6 +38,7 @@ pub use identity::{NodeId, Role, Tags};
 pub use keyring::{GossipKey, KeyError, Keyring, KeyringFileError, OpenError};
 pub use members::{Event, Member, MemberStatus, MembersView};
 pub use query::{KeyOp, KeyringSummary};
+pub use snapshot::{Snapshot, SnapshotError};
 pub use transport::GossipStats;
 
 /// Errors from the gossip pool.
@@ -85,8 +87,10 @@ pub enum GossipError {
     /// No member has this name.
     #[error("no member named {0:?}")]
     UnknownMember(String),
-    /// force-leave only applies to failed members.
-    #[error("member {0:?} is not failed; force-leave applies to failed members")]
+    /// force-leave only applies to failed members (and, with prune, to left ones).
+    #[error(
+        "member {0:?} is not failed; force-leave applies to failed (or, with prune, left) members"
+    )]
     MemberNotFailed(String),
     /// This node has left the pool; start a new one to rejoin.
     #[error("this node has left the gossip pool")]

@@ -49,8 +49,12 @@ pub(crate) enum Command {
     LeaveIntent(Reply<()>),
     /// Second half: declare ourselves down and stop taking part.
     Leave(Reply<()>),
-    /// Move a failed member to `left`.
-    ForceLeave { name: String, reply: Reply<()> },
+    /// Move a failed member to `left`; with `prune`, remove it from every member list.
+    ForceLeave {
+        name: String,
+        prune: bool,
+        reply: Reply<()>,
+    },
     /// Replace our tags.
     UpdateTags { tags: Tags, reply: Reply<()> },
     /// Fire a user event.
@@ -112,7 +116,11 @@ impl Runtime {
     pub(crate) fn new(identity: NodeId, config: GossipConfig, wiring: Wiring) -> Self {
         let inbox = Inbox::default();
         let clocks = Clocks::default();
-        let handler = Handler::new(Arc::clone(&inbox), &clocks, config.event_buffer);
+        let mut handler = Handler::new(Arc::clone(&inbox), &clocks, config.event_buffer);
+        if let Some(last) = config.restored_event_ltime {
+            clocks.event.witness(last);
+            handler = handler.with_min_event_ltime(last.saturating_add(1));
+        }
         let sized_for = usize::try_from(config.expected_cluster_size).unwrap_or(usize::MAX);
         let foca = Foca::with_custom_broadcast(
             identity.clone(),
@@ -338,8 +346,8 @@ impl Runtime {
             Command::Leave(reply) => {
                 let _ = reply.send(self.leave());
             }
-            Command::ForceLeave { name, reply } => {
-                let _ = reply.send(self.force_leave(&name));
+            Command::ForceLeave { name, prune, reply } => {
+                let _ = reply.send(self.force_leave(&name, prune));
             }
             Command::UpdateTags { tags, reply } => {
                 let _ = reply.send(self.update_tags(tags));
@@ -400,6 +408,7 @@ impl Runtime {
             name: id.name,
             bump: id.bump,
             ltime: self.clocks.member.increment(),
+            prune: false,
         };
         self.add_broadcast(&GossipMessage::Leave(intent))?;
         self.table
@@ -419,20 +428,21 @@ impl Runtime {
         Ok(())
     }
 
-    fn force_leave(&mut self, name: &str) -> Result<(), GossipError> {
+    fn force_leave(&mut self, name: &str, prune: bool) -> Result<(), GossipError> {
         self.ensure_active()?;
         let status = self.table.status(name);
         match status {
             None => Err(GossipError::UnknownMember(name.to_owned())),
-            Some(MemberStatus::Left) => Ok(()),
+            Some(MemberStatus::Left) if !prune => Ok(()),
             Some(MemberStatus::Alive | MemberStatus::Leaving) => {
                 Err(GossipError::MemberNotFailed(name.to_owned()))
             }
-            Some(MemberStatus::Failed) => {
+            Some(MemberStatus::Failed | MemberStatus::Left) => {
                 let intent = LeaveIntent {
                     name: name.to_owned(),
                     bump: self.table.bump(name).unwrap_or(0),
                     ltime: self.clocks.member.increment(),
+                    prune,
                 };
                 self.add_broadcast(&GossipMessage::Leave(intent))
             }

@@ -552,3 +552,55 @@ async fn coordinates_estimate_loopback_rtt() {
     }
     shutdown_all(&nodes).await;
 }
+
+/// The snapshot task records live peers and the event clock as they change, and the leave;
+/// a node restored from it resumes its event clock past the recorded time.
+#[tokio::test]
+async fn snapshot_tracks_peers_events_and_leave_and_restores_the_clock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = snapshot::local_snapshot_path(dir.path());
+    let nodes = cluster(2, 1).await;
+    let task = tokio::spawn(snapshot::run(
+        path.clone(),
+        Snapshot::default(),
+        Duration::from_millis(50),
+        nodes[0].members_watch(),
+        nodes[0].subscribe(),
+    ));
+    for i in 0..3 {
+        nodes[1]
+            .fire_user_event(&format!("e{i}"), b"")
+            .await
+            .expect("fire");
+    }
+    let n1 = nodes[1].advertise_addr();
+    let read = || Snapshot::load(&path).ok().flatten().unwrap_or_default();
+    wait_until("n1 and ltime 2 in the snapshot", || {
+        let s = read();
+        s.alive.get("n1") == Some(&n1) && s.event_ltime == Some(2) && !s.left
+    })
+    .await;
+    nodes[0].leave().await.expect("leave");
+    nodes[0].shutdown().await;
+    task.await.expect("snapshot task ends with the pool");
+    let s = read();
+    assert!(s.left && s.alive.contains_key("n1"), "{s:?}");
+    assert!(s.rejoin_targets(false).is_empty());
+    assert_eq!(s.rejoin_targets(true), [n1]);
+
+    let restored = start_with("n9", ring(1), |c| c.restored_event_ltime = s.event_ltime).await;
+    let mut rx = restored.subscribe();
+    restored.fire_user_event("after", b"").await.expect("fire");
+    let mut seen = Vec::new();
+    wait_until("the restored node's own event", || {
+        drain(&mut rx, &mut seen);
+        !seen.is_empty()
+    })
+    .await;
+    assert!(
+        matches!(&seen[0], Event::User(u) if u.name == "after" && u.ltime == 3),
+        "{seen:?}"
+    );
+    restored.shutdown().await;
+    nodes[1].shutdown().await;
+}

@@ -94,19 +94,26 @@ async fn leave(State(st): State<ApiState>) -> Result<Response, ApiError> {
     Ok(().into_response())
 }
 
-/// `PUT /v1/agent/force-leave/:node`: moves a failed member to `left` cluster-wide.
+/// `PUT /v1/agent/force-leave/:node[?prune]`: moves a failed member to `left` cluster-wide;
+/// `prune` also removes it (or an already left member) from every member list.
 async fn force_leave(
     State(st): State<ApiState>,
     Path(node): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
-    for unsupported in ["prune", "wan"] {
-        if p.flag(unsupported) {
-            return Err(ApiError::bad_request(format!(
-                "force-leave ?{unsupported} is not supported yet"
-            )));
-        }
+    if p.flag("wan") {
+        return Err(ApiError::bad_request(
+            "force-leave ?wan is not supported yet: the WAN pool lives in the WAN gateway",
+        ));
     }
-    st.gossip.force_leave(&node).await.map_err(gossip_err)?;
+    if p.flag("prune") {
+        st.gossip
+            .force_leave_prune(&node)
+            .await
+            .map_err(gossip_err)?;
+        info!(node = %node, "force-left and pruned member");
+    } else {
+        st.gossip.force_leave(&node).await.map_err(gossip_err)?;
+    }
     Ok(().into_response())
 }

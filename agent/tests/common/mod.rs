@@ -292,6 +292,50 @@ impl Drop for Agent {
     }
 }
 
+/// How long gossip may take to converge in these tests.
+pub const CONVERGE: Duration = Duration::from_secs(20);
+
+/// stdout then stderr of a CLI run, for assertion messages.
+pub fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// `name → Status` of `/v1/agent/members` on `a` (empty if the agent does not answer).
+pub fn statuses(a: &Agent) -> Vec<(String, u64)> {
+    let (code, _, body) = a.get("/v1/agent/members");
+    if code != 200 {
+        return Vec::new();
+    }
+    let list: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap_or_default();
+    list.iter()
+        .map(|m| {
+            (
+                m["Name"].as_str().unwrap_or_default().to_string(),
+                m["Status"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// `node`'s serf status as `a` sees it.
+pub fn status_of(a: &Agent, node: &str) -> Option<u64> {
+    statuses(a)
+        .into_iter()
+        .find(|(n, _)| n == node)
+        .map(|(_, s)| s)
+}
+
+/// Waits (up to [`CONVERGE`]) until `a` sees `node` with serf status `status`.
+pub fn wait_status(a: &Agent, node: &str, status: u64) {
+    wait_until(CONVERGE, &format!("{node} with status {status}"), || {
+        status_of(a, node) == Some(status)
+    });
+}
+
 /// Polls `cond` every 20 ms until it holds; panics naming `what` after `timeout`.
 pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
