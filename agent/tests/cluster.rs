@@ -206,3 +206,142 @@ fn three_servers_bootstrap_fail_over_lose_quorum_and_heal() {
         }
     }
 }
+
+fn cli_ok(a: &Agent, args: &[&str]) -> String {
+    let o = a.cli(args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "meridian {args:?}: {text}");
+    text
+}
+
+/// `list-peers` rows as (node, state, voter).
+fn peers(a: &Agent) -> Vec<(String, String, String)> {
+    let o = a.cli(&["operator", "raft", "list-peers"]);
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols.len() >= 5).then(|| (cols[0].into(), cols[3].into(), cols[4].into()))
+        })
+        .collect()
+}
+
+#[test]
+fn new_servers_join_as_non_voters_autopilot_promotes_and_removes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p: Vec<Ports> = (0..5).map(|_| ports()).collect();
+    let seed = format!("127.0.0.1:{}", p[0].serf);
+    let names = ["s1", "s2", "s3", "s4", "s5"];
+    let mut servers: Vec<Option<Agent>> = (0..3)
+        .map(|i| {
+            Some(server(
+                dir.path(),
+                names[i],
+                &p[i],
+                (i > 0).then_some(seed.as_str()),
+            ))
+        })
+        .collect();
+    wait_until(CONVERGE, "a leader", || {
+        let l: Vec<String> = servers.iter().flatten().map(leader).collect();
+        !l[0].is_empty() && l.iter().all(|x| *x == l[0])
+    });
+    let s2 = agent(&servers, 1);
+    // Autopilot settings live in raft: set through one server, read through another.
+    let out = cli_ok(
+        s2,
+        &[
+            "operator",
+            "autopilot",
+            "set-config",
+            "-server-stabilization-time=3s",
+            "-cleanup-dead-servers=false",
+        ],
+    );
+    assert!(out.contains("Configuration updated!"), "{out}");
+    let cfg = cli_ok(agent(&servers, 2), &["operator", "autopilot", "get-config"]);
+    assert!(cfg.contains("ServerStabilizationTime = 3s"), "{cfg}");
+    assert!(cfg.contains("CleanupDeadServers = false"), "{cfg}");
+
+    // Servers 4 and 5 enter as non-voters, then become voters.
+    for i in 3..5 {
+        servers.push(Some(server(dir.path(), names[i], &p[i], Some(&seed))));
+    }
+    let s1 = agent(&servers, 0);
+    let mut saw_non_voter = false;
+    wait_until(CONVERGE, "five voters", || {
+        let rows = peers(s1);
+        saw_non_voter |= rows
+            .iter()
+            .any(|(n, _, v)| (n == "s4" || n == "s5") && v == "false");
+        rows.len() == 5 && rows.iter().all(|(_, _, v)| v == "true")
+    });
+    assert!(
+        saw_non_voter,
+        "s4/s5 should have been non-voters before promotion"
+    );
+    let rows = peers(s1);
+    assert_eq!(rows.iter().filter(|(_, s, _)| s == "leader").count(), 1);
+
+    // Health, answered by the leader wherever it is asked.
+    wait_until(
+        CONVERGE,
+        "a healthy cluster tolerating two failures",
+        || {
+            let (code, body) = get_raw(agent(&servers, 4), "/v1/operator/autopilot/health");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            code == 200 && v["Healthy"] == true && v["FailureTolerance"] == 2
+        },
+    );
+
+    // Leadership moves on request from any server.
+    let before = leader(s1);
+    let out = cli_ok(agent(&servers, 3), &["operator", "raft", "transfer-leader"]);
+    assert!(out.contains("Success"), "{out}");
+    wait_until(CONVERGE, "a different leader", || {
+        let l = leader(agent(&servers, 0));
+        !l.is_empty() && l != before
+    });
+
+    // Without cleanup, a dead server stays until an operator removes it.
+    let s5_addr = format!("127.0.0.1:{}", p[4].server);
+    if let Some(a) = servers[4].take() {
+        a.kill9();
+    }
+    let out = cli_ok(
+        agent(&servers, 1),
+        &["operator", "raft", "remove-peer", "-address", &s5_addr],
+    );
+    assert!(
+        out.contains(&format!("Removed peer with address \"{s5_addr}\"")),
+        "{out}"
+    );
+    wait_until(CONVERGE, "four peers", || {
+        peers(agent(&servers, 0)).len() == 4
+    });
+
+    // With cleanup, autopilot removes a failed server by itself (quorum permitting).
+    cli_ok(
+        agent(&servers, 0),
+        &[
+            "operator",
+            "autopilot",
+            "set-config",
+            "-cleanup-dead-servers=true",
+        ],
+    );
+    if let Some(a) = servers[3].take() {
+        a.kill9();
+    }
+    wait_until(CONVERGE, "s4 removed by autopilot", || {
+        let rows = peers(agent(&servers, 0));
+        rows.len() == 3 && !rows.iter().any(|(n, _, _)| n == "s4")
+    });
+    let (code, body) = put(agent(&servers, 2), "still-writable", "v");
+    assert_eq!(code, 200, "{body}");
+}

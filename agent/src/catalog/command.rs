@@ -51,6 +51,13 @@ pub enum Command {
     Noop,
     /// Store agents' network coordinates (updates for unknown nodes are skipped).
     CoordinateUpdate(Vec<CoordinateUpdate>),
+    /// Replace the autopilot settings; with `cas`, only if their `modify_index` matches.
+    AutopilotSet {
+        /// New settings (indexes are set by apply).
+        settings: super::types::AutopilotSettings,
+        /// Check-and-set index.
+        cas: Option<u64>,
+    },
 }
 
 impl Command {
@@ -67,6 +74,7 @@ impl Command {
             Command::ReapTombstones { .. } => "reap-tombstones",
             Command::Noop => "noop",
             Command::CoordinateUpdate(_) => "coordinate-update",
+            Command::AutopilotSet { .. } => "autopilot-set",
         }
     }
 }

@@ -36,8 +36,8 @@ pub use command::{
 pub use query::{HealthEntry, ServiceRow};
 pub use rows::{Row, RowChange, RowError, Table};
 pub use types::{
-    Check, CheckDefinition, HealthStatus, KvEntry, Node, Service, ServiceAddress, ServiceCheckRef,
-    Session, SessionBehavior, Weights,
+    AutopilotSettings, Check, CheckDefinition, HealthStatus, KvEntry, Node, Service,
+    ServiceAddress, ServiceCheckRef, Session, SessionBehavior, Weights,
 };
 
 /// Check ID of the node liveness check every node carries.
@@ -87,6 +87,8 @@ pub struct State {
     pub(crate) lock_delays: OrdMap<String, u64>,
     /// Service name → last index at which any instance, its checks or its node changed.
     pub(crate) service_index: OrdMap<String, u64>,
+    /// Autopilot settings, once set through the API (defaults until then).
+    pub(crate) autopilot: Option<AutopilotSettings>,
     /// (node, segment) → LAN coordinate.
     pub(crate) coordinates: OrdMap<(String, String), crate::gossip::coordinate::Coordinate>,
     pub(crate) tables: TableIndexes,
@@ -108,6 +110,11 @@ impl State {
     /// Per-table indexes.
     pub fn table_indexes(&self) -> &TableIndexes {
         &self.tables
+    }
+
+    /// The stored autopilot settings, or Consul's defaults.
+    pub fn autopilot(&self) -> AutopilotSettings {
+        self.autopilot.clone().unwrap_or_default()
     }
 
     /// Applies one request at raft `index`. Deterministic: same state, index and request give
@@ -139,6 +146,19 @@ impl State {
             Command::CoordinateUpdate(updates) => {
                 self.coordinate_update(index, updates);
                 Response::Ok
+            }
+            Command::AutopilotSet { settings, cas } => {
+                let current = self.autopilot.as_ref().map_or(0, |a| a.modify_index);
+                if cas.is_some_and(|c| c != current) {
+                    return Response::Bool(false);
+                }
+                let create_index = self.autopilot.as_ref().map_or(index, |a| a.create_index);
+                self.autopilot = Some(AutopilotSettings {
+                    create_index,
+                    modify_index: index,
+                    ..settings.clone()
+                });
+                Response::Bool(true)
             }
         }
     }

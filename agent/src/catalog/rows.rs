@@ -86,6 +86,8 @@ pub struct RowError {
 struct Meta {
     applied: u64,
     tables: TableIndexes,
+    #[serde(default)]
+    autopilot: Option<super::AutopilotSettings>,
 }
 
 fn pair_key(a: &str, b: &str) -> String {
@@ -115,6 +117,7 @@ impl State {
             Table::Meta => Some(enc(&Meta {
                 applied: self.applied,
                 tables: self.tables.clone(),
+                autopilot: self.autopilot.clone(),
             })),
             Table::Nodes => self.nodes.get(key).map(enc),
             Table::Services => self.services.get(&split_pair(key)).map(enc),
@@ -138,6 +141,7 @@ impl State {
             enc(&Meta {
                 applied: self.applied,
                 tables: self.tables.clone(),
+                autopilot: self.autopilot.clone(),
             }),
         );
         for (k, v) in &self.nodes {
@@ -185,6 +189,7 @@ impl State {
                     let m: Meta = serde_json::from_slice(&value).map_err(err)?;
                     s.applied = m.applied;
                     s.tables = m.tables;
+                    s.autopilot = m.autopilot;
                 }
                 Table::Nodes => {
                     let v = serde_json::from_slice(&value).map_err(err)?;

@@ -273,3 +273,38 @@ pub struct Session {
     /// Raft index that last modified this row.
     pub modify_index: u64,
 }
+
+/// Autopilot settings as stored in raft (Consul's `AutopilotConfig`), changed with
+/// `PUT /v1/operator/autopilot/configuration`. Durations in milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutopilotSettings {
+    /// Remove failed servers automatically (quorum permitting).
+    pub cleanup_dead_servers: bool,
+    /// A server whose last contact with the leader is older than this is unhealthy.
+    pub last_contact_threshold_ms: u64,
+    /// A server more than this many entries behind the leader is unhealthy.
+    pub max_trailing_logs: u64,
+    /// Never remove servers below this many voters (0 = no floor).
+    pub min_quorum: u32,
+    /// How long a new server must be healthy before it may vote.
+    pub server_stabilization_time_ms: u64,
+    /// Raft index that first stored settings.
+    pub create_index: u64,
+    /// Raft index of the last change.
+    pub modify_index: u64,
+}
+
+impl Default for AutopilotSettings {
+    /// Consul's defaults.
+    fn default() -> Self {
+        Self {
+            cleanup_dead_servers: true,
+            last_contact_threshold_ms: 200,
+            max_trailing_logs: 250,
+            min_quorum: 0,
+            server_stabilization_time_ms: 10_000,
+            create_index: 0,
+            modify_index: 0,
+        }
+    }
+}

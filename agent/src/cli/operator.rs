@@ -1,5 +1,7 @@
-//! `meridian operator raft list-peers`: the raft configuration from
-//! `GET /v1/operator/raft/configuration` (consul.md §2.11), as Consul's table.
+//! `meridian operator raft list-peers|remove-peer|transfer-leader` and `operator autopilot
+//! get-config|set-config`: the raft configuration from `GET /v1/operator/raft/configuration`
+//! (consul.md §2.11) as Consul's table, peer removal, leadership transfer and the autopilot
+//! settings, with Consul's output text.
 
 use std::io::Write;
 
@@ -15,6 +17,66 @@ pub enum OperatorCommand {
     /// Raft tools.
     #[command(subcommand)]
     Raft(RaftCommand),
+    /// Autopilot settings.
+    #[command(subcommand)]
+    Autopilot(AutopilotCommand),
+}
+
+/// `operator autopilot` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum AutopilotCommand {
+    /// Show the autopilot configuration.
+    GetConfig(ListPeersArgs),
+    /// Change the autopilot configuration.
+    SetConfig(SetConfigArgs),
+}
+
+/// `operator autopilot set-config [-cleanup-dead-servers=BOOL] [...]`
+#[derive(Debug, clap::Args)]
+pub struct SetConfigArgs {
+    /// Remove failed servers automatically.
+    #[arg(long = "cleanup-dead-servers")]
+    pub cleanup_dead_servers: Option<bool>,
+    /// Longest time since the leader's last contact for a healthy server (e.g. 200ms).
+    #[arg(long = "last-contact-threshold")]
+    pub last_contact_threshold: Option<String>,
+    /// Most log entries a healthy server may trail the leader by.
+    #[arg(long = "max-trailing-logs")]
+    pub max_trailing_logs: Option<u64>,
+    /// Never remove servers below this many voters.
+    #[arg(long = "min-quorum")]
+    pub min_quorum: Option<u32>,
+    /// How long a new server must be healthy before it may vote (e.g. 10s).
+    #[arg(long = "server-stabilization-time")]
+    pub server_stabilization_time: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub http: HttpFlags,
+}
+
+/// `operator raft remove-peer -id ID | -address ADDR`
+#[derive(Debug, clap::Args)]
+pub struct RemovePeerArgs {
+    /// The raft ID of the peer.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// The `ip:port` of the peer.
+    #[arg(long)]
+    pub address: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub http: HttpFlags,
+}
+
+/// `operator raft transfer-leader [-id ID]`
+#[derive(Debug, clap::Args)]
+pub struct TransferLeaderArgs {
+    /// The voter to hand leadership to (default: the most up-to-date other voter).
+    #[arg(long)]
+    pub id: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub http: HttpFlags,
 }
 
 /// `operator raft` subcommands.
@@ -22,6 +84,10 @@ pub enum OperatorCommand {
 pub enum RaftCommand {
     /// Show the raft peer set.
     ListPeers(ListPeersArgs),
+    /// Remove a server from the raft peer set.
+    RemovePeer(RemovePeerArgs),
+    /// Hand raft leadership to another voter.
+    TransferLeader(TransferLeaderArgs),
 }
 
 /// `operator raft list-peers [-stale]`
@@ -68,6 +134,124 @@ pub struct RaftServer {
 pub async fn run(cmd: OperatorCommand, out: &mut dyn Write) -> Result<(), CliError> {
     match cmd {
         OperatorCommand::Raft(RaftCommand::ListPeers(a)) => list_peers(a, out).await,
+        OperatorCommand::Raft(RaftCommand::RemovePeer(a)) => remove_peer(a, out).await,
+        OperatorCommand::Raft(RaftCommand::TransferLeader(a)) => transfer_leader(a, out).await,
+        OperatorCommand::Autopilot(AutopilotCommand::GetConfig(a)) => get_config(a, out).await,
+        OperatorCommand::Autopilot(AutopilotCommand::SetConfig(a)) => set_config(a, out).await,
+    }
+}
+
+fn client(http: &HttpFlags) -> Result<ApiClient, CliError> {
+    ApiClient::new(http, None).map_err(CliError::http("Error initializing client"))
+}
+
+async fn remove_peer(a: RemovePeerArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let (key, value) = match (&a.id, &a.address) {
+        (Some(id), None) => ("id", id.clone()),
+        (None, Some(addr)) => ("address", addr.clone()),
+        _ => {
+            return Err(CliError::msg(
+                "Error removing peer: Must specify either -id or -address, but not both",
+            ));
+        }
+    };
+    client(&a.http)?
+        .delete("/v1/operator/raft/peer", &[(key, value.clone())])
+        .await
+        .map_err(CliError::http("Error removing peer"))?;
+    writeln!(out, "Removed peer with {key} \"{value}\"")?;
+    Ok(())
+}
+
+async fn transfer_leader(a: TransferLeaderArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let query: Vec<(&str, String)> = a.id.iter().map(|id| ("id", id.clone())).collect();
+    client(&a.http)?
+        .post("/v1/operator/raft/transfer-leader", &query, Vec::new())
+        .await
+        .map_err(CliError::http("Error transferring leadership"))?;
+    writeln!(out, "Success")?;
+    Ok(())
+}
+
+async fn get_config(a: ListPeersArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let c: serde_json::Value = ApiClient::new(&a.http, Some(&a.server))
+        .map_err(CliError::http("Error initializing client"))?
+        .get_json("/v1/operator/autopilot/configuration", &[])
+        .await
+        .map_err(CliError::http("Error querying Autopilot configuration"))?
+        .unwrap_or_default();
+    for key in [
+        "CleanupDeadServers",
+        "LastContactThreshold",
+        "MaxTrailingLogs",
+        "MinQuorum",
+        "ServerStabilizationTime",
+        "RedundancyZoneTag",
+        "DisableUpgradeMigration",
+        "UpgradeVersionTag",
+    ] {
+        let v = match &c[key] {
+            serde_json::Value::String(s) if s.is_empty() => "\"\"".to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        writeln!(out, "{key} = {v}")?;
+    }
+    Ok(())
+}
+
+async fn set_config(a: SetConfigArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    for (flag, v) in [
+        ("-last-contact-threshold", &a.last_contact_threshold),
+        ("-server-stabilization-time", &a.server_stabilization_time),
+    ] {
+        if let Some(v) = v
+            && let Err(e) = meridian_config::duration::parse_go_duration(v)
+        {
+            return Err(CliError::msg(format!("Error parsing {flag} {v:?}: {e}")));
+        }
+    }
+    let client = client(&a.http)?;
+    let current: serde_json::Value = client
+        .get_json("/v1/operator/autopilot/configuration", &[])
+        .await
+        .map_err(CliError::http("Error querying Autopilot configuration"))?
+        .unwrap_or_default();
+    let mut body = serde_json::Map::new();
+    let mut set = |k: &str, v: serde_json::Value| {
+        body.insert(k.to_string(), v);
+    };
+    if let Some(v) = a.cleanup_dead_servers {
+        set("CleanupDeadServers", v.into());
+    }
+    if let Some(v) = &a.last_contact_threshold {
+        set("LastContactThreshold", v.clone().into());
+    }
+    if let Some(v) = a.max_trailing_logs {
+        set("MaxTrailingLogs", v.into());
+    }
+    if let Some(v) = a.min_quorum {
+        set("MinQuorum", v.into());
+    }
+    if let Some(v) = &a.server_stabilization_time {
+        set("ServerStabilizationTime", v.clone().into());
+    }
+    let cas = current["ModifyIndex"].as_u64().unwrap_or(0).to_string();
+    let resp = client
+        .put(
+            "/v1/operator/autopilot/configuration",
+            &[("cas", cas)],
+            serde_json::Value::Object(body).to_string().into_bytes(),
+        )
+        .await
+        .map_err(CliError::http("Error setting Autopilot configuration"))?;
+    if String::from_utf8_lossy(&resp).trim() == "true" {
+        writeln!(out, "Configuration updated!")?;
+        Ok(())
+    } else {
+        Err(CliError::msg(
+            "Configuration could not be atomically updated, please try again",
+        ))
     }
 }
 

@@ -13,6 +13,7 @@
 //! applied state snapshot, writes go through raft.
 
 mod agent;
+mod autopilot;
 mod body;
 mod catalog;
 mod coordinate;
@@ -133,6 +134,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(status::routes())
         .merge(keyring::routes())
         .merge(coordinate::routes())
+        .merge(autopilot::routes())
         // Size limits are checked by the handlers so the error text is Consul's; this cap
         // only bounds memory for absurd bodies.
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))

@@ -3,11 +3,13 @@
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::{Method, Uri};
 use axum::response::Response;
 use axum::routing::get;
 use serde_json::json;
 
 use super::ApiState;
+use super::autopilot::on_leader;
 use super::error::ApiError;
 use super::params::Params;
 use super::read::json_body;
@@ -18,6 +20,10 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/status/peers", get(peers))
         .route("/v1/operator/raft/configuration", get(configuration))
         .route("/v1/operator/raft/peer", axum::routing::delete(remove_peer))
+        .route(
+            "/v1/operator/raft/transfer-leader",
+            axum::routing::post(transfer_leader),
+        )
 }
 
 async fn leader(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
@@ -65,8 +71,16 @@ async fn configuration(State(st): State<ApiState>, p: Params) -> Result<Response
     ))
 }
 
-async fn remove_peer(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+async fn remove_peer(
+    State(st): State<ApiState>,
+    p: Params,
+    method: Method,
+    uri: Uri,
+) -> Result<Response, ApiError> {
     let server = st.router.server(p.dc())?;
+    if let Some(resp) = on_leader(server, &method, &uri, &[]).await? {
+        return Ok(resp);
+    }
     let all = members(server);
     let target = if let Some(id) = p.non_empty("id") {
         all.iter()
@@ -87,6 +101,45 @@ async fn remove_peer(State(st): State<ApiState>, p: Params) -> Result<Response, 
         .await
         .map_err(crate::rpc::RpcError::from)?;
     Ok(json_body(&serde_json::Value::Null))
+}
+
+/// `POST /v1/operator/raft/transfer-leader[?id=]`: hands leadership to the given voter (by
+/// raft ID, node ID or name), or to the most up-to-date other voter.
+async fn transfer_leader(
+    State(st): State<ApiState>,
+    p: Params,
+    method: Method,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let server = st.router.server(p.dc())?;
+    if let Some(resp) = on_leader(server, &method, &uri, &[]).await? {
+        return Ok(resp);
+    }
+    let raft = server.raft();
+    let voters = raft.configuration().voters;
+    let target = match p.non_empty("id") {
+        Some(id) => voters
+            .iter()
+            .find(|(v, n)| v.to_string() == id || n.node_id == id || n.name == id)
+            .map(|(v, _)| *v)
+            .ok_or_else(|| ApiError::bad_request(format!("id {id:?} is not a voter")))?,
+        None => {
+            let view = raft.leader_view().ok_or(crate::rpc::RpcError::NoLeader)?;
+            voters
+                .iter()
+                .filter(|(v, _)| *v != raft.id())
+                .max_by_key(|(v, _)| view.peers.get(v).and_then(|(m, _)| *m))
+                .map(|(v, _)| *v)
+                .ok_or_else(|| ApiError::bad_request("no other voter to transfer leadership to"))?
+        }
+    };
+    if target == raft.id() {
+        return Err(ApiError::bad_request("this server is already the leader"));
+    }
+    raft.transfer_leader(target)
+        .await
+        .map_err(crate::rpc::RpcError::from)?;
+    Ok(json_body(&json!({ "Success": true })))
 }
 
 /// Voters then non-voters, as (raft id, node, voter).

@@ -99,6 +99,17 @@ pub struct Configuration {
     pub learners: Vec<(u64, ServerNode)>,
 }
 
+/// The leader's replication view (`/v1/operator/autopilot/health`).
+#[derive(Debug, Clone, Default)]
+pub struct LeaderView {
+    /// Current term.
+    pub term: u64,
+    /// Leader's last log index.
+    pub last_index: u64,
+    /// Peer → (last matched index, time since its last ack).
+    pub peers: BTreeMap<u64, (Option<u64>, Option<Duration>)>,
+}
+
 /// Handle on the local raft node. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct RaftNode {
@@ -290,6 +301,33 @@ impl RaftNode {
             return Some(Duration::ZERO);
         }
         self.inner.last_contact.lock().map(|at| at.elapsed())
+    }
+
+    /// What the leader knows about replication (`None` on followers): its term and last
+    /// log index, and per peer the last matched index and the age of its last ack.
+    pub fn leader_view(&self) -> Option<LeaderView> {
+        let m = self.inner.raft.metrics();
+        let m = m.borrow_watched();
+        if m.current_leader != Some(self.inner.id) {
+            return None;
+        }
+        let replication = m.replication.clone().unwrap_or_default();
+        let heartbeat = m.heartbeat.clone().unwrap_or_default();
+        let peers = replication
+            .into_iter()
+            .map(|(id, matched)| {
+                let ack = heartbeat
+                    .get(&id)
+                    .and_then(|t| t.as_ref())
+                    .map(|t| openraft::Instant::elapsed(&**t));
+                (id, (matched.map(|l| l.index), ack))
+            })
+            .collect();
+        Some(LeaderView {
+            term: m.current_term,
+            last_index: m.last_log_index.unwrap_or(0),
+            peers,
+        })
     }
 
     /// The latest membership configuration (possibly not yet committed).

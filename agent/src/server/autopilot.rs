@@ -22,6 +22,8 @@ pub struct AutopilotConfig {
     pub cleanup_dead_servers: bool,
     /// How long a new server must be healthy before it may vote.
     pub server_stabilization_time: Duration,
+    /// Never remove voters below this count (0 = no floor).
+    pub min_quorum: usize,
 }
 
 impl Default for AutopilotConfig {
@@ -29,6 +31,17 @@ impl Default for AutopilotConfig {
         Self {
             cleanup_dead_servers: true,
             server_stabilization_time: Duration::from_secs(10),
+            min_quorum: 0,
+        }
+    }
+}
+
+impl From<&crate::catalog::AutopilotSettings> for AutopilotConfig {
+    fn from(s: &crate::catalog::AutopilotSettings) -> Self {
+        Self {
+            cleanup_dead_servers: s.cleanup_dead_servers,
+            server_stabilization_time: Duration::from_millis(s.server_stabilization_time_ms),
+            min_quorum: s.min_quorum as usize,
         }
     }
 }
@@ -125,7 +138,7 @@ pub(crate) fn plan(
         if voters.contains(id) {
             let after: BTreeSet<u64> = voters.iter().copied().filter(|v| v != id).collect();
             let alive_after = after.iter().filter(|v| alive(v)).count();
-            if alive_after < after.len() / 2 + 1 {
+            if alive_after < after.len() / 2 + 1 || after.len() < cfg.min_quorum {
                 continue; // removing it would leave the rest without a quorum
             }
             voters = after;

@@ -165,7 +165,7 @@ async fn run_autopilot(server: &ServerHandle, members: &[Member], stability: &mu
     let pool = autopilot::pool_servers(members, &server.me().datacenter);
     let config = raft.configuration();
     let actions = autopilot::plan(
-        server.autopilot(),
+        &server.autopilot(),
         &config,
         &pool,
         raft.id(),

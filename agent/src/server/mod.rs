@@ -151,9 +151,13 @@ impl ServerHandle {
         self.0.gossip.as_ref()
     }
 
-    /// Autopilot settings.
-    pub fn autopilot(&self) -> &AutopilotConfig {
-        &self.0.autopilot
+    /// Effective autopilot settings: those stored through the API, else this server's
+    /// defaults (Consul's, with a short stabilization time in `-dev`).
+    pub fn autopilot(&self) -> AutopilotConfig {
+        match &self.0.raft.state().autopilot {
+            Some(stored) => AutopilotConfig::from(stored),
+            None => self.0.autopilot.clone(),
+        }
     }
 
     /// Session TTL timers (leader-side).
@@ -234,6 +238,23 @@ impl ServerHandle {
                 return Err(RpcError::NoLeader);
             }
             tokio::time::sleep(RETRY).await;
+        }
+    }
+
+    /// Runs an HTTP API request on the leader (for leader-only operations reached on a
+    /// follower). `None` when this server leads and should answer itself.
+    pub async fn forward_http_to_leader(
+        &self,
+        req: crate::cluster::forward::HttpRequest,
+    ) -> Result<Option<crate::cluster::forward::HttpResponse>, RpcError> {
+        let deadline = tokio::time::Instant::now() + self.0.hold;
+        match self.leader_or_wait(deadline).await? {
+            None => Ok(None),
+            Some((addr, fwd)) => fwd
+                .http(&addr, req, self.0.hold)
+                .await
+                .map(Some)
+                .map_err(|e| self.forward_failed(e)),
         }
     }
 

@@ -1,0 +1,220 @@
+//! `/v1/operator/autopilot/{configuration,health}` (Consul's operator autopilot API) and the
+//! leader-only raft operations reached on a follower: such requests are re-run on the
+//! leader through the server RPC port, so any server answers them as Consul's do.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ApiState;
+use super::body::{GoDuration, decode};
+use super::error::ApiError;
+use super::params::Params;
+use super::read::json_body;
+use crate::catalog::{AutopilotSettings, Command, Response as CmdResponse};
+use crate::cluster::forward::HttpRequest;
+use crate::gossip::MemberStatus;
+use crate::server::ServerHandle;
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route(
+            "/v1/operator/autopilot/configuration",
+            get(get_config).put(set_config),
+        )
+        .route("/v1/operator/autopilot/health", get(health))
+}
+
+/// Re-runs this request on the leader when this server does not lead; `None` = answer here.
+pub(super) async fn on_leader(
+    server: &ServerHandle,
+    method: &Method,
+    uri: &Uri,
+    body: &[u8],
+) -> Result<Option<Response>, ApiError> {
+    if server.raft().is_leader() {
+        return Ok(None);
+    }
+    let req = HttpRequest {
+        method: method.to_string(),
+        uri: uri.to_string(),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: body.to_vec(),
+    };
+    let Some(resp) = server.forward_http_to_leader(req).await? else {
+        return Ok(None);
+    };
+    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut headers = HeaderMap::new();
+    for (k, v) in &resp.headers {
+        if let (Ok(k), Ok(v)) = (
+            axum::http::HeaderName::try_from(k.as_str()),
+            HeaderValue::from_str(v),
+        ) {
+            headers.insert(k, v);
+        }
+    }
+    Ok(Some((status, headers, resp.body).into_response()))
+}
+
+fn ms(d: u64) -> String {
+    meridian_config::duration::format_go_duration(std::time::Duration::from_millis(d))
+}
+
+async fn get_config(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+    let opts = p.read_opts()?;
+    let server = st.router.server(opts.dc.as_deref())?;
+    let view = server.read(opts.consistency).await?;
+    let a = view.state.autopilot();
+    Ok(json_body(&json!({
+        "CleanupDeadServers": a.cleanup_dead_servers,
+        "LastContactThreshold": ms(a.last_contact_threshold_ms),
+        "MaxTrailingLogs": a.max_trailing_logs,
+        "MinQuorum": a.min_quorum,
+        "ServerStabilizationTime": ms(a.server_stabilization_time_ms),
+        "RedundancyZoneTag": "",
+        "DisableUpgradeMigration": false,
+        "UpgradeVersionTag": "",
+        "CreateIndex": a.create_index,
+        "ModifyIndex": a.modify_index,
+    })))
+}
+
+/// Consul's body; fields left out keep their current values.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ConfigBody {
+    cleanupdeadservers: Option<bool>,
+    lastcontactthreshold: Option<GoDuration>,
+    maxtrailinglogs: Option<u64>,
+    minquorum: Option<u32>,
+    serverstabilizationtime: Option<GoDuration>,
+}
+
+async fn set_config(
+    State(st): State<ApiState>,
+    p: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let b: ConfigBody = decode(&body, false)?;
+    let cas = p
+        .non_empty("cas")
+        .map(|c| {
+            c.parse::<u64>()
+                .map_err(|_| ApiError::bad_request("cas must be an unsigned integer index"))
+        })
+        .transpose()?;
+    let server = st.router.server(p.dc())?;
+    let current: AutopilotSettings = server.raft().state().autopilot();
+    let to_ms = |d: GoDuration| u64::try_from(d.0.as_millis()).unwrap_or(u64::MAX);
+    let settings = AutopilotSettings {
+        cleanup_dead_servers: b.cleanupdeadservers.unwrap_or(current.cleanup_dead_servers),
+        last_contact_threshold_ms: b
+            .lastcontactthreshold
+            .map_or(current.last_contact_threshold_ms, to_ms),
+        max_trailing_logs: b.maxtrailinglogs.unwrap_or(current.max_trailing_logs),
+        min_quorum: b.minquorum.unwrap_or(current.min_quorum),
+        server_stabilization_time_ms: b
+            .serverstabilizationtime
+            .map_or(current.server_stabilization_time_ms, to_ms),
+        ..current
+    };
+    let (_, resp) = server
+        .apply(Command::AutopilotSet { settings, cas })
+        .await?;
+    Ok(json_body(&matches!(resp, CmdResponse::Bool(true))))
+}
+
+/// Consul's health: per server whether it is alive in the pool, in touch with the leader
+/// (`LastContactThreshold`) and caught up (`MaxTrailingLogs`); `FailureTolerance` is how
+/// many healthy voters could fail without losing quorum. Answered by the leader.
+async fn health(
+    State(st): State<ApiState>,
+    p: Params,
+    method: Method,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let server = st.router.server(p.dc())?;
+    if let Some(resp) = on_leader(server, &method, &uri, &[]).await? {
+        return Ok(resp);
+    }
+    let raft = server.raft();
+    let view = raft.leader_view().ok_or(crate::rpc::RpcError::NoLeader)?;
+    let settings = raft.state().autopilot();
+    let threshold = std::time::Duration::from_millis(settings.last_contact_threshold_ms);
+    let members = server.gossip().map(|g| g.members()).unwrap_or_default();
+    let cfg = raft.configuration();
+    let mut servers = Vec::new();
+    let mut healthy_voters = 0usize;
+    let all = cfg
+        .voters
+        .iter()
+        .map(|v| (v, true))
+        .chain(cfg.learners.iter().map(|l| (l, false)));
+    for ((id, node), voter) in all {
+        let me = *id == raft.id();
+        let serf = members
+            .iter()
+            .find(|m| m.name == node.name)
+            .map(|m| m.status);
+        let (matched, ack) = view.peers.get(id).copied().unwrap_or((None, None));
+        let last_index = if me {
+            view.last_index
+        } else {
+            matched.unwrap_or(0)
+        };
+        let contact = if me {
+            Some(std::time::Duration::ZERO)
+        } else {
+            ack
+        };
+        let healthy = serf == Some(MemberStatus::Alive)
+            && contact.is_some_and(|c| c <= threshold.max(std::time::Duration::from_secs(1)))
+            && view.last_index.saturating_sub(last_index) <= settings.max_trailing_logs;
+        if healthy && voter {
+            healthy_voters += 1;
+        }
+        let serf_status = match serf {
+            Some(MemberStatus::Alive) => "alive",
+            Some(MemberStatus::Leaving) => "leaving",
+            Some(MemberStatus::Left) => "left",
+            Some(MemberStatus::Failed) => "failed",
+            None => "none",
+        };
+        servers.push(json!({
+            "ID": if node.node_id.is_empty() { id.to_string() } else { node.node_id.clone() },
+            "Name": node.name,
+            "Address": node.rpc_addr,
+            "SerfStatus": serf_status,
+            "Version": env!("CARGO_PKG_VERSION"),
+            "Leader": me,
+            "LastContact": contact.map_or_else(|| "-1ns".to_string(), meridian_config::duration::format_go_duration),
+            "LastTerm": view.term,
+            "LastIndex": last_index,
+            "Healthy": healthy,
+            "Voter": voter,
+        }));
+    }
+    let quorum = cfg.voters.len() / 2 + 1;
+    let tolerance = healthy_voters.saturating_sub(quorum);
+    let all_healthy = servers.iter().all(|s| s["Healthy"] == true);
+    let status = if all_healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::TOO_MANY_REQUESTS
+    };
+    Ok((
+        status,
+        json_body(&json!({
+            "Healthy": all_healthy,
+            "FailureTolerance": tolerance,
+            "Servers": servers,
+        })),
+    )
+        .into_response())
+}
