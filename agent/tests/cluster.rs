@@ -345,3 +345,89 @@ fn new_servers_join_as_non_voters_autopilot_promotes_and_removes() {
     let (code, body) = put(agent(&servers, 2), "still-writable", "v");
     assert_eq!(code, 200, "{body}");
 }
+
+/// A client agent (no `-server`) holds no raft: it joins through gossip and every catalog,
+/// KV and status request it gets is answered by a server; the leader registers it with
+/// `serfHealth`, which goes critical when the client is killed.
+#[test]
+fn client_agent_forwards_to_servers_and_is_reconciled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("srv");
+    let data = data.to_string_lossy();
+    let server = Agent::start(&[
+        "agent",
+        "-server",
+        "-bootstrap-expect",
+        "1",
+        "-data-dir",
+        &data,
+        "-node",
+        "srv",
+        "-bind",
+        "127.0.0.1",
+        "-client",
+        "127.0.0.1",
+        "-http-port",
+        "0",
+        "-serf-lan-port",
+        "0",
+        "-log-json",
+    ]);
+    let cdata = dir.path().join("cli");
+    let cdata = cdata.to_string_lossy();
+    let client = Agent::start(&[
+        "agent",
+        "-data-dir",
+        &cdata,
+        "-node",
+        "web-1",
+        "-bind",
+        "127.0.0.1",
+        "-client",
+        "127.0.0.1",
+        "-http-port",
+        "0",
+        "-serf-lan-port",
+        "0",
+        "-retry-join",
+        &server.serf,
+        "-hcl",
+        "sync_coordinate_interval_min = \"500ms\"",
+        "-log-json",
+    ]);
+    // The client knows the leader (through a server) and has no RPC port of its own.
+    assert_eq!(leader(&client), leader(&server));
+    let me = client.get_json("/v1/agent/self");
+    assert_eq!(me["Config"]["Server"], false);
+    // Writes and reads through the client land on the servers.
+    let (code, body) = put(&client, "from/client", "hello");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        get_raw(&server, "/v1/kv/from/client?raw"),
+        (200, "hello".into())
+    );
+    assert_eq!(
+        get_raw(&client, "/v1/kv/from/client?raw"),
+        (200, "hello".into())
+    );
+    // The leader reconciles the client into the catalog with a passing serfHealth, and the
+    // client's coordinate arrives through a server.
+    wait_until(CONVERGE, "web-1 passing in the catalog", || {
+        let (code, body) = get_raw(&client, "/v1/health/node/web-1");
+        code == 200 && body.contains("serfHealth") && body.contains("\"passing\"")
+    });
+    wait_until(CONVERGE, "web-1's coordinate", || {
+        get_raw(&client, "/v1/coordinate/node/web-1").0 == 200
+    });
+    let nodes = client.get_json("/v1/catalog/nodes?near=_agent");
+    assert_eq!(
+        nodes[0]["Node"], "web-1",
+        "nearest to the client is itself: {nodes}"
+    );
+    // Kill the client: its node stays, with serfHealth critical.
+    client.kill9();
+    wait_until(CONVERGE, "web-1 critical", || {
+        let (_, body) = get_raw(&server, "/v1/health/node/web-1");
+        body.contains("serfHealth") && body.contains("\"critical\"")
+    });
+}

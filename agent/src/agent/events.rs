@@ -160,8 +160,9 @@ impl EventLog {
 pub(super) struct Scope {
     /// This node's name (the node filter).
     pub node: String,
-    /// Where this node's services are read (the service and tag filters).
-    pub server: ServerHandle,
+    /// Where this node's services are read (the service and tag filters); client agents
+    /// have no local catalog yet, so service-filtered events match nothing there.
+    pub server: Option<ServerHandle>,
 }
 
 impl Scope {
@@ -188,7 +189,10 @@ impl Scope {
                 None => return false,
             },
         };
-        let Ok(view) = self.server.read(Consistency::Stale).await else {
+        let Some(server) = &self.server else {
+            return false;
+        };
+        let Ok(view) = server.read(Consistency::Stale).await else {
             return false;
         };
         view.state

@@ -63,10 +63,15 @@ pub(super) async fn bind(
         }
         gc.advertise_addr = Some(SocketAddr::new(id.advertise, port));
     }
-    let mut tags = Tags::new(Role::Server, cfg.datacenter.clone())
-        .with_rpc_addr(SocketAddr::new(id.advertise, id.rpc_port))
-        .with_raft_id(id.raft_id)
-        .with_build(env!("CARGO_PKG_VERSION"));
+    // Servers advertise where their raft and RPC listen; clients have neither.
+    let mut tags = if cfg.server {
+        Tags::new(Role::Server, cfg.datacenter.clone())
+            .with_rpc_addr(SocketAddr::new(id.advertise, id.rpc_port))
+            .with_raft_id(id.raft_id)
+    } else {
+        Tags::new(Role::Client, cfg.datacenter.clone())
+    }
+    .with_build(env!("CARGO_PKG_VERSION"));
     // Consul's tags that its CLI and API clients read (`vsn` is the members "Protocol").
     for (k, v) in [
         ("id", id.node_id),

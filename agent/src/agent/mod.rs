@@ -29,7 +29,7 @@ use tracing::{Instrument, info, info_span, warn};
 pub use self::error::AgentError;
 use crate::cluster::forward::ForwardService;
 use crate::cluster::raft_rpc::{Channels, RaftService};
-use crate::cluster::{Forwarder, GrpcTransport, RpcListener};
+use crate::cluster::{Forwarder, GrpcTransport, RemoteServers, RpcListener};
 use crate::gossip::{BoundGossip, GossipHandle};
 use crate::http::{AgentInfo, ApiContext, ApiState, Limits};
 use crate::raft::{RaftConfig, RaftNode, ServerNode};
@@ -44,10 +44,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct BoundAgent {
     cfg: Config,
     http: TcpListener,
-    rpc: RpcListener,
-    /// gRPC channels to other servers (raft and forwarding share them).
+    /// The server role's socket and raft; `None` for a client agent.
+    server: Option<ServerSide>,
+    /// gRPC channels to servers (raft and forwarding share them).
     channels: Arc<Channels>,
-    raft: RaftNode,
     gossip: BoundGossip,
     me: SelfInfo,
     /// Parsed `event_handlers`.
@@ -59,12 +59,18 @@ pub struct BoundAgent {
     _dev_dir: Option<tempfile::TempDir>,
 }
 
+/// What only a server agent has.
+struct ServerSide {
+    rpc: RpcListener,
+    raft: RaftNode,
+}
+
 /// A running agent.
 pub struct AgentHandle {
     tracker: TaskTracker,
     token: CancellationToken,
     http_addr: SocketAddr,
-    server: ServerHandle,
+    server: Option<ServerHandle>,
     gossip: GossipHandle,
     failed: tokio::sync::watch::Receiver<Option<String>>,
     stopper: Stopper,
@@ -103,13 +109,8 @@ impl Stopper {
 }
 
 impl BoundAgent {
-    /// Opens storage and binds the HTTP listener.
+    /// Binds the listeners and, for a server, opens raft storage.
     pub async fn bind(cfg: Config) -> Result<Self, AgentError> {
-        if !cfg.server {
-            return Err(AgentError::Unsupported(
-                "client mode (an agent without -server) needs servers to join; it arrives with clustering. Run with -server -bootstrap-expect 1 or -dev".into(),
-            ));
-        }
         let (data_dir, dev_dir) = match (&cfg.data_dir, cfg.dev_mode) {
             (Some(d), _) => (PathBuf::from(d), None),
             (None, true) => {
@@ -150,8 +151,16 @@ impl BoundAgent {
             addr: rpc_bind,
             source,
         };
-        let rpc = RpcListener::bind(rpc_bind).await.map_err(rpc_err)?;
-        let rpc_port = rpc.local_addr().map_err(rpc_err)?.port();
+        // Client agents hold no raft and, as Consul's, listen on no server port.
+        let rpc = if cfg.server {
+            Some(RpcListener::bind(rpc_bind).await.map_err(rpc_err)?)
+        } else {
+            None
+        };
+        let rpc_port = match &rpc {
+            Some(l) => l.local_addr().map_err(rpc_err)?.port(),
+            None => rpc_bind.port(),
+        };
         let me = SelfInfo {
             node: cfg.node_name.clone(),
             node_id: node_id.clone(),
@@ -179,29 +188,33 @@ impl BoundAgent {
             &previous,
         )
         .await?;
-        let raft_cfg = raft_config(&cfg);
         let channels = Arc::new(Channels::default());
-        let transport = GrpcTransport::new(cfg.datacenter.clone(), Arc::clone(&channels));
-        let raft = RaftNode::open_with_transport(
-            &data_dir.join("raft"),
-            identity::raft_id(&node_id),
-            raft_node,
-            raft_cfg,
-            Arc::new(transport),
-        )
-        .await?;
-        if cfg.bootstrap || cfg.bootstrap_expect == 1 || cfg.dev_mode {
-            raft.bootstrap_single().await?;
-        }
+        let server = match rpc {
+            None => None,
+            Some(rpc) => {
+                let transport = GrpcTransport::new(cfg.datacenter.clone(), Arc::clone(&channels));
+                let raft = RaftNode::open_with_transport(
+                    &data_dir.join("raft"),
+                    identity::raft_id(&node_id),
+                    raft_node,
+                    raft_config(&cfg),
+                    Arc::new(transport),
+                )
+                .await?;
+                if cfg.bootstrap || cfg.bootstrap_expect == 1 || cfg.dev_mode {
+                    raft.bootstrap_single().await?;
+                }
+                Some(ServerSide { rpc, raft })
+            }
+        };
         Ok(BoundAgent {
             snapshot_path,
             previous,
             handlers,
             cfg,
             http,
-            rpc,
+            server,
             channels,
-            raft,
             gossip,
             me,
             _dev_dir: dev_dir,
@@ -257,32 +270,20 @@ impl BoundAgent {
             );
         }
         let forwarder = Forwarder::new(self.cfg.datacenter.clone(), Arc::clone(&self.channels));
-        if self.cfg.bootstrap_expect > 1 {
-            tracker.spawn(
-                crate::cluster::bootstrap::run(
-                    self.raft.clone(),
-                    gossip.clone(),
-                    forwarder.clone(),
-                    self.cfg.datacenter.clone(),
-                    self.cfg.bootstrap_expect as usize,
-                    token.child_token(),
-                )
-                .instrument(info_span!("bootstrap")),
-            );
-        }
-        let cluster = ClusterParts {
-            forwarder: Some(forwarder),
-            hold: rpc_hold_timeout(&self.cfg),
-            gossip: Some(gossip.clone()),
-            autopilot: autopilot_config(&self.cfg),
+        let (server, rpc) = match self.server {
+            Some(side) => {
+                let server = start_server(
+                    &self.cfg, &self.me, &side.raft, &forwarder, &gossip, &tracker, &token,
+                );
+                (Some(server), Some((side.rpc, side.raft)))
+            }
+            None => (None, None),
         };
-        let server = ServerHandle::start(
-            self.raft.clone(),
-            self.me.clone(),
-            cluster,
-            &tracker,
-            token.child_token(),
-        );
+        let remote = Arc::new(RemoteServers::new(
+            self.cfg.datacenter.clone(),
+            gossip.clone(),
+            forwarder,
+        ));
         let handlers = handlers::spawn(
             self.handlers,
             handlers::HandlerConfig::default(),
@@ -298,6 +299,10 @@ impl BoundAgent {
             node: self.cfg.node_name.clone(),
             server: server.clone(),
         };
+        let sink = match &server {
+            Some(s) => coordinates::Sink::Local(s.clone()),
+            None => coordinates::Sink::Remote(Arc::clone(&remote)),
+        };
         tracker.spawn(
             events::record(
                 gossip.clone(),
@@ -309,27 +314,28 @@ impl BoundAgent {
             .instrument(info_span!("events")),
         );
         tracker.spawn(
-            coordinates::sync(
-                self.cfg.clone(),
-                gossip.clone(),
-                server.clone(),
-                token.child_token(),
-            )
-            .instrument(info_span!("coordinates")),
+            coordinates::sync(self.cfg.clone(), gossip.clone(), sink, token.child_token())
+                .instrument(info_span!("coordinates")),
         );
         let ttl = std::sync::Arc::new(ttl::TtlChecks::default());
-        tracker.spawn(
-            ttl::run(
-                ttl.clone(),
-                server.clone(),
-                self.cfg.node_name.clone(),
-                token.child_token(),
-            )
-            .instrument(info_span!("ttl")),
-        );
+        if let Some(server) = &server {
+            tracker.spawn(
+                ttl::run(
+                    ttl.clone(),
+                    server.clone(),
+                    self.cfg.node_name.clone(),
+                    token.child_token(),
+                )
+                .instrument(info_span!("ttl")),
+            );
+        }
+        let router = match &server {
+            Some(s) => Router::new(self.cfg.datacenter.clone(), s.clone()),
+            None => Router::client(self.cfg.datacenter.clone(), Arc::clone(&remote)),
+        };
         let api = ApiState::new(ApiContext {
             ttl,
-            router: Router::new(self.cfg.datacenter.clone(), server.clone()),
+            router,
             limits: Limits {
                 kv_max_value_size: self.cfg.limits.kv_max_value_size,
                 txn_max_req_len: self.cfg.limits.txn_max_req_len,
@@ -340,7 +346,7 @@ impl BoundAgent {
                 node_name: self.cfg.node_name.clone(),
                 node_id: self.me.node_id.clone(),
                 datacenter: self.cfg.datacenter.clone(),
-                server: true,
+                server: server.is_some(),
                 advertise_addr: self.me.address.clone(),
                 rpc_port: self.me.rpc_port,
                 version: env!("CARGO_PKG_VERSION").to_string(),
@@ -352,20 +358,20 @@ impl BoundAgent {
         });
         let http_token = token.child_token();
         let root = token.clone();
-        let router = crate::http::router(api);
-        {
-            let raft_svc = RaftService::server(self.raft.clone(), self.cfg.datacenter.clone());
+        let router = match &server {
+            Some(_) => crate::http::router(api),
+            None => crate::http::client_router(api),
+        };
+        let mut raft_to_stop = None;
+        if let (Some((rpc, raft)), Some(server)) = (rpc, &server) {
+            let raft_svc = RaftService::server(raft.clone(), self.cfg.datacenter.clone());
             let fwd_svc = ForwardService::server(
                 self.cfg.datacenter.clone(),
                 server.clone(),
                 Some(router.clone()),
             );
-            let (rpc, rpc_token, root, fail_tx) = (
-                self.rpc,
-                token.child_token(),
-                token.clone(),
-                fail_tx.clone(),
-            );
+            raft_to_stop = Some(raft);
+            let (rpc_token, root, fail_tx) = (token.child_token(), token.clone(), fail_tx.clone());
             tracker.spawn(
                 async move {
                     if let Err(e) = rpc.serve(raft_svc, fwd_svc, rpc_token).await {
@@ -386,7 +392,7 @@ impl BoundAgent {
             .instrument(info_span!("http")),
         );
         let dev_dir = self._dev_dir;
-        let raft = self.raft;
+        let raft = raft_to_stop;
         let stop = token.clone();
         let stopper = Stopper {
             token: token.clone(),
@@ -406,7 +412,9 @@ impl BoundAgent {
                 }
             }
             pool.shutdown().await;
-            if let Err(e) = raft.shutdown().await {
+            if let Some(raft) = raft
+                && let Err(e) = raft.shutdown().await
+            {
                 warn!(cause = %e, "raft shutdown failed");
             }
             drop(dev_dir);
@@ -415,17 +423,25 @@ impl BoundAgent {
             node = %self.me.node, http = %http_addr, serf_lan = %serf_lan,
             rpc = %format!("{}:{}", self.me.address, self.me.rpc_port), "Meridian agent listening"
         );
-        // "running" is announced once this server leads and is registered, so that clients
-        // (and tests) that start on this line can create sessions at once.
+        // A server announces "running" once its state shows it registered, so that clients
+        // (and tests) that start on this line can create sessions at once; a client agent
+        // serves (and forwards) as soon as it listens.
         let ready = server.clone();
         let me = self.me.clone();
         let ready_token = token.clone();
         tracker.spawn(async move {
+            let is_server = ready.is_some();
+            let ready = async {
+                match ready {
+                    Some(s) => s.ready().await,
+                    None => true,
+                }
+            };
             tokio::select! {
                 _ = ready_token.cancelled() => {}
-                true = ready.ready() => info!(
+                true = ready => info!(
                     node = %me.node, datacenter = %me.datacenter, http = %http_addr,
-                    serf_lan = %serf_lan, server = true, "Meridian agent running"
+                    serf_lan = %serf_lan, server = is_server, "Meridian agent running"
                 ),
             }
         });
@@ -448,9 +464,9 @@ impl AgentHandle {
         self.http_addr
     }
 
-    /// The local server.
-    pub fn server(&self) -> &ServerHandle {
-        &self.server
+    /// The local server (`None` for a client agent).
+    pub fn server(&self) -> Option<&ServerHandle> {
+        self.server.as_ref()
     }
 
     /// The LAN gossip pool.
@@ -497,6 +513,44 @@ fn raft_config(cfg: &Config) -> RaftConfig {
         snapshot_threshold: cfg.raft_snapshot_threshold,
         trailing_logs: cfg.raft_trailing_logs,
     }
+}
+
+/// Starts the server role: `-bootstrap-expect`, the server handle with its leader duties.
+fn start_server(
+    cfg: &Config,
+    me: &SelfInfo,
+    raft: &RaftNode,
+    forwarder: &Forwarder,
+    gossip: &GossipHandle,
+    tracker: &TaskTracker,
+    token: &CancellationToken,
+) -> ServerHandle {
+    if cfg.bootstrap_expect > 1 {
+        tracker.spawn(
+            crate::cluster::bootstrap::run(
+                raft.clone(),
+                gossip.clone(),
+                forwarder.clone(),
+                cfg.datacenter.clone(),
+                cfg.bootstrap_expect as usize,
+                token.child_token(),
+            )
+            .instrument(info_span!("bootstrap")),
+        );
+    }
+    let cluster = ClusterParts {
+        forwarder: Some(forwarder.clone()),
+        hold: rpc_hold_timeout(cfg),
+        gossip: Some(gossip.clone()),
+        autopilot: autopilot_config(cfg),
+    };
+    ServerHandle::start(
+        raft.clone(),
+        me.clone(),
+        cluster,
+        tracker,
+        token.child_token(),
+    )
 }
 
 /// How long a request waits for a leader: two maximal election timeouts, between 1 s and

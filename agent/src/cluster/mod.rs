@@ -14,8 +14,10 @@ pub mod bootstrap;
 pub mod forward;
 pub mod listener;
 pub mod raft_rpc;
+pub mod remote;
 pub mod wire;
 
 pub use forward::{ForwardError, Forwarder};
 pub use listener::RpcListener;
 pub use raft_rpc::GrpcTransport;
+pub use remote::RemoteServers;

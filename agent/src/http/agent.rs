@@ -23,8 +23,7 @@ use crate::catalog::{
 use crate::rpc::Consistency;
 
 pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/agent/self", get(self_info))
+    self_route()
         .route("/v1/agent/services", get(services))
         .route("/v1/agent/checks", get(checks))
         .route("/v1/agent/service/register", put(service_register))
@@ -38,14 +37,20 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/agent/check/update/{*id}", put(check_update))
 }
 
+/// `/v1/agent/self` alone (client agents answer it themselves).
+pub(super) fn self_route() -> Router<ApiState> {
+    Router::new().route("/v1/agent/self", get(self_info))
+}
+
 async fn self_info(State(st): State<ApiState>) -> Result<Response, ApiError> {
     let a = &st.agent;
-    let server = st.router.server(None)?;
+    let server = st.router.local();
     let leader = server
-        .raft()
-        .leader()
+        .and_then(|s| s.raft().leader())
         .map(|(_, n)| n.rpc_addr)
         .unwrap_or_default();
+    let is_leader = server.is_some_and(|s| s.raft().is_leader());
+    let meta = server.map(|s| s.me().meta.clone()).unwrap_or_default();
     let ttl_min = st.session_ttl_min.as_nanos() as u64;
     let config = json!({
         "Datacenter": a.datacenter,
@@ -63,8 +68,8 @@ async fn self_info(State(st): State<ApiState>) -> Result<Response, ApiError> {
         "DebugConfig": { "SessionTTLMin": ttl_min, "Datacenter": a.datacenter, "NodeName": a.node_name, "DNSDomain": a.domain },
         "Coord": st.gossip.coordinate(),
         "Member": super::members::local_member(&st),
-        "Stats": { "consul": { "server": "true", "leader": server.raft().is_leader().to_string(), "leader_addr": leader, "known_datacenters": "1" } },
-        "Meta": server.me().meta,
+        "Stats": { "consul": { "server": a.server.to_string(), "leader": is_leader.to_string(), "leader_addr": leader, "known_datacenters": "1" } },
+        "Meta": meta,
     })))
 }
 

@@ -21,6 +21,7 @@ mod dto;
 mod error;
 mod event;
 mod filter;
+mod forward;
 mod keyring;
 mod kv;
 mod members;
@@ -137,6 +138,19 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(autopilot::routes())
         // Size limits are checked by the handlers so the error text is Consul's; this cap
         // only bounds memory for absurd bodies.
+        .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
+        .with_state(state)
+}
+
+/// A client agent's router: the pool, user events, keyring and `/v1/agent/self` are answered
+/// here; everything else goes to a server ([`forward`]).
+pub fn client_router(state: ApiState) -> axum::Router {
+    axum::Router::new()
+        .merge(members::routes())
+        .merge(event::routes())
+        .merge(keyring::routes())
+        .merge(agent::self_route())
+        .fallback(forward::to_server)
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(state)
 }

@@ -10,6 +10,9 @@
 //! `No path to datacenter`. Forwarding to the leader over gRPC (clustering) and to other
 //! datacenters (federation) plug in here without changing callers.
 
+use std::sync::Arc;
+
+use crate::cluster::RemoteServers;
 use crate::raft::RaftError;
 use crate::server::ServerHandle;
 
@@ -55,6 +58,12 @@ pub enum RpcError {
     /// The agent is shutting down.
     #[error("agent is shutting down")]
     ShuttingDown,
+    /// A client agent knows no server (Consul's wording).
+    #[error("No known Consul servers")]
+    NoServers,
+    /// This agent has no local server for this request.
+    #[error("this request needs a server; client agents forward it")]
+    NotAServer,
     /// A forwarded request could not be understood on the way.
     #[error("rpc forwarding: {0}")]
     Forward(String),
@@ -74,13 +83,37 @@ impl From<RaftError> for RpcError {
 #[derive(Clone)]
 pub struct Router {
     local_dc: String,
-    local: ServerHandle,
+    local: Option<ServerHandle>,
+    remote: Option<Arc<RemoteServers>>,
 }
 
 impl Router {
-    /// A router for a single datacenter.
+    /// A router for a server agent.
     pub fn new(local_dc: String, local: ServerHandle) -> Self {
-        Self { local_dc, local }
+        Self {
+            local_dc,
+            local: Some(local),
+            remote: None,
+        }
+    }
+
+    /// A router for a client agent: everything goes to `remote` servers.
+    pub fn client(local_dc: String, remote: Arc<RemoteServers>) -> Self {
+        Self {
+            local_dc,
+            local: None,
+            remote: Some(remote),
+        }
+    }
+
+    /// The local server, if this agent is one.
+    pub fn local(&self) -> Option<&ServerHandle> {
+        self.local.as_ref()
+    }
+
+    /// The servers a client agent forwards to.
+    pub fn remote(&self) -> Option<&Arc<RemoteServers>> {
+        self.remote.as_ref()
     }
 
     /// The local datacenter's name.
@@ -91,8 +124,8 @@ impl Router {
     /// The server handle answering for `dc` (`None` or "" means the local one).
     pub fn server(&self, dc: Option<&str>) -> Result<&ServerHandle, RpcError> {
         match dc {
-            None | Some("") => Ok(&self.local),
-            Some(dc) if dc == self.local_dc => Ok(&self.local),
+            None | Some("") => self.local.as_ref().ok_or(RpcError::NotAServer),
+            Some(dc) if dc == self.local_dc => self.local.as_ref().ok_or(RpcError::NotAServer),
             Some(dc) => Err(RpcError::NoPathToDatacenter(dc.to_string())),
         }
     }

@@ -1,0 +1,92 @@
+//! How a client agent reaches its datacenter's servers (Consul's client `router`/`manager`):
+//! it picks a server from the LAN pool (alive, `role=server`, same datacenter), keeps using
+//! it while it answers, and moves to another when it fails or leaves the pool, so load
+//! spreads as the pool changes. Requests travel over the forward RPC (`forward.rs`).
+
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rand::seq::SliceRandom;
+
+use super::Forwarder;
+use super::forward::{ForwardError, HttpRequest, HttpResponse};
+use crate::gossip::{GossipHandle, MemberStatus, Role};
+use crate::rpc::RpcError;
+
+/// Longest wait for one forwarded request (blocking queries wait up to 10 min + jitter).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(11 * 60);
+
+/// The servers a client agent talks to.
+#[derive(Debug)]
+pub struct RemoteServers {
+    datacenter: String,
+    gossip: GossipHandle,
+    forwarder: Forwarder,
+    preferred: Mutex<Option<String>>,
+}
+
+impl RemoteServers {
+    /// Servers of `datacenter` found through `gossip`, reached with `forwarder`.
+    pub fn new(datacenter: String, gossip: GossipHandle, forwarder: Forwarder) -> Self {
+        Self {
+            datacenter,
+            gossip,
+            forwarder,
+            preferred: Mutex::new(None),
+        }
+    }
+
+    /// RPC addresses of the alive servers, the preferred one first, the rest shuffled.
+    pub fn candidates(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .gossip
+            .members()
+            .into_iter()
+            .filter(|m| {
+                m.status == MemberStatus::Alive
+                    && m.tags.role() == Some(Role::Server)
+                    && m.tags.datacenter() == Some(self.datacenter.as_str())
+            })
+            .filter_map(|m| m.tags.rpc_addr().map(|a| a.to_string()))
+            .collect();
+        all.shuffle(&mut rand::rng());
+        if let Some(p) = self.preferred.lock().clone()
+            && let Some(pos) = all.iter().position(|a| *a == p)
+        {
+            all.swap(0, pos);
+        }
+        all
+    }
+
+    /// Runs an HTTP API request on a server, trying the next one when a server cannot be
+    /// reached. `No known Consul servers` when the pool has none.
+    pub async fn http(&self, req: HttpRequest) -> Result<HttpResponse, RpcError> {
+        let candidates = self.candidates();
+        if candidates.is_empty() {
+            return Err(RpcError::NoServers);
+        }
+        let mut last = None;
+        for addr in candidates {
+            match self
+                .forwarder
+                .http(&addr, req.clone(), REQUEST_TIMEOUT)
+                .await
+            {
+                Ok(resp) => {
+                    *self.preferred.lock() = Some(addr);
+                    return Ok(resp);
+                }
+                Err(ForwardError::Remote(e)) => return Err(e),
+                Err(e) => {
+                    tracing::debug!(server = %addr, cause = %e, "server unreachable; trying another");
+                    last = Some(e);
+                }
+            }
+        }
+        *self.preferred.lock() = None;
+        Err(RpcError::Forward(last.map_or_else(
+            || "no server answered".into(),
+            |e| e.to_string(),
+        )))
+    }
+}

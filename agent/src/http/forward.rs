@@ -1,0 +1,98 @@
+//! The client agent's API: requests it cannot answer itself (catalog, health, KV, sessions,
+//! txn, status, operator, coordinates) are sent whole to a server of its datacenter over
+//! the forward RPC and the server's answer is returned as is — Consul's clients likewise
+//! hold no catalog and forward every such RPC. `near=_agent` is rewritten to this agent's
+//! node first, since `_agent` means the agent that received the request.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+use super::ApiState;
+use super::error::ApiError;
+use crate::cluster::forward::HttpRequest;
+
+/// Request headers a server needs to answer as the client would have.
+const FORWARDED_HEADERS: &[&str] = &["content-type", "x-consul-token", "authorization"];
+
+/// The fallback handler of a client agent's router.
+pub(super) async fn to_server(
+    State(st): State<ApiState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if uri.path().starts_with("/v1/agent/") {
+        return Err(ApiError::not_found(format!(
+            "{} is not available on a client agent yet (agent local state is not built)",
+            uri.path()
+        )));
+    }
+    let remote = st
+        .router
+        .remote()
+        .ok_or_else(|| ApiError::internal("no servers to forward to"))?;
+    let req = HttpRequest {
+        method: method.to_string(),
+        uri: rewrite_near(&uri, &st.agent.node_name),
+        headers: FORWARDED_HEADERS
+            .iter()
+            .filter_map(|h| {
+                let v = headers.get(*h)?.to_str().ok()?;
+                Some((h.to_string(), v.to_string()))
+            })
+            .collect(),
+        body: body.to_vec(),
+    };
+    let resp = remote.http(req).await?;
+    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut out = HeaderMap::new();
+    for (k, v) in &resp.headers {
+        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k.as_str()), HeaderValue::from_str(v)) {
+            out.append(k, v);
+        }
+    }
+    Ok((status, out, resp.body).into_response())
+}
+
+/// `near=_agent` → `near=<node>`; everything else is kept byte for byte.
+fn rewrite_near(uri: &Uri, node: &str) -> String {
+    let Some(query) = uri.query() else {
+        return uri.to_string();
+    };
+    if !query.split('&').any(|kv| kv == "near=_agent") {
+        return uri.to_string();
+    }
+    let encoded: String = form_urlencoded::byte_serialize(node.as_bytes()).collect();
+    let query: Vec<String> = query
+        .split('&')
+        .map(|kv| {
+            if kv == "near=_agent" {
+                format!("near={encoded}")
+            } else {
+                kv.to_string()
+            }
+        })
+        .collect();
+    format!("{}?{}", uri.path(), query.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn near_agent_names_the_client_node() {
+        let uri: Uri = "/v1/catalog/service/web?near=_agent&tag=a%20b"
+            .parse()
+            .expect("uri");
+        assert_eq!(
+            rewrite_near(&uri, "client 1"),
+            "/v1/catalog/service/web?near=client+1&tag=a%20b"
+        );
+        let uri: Uri = "/v1/kv/x?raw".parse().expect("uri");
+        assert_eq!(rewrite_near(&uri, "c"), "/v1/kv/x?raw");
+    }
+}
