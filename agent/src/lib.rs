@@ -6,6 +6,7 @@
 //!   main.rs / cli/      flags → Config → agent::run; HTTP-API client subcommands
 //!   agent/              lifecycle: bind sockets + open storage, spawn subsystems, shut down
 //!   http/               axum API in Consul's shapes ──┐
+//!   local/              the agent's own services and checks, check runners, anti-entropy
 //!   rpc/                router: which server answers a datacenter's request
 //!   cluster/            gRPC on 8300: raft between servers, forwarding to the leader
 //!   server/             ServerHandle: apply/read through raft; leader duties (sessions TTL,
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod cluster;
 pub mod gossip;
 pub mod http;
+pub mod local;
 pub mod raft;
 pub mod rpc;
 pub mod server;

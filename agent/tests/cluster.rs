@@ -413,8 +413,7 @@ fn client_agent_forwards_to_servers_and_is_reconciled() {
     // The leader reconciles the client into the catalog with a passing serfHealth, and the
     // client's coordinate arrives through a server.
     wait_until(CONVERGE, "web-1 passing in the catalog", || {
-        let (code, body) = get_raw(&client, "/v1/health/node/web-1");
-        code == 200 && body.contains("serfHealth") && body.contains("\"passing\"")
+        serf_health(&client, "web-1") == "passing"
     });
     wait_until(CONVERGE, "web-1's coordinate", || {
         get_raw(&client, "/v1/coordinate/node/web-1").0 == 200
@@ -427,7 +426,169 @@ fn client_agent_forwards_to_servers_and_is_reconciled() {
     // Kill the client: its node stays, with serfHealth critical.
     client.kill9();
     wait_until(CONVERGE, "web-1 critical", || {
-        let (_, body) = get_raw(&server, "/v1/health/node/web-1");
-        body.contains("serfHealth") && body.contains("\"critical\"")
+        serf_health(&server, "web-1") == "critical"
     });
+}
+
+/// A tiny HTTP health endpoint on a fixed port; `stop` closes it.
+struct Health {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Health {
+    fn start(port: u16) -> Health {
+        use std::io::{Read, Write};
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind health port");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let mut buf = [0u8; 1024];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+            }
+        });
+        Health {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The status of `node`'s serfHealth check as `a` sees it.
+fn serf_health(a: &Agent, node: &str) -> String {
+    let (_, body) = get_raw(a, &format!("/v1/health/node/{node}"));
+    serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v.as_array()?
+                .iter()
+                .find(|c| c["CheckID"] == "serfHealth")
+                .and_then(|c| c["Status"].as_str().map(String::from))
+        })
+        .unwrap_or_default()
+}
+
+fn passing_instances(a: &Agent, service: &str) -> usize {
+    let (code, body) = get_raw(a, &format!("/v1/health/service/{service}?passing"));
+    if code != 200 {
+        return usize::MAX;
+    }
+    serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.as_array().map(Vec::len))
+        .unwrap_or(usize::MAX)
+}
+
+/// Issue #4's client acceptance: a client agent owns a service with an HTTP check; the
+/// instance leaves `?passing` soon after its endpoint stops; killing the client turns its
+/// `serfHealth` critical; a restart brings the service back without re-registration.
+#[test]
+fn client_agent_runs_http_checks_and_keeps_its_services_across_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("srv");
+    let data = data.to_string_lossy();
+    let server = Agent::start(&[
+        "agent",
+        "-server",
+        "-bootstrap-expect",
+        "1",
+        "-data-dir",
+        &data,
+        "-node",
+        "srv",
+        "-bind",
+        "127.0.0.1",
+        "-client",
+        "127.0.0.1",
+        "-http-port",
+        "0",
+        "-serf-lan-port",
+        "0",
+        "-log-json",
+    ]);
+    let cdata = dir.path().join("cli");
+    let cdata = cdata.to_string_lossy().to_string();
+    let serf_port = free_port().to_string();
+    let client_args = |join: &str| -> Vec<String> {
+        [
+            "agent",
+            "-data-dir",
+            &cdata,
+            "-node",
+            "web-1",
+            "-bind",
+            "127.0.0.1",
+            "-client",
+            "127.0.0.1",
+            "-http-port",
+            "0",
+            "-serf-lan-port",
+            &serf_port,
+            "-retry-join",
+            join,
+            "-log-json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let args = client_args(&server.serf);
+    let client = Agent::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let port = free_port();
+    let health = Health::start(port);
+    let reg = serde_json::json!({
+        "Name": "web", "Port": port,
+        "Check": {"HTTP": format!("http://127.0.0.1:{port}/health"), "Interval": "500ms", "Timeout": "1s"}
+    });
+    let (code, body) = client.put("/v1/agent/service/register", reg.to_string());
+    assert_eq!(code, 200, "{body}");
+    wait_until(CONVERGE, "web passing", || {
+        passing_instances(&server, "web") == 1
+    });
+
+    // The endpoint goes away: the instance leaves ?passing within interval + timeout.
+    let stopped = Instant::now();
+    health.stop();
+    wait_until(CONVERGE, "web no longer passing", || {
+        passing_instances(&server, "web") == 0
+    });
+    let took = stopped.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "took {took:?} (interval 500ms + timeout 1s)"
+    );
+
+    // Kill the client: its serfHealth goes critical on the servers.
+    let health = Health::start(port);
+    client.kill9();
+    wait_until(CONVERGE, "web-1 serfHealth critical", || {
+        serf_health(&server, "web-1") == "critical"
+    });
+    // Restart with the same data dir and no registration: the service is back, passing.
+    let client = Agent::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let services = client.get_json("/v1/agent/services");
+    assert_eq!(services["web"]["Port"], port, "{services}");
+    wait_until(CONVERGE, "web passing again after the restart", || {
+        passing_instances(&server, "web") == 1
+    });
+    health.stop();
 }

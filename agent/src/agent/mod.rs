@@ -12,7 +12,6 @@ pub mod events;
 pub mod handlers;
 mod identity;
 pub mod lan;
-pub mod ttl;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,6 +31,9 @@ use crate::cluster::raft_rpc::{Channels, RaftService};
 use crate::cluster::{Forwarder, GrpcTransport, RemoteServers, RpcListener};
 use crate::gossip::{BoundGossip, GossipHandle};
 use crate::http::{AgentInfo, ApiContext, ApiState, Limits};
+use crate::local::checks::Runners;
+use crate::local::sync::{CatalogSync, LocalCatalog, NodeInfo, RemoteCatalog};
+use crate::local::{LocalAgent, LocalState};
 use crate::raft::{RaftConfig, RaftNode, ServerNode};
 use crate::rpc::Router;
 use crate::server::autopilot::AutopilotConfig;
@@ -55,6 +57,8 @@ pub struct BoundAgent {
     /// Where the gossip snapshot lives, and what the previous run left there.
     snapshot_path: PathBuf,
     previous: crate::gossip::Snapshot,
+    /// The services and checks this agent owns (loaded from `data_dir`).
+    local: Arc<LocalState>,
     /// Temp state of a `-dev` agent, removed when the agent stops.
     _dev_dir: Option<tempfile::TempDir>,
 }
@@ -174,6 +178,10 @@ impl BoundAgent {
             name: cfg.node_name.clone(),
             node_id: node_id.clone(),
         };
+        let local = Arc::new(
+            LocalState::load(cfg.node_name.clone(), Some(data_dir.clone()))
+                .map_err(|e| AgentError::Config(e.to_string()))?,
+        );
         let snapshot_path = crate::gossip::snapshot::local_snapshot_path(&data_dir);
         let previous = lan::previous_snapshot(&snapshot_path);
         let gossip = lan::bind(
@@ -217,6 +225,7 @@ impl BoundAgent {
             channels,
             gossip,
             me,
+            local,
             _dev_dir: dev_dir,
         })
     }
@@ -317,24 +326,43 @@ impl BoundAgent {
             coordinates::sync(self.cfg.clone(), gossip.clone(), sink, token.child_token())
                 .instrument(info_span!("coordinates")),
         );
-        let ttl = std::sync::Arc::new(ttl::TtlChecks::default());
-        if let Some(server) = &server {
-            tracker.spawn(
-                ttl::run(
-                    ttl.clone(),
-                    server.clone(),
-                    self.cfg.node_name.clone(),
-                    token.child_token(),
-                )
-                .instrument(info_span!("ttl")),
-            );
-        }
+        let catalog: Arc<dyn CatalogSync> = match &server {
+            Some(s) => Arc::new(LocalCatalog(s.clone())),
+            None => Arc::new(RemoteCatalog(Arc::clone(&remote))),
+        };
+        let runners = Arc::new(Runners::new(
+            Arc::clone(&self.local),
+            tracker.clone(),
+            token.child_token(),
+        ));
+        runners.reconcile();
+        let node_info = NodeInfo {
+            id: self.me.node_id.clone(),
+            address: self.me.address.clone(),
+            datacenter: self.cfg.datacenter.clone(),
+        };
+        tracker.spawn(
+            crate::local::sync::run(
+                Arc::clone(&self.local),
+                Arc::clone(&catalog),
+                node_info.clone(),
+                anti_entropy_interval(&self.cfg),
+                token.child_token(),
+            )
+            .instrument(info_span!("anti-entropy")),
+        );
+        let local = Arc::new(LocalAgent {
+            state: Arc::clone(&self.local),
+            runners,
+            catalog,
+            node: node_info,
+        });
         let router = match &server {
             Some(s) => Router::new(self.cfg.datacenter.clone(), s.clone()),
             None => Router::client(self.cfg.datacenter.clone(), Arc::clone(&remote)),
         };
         let api = ApiState::new(ApiContext {
-            ttl,
+            local,
             router,
             limits: Limits {
                 kv_max_value_size: self.cfg.limits.kv_max_value_size,
@@ -512,6 +540,15 @@ fn raft_config(cfg: &Config) -> RaftConfig {
         election_timeout_max: t * 2,
         snapshot_threshold: cfg.raft_snapshot_threshold,
         trailing_logs: cfg.raft_trailing_logs,
+    }
+}
+
+/// Consul's anti-entropy base interval (1 min; -dev agents repair drift within 3 s).
+fn anti_entropy_interval(cfg: &Config) -> Duration {
+    if cfg.dev_mode {
+        Duration::from_secs(3)
+    } else {
+        Duration::from_secs(60)
     }
 }
 

@@ -1,6 +1,6 @@
-//! `/v1/agent/*`: this agent's self description, and the services and checks it
-//! registers into its own node (TTL checks included). Until client agents exist, the local
-//! node's catalog entries are the agent's local state.
+//! `/v1/agent/*`: this agent's self description, and the services and checks it owns
+//! (`local/`): registrations go into local state, are persisted, start their check tasks
+//! and are synced to the catalog before the request returns.
 
 use std::collections::BTreeMap;
 
@@ -17,10 +17,8 @@ use super::dto::{CheckBody, ServiceBody};
 use super::error::ApiError;
 use super::params::Params;
 use super::read::json_body;
-use crate::catalog::{
-    Check, CheckStatusUpdate, Command, DeregisterOp, HealthStatus, RegisterOp, SERF_HEALTH,
-};
-use crate::rpc::Consistency;
+use crate::catalog::{Check, HealthStatus};
+use crate::local::LocalCheck;
 
 pub(super) fn routes() -> Router<ApiState> {
     self_route()
@@ -73,14 +71,14 @@ async fn self_info(State(st): State<ApiState>) -> Result<Response, ApiError> {
     })))
 }
 
-/// Services of this node as `/v1/agent/services` shows them (the server's own `consul`
-/// service is internal and hidden, as in Consul).
+/// Services this agent owns, as `/v1/agent/services` shows them (from local state, as
+/// Consul's agent answers without asking the servers).
 async fn services(State(st): State<ApiState>) -> Result<Response, ApiError> {
-    let server = st.router.server(None)?;
-    let state = server.read(Consistency::Stale).await?.state;
-    let out: BTreeMap<String, Value> = state
-        .node_services(&st.node_name)
-        .filter(|s| s.id != "consul")
+    let out: BTreeMap<String, Value> = st
+        .local
+        .state
+        .services()
+        .into_iter()
         .map(|s| {
             (s.id.clone(), json!({
                 "ID": s.id, "Service": s.service, "Tags": s.tags, "Meta": s.meta, "Port": s.port,
@@ -92,28 +90,33 @@ async fn services(State(st): State<ApiState>) -> Result<Response, ApiError> {
     Ok(json_body(&out))
 }
 
+/// Checks this agent owns, with their current status.
 async fn checks(State(st): State<ApiState>) -> Result<Response, ApiError> {
-    let server = st.router.server(None)?;
-    let state = server.read(Consistency::Stale).await?.state;
-    let out: BTreeMap<String, &Check> = state
-        .node_checks(&st.node_name)
-        .filter(|c| c.check_id != SERF_HEALTH)
-        .map(|c| (c.check_id.clone(), c))
+    let out: BTreeMap<String, Check> = st
+        .local
+        .state
+        .checks()
+        .into_iter()
+        .map(|c| {
+            let mut check = c.check;
+            check.node = st.node_name.clone();
+            if let Some(svc) = st.local.state.service(&check.service_id) {
+                check.service_name = svc.service;
+                check.service_tags = svc.tags;
+            }
+            (check.check_id.clone(), check)
+        })
         .collect();
     Ok(json_body(&out))
 }
 
-fn local_node(st: &ApiState, state: &crate::catalog::State) -> crate::catalog::Node {
-    state
-        .node(&st.node_name)
-        .cloned()
-        .unwrap_or_else(|| crate::catalog::Node {
-            id: st.agent.node_id.clone(),
-            node: st.node_name.clone(),
-            address: st.agent.advertise_addr.clone(),
-            datacenter: st.agent.datacenter.clone(),
-            ..Default::default()
-        })
+fn local_check(c: Check, ttl: Option<super::body::GoDuration>) -> LocalCheck {
+    LocalCheck {
+        check: c,
+        ttl_ms: ttl
+            .filter(|t| !t.0.is_zero())
+            .map(|t| u64::try_from(t.0.as_millis()).unwrap_or(u64::MAX)),
+    }
 }
 
 async fn service_register(
@@ -137,38 +140,13 @@ async fn service_register(
         if c.name.is_empty() {
             c.name = format!("Service '{}' check", service.service);
         }
-        checks.push((c.to_check(&st.node_name, &service.id)?, c.ttl));
+        checks.push(local_check(c.to_check(&st.node_name, &service.id)?, c.ttl));
     }
-    let server = st.router.server(None)?;
-    let state = server.read(Consistency::Stale).await?.state;
-    if p.flag("replace-existing-checks") {
-        let keep: Vec<&str> = checks.iter().map(|(c, _)| c.check_id.as_str()).collect();
-        let stale: Vec<String> = state
-            .node_checks(&st.node_name)
-            .filter(|c| c.service_id == service.id && !keep.contains(&c.check_id.as_str()))
-            .map(|c| c.check_id.clone())
-            .collect();
-        for check_id in stale {
-            let op = DeregisterOp {
-                node: st.node_name.clone(),
-                check_id: Some(check_id),
-                ..Default::default()
-            };
-            server.apply(Command::Deregister(op)).await?;
-        }
-    }
-    for (c, ttl) in &checks {
-        if let Some(ttl) = ttl.filter(|t| !t.0.is_zero()) {
-            st.ttl.arm(&c.check_id, ttl.0);
-        }
-    }
-    let op = RegisterOp {
-        node: local_node(&st, &state),
-        skip_node_update: true,
-        service: Some(service),
-        checks: checks.into_iter().map(|(c, _)| c).collect(),
-    };
-    server.apply(Command::Register(Box::new(op))).await?;
+    st.local
+        .state
+        .add_service(service, checks, p.flag("replace-existing-checks"))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    st.local.applied().await;
     Ok(().into_response())
 }
 
@@ -176,25 +154,12 @@ async fn service_deregister(
     State(st): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let server = st.router.server(None)?;
-    let state = server.read(Consistency::Stale).await?.state;
-    if !state.node_services(&st.node_name).any(|s| s.id == id) {
+    if !st.local.state.remove_service(&id) {
         return Err(ApiError::not_found(format!(
             "Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."
         )));
     }
-    for c in state
-        .node_checks(&st.node_name)
-        .filter(|c| c.service_id == id)
-    {
-        st.ttl.remove(&c.check_id);
-    }
-    let op = DeregisterOp {
-        node: st.node_name.clone(),
-        service_id: Some(id),
-        ..Default::default()
-    };
-    server.apply(Command::Deregister(op)).await?;
+    st.local.applied().await;
     Ok(().into_response())
 }
 
@@ -204,28 +169,17 @@ async fn check_register(State(st): State<ApiState>, body: Bytes) -> Result<Respo
         return Err(ApiError::bad_request("Missing check name"));
     }
     let check = b.to_check(&st.node_name, "")?;
-    let server = st.router.server(None)?;
-    let state = server.read(Consistency::Stale).await?.state;
-    if !check.service_id.is_empty()
-        && !state
-            .node_services(&st.node_name)
-            .any(|s| s.id == check.service_id)
-    {
+    if !check.service_id.is_empty() && st.local.state.service(&check.service_id).is_none() {
         return Err(ApiError::bad_request(format!(
             "ServiceID {:?} does not exist",
             check.service_id
         )));
     }
-    if let Some(ttl) = b.ttl.filter(|t| !t.0.is_zero()) {
-        st.ttl.arm(&check.check_id, ttl.0);
-    }
-    let op = RegisterOp {
-        node: local_node(&st, &state),
-        skip_node_update: true,
-        service: None,
-        checks: vec![check],
-    };
-    server.apply(Command::Register(Box::new(op))).await?;
+    st.local
+        .state
+        .add_check(local_check(check, b.ttl))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    st.local.applied().await;
     Ok(().into_response())
 }
 
@@ -233,14 +187,12 @@ async fn check_deregister(
     State(st): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let server = st.router.server(None)?;
-    st.ttl.remove(&id);
-    let op = DeregisterOp {
-        node: st.node_name.clone(),
-        check_id: Some(id),
-        ..Default::default()
-    };
-    server.apply(Command::Deregister(op)).await?;
+    if !st.local.state.remove_check(&id) {
+        return Err(ApiError::not_found(format!(
+            "Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name."
+        )));
+    }
+    st.local.applied().await;
     Ok(().into_response())
 }
 
@@ -250,21 +202,13 @@ async fn set_status(
     status: HealthStatus,
     output: String,
 ) -> Result<Response, ApiError> {
-    let server = st.router.server(None)?;
-    let state = server.read(Consistency::Stale).await?.state;
-    if !state.node_checks(&st.node_name).any(|c| c.check_id == id) {
+    if !st.local.state.set_status(&id, status, &output) {
         return Err(ApiError::not_found(format!(
             "Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name."
         )));
     }
-    st.ttl.touch(&id);
-    let update = CheckStatusUpdate {
-        node: st.node_name.clone(),
-        check_id: id,
-        status,
-        output,
-    };
-    server.apply(Command::CheckUpdate(vec![update])).await?;
+    st.local.runners.touch(&id);
+    st.local.applied().await;
     Ok(().into_response())
 }
 

@@ -94,8 +94,8 @@ pub struct ApiContext {
     pub node_name: String,
     /// This agent.
     pub agent: AgentInfo,
-    /// TTL clocks of this agent's TTL checks.
-    pub ttl: Arc<crate::agent::ttl::TtlChecks>,
+    /// The services and checks this agent owns.
+    pub local: Arc<crate::local::LocalAgent>,
     /// The LAN gossip pool.
     pub gossip: crate::gossip::GossipHandle,
     /// Received user events.
@@ -149,7 +149,7 @@ pub fn client_router(state: ApiState) -> axum::Router {
         .merge(members::routes())
         .merge(event::routes())
         .merge(keyring::routes())
-        .merge(agent::self_route())
+        .merge(agent::routes())
         .fallback(forward::to_server)
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(state)
