@@ -5,8 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use std::sync::Arc;
+
 use meridian_agent::agent::{StopSignal, Stopper};
 use meridian_agent::cli::{self, Cli, Command};
+use meridian_agent::local::reload::{ConfigSource, Reload};
 use meridian_config::{AgentFlags, Config, normalize_args};
 use tracing_subscriber::EnvFilter;
 
@@ -36,13 +39,33 @@ fn run_agent(flags: &AgentFlags) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let flags = flags.clone();
+    let source: ConfigSource = Box::new(move || Config::load(&flags).map_err(|e| e.to_string()));
     runtime.block_on(async {
-        meridian_agent::agent::run_with(cfg, |stopper| {
+        meridian_agent::agent::run_with(cfg, source, |stopper, reload| {
             tokio::spawn(stop_on_signal(stopper));
+            tokio::spawn(reload_on_hangup(reload));
         })
         .await
         .context("agent failed")
     })
+}
+
+/// `SIGHUP` reloads the config files' service definitions, as Consul's.
+async fn reload_on_hangup(reload: Arc<Reload>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler; reload with PUT /v1/agent/reload");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match reload.reload().await {
+            Ok(()) => tracing::info!("reloaded configuration"),
+            Err(e) => {
+                tracing::error!(cause = %e, "reload failed; keeping the running configuration")
+            }
+        }
+    }
 }
 
 /// Stops the agent on the first SIGINT or SIGTERM (leaving the gossip pool as the config

@@ -32,6 +32,7 @@ use crate::cluster::{Forwarder, GrpcTransport, RemoteServers, RpcListener};
 use crate::gossip::{BoundGossip, GossipHandle};
 use crate::http::{AgentInfo, ApiContext, ApiState, Limits};
 use crate::local::checks::Runners;
+use crate::local::reload::{ConfigSource, Reload};
 use crate::local::sync::{CatalogSync, LocalCatalog, NodeInfo, RemoteCatalog};
 use crate::local::{LocalAgent, LocalState};
 use crate::raft::{RaftConfig, RaftNode, ServerNode};
@@ -59,6 +60,8 @@ pub struct BoundAgent {
     previous: crate::gossip::Snapshot,
     /// The services and checks this agent owns (loaded from `data_dir`).
     local: Arc<LocalState>,
+    /// Re-reads the configuration for reloads (`None`: nothing to re-read).
+    config_source: Option<ConfigSource>,
     /// Temp state of a `-dev` agent, removed when the agent stops.
     _dev_dir: Option<tempfile::TempDir>,
 }
@@ -74,6 +77,7 @@ pub struct AgentHandle {
     tracker: TaskTracker,
     token: CancellationToken,
     http_addr: SocketAddr,
+    reload: Arc<Reload>,
     server: Option<ServerHandle>,
     gossip: GossipHandle,
     failed: tokio::sync::watch::Receiver<Option<String>>,
@@ -226,6 +230,7 @@ impl BoundAgent {
             gossip,
             me,
             local,
+            config_source: None,
             _dev_dir: dev_dir,
         })
     }
@@ -240,6 +245,12 @@ impl BoundAgent {
     /// The bound LAN gossip address (as advertised to other members).
     pub fn serf_lan_addr(&self) -> SocketAddr {
         self.gossip.advertise_addr()
+    }
+
+    /// Lets reloads (`SIGHUP`, `/v1/agent/reload`) re-read the configuration with `source`.
+    pub fn with_config_source(mut self, source: ConfigSource) -> Self {
+        self.config_source = Some(source);
+        self
     }
 
     /// Starts serving; everything stops when `token` is cancelled.
@@ -361,7 +372,17 @@ impl BoundAgent {
             Some(s) => Router::new(self.cfg.datacenter.clone(), s.clone()),
             None => Router::client(self.cfg.datacenter.clone(), Arc::clone(&remote)),
         };
+        let reload = Arc::new(Reload::new(self.config_source, Arc::clone(&local)));
+        {
+            let (reload, cfg) = (Arc::clone(&reload), self.cfg.clone());
+            tracker.spawn(async move {
+                if let Err(e) = reload.apply(&cfg).await {
+                    warn!(cause = %e, "config service definitions not applied");
+                }
+            });
+        }
         let api = ApiState::new(ApiContext {
+            reload: Arc::clone(&reload),
             local,
             router,
             limits: Limits {
@@ -478,6 +499,7 @@ impl BoundAgent {
             tracker,
             token,
             http_addr,
+            reload,
             server,
             gossip,
             failed,
@@ -500,6 +522,11 @@ impl AgentHandle {
     /// The LAN gossip pool.
     pub fn gossip(&self) -> &GossipHandle {
         &self.gossip
+    }
+
+    /// Reloads the configuration's service definitions (what `SIGHUP` does).
+    pub fn reloader(&self) -> Arc<Reload> {
+        Arc::clone(&self.reload)
     }
 
     /// Stops the agent as a signal asks (with or without a graceful leave).
@@ -612,10 +639,15 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), AgentEr
     bound.spawn(shutdown).wait().await
 }
 
-/// Runs an agent with `cfg`; `on_start` gets its [`Stopper`] (e.g. for signal handlers).
-pub async fn run_with(cfg: Config, on_start: impl FnOnce(Stopper)) -> Result<(), AgentError> {
-    let bound = BoundAgent::bind(cfg).await?;
+/// Runs an agent with `cfg`, re-reading the configuration from `source` on reloads;
+/// `on_start` gets its [`Stopper`] and reloader (e.g. for signal handlers).
+pub async fn run_with(
+    cfg: Config,
+    source: ConfigSource,
+    on_start: impl FnOnce(Stopper, Arc<Reload>),
+) -> Result<(), AgentError> {
+    let bound = BoundAgent::bind(cfg).await?.with_config_source(source);
     let handle = bound.spawn(CancellationToken::new());
-    on_start(handle.stopper());
+    on_start(handle.stopper(), handle.reloader());
     handle.wait().await
 }

@@ -17,7 +17,7 @@ use super::dto::{CheckBody, ServiceBody};
 use super::error::ApiError;
 use super::params::Params;
 use super::read::json_body;
-use crate::catalog::{Check, HealthStatus};
+use crate::catalog::{Check, HealthStatus, Service};
 use crate::local::LocalCheck;
 
 pub(super) fn routes() -> Router<ApiState> {
@@ -33,6 +33,16 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/agent/check/deregister/{*id}", put(check_deregister))
         .route("/v1/agent/check/{verb}/{*id}", put(check_ttl))
         .route("/v1/agent/check/update/{*id}", put(check_update))
+        .route("/v1/agent/reload", put(reload))
+}
+
+/// `PUT /v1/agent/reload`: re-read the config files and apply their service definitions.
+async fn reload(State(st): State<ApiState>) -> Result<Response, ApiError> {
+    st.reload
+        .reload()
+        .await
+        .map_err(|e| ApiError::internal(format!("Failed to reload configs: {e}")))?;
+    Ok(().into_response())
 }
 
 /// `/v1/agent/self` alone (client agents answer it themselves).
@@ -119,12 +129,9 @@ fn local_check(c: Check, ttl: Option<super::body::GoDuration>) -> LocalCheck {
     }
 }
 
-async fn service_register(
-    State(st): State<ApiState>,
-    p: Params,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let b: ServiceBody = decode(&body, false)?;
+/// A service registration body (API or config file, keys in any case) as local state.
+fn service_with_checks(body: &[u8], node: &str) -> Result<(Service, Vec<LocalCheck>), ApiError> {
+    let b: ServiceBody = decode(body, false)?;
     let service = b.to_service()?;
     let bodies: Vec<&CheckBody> = b.check.iter().chain(b.checks.iter()).collect();
     let mut checks = Vec::new();
@@ -140,8 +147,26 @@ async fn service_register(
         if c.name.is_empty() {
             c.name = format!("Service '{}' check", service.service);
         }
-        checks.push(local_check(c.to_check(&st.node_name, &service.id)?, c.ttl));
+        checks.push(local_check(c.to_check(node, &service.id)?, c.ttl));
     }
+    Ok((service, checks))
+}
+
+/// A service definition from a config file (`service { ... }` / `services = [...]`).
+pub fn service_definition(
+    def: &serde_json::Value,
+    node: &str,
+) -> Result<(Service, Vec<LocalCheck>), String> {
+    let bytes = serde_json::to_vec(def).map_err(|e| e.to_string())?;
+    service_with_checks(&bytes, node).map_err(|e| e.to_string())
+}
+
+async fn service_register(
+    State(st): State<ApiState>,
+    p: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (service, checks) = service_with_checks(&body, &st.node_name)?;
     st.local
         .state
         .add_service(service, checks, p.flag("replace-existing-checks"))

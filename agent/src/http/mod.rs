@@ -39,6 +39,7 @@ use axum::extract::DefaultBodyLimit;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use agent::service_definition;
 pub use error::ApiError;
 
 use crate::rpc::Router as RpcRouter;
@@ -96,6 +97,8 @@ pub struct ApiContext {
     pub agent: AgentInfo,
     /// The services and checks this agent owns.
     pub local: Arc<crate::local::LocalAgent>,
+    /// Config reloads (`/v1/agent/reload`).
+    pub reload: Arc<crate::local::reload::Reload>,
     /// The LAN gossip pool.
     pub gossip: crate::gossip::GossipHandle,
     /// Received user events.

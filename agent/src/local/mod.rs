@@ -11,6 +11,7 @@
 //! ```
 
 pub mod checks;
+pub mod reload;
 pub mod sync;
 
 use std::collections::BTreeMap;

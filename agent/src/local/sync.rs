@@ -114,9 +114,13 @@ impl CatalogSync for RemoteCatalog {
 
     fn deregister(&self, op: DeregisterOp) -> BoxFuture<'_, Result<(), RpcError>> {
         async move {
-            let body = serde_json::json!({
-                "Node": op.node, "ServiceID": op.service_id, "CheckID": op.check_id,
-            });
+            let mut body = serde_json::json!({ "Node": op.node });
+            if let Some(id) = op.service_id {
+                body["ServiceID"] = id.into();
+            }
+            if let Some(id) = op.check_id {
+                body["CheckID"] = id.into();
+            }
             self.call(
                 "PUT",
                 "/v1/catalog/deregister".into(),

@@ -1,0 +1,91 @@
+//! Service definitions from config files (`service { ... }`, `services = [...]` in
+//! `-config-file` / `-config-dir`) and reloading them (`SIGHUP`, `PUT /v1/agent/reload`),
+//! as Consul does: defined services are added or replaced, services that a reload no longer
+//! defines are removed, and services registered through the API are left alone.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use meridian_config::Config;
+use parking_lot::Mutex;
+use tracing::info;
+
+use super::LocalAgent;
+
+/// Re-reads the agent's configuration (the same files and flags as at start).
+pub type ConfigSource = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
+
+/// Applies config-defined services to local state, at start and on every reload.
+pub struct Reload {
+    source: Option<ConfigSource>,
+    local: Arc<LocalAgent>,
+    /// IDs of the services the last applied config defined.
+    from_config: Mutex<BTreeSet<String>>,
+    /// One reload at a time.
+    serial: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Reload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reload").finish_non_exhaustive()
+    }
+}
+
+impl Reload {
+    /// A reloader of `local`'s config services; without a `source` reloads are refused.
+    pub fn new(source: Option<ConfigSource>, local: Arc<LocalAgent>) -> Self {
+        Self {
+            source,
+            local,
+            from_config: Mutex::new(BTreeSet::new()),
+            serial: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Applies `cfg`'s service definitions. All are parsed first: one bad definition
+    /// changes nothing and names itself in the error.
+    pub async fn apply(&self, cfg: &Config) -> Result<(), String> {
+        let _serial = self.serial.lock().await;
+        let node = self.local.state.node().to_string();
+        let mut parsed = Vec::new();
+        for (i, def) in cfg.service_definitions().into_iter().enumerate() {
+            let (svc, checks) = crate::http::service_definition(def, &node)
+                .map_err(|e| format!("service definition #{}: {e}", i + 1))?;
+            parsed.push((svc, checks));
+        }
+        let ids: BTreeSet<String> = parsed.iter().map(|(s, _)| s.id.clone()).collect();
+        for (svc, checks) in parsed {
+            self.local
+                .state
+                .add_service(svc, checks, true)
+                .map_err(|e| e.to_string())?;
+        }
+        let gone: Vec<String> = {
+            let mut from_config = self.from_config.lock();
+            let gone = from_config.difference(&ids).cloned().collect();
+            *from_config = ids.clone();
+            gone
+        };
+        for id in &gone {
+            self.local.state.remove_service(id);
+        }
+        if !ids.is_empty() || !gone.is_empty() {
+            info!(
+                defined = ids.len(),
+                removed = gone.len(),
+                "applied config service definitions"
+            );
+        }
+        self.local.applied().await;
+        Ok(())
+    }
+
+    /// Re-reads the configuration and applies it.
+    pub async fn reload(&self) -> Result<(), String> {
+        let Some(source) = &self.source else {
+            return Err("this agent was started without config files to reload".into());
+        };
+        let cfg = source()?;
+        self.apply(&cfg).await
+    }
+}
