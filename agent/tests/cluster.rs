@@ -736,3 +736,49 @@ fn anti_entropy_repairs_the_agents_node_both_ways() {
         instances(&a, "rogue") == 0 && instances(&a, "owned") == 1
     });
 }
+
+/// Script checks (refused unless enabled), counters, `DeregisterCriticalServiceAfter` and
+/// maintenance mode, on real agents.
+#[test]
+fn script_checks_reaping_and_maintenance_mode() {
+    let script = r#"{"Name": "job", "Port": 3, "Check": {"Args": ["sh", "-c", "exit 2"], "Interval": "200ms", "DeregisterCriticalServiceAfter": "1s"}}"#;
+    let strict = Agent::dev_named("no-scripts", &[]);
+    let (code, body) = strict.put("/v1/agent/service/register", script);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("enable_script_checks"), "{body}");
+
+    let a = Agent::dev_named("scripts", &["-enable-script-checks"]);
+    let (code, body) = a.put("/v1/agent/service/register", script);
+    assert_eq!(code, 200, "{body}");
+    // The script fails, the check goes critical, and after 1 s critical the service is gone.
+    wait_until(CONVERGE, "job reaped", || {
+        instances(&a, "job") == 0 && a.get_json("/v1/agent/services").get("job").is_none()
+    });
+
+    // Maintenance: the node's instances leave ?passing while it is on.
+    let (code, body) = a.put(
+        "/v1/agent/service/register",
+        r#"{"Name": "web", "Port": 4, "Check": {"Args": ["sh", "-c", "exit 0"], "Interval": "200ms"}}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    wait_until(CONVERGE, "web passing", || {
+        passing_instances(&a, "web") == 1
+    });
+    let (code, body) = a.put("/v1/agent/maintenance?enable=true&reason=upgrading", "");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(passing_instances(&a, "web"), 0);
+    let checks = a.get_json("/v1/agent/checks");
+    assert_eq!(checks["_node_maintenance"]["Notes"], "upgrading");
+    assert_eq!(a.put("/v1/agent/maintenance", "").0, 400);
+    let (code, _) = a.put("/v1/agent/maintenance?enable=false", "");
+    assert_eq!(code, 200);
+    assert_eq!(passing_instances(&a, "web"), 1);
+    let (code, _) = a.put("/v1/agent/service/maintenance/web?enable=true", "");
+    assert_eq!(code, 200);
+    assert_eq!(passing_instances(&a, "web"), 0);
+    assert_eq!(
+        a.put("/v1/agent/service/maintenance/nope?enable=true", "")
+            .0,
+        404
+    );
+}

@@ -347,6 +347,10 @@ impl BoundAgent {
             token.child_token(),
         ));
         runners.reconcile();
+        tracker.spawn(crate::local::checks::reap_critical(
+            Arc::clone(&self.local),
+            token.child_token(),
+        ));
         let node_info = NodeInfo {
             id: self.me.node_id.clone(),
             address: self.me.address.clone(),
@@ -382,6 +386,7 @@ impl BoundAgent {
             });
         }
         let api = ApiState::new(ApiContext {
+            enable_script_checks: self.cfg.enable_script_checks,
             reload: Arc::clone(&reload),
             local,
             router,

@@ -34,6 +34,98 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/agent/check/{verb}/{*id}", put(check_ttl))
         .route("/v1/agent/check/update/{*id}", put(check_update))
         .route("/v1/agent/reload", put(reload))
+        .route("/v1/agent/maintenance", put(node_maintenance))
+        .route(
+            "/v1/agent/service/maintenance/{*id}",
+            put(service_maintenance),
+        )
+}
+
+/// `?enable=true|false`, required.
+fn enable_flag(p: &Params) -> Result<bool, ApiError> {
+    match p.get("enable") {
+        None | Some("") => Err(ApiError::bad_request("Missing value for enable")),
+        Some(v) => v
+            .parse::<bool>()
+            .map_err(|_| ApiError::bad_request(format!("Invalid value for enable: {v:?}"))),
+    }
+}
+
+/// A maintenance check: critical, with the reason (or Consul's default) as notes.
+fn maintenance_check(
+    id: String,
+    name: &str,
+    service_id: &str,
+    reason: &str,
+    what: &str,
+) -> LocalCheck {
+    let notes = if reason.is_empty() {
+        format!(
+            "Maintenance mode is enabled for this {what}, but no reason was provided. This is a default message."
+        )
+    } else {
+        reason.to_string()
+    };
+    LocalCheck {
+        check: Check {
+            check_id: id,
+            name: name.into(),
+            status: HealthStatus::Critical,
+            notes,
+            service_id: service_id.into(),
+            check_type: "maintenance".into(),
+            ..Check::default()
+        },
+        ..LocalCheck::default()
+    }
+}
+
+/// `PUT /v1/agent/maintenance?enable=&reason=`: Consul's `_node_maintenance` check.
+async fn node_maintenance(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+    let id = "_node_maintenance".to_string();
+    if enable_flag(&p)? {
+        let c = maintenance_check(
+            id,
+            "Node Maintenance Mode",
+            "",
+            p.get("reason").unwrap_or(""),
+            "node",
+        );
+        st.local
+            .state
+            .add_check(c)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+    } else {
+        st.local.state.remove_check(&id);
+    }
+    st.local.applied().await;
+    Ok(().into_response())
+}
+
+/// `PUT /v1/agent/service/maintenance/:id?enable=&reason=`: `_service_maintenance:<id>`.
+async fn service_maintenance(
+    State(st): State<ApiState>,
+    Path(service): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    if st.local.state.service(&service).is_none() {
+        return Err(ApiError::not_found(format!(
+            "Unknown service ID {service:?}"
+        )));
+    }
+    let id = format!("_service_maintenance:{service}");
+    if enable_flag(&p)? {
+        let reason = p.get("reason").unwrap_or("");
+        let c = maintenance_check(id, "Service Maintenance Mode", &service, reason, "service");
+        st.local
+            .state
+            .add_check(c)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+    } else {
+        st.local.state.remove_check(&id);
+    }
+    st.local.applied().await;
+    Ok(().into_response())
 }
 
 /// `PUT /v1/agent/reload`: re-read the config files and apply their service definitions.
@@ -120,17 +212,36 @@ async fn checks(State(st): State<ApiState>) -> Result<Response, ApiError> {
     Ok(json_body(&out))
 }
 
-fn local_check(c: Check, ttl: Option<super::body::GoDuration>) -> LocalCheck {
-    LocalCheck {
-        check: c,
-        ttl_ms: ttl
+/// The local form of a check body; script checks only when `allow_scripts`.
+fn local_check(
+    body: &CheckBody,
+    check: Check,
+    allow_scripts: bool,
+) -> Result<LocalCheck, ApiError> {
+    if !body.args.is_empty() && !allow_scripts {
+        return Err(ApiError::bad_request(
+            "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true",
+        ));
+    }
+    Ok(LocalCheck {
+        check,
+        ttl_ms: body
+            .ttl
             .filter(|t| !t.0.is_zero())
             .map(|t| u64::try_from(t.0.as_millis()).unwrap_or(u64::MAX)),
-    }
+        args: body.args.clone(),
+        success_before_passing: body.successbeforepassing,
+        failures_before_warning: body.failuresbeforewarning,
+        failures_before_critical: body.failuresbeforecritical,
+    })
 }
 
 /// A service registration body (API or config file, keys in any case) as local state.
-fn service_with_checks(body: &[u8], node: &str) -> Result<(Service, Vec<LocalCheck>), ApiError> {
+fn service_with_checks(
+    body: &[u8],
+    node: &str,
+    allow_scripts: bool,
+) -> Result<(Service, Vec<LocalCheck>), ApiError> {
     let b: ServiceBody = decode(body, false)?;
     let service = b.to_service()?;
     let bodies: Vec<&CheckBody> = b.check.iter().chain(b.checks.iter()).collect();
@@ -147,18 +258,22 @@ fn service_with_checks(body: &[u8], node: &str) -> Result<(Service, Vec<LocalChe
         if c.name.is_empty() {
             c.name = format!("Service '{}' check", service.service);
         }
-        checks.push(local_check(c.to_check(node, &service.id)?, c.ttl));
+        let check = c.to_check(node, &service.id)?;
+        checks.push(local_check(&c, check, allow_scripts)?);
     }
     Ok((service, checks))
 }
 
 /// A service definition from a config file (`service { ... }` / `services = [...]`).
+/// Script checks are allowed when `allow_scripts` (`enable_script_checks` or
+/// `enable_local_script_checks`).
 pub fn service_definition(
     def: &serde_json::Value,
     node: &str,
+    allow_scripts: bool,
 ) -> Result<(Service, Vec<LocalCheck>), String> {
     let bytes = serde_json::to_vec(def).map_err(|e| e.to_string())?;
-    service_with_checks(&bytes, node).map_err(|e| e.to_string())
+    service_with_checks(&bytes, node, allow_scripts).map_err(|e| e.to_string())
 }
 
 async fn service_register(
@@ -166,7 +281,7 @@ async fn service_register(
     p: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (service, checks) = service_with_checks(&body, &st.node_name)?;
+    let (service, checks) = service_with_checks(&body, &st.node_name, st.enable_script_checks)?;
     st.local
         .state
         .add_service(service, checks, p.flag("replace-existing-checks"))
@@ -200,9 +315,10 @@ async fn check_register(State(st): State<ApiState>, body: Bytes) -> Result<Respo
             check.service_id
         )));
     }
+    let local = local_check(&b, check, st.enable_script_checks)?;
     st.local
         .state
-        .add_check(local_check(check, b.ttl))
+        .add_check(local)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     st.local.applied().await;
     Ok(().into_response())

@@ -97,6 +97,8 @@ pub struct ApiContext {
     pub agent: AgentInfo,
     /// The services and checks this agent owns.
     pub local: Arc<crate::local::LocalAgent>,
+    /// Script checks may be registered over the API (`enable_script_checks`).
+    pub enable_script_checks: bool,
     /// Config reloads (`/v1/agent/reload`).
     pub reload: Arc<crate::local::reload::Reload>,
     /// The LAN gossip pool.

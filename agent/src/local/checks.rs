@@ -7,6 +7,12 @@
 //!   2xx passing, 429 warning, anything else or no answer critical; output is the status line
 //!   and up to 4 KiB of body, as Consul's.
 //! - TCP: a connect within `timeout` is passing.
+//! - Script (`args`, run without a shell): exit 0 passing, 1 warning, else critical; killed
+//!   after `timeout`; output is stdout and stderr, capped like HTTP's.
+//!
+//! HTTP, TCP and script results pass through Consul's counters (`success_before_passing`,
+//! `failures_before_warning`, `failures_before_critical`), and a service whose check stays
+//! critical for its `deregister_critical_service_after` is removed from local state.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,11 +38,13 @@ enum Kind {
     Ttl(Duration),
     Http,
     Tcp,
+    Script,
 }
 
 struct Running {
     kind: Kind,
     definition: crate::catalog::CheckDefinition,
+    args: Vec<String>,
     token: CancellationToken,
     /// TTL checks: the last time the clock was reset.
     touched: Option<watch::Sender<Instant>>,
@@ -66,6 +74,8 @@ fn kind_of(c: &LocalCheck) -> Option<Kind> {
         Some(Kind::Http)
     } else if !d.tcp.is_empty() {
         Some(Kind::Tcp)
+    } else if !c.args.is_empty() {
+        Some(Kind::Script)
     } else {
         None
     }
@@ -102,6 +112,7 @@ impl Runners {
                 c.check.check_id == *id
                     && kind_of(c).as_ref() == Some(&r.kind)
                     && c.check.definition == r.definition
+                    && c.args == r.args
             });
             if !keep {
                 r.token.cancel();
@@ -122,6 +133,7 @@ impl Runners {
             let def = c.check.definition.clone();
             let interval = go_duration(&def.interval).unwrap_or(Duration::from_secs(10));
             let timeout = go_duration(&def.timeout).unwrap_or(DEFAULT_TIMEOUT);
+            let counters = Counters::new(&c);
             match &kind {
                 Kind::Ttl(ttl) => {
                     self.tracker
@@ -137,6 +149,7 @@ impl Runners {
                         local,
                         id.clone(),
                         interval,
+                        counters.clone(),
                         token.clone(),
                         move || {
                             let probe = probe.clone();
@@ -150,10 +163,25 @@ impl Runners {
                         local,
                         id.clone(),
                         interval,
+                        counters.clone(),
                         token.clone(),
                         move || {
                             let addr = addr.clone();
                             async move { tcp_probe(&addr, timeout).await }
+                        },
+                    ));
+                }
+                Kind::Script => {
+                    let args = c.args.clone();
+                    self.tracker.spawn(run_every(
+                        local,
+                        id.clone(),
+                        interval,
+                        counters.clone(),
+                        token.clone(),
+                        move || {
+                            let args = args.clone();
+                            async move { script_probe(&args, timeout).await }
                         },
                     ));
                 }
@@ -163,6 +191,7 @@ impl Runners {
                 Running {
                     kind,
                     definition: def,
+                    args: c.args.clone(),
                     token,
                     touched: Some(touched),
                 },
@@ -202,10 +231,56 @@ async fn run_ttl(
     }
 }
 
+/// Consul's `StatusHandler`: a result only changes the status after enough of them in a
+/// row.
+#[derive(Debug, Clone, Default)]
+struct Counters {
+    success_before_passing: u32,
+    failures_before_warning: u32,
+    failures_before_critical: u32,
+    successes: u32,
+    failures: u32,
+}
+
+impl Counters {
+    fn new(c: &LocalCheck) -> Self {
+        Self {
+            success_before_passing: c.success_before_passing,
+            failures_before_warning: if c.failures_before_warning == 0 {
+                c.failures_before_critical
+            } else {
+                c.failures_before_warning
+            },
+            failures_before_critical: c.failures_before_critical,
+            ..Self::default()
+        }
+    }
+
+    /// The status to record for this result, or `None` to keep the current one.
+    fn observe(&mut self, status: HealthStatus) -> Option<HealthStatus> {
+        if status == HealthStatus::Passing {
+            self.failures = 0;
+            self.successes = self.successes.saturating_add(1);
+            (self.successes >= self.success_before_passing).then_some(HealthStatus::Passing)
+        } else {
+            self.successes = 0;
+            self.failures = self.failures.saturating_add(1);
+            if self.failures >= self.failures_before_critical {
+                Some(status)
+            } else if self.failures >= self.failures_before_warning {
+                Some(HealthStatus::Warning)
+            } else {
+                None
+            }
+        }
+    }
+}
+
 async fn run_every<F, Fut>(
     local: Arc<LocalState>,
     id: String,
     interval: Duration,
+    mut counters: Counters,
     token: CancellationToken,
     probe: F,
 ) where
@@ -225,7 +300,121 @@ async fn run_every<F, Fut>(
             _ = token.cancelled() => return,
             r = probe() => r,
         };
-        local.set_status(&id, status, &output);
+        if let Some(status) = counters.observe(status) {
+            local.set_status(&id, status, &output);
+        }
+    }
+}
+
+async fn script_probe(args: &[String], timeout: Duration) -> (HealthStatus, String) {
+    let Some((cmd, rest)) = args.split_first() else {
+        return (HealthStatus::Critical, "no command".into());
+    };
+    let child = tokio::process::Command::new(cmd)
+        .args(rest)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout(timeout, child).await {
+        Err(_) => (
+            HealthStatus::Critical,
+            format!("Timed out ({timeout:?}) running check"),
+        ),
+        Ok(Err(e)) => (HealthStatus::Critical, format!("cannot run {cmd:?}: {e}")),
+        Ok(Ok(out)) => {
+            let mut text = out.stdout;
+            text.extend_from_slice(&out.stderr);
+            text.truncate(OUTPUT_MAX);
+            let status = match out.status.code() {
+                Some(0) => HealthStatus::Passing,
+                Some(1) => HealthStatus::Warning,
+                _ => HealthStatus::Critical,
+            };
+            (status, String::from_utf8_lossy(&text).into_owned())
+        }
+    }
+}
+
+/// Removes services whose check stayed critical past its `deregister_critical_service_after`
+/// (Consul's reaper, checked every second).
+pub async fn reap_critical(local: Arc<LocalState>, token: CancellationToken) {
+    let mut since: HashMap<String, Instant> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = Instant::now();
+        let checks = local.checks();
+        since.retain(|id, _| checks.iter().any(|c| c.check.check_id == *id));
+        for c in checks {
+            let Some(after) = go_duration(&c.check.definition.deregister_critical_service_after)
+            else {
+                continue;
+            };
+            if c.check.status != HealthStatus::Critical || c.check.service_id.is_empty() {
+                since.remove(&c.check.check_id);
+                continue;
+            }
+            let first = *since.entry(c.check.check_id.clone()).or_insert(now);
+            if now.duration_since(first) >= after && local.remove_service(&c.check.service_id) {
+                tracing::info!(
+                    service = %c.check.service_id, check = %c.check.check_id,
+                    "deregistered service whose check stayed critical past deregister_critical_service_after"
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_need_consecutive_results() {
+        let c = LocalCheck {
+            success_before_passing: 2,
+            failures_before_warning: 1,
+            failures_before_critical: 3,
+            ..LocalCheck::default()
+        };
+        let mut k = Counters::new(&c);
+        use HealthStatus::{Critical, Passing, Warning};
+        assert_eq!(k.observe(Passing), None);
+        assert_eq!(k.observe(Passing), Some(Passing));
+        assert_eq!(k.observe(Critical), Some(Warning));
+        assert_eq!(k.observe(Critical), Some(Warning));
+        assert_eq!(k.observe(Critical), Some(Critical));
+        // A success in between resets the failures.
+        assert_eq!(k.observe(Passing), None);
+        assert_eq!(k.observe(Critical), Some(Warning));
+        // Defaults: every result counts at once.
+        let mut d = Counters::new(&LocalCheck::default());
+        assert_eq!(d.observe(Critical), Some(Critical));
+        assert_eq!(d.observe(Passing), Some(Passing));
+    }
+
+    #[tokio::test]
+    async fn scripts_map_exit_codes_and_time_out() {
+        let sh = |s: &str| vec!["sh".to_string(), "-c".to_string(), s.to_string()];
+        let t = Duration::from_secs(5);
+        assert_eq!(
+            script_probe(&sh("echo ok"), t).await,
+            (HealthStatus::Passing, "ok\n".into())
+        );
+        assert_eq!(
+            script_probe(&sh("exit 1"), t).await.0,
+            HealthStatus::Warning
+        );
+        assert_eq!(
+            script_probe(&sh("exit 2"), t).await.0,
+            HealthStatus::Critical
+        );
+        let (status, out) = script_probe(&sh("sleep 5"), Duration::from_millis(100)).await;
+        assert_eq!(status, HealthStatus::Critical);
+        assert!(out.contains("Timed out"), "{out}");
     }
 }
 

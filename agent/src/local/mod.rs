@@ -49,13 +49,25 @@ pub enum LocalError {
 }
 
 /// A check this agent owns: the catalog row plus what runs it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalCheck {
     /// The row as the catalog should show it (status and output kept current).
     pub check: Check,
     /// TTL of a TTL check, in milliseconds.
     #[serde(default)]
     pub ttl_ms: Option<u64>,
+    /// Command and arguments of a script check (run without a shell).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Consecutive passing results before the status turns passing (0 = at once).
+    #[serde(default)]
+    pub success_before_passing: u32,
+    /// Consecutive failures before warning (0 = same as critical).
+    #[serde(default)]
+    pub failures_before_warning: u32,
+    /// Consecutive failures before critical (0 = at once).
+    #[serde(default)]
+    pub failures_before_critical: u32,
 }
 
 impl LocalCheck {
@@ -380,6 +392,7 @@ mod tests {
                 ..Check::default()
             },
             ttl_ms: Some(1000),
+            ..LocalCheck::default()
         }
     }
 

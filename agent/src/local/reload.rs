@@ -49,7 +49,8 @@ impl Reload {
         let node = self.local.state.node().to_string();
         let mut parsed = Vec::new();
         for (i, def) in cfg.service_definitions().into_iter().enumerate() {
-            let (svc, checks) = crate::http::service_definition(def, &node)
+            let scripts = cfg.enable_script_checks || cfg.enable_local_script_checks;
+            let (svc, checks) = crate::http::service_definition(def, &node, scripts)
                 .map_err(|e| format!("service definition #{}: {e}", i + 1))?;
             parsed.push((svc, checks));
         }
