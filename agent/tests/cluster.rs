@@ -117,10 +117,7 @@ fn three_servers_bootstrap_fail_over_lose_quorum_and_heal() {
             .position(|x| addr.ends_with(&format!(":{}", x.server)))
             .expect("leader is one of ours")
     };
-    wait_until(CONVERGE, "one leader known to all three", || {
-        let l: Vec<String> = servers.iter().flatten().map(leader).collect();
-        !l[0].is_empty() && l.iter().all(|x| *x == l[0])
-    });
+    agreed_leader(&servers, "one leader known to all three", |_| true);
     let peers: Vec<String> =
         serde_json::from_str(&get_raw(agent(&servers, 0), "/v1/status/peers").1).expect("peers");
     assert_eq!(peers.len(), 3, "{peers:?}");
@@ -155,10 +152,7 @@ fn three_servers_bootstrap_fail_over_lose_quorum_and_heal() {
     if let Some(a) = servers[first_dead].take() {
         a.kill9();
     }
-    wait_until(CONVERGE, "a new leader", || {
-        let l: Vec<String> = servers.iter().flatten().map(leader).collect();
-        !l[0].is_empty() && l[0] != old && l.iter().all(|x| *x == l[0])
-    });
+    agreed_leader(&servers, "a new leader", |l| l != old);
     for i in up(&servers) {
         let key = format!("after-failover/{i}");
         let (code, body) = put(agent(&servers, i), &key, "v");
@@ -195,10 +189,7 @@ fn three_servers_bootstrap_fail_over_lose_quorum_and_heal() {
         let join = format!("127.0.0.1:{}", p[lone].serf);
         servers[i] = Some(server(dir.path(), names[i], &p[i], Some(&join)));
     }
-    wait_until(CONVERGE, "a leader after the restarts", || {
-        let l: Vec<String> = servers.iter().flatten().map(leader).collect();
-        !l[0].is_empty() && l.iter().all(|x| *x == l[0])
-    });
+    agreed_leader(&servers, "a leader after the restarts", |_| true);
     for i in up(&servers) {
         for k in &acked {
             let got = get_raw(agent(&servers, i), &format!("/v1/kv/{k}?raw"));
@@ -247,10 +238,7 @@ fn new_servers_join_as_non_voters_autopilot_promotes_and_removes() {
             ))
         })
         .collect();
-    wait_until(CONVERGE, "a leader", || {
-        let l: Vec<String> = servers.iter().flatten().map(leader).collect();
-        !l[0].is_empty() && l.iter().all(|x| *x == l[0])
-    });
+    agreed_leader(&servers, "a leader", |_| true);
     let s2 = agent(&servers, 1);
     // Autopilot settings live in raft: set through one server, read through another.
     let out = cli_ok(
@@ -303,31 +291,37 @@ fn new_servers_join_as_non_voters_autopilot_promotes_and_removes() {
     let before = leader(s1);
     let out = cli_ok(agent(&servers, 3), &["operator", "raft", "transfer-leader"]);
     assert!(out.contains("Success"), "{out}");
-    wait_until(CONVERGE, "a different leader", || {
-        let l = leader(agent(&servers, 0));
-        !l.is_empty() && l != before
-    });
+    let now = agreed_leader(&servers, "a different leader", |l| l != before);
+
+    // Kill only followers: the leader transfer may have picked any of the five, and killing
+    // the new leader would leave the test waiting on an election instead of on autopilot.
+    let is_leader = |i: usize| now == format!("127.0.0.1:{}", p[i].server);
+    let mut followers = (1..5).rev().filter(|&i| !is_leader(i));
+    let (gone, cleaned) = match (followers.next(), followers.next()) {
+        (Some(a), Some(b)) => (a, b),
+        _ => panic!("five servers have at least two followers besides s1"),
+    };
 
     // Without cleanup, a dead server stays until an operator removes it.
-    let s5_addr = format!("127.0.0.1:{}", p[4].server);
-    if let Some(a) = servers[4].take() {
+    let gone_addr = format!("127.0.0.1:{}", p[gone].server);
+    if let Some(a) = servers[gone].take() {
         a.kill9();
     }
     let out = cli_ok(
-        agent(&servers, 1),
-        &["operator", "raft", "remove-peer", "-address", &s5_addr],
+        first_up(&servers),
+        &["operator", "raft", "remove-peer", "-address", &gone_addr],
     );
     assert!(
-        out.contains(&format!("Removed peer with address \"{s5_addr}\"")),
+        out.contains(&format!("Removed peer with address \"{gone_addr}\"")),
         "{out}"
     );
     wait_until(CONVERGE, "four peers", || {
-        peers(agent(&servers, 0)).len() == 4
+        peers(first_up(&servers)).len() == 4
     });
 
     // With cleanup, autopilot removes a failed server by itself (quorum permitting).
     cli_ok(
-        agent(&servers, 0),
+        first_up(&servers),
         &[
             "operator",
             "autopilot",
@@ -335,15 +329,34 @@ fn new_servers_join_as_non_voters_autopilot_promotes_and_removes() {
             "-cleanup-dead-servers=true",
         ],
     );
-    if let Some(a) = servers[3].take() {
+    if let Some(a) = servers[cleaned].take() {
         a.kill9();
     }
-    wait_until(CONVERGE, "s4 removed by autopilot", || {
-        let rows = peers(agent(&servers, 0));
-        rows.len() == 3 && !rows.iter().any(|(n, _, _)| n == "s4")
+    wait_until(CONVERGE, "the dead server removed by autopilot", || {
+        let rows = peers(first_up(&servers));
+        rows.len() == 3 && !rows.iter().any(|(n, _, _)| n == names[cleaned])
     });
-    let (code, body) = put(agent(&servers, 2), "still-writable", "v");
+    let (code, body) = put(first_up(&servers), "still-writable", "v");
     assert_eq!(code, 200, "{body}");
+}
+
+/// The first server still running.
+fn first_up(servers: &[Option<Agent>]) -> &Agent {
+    servers.iter().flatten().next().expect("a running server")
+}
+
+/// Waits until every running server names the same leader and `ok` accepts it.
+fn agreed_leader(servers: &[Option<Agent>], what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let mut agreed = String::new();
+    wait_until(CONVERGE, what, || {
+        let l: Vec<String> = servers.iter().flatten().map(leader).collect();
+        let same = !l[0].is_empty() && l.iter().all(|x| *x == l[0]) && ok(&l[0]);
+        if same {
+            agreed = l[0].clone();
+        }
+        same
+    });
+    agreed
 }
 
 /// A client agent (no `-server`) holds no raft: it joins through gossip and every catalog,
