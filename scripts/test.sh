@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v curl >/dev/null || need_apt+=(curl)
+# The DNS tests ask with BIND's dig, a client nobody here wrote.
+command -v dig >/dev/null || need_apt+=(bind9-dnsutils)
 if ((${#need_apt[@]})); then
   echo "==> installing ${need_apt[*]}"
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null

@@ -6,6 +6,7 @@
 //!   main.rs / cli/      flags → Config → agent::run; HTTP-API client subcommands
 //!   agent/              lifecycle: bind sockets + open storage, spawn subsystems, shut down
 //!   http/               axum API in Consul's shapes ──┐
+//!   dns/                DNS on 8600 (hickory) over the same router
 //!   local/              the agent's own services and checks, check runners, anti-entropy
 //!   rpc/                router: which server answers a datacenter's request
 //!   cluster/            gRPC on 8300: raft between servers, forwarding to the leader
@@ -24,6 +25,7 @@ pub mod agent;
 pub mod catalog;
 pub mod cli;
 pub mod cluster;
+pub mod dns;
 pub mod gossip;
 pub mod http;
 pub mod local;

@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Agent, wait_until};
+use common::{Agent, Health, wait_until};
 
 const CONVERGE: Duration = Duration::from_secs(30);
 
@@ -297,9 +297,8 @@ fn new_servers_join_as_non_voters_autopilot_promotes_and_removes() {
     // the new leader would leave the test waiting on an election instead of on autopilot.
     let is_leader = |i: usize| now == format!("127.0.0.1:{}", p[i].server);
     let mut followers = (1..5).rev().filter(|&i| !is_leader(i));
-    let (gone, cleaned) = match (followers.next(), followers.next()) {
-        (Some(a), Some(b)) => (a, b),
-        _ => panic!("five servers have at least two followers besides s1"),
+    let (Some(gone), Some(cleaned)) = (followers.next(), followers.next()) else {
+        panic!("five servers have at least two followers besides s1");
     };
 
     // Without cleanup, a dead server stays until an operator removes it.
@@ -441,48 +440,6 @@ fn client_agent_forwards_to_servers_and_is_reconciled() {
     wait_until(CONVERGE, "web-1 critical", || {
         serf_health(&server, "web-1") == "critical"
     });
-}
-
-/// A tiny HTTP health endpoint on a fixed port; `stop` closes it.
-struct Health {
-    port: u16,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Health {
-    fn start(port: u16) -> Health {
-        use std::io::{Read, Write};
-        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind health port");
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if flag.load(std::sync::atomic::Ordering::SeqCst) {
-                    return;
-                }
-                let Ok(mut conn) = conn else { continue };
-                let mut buf = [0u8; 1024];
-                let _ = conn.read(&mut buf);
-                let _ = conn.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-                );
-            }
-        });
-        Health {
-            port,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn stop(mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// The status of `node`'s serfHealth check as `a` sees it.

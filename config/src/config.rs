@@ -72,6 +72,8 @@ pub struct Config {
     pub ui_config: UiConfig,
     /// DNS domain. Default `consul.`.
     pub domain: String,
+    /// A second DNS domain answered like `domain`; answers use the domain asked. Default none.
+    pub alt_domain: Option<String>,
     /// Upstream DNS servers for names outside `domain` (`ip` or `ip:port`).
     pub recursors: Vec<String>,
     /// DNS interface settings.
@@ -270,6 +272,7 @@ impl Default for Config {
             ui: false,
             ui_config: UiConfig::default(),
             domain: "consul.".into(),
+            alt_domain: None,
             recursors: Vec::new(),
             dns_config: DnsConfig::default(),
             limits: LimitsConfig::default(),
@@ -368,6 +371,20 @@ impl Config {
             ));
         }
         Ok(addrs)
+    }
+
+    /// The DNS domains answered, lowercase with a final dot: `domain`, then `alt_domain`.
+    pub fn dns_domains(&self) -> Vec<String> {
+        let fqdn = |d: &str| format!("{}.", d.trim_matches('.').to_ascii_lowercase());
+        let mut out = vec![fqdn(&self.domain)];
+        if let Some(alt) = self
+            .alt_domain
+            .as_deref()
+            .filter(|a| !a.trim_matches('.').is_empty())
+        {
+            out.push(fqdn(alt));
+        }
+        out
     }
 
     /// The first address of `client_addr`: where the HTTP API and DNS listen.

@@ -133,6 +133,9 @@ pub struct AgentFlags {
     /// DNS domain (default consul.).
     #[arg(long, value_name = "DOMAIN")]
     pub domain: Option<String>,
+    /// Alternate DNS domain.
+    #[arg(long = "alt-domain", value_name = "DOMAIN")]
+    pub alt_domain: Option<String>,
     /// Upstream DNS server (repeatable).
     #[arg(long = "recursor", value_name = "ADDR")]
     pub recursor: Vec<String>,
@@ -227,6 +230,9 @@ impl AgentFlags {
         if let Some(v) = &self.domain {
             set("domain", json!(v));
         }
+        if let Some(v) = &self.alt_domain {
+            set("alt_domain", json!(v));
+        }
         if !self.recursor.is_empty() {
             set("recursors", json!(self.recursor));
         }
@@ -298,6 +304,7 @@ pub(crate) fn flag_for_key(key: &str) -> Option<&'static str> {
         "encrypt" => "-encrypt",
         "log_level" => "-log-level",
         "domain" => "-domain",
+        "alt_domain" => "-alt-domain",
         "recursors" => "-recursor",
         "node_meta" => "-node-meta",
         "ports.http" => "-http-port",

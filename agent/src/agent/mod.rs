@@ -47,6 +47,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct BoundAgent {
     cfg: Config,
     http: TcpListener,
+    /// DNS sockets (`None` when `ports.dns` is disabled).
+    dns: Option<crate::dns::BoundDns>,
     /// The server role's socket and raft; `None` for a client agent.
     server: Option<ServerSide>,
     /// gRPC channels to servers (raft and forwarding share them).
@@ -152,6 +154,21 @@ impl BoundAgent {
                 addr: http_addr,
                 source: e,
             })?;
+        let dns = match cfg.ports.dns_port() {
+            Some(port) => {
+                let ips = cfg.client_addrs().map_err(cfg_err)?;
+                let bound =
+                    crate::dns::BoundDns::bind(&ips, port)
+                        .await
+                        .map_err(|e| AgentError::Bind {
+                            what: "DNS",
+                            addr: SocketAddr::new(ips[0], port),
+                            source: e,
+                        })?;
+                Some(bound)
+            }
+            None => None,
+        };
         let advertise = cfg.advertise_ip().map_err(cfg_err)?;
         let rpc_bind = SocketAddr::new(cfg.bind_addr, cfg.ports.server_port().unwrap_or(8300));
         let rpc_err = |source| AgentError::Bind {
@@ -225,6 +242,7 @@ impl BoundAgent {
             handlers,
             cfg,
             http,
+            dns,
             server,
             channels,
             gossip,
@@ -376,6 +394,16 @@ impl BoundAgent {
             Some(s) => Router::new(self.cfg.datacenter.clone(), s.clone()),
             None => Router::client(self.cfg.datacenter.clone(), Arc::clone(&remote)),
         };
+        let dns_port = self.dns.as_ref().map_or(0, crate::dns::BoundDns::port);
+        if let Some(dns) = self.dns {
+            spawn_dns(
+                dns,
+                &self.cfg,
+                router.clone(),
+                &tracker,
+                token.child_token(),
+            );
+        }
         let reload = Arc::new(Reload::new(self.config_source, Arc::clone(&local)));
         {
             let (reload, cfg) = (Arc::clone(&reload), self.cfg.clone());
@@ -475,7 +503,8 @@ impl BoundAgent {
         });
         info!(
             node = %self.me.node, http = %http_addr, serf_lan = %serf_lan,
-            rpc = %format!("{}:{}", self.me.address, self.me.rpc_port), "Meridian agent listening"
+            rpc = %format!("{}:{}", self.me.address, self.me.rpc_port), dns = dns_port,
+            "Meridian agent listening"
         );
         // A server announces "running" once its state shows it registered, so that clients
         // (and tests) that start on this line can create sessions at once; a client agent
@@ -495,7 +524,8 @@ impl BoundAgent {
                 _ = ready_token.cancelled() => {}
                 true = ready => info!(
                     node = %me.node, datacenter = %me.datacenter, http = %http_addr,
-                    serf_lan = %serf_lan, server = is_server, "Meridian agent running"
+                    serf_lan = %serf_lan, dns = dns_port, server = is_server,
+                    "Meridian agent running"
                 ),
             }
         });
@@ -636,6 +666,33 @@ fn autopilot_config(cfg: &Config) -> AutopilotConfig {
         ap.server_stabilization_time = Duration::from_secs(1);
     }
     ap
+}
+
+/// Serves DNS on `bound` from the catalog `router` reads, as `cfg` says.
+fn spawn_dns(
+    bound: crate::dns::BoundDns,
+    cfg: &Config,
+    router: Router,
+    tracker: &TaskTracker,
+    token: CancellationToken,
+) {
+    let d = &cfg.dns_config;
+    let source = crate::dns::Source::new(router, d.allow_stale, d.max_stale);
+    let recursors =
+        crate::dns::Recursors::new(&cfg.recursors, &d.recursor_strategy, d.recursor_timeout);
+    let settings = crate::dns::Settings {
+        domains: cfg.dns_domains(),
+        dns: d.clone(),
+    };
+    let handler = crate::dns::ConsulDns::new(source, settings, recursors);
+    tracker.spawn(
+        async move {
+            if let Err(e) = bound.serve(handler, token).await {
+                warn!(cause = %e, "DNS server stopped");
+            }
+        }
+        .instrument(info_span!("dns")),
+    );
 }
 
 /// Runs an agent with `cfg` until `shutdown` is cancelled.

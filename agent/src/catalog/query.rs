@@ -66,6 +66,11 @@ impl State {
             .map(|(_, c)| c)
     }
 
+    /// Every service instance, ordered by node then instance ID.
+    pub fn services(&self) -> impl Iterator<Item = &Service> {
+        self.services.values()
+    }
+
     /// All checks.
     pub fn checks(&self) -> impl Iterator<Item = &Check> {
         self.checks.values()

@@ -27,6 +27,8 @@ pub struct Agent {
     pub addr: String,
     /// The LAN gossip address (`ip:port`).
     pub serf: String,
+    /// The DNS port (UDP and TCP on the agent's client address), 0 when disabled.
+    pub dns: u16,
     log_rx: mpsc::Receiver<String>,
     /// Log lines seen so far.
     pub log: Vec<String>,
@@ -113,6 +115,10 @@ impl Agent {
         assert!(!self.addr.is_empty(), "http field in {line}");
         self.url = format!("http://{}", self.addr);
         self.serf = field("serf_lan");
+        self.dns = v["fields"]["dns"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(0);
     }
 
     /// Spawns the process (server RPC on a free port unless `args` choose one) and starts
@@ -121,6 +127,9 @@ impl Agent {
         let mut all: Vec<&str> = args.to_vec();
         if args.first() == Some(&"agent") && !args.contains(&"-server-port") {
             all.extend(["-server-port", "0"]);
+        }
+        if args.first() == Some(&"agent") && !args.contains(&"-dns-port") {
+            all.extend(["-dns-port", "0"]);
         }
         let mut child = Command::new(bin())
             .args(&all)
@@ -157,6 +166,7 @@ impl Agent {
             url: String::new(),
             addr: String::new(),
             serf: String::new(),
+            dns: 0,
             log_rx,
             log: Vec::new(),
         }
@@ -345,5 +355,47 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
             "timed out after {timeout:?} waiting for {what}"
         );
         std::thread::sleep(POLL);
+    }
+}
+
+/// A tiny HTTP health endpoint on a fixed port; `stop` closes it.
+pub struct Health {
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Health {
+    pub fn start(port: u16) -> Health {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind health port");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let mut buf = [0u8; 1024];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+            }
+        });
+        Health {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn stop(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }

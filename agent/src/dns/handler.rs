@@ -1,0 +1,304 @@
+//! The request handler hickory calls for every well-formed DNS message: parse the name,
+//! read the catalog through [`Source`], shape the answer ([`answer`]) and send it with the
+//! client's EDNS echoed. Names outside the domains go to the recursors. Messages hickory
+//! cannot parse never get here: shorter than a header they are dropped, otherwise they are
+//! answered FORMERR by hickory itself.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::proto::op::{Edns, Message, Metadata, OpCode, ResponseCode};
+use hickory_server::proto::rr::{Name, Record, RecordType};
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+use meridian_config::DnsConfig;
+
+use super::answer::{self, Question, Reply, Shape, SoaTimers};
+use super::name::{self, Lookup, Parsed};
+use super::recursor::Recursors;
+use super::source::Source;
+use crate::rpc::RpcError;
+
+/// Counters of what the DNS server did (read by tests and, later, metrics).
+#[derive(Debug, Default)]
+pub struct DnsStats {
+    /// Questions handled.
+    pub queries: AtomicU64,
+    /// Answered NXDOMAIN.
+    pub nxdomain: AtomicU64,
+    /// Sent to a recursor.
+    pub recursed: AtomicU64,
+    /// Answered SERVFAIL (catalog unreachable, every recursor failed).
+    pub servfail: AtomicU64,
+    /// Replies trimmed to fit (TC set).
+    pub truncated: AtomicU64,
+}
+
+/// What the handler needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `domain` and `alt_domain`, lowercase with the final dot.
+    pub domains: Vec<String>,
+    /// `dns_config`.
+    pub dns: DnsConfig,
+}
+
+/// Consul's DNS interface over the agent's catalog view.
+#[derive(Clone)]
+pub struct ConsulDns {
+    source: Source,
+    settings: Arc<Settings>,
+    recursors: Recursors,
+    stats: Arc<DnsStats>,
+}
+
+impl ConsulDns {
+    /// A handler answering from `source`, forwarding other names to `recursors`.
+    pub fn new(source: Source, settings: Settings, recursors: Recursors) -> Self {
+        Self {
+            source,
+            settings: Arc::new(settings),
+            recursors,
+            stats: Arc::new(DnsStats::default()),
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Arc<DnsStats> {
+        Arc::clone(&self.stats)
+    }
+
+    fn shape(&self) -> Shape {
+        let d = &self.settings.dns;
+        Shape {
+            udp_answer_limit: usize::try_from(d.udp_answer_limit).unwrap_or(usize::MAX),
+            a_record_limit: usize::try_from(d.a_record_limit).unwrap_or(usize::MAX),
+        }
+    }
+
+    fn soa(&self) -> SoaTimers {
+        let s = &self.settings.dns.soa;
+        SoaTimers {
+            refresh: s.refresh,
+            retry: s.retry,
+            expire: s.expire,
+            min_ttl: s.min_ttl,
+        }
+    }
+
+    /// Answers a question about the catalog.
+    async fn catalog(&self, q: &mut Question, lookup: Lookup) -> Result<Reply, RpcError> {
+        let dns = &self.settings.dns;
+        let node_ttl = secs(dns.node_ttl);
+        match lookup {
+            Lookup::Service { service, tag, dc } => {
+                q.dc = dc
+                    .clone()
+                    .unwrap_or_else(|| self.source.local_dc().to_string());
+                let all = self.source.instances(dc.as_deref(), &service).await?;
+                let healthy = answer::healthy(all, tag.as_deref(), dns.only_passing);
+                let ttl = secs(dns.service_ttl_for(&service));
+                Ok(answer::service(q, healthy, ttl, &mut rand::rng()))
+            }
+            Lookup::Node { node, dc } => {
+                q.dc = dc
+                    .clone()
+                    .unwrap_or_else(|| self.source.local_dc().to_string());
+                let found = self.source.node(dc.as_deref(), &node).await?;
+                Ok(answer::node(q, found, node_ttl))
+            }
+            Lookup::Addr { ip } => Ok(answer::addr(q, ip, node_ttl)),
+            // Prepared queries answer through their own module once it exists; an unknown
+            // query is NXDOMAIN either way.
+            Lookup::Query { .. } => Ok(Reply::nxdomain()),
+            Lookup::Apex => {
+                let servers = self.source.instances(None, "consul").await?;
+                let servers = answer::healthy(servers, None, false);
+                Ok(answer::apex(q, &servers, &self.soa(), node_ttl))
+            }
+            Lookup::Invalid => Ok(Reply::nxdomain()),
+        }
+    }
+
+    /// Sends `query` on to the recursors and relays what they say.
+    async fn recurse(&self, req: &Request) -> Result<Message, ResponseCode> {
+        self.stats.recursed.fetch_add(1, Ordering::Relaxed);
+        let tcp = req.protocol() != Protocol::Udp;
+        self.recursors.ask(req.as_slice(), tcp).await.map_err(|e| {
+            tracing::debug!(cause = %e, "recursion failed");
+            ResponseCode::ServFail
+        })
+    }
+}
+
+fn secs(d: std::time::Duration) -> u32 {
+    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for ConsulDns {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        req: &Request,
+        mut handle: R,
+    ) -> ResponseInfo {
+        self.stats.queries.fetch_add(1, Ordering::Relaxed);
+        let mut meta = Metadata::response_from_request(&req.metadata);
+        meta.recursion_available = !self.recursors.is_empty();
+        let edns = req.edns.as_ref().map(|client| {
+            let mut e = Edns::new();
+            e.set_max_payload(client.max_payload().max(512));
+            e
+        });
+        let mut builder = MessageResponseBuilder::from_message_request(req);
+        if let Some(e) = &edns {
+            builder.edns(e);
+        }
+        let info = match req.request_info() {
+            Ok(info) if req.metadata.op_code == OpCode::Query => info,
+            Ok(_) => return reply_code(&mut handle, builder, meta, ResponseCode::NotImp).await,
+            Err(_) => return reply_code(&mut handle, builder, meta, ResponseCode::FormErr).await,
+        };
+        let qtype = info.query.query_type();
+        let asked = Name::from(info.query.name().clone());
+        let asked_text = asked.to_ascii();
+        let name = info.query.original().name().clone();
+        let parsed = name::parse(
+            &asked_text,
+            &self.settings.domains,
+            qtype == RecordType::SRV,
+        );
+        let mut q = Question {
+            name,
+            qtype,
+            domain: self.settings.domains[0].clone(),
+            dc: self.source.local_dc().to_string(),
+        };
+        let result = match parsed {
+            Parsed::Catalog { lookup, domain } => {
+                q.domain = domain;
+                self.catalog(&mut q, lookup).await
+            }
+            Parsed::Reverse(ip) => match self.source.owners_of(ip).await {
+                Ok(owners) if owners.is_empty() && !self.recursors.is_empty() => {
+                    return self.relay(req, &mut handle, builder, meta).await;
+                }
+                Ok(owners) => Ok(answer::ptr(&q, &owners, secs(self.settings.dns.node_ttl))),
+                Err(e) => Err(e),
+            },
+            Parsed::Outside if self.recursors.is_empty() => {
+                return reply_code(&mut handle, builder, meta, ResponseCode::Refused).await;
+            }
+            Parsed::Outside => return self.relay(req, &mut handle, builder, meta).await,
+        };
+        let mut reply = match result {
+            Ok(r) => r,
+            // Another datacenter nobody can reach is a name that does not exist here.
+            Err(RpcError::NoPathToDatacenter(_)) => Reply::nxdomain(),
+            Err(e) => {
+                tracing::warn!(name = %asked_text, cause = %e, "DNS lookup failed");
+                Reply::error(ResponseCode::ServFail)
+            }
+        };
+        let udp_plain = req.protocol() == Protocol::Udp && req.edns.is_none();
+        answer::trim(&mut reply, &self.shape(), udp_plain);
+        self.count(&reply);
+        meta.authoritative = true;
+        meta.response_code = reply.rcode;
+        meta.truncation = reply.truncated;
+        let soa: Vec<Record> = if reply.soa {
+            answer::soa_record(&q.domain, &self.soa())
+                .into_iter()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let resp = builder.build(
+            meta,
+            reply.answers.iter(),
+            std::iter::empty(),
+            soa.iter(),
+            reply.additionals.iter(),
+        );
+        send(&mut handle, resp, meta).await
+    }
+}
+
+impl ConsulDns {
+    fn count(&self, reply: &Reply) {
+        match reply.rcode {
+            ResponseCode::NXDomain => self.stats.nxdomain.fetch_add(1, Ordering::Relaxed),
+            ResponseCode::ServFail => self.stats.servfail.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+        if reply.truncated {
+            self.stats.truncated.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Relays a recursor's answer (or SERVFAIL) to the client.
+    async fn relay<R: ResponseHandler>(
+        &self,
+        req: &Request,
+        handle: &mut R,
+        builder: MessageResponseBuilder<'_>,
+        mut meta: Metadata,
+    ) -> ResponseInfo {
+        let msg = match self.recurse(req).await {
+            Ok(m) => m,
+            Err(code) => {
+                self.stats.servfail.fetch_add(1, Ordering::Relaxed);
+                return reply_code(handle, builder, meta, code).await;
+            }
+        };
+        meta.response_code = msg.metadata.response_code;
+        meta.truncation = msg.metadata.truncation;
+        meta.authoritative = false;
+        let resp = builder.build(
+            meta,
+            msg.answers.iter(),
+            msg.authorities.iter(),
+            std::iter::empty(),
+            msg.additionals.iter(),
+        );
+        send(handle, resp, meta).await
+    }
+}
+
+async fn reply_code<R: ResponseHandler>(
+    handle: &mut R,
+    builder: MessageResponseBuilder<'_>,
+    mut meta: Metadata,
+    code: ResponseCode,
+) -> ResponseInfo {
+    meta.response_code = code;
+    send(handle, builder.build_no_records(meta), meta).await
+}
+
+async fn send<'a, R: ResponseHandler>(
+    handle: &mut R,
+    resp: hickory_server::zone_handler::MessageResponse<
+        '_,
+        'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+    >,
+    meta: Metadata,
+) -> ResponseInfo {
+    match handle.send_response(resp).await {
+        Ok(info) => info,
+        Err(e) => {
+            tracing::debug!(cause = %e, "DNS reply not sent");
+            let mut header = hickory_server::proto::op::Header {
+                metadata: meta,
+                counts: Default::default(),
+            };
+            header.metadata.response_code = ResponseCode::ServFail;
+            ResponseInfo::from(header)
+        }
+    }
+}

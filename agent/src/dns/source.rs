@@ -1,0 +1,300 @@
+//! Where DNS answers come from: the agent's view of the catalog through the one RPC router.
+//!
+//! A server agent reads its own applied state (stale by default, as Consul's
+//! `dns_config.allow_stale`); a client agent, which holds no catalog, asks a server with the
+//! same HTTP API request a user would make (`/v1/health/service/:name?stale`), forwarded
+//! over the server RPC. Another datacenter is whatever the router says: today `No path to
+//! datacenter`, which DNS answers as NXDOMAIN; federation fills it in without touching DNS.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::catalog::{HealthStatus, State};
+use crate::cluster::RemoteServers;
+use crate::cluster::forward::HttpRequest;
+use crate::rpc::{Consistency, Router, RpcError};
+
+/// One service instance as DNS needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Instance {
+    /// Node name.
+    pub(super) node: String,
+    /// The node's address.
+    pub(super) node_address: String,
+    /// Node metadata (TXT records).
+    pub(super) node_meta: BTreeMap<String, String>,
+    /// The instance's own address ("" means the node's).
+    pub(super) service_address: String,
+    /// Port (SRV).
+    pub(super) port: u16,
+    /// Tags (tag lookups).
+    pub(super) tags: Vec<String>,
+    /// The worst status among the node's and the instance's checks.
+    pub(super) status: HealthStatus,
+}
+
+/// A node as DNS needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct NodeRecord {
+    /// Node name.
+    pub(super) node: String,
+    /// Address.
+    pub(super) address: String,
+    /// Metadata (TXT records).
+    pub(super) meta: BTreeMap<String, String>,
+}
+
+/// A name that owns an address, for PTR answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Owner {
+    /// `<node>.node.<dc>.<domain>`.
+    Node(String),
+    /// `<service>.service.<dc>.<domain>`.
+    Service(String),
+}
+
+/// Reads the catalog for DNS.
+#[derive(Clone)]
+pub struct Source {
+    router: Router,
+    /// Answer from any server's state (`allow_stale`); otherwise ask the leader.
+    allow_stale: bool,
+    /// With `allow_stale`, a server whose last contact with the leader is older than this
+    /// asks the leader instead (`max_stale`).
+    max_stale_ms: u64,
+}
+
+impl Source {
+    /// A source reading through `router`.
+    pub fn new(router: Router, allow_stale: bool, max_stale: std::time::Duration) -> Self {
+        Self {
+            router,
+            allow_stale,
+            max_stale_ms: u64::try_from(max_stale.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// The agent's own datacenter.
+    pub(super) fn local_dc(&self) -> &str {
+        self.router.local_dc()
+    }
+
+    /// Every instance of `service` (any health) in `dc`.
+    pub(super) async fn instances(
+        &self,
+        dc: Option<&str>,
+        service: &str,
+    ) -> Result<Vec<Instance>, RpcError> {
+        match self.backend(dc).await? {
+            Backend::Local(state) => Ok(local_instances(&state, service)),
+            Backend::Remote(remote) => {
+                let path = format!("/v1/health/service/{}", escape(service));
+                let rows: Vec<RemoteEntry> = remote_get(remote, &path, dc).await?;
+                Ok(rows.into_iter().map(RemoteEntry::into_instance).collect())
+            }
+        }
+    }
+
+    /// One node, if it exists in `dc`.
+    pub(super) async fn node(
+        &self,
+        dc: Option<&str>,
+        node: &str,
+    ) -> Result<Option<NodeRecord>, RpcError> {
+        match self.backend(dc).await? {
+            Backend::Local(state) => Ok(state.node(node).map(|n| NodeRecord {
+                node: n.node.clone(),
+                address: n.address.clone(),
+                meta: n.meta.clone(),
+            })),
+            Backend::Remote(remote) => {
+                let path = format!("/v1/catalog/node/{}", escape(node));
+                let found: Option<RemoteNodeServices> = remote_get(remote, &path, dc).await?;
+                Ok(found.map(|f| f.node.into_record()))
+            }
+        }
+    }
+
+    /// Nodes (and, on a server, service instances) whose address is `ip`, in the local DC.
+    pub(super) async fn owners_of(&self, ip: IpAddr) -> Result<Vec<Owner>, RpcError> {
+        let same = |a: &str| a.parse::<IpAddr>().ok() == Some(ip);
+        match self.backend(None).await? {
+            Backend::Local(state) => {
+                let mut out: Vec<Owner> = state
+                    .nodes()
+                    .filter(|n| same(&n.address))
+                    .map(|n| Owner::Node(n.node.clone()))
+                    .collect();
+                let mut services: Vec<String> = state
+                    .services()
+                    .filter(|s| same(&s.address))
+                    .map(|s| s.service.clone())
+                    .collect();
+                services.dedup();
+                out.extend(services.into_iter().map(Owner::Service));
+                Ok(out)
+            }
+            Backend::Remote(remote) => {
+                let nodes: Vec<RemoteNode> = remote_get(remote, "/v1/catalog/nodes", None).await?;
+                Ok(nodes
+                    .into_iter()
+                    .filter(|n| same(&n.address))
+                    .map(|n| Owner::Node(n.node))
+                    .collect())
+            }
+        }
+    }
+
+    async fn backend(&self, dc: Option<&str>) -> Result<Backend<'_>, RpcError> {
+        let local = dc.is_none_or(|d| d == self.router.local_dc());
+        if local && let Some(remote) = self.router.remote() {
+            return Ok(Backend::Remote(remote));
+        }
+        let server = self.router.server(dc)?;
+        if self.allow_stale {
+            let view = server.read(Consistency::Stale).await?;
+            if view.last_contact_ms <= self.max_stale_ms {
+                return Ok(Backend::Local(view.state));
+            }
+        }
+        Ok(Backend::Local(
+            server.read(Consistency::Default).await?.state,
+        ))
+    }
+}
+
+enum Backend<'a> {
+    Local(Arc<State>),
+    Remote(&'a Arc<RemoteServers>),
+}
+
+fn local_instances(state: &State, service: &str) -> Vec<Instance> {
+    state
+        .health_entries(service)
+        .into_iter()
+        .map(|e| {
+            let status = e.aggregate();
+            Instance {
+                node: e.node.node,
+                node_address: e.node.address,
+                node_meta: e.node.meta,
+                service_address: e.service.address,
+                port: e.service.port,
+                tags: e.service.tags,
+                status,
+            }
+        })
+        .collect()
+}
+
+/// A path segment, percent-encoded.
+fn escape(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// `GET path?stale[&dc=]` on a server, decoded; 404 is `None`-like (an empty default).
+async fn remote_get<T: serde::de::DeserializeOwned + Default>(
+    remote: &RemoteServers,
+    path: &str,
+    dc: Option<&str>,
+) -> Result<T, RpcError> {
+    let mut uri = format!("{path}?stale");
+    if let Some(dc) = dc {
+        uri.push_str("&dc=");
+        uri.push_str(&escape(dc));
+    }
+    let resp = remote
+        .http(HttpRequest {
+            method: "GET".into(),
+            uri,
+            headers: Vec::new(),
+            body: Vec::new(),
+        })
+        .await?;
+    match resp.status {
+        200 => serde_json::from_slice(&resp.body)
+            .map_err(|e| RpcError::Forward(format!("{path}: undecodable answer: {e}"))),
+        404 => Ok(T::default()),
+        _ => {
+            let text = String::from_utf8_lossy(&resp.body);
+            if text.contains("No path to datacenter") {
+                Err(RpcError::NoPathToDatacenter(
+                    dc.unwrap_or_default().to_string(),
+                ))
+            } else if text.contains("No cluster leader") {
+                Err(RpcError::NoLeader)
+            } else {
+                Err(RpcError::Forward(format!("{path}: {} {text}", resp.status)))
+            }
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct RemoteNode {
+    node: String,
+    address: String,
+    meta: BTreeMap<String, String>,
+}
+
+impl RemoteNode {
+    fn into_record(self) -> NodeRecord {
+        NodeRecord {
+            node: self.node,
+            address: self.address,
+            meta: self.meta,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct RemoteService {
+    address: String,
+    port: u16,
+    tags: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct RemoteCheck {
+    status: HealthStatus,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct RemoteEntry {
+    node: RemoteNode,
+    service: RemoteService,
+    checks: Vec<RemoteCheck>,
+}
+
+impl RemoteEntry {
+    fn into_instance(self) -> Instance {
+        let status = self
+            .checks
+            .iter()
+            .map(|c| c.status)
+            .max()
+            .unwrap_or(HealthStatus::Passing);
+        Instance {
+            node: self.node.node,
+            node_address: self.node.address,
+            node_meta: self.node.meta,
+            service_address: self.service.address,
+            port: self.service.port,
+            tags: self.service.tags.unwrap_or_default(),
+            status,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct RemoteNodeServices {
+    node: RemoteNode,
+}

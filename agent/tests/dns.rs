@@ -1,0 +1,368 @@
+//! The DNS interface against real agents, asked with `dig` (BIND's client, which nobody here
+//! wrote) and with raw datagrams: Consul's names, health filtering, SRV with glue, the UDP
+//! answer limit and TC, TCP for everything, recursors, PTR, other domains, a client agent
+//! answering through its servers, and garbage that must not stop the server.
+
+mod common;
+
+use std::net::{TcpListener, UdpSocket};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Agent, Health, wait_until};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// `dig @127.0.0.1 -p PORT ARGS...` → stdout.
+fn dig(port: u16, args: &[&str]) -> String {
+    let out = Command::new("dig")
+        .args(["@127.0.0.1", "-p", &port.to_string(), "+time=3", "+tries=1"])
+        .args(args)
+        .output()
+        .expect("dig (bind9-dnsutils) must be installed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The sorted `+short` lines.
+fn short(port: u16, args: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = dig(port, &[args, &["+short"]].concat())
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect();
+    v.sort();
+    v
+}
+
+/// `status: NOERROR` → "NOERROR".
+fn status(out: &str) -> String {
+    out.split("status: ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap_or("no answer")
+        .to_string()
+}
+
+/// The flags of the reply header (`qr aa tc ...`).
+fn flags(out: &str) -> Vec<String> {
+    out.split(";; flags: ")
+        .nth(1)
+        .and_then(|s| s.split(';').next())
+        .map(|f| f.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// Record lines of the answer section.
+fn answers(out: &str) -> Vec<String> {
+    out.split(";; ANSWER SECTION:")
+        .nth(1)
+        .map(|s| {
+            s.lines()
+                .skip(1)
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn register(a: &Agent, body: serde_json::Value) {
+    let (code, text) = a.put("/v1/agent/service/register", body.to_string());
+    assert_eq!(code, 200, "{text}");
+}
+
+#[test]
+fn consul_names_answer_and_a_failing_check_leaves_the_answers() {
+    let a = Agent::dev_named("web-node", &["-node-meta", "rack:r1"]);
+    let p = a.dns;
+    assert_ne!(p, 0, "the agent reports its DNS port");
+
+    // The servers answer for consul.service.consul, A and SRV.
+    assert_eq!(short(p, &["consul.service.consul"]), ["127.0.0.1"]);
+    let srv = short(p, &["_consul._tcp.service.consul", "SRV"]);
+    assert_eq!(srv.len(), 1, "{srv:?}");
+    assert!(srv[0].ends_with("web-node.node.dc1.consul."), "{srv:?}");
+
+    // redis with tags primary,v1 and an HTTP check on a real local endpoint.
+    let health_port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let health = Health::start(health_port);
+    register(
+        &a,
+        json!({
+            "Name": "redis", "ID": "redis1", "Tags": ["primary", "v1"], "Port": 6379,
+            "Check": {
+                "HTTP": format!("http://127.0.0.1:{health_port}/"),
+                "Interval": "1s", "Timeout": "500ms"
+            }
+        }),
+    );
+    wait_until(WAIT, "redis passing in DNS", || {
+        short(p, &["redis.service.consul"]) == ["127.0.0.1"]
+    });
+    for name in [
+        "primary.redis.service.consul",
+        "v1.redis.service.consul",
+        "redis.service.dc1.consul",
+        "redis.service.dc1.dc.consul",
+        "REDIS.Service.Consul",
+    ] {
+        assert_eq!(short(p, &[name]), ["127.0.0.1"], "{name}");
+    }
+    let srv = dig(p, &["_redis._tcp.service.consul", "SRV"]);
+    assert!(
+        answers(&srv)
+            .iter()
+            .any(|l| l.contains("SRV") && l.contains("1 1 6379 web-node.node.dc1.consul.")),
+        "{srv}"
+    );
+    let additional = srv.split(";; ADDITIONAL SECTION:").nth(1).unwrap_or("");
+    assert!(additional.contains("web-node.node.dc1.consul."), "{srv}");
+    assert!(additional.contains("127.0.0.1"), "{srv}");
+    assert_eq!(
+        short(p, &["_redis._primary.service.consul", "SRV"]),
+        ["1 1 6379 web-node.node.dc1.consul."]
+    );
+
+    // Nodes, with meta as TXT.
+    assert_eq!(short(p, &["web-node.node.consul"]), ["127.0.0.1"]);
+    assert_eq!(short(p, &["web-node.node.dc1.consul"]), ["127.0.0.1"]);
+    assert_eq!(short(p, &["web-node.node.consul", "TXT"]), ["\"rack=r1\""]);
+
+    // Names that do not exist: NXDOMAIN with the SOA.
+    for name in [
+        "v2.redis.service.consul",
+        "nope.service.consul",
+        "redis.service.dc2.consul",
+        "nope.node.consul",
+        "a.b.redis.service.consul",
+        "whatever.consul",
+    ] {
+        let out = dig(p, &[name]);
+        assert_eq!(status(&out), "NXDOMAIN", "{name}: {out}");
+        assert!(
+            out.contains("SOA\tns.consul. postmaster.consul."),
+            "{name}: {out}"
+        );
+    }
+    let soa = short(p, &["consul.", "SOA"]);
+    assert!(
+        soa[0].starts_with("ns.consul. postmaster.consul. "),
+        "{soa:?}"
+    );
+    assert_eq!(short(p, &["7f000001.addr.dc1.consul"]), ["127.0.0.1"]);
+    assert_eq!(
+        short(p, &["-x", "127.0.0.1"]),
+        ["web-node.node.dc1.consul."]
+    );
+
+    // A failing check takes the instance out within the check's interval (plus timeout).
+    health.stop();
+    wait_until(WAIT, "redis gone from DNS", || {
+        status(&dig(p, &["redis.service.consul"])) == "NXDOMAIN"
+    });
+    assert_eq!(short(p, &["consul.service.consul"]), ["127.0.0.1"]);
+}
+
+#[test]
+fn two_hundred_instances_udp_limit_edns_and_tcp() {
+    let a = Agent::dev();
+    for i in 0..200 {
+        let body = json!({
+            "Node": format!("n{i}"),
+            "Address": format!("10.1.{}.{}", i / 100, i % 100 + 1),
+            "Service": { "Service": "big", "ID": "big", "Port": 80 },
+        });
+        let (code, text) = a.put("/v1/catalog/register", body.to_string());
+        assert_eq!(code, 200, "{text}");
+    }
+    let p = a.dns;
+    let plain = dig(p, &["big.service.consul", "+noedns", "+notcp", "+ignore"]);
+    assert!(answers(&plain).len() <= 3, "{plain}");
+    assert!(!answers(&plain).is_empty(), "{plain}");
+    assert!(flags(&plain).contains(&"tc".to_string()), "{plain}");
+
+    let edns = dig(p, &["big.service.consul", "+bufsize=4096", "+ignore"]);
+    let n = answers(&edns).len();
+    assert!(n > 3 && n < 200, "as many as fit in 4096 bytes: {n}");
+    assert!(flags(&edns).contains(&"tc".to_string()), "{edns}");
+    assert!(
+        edns.contains("udp: 4096"),
+        "the EDNS size is echoed: {edns}"
+    );
+
+    let tcp = dig(p, &["big.service.consul", "+tcp"]);
+    assert_eq!(answers(&tcp).len(), 200, "{tcp}");
+    assert!(!flags(&tcp).contains(&"tc".to_string()), "{tcp}");
+    let srv = dig(p, &["big.service.consul", "SRV", "+tcp"]);
+    assert_eq!(answers(&srv).len(), 200);
+}
+
+/// Sends `bytes` and waits briefly for any reply.
+fn poke(port: u16, bytes: &[u8]) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    sock.send_to(bytes, ("127.0.0.1", port)).expect("send");
+    let mut buf = [0u8; 4096];
+    sock.recv(&mut buf).ok().map(|n| buf[..n].to_vec())
+}
+
+/// A query for `name` (type A, class IN), id 0x1234.
+fn query(name: &str) -> Vec<u8> {
+    let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.').filter(|l| !l.is_empty()) {
+        m.push(u8::try_from(label.len()).expect("short label"));
+        m.extend_from_slice(label.as_bytes());
+    }
+    m.extend_from_slice(&[0, 0, 1, 0, 1]);
+    m
+}
+
+#[test]
+fn garbage_is_dropped_or_formerr_and_the_server_keeps_answering() {
+    let a = Agent::dev();
+    let p = a.dns;
+    // Shorter than a header: dropped.
+    assert_eq!(poke(p, b"\x01\x02\x03"), None);
+    // Random bytes with a header: no crash (FORMERR or nothing).
+    let mut junk = vec![0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    junk.extend((0..200u32).map(|i| (i * 37 % 251) as u8));
+    let _ = poke(p, &junk);
+    // A question cut in half: FORMERR.
+    let q = query("consul.service.consul");
+    let cut = poke(p, &q[..q.len() - 6]).expect("an answer to a truncated question");
+    assert_eq!(cut[3] & 0x0f, 1, "FORMERR");
+    // A label longer than 63 bytes and a name longer than 255: FORMERR or dropped.
+    let mut long = vec![0x12, 0x35, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 70];
+    long.extend(std::iter::repeat_n(b'a', 70));
+    long.extend_from_slice(&[0, 0, 1, 0, 1]);
+    if let Some(r) = poke(p, &long) {
+        assert_ne!(r[3] & 0x0f, 0, "no NOERROR for a 70-byte label");
+    }
+    let huge = query(&"abcdefghij.".repeat(30));
+    if let Some(r) = poke(p, &huge) {
+        assert_ne!(r[3] & 0x0f, 0, "no NOERROR for a 330-byte name");
+    }
+    // Garbage over TCP closes that connection only.
+    {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", p)).expect("tcp");
+        let _ = s.write_all(b"\x00\x05hello\xff\xff");
+    }
+    // Still answering, over both transports.
+    assert_eq!(short(p, &["consul.service.consul"]), ["127.0.0.1"]);
+    assert_eq!(short(p, &["consul.service.consul", "+tcp"]), ["127.0.0.1"]);
+    let ok = poke(p, &query("consul.service.consul")).expect("answer");
+    assert_eq!(&ok[..2], &[0x12, 0x34]);
+    assert_eq!(ok[3] & 0x0f, 0, "NOERROR");
+}
+
+#[test]
+fn recursors_answer_other_names_refused_without_and_servfail_when_down() {
+    // The recursor is another agent, serving its own domain.
+    let upstream = Agent::dev_named("up", &["-domain", "example"]);
+    let down = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let down_addr = down.local_addr().expect("addr").to_string();
+    drop(down);
+    let up_addr = format!("127.0.0.1:{}", upstream.dns);
+    let a = Agent::dev_named(
+        "front",
+        &[
+            "-recursor",
+            &down_addr,
+            "-recursor",
+            &up_addr,
+            "-hcl",
+            "dns_config { recursor_timeout = \"500ms\" }",
+            "-alt-domain",
+            "alt.test",
+        ],
+    );
+    let p = a.dns;
+    // Sequential: the dead one first, then the live one answers.
+    assert_eq!(short(p, &["consul.service.example"]), ["127.0.0.1"]);
+    assert_eq!(short(p, &["consul.service.example", "+tcp"]), ["127.0.0.1"]);
+    let out = dig(p, &["up.node.example"]);
+    assert_eq!(status(&out), "NOERROR", "{out}");
+    assert!(flags(&out).contains(&"ra".to_string()), "{out}");
+    assert_eq!(status(&dig(p, &["nope.node.example"])), "NXDOMAIN");
+    // Its own domains stay its own, and answers keep the domain asked.
+    assert_eq!(short(p, &["front.node.consul"]), ["127.0.0.1"]);
+    let srv = short(p, &["_consul._tcp.service.alt.test", "SRV"]);
+    assert!(srv[0].ends_with("front.node.dc1.alt.test."), "{srv:?}");
+
+    // Without recursors: REFUSED. With only dead ones: SERVFAIL.
+    assert_eq!(status(&dig(upstream.dns, &["example.com"])), "REFUSED");
+    drop(upstream);
+    wait_until(WAIT, "SERVFAIL once no recursor answers", || {
+        status(&dig(p, &["consul.service.example"])) == "SERVFAIL"
+    });
+    assert_eq!(short(p, &["front.node.consul"]), ["127.0.0.1"]);
+}
+
+#[test]
+fn a_client_agent_answers_through_its_servers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sdata = dir.path().join("s").to_string_lossy().to_string();
+    let server = Agent::start(&[
+        "agent",
+        "-server",
+        "-bootstrap-expect",
+        "1",
+        "-data-dir",
+        &sdata,
+        "-node",
+        "srv",
+        "-bind",
+        "127.0.0.1",
+        "-client",
+        "127.0.0.1",
+        "-http-port",
+        "0",
+        "-serf-lan-port",
+        "0",
+        "-log-json",
+    ]);
+    let cdata = dir.path().join("c").to_string_lossy().to_string();
+    let client = Agent::start(&[
+        "agent",
+        "-data-dir",
+        &cdata,
+        "-node",
+        "cli",
+        "-bind",
+        "127.0.0.1",
+        "-client",
+        "127.0.0.1",
+        "-http-port",
+        "0",
+        "-serf-lan-port",
+        "0",
+        "-retry-join",
+        &server.serf,
+        "-log-json",
+    ]);
+    register(
+        &client,
+        json!({"Name": "web", "Port": 8080, "Address": "192.0.2.7", "Tags": ["blue"]}),
+    );
+    let p = client.dns;
+    wait_until(WAIT, "web in the client's DNS", || {
+        short(p, &["web.service.consul"]) == ["192.0.2.7"]
+    });
+    assert_eq!(short(p, &["blue.web.service.consul"]), ["192.0.2.7"]);
+    assert_eq!(
+        short(p, &["web.service.consul", "SRV"]),
+        ["1 1 8080 c0000207.addr.dc1.consul."]
+    );
+    assert_eq!(short(p, &["consul.service.consul"]), ["127.0.0.1"]);
+    assert_eq!(short(p, &["srv.node.consul"]), ["127.0.0.1"]);
+    assert_eq!(status(&dig(p, &["nope.service.consul"])), "NXDOMAIN");
+    assert_eq!(status(&dig(p, &["web.service.dc9.consul"])), "NXDOMAIN");
+    // The server answers the same.
+    assert_eq!(short(server.dns, &["web.service.consul"]), ["192.0.2.7"]);
+}
