@@ -1,7 +1,7 @@
 //! Commands replicated through raft and the responses `apply` produces.
 //!
 //! A command carries everything `apply` needs to be deterministic: the leader picks
-//! timestamps (`now_ms`) and IDs (session UUIDs) before proposing. No I/O here.
+//! timestamps (`now_ms`) and IDs (session and prepared-query UUIDs) before proposing. No I/O here.
 
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +58,15 @@ pub enum Command {
         /// Check-and-set index.
         cas: Option<u64>,
     },
+    /// Store a new prepared query (ID chosen by the proposing server).
+    PreparedQueryCreate(Box<super::PreparedQuery>),
+    /// Replace an existing prepared query (same ID; create index kept).
+    PreparedQueryUpdate(Box<super::PreparedQuery>),
+    /// Delete a prepared query.
+    PreparedQueryDelete {
+        /// Query ID.
+        id: String,
+    },
 }
 
 impl Command {
@@ -75,6 +84,9 @@ impl Command {
             Command::Noop => "noop",
             Command::CoordinateUpdate(_) => "coordinate-update",
             Command::AutopilotSet { .. } => "autopilot-set",
+            Command::PreparedQueryCreate(_) => "prepared-query-create",
+            Command::PreparedQueryUpdate(_) => "prepared-query-update",
+            Command::PreparedQueryDelete { .. } => "prepared-query-delete",
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The replicated state machine: catalog (nodes, services, checks), KV and sessions.
+//! The replicated state machine: catalog (nodes, services, checks), KV, sessions and
+//! prepared queries.
 //!
 //! Pure and deterministic: [`State::apply`] takes a raft index and a [`Request`] and changes
 //! only memory. Time comes inside the request (`now_ms`, chosen by the leader). No tokio, sqlx
@@ -18,6 +19,7 @@ pub mod b64;
 pub mod command;
 mod coordinates;
 mod kv;
+pub mod prepared_query;
 mod query;
 mod registry;
 mod rows;
@@ -33,6 +35,7 @@ pub use command::{
     CheckStatusUpdate, Command, CoordinateUpdate, DeregisterOp, KvOp, KvVerb, RegisterOp, Request,
     Response, TxnError, TxnOp, TxnResult,
 };
+pub use prepared_query::{ExecuteRequest, PreparedQuery, QueryError, QueryResult, execute_query};
 pub use query::{HealthEntry, ServiceRow};
 pub use rows::{Row, RowChange, RowError, Table};
 pub use types::{
@@ -59,6 +62,9 @@ pub struct TableIndexes {
     /// Coordinates table.
     #[serde(default)]
     pub coordinates: u64,
+    /// Prepared queries table.
+    #[serde(default)]
+    pub prepared_queries: u64,
 }
 
 /// A KV tombstone: when and at which index a key was deleted.
@@ -91,6 +97,8 @@ pub struct State {
     pub(crate) autopilot: Option<AutopilotSettings>,
     /// (node, segment) → LAN coordinate.
     pub(crate) coordinates: OrdMap<(String, String), crate::gossip::coordinate::Coordinate>,
+    /// Prepared queries by ID.
+    pub(crate) prepared_queries: OrdMap<String, PreparedQuery>,
     pub(crate) tables: TableIndexes,
     /// Rows touched since the last `take_changes`.
     changes: Vec<(Table, String)>,
@@ -160,6 +168,9 @@ impl State {
                 });
                 Response::Bool(true)
             }
+            Command::PreparedQueryCreate(q) => self.prepared_query_set(index, q, false),
+            Command::PreparedQueryUpdate(q) => self.prepared_query_set(index, q, true),
+            Command::PreparedQueryDelete { id } => self.prepared_query_delete(index, id),
         }
     }
 

@@ -29,6 +29,8 @@ pub enum Table {
     ServiceIndex = 8,
     /// Coordinates by `node\0segment`.
     Coordinates = 9,
+    /// Prepared queries by ID.
+    PreparedQueries = 10,
 }
 
 impl Table {
@@ -45,6 +47,7 @@ impl Table {
             7 => Self::LockDelays,
             8 => Self::ServiceIndex,
             9 => Self::Coordinates,
+            10 => Self::PreparedQueries,
             _ => return None,
         })
     }
@@ -128,6 +131,7 @@ impl State {
             Table::LockDelays => self.lock_delays.get(key).map(enc),
             Table::ServiceIndex => self.service_index.get(key).map(enc),
             Table::Coordinates => self.coordinates.get(&split_pair(key)).map(enc),
+            Table::PreparedQueries => self.prepared_queries.get(key).map(enc),
         }
     }
 
@@ -170,6 +174,9 @@ impl State {
         }
         for ((n, seg), v) in &self.coordinates {
             push(Table::Coordinates, pair_key(n, seg), enc(v));
+        }
+        for (k, v) in &self.prepared_queries {
+            push(Table::PreparedQueries, k.clone(), enc(v));
         }
         out
     }
@@ -226,6 +233,10 @@ impl State {
                 Table::Coordinates => {
                     let v = serde_json::from_slice(&value).map_err(err)?;
                     s.coordinates.insert(split_pair(&key), v);
+                }
+                Table::PreparedQueries => {
+                    let v = serde_json::from_slice(&value).map_err(err)?;
+                    s.prepared_queries.insert(key, v);
                 }
             }
         }

@@ -1,5 +1,6 @@
 //! Session apply logic: creation against registered node and checks, invalidation that
-//! releases or deletes held locks and starts their lock delay. No I/O here.
+//! releases or deletes held locks, starts their lock delay and deletes the session's
+//! prepared queries. No I/O here.
 
 use super::rows::Table;
 use super::{HealthStatus, Response, Session, SessionBehavior, State};
@@ -43,13 +44,15 @@ impl State {
     }
 
     /// Destroys a session: its locks are released (and their lock delay starts) or, with
-    /// `behavior = delete`, the locked keys are deleted.
+    /// `behavior = delete`, the locked keys are deleted. Prepared queries tied to it are
+    /// deleted (Consul does the same).
     pub(crate) fn session_invalidate(&mut self, index: u64, now: u64, id: &str) {
         let Some(s) = self.sessions.remove(id) else {
             return;
         };
         self.tables.sessions = index;
         self.touch(Table::Sessions, id.to_string());
+        self.delete_session_queries(index, id);
         let held: Vec<String> = self
             .kv
             .iter()

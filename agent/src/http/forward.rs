@@ -2,7 +2,8 @@
 //! txn, status, operator, coordinates) are sent whole to a server of its datacenter over
 //! the forward RPC and the server's answer is returned as is — Consul's clients likewise
 //! hold no catalog and forward every such RPC. `near=_agent` is rewritten to this agent's
-//! node first, since `_agent` means the agent that received the request.
+//! node first, since `_agent` means the agent that received the request; for the `_agent`
+//! stored in a prepared query, this agent's node also travels in a header.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -43,6 +44,11 @@ pub(super) async fn to_server(
                 let v = headers.get(*h)?.to_str().ok()?;
                 Some((h.to_string(), v.to_string()))
             })
+            // A prepared query's own `Near: "_agent"` must mean this agent too.
+            .chain([(
+                super::query::AGENT_NODE_HEADER.to_string(),
+                st.agent.node_name.clone(),
+            )])
             .collect(),
         body: body.to_vec(),
     };

@@ -26,6 +26,8 @@ mod keyring;
 mod kv;
 mod members;
 mod params;
+mod query;
+mod query_body;
 mod read;
 mod session;
 mod status;
@@ -141,6 +143,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(keyring::routes())
         .merge(coordinate::routes())
         .merge(autopilot::routes())
+        .merge(query::routes())
         // Size limits are checked by the handlers so the error text is Consul's; this cap
         // only bounds memory for absurd bodies.
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))

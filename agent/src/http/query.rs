@@ -1,0 +1,225 @@
+//! `/v1/query`: prepared queries (reference/consul.md §1.10, §2.9). Create, list, read,
+//! update and delete go through raft; execute and explain resolve the query (ID, name or
+//! template prefix) on the state snapshot with the pure `catalog::prepared_query` module,
+//! the same code the DNS server uses.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::ApiState;
+use super::error::ApiError;
+use super::params::Params;
+use super::query_body::{ExecuteOut, QueryBody, QueryOut};
+use super::read::{blocking, json_body};
+use crate::catalog::prepared_query::REDACTED_TOKEN;
+use crate::catalog::{
+    Command, ExecuteRequest, PreparedQuery, QueryError, State as CatalogState, execute_query,
+};
+use crate::rpc::{Consistency, RpcError};
+use crate::server::ServerHandle;
+
+/// Header a client agent adds when it forwards a request, naming itself, so that `_agent`
+/// means the agent the client talked to and not the server answering.
+pub(super) const AGENT_NODE_HEADER: &str = "x-meridian-agent-node";
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/query", get(list_all).post(create))
+        .route("/v1/query/{id}", get(read_one).put(update).delete(delete))
+        .route("/v1/query/{id}/execute", get(execute))
+        .route("/v1/query/{id}/explain", get(explain))
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found(QueryError::NotFound.to_string())
+}
+
+/// Validation failures are the client's fault (400), an unknown ID is a 404.
+fn query_error(e: QueryError) -> ApiError {
+    if e.is_not_found() {
+        not_found()
+    } else {
+        ApiError::bad_request(e.to_string())
+    }
+}
+
+/// Validates on the current state, then proposes `cmd`. Apply validates again; what it
+/// rejects (a racing write took the name) is reported the same way.
+async fn propose(
+    server: &ServerHandle,
+    q: &PreparedQuery,
+    update: bool,
+    cmd: Command,
+) -> Result<(), ApiError> {
+    let view = server.read(Consistency::Default).await?;
+    crate::catalog::prepared_query::validate(&view.state, q, update).map_err(query_error)?;
+    apply(server, cmd).await
+}
+
+async fn apply(server: &ServerHandle, cmd: Command) -> Result<(), ApiError> {
+    match server.apply(cmd).await {
+        Ok(_) => Ok(()),
+        Err(RpcError::Rejected(msg)) if msg == QueryError::NotFound.to_string() => Err(not_found()),
+        Err(RpcError::Rejected(msg)) => Err(ApiError::bad_request(msg)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn create(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Response, ApiError> {
+    let b = QueryBody::decode(&body)?;
+    if !b.id.is_empty() {
+        return Err(ApiError::bad_request(
+            "Invalid prepared query: bad ID: must be empty when creating a new prepared query",
+        ));
+    }
+    let server = st.router.server(p.dc())?;
+    let q = b.into_query(uuid::Uuid::new_v4().to_string())?;
+    let id = q.id.clone();
+    propose(
+        server,
+        &q,
+        false,
+        Command::PreparedQueryCreate(Box::new(q.clone())),
+    )
+    .await?;
+    Ok(json_body(&serde_json::json!({ "ID": id })))
+}
+
+async fn update(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    p: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let server = st.router.server(p.dc())?;
+    let mut q = QueryBody::decode(&body)?.into_query(id)?;
+    if q.token == REDACTED_TOKEN {
+        // A GET → edit → PUT round trip sends the redacted token back: keep the stored one.
+        let view = server.read(Consistency::Default).await?;
+        let stored = view.state.prepared_query(&q.id).ok_or_else(not_found)?;
+        q.token = stored.token.clone();
+    }
+    propose(
+        server,
+        &q,
+        true,
+        Command::PreparedQueryUpdate(Box::new(q.clone())),
+    )
+    .await?;
+    Ok(().into_response())
+}
+
+async fn delete(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let server = st.router.server(p.dc())?;
+    apply(server, Command::PreparedQueryDelete { id }).await?;
+    Ok(().into_response())
+}
+
+async fn list_all(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+    let opts = p.read_opts()?;
+    let server = st.router.server(opts.dc.as_deref())?;
+    let (meta, rows) = blocking(server, &opts, |s| {
+        let rows: Vec<QueryOut> = s.prepared_queries().map(QueryOut::from).collect();
+        (s.table_indexes().prepared_queries, rows)
+    })
+    .await?;
+    Ok(meta.json(&rows))
+}
+
+/// `GET /v1/query/:id`: by ID only (as in Consul), as a one-element list.
+async fn read_one(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let opts = p.read_opts()?;
+    let server = st.router.server(opts.dc.as_deref())?;
+    let (meta, row) = blocking(server, &opts, |s| {
+        let row = s.prepared_query(&id).map(QueryOut::from);
+        (s.table_indexes().prepared_queries, row)
+    })
+    .await?;
+    match row {
+        Some(r) => Ok(meta.json(&[r])),
+        None => Err(not_found()),
+    }
+}
+
+/// The index of an execute or explain answer: the queries table and the service read.
+fn answer_index(s: &CatalogState, q: &PreparedQuery) -> u64 {
+    s.table_indexes()
+        .prepared_queries
+        .max(s.service_index(&q.service.service))
+}
+
+async fn execute(
+    State(st): State<ApiState>,
+    Path(id_or_name): Path<String>,
+    headers: HeaderMap,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let mut opts = p.read_opts()?;
+    // Consul's execute never blocks.
+    opts.index = 0;
+    let limit = usize::try_from(p.u64("limit")?.unwrap_or(0)).unwrap_or(usize::MAX);
+    let agent_node = headers
+        .get(AGENT_NODE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .unwrap_or(&st.agent.node_name)
+        .to_string();
+    let connect = p.flag("connect");
+    let near = p.non_empty("near").map(str::to_string);
+    let server = st.router.server(opts.dc.as_deref())?;
+    let datacenter = st.router.local_dc().to_string();
+    let seed: u64 = rand::random();
+    let (meta, out) = blocking(server, &opts, |s| {
+        let Some(mut q) = s.resolve_query(&id_or_name) else {
+            return (s.table_indexes().prepared_queries, None);
+        };
+        q.service.connect |= connect;
+        let req = ExecuteRequest {
+            datacenter: &datacenter,
+            agent_node: &agent_node,
+            near: near.as_deref(),
+            limit,
+            shuffle_seed: seed,
+        };
+        (answer_index(s, &q), Some(execute_query(s, &q, &req)))
+    })
+    .await?;
+    match out {
+        Some(r) => Ok(meta.json(&ExecuteOut::from(r))),
+        None => Err(not_found()),
+    }
+}
+
+async fn explain(
+    State(st): State<ApiState>,
+    Path(id_or_name): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let mut opts = p.read_opts()?;
+    opts.index = 0;
+    let server = st.router.server(opts.dc.as_deref())?;
+    let (meta, q) = blocking(server, &opts, |s| {
+        let q = s.resolve_query(&id_or_name);
+        let index = q
+            .as_ref()
+            .map_or(s.table_indexes().prepared_queries, |q| answer_index(s, q));
+        (index, q)
+    })
+    .await?;
+    match q {
+        Some(q) => Ok(meta.json(&serde_json::json!({ "Query": QueryOut::from(&q) }))),
+        None => Err(not_found()),
+    }
+}
