@@ -366,3 +366,53 @@ fn a_client_agent_answers_through_its_servers() {
     // The server answers the same.
     assert_eq!(short(server.dns, &["web.service.consul"]), ["192.0.2.7"]);
 }
+
+#[test]
+fn prepared_queries_answer_with_their_filters_and_ttl() {
+    let a = Agent::dev();
+    for (node, addr, tags) in [
+        ("r1", "10.2.0.1", json!(["primary"])),
+        ("r2", "10.2.0.2", json!(["replica"])),
+    ] {
+        let body = json!({
+            "Node": node, "Address": addr,
+            "Service": { "Service": "redis", "Tags": tags, "Port": 6379 },
+        });
+        assert_eq!(a.put("/v1/catalog/register", body.to_string()).0, 200);
+    }
+    let create = |body: serde_json::Value| {
+        let r = reqwest::blocking::Client::new()
+            .post(format!("{}/v1/query", a.url))
+            .body(body.to_string())
+            .send()
+            .expect("POST /v1/query");
+        assert_eq!(r.status().as_u16(), 200);
+    };
+    create(json!({
+        "Name": "primary-redis",
+        "Service": { "Service": "redis", "Tags": ["primary"] },
+        "DNS": { "TTL": "10s" }
+    }));
+    create(json!({
+        "Name": "geo-",
+        "Template": { "Type": "name_prefix_match", "Regexp": "^geo-(.*)$" },
+        "Service": { "Service": "${match(1)}", "Tags": ["!primary"] }
+    }));
+    let p = a.dns;
+    assert_eq!(short(p, &["primary-redis.query.consul"]), ["10.2.0.1"]);
+    let out = dig(p, &["primary-redis.query.dc1.consul"]);
+    assert!(
+        answers(&out).iter().any(|l| l
+            .split_whitespace()
+            .skip(1)
+            .eq(["10", "IN", "A", "10.2.0.1"])),
+        "the query's DNS.TTL: {out}"
+    );
+    assert_eq!(
+        short(p, &["_primary-redis._tcp.query.consul", "SRV"]),
+        ["1 1 6379 r1.node.dc1.consul."]
+    );
+    assert_eq!(short(p, &["geo-redis.query.consul"]), ["10.2.0.2"]);
+    assert_eq!(status(&dig(p, &["nope.query.consul"])), "NXDOMAIN");
+    assert_eq!(status(&dig(p, &["geo-nothing.query.consul"])), "NXDOMAIN");
+}

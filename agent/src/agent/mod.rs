@@ -677,7 +677,7 @@ fn spawn_dns(
     token: CancellationToken,
 ) {
     let d = &cfg.dns_config;
-    let source = crate::dns::Source::new(router, d.allow_stale, d.max_stale);
+    let source = crate::dns::Source::new(router, cfg.node_name.clone(), d.allow_stale, d.max_stale);
     let recursors =
         crate::dns::Recursors::new(&cfg.recursors, &d.recursor_strategy, d.recursor_timeout);
     let settings = crate::dns::Settings {

@@ -2,7 +2,7 @@
 //! healthy instances only, shuffled, one A/AAAA per distinct address, SRV targets with their
 //! addresses in the additional section, node meta as RFC 1464 TXT, negative answers with the
 //! SOA in the authority section, and Consul's UDP answer limits. Pure: records in, records
-//! out; the caller chooses the randomness.
+//! out; the caller shuffles.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
@@ -10,7 +10,6 @@ use std::net::IpAddr;
 use hickory_server::proto::op::ResponseCode;
 use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
-use rand::seq::SliceRandom;
 
 use super::name::ip_hex;
 use super::source::{Instance, NodeRecord, Owner};
@@ -114,17 +113,12 @@ pub(super) fn healthy(
         .collect()
 }
 
-/// A service lookup over already-filtered `instances`; NXDOMAIN when there are none.
-pub(super) fn service(
-    q: &Question,
-    mut instances: Vec<Instance>,
-    ttl: u32,
-    rng: &mut impl rand::Rng,
-) -> Reply {
+/// A service lookup over already-filtered and ordered `instances` (the caller shuffles, or
+/// a prepared query orders them); NXDOMAIN when there are none.
+pub(super) fn service(q: &Question, instances: Vec<Instance>, ttl: u32) -> Reply {
     if instances.is_empty() {
         return Reply::nxdomain();
     }
-    instances.shuffle(rng);
     if q.qtype == RecordType::SRV {
         return srv(q, &instances, ttl);
     }

@@ -14,6 +14,7 @@ use hickory_server::proto::rr::{Name, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use meridian_config::DnsConfig;
+use rand::seq::SliceRandom;
 
 use super::answer::{self, Question, Reply, Shape, SoaTimers};
 use super::name::{self, Lookup, Parsed};
@@ -98,9 +99,10 @@ impl ConsulDns {
                     .clone()
                     .unwrap_or_else(|| self.source.local_dc().to_string());
                 let all = self.source.instances(dc.as_deref(), &service).await?;
-                let healthy = answer::healthy(all, tag.as_deref(), dns.only_passing);
+                let mut healthy = answer::healthy(all, tag.as_deref(), dns.only_passing);
+                healthy.shuffle(&mut rand::rng());
                 let ttl = secs(dns.service_ttl_for(&service));
-                Ok(answer::service(q, healthy, ttl, &mut rand::rng()))
+                Ok(answer::service(q, healthy, ttl))
             }
             Lookup::Node { node, dc } => {
                 q.dc = dc
@@ -110,9 +112,19 @@ impl ConsulDns {
                 Ok(answer::node(q, found, node_ttl))
             }
             Lookup::Addr { ip } => Ok(answer::addr(q, ip, node_ttl)),
-            // Prepared queries answer through their own module once it exists; an unknown
-            // query is NXDOMAIN either way.
-            Lookup::Query { .. } => Ok(Reply::nxdomain()),
+            Lookup::Query { name, dc } => {
+                q.dc = dc
+                    .clone()
+                    .unwrap_or_else(|| self.source.local_dc().to_string());
+                let Some(found) = self.source.query(dc.as_deref(), &name).await? else {
+                    return Ok(Reply::nxdomain());
+                };
+                let ttl = found
+                    .ttl
+                    .map_or_else(|| secs(dns.service_ttl_for(&found.service)), secs);
+                // The query chose, filtered and ordered its instances; DNS keeps its order.
+                Ok(answer::service(q, found.instances, ttl))
+            }
             Lookup::Apex => {
                 let servers = self.source.instances(None, "consul").await?;
                 let servers = answer::healthy(servers, None, false);

@@ -130,9 +130,19 @@ fn lookup(rest: &str, srv: bool) -> Lookup {
             node: parts.join("."),
             dc,
         },
-        "query" if !parts.is_empty() => Lookup::Query {
-            name: parts.join("."),
-            dc,
+        // RFC 2782: _<query>._tcp.query...
+        "query" => match parts {
+            [q, proto] if q.len() > 1 && q.starts_with('_') && proto.starts_with('_') => {
+                Lookup::Query {
+                    name: q[1..].to_string(),
+                    dc,
+                }
+            }
+            [] => Lookup::Invalid,
+            _ => Lookup::Query {
+                name: parts.join("."),
+                dc,
+            },
         },
         "addr" => match parts {
             [hex] => hex_ip(hex).map_or(Lookup::Invalid, |ip| Lookup::Addr { ip }),
@@ -315,6 +325,13 @@ mod tests {
             Lookup::Query {
                 name: "geo-db".into(),
                 dc: Some("dc1".into())
+            }
+        );
+        assert_eq!(
+            lookup_srv("_geo-db._tcp.query.consul.", true),
+            Lookup::Query {
+                name: "geo-db".into(),
+                dc: None
             }
         );
         assert_eq!(lookup_of("consul."), Lookup::Apex);

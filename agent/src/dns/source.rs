@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::catalog::{HealthStatus, State};
+use crate::catalog::{ExecuteRequest, HealthEntry, HealthStatus, State, execute_query};
 use crate::cluster::RemoteServers;
 use crate::cluster::forward::HttpRequest;
 use crate::rpc::{Consistency, Router, RpcError};
@@ -56,10 +56,23 @@ pub(super) enum Owner {
     Service(String),
 }
 
+/// What a prepared query gave DNS.
+#[derive(Debug, Clone, Default)]
+pub(super) struct QueryAnswer {
+    /// The service looked up.
+    pub(super) service: String,
+    /// Its instances, filtered and ordered by the query.
+    pub(super) instances: Vec<Instance>,
+    /// The query's `DNS.TTL`, which overrides the agent's TTLs.
+    pub(super) ttl: Option<std::time::Duration>,
+}
+
 /// Reads the catalog for DNS.
 #[derive(Clone)]
 pub struct Source {
     router: Router,
+    /// This agent's node name (`_agent` for prepared queries).
+    node: String,
     /// Answer from any server's state (`allow_stale`); otherwise ask the leader.
     allow_stale: bool,
     /// With `allow_stale`, a server whose last contact with the leader is older than this
@@ -69,9 +82,15 @@ pub struct Source {
 
 impl Source {
     /// A source reading through `router`.
-    pub fn new(router: Router, allow_stale: bool, max_stale: std::time::Duration) -> Self {
+    pub fn new(
+        router: Router,
+        node: String,
+        allow_stale: bool,
+        max_stale: std::time::Duration,
+    ) -> Self {
         Self {
             router,
+            node,
             allow_stale,
             max_stale_ms: u64::try_from(max_stale.as_millis()).unwrap_or(u64::MAX),
         }
@@ -94,6 +113,48 @@ impl Source {
                 let path = format!("/v1/health/service/{}", escape(service));
                 let rows: Vec<RemoteEntry> = remote_get(remote, &path, dc).await?;
                 Ok(rows.into_iter().map(RemoteEntry::into_instance).collect())
+            }
+        }
+    }
+
+    /// Runs the prepared query `name` (a name, an ID, or a name a template matches) in `dc`;
+    /// `None` when no query matches.
+    pub(super) async fn query(
+        &self,
+        dc: Option<&str>,
+        name: &str,
+    ) -> Result<Option<QueryAnswer>, RpcError> {
+        match self.backend(dc).await? {
+            Backend::Local(state) => {
+                let Some(q) = state.resolve_query(name) else {
+                    return Ok(None);
+                };
+                let req = ExecuteRequest {
+                    datacenter: dc.unwrap_or(self.router.local_dc()),
+                    agent_node: &self.node,
+                    near: None,
+                    limit: 0,
+                    shuffle_seed: rand::random(),
+                };
+                let result = execute_query(&state, &q, &req);
+                Ok(Some(QueryAnswer {
+                    service: result.service,
+                    instances: result.nodes.into_iter().map(instance).collect(),
+                    ttl: result.dns_ttl,
+                }))
+            }
+            Backend::Remote(remote) => {
+                let path = format!("/v1/query/{}/execute", escape(name));
+                let found: Option<RemoteExecute> = remote_get(remote, &path, dc).await?;
+                Ok(found.map(|r| QueryAnswer {
+                    service: r.service,
+                    instances: r
+                        .nodes
+                        .into_iter()
+                        .map(RemoteEntry::into_instance)
+                        .collect(),
+                    ttl: meridian_config::duration::parse_go_duration(&r.dns.ttl).ok(),
+                }))
             }
         }
     }
@@ -175,19 +236,21 @@ fn local_instances(state: &State, service: &str) -> Vec<Instance> {
     state
         .health_entries(service)
         .into_iter()
-        .map(|e| {
-            let status = e.aggregate();
-            Instance {
-                node: e.node.node,
-                node_address: e.node.address,
-                node_meta: e.node.meta,
-                service_address: e.service.address,
-                port: e.service.port,
-                tags: e.service.tags,
-                status,
-            }
-        })
+        .map(instance)
         .collect()
+}
+
+fn instance(e: HealthEntry) -> Instance {
+    let status = e.aggregate();
+    Instance {
+        node: e.node.node,
+        node_address: e.node.address,
+        node_meta: e.node.meta,
+        service_address: e.service.address,
+        port: e.service.port,
+        tags: e.service.tags,
+        status,
+    }
 }
 
 /// A path segment, percent-encoded.
@@ -297,4 +360,20 @@ impl RemoteEntry {
 #[serde(rename_all = "PascalCase", default)]
 struct RemoteNodeServices {
     node: RemoteNode,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct RemoteDns {
+    #[serde(rename = "TTL")]
+    ttl: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct RemoteExecute {
+    service: String,
+    nodes: Vec<RemoteEntry>,
+    #[serde(rename = "DNS")]
+    dns: RemoteDns,
 }

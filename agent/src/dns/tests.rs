@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use hickory_server::proto::op::ResponseCode;
 use hickory_server::proto::rr::{Name, RData, RecordType};
-use rand::SeedableRng;
 
 use super::answer::{self, Question, Reply, Shape};
 use super::source::Instance;
@@ -29,10 +28,6 @@ fn q(name: &str, qtype: RecordType) -> Question {
         domain: "consul.".into(),
         dc: "dc1".into(),
     }
-}
-
-fn rng() -> rand::rngs::StdRng {
-    rand::rngs::StdRng::seed_from_u64(7)
 }
 
 fn shape() -> Shape {
@@ -67,12 +62,7 @@ fn a_records_one_per_distinct_address_service_address_wins() {
         inst("a", "10.0.0.1", "", HealthStatus::Passing, &[]),
         inst("b", "10.0.0.2", "192.0.2.9", HealthStatus::Passing, &[]),
     ];
-    let r = answer::service(
-        &q("redis.service.consul.", RecordType::A),
-        instances,
-        0,
-        &mut rng(),
-    );
+    let r = answer::service(&q("redis.service.consul.", RecordType::A), instances, 0);
     let mut ips: Vec<String> = r
         .answers
         .iter()
@@ -88,21 +78,11 @@ fn a_records_one_per_distinct_address_service_address_wins() {
 
 #[test]
 fn no_instances_is_nxdomain_and_aaaa_of_ipv4_is_empty_noerror() {
-    let r = answer::service(
-        &q("x.service.consul.", RecordType::A),
-        Vec::new(),
-        0,
-        &mut rng(),
-    );
+    let r = answer::service(&q("x.service.consul.", RecordType::A), Vec::new(), 0);
     assert_eq!(r.rcode, ResponseCode::NXDomain);
     assert!(r.soa);
     let one = vec![inst("a", "10.0.0.1", "", HealthStatus::Passing, &[])];
-    let r = answer::service(
-        &q("x.service.consul.", RecordType::AAAA),
-        one,
-        0,
-        &mut rng(),
-    );
+    let r = answer::service(&q("x.service.consul.", RecordType::AAAA), one, 0);
     assert_eq!(r.rcode, ResponseCode::NoError);
     assert!(r.answers.is_empty() && r.soa);
 }
@@ -123,7 +103,6 @@ fn srv_targets_nodes_or_addr_names_with_glue() {
         &q("_redis._tcp.service.consul.", RecordType::SRV),
         instances,
         5,
-        &mut rng(),
     );
     let mut targets: Vec<String> = r
         .answers
@@ -161,7 +140,7 @@ fn hostnames_become_cnames() {
         HealthStatus::Passing,
         &[],
     )];
-    let r = answer::service(&q("db.service.consul.", RecordType::A), one, 0, &mut rng());
+    let r = answer::service(&q("db.service.consul.", RecordType::A), one, 0);
     match &r.answers[0].data {
         RData::CNAME(c) => assert_eq!(c.0.to_ascii(), "db.example.com."),
         other => panic!("{other:?}"),
@@ -175,7 +154,7 @@ fn many(n: usize, qtype: RecordType) -> Reply {
             inst(&format!("n{i}"), &addr, "", HealthStatus::Passing, &[])
         })
         .collect();
-    answer::service(&q("web.service.consul.", qtype), instances, 0, &mut rng())
+    answer::service(&q("web.service.consul.", qtype), instances, 0)
 }
 
 #[test]
