@@ -16,8 +16,19 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// `dig @127.0.0.1 -p PORT ARGS...` → stdout.
 fn dig(port: u16, args: &[&str]) -> String {
+    dig_at("127.0.0.1", port, args)
+}
+
+/// `dig @IP -p PORT ARGS...` → stdout.
+fn dig_at(ip: &str, port: u16, args: &[&str]) -> String {
     let out = Command::new("dig")
-        .args(["@127.0.0.1", "-p", &port.to_string(), "+time=3", "+tries=1"])
+        .args([
+            &format!("@{ip}"),
+            "-p",
+            &port.to_string(),
+            "+time=3",
+            "+tries=1",
+        ])
         .args(args)
         .output()
         .expect("dig (bind9-dnsutils) must be installed");
@@ -26,11 +37,7 @@ fn dig(port: u16, args: &[&str]) -> String {
 
 /// The sorted `+short` lines.
 fn short(port: u16, args: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = dig(port, &[args, &["+short"]].concat())
-        .lines()
-        .map(str::to_string)
-        .filter(|l| !l.is_empty())
-        .collect();
+    let mut v = short_at("127.0.0.1", port, args);
     v.sort();
     v
 }
@@ -415,4 +422,66 @@ fn prepared_queries_answer_with_their_filters_and_ttl() {
     assert_eq!(short(p, &["geo-redis.query.consul"]), ["10.2.0.2"]);
     assert_eq!(status(&dig(p, &["nope.query.consul"])), "NXDOMAIN");
     assert_eq!(status(&dig(p, &["geo-nothing.query.consul"])), "NXDOMAIN");
+}
+
+/// TTL of the first answer record.
+fn first_ttl(out: &str) -> Option<u32> {
+    answers(out)
+        .first()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|t| t.parse().ok())
+}
+
+#[test]
+fn ttls_come_from_dns_config_and_port_53_binds_when_asked() {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let hcl = r#"dns_config {
+  node_ttl = "30s"
+  service_ttl = { "*" = "5s", "web" = "15s" }
+  enable_additional_node_meta_txt = false
+}"#;
+    // -client moves DNS (and HTTP) to another loopback address; as root, port 53 too.
+    let port = if root { "53" } else { "0" };
+    let a = Agent::dev_named(
+        "ttl-node",
+        &[
+            "-client",
+            "127.0.0.2",
+            "-dns-port",
+            port,
+            "-hcl",
+            hcl,
+            "-node-meta",
+            "k:v",
+        ],
+    );
+    let p = a.dns;
+    if root {
+        assert_eq!(p, 53);
+    }
+    register(&a, json!({"Name": "web", "Port": 80}));
+    register(&a, json!({"Name": "db", "Port": 5432}));
+    wait_until(WAIT, "web in DNS", || {
+        !short_at("127.0.0.2", p, &["web.service.consul"]).is_empty()
+    });
+    let ttl = |name: &str| first_ttl(&dig_at("127.0.0.2", p, &[name]));
+    assert_eq!(ttl("web.service.consul"), Some(15));
+    assert_eq!(ttl("db.service.consul"), Some(5), "the * entry");
+    assert_eq!(ttl("ttl-node.node.consul"), Some(30));
+    let srv = dig_at("127.0.0.2", p, &["web.service.consul", "SRV"]);
+    assert!(
+        !srv.contains("TXT"),
+        "no meta TXT in the additional section: {srv}"
+    );
+}
+
+fn short_at(ip: &str, port: u16, args: &[&str]) -> Vec<String> {
+    dig_at(ip, port, &[args, &["+short"]].concat())
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
 }

@@ -71,7 +71,7 @@ class MeridianAgent:
         self.proc = subprocess.Popen(
             [MERIDIAN, "agent", "-data-dir", data, "-node", self.name, "-bind", "127.0.0.1",
              "-client", "127.0.0.1", "-http-port", str(self.http), "-serf-lan-port",
-             str(self.gossip), "-encrypt", KEY, "-log-level", "warn"],
+             str(self.gossip), "-dns-port", "-1", "-encrypt", KEY, "-log-level", "warn"],
             stdout=self.log, stderr=subprocess.STDOUT)
         self.conn = None
 

@@ -181,6 +181,15 @@ pub struct DnsConfig {
     pub recursor_strategy: String,
     /// Turn off DNS name compression.
     pub disable_compression: bool,
+    /// Add node meta as TXT records to the additional section of A and SRV answers.
+    /// Default true.
+    pub enable_additional_node_meta_txt: bool,
+    /// Accepted for Consul compatibility: answers always come from the agent's current
+    /// view, which is already in memory.
+    pub use_cache: bool,
+    /// Accepted with `use_cache`. Default 0s.
+    #[serde(with = "serde_go")]
+    pub cache_max_age: Duration,
     /// SOA record timers.
     pub soa: SoaConfig,
 }
@@ -537,6 +546,9 @@ impl Default for DnsConfig {
             recursor_timeout: Duration::from_secs(2),
             recursor_strategy: "sequential".into(),
             disable_compression: false,
+            enable_additional_node_meta_txt: true,
+            use_cache: false,
+            cache_max_age: Duration::ZERO,
             soa: SoaConfig::default(),
         }
     }

@@ -215,6 +215,11 @@ impl RequestHandler for ConsulDns {
             }
         };
         let udp_plain = req.protocol() == Protocol::Udp && req.edns.is_none();
+        if !self.settings.dns.enable_additional_node_meta_txt {
+            reply
+                .additionals
+                .retain(|r| r.record_type() != RecordType::TXT);
+        }
         answer::trim(&mut reply, &self.shape(), udp_plain);
         self.count(&reply);
         meta.authoritative = true;
