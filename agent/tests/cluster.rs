@@ -364,49 +364,13 @@ fn agreed_leader(servers: &[Option<Agent>], what: &str, ok: impl Fn(&str) -> boo
 #[test]
 fn client_agent_forwards_to_servers_and_is_reconciled() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("srv");
-    let data = data.to_string_lossy();
-    let server = Agent::start(&[
-        "agent",
-        "-server",
-        "-bootstrap-expect",
-        "1",
-        "-data-dir",
-        &data,
-        "-node",
-        "srv",
-        "-bind",
-        "127.0.0.1",
-        "-client",
-        "127.0.0.1",
-        "-http-port",
-        "0",
-        "-serf-lan-port",
-        "0",
-        "-log-json",
-    ]);
-    let cdata = dir.path().join("cli");
-    let cdata = cdata.to_string_lossy();
-    let client = Agent::start(&[
-        "agent",
-        "-data-dir",
-        &cdata,
-        "-node",
+    let server = Agent::server_named(&dir.path().join("srv"), "srv", &[]);
+    let client = Agent::client_of(
+        &dir.path().join("cli"),
         "web-1",
-        "-bind",
-        "127.0.0.1",
-        "-client",
-        "127.0.0.1",
-        "-http-port",
-        "0",
-        "-serf-lan-port",
-        "0",
-        "-retry-join",
         &server.serf,
-        "-hcl",
-        "sync_coordinate_interval_min = \"500ms\"",
-        "-log-json",
-    ]);
+        &["-hcl", "sync_coordinate_interval_min = \"500ms\""],
+    );
     // The client knows the leader (through a server) and has no RPC port of its own.
     assert_eq!(leader(&client), leader(&server));
     let me = client.get_json("/v1/agent/self");
@@ -473,27 +437,7 @@ fn passing_instances(a: &Agent, service: &str) -> usize {
 #[test]
 fn client_agent_runs_http_checks_and_keeps_its_services_across_restarts() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("srv");
-    let data = data.to_string_lossy();
-    let server = Agent::start(&[
-        "agent",
-        "-server",
-        "-bootstrap-expect",
-        "1",
-        "-data-dir",
-        &data,
-        "-node",
-        "srv",
-        "-bind",
-        "127.0.0.1",
-        "-client",
-        "127.0.0.1",
-        "-http-port",
-        "0",
-        "-serf-lan-port",
-        "0",
-        "-log-json",
-    ]);
+    let server = Agent::server_named(&dir.path().join("srv"), "srv", &[]);
     let cdata = dir.path().join("cli");
     let cdata = cdata.to_string_lossy().to_string();
     let serf_port = free_port().to_string();

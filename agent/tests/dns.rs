@@ -314,45 +314,8 @@ fn recursors_answer_other_names_refused_without_and_servfail_when_down() {
 #[test]
 fn a_client_agent_answers_through_its_servers() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sdata = dir.path().join("s").to_string_lossy().to_string();
-    let server = Agent::start(&[
-        "agent",
-        "-server",
-        "-bootstrap-expect",
-        "1",
-        "-data-dir",
-        &sdata,
-        "-node",
-        "srv",
-        "-bind",
-        "127.0.0.1",
-        "-client",
-        "127.0.0.1",
-        "-http-port",
-        "0",
-        "-serf-lan-port",
-        "0",
-        "-log-json",
-    ]);
-    let cdata = dir.path().join("c").to_string_lossy().to_string();
-    let client = Agent::start(&[
-        "agent",
-        "-data-dir",
-        &cdata,
-        "-node",
-        "cli",
-        "-bind",
-        "127.0.0.1",
-        "-client",
-        "127.0.0.1",
-        "-http-port",
-        "0",
-        "-serf-lan-port",
-        "0",
-        "-retry-join",
-        &server.serf,
-        "-log-json",
-    ]);
+    let server = Agent::server_named(&dir.path().join("s"), "srv", &[]);
+    let client = Agent::client_of(&dir.path().join("c"), "cli", &server.serf, &[]);
     register(
         &client,
         json!({"Name": "web", "Port": 8080, "Address": "192.0.2.7", "Tags": ["blue"]}),

@@ -327,28 +327,12 @@ fn a_query_goes_with_its_session_and_survives_a_restart() {
 fn a_client_agent_forwards_queries_and_near_agent_means_the_client() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Agent::durable(&dir.path().join("srv"));
-    let cdata = dir.path().join("cli");
-    let cdata = cdata.to_string_lossy();
-    let client = Agent::start(&[
-        "agent",
-        "-data-dir",
-        &cdata,
-        "-node",
+    let client = Agent::client_of(
+        &dir.path().join("cli"),
         "web-1",
-        "-bind",
-        "127.0.0.1",
-        "-client",
-        "127.0.0.1",
-        "-http-port",
-        "0",
-        "-serf-lan-port",
-        "0",
-        "-retry-join",
         &server.serf,
-        "-hcl",
-        "sync_coordinate_interval_min = \"500ms\"",
-        "-log-json",
-    ]);
+        &["-hcl", "sync_coordinate_interval_min = \"500ms\""],
+    );
     let svc = r#"{"Name":"redis","ID":"redis","Port":7000}"#;
     assert_eq!(client.put("/v1/agent/service/register", svc).0, 200);
     assert_eq!(server.put("/v1/agent/service/register", svc).0, 200);

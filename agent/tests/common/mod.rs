@@ -67,14 +67,22 @@ impl Agent {
 
     /// A durable single server on `data_dir`.
     pub fn durable(data_dir: &Path) -> Agent {
+        Agent::server_named(data_dir, "durable", &[])
+    }
+
+    /// A durable single server (`-bootstrap-expect 1`) named `node` on `data_dir`, on free
+    /// ports, with `extra` flags.
+    pub fn server_named(data_dir: &Path, node: &str, extra: &[&str]) -> Agent {
         let dir = data_dir.to_string_lossy().to_string();
-        Agent::start(&[
+        let mut args = vec![
             "agent",
             "-server",
             "-bootstrap-expect",
             "1",
             "-data-dir",
             &dir,
+            "-node",
+            node,
             "-bind",
             "127.0.0.1",
             "-client",
@@ -83,10 +91,36 @@ impl Agent {
             "0",
             "-serf-lan-port",
             "0",
-            "-node",
-            "durable",
             "-log-json",
-        ])
+        ];
+        args.extend_from_slice(extra);
+        Agent::start(&args)
+    }
+
+    /// A client agent named `node` on `data_dir` that joins `join` (a gossip address), on
+    /// free ports, with `extra` flags; returns once it knows a leader through a server.
+    pub fn client_of(data_dir: &Path, node: &str, join: &str, extra: &[&str]) -> Agent {
+        let dir = data_dir.to_string_lossy().to_string();
+        let mut args = vec![
+            "agent",
+            "-data-dir",
+            &dir,
+            "-node",
+            node,
+            "-bind",
+            "127.0.0.1",
+            "-client",
+            "127.0.0.1",
+            "-http-port",
+            "0",
+            "-serf-lan-port",
+            "0",
+            "-retry-join",
+            join,
+            "-log-json",
+        ];
+        args.extend_from_slice(extra);
+        Agent::start(&args)
     }
 
     /// Starts `meridian ARGS` and waits (up to 30 s) until it reports its HTTP address and
