@@ -286,6 +286,21 @@ fn new_servers_join_as_non_voters_autopilot_promotes_and_removes() {
             code == 200 && v["Healthy"] == true && v["FailureTolerance"] == 2
         },
     );
+    // The same judgement as Consul's AutopilotState, keyed by server ID.
+    let (code, body) = get_raw(agent(&servers, 3), "/v1/operator/autopilot/state");
+    assert_eq!(code, 200, "{body}");
+    let st: serde_json::Value = serde_json::from_str(&body).expect("state JSON");
+    assert_eq!(st["Voters"].as_array().map(Vec::len), Some(5), "{st}");
+    let rows = st["Servers"].as_object().expect("Servers map");
+    assert_eq!(rows.len(), 5);
+    let leader_id = st["Leader"].as_str().expect("Leader");
+    assert_eq!(rows[leader_id]["Status"], "leader");
+    assert_eq!(
+        rows.values().filter(|r| r["Status"] == "voter").count(),
+        4,
+        "{st}"
+    );
+    assert!(rows.values().all(|r| r["NodeStatus"] == "alive"));
 
     // Leadership moves on request from any server.
     let before = leader(s1);

@@ -1,4 +1,4 @@
-//! `/v1/operator/autopilot/{configuration,health}` (Consul's operator autopilot API) and the
+//! `/v1/operator/autopilot/{configuration,health,state}` (Consul's operator autopilot API) and the
 //! leader-only raft operations reached on a follower: such requests are re-run on the
 //! leader through the server RPC port, so any server answers them as Consul's do.
 
@@ -28,6 +28,7 @@ pub(super) fn routes() -> Router<ApiState> {
             get(get_config).put(set_config),
         )
         .route("/v1/operator/autopilot/health", get(health))
+        .route("/v1/operator/autopilot/state", get(state))
 }
 
 /// Re-runs this request on the leader when this server does not lead; `None` = answer here.
@@ -130,32 +131,45 @@ async fn set_config(
     Ok(json_body(&matches!(resp, CmdResponse::Bool(true))))
 }
 
-/// Consul's health: per server whether it is alive in the pool, in touch with the leader
-/// (`LastContactThreshold`) and caught up (`MaxTrailingLogs`); `FailureTolerance` is how
-/// many healthy voters could fail without losing quorum. Answered by the leader.
-async fn health(
-    State(st): State<ApiState>,
-    p: Params,
-    method: Method,
-    uri: Uri,
-) -> Result<Response, ApiError> {
-    let server = st.router.server(p.dc())?;
-    if let Some(resp) = on_leader(server, &method, &uri, &[]).await? {
-        return Ok(resp);
+/// One server as autopilot judges it.
+struct Assessed {
+    id: String,
+    name: String,
+    address: String,
+    serf_status: &'static str,
+    leader: bool,
+    contact: Option<std::time::Duration>,
+    last_term: u64,
+    last_index: u64,
+    healthy: bool,
+    voter: bool,
+}
+
+impl Assessed {
+    fn last_contact(&self) -> String {
+        self.contact.map_or_else(
+            || "-1ns".to_string(),
+            meridian_config::duration::format_go_duration,
+        )
     }
+}
+
+/// The servers of the raft configuration, judged on the leader: alive in the pool, in
+/// touch with the leader (`LastContactThreshold`) and caught up (`MaxTrailingLogs`). Also
+/// the quorum size.
+fn assess(server: &ServerHandle) -> Result<(Vec<Assessed>, usize), ApiError> {
     let raft = server.raft();
     let view = raft.leader_view().ok_or(crate::rpc::RpcError::NoLeader)?;
     let settings = raft.state().autopilot();
     let threshold = std::time::Duration::from_millis(settings.last_contact_threshold_ms);
     let members = server.gossip().map(|g| g.members()).unwrap_or_default();
     let cfg = raft.configuration();
-    let mut servers = Vec::new();
-    let mut healthy_voters = 0usize;
     let all = cfg
         .voters
         .iter()
         .map(|v| (v, true))
         .chain(cfg.learners.iter().map(|l| (l, false)));
+    let mut out = Vec::new();
     for ((id, node), voter) in all {
         let me = *id == raft.id();
         let serf = members
@@ -176,9 +190,6 @@ async fn health(
         let healthy = serf == Some(MemberStatus::Alive)
             && contact.is_some_and(|c| c <= threshold.max(std::time::Duration::from_secs(1)))
             && view.last_index.saturating_sub(last_index) <= settings.max_trailing_logs;
-        if healthy && voter {
-            healthy_voters += 1;
-        }
         let serf_status = match serf {
             Some(MemberStatus::Alive) => "alive",
             Some(MemberStatus::Leaving) => "leaving",
@@ -186,23 +197,60 @@ async fn health(
             Some(MemberStatus::Failed) => "failed",
             None => "none",
         };
-        servers.push(json!({
-            "ID": if node.node_id.is_empty() { id.to_string() } else { node.node_id.clone() },
-            "Name": node.name,
-            "Address": node.rpc_addr,
-            "SerfStatus": serf_status,
-            "Version": env!("CARGO_PKG_VERSION"),
-            "Leader": me,
-            "LastContact": contact.map_or_else(|| "-1ns".to_string(), meridian_config::duration::format_go_duration),
-            "LastTerm": view.term,
-            "LastIndex": last_index,
-            "Healthy": healthy,
-            "Voter": voter,
-        }));
+        out.push(Assessed {
+            id: if node.node_id.is_empty() {
+                id.to_string()
+            } else {
+                node.node_id.clone()
+            },
+            name: node.name.clone(),
+            address: node.rpc_addr.clone(),
+            serf_status,
+            leader: me,
+            contact,
+            last_term: view.term,
+            last_index,
+            healthy,
+            voter,
+        });
     }
-    let quorum = cfg.voters.len() / 2 + 1;
-    let tolerance = healthy_voters.saturating_sub(quorum);
-    let all_healthy = servers.iter().all(|s| s["Healthy"] == true);
+    Ok((out, cfg.voters.len() / 2 + 1))
+}
+
+/// Consul's health: per server whether it is healthy (see [`assess`]); `FailureTolerance`
+/// is how many healthy voters could fail without losing quorum. Answered by the leader;
+/// 429 when any server is unhealthy.
+async fn health(
+    State(st): State<ApiState>,
+    p: Params,
+    method: Method,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let server = st.router.server(p.dc())?;
+    if let Some(resp) = on_leader(server, &method, &uri, &[]).await? {
+        return Ok(resp);
+    }
+    let (assessed, quorum) = assess(server)?;
+    let healthy_voters = assessed.iter().filter(|a| a.healthy && a.voter).count();
+    let servers: Vec<_> = assessed
+        .iter()
+        .map(|a| {
+            json!({
+                "ID": a.id,
+                "Name": a.name,
+                "Address": a.address,
+                "SerfStatus": a.serf_status,
+                "Version": env!("CARGO_PKG_VERSION"),
+                "Leader": a.leader,
+                "LastContact": a.last_contact(),
+                "LastTerm": a.last_term,
+                "LastIndex": a.last_index,
+                "Healthy": a.healthy,
+                "Voter": a.voter,
+            })
+        })
+        .collect();
+    let all_healthy = assessed.iter().all(|a| a.healthy);
     let status = if all_healthy {
         StatusCode::OK
     } else {
@@ -212,9 +260,71 @@ async fn health(
         status,
         json_body(&json!({
             "Healthy": all_healthy,
-            "FailureTolerance": tolerance,
+            "FailureTolerance": healthy_voters.saturating_sub(quorum),
             "Servers": servers,
         })),
     )
         .into_response())
+}
+
+/// Consul's `AutopilotState` (1.10+): the same judgement keyed by server ID, with each
+/// server's `Status` (leader, voter, non-voter), the leader and the voters. `StableSince` is
+/// Go's zero time: Meridian does not record when a server became healthy.
+async fn state(
+    State(st): State<ApiState>,
+    p: Params,
+    method: Method,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let server = st.router.server(p.dc())?;
+    if let Some(resp) = on_leader(server, &method, &uri, &[]).await? {
+        return Ok(resp);
+    }
+    let (assessed, quorum) = assess(server)?;
+    let healthy_voters = assessed.iter().filter(|a| a.healthy && a.voter).count();
+    let healthy_all = assessed.iter().filter(|a| a.healthy).count();
+    let servers: serde_json::Map<String, serde_json::Value> = assessed
+        .iter()
+        .map(|a| {
+            let status = match (a.leader, a.voter) {
+                (true, _) => "leader",
+                (false, true) => "voter",
+                (false, false) => "non-voter",
+            };
+            let row = json!({
+                "ID": a.id,
+                "Name": a.name,
+                "Address": a.address,
+                "NodeStatus": a.serf_status,
+                "Version": env!("CARGO_PKG_VERSION"),
+                "LastContact": a.last_contact(),
+                "LastTerm": a.last_term,
+                "LastIndex": a.last_index,
+                "Healthy": a.healthy,
+                "StableSince": "0001-01-01T00:00:00Z",
+                "ReadReplica": false,
+                "Status": status,
+                "Meta": {},
+                "NodeType": "voter",
+            });
+            (a.id.clone(), row)
+        })
+        .collect();
+    let leader = assessed.iter().find(|a| a.leader).map(|a| a.id.clone());
+    let voters: Vec<&str> = assessed
+        .iter()
+        .filter(|a| a.voter)
+        .map(|a| a.id.as_str())
+        .collect();
+    Ok(json_body(&json!({
+        "Healthy": assessed.iter().all(|a| a.healthy),
+        "FailureTolerance": healthy_voters.saturating_sub(quorum),
+        "OptimisticFailureTolerance": healthy_all.saturating_sub(quorum),
+        "Servers": servers,
+        "Leader": leader,
+        "Voters": voters,
+        "ReadReplicas": null,
+        "RedundancyZones": null,
+        "Upgrade": null,
+    })))
 }
