@@ -48,6 +48,7 @@ SERVICES = int(os.environ.get("SERVICES", "1000"))
 WATCHERS = int(os.environ.get("WATCHERS", "10000"))
 REG_CONC = int(os.environ.get("REG_CONC", "8"))
 WRK_DURATION = os.environ.get("WRK_DURATION", "10s")
+WATCH_ON = os.environ.get("WATCH_ON", "client")  # client: client agent c0; server: the server
 DEADLINE = 120.0
 PORT_BASE = int(os.environ.get("PORT_BASE", "21000"))  # below the ephemeral range
 
@@ -407,7 +408,9 @@ def main():
 
         if uvloop:
             uvloop.install()
-        result["watch"] = asyncio.run(watch(clients[0], clients[1], server.proc.pid))
+        watched = clients[0] if WATCH_ON == "client" else server
+        result["watch"] = asyncio.run(watch(watched, clients[1], server.proc.pid))
+        result["watch"]["agent"] = WATCH_ON
         result["rss_kib_end"] = {a.name: rss_kib(a.proc.pid) for a in agents}
     finally:
         for a in agents:
