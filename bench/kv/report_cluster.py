@@ -101,6 +101,7 @@ set grid ytics
 set key top left
 set yrange [0:*]
 set xtics font ",8"
+set bmargin 4
 set title "req/s at the leader (wrk -t{threads}, {duration} per point)"
 plot "{dat}" using 2:xtic(1) title "Meridian" lc rgb "#2b7bba", "" using 3 title "etcd" lc rgb "#e0803a"
 set style data lines
