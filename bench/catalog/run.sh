@@ -18,7 +18,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 CMDLINE="bench/catalog/run.sh"
-for v in CLIENTS SERVICES WATCHERS WRK_DURATION REG_CONC; do
+for v in CLIENTS SERVICES WATCHERS WRK_DURATION REG_CONC WATCH_ON; do
   [[ -n ${!v:-} ]] && CMDLINE="$v=${!v} $CMDLINE"
 done
 
@@ -77,7 +77,7 @@ read -r RB RP RA < <(/usr/bin/python3 -c 'import json,sys; w=json.load(open(sys.
 gnuplot <<GP
 set terminal pngcairo size 1100,420 font "sans,10"
 set output "$HERE/catalog.png"
-set multiplot layout 1,2 title "Meridian: ${WATCHERS:-10000} blocking watchers on one client agent ($(nproc) CPUs, load ${LOAD_BEFORE%% *} at start)"
+set multiplot layout 1,2 title "Meridian: ${WATCHERS:-10000} blocking watchers on $([[ ${WATCH_ON:-client} == server ]] && echo the server || echo one client agent) ($(nproc) CPUs, load ${LOAD_BEFORE%% *} at start)"
 set title "watchers returned after the change (%)"
 set xlabel "ms since the registration was sent"
 set ylabel "% of watchers"
@@ -122,7 +122,8 @@ for k, label in (("health_server", "at the server"), ("health_client", "at a cli
     h = r[k]
     print(f"| `/v1/health/service/<name>?passing` {label}, wrk -c{h['conns']} | "
           f"{h['rps']:,.0f} req/s, p50 {h['p50_us'] / 1000:.2f} ms, p99 {h['p99_us'] / 1000:.2f} ms |")
-print(f"| {w['watchers']:,} blocking watchers on one client agent: change registration acknowledged | {w['change_ack_s'] * 1000:.0f} ms |")
+where = "the server" if w.get("agent") == "server" else "one client agent"
+print(f"| {w['watchers']:,} blocking watchers on {where}: change registration acknowledged | {w['change_ack_s'] * 1000:.0f} ms |")
 print(f"| … first / p50 / p99 / last watcher returned (from sending the change) | "
       f"{w['first_s'] * 1000:.0f} / {w['p50_s'] * 1000:.0f} / {w['p99_s'] * 1000:.0f} / {w['last_s'] * 1000:.0f} ms |")
 print(f"| … returned within 1 s | {w['within_1s']:,} of {w['watchers']:,} |")
