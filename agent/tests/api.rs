@@ -259,6 +259,63 @@ fn blocking_query_on_a_key_ignores_other_keys_and_wakes_on_its_own() {
 }
 
 #[test]
+fn blocking_health_query_ignores_other_services_and_wakes_on_its_own() {
+    let a = Agent::dev();
+    let register = |id: &str, name: &str| {
+        let body = format!(r#"{{"Node":"n1","Address":"10.0.0.1","Service":{{"ID":"{id}","Service":"{name}","Port":80}}}}"#);
+        assert_eq!(a.put("/v1/catalog/register", body).0, 200);
+    };
+    register("web-1", "web");
+    let (_, h, _) = a.get("/v1/health/service/web?passing");
+    let idx: u64 = h["X-Consul-Index"].to_str().unwrap().parse().unwrap();
+    let watch = |wait: &str| {
+        let url = format!("{}/v1/health/service/web?passing&index={idx}&wait={wait}", a.url);
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            let r = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap()
+                .get(url)
+                .send()
+                .unwrap();
+            let index: u64 = r.headers()["X-Consul-Index"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let rows: Vec<Value> = r.json().unwrap();
+            (t.elapsed(), Instant::now(), index, rows)
+        })
+    };
+    // Other services and KV writes are applied batches too; none may wake the watcher, and
+    // when its wait runs out it still gets the service's current rows.
+    let watcher = watch("2s");
+    for i in 0..10 {
+        register(&format!("db-{i}"), "db");
+        assert_eq!(a.put(&format!("/v1/kv/other/{i}"), "x").0, 200);
+    }
+    let (elapsed, _, index, rows) = watcher.join().unwrap();
+    assert!(elapsed >= Duration::from_secs(2), "woke after {elapsed:?} on unrelated writes");
+    assert_eq!(index, idx);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["Service"]["ID"], "web-1");
+
+    // A new instance of the service wakes it at once, with both instances.
+    let watcher = watch("30s");
+    std::thread::sleep(Duration::from_millis(200));
+    register("db-x", "db");
+    let wrote = Instant::now();
+    register("web-2", "web");
+    let (_, woke, index, rows) = watcher.join().unwrap();
+    assert!(index > idx);
+    let ids: Vec<&str> = rows.iter().map(|r| r["Service"]["ID"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["web-1", "web-2"]);
+    let lag = woke.saturating_duration_since(wrote);
+    assert!(lag < Duration::from_millis(500), "woke {lag:?} after the write");
+}
+
+#[test]
 fn sessions_locks_and_txn_behave_like_consul() {
     let a = Agent::dev();
     // The lowercase form real clients send, with Go duration strings.

@@ -3,6 +3,7 @@
 --   meridian-put  PUT  /v1/kv/bench/<n>      body: 128 bytes
 --   etcd-put      POST /v3/kv/put            {"key":b64("bench/<n>"),"value":b64(same 128 bytes)}
 --   meridian-get  GET  /v1/kv/bench/1        default consistency
+--   meridian-get-consistent  GET /v1/kv/bench/1?consistent   (leadership confirmed per read)
 --   etcd-range    POST /v3/kv/range          {"key":b64("bench/1")}, linearizable (etcd default)
 --
 -- <n> = counter * STRIDE + thread id, so every write in the run hits a fresh key and no two
@@ -56,6 +57,9 @@ local ok_body    -- body pattern a successful reply must contain
 function init(args)
   if WORKLOAD == "meridian-get" then
     static_req = wrk.format("GET", "/v1/kv/bench/1")
+    ok_body = '"Key":"bench/1"'
+  elseif WORKLOAD == "meridian-get-consistent" then
+    static_req = wrk.format("GET", "/v1/kv/bench/1?consistent")
     ok_body = '"Key":"bench/1"'
   elseif WORKLOAD == "etcd-range" then
     static_req = wrk.format("POST", "/v3/kv/range", { ["Content-Type"] = "application/json" },

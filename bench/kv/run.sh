@@ -9,7 +9,10 @@
 # block for BENCHMARKS.md. Goal (issue #2): Meridian >= 3x etcd on both.
 #
 # Usage: bench/kv/run.sh            (DURATION=30s bench/kv/run.sh for a longer run)
-# Installs what it needs on a fresh Debian 12 machine (as root).
+#        bench/kv/run.sh cluster    3 Meridian servers vs a 3-member etcd cluster, at 32 and
+#                                   256 connections, plus leader failover (see main_cluster)
+# Installs what it needs on a fresh Debian 12 machine (as root). The binary is taken from
+# $CARGO_TARGET_DIR (default: target/) after `cargo build --release`.
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
@@ -19,6 +22,7 @@ DEADLINE_SECS=60 # how long a server may take to become ready
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+MERIDIAN="${CARGO_TARGET_DIR:-$ROOT/target}/release/meridian"
 CMDLINE="bench/kv/run.sh"
 [[ $DURATION != 10s ]] && CMDLINE="DURATION=$DURATION $CMDLINE"
 
@@ -123,7 +127,7 @@ peak_rss_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
 start_meridian() {
   MP=$(free_port)
-  local bin="$ROOT/target/release/meridian" help extra=() flag
+  local bin=$MERIDIAN help extra=() flag
   # Keep the agent's other listeners off Consul's default ports (another agent may hold them),
   # for whichever of Consul's port flags this build accepts.
   help=$("$bin" agent --help 2>&1 || true)
@@ -320,6 +324,195 @@ unset multiplot
 GP
 }
 
+# --- cluster mode: 3 Meridian servers vs 3 etcd members ------------------------------------
+#
+# Both clusters run on 127.0.0.1 at the same time, each member with its own data dir on the
+# same disk (so every write is fsynced on the leader and on a follower before it is
+# acknowledged, on both systems). wrk is pointed at the leader of each (Meridian: the server
+# /v1/status/leader names; etcd: the member whose /v3/maintenance/status says it leads).
+
+CONNS_LIST=(${CONNS_LIST:-32 256})
+declare -a M_HTTP M_RPC M_PID E_URL E_PID
+
+# start_meridian_cluster TAG [HCL]: three servers, -bootstrap-expect 3, joined to the first.
+start_meridian_cluster() {
+  local tag=$1 hcl=${2:-} i serf0="" http rpc serf args
+  M_HTTP=() M_RPC=() M_PID=()
+  for i in 0 1 2; do
+    http=$(free_port) rpc=$(free_port) serf=$(free_port)
+    [[ -z $serf0 ]] && serf0=$serf
+    args=(agent -server -bootstrap-expect 3 -data-dir "$TMP/$tag$i" -node "$tag$i"
+      -bind 127.0.0.1 -client 127.0.0.1 -http-port "$http" -server-port "$rpc"
+      -serf-lan-port "$serf" -serf-wan-port "$(free_port)" -dns-port "$(free_port)"
+      -grpc-port "$(free_port)" -log-level warn)
+    [[ -n $hcl ]] && args+=(-hcl "$hcl")
+    ((i > 0)) && args+=(-retry-join "127.0.0.1:$serf0" -retry-interval 200ms)
+    "$MERIDIAN" "${args[@]}" >"$TMP/$tag$i.log" 2>&1 &
+    M_PID+=($!) M_HTTP+=("$http") M_RPC+=("$rpc")
+    PIDS+=($!)
+  done
+  log "meridian cluster $tag${hcl:+ ($hcl)}: http ${M_HTTP[*]}, waiting for a leader known to all three"
+  local deadline=$((SECONDS + DEADLINE_SECS)) l0 l1 l2
+  while :; do
+    l0=$(curl -s --max-time 2 "http://127.0.0.1:${M_HTTP[0]}/v1/status/leader" || true)
+    l1=$(curl -s --max-time 2 "http://127.0.0.1:${M_HTTP[1]}/v1/status/leader" || true)
+    l2=$(curl -s --max-time 2 "http://127.0.0.1:${M_HTTP[2]}/v1/status/leader" || true)
+    if leader_known "$l0" && [[ $l0 == "$l1" && $l0 == "$l2" ]] &&
+      curl -sf -X PUT -d ready "http://127.0.0.1:${M_HTTP[0]}/v1/kv/ready" | grep -q true; then
+      break
+    fi
+    for i in 0 1 2; do
+      kill -0 "${M_PID[$i]}" 2>/dev/null || { tail -n 30 "$TMP/$tag$i.log" >&2; die "$tag$i exited"; }
+    done
+    ((SECONDS < deadline)) || { tail -n 30 "$TMP/${tag}0.log" >&2; die "meridian cluster $tag has no leader after ${DEADLINE_SECS}s"; }
+    sleep 0.2 # poll interval
+  done
+}
+
+# The index (0..2) of the current Meridian leader.
+meridian_leader() {
+  local l i
+  l=$(curl -s --max-time 2 "http://127.0.0.1:${M_HTTP[0]}/v1/status/leader")
+  for i in 0 1 2; do
+    [[ $l == "\"127.0.0.1:${M_RPC[$i]}\"" ]] && { echo "$i"; return; }
+  done
+  die "meridian leader $l is none of ours"
+}
+
+start_etcd_cluster() {
+  local i names=() client=() peer=() initial=""
+  E_URL=() E_PID=()
+  for i in 0 1 2; do
+    names+=("e$i") client+=("$(free_port)") peer+=("$(free_port)")
+    initial+="${initial:+,}e$i=http://127.0.0.1:${peer[$i]}"
+  done
+  for i in 0 1 2; do
+    # Defaults kept: every write fsynced, heartbeat 100 ms, election timeout 1000 ms.
+    etcd --name "e$i" --data-dir "$TMP/e$i" \
+      --listen-client-urls "http://127.0.0.1:${client[$i]}" --advertise-client-urls "http://127.0.0.1:${client[$i]}" \
+      --listen-peer-urls "http://127.0.0.1:${peer[$i]}" --initial-advertise-peer-urls "http://127.0.0.1:${peer[$i]}" \
+      --initial-cluster "$initial" --initial-cluster-state new --initial-cluster-token bench \
+      --logger zap --log-level warn >"$TMP/e$i.log" 2>&1 &
+    E_PID+=($!) E_URL+=("http://127.0.0.1:${client[$i]}")
+    PIDS+=($!)
+  done
+  log "etcd cluster: clients ${client[*]}, waiting for all three to be healthy"
+  for i in 0 1 2; do
+    wait_ready "etcd e$i" "${E_PID[$i]}" "${E_URL[$i]}/health" etcd_healthy "$TMP/e$i.log"
+  done
+}
+
+# The index (0..2) of the etcd member that says it is the leader.
+etcd_leader() {
+  local i st
+  for i in 0 1 2; do
+    st=$(curl -s --max-time 2 -X POST -d '{}' "${E_URL[$i]}/v3/maintenance/status" || true)
+    if /usr/bin/python3 -c 'import json,sys; s=json.loads(sys.argv[1]); sys.exit(s["header"]["member_id"] != s["leader"])' "$st" 2>/dev/null; then
+      echo "$i"
+      return
+    fi
+  done
+  die "no etcd member says it leads"
+}
+
+# Write bench/1 through the leaders (the read workloads read it).
+prewrite_cluster() {
+  MP=${M_HTTP[$(meridian_leader)]}
+  EPORT=${E_URL[$(etcd_leader)]##*:}
+  prewrite_read_key
+}
+
+# cluster_wrk SYSTEM WORKLOAD-NAME WRK-WORKLOAD URL CONNS
+cluster_wrk() {
+  local system=$1 name=$2 workload=$3 url=$4 c=$5 label="$1 $2 c$5"
+  CONNS=$c run_wrk "$label" "$workload" "$url"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$name" "$c" "${RPS[$label]}" \
+    "${P50[$label]}" "${P99[$label]}" >>"$TMP/wrk.tsv"
+}
+
+stop_pids() {
+  local pid
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "$@"; do
+    local deadline=$((SECONDS + 10))
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+}
+
+# failover SYSTEM LABEL: SIGKILL the current leader under steady writes to all three members.
+failover() {
+  local system=$1 label=$2 li pid urls=()
+  if [[ $system == meridian ]]; then
+    li=$(meridian_leader)
+    pid=${M_PID[$li]}
+    local i
+    for i in 0 1 2; do urls+=("http://127.0.0.1:${M_HTTP[$i]}"); done
+  else
+    li=$(etcd_leader)
+    pid=${E_PID[$li]}
+    urls=("${E_URL[@]}")
+  fi
+  log "failover $label: steady writes to all 3 members, then SIGKILL of the leader (member $li, pid $pid)"
+  /usr/bin/python3 "$HERE/failover.py" "$system" "$pid" "${urls[@]}" >"$TMP/failover-$label.json" ||
+    die "failover $label failed"
+  wait "$pid" 2>/dev/null || true
+}
+
+main_cluster() {
+  CMDLINE="bench/kv/run.sh cluster"
+  [[ $DURATION != 10s ]] && CMDLINE="DURATION=$DURATION $CMDLINE"
+  install_deps
+  /usr/bin/python3 -c 'import aiohttp' 2>/dev/null || {
+    log "installing python3-aiohttp (apt)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-aiohttp >/dev/null
+  }
+  log "building meridian (cargo build --release; the first build takes several minutes)"
+  (cd "$ROOT" && cargo build --release -p meridian-agent --bin meridian)
+  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+  LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+  BUSY_BEFORE=$(cpu_busy_pct)
+  log "load average at start: $LOAD_BEFORE; CPUs ${BUSY_BEFORE}% busy"
+  TMP=$(mktemp -d -t meridian-bench-kv3.XXXXXX)
+  : >"$TMP/wrk.tsv"
+  start_meridian_cluster m
+  start_etcd_cluster
+  prewrite_cluster
+  local ml el
+  ml=$(meridian_leader) el=$(etcd_leader)
+  log "leaders: meridian m$ml (http ${M_HTTP[$ml]}), etcd e$el (${E_URL[$el]})"
+  local mu="http://127.0.0.1:${M_HTTP[$ml]}" eu=${E_URL[$el]} c
+  for c in "${CONNS_LIST[@]}"; do
+    cluster_wrk meridian writes meridian-put "$mu" "$c"
+    cluster_wrk etcd writes etcd-put "$eu" "$c"
+    prewrite_cluster
+    cluster_wrk meridian reads-default meridian-get "$mu" "$c"
+    cluster_wrk meridian reads-consistent meridian-get-consistent "$mu" "$c"
+    cluster_wrk etcd reads-linearizable etcd-range "$eu" "$c"
+  done
+  M_RSS=0 E_RSS=0
+  local pid r
+  for pid in "${M_PID[@]}"; do r=$(peak_rss_kib "$pid"); ((r > M_RSS)) && M_RSS=$r; done
+  for pid in "${E_PID[@]}"; do r=$(peak_rss_kib "$pid"); ((r > E_RSS)) && E_RSS=$r; done
+
+  failover meridian meridian-default
+  failover etcd etcd
+  stop_pids "${M_PID[@]}" "${E_PID[@]}"
+  # Consul's recommended production timing (raft_multiplier 1: election timeout 1-2 s,
+  # heartbeat 200 ms) is the same as etcd's defaults (election 1 s, randomized up to 2 s).
+  start_meridian_cluster f 'performance { raft_multiplier = 1 }'
+  failover meridian meridian-m1
+  stop_pids "${M_PID[@]}"
+
+  /usr/bin/python3 "$HERE/report_cluster.py" "$TMP" "$HERE" "$CMDLINE" \
+    "$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD || echo ' (+ uncommitted changes)')" \
+    "$LOAD_BEFORE" "$BUSY_BEFORE" "$(etcd --version | awk '/etcd Version/ {print $3}')" \
+    "$DURATION" "$THREADS" "$M_RSS" "$E_RSS"
+  log "wrote bench/kv/results-cluster.json and bench/kv/kv-cluster.png"
+}
+
 # --- main --------------------------------------------------------------------------------
 
 main() {
@@ -350,4 +543,10 @@ main() {
   log "wrote bench/kv/results.json and bench/kv/kv.png"
 }
 
-[[ ${BASH_SOURCE[0]} == "$0" ]] && main "$@"
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  case ${1:-} in
+    "") main ;;
+    cluster) main_cluster ;;
+    *) die "usage: bench/kv/run.sh [cluster]" ;;
+  esac
+fi

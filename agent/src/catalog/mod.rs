@@ -84,6 +84,9 @@ pub struct State {
     pub(crate) nodes: OrdMap<String, Node>,
     /// (node, service id) → service.
     pub(crate) services: OrdMap<(String, String), Service>,
+    /// Service name → the (node, service id) keys of its instances: derived from `services`
+    /// (never stored), so reads of one service do not scan every instance of every service.
+    pub(crate) services_by_name: OrdMap<String, imbl::OrdSet<(String, String)>>,
     /// (node, check id) → check.
     pub(crate) checks: OrdMap<(String, String), Check>,
     pub(crate) kv: OrdMap<String, KvEntry>,

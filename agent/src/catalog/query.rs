@@ -89,16 +89,36 @@ impl State {
 
     /// Every instance of `name` with its node, ordered by node then instance ID.
     pub fn service_rows(&self, name: &str) -> Vec<ServiceRow> {
-        self.services
-            .iter()
-            .filter(|(_, s)| s.service == name)
-            .filter_map(|((n, _), s)| {
-                self.nodes.get(n).map(|node| ServiceRow {
+        let Some(keys) = self.services_by_name.get(name) else {
+            return Vec::new();
+        };
+        keys.iter()
+            .filter_map(|key| {
+                let service = self.services.get(key)?;
+                self.nodes.get(&key.0).map(|node| ServiceRow {
                     node: node.clone(),
-                    service: s.clone(),
+                    service: service.clone(),
                 })
             })
             .collect()
+    }
+
+    /// Adds `key` to the instances of service `name` (the by-name index).
+    pub(crate) fn index_service(&mut self, name: &str, key: &(String, String)) {
+        self.services_by_name
+            .entry(name.to_string())
+            .or_default()
+            .insert(key.clone());
+    }
+
+    /// Removes `key` from the instances of service `name`; drops the name with its last one.
+    pub(crate) fn unindex_service(&mut self, name: &str, key: &(String, String)) {
+        if let Some(keys) = self.services_by_name.get_mut(name) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.services_by_name.remove(name);
+            }
+        }
     }
 
     /// Every instance of `name` with its checks.

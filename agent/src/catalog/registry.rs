@@ -45,8 +45,10 @@ impl State {
                     && p.service != new.service
                 {
                     self.bump_service(index, &p.service.clone());
+                    self.unindex_service(&p.service.clone(), &key);
                 }
                 self.bump_service(index, &new.service);
+                self.index_service(&new.service, &key);
                 self.services.insert(key, new);
                 self.tables.services = index;
                 self.touch(Table::Services, Self::service_key(&name, &svc.id));
@@ -132,9 +134,11 @@ impl State {
     }
 
     fn remove_service(&mut self, index: u64, now: u64, node: &str, id: &str) {
-        let Some(svc) = self.services.remove(&(node.to_string(), id.to_string())) else {
+        let key = (node.to_string(), id.to_string());
+        let Some(svc) = self.services.remove(&key) else {
             return;
         };
+        self.unindex_service(&svc.service, &key);
         self.tables.services = index;
         self.touch(Table::Services, Self::service_key(node, id));
         self.bump_service(index, &svc.service);

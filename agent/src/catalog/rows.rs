@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{State, TableIndexes, Tombstone};
+use super::{Service, State, TableIndexes, Tombstone};
 
 /// Tables of the state store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -203,8 +203,10 @@ impl State {
                     s.nodes.insert(key, v);
                 }
                 Table::Services => {
-                    let v = serde_json::from_slice(&value).map_err(err)?;
-                    s.services.insert(split_pair(&key), v);
+                    let v: Service = serde_json::from_slice(&value).map_err(err)?;
+                    let key = split_pair(&key);
+                    s.index_service(&v.service, &key);
+                    s.services.insert(key, v);
                 }
                 Table::Checks => {
                     let v = serde_json::from_slice(&value).map_err(err)?;

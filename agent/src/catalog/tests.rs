@@ -330,3 +330,55 @@ fn rows_round_trip_and_changes_match_state() {
         .collect();
     assert_eq!(table, dump);
 }
+
+#[test]
+fn service_rows_follow_the_by_name_index_through_renames_deregisters_and_restore() {
+    let mut s = State::new();
+    register_node(&mut s, 1, "n1");
+    register_node(&mut s, 2, "n2");
+    let op = |node_name: &str, id: &str, name: &str| RegisterOp {
+        node: node(node_name),
+        service: Some(Service {
+            id: id.into(),
+            service: name.into(),
+            port: 80,
+            ..Service::default()
+        }),
+        ..RegisterOp::default()
+    };
+    let ids = |s: &State, name: &str| -> Vec<(String, String)> {
+        s.service_rows(name)
+            .into_iter()
+            .map(|r| (r.node.node, r.service.id))
+            .collect()
+    };
+    let pair = |n: &str, id: &str| (n.to_string(), id.to_string());
+    s.apply(3, &req(0, Command::Register(Box::new(op("n2", "web-b", "web")))));
+    s.apply(4, &req(0, Command::Register(Box::new(op("n1", "web-a", "web")))));
+    s.apply(5, &req(0, Command::Register(Box::new(op("n1", "db", "db")))));
+    // Ordered by node, then instance ID, as a scan of every service would give.
+    assert_eq!(ids(&s, "web"), [pair("n1", "web-a"), pair("n2", "web-b")]);
+    assert_eq!(ids(&s, "db"), [pair("n1", "db")]);
+    // The same ID re-registered under another name moves between names.
+    s.apply(6, &req(0, Command::Register(Box::new(op("n2", "web-b", "api")))));
+    assert_eq!(ids(&s, "web"), [pair("n1", "web-a")]);
+    assert_eq!(ids(&s, "api"), [pair("n2", "web-b")]);
+    assert_eq!(s.service_index("web"), 6);
+    // A restored state (snapshot or SQLite rows) rebuilds the index.
+    let restored = State::restore(s.rows()).expect("restore");
+    for name in ["web", "api", "db", "none"] {
+        assert_eq!(ids(&restored, name), ids(&s, name), "{name}");
+    }
+    // Deregistering a whole node removes its instances from every name; the last instance
+    // of a name drops the name.
+    let de = DeregisterOp {
+        node: "n1".into(),
+        ..DeregisterOp::default()
+    };
+    s.apply(7, &req(0, Command::Deregister(de)));
+    assert!(ids(&s, "web").is_empty());
+    assert!(ids(&s, "db").is_empty());
+    assert_eq!(ids(&s, "api"), [pair("n2", "web-b")]);
+    assert!(!s.services_by_name.contains_key("web"));
+    assert_eq!(s.services_by_name.len(), 1);
+}

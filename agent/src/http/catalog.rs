@@ -15,7 +15,7 @@ use super::ApiState;
 use super::dto::RegisterBody;
 use super::error::ApiError;
 use super::params::Params;
-use super::read::{blocking, json_body, list};
+use super::read::{blocking, json_body, list, list_indexed};
 use crate::catalog::{
     Check, DeregisterOp, HealthEntry, HealthStatus, Node, Service, ServiceAddress, ServiceRow,
     Weights,
@@ -220,7 +220,8 @@ async fn service(
     p: Params,
 ) -> Result<Response, ApiError> {
     let (want, tags) = (node_meta(&p)?, tags(&p));
-    list(&st, &p, |s| {
+    let index_of = |s: &crate::catalog::State| s.service_index(&name);
+    list_indexed(&st, &p, Some(index_of), |s| {
         let rows: Vec<CatalogServiceRow> = s
             .service_rows(&name)
             .into_iter()
@@ -289,7 +290,8 @@ async fn health_service(
     p: Params,
 ) -> Result<Response, ApiError> {
     let (want, tags, passing) = (node_meta(&p)?, tags(&p), p.flag("passing"));
-    list(&st, &p, |s| {
+    let index_of = |s: &crate::catalog::State| s.service_index(&name);
+    list_indexed(&st, &p, Some(index_of), |s| {
         let rows: Vec<HealthRow> = s
             .health_entries(&name)
             .into_iter()
@@ -311,7 +313,8 @@ async fn health_checks(
     Path(name): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
-    list(&st, &p, |s| {
+    let index_of = |s: &crate::catalog::State| s.service_index(&name);
+    list_indexed(&st, &p, Some(index_of), |s| {
         (s.service_index(&name), s.service_checks(&name))
     })
     .await
