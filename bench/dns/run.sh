@@ -17,7 +17,10 @@
 # Writes bench/dns/results.json and bench/dns/dns.png and prints the block for BENCHMARKS.md.
 # Goal (issue #5): Meridian >= 0.5x Knot's QPS.
 #
-# Usage: bench/dns/run.sh          (DURATION=30 LAT_QPS=2000 PIN=0 bench/dns/run.sh to vary)
+# Usage: bench/dns/run.sh          (DURATION=30 LAT_QPS=2000 PIN=0 bench/dns/run.sh to vary;
+#        BENCH_BIN=path/to/meridian [BENCH_COMMIT=abc1234] bench/dns/run.sh runs that
+#        binary, builds nothing, and reports it as built from BENCH_COMMIT)
+#        (not MERIDIAN_*: the agent reads MERIDIAN_* variables as its configuration)
 # Installs what it needs on a fresh Debian 12 machine (as root). Honours CARGO_TARGET_DIR.
 set -euo pipefail
 
@@ -37,6 +40,8 @@ CMDLINE="bench/dns/run.sh"
 [[ $LAT_QPS != 5000 ]] && CMDLINE="LAT_QPS=$LAT_QPS $CMDLINE"
 [[ $LAT_SECS != 5 ]] && CMDLINE="LAT_SECS=$LAT_SECS $CMDLINE"
 [[ $PIN != 1 ]] && CMDLINE="PIN=$PIN $CMDLINE"
+BENCH_BIN=${BENCH_BIN:-}
+[[ -n $BENCH_BIN ]] && CMDLINE="BENCH_BIN=$BENCH_BIN $CMDLINE"
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -142,7 +147,7 @@ addr() { echo "127.1.0.$1"; } # instance addresses: loopback, never contacted
 
 start_meridian() {
   local target=${CARGO_TARGET_DIR:-$ROOT/target}
-  local bin="$target/release/meridian" hp i body out deadline
+  local bin=${BENCH_BIN:-$target/release/meridian} hp i body out deadline
   MDNS=$(free_port)
   hp=$(free_port)
   log "starting meridian -dev (dns 127.0.0.1:$MDNS, http 127.0.0.1:$hp; ${SERVER_CPU[*]:-unpinned})"
@@ -219,7 +224,20 @@ check_same_answers() {
 
 # --- load --------------------------------------------------------------------------------
 
-declare -A QPS AVG MAX SD LOST RESP CPU P50 P99 LATN
+declare -A QPS AVG MAX SD LOST RESP CPU CORES P50 P99 LATN
+
+# "busy total" jiffies of each CPU (user..steal, idle = idle + iowait), one CPU a line.
+cpu_jiffies() {
+  awk '/^cpu[0-9]/ { t = 0; for (i = 2; i <= 9; i++) t += $i; print $1, t - $5 - $6, t }' /proc/stat
+}
+
+# cpu_busy_between BEFORE AFTER: "cpu0%/cpu1%/..." busy between two cpu_jiffies snapshots,
+# softirq and other processes included (what the server's own CPU time leaves out).
+cpu_busy_between() {
+  awk 'NR == FNR { b[$1] = $2; t[$1] = $3; next }
+    { d = $3 - t[$1]; printf "%s%d", (n++ ? "/" : ""), (d > 0) ? 100 * ($2 - b[$1]) / d : 0 }' \
+    <(echo "$1") <(echo "$2")
+}
 
 # CPU seconds (user + system, all threads) a process has used.
 cpu_secs() {
@@ -228,19 +246,23 @@ cpu_secs() {
 
 # run_perf KEY SERVER PORT PID MODE CLIENTS: one throughput run; results under KEY.
 run_perf() {
-  local key=$1 server=$2 port=$3 pid=$4 mode=$5 clients=$6 out c0 c1 t0 t1
+  local key=$1 server=$2 port=$3 pid=$4 mode=$5 clients=$6 out c0 c1 t0 t1 j0 j1
   log "$server $mode -c $clients (${DURATION}s, dnsperf -T 1 -e, no rate limit)"
+  j0=$(cpu_jiffies)
   c0=$(cpu_secs "$pid")
   t0=$(date +%s.%N)
   out=$("${CLIENT_CPU[@]}" dnsperf -s 127.0.0.1 -p "$port" -m "$mode" -d "$TMP/queries" \
     -l "$DURATION" -c "$clients" -T 1 -e -t 2 2>&1) || { echo "$out" >&2; die "$key: dnsperf failed"; }
   t1=$(date +%s.%N)
   c1=$(cpu_secs "$pid")
+  j1=$(cpu_jiffies)
+  CORES[$key]=$(cpu_busy_between "$j0" "$j1")
   echo "$out" >"$TMP/$key.out"
   parse_perf "$key" "$out"
   CPU[$key]=$(awk -v a="$c0" -v b="$c1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.0f", 100 * (b - a) / (e - s) }')
-  printf '    %s qps, avg %s ms, max %s ms, stddev %s ms, lost %s, server CPU %s%%\n' \
-    "${QPS[$key]}" "${AVG[$key]}" "${MAX[$key]}" "${SD[$key]}" "${LOST[$key]}" "${CPU[$key]}" >&2
+  printf '    %s qps, avg %s ms, max %s ms, stddev %s ms, lost %s, server process CPU %s%%, CPUs busy %s%%\n' \
+    "${QPS[$key]}" "${AVG[$key]}" "${MAX[$key]}" "${SD[$key]}" "${LOST[$key]}" "${CPU[$key]}" \
+    "${CORES[$key]}" >&2
 }
 
 # parse_perf KEY OUTPUT: QPS, latency (ms), lost, response size; fail on anything but NOERROR.
@@ -284,8 +306,13 @@ report() {
   local machine kernel commit when knot_ver dnsperf_ver s k r goal=yes rows=() json_runs=""
   machine="$(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
   kernel=$(uname -r)
-  commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-  git -C "$ROOT" diff --quiet HEAD 2>/dev/null || commit+=" (+ uncommitted changes)"
+  if [[ -n $BENCH_BIN ]]; then
+    commit=${BENCH_COMMIT:-"binary $BENCH_BIN"} # what the caller says it was built from
+  else
+    commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    git -C "$ROOT" diff --quiet HEAD -- agent config proto Cargo.lock 2>/dev/null ||
+      commit+=" (+ uncommitted changes)"
+  fi
   knot_ver=$(knotd -V | awk '{print $NF}')
   dnsperf_ver=$(dnsperf -h 2>&1 | awk '/^Version/ {print $2}')
   when=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -299,9 +326,9 @@ report() {
       "${json_runs:+,}" "$k" "${s% *}" "${s#* }" "$r")
     local who
     for who in m k; do
-      json_runs+=$(printf '\n      "%s": { "qps": %s, "avg_ms": %s, "max_ms": %s, "stddev_ms": %s, "lost": %s, "response_bytes": %s, "server_cpu_pct": %s }%s' \
+      json_runs+=$(printf '\n      "%s": { "qps": %s, "avg_ms": %s, "max_ms": %s, "stddev_ms": %s, "lost": %s, "response_bytes": %s, "server_cpu_pct": %s, "cpus_busy_pct": "%s" }%s' \
         "$([[ $who == m ]] && echo meridian || echo knot)" "${QPS[$who-$k]}" "${AVG[$who-$k]}" \
-        "${MAX[$who-$k]}" "${SD[$who-$k]}" "${LOST[$who-$k]}" "${RESP[$who-$k]}" "${CPU[$who-$k]}" \
+        "${MAX[$who-$k]}" "${SD[$who-$k]}" "${LOST[$who-$k]}" "${RESP[$who-$k]}" "${CPU[$who-$k]}" "${CORES[$who-$k]}" \
         "$([[ $who == m ]] && echo , || echo ' }')")
     done
   done
@@ -329,16 +356,16 @@ JSON
 
   local table
   table=$(
-    printf '| dnsperf setting | Meridian QPS | Knot QPS | Meridian/Knot | Meridian avg / max / sd (ms) | Knot avg / max / sd (ms) | server CPU M / K |\n'
-    printf '|---|---:|---:|---:|---:|---:|---:|\n'
+    printf '| dnsperf setting | Meridian QPS | Knot QPS | Meridian/Knot | Meridian avg / max / sd (ms) | Knot avg / max / sd (ms) | server process CPU M / K | CPU0/CPU1 busy M; K |\n'
+    printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
     for s in "${SETTINGS[@]}"; do
       k=$(setting_key "$s")
-      printf '| %s, -c %s | %s | %s | **%s×** | %s / %s / %s | %s / %s / %s | %s%% / %s%% |\n' \
+      printf '| %s, -c %s | %s | %s | **%s×** | %s / %s / %s | %s / %s / %s | %s%% / %s%% | %s; %s |\n' \
         "${s% *}" "${s#* }" "$(thousands "${QPS[m-$k]}")" "$(thousands "${QPS[k-$k]}")" "${RATIO[$k]}" \
         "${AVG[m-$k]}" "${MAX[m-$k]}" "${SD[m-$k]}" "${AVG[k-$k]}" "${MAX[k-$k]}" "${SD[k-$k]}" \
-        "${CPU[m-$k]}" "${CPU[k-$k]}"
+        "${CPU[m-$k]}" "${CPU[k-$k]}" "${CORES[m-$k]}" "${CORES[k-$k]}"
     done
-    printf '| latency: udp, -c 1, -Q %s | p50 %s / p99 %s ms | p50 %s / p99 %s ms | | | | |\n' \
+    printf '| latency: udp, -c 1, -Q %s | p50 %s / p99 %s ms | p50 %s / p99 %s ms | | | | | |\n' \
       "$LAT_QPS" "${P50[m-lat]}" "${P99[m-lat]}" "${P50[k-lat]}" "${P99[k-lat]}"
   )
   echo
@@ -392,7 +419,7 @@ set key below horizontal
 set yrange [0:*]
 set bmargin 4
 set title "queries/s (higher is better)"
-plot "$dat" using 2:xtic(sprintf("%s\\n(Meridian %s×)", strcol(1), strcol(6))) title "Meridian" lc rgb "#2b7bba", "" using 3 title "Knot" lc rgb "#e0803a"
+plot "$dat" using 2:xtic(sprintf("%s\\n(%s×)", strcol(1), strcol(6))) title "Meridian" lc rgb "#2b7bba", "" using 3 title "Knot" lc rgb "#e0803a"
 set title "average latency (ms, lower is better)"
 plot "$dat" using 4:xtic(1) title "Meridian" lc rgb "#2b7bba", "" using 5 title "Knot" lc rgb "#e0803a"
 unset multiplot
@@ -416,8 +443,13 @@ cpu_busy_pct() {
 
 main() {
   install_deps
-  log "building meridian (cargo build --release; the first build takes several minutes)"
-  (cd "$ROOT" && cargo build --release -p meridian-agent --bin meridian)
+  if [[ -n $BENCH_BIN ]]; then
+    [[ -x $BENCH_BIN ]] || die "BENCH_BIN=$BENCH_BIN is not an executable"
+    log "using $BENCH_BIN (not building)"
+  else
+    log "building meridian (cargo build --release; the first build takes several minutes)"
+    (cd "$ROOT" && cargo build --release -p meridian-agent --bin meridian)
+  fi
 
   # Servers and dnsperf share this machine's CPUs: other load skews the numbers.
   LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
