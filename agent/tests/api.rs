@@ -262,14 +262,19 @@ fn blocking_query_on_a_key_ignores_other_keys_and_wakes_on_its_own() {
 fn blocking_health_query_ignores_other_services_and_wakes_on_its_own() {
     let a = Agent::dev();
     let register = |id: &str, name: &str| {
-        let body = format!(r#"{{"Node":"n1","Address":"10.0.0.1","Service":{{"ID":"{id}","Service":"{name}","Port":80}}}}"#);
+        let body = format!(
+            r#"{{"Node":"n1","Address":"10.0.0.1","Service":{{"ID":"{id}","Service":"{name}","Port":80}}}}"#
+        );
         assert_eq!(a.put("/v1/catalog/register", body).0, 200);
     };
     register("web-1", "web");
     let (_, h, _) = a.get("/v1/health/service/web?passing");
     let idx: u64 = h["X-Consul-Index"].to_str().unwrap().parse().unwrap();
     let watch = |wait: &str| {
-        let url = format!("{}/v1/health/service/web?passing&index={idx}&wait={wait}", a.url);
+        let url = format!(
+            "{}/v1/health/service/web?passing&index={idx}&wait={wait}",
+            a.url
+        );
         std::thread::spawn(move || {
             let t = Instant::now();
             let r = reqwest::blocking::Client::builder()
@@ -296,7 +301,10 @@ fn blocking_health_query_ignores_other_services_and_wakes_on_its_own() {
         assert_eq!(a.put(&format!("/v1/kv/other/{i}"), "x").0, 200);
     }
     let (elapsed, _, index, rows) = watcher.join().unwrap();
-    assert!(elapsed >= Duration::from_secs(2), "woke after {elapsed:?} on unrelated writes");
+    assert!(
+        elapsed >= Duration::from_secs(2),
+        "woke after {elapsed:?} on unrelated writes"
+    );
     assert_eq!(index, idx);
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["Service"]["ID"], "web-1");
@@ -309,10 +317,16 @@ fn blocking_health_query_ignores_other_services_and_wakes_on_its_own() {
     register("web-2", "web");
     let (_, woke, index, rows) = watcher.join().unwrap();
     assert!(index > idx);
-    let ids: Vec<&str> = rows.iter().map(|r| r["Service"]["ID"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = rows
+        .iter()
+        .map(|r| r["Service"]["ID"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["web-1", "web-2"]);
     let lag = woke.saturating_duration_since(wrote);
-    assert!(lag < Duration::from_millis(500), "woke {lag:?} after the write");
+    assert!(
+        lag < Duration::from_millis(500),
+        "woke {lag:?} after the write"
+    );
 }
 
 #[test]

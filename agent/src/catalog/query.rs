@@ -121,6 +121,32 @@ impl State {
         }
     }
 
+    /// Every instance of `name` with its node and the worst status of the checks that apply
+    /// to it (node checks and its own; passing when none), ordered by node then instance ID.
+    /// Borrowed, for per-query readers (DNS) that need a few fields, not owned rows: the same
+    /// instances and status as [`State::health_entries`] and [`HealthEntry::aggregate`].
+    pub fn service_health<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = (&'a Node, &'a Service, HealthStatus)> + 'a {
+        self.services_by_name
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter_map(move |key| {
+                let s = self.services.get(key)?;
+                let n = &key.0;
+                let node = self.nodes.get(n)?;
+                let status = self
+                    .node_checks(n)
+                    .filter(|c| c.service_id.is_empty() || c.service_id == s.id)
+                    .map(|c| c.status)
+                    .max()
+                    .unwrap_or(HealthStatus::Passing);
+                Some((node, s, status))
+            })
+    }
+
     /// Every instance of `name` with its checks.
     pub fn health_entries(&self, name: &str) -> Vec<HealthEntry> {
         self.service_rows(name)

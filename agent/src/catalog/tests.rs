@@ -294,6 +294,91 @@ fn service_index_moves_only_for_that_service() {
 }
 
 #[test]
+fn service_health_matches_health_entries() {
+    let mut s = State::new();
+    let svc = |id: &str, name: &str| Service {
+        id: id.into(),
+        service: name.into(),
+        port: 80,
+        ..Service::default()
+    };
+    let check = |node: &str, id: &str, service_id: &str, status| Check {
+        node: node.into(),
+        check_id: id.into(),
+        service_id: service_id.into(),
+        status,
+        ..Check::default()
+    };
+    let ops = [
+        // n1: a passing node check, web-a critical through its own check, web-b untouched
+        // by web-a's check.
+        RegisterOp {
+            node: node("n1"),
+            service: Some(svc("web-a", "web")),
+            checks: vec![
+                serf_check("n1", HealthStatus::Passing),
+                check("n1", "a", "web-a", HealthStatus::Critical),
+            ],
+            ..RegisterOp::default()
+        },
+        RegisterOp {
+            node: node("n1"),
+            service: Some(svc("web-b", "web")),
+            ..RegisterOp::default()
+        },
+        // n2: a warning node check, with a db on the same node.
+        RegisterOp {
+            node: node("n2"),
+            service: Some(svc("web", "web")),
+            checks: vec![serf_check("n2", HealthStatus::Warning)],
+            ..RegisterOp::default()
+        },
+        RegisterOp {
+            node: node("n2"),
+            service: Some(svc("db", "db")),
+            checks: vec![check("n2", "d", "db", HealthStatus::Critical)],
+            ..RegisterOp::default()
+        },
+        // n3: no checks at all.
+        RegisterOp {
+            node: node("n3"),
+            service: Some(svc("web", "web")),
+            ..RegisterOp::default()
+        },
+    ];
+    for (i, op) in ops.into_iter().enumerate() {
+        let idx = u64::try_from(i).unwrap() + 1;
+        assert_eq!(
+            s.apply(idx, &req(0, Command::Register(Box::new(op)))),
+            Response::Ok
+        );
+    }
+    let borrowed: Vec<(String, String, HealthStatus)> = s
+        .service_health("web")
+        .map(|(n, svc, st)| (n.node.clone(), svc.id.clone(), st))
+        .collect();
+    let owned: Vec<(String, String, HealthStatus)> = s
+        .health_entries("web")
+        .iter()
+        .map(|e| (e.node.node.clone(), e.service.id.clone(), e.aggregate()))
+        .collect();
+    assert_eq!(borrowed, owned);
+    use HealthStatus::*;
+    let want = [
+        ("n1", "web-a", Critical),
+        ("n1", "web-b", Passing),
+        ("n2", "web", Warning),
+        ("n3", "web", Passing),
+    ];
+    let want: Vec<_> = want
+        .iter()
+        .map(|(n, id, st)| (n.to_string(), id.to_string(), *st))
+        .collect();
+    assert_eq!(borrowed, want);
+    assert_eq!(s.service_health("nope").count(), 0);
+}
+
+#[test]
 fn rows_round_trip_and_changes_match_state() {
     let mut s = State::new();
     register_node(&mut s, 1, "n1");
@@ -353,14 +438,26 @@ fn service_rows_follow_the_by_name_index_through_renames_deregisters_and_restore
             .collect()
     };
     let pair = |n: &str, id: &str| (n.to_string(), id.to_string());
-    s.apply(3, &req(0, Command::Register(Box::new(op("n2", "web-b", "web")))));
-    s.apply(4, &req(0, Command::Register(Box::new(op("n1", "web-a", "web")))));
-    s.apply(5, &req(0, Command::Register(Box::new(op("n1", "db", "db")))));
+    s.apply(
+        3,
+        &req(0, Command::Register(Box::new(op("n2", "web-b", "web")))),
+    );
+    s.apply(
+        4,
+        &req(0, Command::Register(Box::new(op("n1", "web-a", "web")))),
+    );
+    s.apply(
+        5,
+        &req(0, Command::Register(Box::new(op("n1", "db", "db")))),
+    );
     // Ordered by node, then instance ID, as a scan of every service would give.
     assert_eq!(ids(&s, "web"), [pair("n1", "web-a"), pair("n2", "web-b")]);
     assert_eq!(ids(&s, "db"), [pair("n1", "db")]);
     // The same ID re-registered under another name moves between names.
-    s.apply(6, &req(0, Command::Register(Box::new(op("n2", "web-b", "api")))));
+    s.apply(
+        6,
+        &req(0, Command::Register(Box::new(op("n2", "web-b", "api")))),
+    );
     assert_eq!(ids(&s, "web"), [pair("n1", "web-a")]);
     assert_eq!(ids(&s, "api"), [pair("n2", "web-b")]);
     assert_eq!(s.service_index("web"), 6);

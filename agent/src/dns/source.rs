@@ -232,11 +232,20 @@ enum Backend<'a> {
     Remote(&'a Arc<RemoteServers>),
 }
 
+/// Built from borrowed rows: cloning whole nodes, services and checks per query (as
+/// `health_entries` does) was a fifth of the CPU of a DNS answer under load.
 fn local_instances(state: &State, service: &str) -> Vec<Instance> {
     state
-        .health_entries(service)
-        .into_iter()
-        .map(instance)
+        .service_health(service)
+        .map(|(node, svc, status)| Instance {
+            node: node.node.clone(),
+            node_address: node.address.clone(),
+            node_meta: node.meta.clone(),
+            service_address: svc.address.clone(),
+            port: svc.port,
+            tags: svc.tags.clone(),
+            status,
+        })
         .collect()
 }
 
