@@ -213,20 +213,8 @@ fn blocking_query_on_a_key_ignores_other_keys_and_wakes_on_its_own() {
 
     let url = format!("{}/v1/kv/watched?index={idx}&wait=3s", a.url);
     let watcher = std::thread::spawn(move || {
-        let t = Instant::now();
-        let r = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap()
-            .get(url)
-            .send()
-            .unwrap();
-        let index: u64 = r.headers()["X-Consul-Index"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        (t.elapsed(), index, r.text().unwrap())
+        let (elapsed, _, index, body) = blocking_get(&url);
+        (elapsed, index, body)
     });
     // Writes to other keys must not wake the watcher.
     for i in 0..20 {
@@ -276,21 +264,9 @@ fn blocking_health_query_ignores_other_services_and_wakes_on_its_own() {
             a.url
         );
         std::thread::spawn(move || {
-            let t = Instant::now();
-            let r = reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(20))
-                .build()
-                .unwrap()
-                .get(url)
-                .send()
-                .unwrap();
-            let index: u64 = r.headers()["X-Consul-Index"]
-                .to_str()
-                .unwrap()
-                .parse()
-                .unwrap();
-            let rows: Vec<Value> = r.json().unwrap();
-            (t.elapsed(), Instant::now(), index, rows)
+            let (elapsed, done, index, body) = blocking_get(&url);
+            let rows: Vec<Value> = serde_json::from_str(&body).unwrap();
+            (elapsed, done, index, rows)
         })
     };
     // Other services and KV writes are applied batches too; none may wake the watcher, and
@@ -431,4 +407,23 @@ fn status_and_raft_endpoints_describe_the_single_server() {
                 .is_some_and(|c| c.iter().any(|c| c["CheckID"] == "serfHealth"))
         },
     );
+}
+
+/// A blocking GET: (time it took, when it returned, `X-Consul-Index`, body).
+fn blocking_get(url: &str) -> (Duration, Instant, u64, String) {
+    let t = Instant::now();
+    let r = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+        .get(url)
+        .send()
+        .unwrap();
+    let index: u64 = r.headers()["X-Consul-Index"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = r.text().unwrap();
+    (t.elapsed(), Instant::now(), index, body)
 }

@@ -154,10 +154,28 @@ impl Assessed {
     }
 }
 
+/// Every server of the raft configuration as judged, with the quorum size.
+struct Assessment {
+    servers: Vec<Assessed>,
+    quorum: usize,
+}
+
+impl Assessment {
+    /// How many healthy voters could fail without losing quorum.
+    fn failure_tolerance(&self) -> usize {
+        let healthy_voters = self.servers.iter().filter(|a| a.healthy && a.voter).count();
+        healthy_voters.saturating_sub(self.quorum)
+    }
+
+    /// Whether every server is healthy.
+    fn healthy(&self) -> bool {
+        self.servers.iter().all(|a| a.healthy)
+    }
+}
+
 /// The servers of the raft configuration, judged on the leader: alive in the pool, in
-/// touch with the leader (`LastContactThreshold`) and caught up (`MaxTrailingLogs`). Also
-/// the quorum size.
-fn assess(server: &ServerHandle) -> Result<(Vec<Assessed>, usize), ApiError> {
+/// touch with the leader (`LastContactThreshold`) and caught up (`MaxTrailingLogs`).
+fn assess(server: &ServerHandle) -> Result<Assessment, ApiError> {
     let raft = server.raft();
     let view = raft.leader_view().ok_or(crate::rpc::RpcError::NoLeader)?;
     let settings = raft.state().autopilot();
@@ -214,7 +232,10 @@ fn assess(server: &ServerHandle) -> Result<(Vec<Assessed>, usize), ApiError> {
             voter,
         });
     }
-    Ok((out, cfg.voters.len() / 2 + 1))
+    Ok(Assessment {
+        servers: out,
+        quorum: cfg.voters.len() / 2 + 1,
+    })
 }
 
 /// Consul's health: per server whether it is healthy (see [`assess`]); `FailureTolerance`
@@ -230,9 +251,9 @@ async fn health(
     if let Some(resp) = on_leader(server, &method, &uri, &[]).await? {
         return Ok(resp);
     }
-    let (assessed, quorum) = assess(server)?;
-    let healthy_voters = assessed.iter().filter(|a| a.healthy && a.voter).count();
+    let assessed = assess(server)?;
     let servers: Vec<_> = assessed
+        .servers
         .iter()
         .map(|a| {
             json!({
@@ -250,7 +271,7 @@ async fn health(
             })
         })
         .collect();
-    let all_healthy = assessed.iter().all(|a| a.healthy);
+    let all_healthy = assessed.healthy();
     let status = if all_healthy {
         StatusCode::OK
     } else {
@@ -260,7 +281,7 @@ async fn health(
         status,
         json_body(&json!({
             "Healthy": all_healthy,
-            "FailureTolerance": healthy_voters.saturating_sub(quorum),
+            "FailureTolerance": assessed.failure_tolerance(),
             "Servers": servers,
         })),
     )
@@ -280,10 +301,10 @@ async fn state(
     if let Some(resp) = on_leader(server, &method, &uri, &[]).await? {
         return Ok(resp);
     }
-    let (assessed, quorum) = assess(server)?;
-    let healthy_voters = assessed.iter().filter(|a| a.healthy && a.voter).count();
-    let healthy_all = assessed.iter().filter(|a| a.healthy).count();
+    let assessed = assess(server)?;
+    let healthy_all = assessed.servers.iter().filter(|a| a.healthy).count();
     let servers: serde_json::Map<String, serde_json::Value> = assessed
+        .servers
         .iter()
         .map(|a| {
             let status = match (a.leader, a.voter) {
@@ -310,16 +331,21 @@ async fn state(
             (a.id.clone(), row)
         })
         .collect();
-    let leader = assessed.iter().find(|a| a.leader).map(|a| a.id.clone());
+    let leader = assessed
+        .servers
+        .iter()
+        .find(|a| a.leader)
+        .map(|a| a.id.clone());
     let voters: Vec<&str> = assessed
+        .servers
         .iter()
         .filter(|a| a.voter)
         .map(|a| a.id.as_str())
         .collect();
     Ok(json_body(&json!({
-        "Healthy": assessed.iter().all(|a| a.healthy),
-        "FailureTolerance": healthy_voters.saturating_sub(quorum),
-        "OptimisticFailureTolerance": healthy_all.saturating_sub(quorum),
+        "Healthy": assessed.healthy(),
+        "FailureTolerance": assessed.failure_tolerance(),
+        "OptimisticFailureTolerance": healthy_all.saturating_sub(assessed.quorum),
         "Servers": servers,
         "Leader": leader,
         "Voters": voters,
