@@ -437,6 +437,13 @@ impl BoundAgent {
             gossip: gossip.clone(),
             events: event_log,
             shutdown: token.clone(),
+            ui_path: self.cfg.ui_enabled().then(|| {
+                self.cfg
+                    .ui_config
+                    .content_path
+                    .clone()
+                    .unwrap_or_else(|| "/ui/".into())
+            }),
         });
         let http_token = token.child_token();
         let root = token.clone();

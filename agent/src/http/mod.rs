@@ -32,6 +32,7 @@ mod read;
 mod session;
 mod status;
 mod txn;
+mod ui;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -109,6 +110,8 @@ pub struct ApiContext {
     pub events: Arc<crate::agent::events::EventLog>,
     /// Cancelling it stops the agent (`/v1/agent/leave`).
     pub shutdown: CancellationToken,
+    /// The web UI's content path (`/ui/`) when the UI is on, `None` when it is off.
+    pub ui_path: Option<String>,
 }
 
 /// Cheap-clone state of the HTTP handlers.
@@ -132,6 +135,7 @@ impl Deref for ApiState {
 /// The full API router.
 pub fn router(state: ApiState) -> axum::Router {
     axum::Router::new()
+        .merge(ui::routes(state.ui_path.as_deref()))
         .merge(kv::routes())
         .merge(agent::routes())
         .merge(members::routes())
@@ -154,6 +158,7 @@ pub fn router(state: ApiState) -> axum::Router {
 /// here; everything else goes to a server ([`forward`]).
 pub fn client_router(state: ApiState) -> axum::Router {
     axum::Router::new()
+        .merge(ui::routes(state.ui_path.as_deref()))
         .merge(members::routes())
         .merge(event::routes())
         .merge(keyring::routes())
