@@ -1,8 +1,11 @@
 //! The agent's own log, read as JSON from real `meridian` processes: a shutdown we asked for
-//! (SIGTERM or SIGINT, even right after the election) writes no ERROR line.
+//! (SIGTERM or SIGINT, even right after the election) writes no ERROR line, and DNS queries
+//! are not logged one by one at the default level (they show from `-log-level debug` on, as
+//! Consul logs them at debug).
 
 mod common;
 
+use std::process::Command;
 use std::time::Duration;
 
 use common::Agent;
@@ -24,6 +27,37 @@ fn errors(a: &Agent) -> Vec<String> {
         .filter(|v| v.is_string() || v["level"] == "ERROR")
         .map(|v| v.to_string())
         .collect()
+}
+
+/// The lines the DNS server library wrote.
+fn dns_library_lines(a: &Agent) -> Vec<String> {
+    lines(a)
+        .into_iter()
+        .filter(|v| {
+            v["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("hickory"))
+        })
+        .map(|v| v.to_string())
+        .collect()
+}
+
+/// `dig +short NAME` against `a`, `n` times; every answer must be 127.0.0.1.
+fn ask(a: &Agent, name: &str, n: usize) {
+    for _ in 0..n {
+        let out = Command::new("dig")
+            .args([
+                "@127.0.0.1",
+                "-p",
+                &a.dns.to_string(),
+                "+time=3",
+                "+tries=1",
+            ])
+            .args([name, "+short"])
+            .output()
+            .expect("dig (bind9-dnsutils) must be installed");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "127.0.0.1");
+    }
 }
 
 fn dev_args(extra: &[&'static str]) -> Vec<&'static str> {
@@ -58,4 +92,28 @@ fn a_shutdown_right_after_the_election_logs_no_error() {
         let errors = errors(&a);
         assert!(errors.is_empty(), "SIG{signal}, run {run}: {errors:#?}");
     }
+}
+
+/// Scenario: 50 DNS queries to an agent at the default level, then SIGTERM: not one line per
+/// query (hickory writes two at info), no ERROR. At `-log-level debug` the queries show.
+#[test]
+fn dns_queries_are_logged_at_debug_only() {
+    let mut a = Agent::start(&dev_args(&[]));
+    ask(&a, "consul.service.consul", 50);
+    let status = a.stop_with("TERM");
+    assert!(status.success(), "{status}");
+    assert_eq!(errors(&a), Vec::<String>::new());
+    assert_eq!(dns_library_lines(&a), Vec::<String>::new());
+    assert!(
+        !a.log.iter().any(|l| l.contains("consul.service.consul")),
+        "no line names the query: {:#?}",
+        a.log
+    );
+
+    let mut debug = Agent::start(&dev_args(&["-log-level", "debug"]));
+    ask(&debug, "consul.service.consul", 1);
+    let line = debug.wait_log(WAIT, |l| {
+        l.contains("hickory") && l.contains("consul.service.consul")
+    });
+    assert!(line.contains("consul.service.consul"), "{line}");
 }
