@@ -98,8 +98,14 @@ fn init_tracing(level: &str, json: bool) {
         other => other.to_string(),
     };
     // openraft and sqlx log routine internals at info; keep them to warnings unless asked.
+    // hickory logs every DNS request at info (two lines each: a flood under load, and it
+    // costs throughput); Consul logs queries at debug, so they show from `debug` on.
+    let dns = match level.as_str() {
+        "debug" | "trace" => "",
+        _ => ",hickory_server=warn,hickory_proto=warn,hickory_net=warn",
+    };
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},openraft=warn,sqlx=warn")));
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},openraft=warn,sqlx=warn{dns}")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -1,6 +1,7 @@
 //! The DNS interface against real agents, asked with `dig` (BIND's client, which nobody here
-//! wrote) and with raw datagrams: Consul's names, health filtering, SRV with glue, the UDP
-//! answer limit and TC, TCP for everything, recursors, PTR, other domains, a client agent
+//! wrote) and with raw datagrams: Consul's names, health filtering, SRV with glue (one address
+//! per SRV record), the UDP answer limit at 512 bytes with or without EDNS, TC only with
+//! `enable_truncate`, TCP for everything, recursors, PTR, other domains, a client agent
 //! answering through its servers, and garbage that must not stop the server.
 
 mod common;
@@ -62,7 +63,12 @@ fn flags(out: &str) -> Vec<String> {
 
 /// Record lines of the answer section.
 fn answers(out: &str) -> Vec<String> {
-    out.split(";; ANSWER SECTION:")
+    section(out, "ANSWER")
+}
+
+/// Record lines of the section `name` (`ANSWER`, `ADDITIONAL`, ...).
+fn section(out: &str, name: &str) -> Vec<String> {
+    out.split(&format!(";; {name} SECTION:"))
         .nth(1)
         .map(|s| {
             s.lines()
@@ -174,28 +180,53 @@ fn consul_names_answer_and_a_failing_check_leaves_the_answers() {
     assert_eq!(short(p, &["consul.service.consul"]), ["127.0.0.1"]);
 }
 
-#[test]
-fn two_hundred_instances_udp_limit_edns_and_tcp() {
-    let a = Agent::dev();
-    for i in 0..200 {
+/// Registers `n` nodes `n0..` with one instance each of `service` on port 80.
+fn register_nodes(a: &Agent, service: &str, n: usize) {
+    for i in 0..n {
         let body = json!({
             "Node": format!("n{i}"),
             "Address": format!("10.1.{}.{}", i / 100, i % 100 + 1),
-            "Service": { "Service": "big", "ID": "big", "Port": 80 },
+            "Service": { "Service": service, "ID": service, "Port": 80 },
         });
         let (code, text) = a.put("/v1/catalog/register", body.to_string());
         assert_eq!(code, 200, "{text}");
     }
+}
+
+fn has_tc(out: &str) -> bool {
+    flags(out).iter().any(|f| f == "tc")
+}
+
+/// Consul's rule: `udp_answer_limit` whenever the client's buffer is 512 bytes (no EDNS, or
+/// EDNS 512), the EDNS size otherwise, 64 KiB over TCP; and no TC without `enable_truncate`.
+#[test]
+fn two_hundred_instances_are_trimmed_silently_over_udp_and_whole_over_tcp() {
+    let a = Agent::dev();
+    register_nodes(&a, "big", 200);
     let p = a.dns;
-    let plain = dig(p, &["big.service.consul", "+noedns", "+notcp", "+ignore"]);
-    assert!(answers(&plain).len() <= 3, "{plain}");
-    assert!(!answers(&plain).is_empty(), "{plain}");
-    assert!(flags(&plain).contains(&"tc".to_string()), "{plain}");
+    for buffer in ["+noedns", "+bufsize=512"] {
+        let out = dig(p, &["big.service.consul", buffer, "+notcp", "+ignore"]);
+        let n = answers(&out).len();
+        assert!((1..=3).contains(&n), "{buffer}: {out}");
+        assert!(
+            !has_tc(&out),
+            "no TC without enable_truncate ({buffer}): {out}"
+        );
+        let srv = dig(p, &["big.service.consul", "SRV", buffer, "+ignore"]);
+        let n = answers(&srv).len();
+        assert!((1..=3).contains(&n), "{buffer}: {srv}");
+        assert_eq!(
+            section(&srv, "ADDITIONAL").len(),
+            n,
+            "one address per kept SRV: {srv}"
+        );
+        assert!(!has_tc(&srv), "{srv}");
+    }
 
     let edns = dig(p, &["big.service.consul", "+bufsize=4096", "+ignore"]);
     let n = answers(&edns).len();
     assert!(n > 3 && n < 200, "as many as fit in 4096 bytes: {n}");
-    assert!(flags(&edns).contains(&"tc".to_string()), "{edns}");
+    assert!(!has_tc(&edns), "{edns}");
     assert!(
         edns.contains("udp: 4096"),
         "the EDNS size is echoed: {edns}"
@@ -203,9 +234,78 @@ fn two_hundred_instances_udp_limit_edns_and_tcp() {
 
     let tcp = dig(p, &["big.service.consul", "+tcp"]);
     assert_eq!(answers(&tcp).len(), 200, "{tcp}");
-    assert!(!flags(&tcp).contains(&"tc".to_string()), "{tcp}");
+    assert!(!has_tc(&tcp), "{tcp}");
     let srv = dig(p, &["big.service.consul", "SRV", "+tcp"]);
     assert_eq!(answers(&srv).len(), 200);
+    assert_eq!(section(&srv, "ADDITIONAL").len(), 200, "{srv}");
+}
+
+/// `dns_config.enable_truncate = true`: a trimmed UDP answer says so with TC (dig then
+/// retries over TCP and gets everything); an answer that fits does not.
+#[test]
+fn enable_truncate_sets_tc_on_trimmed_udp_answers_only() {
+    let a = Agent::dev_named(
+        "tc-node",
+        &["-hcl", "dns_config { enable_truncate = true }"],
+    );
+    register_nodes(&a, "big", 10);
+    let p = a.dns;
+    for buffer in ["+noedns", "+bufsize=512"] {
+        let out = dig(p, &["big.service.consul", buffer, "+ignore"]);
+        assert!((1..=3).contains(&answers(&out).len()), "{buffer}: {out}");
+        assert!(has_tc(&out), "{buffer}: {out}");
+    }
+    let retried = dig(p, &["big.service.consul", "+noedns"]);
+    assert_eq!(
+        answers(&retried).len(),
+        10,
+        "dig retries over TCP: {retried}"
+    );
+    let fits = dig(p, &["big.service.consul", "+bufsize=4096", "+ignore"]);
+    assert_eq!(answers(&fits).len(), 10, "{fits}");
+    assert!(!has_tc(&fits), "{fits}");
+    let one = dig(p, &["consul.service.consul", "+noedns", "+ignore"]);
+    assert!(!has_tc(&one), "{one}");
+}
+
+/// Two instances of a service on one node, different ports: two SRV answers, and one
+/// address per SRV record in the additional section (Consul does not de-duplicate them; load
+/// balancers resolving backends through SRV would otherwise see one instance per host).
+#[test]
+fn two_instances_on_one_node_are_two_srv_answers_with_two_addresses() {
+    let a = Agent::dev_named("host-1", &[]);
+    register(&a, json!({"Name": "api", "ID": "api-1", "Port": 8080}));
+    register(&a, json!({"Name": "api", "ID": "api-2", "Port": 8081}));
+    let p = a.dns;
+    wait_until(WAIT, "both api instances in DNS", || {
+        short(p, &["api.service.consul", "SRV"]).len() == 2
+    });
+    assert_eq!(
+        short(p, &["api.service.consul", "SRV"]),
+        [
+            "1 1 8080 host-1.node.dc1.consul.",
+            "1 1 8081 host-1.node.dc1.consul."
+        ]
+    );
+    for transport in ["+notcp", "+tcp"] {
+        let out = dig(p, &["_api._tcp.service.consul", "SRV", transport]);
+        assert_eq!(answers(&out).len(), 2, "{out}");
+        let glue: Vec<String> = section(&out, "ADDITIONAL")
+            .into_iter()
+            .filter(|l| l.split_whitespace().nth(3) == Some("A"))
+            .collect();
+        assert_eq!(glue.len(), 2, "{transport}: {out}");
+        assert!(
+            glue.iter()
+                .all(|l| l.starts_with("host-1.node.dc1.consul.") && l.ends_with("127.0.0.1")),
+            "{out}"
+        );
+    }
+    assert_eq!(
+        short(p, &["api.service.consul"]),
+        ["127.0.0.1"],
+        "one A per address"
+    );
 }
 
 /// Sends `bytes` and waits briefly for any reply.

@@ -77,6 +77,8 @@ struct ServerSide {
 /// A running agent.
 pub struct AgentHandle {
     tracker: TaskTracker,
+    /// The shutdown task alone: it waits for `tracker` before it stops raft.
+    stopping: TaskTracker,
     token: CancellationToken,
     http_addr: SocketAddr,
     reload: Arc<Reload>,
@@ -491,7 +493,8 @@ impl BoundAgent {
         };
         let leave = stopper.leave.clone();
         let pool = gossip.clone();
-        tracker.spawn(async move {
+        let (stopping, users) = (TaskTracker::new(), tracker.clone());
+        stopping.spawn(async move {
             stop.cancelled().await;
             if leave.load(Ordering::SeqCst) {
                 match pool.leave().await {
@@ -501,6 +504,15 @@ impl BoundAgent {
                 }
             }
             pool.shutdown().await;
+            // Raft goes last: a task still inside a raft call (the leader loop registering
+            // this server right after an election, an HTTP write) would otherwise see raft
+            // vanish, and openraft logs that as an ERROR although we asked for it.
+            if tokio::time::timeout(SHUTDOWN_GRACE / 2, users.wait())
+                .await
+                .is_err()
+            {
+                warn!("tasks still running; stopping raft under them");
+            }
             if let Some(raft) = raft
                 && let Err(e) = raft.shutdown().await
             {
@@ -537,8 +549,10 @@ impl BoundAgent {
             }
         });
         tracker.close();
+        stopping.close();
         AgentHandle {
             tracker,
+            stopping,
             token,
             http_addr,
             reload,
@@ -579,10 +593,11 @@ impl AgentHandle {
     /// Waits until the agent stops (token cancelled or a fatal error), then for its tasks.
     pub async fn wait(self) -> Result<(), AgentError> {
         self.token.cancelled().await;
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait())
-            .await
-            .is_err()
-        {
+        let all = async {
+            self.tracker.wait().await;
+            self.stopping.wait().await;
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
             warn!(grace = ?SHUTDOWN_GRACE, "shutdown grace period passed; abandoning tasks");
         }
         match self.failed.borrow().clone() {

@@ -1,8 +1,8 @@
 //! DNS answers built from catalog rows, Consul's way (reference/consul.md §1.9, §4.3):
-//! healthy instances only, shuffled, one A/AAAA per distinct address, SRV targets with their
-//! addresses in the additional section, node meta as RFC 1464 TXT, negative answers with the
-//! SOA in the authority section, and Consul's UDP answer limits. Pure: records in, records
-//! out; the caller shuffles.
+//! healthy instances only, shuffled, one A/AAAA per distinct address, one SRV per distinct
+//! (node, address, port) with its target's address in the additional section, node meta as
+//! RFC 1464 TXT, negative answers with the SOA in the authority section. Size limits are
+//! [`super::trim`]'s. Pure: records in, records out; the caller shuffles.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
@@ -26,7 +26,8 @@ pub(super) struct Reply {
     pub(super) additionals: Vec<Record>,
     /// Put the domain's SOA in the authority section (negative and empty answers).
     pub(super) soa: bool,
-    /// Records were dropped to fit the limits: set TC so resolvers retry over TCP.
+    /// Answers were dropped to fit the transport ([`super::trim`]); TC is set only with
+    /// `dns_config.enable_truncate`, as Consul.
     pub(super) truncated: bool,
 }
 
@@ -86,15 +87,6 @@ impl Question {
     }
 }
 
-/// Answer-shaping settings from `dns_config`.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Shape {
-    /// Records per UDP answer without EDNS (`udp_answer_limit`).
-    pub(super) udp_answer_limit: usize,
-    /// A/AAAA records per answer, any transport; 0 is unlimited (`a_record_limit`).
-    pub(super) a_record_limit: usize,
-}
-
 /// The instances DNS may hand out: not critical (nor in maintenance), not warning when
 /// `only_passing`, carrying `tag` (case-insensitive) when one is asked.
 pub(super) fn healthy(
@@ -140,11 +132,20 @@ fn address_of(i: &Instance) -> &str {
     }
 }
 
+/// SRV answers as Consul's `serviceSRVRecords`: one per distinct (node, service address,
+/// port), so two instances on one node with different ports are two answers. Each answer
+/// brings its own target's records into the additional section, even when another answer
+/// already brought the same ones: Consul does, and load balancers that resolve backends
+/// through SRV count on one address per SRV record. Trimming ([`super::trim`]) reduces them
+/// to one per target, again as Consul.
 fn srv(q: &Question, instances: &[Instance], ttl: u32) -> Reply {
     let mut answers = Vec::new();
     let mut additionals = Vec::new();
-    let mut targets = HashSet::new();
+    let mut handled = HashSet::new();
     for i in instances {
+        if !handled.insert((i.node.as_str(), i.service_address.as_str(), i.port)) {
+            continue;
+        }
         let addr = address_of(i);
         let own_ip = !i.service_address.is_empty() && i.service_address != i.node_address;
         let target = match addr.parse::<IpAddr>() {
@@ -159,7 +160,7 @@ fn srv(q: &Question, instances: &[Instance], ttl: u32) -> Reply {
             ttl,
             RData::SRV(SRV::new(1, 1, i.port, target.clone())),
         ));
-        if targets.insert(target.clone()) && addr.parse::<IpAddr>().is_ok() {
+        if addr.parse::<IpAddr>().is_ok() {
             additionals.extend(address_records(&target, addr, RecordType::ANY, ttl));
             if !own_ip {
                 additionals.extend(txt_records(&target, &i.node_meta, ttl));
@@ -307,33 +308,4 @@ fn fqdn(host: &str) -> String {
     } else {
         format!("{host}.")
     }
-}
-
-/// Applies Consul's limits: `a_record_limit` on A/AAAA answers over any transport and, over
-/// UDP without EDNS, at most `udp_answer_limit` answers (with EDNS the size the client
-/// advertised limits the answer when it is encoded). Marks the reply truncated if anything
-/// was dropped.
-pub(super) fn trim(reply: &mut Reply, shape: &Shape, udp_without_edns: bool) {
-    let before = reply.answers.len();
-    if shape.a_record_limit > 0 {
-        let mut kept = 0;
-        reply.answers.retain(|r| {
-            let address = matches!(r.record_type(), RecordType::A | RecordType::AAAA);
-            kept += usize::from(address);
-            !address || kept <= shape.a_record_limit
-        });
-    }
-    if udp_without_edns && reply.answers.len() > shape.udp_answer_limit {
-        reply.answers.truncate(shape.udp_answer_limit.max(1));
-        let targets: HashSet<Name> = reply
-            .answers
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::SRV(s) => Some(s.target.clone()),
-                _ => None,
-            })
-            .collect();
-        reply.additionals.retain(|r| targets.contains(&r.name));
-    }
-    reply.truncated |= reply.answers.len() < before;
 }

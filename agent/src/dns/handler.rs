@@ -16,10 +16,11 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use meridian_config::DnsConfig;
 use rand::seq::SliceRandom;
 
-use super::answer::{self, Question, Reply, Shape, SoaTimers};
+use super::answer::{self, Question, Reply, SoaTimers};
 use super::name::{self, Lookup, Parsed};
 use super::recursor::Recursors;
 use super::source::Source;
+use super::trim::{self, Frame, Limits, Transport};
 use crate::rpc::RpcError;
 
 /// Counters of what the DNS server did (read by tests and, later, metrics).
@@ -33,7 +34,7 @@ pub struct DnsStats {
     pub recursed: AtomicU64,
     /// Answered SERVFAIL (catalog unreachable, every recursor failed).
     pub servfail: AtomicU64,
-    /// Replies trimmed to fit (TC set).
+    /// Replies trimmed to fit the transport (TC set only with `enable_truncate`).
     pub truncated: AtomicU64,
 }
 
@@ -71,9 +72,9 @@ impl ConsulDns {
         Arc::clone(&self.stats)
     }
 
-    fn shape(&self) -> Shape {
+    fn limits(&self) -> Limits {
         let d = &self.settings.dns;
-        Shape {
+        Limits {
             udp_answer_limit: usize::try_from(d.udp_answer_limit).unwrap_or(usize::MAX),
             a_record_limit: usize::try_from(d.a_record_limit).unwrap_or(usize::MAX),
         }
@@ -214,17 +215,27 @@ impl RequestHandler for ConsulDns {
                 Reply::error(ResponseCode::ServFail)
             }
         };
-        let udp_plain = req.protocol() == Protocol::Udp && req.edns.is_none();
         if !self.settings.dns.enable_additional_node_meta_txt {
             reply
                 .additionals
                 .retain(|r| r.record_type() != RecordType::TXT);
         }
-        answer::trim(&mut reply, &self.shape(), udp_plain);
+        let limits = self.limits();
+        trim::limit_addresses(&mut reply, limits.a_record_limit);
+        let transport = match req.protocol() {
+            Protocol::Udp => Transport::udp(req.edns.as_ref().map(Edns::max_payload)),
+            _ => Transport::Tcp,
+        };
+        let frame = Frame {
+            qname: &q.name,
+            opt_len: if edns.is_some() { trim::OPT_LEN } else { 0 },
+        };
+        reply.truncated = trim::trim(&mut reply, &frame, transport, &limits);
         self.count(&reply);
         meta.authoritative = true;
         meta.response_code = reply.rcode;
-        meta.truncation = reply.truncated;
+        // Consul trims silently unless asked to say so (`enable_truncate`, default false).
+        meta.truncation = reply.truncated && self.settings.dns.enable_truncate;
         let soa: Vec<Record> = if reply.soa {
             answer::soa_record(&q.domain, &self.soa())
                 .into_iter()

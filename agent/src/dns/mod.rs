@@ -5,7 +5,7 @@
 //!   UDP + TCP sockets (bound with the other listeners, before anything runs)
 //!        │ hickory Server: framing, FORMERR for unparsable messages, per-request tasks
 //!        ▼
-//!   handler.rs  ConsulDns ── name.rs (what is asked) ── answer.rs (records, limits)
+//!   handler.rs  ConsulDns ── name.rs (what is asked) ── answer.rs (records) ── trim.rs (sizes)
 //!        │                         └── recursor.rs (names outside the domains)
 //!        ▼
 //!   source.rs   the catalog through rpc::Router: a server's own state, or a server asked
@@ -20,6 +20,7 @@ mod handler;
 mod name;
 mod recursor;
 mod source;
+mod trim;
 
 #[cfg(test)]
 mod tests;

@@ -1,12 +1,14 @@
-//! Unit tests of answer shaping: health filtering, address and SRV records, limits.
+//! Unit tests of answer shaping: health filtering, address and SRV records, and Consul's
+//! size limits (`trim`).
 
 use std::collections::BTreeMap;
 
 use hickory_server::proto::op::ResponseCode;
 use hickory_server::proto::rr::{Name, RData, RecordType};
 
-use super::answer::{self, Question, Reply, Shape};
+use super::answer::{self, Question, Reply};
 use super::source::Instance;
+use super::trim::{self, Frame, Limits, Transport};
 use crate::catalog::HealthStatus;
 
 fn inst(node: &str, addr: &str, svc_addr: &str, status: HealthStatus, tags: &[&str]) -> Instance {
@@ -30,8 +32,8 @@ fn q(name: &str, qtype: RecordType) -> Question {
     }
 }
 
-fn shape() -> Shape {
-    Shape {
+fn limits() -> Limits {
+    Limits {
         udp_answer_limit: 3,
         a_record_limit: 0,
     }
@@ -157,27 +159,128 @@ fn many(n: usize, qtype: RecordType) -> Reply {
     answer::service(&q("web.service.consul.", qtype), instances, 0)
 }
 
-#[test]
-fn udp_without_edns_gets_the_answer_limit_and_tc() {
-    let mut r = many(10, RecordType::A);
-    answer::trim(&mut r, &shape(), true);
-    assert_eq!(r.answers.len(), 3);
-    assert!(r.truncated);
+/// Trims `r` for `transport` as the handler does (question `web.service.consul.`, EDNS
+/// echoed when the client sent it).
+fn trim_for(r: &mut Reply, transport: Transport, edns: bool, l: Limits) -> bool {
+    let qname = Name::from_ascii("web.service.consul.").expect("name");
+    let frame = Frame {
+        qname: &qname,
+        opt_len: if edns { trim::OPT_LEN } else { 0 },
+    };
+    trim::trim(r, &frame, transport, &l)
+}
 
-    let mut r = many(10, RecordType::A);
-    answer::trim(&mut r, &shape(), false);
-    assert_eq!(r.answers.len(), 10, "EDNS and TCP are limited by size only");
-    assert!(!r.truncated);
-
-    let mut r = many(2, RecordType::A);
-    answer::trim(&mut r, &shape(), true);
-    assert!(!r.truncated);
+/// The reply as hickory sends it over UDP to a `buffer`-byte client: (bytes, TC).
+fn wire(r: &Reply, buffer: u16) -> (usize, bool) {
+    use hickory_server::proto::op::{Edns, Message, MessageType, OpCode, Query};
+    let mut m = Message::new(1, MessageType::Response, OpCode::Query);
+    m.add_query(Query::query(
+        Name::from_ascii("web.service.consul.").expect("name"),
+        RecordType::A,
+    ));
+    m.add_answers(r.answers.iter().cloned());
+    m.add_additionals(r.additionals.iter().cloned());
+    let mut edns = Edns::new();
+    edns.set_max_payload(buffer);
+    m.set_edns(edns);
+    let bytes = m.to_vec().expect("encodes");
+    (bytes.len(), m.metadata.truncation)
 }
 
 #[test]
-fn srv_trim_keeps_only_glue_of_kept_targets_and_a_record_limit_applies_everywhere() {
+fn a_512_byte_buffer_gets_the_udp_answer_limit_with_or_without_edns() {
+    for transport in [
+        Transport::udp(None),
+        Transport::udp(Some(512)),
+        Transport::udp(Some(100)),
+    ] {
+        let mut r = many(10, RecordType::A);
+        assert!(trim_for(&mut r, transport, true, limits()), "{transport:?}");
+        assert_eq!(r.answers.len(), 3, "{transport:?}");
+    }
+    let mut r = many(2, RecordType::A);
+    assert!(!trim_for(&mut r, Transport::udp(None), false, limits()));
+    assert_eq!(r.answers.len(), 2);
+    // Consul caps udp_answer_limit at 8.
+    let mut r = many(20, RecordType::A);
+    let big = Limits {
+        udp_answer_limit: 50,
+        ..limits()
+    };
+    assert!(trim_for(&mut r, Transport::udp(None), false, big));
+    assert_eq!(r.answers.len(), 8);
+}
+
+#[test]
+fn larger_edns_buffers_and_tcp_are_limited_by_size_only() {
+    let mut r = many(10, RecordType::A);
+    assert!(!trim_for(
+        &mut r,
+        Transport::udp(Some(4096)),
+        true,
+        limits()
+    ));
+    assert_eq!(r.answers.len(), 10);
+    let mut r = many(10, RecordType::A);
+    assert!(!trim_for(&mut r, Transport::Tcp, false, limits()));
+    assert_eq!(r.answers.len(), 10);
+
+    // 400 A records (16 bytes each compressed) do not fit 1232 bytes: as many as do, and
+    // hickory then has nothing left to cut (it would set TC itself).
+    let mut r = many(400, RecordType::A);
+    assert!(trim_for(&mut r, Transport::udp(Some(1232)), true, limits()));
+    let n = r.answers.len();
+    assert!(n > 50 && n < 80, "{n}");
+    let (len, tc) = wire(&r, 1232);
+    assert!(len <= 1232 - 8 && len > 1232 - 8 - 16, "{len}");
+    assert!(!tc);
+    let mut r = many(400, RecordType::A);
+    assert!(!trim_for(&mut r, Transport::Tcp, false, limits()));
+    assert_eq!(r.answers.len(), 400);
+}
+
+#[test]
+fn two_instances_on_one_node_are_two_srv_answers_with_an_address_each() {
+    let mut a = inst("web-1", "10.0.0.1", "", HealthStatus::Passing, &[]);
+    let mut b = a.clone();
+    a.port = 8080;
+    b.port = 8081;
+    // The same instance twice (same node, address and port) is one answer, as in Consul.
+    let instances = vec![a.clone(), b, a];
+    let r = answer::service(
+        &q("_web._tcp.service.consul.", RecordType::SRV),
+        instances,
+        0,
+    );
+    let mut ports: Vec<u16> = r
+        .answers
+        .iter()
+        .filter_map(|x| match &x.data {
+            RData::SRV(s) => Some(s.port),
+            _ => None,
+        })
+        .collect();
+    ports.sort();
+    assert_eq!(ports, [8080, 8081]);
+    let kinds = |r: &Reply, t: RecordType| {
+        r.additionals
+            .iter()
+            .filter(|x| x.record_type() == t)
+            .count()
+    };
+    assert_eq!(kinds(&r, RecordType::A), 2, "one address per SRV record");
+    assert_eq!(kinds(&r, RecordType::TXT), 2, "node meta per SRV record");
+    assert!(
+        r.additionals
+            .iter()
+            .all(|x| x.name.to_ascii() == "web-1.node.dc1.consul.")
+    );
+}
+
+#[test]
+fn a_srv_trim_keeps_one_address_per_kept_target_as_consul_sync_extra() {
     let mut r = many(10, RecordType::SRV);
-    answer::trim(&mut r, &shape(), true);
+    assert!(trim_for(&mut r, Transport::udp(None), false, limits()));
     assert_eq!(r.answers.len(), 3);
     let kept: Vec<Name> = r
         .answers
@@ -187,16 +290,40 @@ fn srv_trim_keeps_only_glue_of_kept_targets_and_a_record_limit_applies_everywher
             _ => None,
         })
         .collect();
-    assert!(r.additionals.iter().all(|x| kept.contains(&x.name)));
+    let names: Vec<Name> = r.additionals.iter().map(|x| x.name.clone()).collect();
+    assert_eq!(
+        names, kept,
+        "the first record (the address) of each kept target"
+    );
+    assert!(
+        r.additionals
+            .iter()
+            .all(|x| x.record_type() == RecordType::A)
+    );
 
-    let mut r = many(10, RecordType::A);
-    let limited = Shape {
-        a_record_limit: 4,
-        ..shape()
+    // Two instances on one node, trimmed to one: one SRV, one address.
+    let mut a = inst("web-1", "10.0.0.1", "", HealthStatus::Passing, &[]);
+    let mut b = a.clone();
+    a.port = 1;
+    b.port = 2;
+    let mut r = answer::service(&q("web.service.consul.", RecordType::SRV), vec![a, b], 0);
+    let one = Limits {
+        udp_answer_limit: 1,
+        ..limits()
     };
-    answer::trim(&mut r, &limited, false);
+    assert!(trim_for(&mut r, Transport::udp(None), false, one));
+    assert_eq!((r.answers.len(), r.additionals.len()), (1, 1));
+}
+
+#[test]
+fn a_record_limit_applies_on_every_transport_and_is_no_trim() {
+    let mut r = many(10, RecordType::A);
+    trim::limit_addresses(&mut r, 4);
     assert_eq!(r.answers.len(), 4);
-    assert!(r.truncated);
+    assert!(!trim_for(&mut r, Transport::Tcp, false, limits()));
+    let mut r = many(10, RecordType::A);
+    trim::limit_addresses(&mut r, 0);
+    assert_eq!(r.answers.len(), 10, "0 is unlimited");
 }
 
 #[test]

@@ -272,6 +272,29 @@ impl Agent {
             .expect("run meridian")
     }
 
+    /// Sends `signal` (`"TERM"`, `"INT"`) and waits (up to 20 s) for the exit; then reads
+    /// the rest of the log, so that [`Agent::log`] holds every line the agent wrote.
+    pub fn stop_with(&mut self, signal: &str) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status();
+        let status = self
+            .wait_exit(Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("agent did not exit after SIG{signal}"));
+        // The readers stop at EOF and drop their senders: drain until disconnected.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log_rx.recv_timeout(left) {
+                Ok(line) => self.log.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!("the log pipes stay open"),
+            }
+        }
+        status
+    }
+
     /// SIGKILL, no cleanup.
     pub fn kill9(mut self) {
         let _ = self.child.kill();
