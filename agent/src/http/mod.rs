@@ -16,6 +16,7 @@ mod agent;
 mod autopilot;
 mod body;
 mod catalog;
+mod connect;
 mod coordinate;
 mod dto;
 mod error;
@@ -32,6 +33,7 @@ mod read;
 mod session;
 mod status;
 mod txn;
+mod usage;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -139,6 +141,8 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(session::routes())
         .merge(txn::routes())
         .merge(catalog::routes())
+        .merge(connect::routes())
+        .merge(usage::routes())
         .merge(status::routes())
         .merge(keyring::routes())
         .merge(coordinate::routes())
