@@ -16,6 +16,7 @@ mod agent;
 mod autopilot;
 mod body;
 mod catalog;
+mod config_entry;
 mod connect;
 mod coordinate;
 mod dto;
@@ -142,6 +143,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(txn::routes())
         .merge(catalog::routes())
         .merge(connect::routes())
+        .merge(config_entry::routes())
         .merge(usage::routes())
         .merge(status::routes())
         .merge(keyring::routes())
