@@ -67,6 +67,22 @@ pub enum Command {
         /// Query ID.
         id: String,
     },
+    /// Upsert a config entry; with `cas`, only if its `ModifyIndex` matches (0: absent).
+    ConfigEntrySet {
+        /// The entry (indexes are set by apply).
+        entry: Box<super::ConfigEntry>,
+        /// Check-and-set index.
+        cas: Option<u64>,
+    },
+    /// Delete a config entry; with `cas`, only if its `ModifyIndex` matches.
+    ConfigEntryDelete {
+        /// Kind.
+        kind: String,
+        /// Name.
+        name: String,
+        /// Check-and-set index.
+        cas: Option<u64>,
+    },
 }
 
 impl Command {
@@ -87,6 +103,8 @@ impl Command {
             Command::PreparedQueryCreate(_) => "prepared-query-create",
             Command::PreparedQueryUpdate(_) => "prepared-query-update",
             Command::PreparedQueryDelete { .. } => "prepared-query-delete",
+            Command::ConfigEntrySet { .. } => "config-entry-set",
+            Command::ConfigEntryDelete { .. } => "config-entry-delete",
         }
     }
 }

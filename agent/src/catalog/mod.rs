@@ -1,5 +1,5 @@
-//! The replicated state machine: catalog (nodes, services, checks), KV, sessions and
-//! prepared queries.
+//! The replicated state machine: catalog (nodes, services, checks), KV, sessions,
+//! prepared queries and config entries.
 //!
 //! Pure and deterministic: [`State::apply`] takes a raft index and a [`Request`] and changes
 //! only memory. Time comes inside the request (`now_ms`, chosen by the leader). No tokio, sqlx
@@ -17,6 +17,7 @@
 
 pub mod b64;
 pub mod command;
+pub mod config_entry;
 mod coordinates;
 mod kv;
 pub mod prepared_query;
@@ -35,6 +36,7 @@ pub use command::{
     CheckStatusUpdate, Command, CoordinateUpdate, DeregisterOp, KvOp, KvVerb, RegisterOp, Request,
     Response, TxnError, TxnOp, TxnResult,
 };
+pub use config_entry::ConfigEntry;
 pub use prepared_query::{ExecuteRequest, PreparedQuery, QueryError, QueryResult, execute_query};
 pub use query::{HealthEntry, ServiceRow};
 pub use rows::{Row, RowChange, RowError, Table};
@@ -65,6 +67,9 @@ pub struct TableIndexes {
     /// Prepared queries table.
     #[serde(default)]
     pub prepared_queries: u64,
+    /// Config entries table.
+    #[serde(default)]
+    pub config_entries: u64,
 }
 
 /// A KV tombstone: when and at which index a key was deleted.
@@ -102,6 +107,8 @@ pub struct State {
     pub(crate) coordinates: OrdMap<(String, String), crate::gossip::coordinate::Coordinate>,
     /// Prepared queries by ID.
     pub(crate) prepared_queries: OrdMap<String, PreparedQuery>,
+    /// (kind, name) → config entry.
+    pub(crate) config_entries: OrdMap<(String, String), ConfigEntry>,
     pub(crate) tables: TableIndexes,
     /// Rows touched since the last `take_changes`.
     changes: Vec<(Table, String)>,
@@ -174,6 +181,10 @@ impl State {
             Command::PreparedQueryCreate(q) => self.prepared_query_set(index, q, false),
             Command::PreparedQueryUpdate(q) => self.prepared_query_set(index, q, true),
             Command::PreparedQueryDelete { id } => self.prepared_query_delete(index, id),
+            Command::ConfigEntrySet { entry, cas } => self.config_entry_set(index, entry, *cas),
+            Command::ConfigEntryDelete { kind, name, cas } => {
+                self.config_entry_delete(index, kind, name, *cas)
+            }
         }
     }
 

@@ -31,6 +31,8 @@ pub enum Table {
     Coordinates = 9,
     /// Prepared queries by ID.
     PreparedQueries = 10,
+    /// Config entries by `kind\0name`.
+    ConfigEntries = 11,
 }
 
 impl Table {
@@ -48,6 +50,7 @@ impl Table {
             8 => Self::ServiceIndex,
             9 => Self::Coordinates,
             10 => Self::PreparedQueries,
+            11 => Self::ConfigEntries,
             _ => return None,
         })
     }
@@ -132,6 +135,7 @@ impl State {
             Table::ServiceIndex => self.service_index.get(key).map(enc),
             Table::Coordinates => self.coordinates.get(&split_pair(key)).map(enc),
             Table::PreparedQueries => self.prepared_queries.get(key).map(enc),
+            Table::ConfigEntries => self.config_entries.get(&split_pair(key)).map(enc),
         }
     }
 
@@ -177,6 +181,9 @@ impl State {
         }
         for (k, v) in &self.prepared_queries {
             push(Table::PreparedQueries, k.clone(), enc(v));
+        }
+        for ((kind, name), v) in &self.config_entries {
+            push(Table::ConfigEntries, pair_key(kind, name), enc(v));
         }
         out
     }
@@ -239,6 +246,10 @@ impl State {
                 Table::PreparedQueries => {
                     let v = serde_json::from_slice(&value).map_err(err)?;
                     s.prepared_queries.insert(key, v);
+                }
+                Table::ConfigEntries => {
+                    let v = serde_json::from_slice(&value).map_err(err)?;
+                    s.config_entries.insert(split_pair(&key), v);
                 }
             }
         }

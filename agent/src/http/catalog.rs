@@ -15,7 +15,7 @@ use super::ApiState;
 use super::dto::RegisterBody;
 use super::error::ApiError;
 use super::params::Params;
-use super::read::{blocking, json_body, list, list_indexed};
+use super::read::{blocking, json_body, list, list_indexed, parse_filter, passes};
 use crate::catalog::{
     Check, DeregisterOp, HealthEntry, HealthStatus, Node, Service, ServiceAddress, ServiceRow,
     Weights,
@@ -124,14 +124,27 @@ async fn nodes(State(st): State<ApiState>, p: Params) -> Result<Response, ApiErr
     .await
 }
 
+/// `filter` applies to the service instances as `/v1/catalog/service/:name` rows (Consul's
+/// `ListServices` filters `[]ServiceNode`); the answer is the name → tags map of the
+/// instances that pass, so a tag appears only if a matching instance carries it.
 async fn services(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
     let opts = p.read_opts()?;
     let meta_want = node_meta(&p)?;
+    let f = parse_filter(&p)?;
     let server = st.router.server(opts.dc.as_deref())?;
     let (meta, out) = blocking(server, &opts, |s| {
         let mut out: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
         for n in s.nodes().filter(|n| meta_matches(&n.meta, &meta_want)) {
             for svc in s.node_services(&n.node) {
+                if f.is_some() {
+                    let row = CatalogServiceRow::from(ServiceRow {
+                        node: n.clone(),
+                        service: svc.clone(),
+                    });
+                    if !passes(f.as_ref(), &row) {
+                        continue;
+                    }
+                }
                 out.entry(svc.service.clone())
                     .or_default()
                     .extend(svc.tags.iter().cloned());
@@ -202,6 +215,25 @@ impl From<ServiceRow> for CatalogServiceRow {
     }
 }
 
+/// `?peer=`: instances imported from a cluster peer. Meridian has no peerings, so every
+/// named peer is unknown and, as in Consul, such a read finds nothing (never the local
+/// instances).
+pub(super) fn peered(p: &Params) -> bool {
+    p.non_empty("peer").is_some()
+}
+
+/// Consul's index of a catalog read that found no instance of the service: the larger of
+/// the nodes and services table indexes (`maxIndexForService` falling back to the tables).
+pub(super) fn catalog_index(s: &crate::catalog::State) -> u64 {
+    let t = s.table_indexes();
+    t.nodes.max(t.services)
+}
+
+/// [`catalog_index`] for health reads, which also cover the checks table.
+pub(super) fn health_index(s: &crate::catalog::State) -> u64 {
+    catalog_index(s).max(s.table_indexes().checks)
+}
+
 fn has_tags(svc: &Service, tags: &[String]) -> bool {
     tags.iter().all(|t| svc.tags.iter().any(|x| x == t))
 }
@@ -220,6 +252,12 @@ async fn service(
     p: Params,
 ) -> Result<Response, ApiError> {
     let (want, tags) = (node_meta(&p)?, tags(&p));
+    if peered(&p) {
+        return list(&st, &p, |s| {
+            (catalog_index(s), Vec::<CatalogServiceRow>::new())
+        })
+        .await;
+    }
     let index_of = |s: &crate::catalog::State| s.service_index(&name);
     list_indexed(&st, &p, Some(index_of), |s| {
         let rows: Vec<CatalogServiceRow> = s
@@ -239,11 +277,13 @@ async fn node(
     p: Params,
 ) -> Result<Response, ApiError> {
     let opts = p.read_opts()?;
+    let f = parse_filter(&p)?;
     let server = st.router.server(opts.dc.as_deref())?;
     let (meta, out) = blocking(server, &opts, |s| {
         let out = s.node(&name).map(|n| {
             let services: BTreeMap<String, Service> = s
                 .node_services(&name)
+                .filter(|x| passes(f.as_ref(), x))
                 .map(|x| (x.id.clone(), x.clone()))
                 .collect();
             serde_json::json!({ "Node": n, "Services": services })
@@ -260,10 +300,14 @@ async fn node_services(
     p: Params,
 ) -> Result<Response, ApiError> {
     let opts = p.read_opts()?;
+    let f = parse_filter(&p)?;
     let server = st.router.server(opts.dc.as_deref())?;
     let (meta, out) = blocking(server, &opts, |s| {
         let out = s.node(&name).map(|n| {
-            let services: Vec<&Service> = s.node_services(&name).collect();
+            let services: Vec<&Service> = s
+                .node_services(&name)
+                .filter(|x| passes(f.as_ref(), x))
+                .collect();
             serde_json::json!({ "Node": n, "Services": services })
         });
         (s.table_indexes().services.max(s.table_indexes().nodes), out)
@@ -290,6 +334,9 @@ async fn health_service(
     p: Params,
 ) -> Result<Response, ApiError> {
     let (want, tags, passing) = (node_meta(&p)?, tags(&p), p.flag("passing"));
+    if peered(&p) {
+        return list(&st, &p, |s| (health_index(s), Vec::<HealthRow>::new())).await;
+    }
     let index_of = |s: &crate::catalog::State| s.service_index(&name);
     list_indexed(&st, &p, Some(index_of), |s| {
         let rows: Vec<HealthRow> = s

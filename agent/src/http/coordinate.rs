@@ -1,6 +1,6 @@
 //! `/v1/coordinate/{nodes,node/:node,update}`: LAN network coordinates as the servers store
-//! them (consul.md §1.11, §2.8), blocking on the coordinates table. `datacenters` (WAN
-//! coordinates) comes with the WAN gateway.
+//! them (consul.md §1.11, §2.8), blocking on the coordinates table; and
+//! `/v1/coordinate/datacenters`, the servers of each datacenter with their coordinates.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -21,6 +21,55 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/coordinate/nodes", get(nodes))
         .route("/v1/coordinate/node/{node}", get(node))
         .route("/v1/coordinate/update", put(update))
+        .route("/v1/coordinate/datacenters", get(datacenters))
+}
+
+/// One datacenter of `/v1/coordinate/datacenters` (Consul's `structs.DatacenterMap`).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct DatacenterMap {
+    datacenter: String,
+    #[serde(rename = "AreaID")]
+    area_id: &'static str,
+    coordinates: Vec<ServerCoord>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ServerCoord {
+    node: String,
+    coord: Coordinate,
+}
+
+/// Consul lists the servers of every datacenter in its WAN pool (area `wan`) with their WAN
+/// coordinates, node names stripped of their `.<dc>` suffix, leaving out servers it has no
+/// coordinate for (`Coordinate.ListDatacenters`). Meridian's servers have no WAN pool yet
+/// (the WAN gateway will run it), so this answers with the local datacenter's raft servers
+/// and their current LAN coordinates: gossip's latest, else the one stored in the catalog.
+/// The names are catalog node names, so `/v1/coordinate/update` and `/v1/coordinate/node`
+/// work with them as with Consul's.
+async fn datacenters(State(st): State<ApiState>) -> Result<Response, ApiError> {
+    let server = st.router.server(None)?;
+    let state = server.raft().state();
+    let cfg = server.raft().configuration();
+    let names = cfg.voters.iter().chain(&cfg.learners).map(|(_, n)| &n.name);
+    let coordinates = names
+        .filter_map(|name| {
+            let coord = st
+                .gossip
+                .coordinate_of(name)
+                .or_else(|| state.coordinate(name).cloned())?;
+            Some(ServerCoord {
+                node: name.clone(),
+                coord,
+            })
+        })
+        .collect();
+    Ok(json_body(&[DatacenterMap {
+        datacenter: st.router.local_dc().to_string(),
+        area_id: "wan",
+        coordinates,
+    }]))
 }
 
 /// One row, Consul's shape.

@@ -24,7 +24,12 @@ pub(super) fn routes() -> Router<ApiState> {
         )
 }
 
+/// Without `recurse` or `keys` a GET needs a key: Consul's `KVSGet` answers 400
+/// `Missing key name` rather than looking up the empty key.
 async fn get_root(st: State<ApiState>, p: Params) -> Result<Response, ApiError> {
+    if !p.flag("recurse") && !p.flag("keys") {
+        return Err(ApiError::bad_request("Missing key name"));
+    }
     kv_get(st, String::new(), p).await
 }
 async fn get_key(

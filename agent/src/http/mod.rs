@@ -16,6 +16,8 @@ mod agent;
 mod autopilot;
 mod body;
 mod catalog;
+mod config_entry;
+mod connect;
 mod coordinate;
 mod dto;
 mod error;
@@ -33,6 +35,7 @@ mod session;
 mod status;
 mod txn;
 mod ui;
+mod usage;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -143,6 +146,9 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(session::routes())
         .merge(txn::routes())
         .merge(catalog::routes())
+        .merge(connect::routes())
+        .merge(config_entry::routes())
+        .merge(usage::routes())
         .merge(status::routes())
         .merge(keyring::routes())
         .merge(coordinate::routes())

@@ -212,7 +212,9 @@ fn sort_near(rows: &mut [serde_json::Value], from: &Coordinate, coords: &Coordin
 
 type Coordinates = imbl::OrdMap<(String, String), Coordinate>;
 
-fn parse_filter(p: &Params) -> Result<Option<Filter>, ApiError> {
+/// The `?filter=` expression of a read, if any; a malformed one is a 400 carrying the parse
+/// error (every endpoint that takes `filter` parses it before reading).
+pub(super) fn parse_filter(p: &Params) -> Result<Option<Filter>, ApiError> {
     p.non_empty("filter")
         .map(|f| {
             filter::parse(f).map_err(|e| {
@@ -222,6 +224,11 @@ fn parse_filter(p: &Params) -> Result<Option<Filter>, ApiError> {
             })
         })
         .transpose()
+}
+
+/// Whether `row`, serialized as the client will see it, passes `f` (no filter: always).
+pub(super) fn passes<T: Serialize>(f: Option<&Filter>, row: &T) -> bool {
+    f.is_none_or(|f| serde_json::to_value(row).is_ok_and(|v| f.matches(&v)))
 }
 
 /// Serializes rows and keeps those the filter accepts.

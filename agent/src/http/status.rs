@@ -51,7 +51,9 @@ async fn peers(State(st): State<ApiState>, p: Params) -> Result<Response, ApiErr
 async fn configuration(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
     let opts = p.read_opts()?;
     let server = st.router.server(opts.dc.as_deref())?;
-    let view = server.read(opts.consistency).await?;
+    // The read only enforces the consistency mode (a leader for the default mode); the
+    // answer comes from raft's membership, not from the state machine.
+    server.read(opts.consistency).await?;
     let leader = server.raft().leader().map(|(id, _)| id);
     let servers: Vec<_> = members(server)
         .into_iter()
@@ -66,9 +68,11 @@ async fn configuration(State(st): State<ApiState>, p: Params) -> Result<Response
             })
         })
         .collect();
-    Ok(json_body(
-        &json!({ "Servers": servers, "Index": view.state.applied_index() }),
-    ))
+    // Consul's `Index` is the log index of the latest configuration (membership) entry,
+    // not the last write: a fresh single-server cluster reports its bootstrap membership,
+    // which openraft logs at index 0.
+    let index = server.raft().configuration().index;
+    Ok(json_body(&json!({ "Servers": servers, "Index": index })))
 }
 
 async fn remove_peer(
