@@ -2,14 +2,12 @@
 //! (`local/`): registrations go into local state, are persisted, start their check tasks
 //! and are synced to the catalog before the request returns.
 
-use std::collections::BTreeMap;
-
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::ApiState;
 use super::body::decode;
@@ -22,8 +20,6 @@ use crate::local::LocalCheck;
 
 pub(super) fn routes() -> Router<ApiState> {
     self_route()
-        .route("/v1/agent/services", get(services))
-        .route("/v1/agent/checks", get(checks))
         .route("/v1/agent/service/register", put(service_register))
         .route(
             "/v1/agent/service/deregister/{*id}",
@@ -173,45 +169,6 @@ async fn self_info(State(st): State<ApiState>) -> Result<Response, ApiError> {
     })))
 }
 
-/// Services this agent owns, as `/v1/agent/services` shows them (from local state, as
-/// Consul's agent answers without asking the servers).
-async fn services(State(st): State<ApiState>) -> Result<Response, ApiError> {
-    let out: BTreeMap<String, Value> = st
-        .local
-        .state
-        .services()
-        .into_iter()
-        .map(|s| {
-            (s.id.clone(), json!({
-                "ID": s.id, "Service": s.service, "Tags": s.tags, "Meta": s.meta, "Port": s.port,
-                "Address": s.address, "TaggedAddresses": s.tagged_addresses, "Weights": s.weights,
-                "EnableTagOverride": s.enable_tag_override, "Kind": s.kind, "Datacenter": st.agent.datacenter,
-            }))
-        })
-        .collect();
-    Ok(json_body(&out))
-}
-
-/// Checks this agent owns, with their current status.
-async fn checks(State(st): State<ApiState>) -> Result<Response, ApiError> {
-    let out: BTreeMap<String, Check> = st
-        .local
-        .state
-        .checks()
-        .into_iter()
-        .map(|c| {
-            let mut check = c.check;
-            check.node = st.node_name.clone();
-            if let Some(svc) = st.local.state.service(&check.service_id) {
-                check.service_name = svc.service;
-                check.service_tags = svc.tags;
-            }
-            (check.check_id.clone(), check)
-        })
-        .collect();
-    Ok(json_body(&out))
-}
-
 /// The local form of a check body; script checks only when `allow_scripts`.
 fn local_check(
     body: &CheckBody,
@@ -243,7 +200,8 @@ fn service_with_checks(
     allow_scripts: bool,
 ) -> Result<(Service, Vec<LocalCheck>), ApiError> {
     let b: ServiceBody = decode(body, false)?;
-    let service = b.to_service()?;
+    let mut service = b.to_service()?;
+    service.fill_default_tagged_addresses();
     let bodies: Vec<&CheckBody> = b.check.iter().chain(b.checks.iter()).collect();
     let mut checks = Vec::new();
     for (i, c) in bodies.iter().enumerate() {

@@ -13,6 +13,7 @@
 //! applied state snapshot, writes go through raft.
 
 mod agent;
+mod agent_services;
 mod autopilot;
 mod body;
 mod catalog;
@@ -26,6 +27,7 @@ mod keyring;
 mod kv;
 mod members;
 mod params;
+mod passthrough;
 mod query;
 mod query_body;
 mod read;
@@ -134,6 +136,7 @@ pub fn router(state: ApiState) -> axum::Router {
     axum::Router::new()
         .merge(kv::routes())
         .merge(agent::routes())
+        .merge(agent_services::routes())
         .merge(members::routes())
         .merge(event::routes())
         .merge(session::routes())
@@ -158,6 +161,7 @@ pub fn client_router(state: ApiState) -> axum::Router {
         .merge(event::routes())
         .merge(keyring::routes())
         .merge(agent::routes())
+        .merge(agent_services::routes())
         .fallback(forward::to_server)
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(state)
