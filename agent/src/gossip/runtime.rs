@@ -410,9 +410,15 @@ impl Runtime {
             ltime: self.clocks.member.increment(),
             prune: false,
         };
-        self.add_broadcast(&GossipMessage::Leave(intent))?;
+        // Leaving before the broadcast: foca hands it straight back to us (absorb), and our
+        // own intent must not be refuted as a stranger's would be.
         self.table
             .set_local_status(MemberStatus::Leaving, Instant::now());
+        if let Err(e) = self.add_broadcast(&GossipMessage::Leave(intent)) {
+            self.table
+                .set_local_status(MemberStatus::Alive, Instant::now());
+            return Err(e);
+        }
         self.publish(Vec::new());
         Ok(())
     }
