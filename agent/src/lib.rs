@@ -29,6 +29,7 @@ pub mod dns;
 pub mod gossip;
 pub mod http;
 pub mod local;
+pub mod logs;
 pub mod raft;
 pub mod rpc;
 pub mod server;

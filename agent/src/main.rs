@@ -10,8 +10,11 @@ use std::sync::Arc;
 use meridian_agent::agent::{StopSignal, Stopper};
 use meridian_agent::cli::{self, Cli, Command};
 use meridian_agent::local::reload::{ConfigSource, Reload};
+use meridian_agent::logs::LogStream;
 use meridian_config::{AgentFlags, Config, normalize_args};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 fn main() -> ExitCode {
     // Only ring is meant to be compiled in; installing it explicitly keeps rustls from
@@ -27,7 +30,7 @@ fn main() -> ExitCode {
             }
         },
         other => {
-            init_tracing("warn", false);
+            let _ = init_tracing("warn", false);
             cli::run(other)
         }
     }
@@ -35,14 +38,14 @@ fn main() -> ExitCode {
 
 fn run_agent(flags: &AgentFlags) -> anyhow::Result<()> {
     let cfg = Config::load(flags).context("error loading configuration")?;
-    init_tracing(&cfg.log_level, cfg.log_json);
+    let logs = init_tracing(&cfg.log_level, cfg.log_json);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let flags = flags.clone();
     let source: ConfigSource = Box::new(move || Config::load(&flags).map_err(|e| e.to_string()));
     runtime.block_on(async {
-        meridian_agent::agent::run_with(cfg, source, |stopper, reload| {
+        meridian_agent::agent::run_with(cfg, source, logs, |stopper, reload| {
             tokio::spawn(stop_on_signal(stopper));
             tokio::spawn(reload_on_hangup(reload));
         })
@@ -91,8 +94,9 @@ async fn stop_on_signal(stopper: Stopper) {
 }
 
 /// Text or JSON logs to stderr at `level` (Consul's names; `err` means `error`). `RUST_LOG`,
-/// when set, wins, for per-module debugging.
-fn init_tracing(level: &str, json: bool) {
+/// when set, wins, for per-module debugging. The same events go to the returned stream for
+/// `/v1/agent/monitor`.
+fn init_tracing(level: &str, json: bool) -> LogStream {
     let level = match level.to_ascii_lowercase().as_str() {
         "err" => "error".to_string(),
         other => other.to_string(),
@@ -106,12 +110,15 @@ fn init_tracing(level: &str, json: bool) {
     };
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{level},openraft=warn,sqlx=warn{dns}")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let logs = LogStream::default();
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(logs.layer());
+    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let _ = if json {
-        builder.json().try_init()
+        registry.with(stderr.json()).try_init()
     } else {
-        builder.try_init()
+        registry.with(stderr).try_init()
     };
+    logs
 }

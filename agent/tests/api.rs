@@ -45,7 +45,7 @@ fn consul_docs_catalog_flow_works_unchanged() {
     assert_eq!(row["ServicePort"], 8000);
     assert_eq!(row["ServiceTags"], json!(["primary", "v1"]));
     assert_eq!(row["ServiceMeta"]["redis_version"], "4.0");
-    assert_eq!(row["ServiceTaggedAddresses"]["wan"]["port"], 80);
+    assert_eq!(row["ServiceTaggedAddresses"]["wan"]["Port"], 80);
     assert_eq!(row["NodeMeta"]["somekey"], "somevalue");
     assert_eq!(row["TaggedAddresses"]["wan"], "10.0.10.10");
     assert!(row["CreateIndex"].as_u64().unwrap() > 0);

@@ -64,6 +64,8 @@ pub struct BoundAgent {
     local: Arc<LocalState>,
     /// Re-reads the configuration for reloads (`None`: nothing to re-read).
     config_source: Option<ConfigSource>,
+    /// Where `/v1/agent/monitor` reads log lines (the binary installs its layer).
+    logs: crate::logs::LogStream,
     /// Temp state of a `-dev` agent, removed when the agent stops.
     _dev_dir: Option<tempfile::TempDir>,
 }
@@ -251,6 +253,7 @@ impl BoundAgent {
             me,
             local,
             config_source: None,
+            logs: crate::logs::LogStream::default(),
             _dev_dir: dev_dir,
         })
     }
@@ -270,6 +273,12 @@ impl BoundAgent {
     /// Lets reloads (`SIGHUP`, `/v1/agent/reload`) re-read the configuration with `source`.
     pub fn with_config_source(mut self, source: ConfigSource) -> Self {
         self.config_source = Some(source);
+        self
+    }
+
+    /// Streams this process's log lines to `/v1/agent/monitor` from `logs`.
+    pub fn with_logs(mut self, logs: crate::logs::LogStream) -> Self {
+        self.logs = logs;
         self
     }
 
@@ -397,15 +406,15 @@ impl BoundAgent {
             None => Router::client(self.cfg.datacenter.clone(), Arc::clone(&remote)),
         };
         let dns_port = self.dns.as_ref().map_or(0, crate::dns::BoundDns::port);
-        if let Some(dns) = self.dns {
+        let dns_stats = self.dns.map(|dns| {
             spawn_dns(
                 dns,
                 &self.cfg,
                 router.clone(),
                 &tracker,
                 token.child_token(),
-            );
-        }
+            )
+        });
         let reload = Arc::new(Reload::new(self.config_source, Arc::clone(&local)));
         {
             let (reload, cfg) = (Arc::clone(&reload), self.cfg.clone());
@@ -438,6 +447,8 @@ impl BoundAgent {
             },
             gossip: gossip.clone(),
             events: event_log,
+            dns_stats,
+            logs: self.logs.clone(),
             shutdown: token.clone(),
             ui_path: self.cfg.ui_enabled().then(|| {
                 self.cfg
@@ -702,7 +713,7 @@ fn spawn_dns(
     router: Router,
     tracker: &TaskTracker,
     token: CancellationToken,
-) {
+) -> Arc<crate::dns::DnsStats> {
     let d = &cfg.dns_config;
     let source = crate::dns::Source::new(router, cfg.node_name.clone(), d.allow_stale, d.max_stale);
     let recursors =
@@ -712,6 +723,7 @@ fn spawn_dns(
         dns: d.clone(),
     };
     let handler = crate::dns::ConsulDns::new(source, settings, recursors);
+    let stats = handler.stats();
     tracker.spawn(
         async move {
             if let Err(e) = bound.serve(handler, token).await {
@@ -720,6 +732,7 @@ fn spawn_dns(
         }
         .instrument(info_span!("dns")),
     );
+    stats
 }
 
 /// Runs an agent with `cfg` until `shutdown` is cancelled.
@@ -728,14 +741,19 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), AgentEr
     bound.spawn(shutdown).wait().await
 }
 
-/// Runs an agent with `cfg`, re-reading the configuration from `source` on reloads;
-/// `on_start` gets its [`Stopper`] and reloader (e.g. for signal handlers).
+/// Runs an agent with `cfg`, re-reading the configuration from `source` on reloads and
+/// streaming `logs` to monitors; `on_start` gets its [`Stopper`] and reloader (e.g. for
+/// signal handlers).
 pub async fn run_with(
     cfg: Config,
     source: ConfigSource,
+    logs: crate::logs::LogStream,
     on_start: impl FnOnce(Stopper, Arc<Reload>),
 ) -> Result<(), AgentError> {
-    let bound = BoundAgent::bind(cfg).await?.with_config_source(source);
+    let bound = BoundAgent::bind(cfg)
+        .await?
+        .with_config_source(source)
+        .with_logs(logs);
     let handle = bound.spawn(CancellationToken::new());
     on_start(handle.stopper(), handle.reloader());
     handle.wait().await

@@ -71,12 +71,17 @@ pub struct Node {
     pub modify_index: u64,
 }
 
-/// A tagged address of a service (`{"address": .., "port": ..}`, lowercase as in Consul).
+/// A tagged address of a service: `{"Address": .., "Port": ..}`, PascalCase as Consul's
+/// `structs.ServiceAddress` (no JSON tags) writes it. Lowercase keys are read too: rows
+/// written before this shape used them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
 pub struct ServiceAddress {
     /// Address.
+    #[serde(alias = "address", default)]
     pub address: String,
     /// Port.
+    #[serde(alias = "port", default)]
     pub port: u16,
 }
 
@@ -100,9 +105,17 @@ impl Default for Weights {
 }
 
 /// A service instance registered on a node (the `NodeService` of Consul).
+///
+/// Empty `Kind`, `TaggedAddresses`, `SocketPath` and absent `Locality`, `Proxy`, `Connect`
+/// are left out of the JSON, as Consul's `omitempty` does. Meridian does not act on the
+/// Connect fields (`Kind`, `Proxy`, `Connect`) or `Locality`: it keeps them as registered
+/// (JSON values, keys canonicalized by the HTTP layer) and returns them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", default)]
 pub struct Service {
+    /// Kind ("" for a typical service; `connect-proxy`, `mesh-gateway`, ...).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub kind: String,
     /// Instance ID, unique per node; defaults to the service name.
     #[serde(rename = "ID")]
     pub id: String,
@@ -113,21 +126,56 @@ pub struct Service {
     /// Instance address ("" means the node's address).
     pub address: String,
     /// Tagged addresses of the instance.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub tagged_addresses: BTreeMap<String, ServiceAddress>,
     /// Service metadata.
     pub meta: BTreeMap<String, String>,
     /// Port.
     pub port: u16,
-    /// Kind ("" for a typical service).
-    pub kind: String,
+    /// Unix socket path (instead of address and port).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub socket_path: String,
     /// SRV weights.
     pub weights: Weights,
     /// Whether external writers may change the tags.
     pub enable_tag_override: bool,
+    /// Region and zone of the instance, as registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locality: Option<serde_json::Value>,
+    /// Connect proxy configuration, as registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<serde_json::Value>,
+    /// Connect settings (`Native`, ...), as registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect: Option<serde_json::Value>,
     /// Raft index that created this row.
     pub create_index: u64,
     /// Raft index that last modified this row.
     pub modify_index: u64,
+}
+
+impl Service {
+    /// Consul's agent fills `lan_ipv4`/`wan_ipv4` (or `lan_ipv6`/`wan_ipv6`) with the
+    /// instance's address and port when the address is an IP and those tags are not given
+    /// (`agent.go` `addServiceInternal`). Hostnames and empty addresses get nothing.
+    pub fn fill_default_tagged_addresses(&mut self) {
+        let Ok(ip) = self.address.parse::<std::net::IpAddr>() else {
+            return;
+        };
+        let tags: [&str; 2] = if ip.is_ipv4() {
+            ["lan_ipv4", "wan_ipv4"]
+        } else {
+            ["lan_ipv6", "wan_ipv6"]
+        };
+        for tag in tags {
+            self.tagged_addresses
+                .entry(tag.to_string())
+                .or_insert_with(|| ServiceAddress {
+                    address: self.address.clone(),
+                    port: self.port,
+                });
+        }
+    }
 }
 
 /// The definition part of a check as the catalog keeps it (`Definition` in Consul's JSON).

@@ -87,11 +87,6 @@ pub enum GossipError {
     /// No member has this name.
     #[error("no member named {0:?}")]
     UnknownMember(String),
-    /// force-leave only applies to failed members (and, with prune, to left ones).
-    #[error(
-        "member {0:?} is not failed; force-leave applies to failed (or, with prune, left) members"
-    )]
-    MemberNotFailed(String),
     /// This node has left the pool; start a new one to rejoin.
     #[error("this node has left the gossip pool")]
     Left,

@@ -410,9 +410,15 @@ impl Runtime {
             ltime: self.clocks.member.increment(),
             prune: false,
         };
-        self.add_broadcast(&GossipMessage::Leave(intent))?;
+        // Leaving before the broadcast: foca hands it straight back to us (absorb), and our
+        // own intent must not be refuted as a stranger's would be.
         self.table
             .set_local_status(MemberStatus::Leaving, Instant::now());
+        if let Err(e) = self.add_broadcast(&GossipMessage::Leave(intent)) {
+            self.table
+                .set_local_status(MemberStatus::Alive, Instant::now());
+            return Err(e);
+        }
         self.publish(Vec::new());
         Ok(())
     }
@@ -428,16 +434,16 @@ impl Runtime {
         Ok(())
     }
 
+    /// serf's `RemoveFailedNode`: gossips a leave intent for any known member. A failed member
+    /// becomes left, an alive one leaving (and refutes it if it is still running, see
+    /// [`Self::refute`]); `prune` also erases a left member. A left member without `prune`
+    /// needs nothing.
     fn force_leave(&mut self, name: &str, prune: bool) -> Result<(), GossipError> {
         self.ensure_active()?;
-        let status = self.table.status(name);
-        match status {
+        match self.table.status(name) {
             None => Err(GossipError::UnknownMember(name.to_owned())),
             Some(MemberStatus::Left) if !prune => Ok(()),
-            Some(MemberStatus::Alive | MemberStatus::Leaving) => {
-                Err(GossipError::MemberNotFailed(name.to_owned()))
-            }
-            Some(MemberStatus::Failed | MemberStatus::Left) => {
+            Some(_) => {
                 let intent = LeaveIntent {
                     name: name.to_owned(),
                     bump: self.table.bump(name).unwrap_or(0),
@@ -455,7 +461,13 @@ impl Runtime {
         if current.tags == tags {
             return Ok(());
         }
-        let new_id = current.with_tags(tags);
+        let events = self.switch_identity(current.with_tags(tags))?;
+        self.publish(events);
+        Ok(())
+    }
+
+    /// Moves to `new_id` (a higher bump) and tells a few members at once.
+    fn switch_identity(&mut self, new_id: NodeId) -> Result<Vec<Event>, GossipError> {
         self.with_foca(|f, fx| f.change_identity(new_id.clone(), fx))
             .map_err(|e| GossipError::Foca(e.to_string()))?;
         // change_identity leaves foca disconnected until someone addresses the new identity;
@@ -467,9 +479,27 @@ impl Runtime {
             .map(|m| m.id().addr)
             .collect();
         self.announce(&peers);
-        let events = self.table.local_changed(&new_id, Instant::now());
-        self.publish(events);
-        Ok(())
+        Ok(self.table.local_changed(&new_id, Instant::now()))
+    }
+
+    /// A leave intent about us while we are running and not leaving (someone force-left us):
+    /// serf refutes it by rejoining with a newer incarnation, which supersedes the intent on
+    /// every member (`members.rs` `refresh`). Our own graceful leave's echo is not refuted.
+    fn refute(&mut self, intent: &LeaveIntent) -> Vec<Event> {
+        let current = self.foca.identity().clone();
+        let ours = intent.name == current.name && intent.bump >= current.bump;
+        if !ours || self.left || self.table.status(&current.name) != Some(MemberStatus::Alive) {
+            return Vec::new();
+        }
+        debug!(
+            bump = current.bump,
+            "refuting a leave intent about this node"
+        );
+        self.switch_identity(current.with_tags(current.tags.clone()))
+            .unwrap_or_else(|e| {
+                warn!(cause = %e, "could not refute a leave intent");
+                Vec::new()
+            })
     }
 
     fn user_event(&mut self, name: String, payload: Vec<u8>) -> Result<(), GossipError> {
@@ -493,6 +523,7 @@ impl Runtime {
             match msg {
                 GossipMessage::User(ev) => events.push(Event::User(ev)),
                 GossipMessage::Leave(intent) => {
+                    events.extend(self.refute(&intent));
                     events.extend(self.table.leave_intent(&intent, now));
                 }
                 GossipMessage::Query(q) => self.answer_key_query(&q),

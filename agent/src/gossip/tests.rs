@@ -177,6 +177,34 @@ async fn graceful_leave_is_seen_left() {
     shutdown_all(&nodes[..3]).await;
 }
 
+/// Force-leaving a live member (serf's `RemoveFailedNode` on an alive node): the intent
+/// reaches it, it refutes with a newer incarnation and stays alive everywhere; an unknown
+/// name is an error.
+#[tokio::test]
+async fn force_leave_of_a_live_member_is_refuted() {
+    let nodes = cluster(3, 1).await;
+    let incarnation = |h: &GossipHandle| {
+        h.members()
+            .into_iter()
+            .find(|m| m.name == "n2")
+            .map(|m| m.incarnation)
+    };
+    let before = incarnation(&nodes[0]).expect("n2 known");
+    nodes[0].force_leave("n2").await.expect("force-leave");
+    wait_until("n2 refuted: newer incarnation, alive on all", || {
+        nodes.iter().all(|h| {
+            incarnation(h).is_some_and(|i| i > before)
+                && status_of(h, "n2") == Some(MemberStatus::Alive)
+        })
+    })
+    .await;
+    assert!(matches!(
+        nodes[0].force_leave("nobody").await,
+        Err(GossipError::UnknownMember(n)) if n == "nobody"
+    ));
+    shutdown_all(&nodes).await;
+}
+
 /// A node with the wrong key never joins, and the others count its packets as undecryptable.
 #[tokio::test]
 async fn wrong_key_never_joins_and_drops_are_counted() {

@@ -2,28 +2,22 @@
 //! (`local/`): registrations go into local state, are persisted, start their check tasks
 //! and are synced to the catalog before the request returns.
 
-use std::collections::BTreeMap;
-
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
-use serde_json::{Value, json};
+use axum::routing::put;
 
 use super::ApiState;
 use super::body::decode;
 use super::dto::{CheckBody, ServiceBody};
 use super::error::ApiError;
 use super::params::Params;
-use super::read::json_body;
 use crate::catalog::{Check, HealthStatus, Service};
 use crate::local::LocalCheck;
 
 pub(super) fn routes() -> Router<ApiState> {
-    self_route()
-        .route("/v1/agent/services", get(services))
-        .route("/v1/agent/checks", get(checks))
+    Router::new()
         .route("/v1/agent/service/register", put(service_register))
         .route(
             "/v1/agent/service/deregister/{*id}",
@@ -137,81 +131,6 @@ async fn reload(State(st): State<ApiState>) -> Result<Response, ApiError> {
     Ok(().into_response())
 }
 
-/// `/v1/agent/self` alone (client agents answer it themselves).
-pub(super) fn self_route() -> Router<ApiState> {
-    Router::new().route("/v1/agent/self", get(self_info))
-}
-
-async fn self_info(State(st): State<ApiState>) -> Result<Response, ApiError> {
-    let a = &st.agent;
-    let server = st.router.local();
-    let leader = server
-        .and_then(|s| s.raft().leader())
-        .map(|(_, n)| n.rpc_addr)
-        .unwrap_or_default();
-    let is_leader = server.is_some_and(|s| s.raft().is_leader());
-    let meta = server.map(|s| s.me().meta.clone()).unwrap_or_default();
-    let ttl_min = st.session_ttl_min.as_nanos() as u64;
-    let config = json!({
-        "Datacenter": a.datacenter,
-        "PrimaryDatacenter": a.datacenter,
-        "NodeName": a.node_name,
-        "NodeID": a.node_id,
-        "Server": a.server,
-        "Revision": "",
-        "Version": a.version,
-        "AdvertiseAddr": a.advertise_addr,
-        "SessionTTLMin": ttl_min,
-    });
-    Ok(json_body(&json!({
-        "Config": config,
-        "DebugConfig": { "SessionTTLMin": ttl_min, "Datacenter": a.datacenter, "NodeName": a.node_name, "DNSDomain": a.domain },
-        "Coord": st.gossip.coordinate(),
-        "Member": super::members::local_member(&st),
-        "Stats": { "consul": { "server": a.server.to_string(), "leader": is_leader.to_string(), "leader_addr": leader, "known_datacenters": "1" } },
-        "Meta": meta,
-    })))
-}
-
-/// Services this agent owns, as `/v1/agent/services` shows them (from local state, as
-/// Consul's agent answers without asking the servers).
-async fn services(State(st): State<ApiState>) -> Result<Response, ApiError> {
-    let out: BTreeMap<String, Value> = st
-        .local
-        .state
-        .services()
-        .into_iter()
-        .map(|s| {
-            (s.id.clone(), json!({
-                "ID": s.id, "Service": s.service, "Tags": s.tags, "Meta": s.meta, "Port": s.port,
-                "Address": s.address, "TaggedAddresses": s.tagged_addresses, "Weights": s.weights,
-                "EnableTagOverride": s.enable_tag_override, "Kind": s.kind, "Datacenter": st.agent.datacenter,
-            }))
-        })
-        .collect();
-    Ok(json_body(&out))
-}
-
-/// Checks this agent owns, with their current status.
-async fn checks(State(st): State<ApiState>) -> Result<Response, ApiError> {
-    let out: BTreeMap<String, Check> = st
-        .local
-        .state
-        .checks()
-        .into_iter()
-        .map(|c| {
-            let mut check = c.check;
-            check.node = st.node_name.clone();
-            if let Some(svc) = st.local.state.service(&check.service_id) {
-                check.service_name = svc.service;
-                check.service_tags = svc.tags;
-            }
-            (check.check_id.clone(), check)
-        })
-        .collect();
-    Ok(json_body(&out))
-}
-
 /// The local form of a check body; script checks only when `allow_scripts`.
 fn local_check(
     body: &CheckBody,
@@ -243,7 +162,8 @@ fn service_with_checks(
     allow_scripts: bool,
 ) -> Result<(Service, Vec<LocalCheck>), ApiError> {
     let b: ServiceBody = decode(body, false)?;
-    let service = b.to_service()?;
+    let mut service = b.to_service()?;
+    service.fill_default_tagged_addresses();
     let bodies: Vec<&CheckBody> = b.check.iter().chain(b.checks.iter()).collect();
     let mut checks = Vec::new();
     for (i, c) in bodies.iter().enumerate() {
@@ -309,8 +229,9 @@ async fn check_register(State(st): State<ApiState>, body: Bytes) -> Result<Respo
         return Err(ApiError::bad_request("Missing check name"));
     }
     let check = b.to_check(&st.node_name, "")?;
+    // Consul (1.11+) answers a check for an unknown service with 404 (`AgentRegisterCheck`).
     if !check.service_id.is_empty() && st.local.state.service(&check.service_id).is_none() {
-        return Err(ApiError::bad_request(format!(
+        return Err(ApiError::not_found(format!(
             "ServiceID {:?} does not exist",
             check.service_id
         )));

@@ -3,7 +3,8 @@
 //! strings, and errors that name the field.
 //!
 //! Keys are folded to lowercase without underscores before typed decoding, except inside
-//! user-keyed maps (`Meta`, `NodeMeta`, `Header`, `TaggedAddresses`, ...), whose keys are data.
+//! user-keyed maps (`Meta`, `NodeMeta`, `Header`, `TaggedAddresses`, ...), whose keys are data,
+//! and opaque values (a proxy's `Config`), which are kept whole.
 //! DTO structs therefore spell their fields folded (`enabletagoverride`).
 
 use std::time::Duration;
@@ -15,13 +16,17 @@ use serde_json::Value;
 use super::error::ApiError;
 
 /// Keys (folded) whose object value is a user-keyed map: its keys are kept as sent.
-const USER_MAPS: &[&str] = &[
+pub(super) const USER_MAPS: &[&str] = &[
     "meta",
     "nodemeta",
     "servicemeta",
     "header",
     "taggedaddresses",
 ];
+
+/// Keys (folded) whose value is opaque user data, kept exactly as sent at every depth:
+/// Connect's proxy `Config` and Envoy extension `Arguments`.
+pub(super) const OPAQUE: &[&str] = &["config", "arguments"];
 
 /// Folds a key: lowercase, no underscores or dashes.
 pub(super) fn fold_key(k: &str) -> String {
@@ -38,7 +43,9 @@ pub(super) fn fold(v: Value) -> Value {
             map.into_iter()
                 .map(|(k, v)| {
                     let fk = fold_key(&k);
-                    let v = if USER_MAPS.contains(&fk.as_str()) {
+                    let v = if OPAQUE.contains(&fk.as_str()) {
+                        v
+                    } else if USER_MAPS.contains(&fk.as_str()) {
                         fold_user_map(v)
                     } else {
                         fold(v)

@@ -6,9 +6,11 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use serde_json::Value;
 
 use super::body::GoDuration;
 use super::error::ApiError;
+use super::passthrough::kept;
 use crate::catalog::{
     Check, CheckDefinition, HealthStatus, Node, RegisterOp, Service, ServiceAddress, Weights,
 };
@@ -49,6 +51,10 @@ pub(super) struct ServiceBody {
     pub(super) meta: BTreeMap<String, String>,
     pub(super) port: u16,
     pub(super) kind: String,
+    pub(super) socketpath: String,
+    pub(super) proxy: Option<Value>,
+    pub(super) connect: Option<Value>,
+    pub(super) locality: Option<Value>,
     pub(super) weights: Option<WeightsBody>,
     pub(super) enabletagoverride: bool,
     pub(super) check: Option<CheckBody>,
@@ -162,8 +168,12 @@ impl ServiceBody {
             meta: self.meta.clone(),
             port: self.port,
             kind: self.kind.clone(),
+            socket_path: self.socketpath.clone(),
             weights,
             enable_tag_override: self.enabletagoverride,
+            locality: kept(&self.locality),
+            proxy: kept(&self.proxy),
+            connect: kept(&self.connect),
             create_index: 0,
             modify_index: 0,
         })

@@ -23,6 +23,14 @@ impl ApiError {
         }
     }
 
+    /// 401: Consul's answer to ACL requests while ACLs are disabled.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            message: message.into(),
+        }
+    }
+
     /// 404.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self {

@@ -48,9 +48,9 @@ pub(super) fn local_member(st: &ApiState) -> Value {
 
 async fn members(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
     if p.flag("wan") {
-        return Err(ApiError::internal(
-            "WAN members are served by the WAN gateway, which this datacenter does not run yet",
-        ));
+        // This agent is in no WAN pool (that is the WAN gateway's, not run here yet): it
+        // answers as a Consul agent without a WAN pool does, with no members.
+        return Ok(json_body(&Vec::<Value>::new()));
     }
     let list: Vec<Value> = st.gossip.members().iter().map(member_json).collect();
     Ok(json_body(&list))
@@ -60,6 +60,17 @@ fn gossip_err(e: GossipError) -> ApiError {
     match e {
         GossipError::UnknownMember(_) => ApiError::not_found(e.to_string()),
         other => ApiError::internal(other.to_string()),
+    }
+}
+
+/// force-leave's errors: an unknown node is Consul's 500 `agent: No node found with name
+/// '<node>'` (`Server.removeFailedNode`); clients match on that text.
+fn force_leave_err(e: GossipError) -> ApiError {
+    match e {
+        GossipError::UnknownMember(node) => {
+            ApiError::internal(format!("agent: No node found with name '{node}'"))
+        }
+        other => gossip_err(other),
     }
 }
 
@@ -94,8 +105,9 @@ async fn leave(State(st): State<ApiState>) -> Result<Response, ApiError> {
     Ok(().into_response())
 }
 
-/// `PUT /v1/agent/force-leave/:node[?prune]`: moves a failed member to `left` cluster-wide;
-/// `prune` also removes it (or an already left member) from every member list.
+/// `PUT /v1/agent/force-leave/:node[?prune]`: gossips a leave intent for `node`, as serf's
+/// `RemoveFailedNode`: a failed member becomes `left`, an alive one `leaving`; `prune` also
+/// removes it (or an already left member) from every member list.
 async fn force_leave(
     State(st): State<ApiState>,
     Path(node): Path<String>,
@@ -110,10 +122,14 @@ async fn force_leave(
         st.gossip
             .force_leave_prune(&node)
             .await
-            .map_err(gossip_err)?;
+            .map_err(force_leave_err)?;
         info!(node = %node, "force-left and pruned member");
     } else {
-        st.gossip.force_leave(&node).await.map_err(gossip_err)?;
+        st.gossip
+            .force_leave(&node)
+            .await
+            .map_err(force_leave_err)?;
+        info!(node = %node, "force-left member");
     }
     Ok(().into_response())
 }

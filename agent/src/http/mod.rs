@@ -12,7 +12,10 @@
 //! Handlers never hold a lock across an await and never touch SQLite: reads use the
 //! applied state snapshot, writes go through raft.
 
+mod acl;
 mod agent;
+mod agent_self;
+mod agent_services;
 mod autopilot;
 mod body;
 mod catalog;
@@ -27,7 +30,10 @@ mod forward;
 mod keyring;
 mod kv;
 mod members;
+mod metrics;
+mod monitor;
 mod params;
+mod passthrough;
 mod query;
 mod query_body;
 mod read;
@@ -49,6 +55,11 @@ pub use agent::service_definition;
 pub use error::ApiError;
 
 use crate::rpc::Router as RpcRouter;
+
+/// The Consul version whose HTTP API Meridian implements, reported as `Config.Version` in
+/// `/v1/agent/self` (clients gate features on it). Meridian's own version is reported beside
+/// it. 1.21 is the newest API surface the endpoints follow (e.g. service `Locality`).
+pub const CONSUL_API_VERSION: &str = "1.21.5";
 
 /// Request-size limits (Consul's `limits` stanza).
 #[derive(Debug, Clone, Copy)]
@@ -111,6 +122,10 @@ pub struct ApiContext {
     pub gossip: crate::gossip::GossipHandle,
     /// Received user events.
     pub events: Arc<crate::agent::events::EventLog>,
+    /// The DNS server's counters (`None` when DNS is off), for `/v1/agent/metrics`.
+    pub dns_stats: Option<Arc<crate::dns::DnsStats>>,
+    /// The agent's live log lines (`/v1/agent/monitor`).
+    pub logs: crate::logs::LogStream,
     /// Cancelling it stops the agent (`/v1/agent/leave`).
     pub shutdown: CancellationToken,
     /// The web UI's content path (`/ui/`) when the UI is on, `None` when it is off.
@@ -141,6 +156,11 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(ui::routes(state.ui_path.as_deref()))
         .merge(kv::routes())
         .merge(agent::routes())
+        .merge(agent_services::routes())
+        .merge(agent_self::routes())
+        .merge(metrics::routes())
+        .merge(monitor::routes())
+        .merge(acl::routes())
         .merge(members::routes())
         .merge(event::routes())
         .merge(session::routes())
@@ -169,6 +189,11 @@ pub fn client_router(state: ApiState) -> axum::Router {
         .merge(event::routes())
         .merge(keyring::routes())
         .merge(agent::routes())
+        .merge(agent_services::routes())
+        .merge(agent_self::routes())
+        .merge(metrics::routes())
+        .merge(monitor::routes())
+        .merge(acl::routes())
         .fallback(forward::to_server)
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(state)

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::catalog::{Check, HealthStatus, Service};
 
@@ -89,6 +89,8 @@ pub struct LocalState {
     dir: Option<PathBuf>,
     inner: Mutex<Inner>,
     changed: Notify,
+    /// Bumped on every change; blocking agent reads (`/v1/agent/service/:id?hash=`) wait on it.
+    version: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for LocalState {
@@ -163,6 +165,7 @@ impl LocalState {
             dir,
             inner: Mutex::new(inner),
             changed: Notify::new(),
+            version: watch::Sender::new(0),
         })
     }
 
@@ -174,6 +177,17 @@ impl LocalState {
     /// Resolves when something changed since the last call (anti-entropy waits on it).
     pub async fn changed(&self) {
         self.changed.notified().await;
+    }
+
+    /// Watches a counter that moves on every change (any number of watchers, unlike
+    /// [`Self::changed`], which wakes one).
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    fn notify(&self) {
+        self.version.send_modify(|v| *v = v.wrapping_add(1));
+        self.changed.notify_one();
     }
 
     fn persist_service(&self, s: &Service) -> Result<(), LocalError> {
@@ -242,7 +256,7 @@ impl LocalState {
         for id in stale {
             self.unpersist("checks", &id);
         }
-        self.changed.notify_one();
+        self.notify();
         Ok(())
     }
 
@@ -268,7 +282,7 @@ impl LocalState {
         for c in removed_checks {
             self.unpersist("checks", &c);
         }
-        self.changed.notify_one();
+        self.notify();
         true
     }
 
@@ -279,7 +293,7 @@ impl LocalState {
             .lock()
             .checks
             .insert(check.check.check_id.clone(), check);
-        self.changed.notify_one();
+        self.notify();
         Ok(())
     }
 
@@ -289,7 +303,7 @@ impl LocalState {
             return false;
         }
         self.unpersist("checks", id);
-        self.changed.notify_one();
+        self.notify();
         true
     }
 
@@ -314,7 +328,7 @@ impl LocalState {
         {
             tracing::warn!(check = id, cause = %e, "could not persist check status");
         }
-        self.changed.notify_one();
+        self.notify();
         true
     }
 

@@ -110,6 +110,23 @@ pub struct LeaderView {
     pub peers: BTreeMap<u64, (Option<u64>, Option<Duration>)>,
 }
 
+/// Raft progress as `/v1/agent/self` (`Stats.raft`) and `/v1/agent/metrics` report it.
+#[derive(Debug, Clone, Default)]
+pub struct RaftStats {
+    /// Current term.
+    pub term: u64,
+    /// Index of the last entry in the log.
+    pub last_log_index: u64,
+    /// Index of the last entry known committed.
+    pub commit_index: u64,
+    /// Index of the last entry applied to the state machine.
+    pub applied_index: u64,
+    /// `Leader`, `Follower`, `Candidate` or `Learner`.
+    pub state: String,
+    /// Voters other than this node.
+    pub num_peers: usize,
+}
+
 /// Handle on the local raft node. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct RaftNode {
@@ -328,6 +345,26 @@ impl RaftNode {
             last_index: m.last_log_index.unwrap_or(0),
             peers,
         })
+    }
+
+    /// This node's raft progress, read from openraft's metrics (no I/O).
+    pub fn stats(&self) -> RaftStats {
+        let m = self.inner.raft.metrics();
+        let m = m.borrow_watched();
+        let index = |l: &Option<type_config::LogId>| l.as_ref().map_or(0, |l| l.index);
+        RaftStats {
+            term: m.current_term,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            commit_index: index(&m.cluster_committed),
+            applied_index: index(&m.last_applied),
+            state: format!("{:?}", m.state),
+            num_peers: m
+                .membership_config
+                .membership()
+                .voter_ids()
+                .filter(|id| *id != self.inner.id)
+                .count(),
+        }
     }
 
     /// The latest membership configuration (possibly not yet committed).

@@ -1,0 +1,202 @@
+//! `GET /v1/agent/metrics`: what the agent can tell about itself, in the JSON shape of
+//! Consul's in-memory sink (go-metrics `MetricsSummary`: `Timestamp`, `Gauges`, `Points`,
+//! `Counters`, `Samples`).
+//!
+//! Kept small and honest: every value is read when asked (member table, catalog state,
+//! raft progress, DNS and gossip counters, process memory), so all of it is in `Gauges`.
+//! Meridian keeps running totals, not go-metrics' per-interval aggregates, so totals appear
+//! as gauges named `*_total` and `Counters`/`Samples` stay empty. Names follow Consul's
+//! telemetry reference where Meridian measures the same thing (`consul.members.servers`,
+//! `consul.state.nodes`, ...).
+//!
+//! `?format=prometheus` (or an OpenMetrics `Accept`) is answered as Consul answers it without
+//! `telemetry.prometheus_retention_time`: 200, empty body, and the reason in
+//! `X-Consul-Reason` (its handler returns a payload error with no body).
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use super::ApiState;
+use super::error::ApiError;
+use super::params::Params;
+use super::read::json_body;
+use crate::gossip::MemberStatus;
+use crate::gossip::identity::Role;
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new().route("/v1/agent/metrics", get(metrics))
+}
+
+/// Consul's `X-Consul-Reason` when Prometheus output is not enabled.
+const PROMETHEUS_OFF: &str = "Prometheus is not enabled since its retention time is not positive";
+
+/// go-metrics' aggregation interval.
+const INTERVAL: Duration = Duration::from_secs(10);
+
+/// Consul's `enablePrometheusOutput`: `?format=prometheus` or an OpenMetrics `Accept`.
+fn wants_prometheus(p: &Params, headers: &HeaderMap) -> bool {
+    if p.get("format") == Some("prometheus") {
+        return true;
+    }
+    let accept = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    accept.split(',').any(|m| {
+        let mut parts = m.split(';').map(str::trim);
+        let mime = parts.next().unwrap_or("").to_ascii_lowercase();
+        mime == "application/openmetrics-text"
+            || (mime == "text/plain" && parts.next() == Some("version=0.4.0"))
+    })
+}
+
+/// The start of the current interval as Go's `time.Time.String()` prints it in UTC
+/// (`2026-05-01 10:00:00 +0000 UTC`).
+fn interval_timestamp(now: SystemTime) -> String {
+    let secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let start = UNIX_EPOCH + Duration::from_secs(secs - secs % INTERVAL.as_secs());
+    // RFC 3339 seconds: `2026-05-01T10:00:00Z`.
+    let rfc = humantime::format_rfc3339_seconds(start).to_string();
+    format!(
+        "{} +0000 UTC",
+        rfc.trim_end_matches('Z').replacen('T', " ", 1)
+    )
+}
+
+fn gauge(name: &str, value: f64) -> Value {
+    json!({ "Name": name, "Value": value, "Labels": {} })
+}
+
+/// Resident memory of this process, from `/proc/self/status` (Linux; `None` elsewhere).
+fn resident_bytes() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024.0)
+}
+
+/// Every gauge the agent can fill right now.
+fn gauges(st: &ApiState) -> Vec<Value> {
+    let mut out = Vec::new();
+    let members = st.gossip.members();
+    let alive = |role: Role| {
+        members
+            .iter()
+            .filter(|m| m.status == MemberStatus::Alive && m.tags.role() == Some(role))
+            .count() as f64
+    };
+    let with = |status: MemberStatus| members.iter().filter(|m| m.status == status).count() as f64;
+    out.push(gauge("consul.members.servers", alive(Role::Server)));
+    out.push(gauge("consul.members.clients", alive(Role::Client)));
+    out.push(gauge("consul.serf.lan.members", members.len() as f64));
+    out.push(gauge("consul.serf.lan.failed", with(MemberStatus::Failed)));
+    out.push(gauge("consul.serf.lan.left", with(MemberStatus::Left)));
+    let g = st.gossip.stats();
+    out.push(gauge("consul.serf.lan.received_total", g.received as f64));
+    out.push(gauge("consul.serf.lan.sent_total", g.sent as f64));
+    if let Some(server) = st.router.local() {
+        let s = server.raft().state();
+        out.push(gauge("consul.state.nodes", s.nodes.len() as f64));
+        out.push(gauge(
+            "consul.state.services",
+            s.services_by_name.len() as f64,
+        ));
+        out.push(gauge(
+            "consul.state.service_instances",
+            s.services.len() as f64,
+        ));
+        out.push(gauge("consul.state.kv_entries", s.kv.len() as f64));
+        out.push(gauge("consul.state.sessions", s.sessions.len() as f64));
+        let r = server.raft().stats();
+        out.push(gauge("consul.raft.term", r.term as f64));
+        out.push(gauge("consul.raft.last_log_index", r.last_log_index as f64));
+        out.push(gauge("consul.raft.commit_index", r.commit_index as f64));
+        out.push(gauge("consul.raft.applied_index", r.applied_index as f64));
+        out.push(gauge("consul.raft.peers", r.num_peers as f64));
+    }
+    if let Some(d) = &st.dns_stats {
+        for (name, c) in [
+            ("consul.dns.queries_total", &d.queries),
+            ("consul.dns.nxdomain_total", &d.nxdomain),
+            ("consul.dns.recursed_total", &d.recursed),
+            ("consul.dns.servfail_total", &d.servfail),
+            ("consul.dns.truncated_total", &d.truncated),
+        ] {
+            out.push(gauge(name, c.load(Ordering::Relaxed) as f64));
+        }
+    }
+    out.push(gauge(
+        "consul.agent.services",
+        st.local.state.services().len() as f64,
+    ));
+    out.push(gauge(
+        "consul.agent.checks",
+        st.local.state.checks().len() as f64,
+    ));
+    let rt = tokio::runtime::Handle::current().metrics();
+    out.push(gauge(
+        "consul.runtime.alive_tasks",
+        rt.num_alive_tasks() as f64,
+    ));
+    out.push(gauge("consul.runtime.workers", rt.num_workers() as f64));
+    if let Some(rss) = resident_bytes() {
+        out.push(gauge("consul.runtime.resident_bytes", rss));
+    }
+    out
+}
+
+async fn metrics(
+    State(st): State<ApiState>,
+    p: Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if wants_prometheus(&p, &headers) {
+        return Ok(([("x-consul-reason", PROMETHEUS_OFF)], ()).into_response());
+    }
+    Ok(json_body(&json!({
+        "Timestamp": interval_timestamp(SystemTime::now()),
+        "Gauges": gauges(&st),
+        "Points": [],
+        "Counters": [],
+        "Samples": [],
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_interval_starts_in_gos_format() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_007);
+        assert_eq!(interval_timestamp(t), "2023-11-14 22:13:20 +0000 UTC");
+    }
+
+    #[test]
+    fn prometheus_is_asked_by_parameter_or_accept_header() {
+        let none = HeaderMap::new();
+        assert!(wants_prometheus(&Params::parse("format=prometheus"), &none));
+        assert!(!wants_prometheus(&Params::parse(""), &none));
+        let mut om = HeaderMap::new();
+        om.insert(
+            "accept",
+            "application/openmetrics-text; version=1.0.0"
+                .parse()
+                .expect("header"),
+        );
+        assert!(wants_prometheus(&Params::parse(""), &om));
+        let mut text = HeaderMap::new();
+        text.insert(
+            "accept",
+            "text/plain;version=0.4.0".parse().expect("header"),
+        );
+        assert!(wants_prometheus(&Params::parse(""), &text));
+    }
+}
