@@ -18,9 +18,9 @@ use tokio::time::Instant;
 
 use super::ApiState;
 use super::error::ApiError;
-use super::filter::{self, Filter};
+use super::filter::Filter;
 use super::params::{DEFAULT_WAIT, MAX_WAIT, Params};
-use super::read::json_body;
+use super::read::{json_body, parse_filter};
 use crate::catalog::{Check, Service};
 
 pub(super) fn routes() -> Router<ApiState> {
@@ -28,20 +28,6 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/agent/services", get(services))
         .route("/v1/agent/checks", get(checks))
         .route("/v1/agent/service/{*id}", get(service))
-}
-
-/// `?filter=` parsed; a malformed expression is a 400 naming the problem, with the text of
-/// the catalog reads (and Consul's `bexpr`).
-fn parse_filter(p: &Params) -> Result<Option<Filter>, ApiError> {
-    p.non_empty("filter")
-        .map(|f| {
-            filter::parse(f).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "Failed to create boolean expression evaluator: {e}"
-                ))
-            })
-        })
-        .transpose()
 }
 
 /// One service as `/v1/agent/services` and `/v1/agent/service/:id` show it.
