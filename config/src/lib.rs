@@ -17,21 +17,26 @@
 
 mod args;
 mod config;
+mod consul_keys;
 pub mod duration;
 mod error;
 mod event_handler;
+mod files;
 mod flags;
 mod load;
 mod validate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_consul;
 
 pub use args::normalize_args;
 pub use config::{
-    Config, DnsConfig, LimitsConfig, PerformanceConfig, PortsConfig, RaftTiming, SoaConfig,
-    UiConfig,
+    AclConfig, AddressesConfig, Config, DnsConfig, LimitsConfig, PerformanceConfig, PortsConfig,
+    RaftTiming, SoaConfig, UiConfig,
 };
+pub use consul_keys::{ConfigWarning, WarningKind};
 pub use error::ConfigError;
 pub use event_handler::{EventFilter, EventHandler, EventHandlerError};
 pub use flags::{AgentFlags, parse_duration_flag};
