@@ -126,7 +126,12 @@ impl Agent {
     /// Starts `meridian ARGS` and waits (up to 30 s) until it reports its HTTP address and
     /// has a leader.
     pub fn start(args: &[&str]) -> Agent {
-        let mut agent = Agent::spawn(args);
+        Agent::start_env(args, &[])
+    }
+
+    /// [`Agent::start`] with extra environment variables.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Agent {
+        let mut agent = Agent::spawn_env(args, env);
         agent.learn_addresses("Meridian agent running");
         agent.wait_for_leader(Duration::from_secs(30));
         agent
@@ -158,6 +163,11 @@ impl Agent {
     /// Spawns the process (server RPC on a free port unless `args` choose one) and starts
     /// collecting its output.
     fn spawn(args: &[&str]) -> Agent {
+        Agent::spawn_env(args, &[])
+    }
+
+    /// [`Agent::spawn`] with extra environment variables.
+    fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> Agent {
         let mut all: Vec<&str> = args.to_vec();
         if args.first() == Some(&"agent") && !args.contains(&"-server-port") {
             all.extend(["-server-port", "0"]);
@@ -167,6 +177,7 @@ impl Agent {
         }
         let mut child = Command::new(bin())
             .args(&all)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -279,9 +290,15 @@ impl Agent {
     }
 
     /// SIGTERM, then wait for exit; returns the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    pub fn terminate(self) -> std::process::ExitStatus {
+        self.stop_with("-TERM")
+    }
+
+    /// Sends `signal` (`kill`'s spelling, e.g. `-INT`), then waits for exit; returns the exit
+    /// status.
+    pub fn stop_with(mut self, signal: &str) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = Command::new("kill").args([signal, &pid]).status();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(s)) = self.child.try_wait() {
@@ -289,7 +306,7 @@ impl Agent {
             }
             assert!(
                 Instant::now() < deadline,
-                "agent did not exit after SIGTERM"
+                "agent did not exit after {signal}"
             );
             std::thread::sleep(POLL);
         }
