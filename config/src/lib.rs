@@ -11,6 +11,10 @@
 //!  -dev ────────┘   flags; each checked alone
 //! ```
 //!
+//! Before its typed check, each layer loses the Consul keys Meridian does not act on
+//! (`consul_keys.rs`); they come back as [`ConfigWarning`]s in `Config::warnings`, for the
+//! agent to log once. Keys Consul does not know stay errors.
+//!
 //! Owns: the `Config` structs and defaults, loading, validation, `AgentFlags`, argument
 //! normalization and Go durations. Must not: open sockets, spawn tasks or log.
 #![warn(missing_docs)]
