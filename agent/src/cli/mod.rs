@@ -203,9 +203,9 @@ fn version(out: &mut dyn Write) -> Result<(), CliError> {
 fn validate(args: &ValidateArgs, out: &mut dyn Write) -> Result<(), CliError> {
     match meridian_config::validate_paths(&args.paths) {
         Ok(cfg) => {
-            // As Consul's validate, warnings are printed even with -quiet.
+            // As Consul's validate: warnings go to stderr, even with -quiet.
             for w in &cfg.warnings {
-                writeln!(out, "Warning: {w}")?;
+                eprintln!("{w}");
             }
             if !args.quiet {
                 writeln!(out, "Configuration is valid!")?;
