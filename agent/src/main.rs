@@ -39,6 +39,7 @@ fn main() -> ExitCode {
 fn run_agent(flags: &AgentFlags) -> anyhow::Result<()> {
     let cfg = Config::load(flags).context("error loading configuration")?;
     let logs = init_tracing(&cfg.log_level, cfg.log_json);
+    meridian_agent::agent::log_config_warnings(&cfg);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
+use crate::consul_keys::ConfigWarning;
 use crate::duration::serde_go;
 use crate::event_handler::EventHandler;
 
@@ -114,9 +115,44 @@ pub struct Config {
     pub services: Vec<serde_json::Value>,
     /// A single service definition (`service { ... }`), or a list of them.
     pub service: Option<serde_json::Value>,
+    /// Write the agent's process id here at start (decimal text, as Consul) and remove the
+    /// file on exit (`-pid-file`).
+    pub pid_file: Option<PathBuf>,
+    /// The datacenter that is authoritative for ACLs and the CA; unset means `datacenter`.
+    /// Stored and reported (`/v1/agent/self`) until federation uses it.
+    pub primary_datacenter: Option<String>,
+    /// Per-listener bind addresses that override `client_addr`.
+    pub addresses: AddressesConfig,
+    /// ACL settings. Only `enabled` is kept, so that `true` can be refused until ACLs are
+    /// enforced; every other `acl` key is accepted and warned about as having no effect.
+    pub acl: AclConfig,
     /// Set by `-dev` only: in-memory-like temporary state, everything on 127.0.0.1, fast raft.
     #[serde(skip)]
     pub dev_mode: bool,
+    /// Keys that were accepted but have no effect, and `MERIDIAN_*` variables that name no
+    /// key, in load order; the agent logs each once at start.
+    #[serde(skip)]
+    pub warnings: Vec<ConfigWarning>,
+}
+
+/// Per-listener bind addresses (`addresses { ... }`); each overrides `client_addr` for its
+/// listener. Space-separated lists bind every address, as `client_addr` does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AddressesConfig {
+    /// Where the HTTP API listens. Default: `client_addr`.
+    pub http: Option<String>,
+    /// Where DNS listens. Default: `client_addr`.
+    pub dns: Option<String>,
+}
+
+/// ACL settings (`acl { ... }`). ACLs are not enforced yet, so `enabled = true` refuses to
+/// start rather than let an operator believe the agent is protected.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AclConfig {
+    /// Whether ACLs are on. Default false.
+    pub enabled: bool,
 }
 
 /// Listener ports. `-1` disables a listener, `0` picks a free port (tests).
@@ -299,7 +335,12 @@ impl Default for Config {
             raft_trailing_logs: 10000,
             services: Vec::new(),
             service: None,
+            pid_file: None,
+            primary_datacenter: None,
+            addresses: AddressesConfig::default(),
+            acl: AclConfig::default(),
             dev_mode: false,
+            warnings: Vec::new(),
         }
     }
 }
@@ -362,24 +403,33 @@ impl Config {
         self.ui || self.ui_config.enabled
     }
 
-    /// The addresses the HTTP and DNS listeners bind, parsed from `client_addr`.
+    /// The addresses the HTTP and DNS listeners bind by default, parsed from `client_addr`.
     pub fn client_addrs(&self) -> Result<Vec<IpAddr>, ConfigError> {
-        let addrs = self
-            .client_addr
-            .split_whitespace()
-            .map(|a| {
-                a.parse::<IpAddr>().map_err(|_| {
-                    ConfigError::invalid("client_addr", format!("{a:?} is not an IP address"))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if addrs.is_empty() {
-            return Err(ConfigError::invalid(
-                "client_addr",
-                "must name at least one address",
-            ));
+        parse_addrs("client_addr", &self.client_addr)
+    }
+
+    /// The addresses the HTTP API binds: `addresses.http`, else `client_addr`.
+    pub fn http_addrs(&self) -> Result<Vec<IpAddr>, ConfigError> {
+        match &self.addresses.http {
+            Some(a) => parse_addrs("addresses.http", a),
+            None => self.client_addrs(),
         }
-        Ok(addrs)
+    }
+
+    /// The addresses DNS binds: `addresses.dns`, else `client_addr`.
+    pub fn dns_addrs(&self) -> Result<Vec<IpAddr>, ConfigError> {
+        match &self.addresses.dns {
+            Some(a) => parse_addrs("addresses.dns", a),
+            None => self.client_addrs(),
+        }
+    }
+
+    /// `primary_datacenter`, or `datacenter` when unset (Consul's default).
+    pub fn primary_datacenter(&self) -> &str {
+        self.primary_datacenter
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .unwrap_or(&self.datacenter)
     }
 
     /// The DNS domains answered, lowercase with a final dot: `domain`, then `alt_domain`.
@@ -396,10 +446,16 @@ impl Config {
         out
     }
 
-    /// The first address of `client_addr`: where the HTTP API and DNS listen.
+    /// The first address of `client_addr`.
     pub fn client_ip(&self) -> Result<IpAddr, ConfigError> {
         // `client_addrs` never returns an empty list.
         self.client_addrs().map(|a| a[0])
+    }
+
+    /// The first address of [`Config::http_addrs`]: where the HTTP API listens.
+    pub fn http_ip(&self) -> Result<IpAddr, ConfigError> {
+        // `http_addrs` never returns an empty list.
+        self.http_addrs().map(|a| a[0])
     }
 
     /// The address other nodes use to reach this one: `advertise_addr`, else `bind_addr` when
@@ -466,6 +522,31 @@ impl Config {
             leader_lease_timeout: Duration::from_millis(500) * m,
         }
     }
+}
+
+/// Parses `value`, a space-separated list of IP addresses set by `key`. Consul also takes
+/// `unix://` sockets and go-sockaddr templates here; Meridian has neither, and says so rather
+/// than bind somewhere else.
+fn parse_addrs(key: &str, value: &str) -> Result<Vec<IpAddr>, ConfigError> {
+    let addrs = value
+        .split_whitespace()
+        .map(|a| {
+            a.parse::<IpAddr>().map_err(|_| {
+                let why = if a.starts_with("unix://") {
+                    "unix sockets are not supported"
+                } else if a.contains("{{") {
+                    "go-sockaddr templates are not supported"
+                } else {
+                    "it is not an IP address"
+                };
+                ConfigError::invalid(key, format!("{a:?}: {why}"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if addrs.is_empty() {
+        return Err(ConfigError::invalid(key, "must name at least one address"));
+    }
+    Ok(addrs)
 }
 
 /// The host name, as Consul defaults `node_name`; `meridian` if it cannot be read.

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use crate::ConfigError;
 use crate::duration::{DurationError, format_go_duration, parse_go_duration};
+use crate::files::FileFormat;
 
 /// The `meridian agent` flags (Consul spelling; `normalize_args` lets `-flag` work too).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -145,6 +147,117 @@ pub struct AgentFlags {
     /// Node metadata as key:value (repeatable).
     #[arg(long = "node-meta", value_name = "KEY:VALUE", value_parser = parse_node_meta)]
     pub node_meta: Vec<(String, String)>,
+    /// Allow script checks from config files only.
+    #[arg(long = "enable-local-script-checks", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub enable_local_script_checks: Option<bool>,
+    /// Write the agent's pid to this file; it is removed on exit.
+    #[arg(long = "pid-file", value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
+    /// Read config files as this format (`hcl` or `json`) whatever their extension; a
+    /// `-config-dir` then contributes every file.
+    #[arg(long = "config-format", value_name = "FORMAT", value_parser = ["hcl", "json"])]
+    pub config_format: Option<String>,
+
+    // Consul's flags for features Meridian does not have: accepted, and warned about at start
+    // as having no effect (the key each sets is in `inert_overrides`).
+    /// No effect in Meridian: address to advertise on the WAN.
+    #[arg(long = "advertise-wan", value_name = "IP")]
+    pub advertise_wan: Option<String>,
+    /// No effect in Meridian: CIDR allowed to call write endpoints (repeatable).
+    #[arg(long = "allow-write-http-from", value_name = "CIDR")]
+    pub allow_write_http_from: Vec<String>,
+    /// No effect in Meridian: reload config files when they change.
+    #[arg(long = "auto-reload-config", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub auto_reload_config: Option<bool>,
+    /// No effect in Meridian: largest check output kept.
+    #[arg(long = "check_output_max_size", value_name = "BYTES")]
+    pub check_output_max_size: Option<i64>,
+    /// No effect in Meridian: default wait of a blocking query.
+    #[arg(long = "default-query-time", value_name = "DURATION", value_parser = parse_duration_flag)]
+    pub default_query_time: Option<Duration>,
+    /// No effect in Meridian: do not derive the node ID from the host.
+    #[arg(long = "disable-host-node-id", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub disable_host_node_id: Option<bool>,
+    /// No effect in Meridian: do not back the gossip keyring up to a file.
+    #[arg(long = "disable-keyring-file", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub disable_keyring_file: Option<bool>,
+    /// No effect in Meridian: the gRPC TLS port.
+    #[arg(
+        long = "grpc-tls-port",
+        value_name = "PORT",
+        allow_negative_numbers = true
+    )]
+    pub grpc_tls_port: Option<i32>,
+    /// No effect in Meridian: WAN address to join at start (repeatable).
+    #[arg(long = "join-wan", value_name = "ADDR")]
+    pub join_wan: Vec<String>,
+    /// No effect in Meridian: file to write logs to.
+    #[arg(long = "log-file", value_name = "PATH")]
+    pub log_file: Option<String>,
+    /// No effect in Meridian: log file size before rotation.
+    #[arg(long = "log-rotate-bytes", value_name = "BYTES")]
+    pub log_rotate_bytes: Option<i64>,
+    /// No effect in Meridian: log file age before rotation.
+    #[arg(long = "log-rotate-duration", value_name = "DURATION", value_parser = parse_duration_flag)]
+    pub log_rotate_duration: Option<Duration>,
+    /// No effect in Meridian: rotated log files kept.
+    #[arg(
+        long = "log-rotate-max-files",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub log_rotate_max_files: Option<i64>,
+    /// No effect in Meridian: longest wait of a blocking query.
+    #[arg(long = "max-query-time", value_name = "DURATION", value_parser = parse_duration_flag)]
+    pub max_query_time: Option<Duration>,
+    /// No effect in Meridian (Enterprise; deprecated spelling of -read-replica).
+    #[arg(long = "non-voting-server", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub non_voting_server: Option<bool>,
+    /// No effect in Meridian: mesh gateway of the primary datacenter (repeatable).
+    #[arg(long = "primary-gateway", value_name = "ADDR")]
+    pub primary_gateway: Vec<String>,
+    /// No effect in Meridian: Consul's RPC protocol version.
+    #[arg(long = "protocol", value_name = "N")]
+    pub protocol: Option<i64>,
+    /// No effect in Meridian: Consul's raft protocol version.
+    #[arg(long = "raft-protocol", value_name = "N")]
+    pub raft_protocol: Option<i64>,
+    /// No effect in Meridian (Enterprise): a server outside the raft quorum.
+    #[arg(long = "read-replica", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub read_replica: Option<bool>,
+    /// No effect in Meridian: wait between WAN join attempts.
+    #[arg(long = "retry-interval-wan", value_name = "DURATION", value_parser = parse_duration_flag)]
+    pub retry_interval_wan: Option<Duration>,
+    /// No effect in Meridian: WAN address to join, retried (repeatable).
+    #[arg(long = "retry-join-wan", value_name = "ADDR")]
+    pub retry_join_wan: Vec<String>,
+    /// No effect in Meridian: WAN join attempts.
+    #[arg(long = "retry-max-wan", value_name = "N")]
+    pub retry_max_wan: Option<i64>,
+    /// No effect in Meridian (Enterprise): network segment to join.
+    #[arg(long = "segment", value_name = "NAME")]
+    pub segment: Option<String>,
+    /// No effect in Meridian: networks allowed for LAN gossip (repeatable).
+    #[arg(long = "serf-lan-allowed-cidrs", value_name = "CIDR")]
+    pub serf_lan_allowed_cidrs: Vec<String>,
+    /// No effect in Meridian: address LAN gossip binds instead of -bind.
+    #[arg(long = "serf-lan-bind", value_name = "IP")]
+    pub serf_lan_bind: Option<String>,
+    /// No effect in Meridian: networks allowed for WAN gossip (repeatable).
+    #[arg(long = "serf-wan-allowed-cidrs", value_name = "CIDR")]
+    pub serf_wan_allowed_cidrs: Vec<String>,
+    /// No effect in Meridian: address WAN gossip binds.
+    #[arg(long = "serf-wan-bind", value_name = "IP")]
+    pub serf_wan_bind: Option<String>,
+    /// No effect in Meridian: log to syslog.
+    #[arg(long = "syslog", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub syslog: Option<bool>,
+    /// No effect in Meridian (no web UI is served): URL path of the UI.
+    #[arg(long = "ui-content-path", value_name = "PATH")]
+    pub ui_content_path: Option<String>,
+    /// No effect in Meridian (no web UI is served): directory of UI assets.
+    #[arg(long = "ui-dir", value_name = "PATH")]
+    pub ui_dir: Option<String>,
 }
 
 /// clap value parser for duration flags: a Go duration string.
@@ -247,6 +360,13 @@ impl AgentFlags {
                 .collect();
             set("node_meta", Value::Object(meta));
         }
+        if let Some(v) = self.enable_local_script_checks {
+            set("enable_local_script_checks", json!(v));
+        }
+        if let Some(v) = &self.pid_file {
+            set("pid_file", json!(v));
+        }
+        self.inert_overrides(&mut set);
         let ports: Map<String, Value> = [
             ("http", self.http_port),
             ("dns", self.dns_port),
@@ -255,6 +375,7 @@ impl AgentFlags {
             ("serf_wan", self.serf_wan_port),
             ("https", self.https_port),
             ("grpc", self.grpc_port),
+            ("grpc_tls", self.grpc_tls_port),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k.to_string(), json!(v))))
@@ -262,7 +383,95 @@ impl AgentFlags {
         if !ports.is_empty() {
             set("ports", Value::Object(ports));
         }
+        let ui: Map<String, Value> = [
+            ("dir", self.ui_dir.as_ref()),
+            ("content_path", self.ui_content_path.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_string(), json!(v))))
+        .collect();
+        if !ui.is_empty() {
+            set("ui_config", Value::Object(ui));
+        }
         Value::Object(m)
+    }
+
+    /// The keys set by the flags of features Meridian does not have, as Consul names them, so
+    /// they are warned about like the same keys in a file.
+    fn inert_overrides(&self, set: &mut impl FnMut(&str, Value)) {
+        let dur = |d: &Option<Duration>| d.map(|d| json!(format_go_duration(d)));
+        let list = |l: &Vec<String>| (!l.is_empty()).then(|| json!(l));
+        let string = |s: &Option<String>| s.as_ref().map(|v| json!(v));
+        let keys: [(&str, Option<Value>); 27] = [
+            ("advertise_addr_wan", string(&self.advertise_wan)),
+            (
+                "http_config",
+                list(&self.allow_write_http_from).map(|l| json!({ "allow_write_http_from": l })),
+            ),
+            (
+                "auto_reload_config",
+                self.auto_reload_config.map(|v| json!(v)),
+            ),
+            (
+                "check_output_max_size",
+                self.check_output_max_size.map(|v| json!(v)),
+            ),
+            ("default_query_time", dur(&self.default_query_time)),
+            (
+                "disable_host_node_id",
+                self.disable_host_node_id.map(|v| json!(v)),
+            ),
+            (
+                "disable_keyring_file",
+                self.disable_keyring_file.map(|v| json!(v)),
+            ),
+            ("start_join_wan", list(&self.join_wan)),
+            ("log_file", string(&self.log_file)),
+            ("log_rotate_bytes", self.log_rotate_bytes.map(|v| json!(v))),
+            ("log_rotate_duration", dur(&self.log_rotate_duration)),
+            (
+                "log_rotate_max_files",
+                self.log_rotate_max_files.map(|v| json!(v)),
+            ),
+            ("max_query_time", dur(&self.max_query_time)),
+            (
+                "non_voting_server",
+                self.non_voting_server.map(|v| json!(v)),
+            ),
+            ("primary_gateways", list(&self.primary_gateway)),
+            ("protocol", self.protocol.map(|v| json!(v))),
+            ("raft_protocol", self.raft_protocol.map(|v| json!(v))),
+            ("read_replica", self.read_replica.map(|v| json!(v))),
+            ("retry_interval_wan", dur(&self.retry_interval_wan)),
+            ("retry_join_wan", list(&self.retry_join_wan)),
+            ("retry_max_wan", self.retry_max_wan.map(|v| json!(v))),
+            ("segment", string(&self.segment)),
+            ("serf_lan_allowed_cidrs", list(&self.serf_lan_allowed_cidrs)),
+            ("serf_lan", string(&self.serf_lan_bind)),
+            ("serf_wan_allowed_cidrs", list(&self.serf_wan_allowed_cidrs)),
+            ("serf_wan", string(&self.serf_wan_bind)),
+            ("enable_syslog", self.syslog.map(|v| json!(v))),
+        ];
+        for (k, v) in keys {
+            if let Some(v) = v {
+                set(k, v);
+            }
+        }
+    }
+
+    /// `-config-format`, parsed.
+    pub(crate) fn config_format(&self) -> Result<Option<FileFormat>, ConfigError> {
+        self.config_format
+            .as_deref()
+            .map(|f| {
+                FileFormat::parse(f).ok_or_else(|| ConfigError::Value {
+                    origin: "command-line flag -config-format".into(),
+                    key: None,
+                    message: format!("{f:?} must be \"hcl\" or \"json\""),
+                    hint: None,
+                })
+            })
+            .transpose()
     }
 }
 
@@ -314,6 +523,41 @@ pub(crate) fn flag_for_key(key: &str) -> Option<&'static str> {
         "ports.serf_wan" => "-serf-wan-port",
         "ports.https" => "-https-port",
         "ports.grpc" => "-grpc-port",
+        "ports.grpc_tls" => "-grpc-tls-port",
+        "log_json" => "-log-json",
+        "ui" => "-ui",
+        "enable_script_checks" => "-enable-script-checks",
+        "enable_local_script_checks" => "-enable-local-script-checks",
+        "pid_file" => "-pid-file",
+        "ui_config.dir" => "-ui-dir",
+        "ui_config.content_path" => "-ui-content-path",
+        "advertise_addr_wan" => "-advertise-wan",
+        "http_config" => "-allow-write-http-from",
+        "auto_reload_config" => "-auto-reload-config",
+        "check_output_max_size" => "-check_output_max_size",
+        "default_query_time" => "-default-query-time",
+        "disable_host_node_id" => "-disable-host-node-id",
+        "disable_keyring_file" => "-disable-keyring-file",
+        "start_join_wan" => "-join-wan",
+        "log_file" => "-log-file",
+        "log_rotate_bytes" => "-log-rotate-bytes",
+        "log_rotate_duration" => "-log-rotate-duration",
+        "log_rotate_max_files" => "-log-rotate-max-files",
+        "max_query_time" => "-max-query-time",
+        "non_voting_server" => "-non-voting-server",
+        "primary_gateways" => "-primary-gateway",
+        "protocol" => "-protocol",
+        "raft_protocol" => "-raft-protocol",
+        "read_replica" => "-read-replica",
+        "retry_interval_wan" => "-retry-interval-wan",
+        "retry_join_wan" => "-retry-join-wan",
+        "retry_max_wan" => "-retry-max-wan",
+        "segment" => "-segment",
+        "serf_lan_allowed_cidrs" => "-serf-lan-allowed-cidrs",
+        "serf_lan" => "-serf-lan-bind",
+        "serf_wan_allowed_cidrs" => "-serf-wan-allowed-cidrs",
+        "serf_wan" => "-serf-wan-bind",
+        "enable_syslog" => "-syslog",
         _ => return None,
     })
 }

@@ -11,27 +11,36 @@
 //!  -dev ────────┘   flags; each checked alone
 //! ```
 //!
+//! Before its typed check, each layer loses the Consul keys Meridian does not act on
+//! (`consul_keys.rs`); they come back as [`ConfigWarning`]s in `Config::warnings`, for the
+//! agent to log once. Keys Consul does not know stay errors.
+//!
 //! Owns: the `Config` structs and defaults, loading, validation, `AgentFlags`, argument
 //! normalization and Go durations. Must not: open sockets, spawn tasks or log.
 #![warn(missing_docs)]
 
 mod args;
 mod config;
+mod consul_keys;
 pub mod duration;
 mod error;
 mod event_handler;
+mod files;
 mod flags;
 mod load;
 mod validate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_consul;
 
 pub use args::normalize_args;
 pub use config::{
-    Config, DnsConfig, LimitsConfig, PerformanceConfig, PortsConfig, RaftTiming, SoaConfig,
-    UiConfig,
+    AclConfig, AddressesConfig, Config, DnsConfig, LimitsConfig, PerformanceConfig, PortsConfig,
+    RaftTiming, SoaConfig, UiConfig,
 };
+pub use consul_keys::{ConfigWarning, WarningKind};
 pub use error::ConfigError;
 pub use event_handler::{EventFilter, EventHandler, EventHandlerError};
 pub use flags::{AgentFlags, parse_duration_flag};

@@ -12,11 +12,14 @@
 
 use std::path::{Path, PathBuf};
 
+use figment::error::Kind;
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 use serde::de::DeserializeOwned;
 
+use crate::consul_keys::{self, ConfigWarning, WarningKind, strip_inert};
 use crate::error::split_hint;
+use crate::files::{config_files, dir_files, error_key, file_layer};
 use crate::flags::{dev_defaults, flag_for_key};
 use crate::{AgentFlags, Config, ConfigError};
 
@@ -70,37 +73,38 @@ impl Config {
         flags: &AgentFlags,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
+        let mut warnings = Vec::new();
         let mut fig = Figment::new();
         if flags.dev {
-            fig = fig.merge(checked(Layer::from_json(LAYER_DEV, None, dev_defaults())?)?);
+            let dev = Layer::stripped(LAYER_DEV, dev_defaults(), &mut warnings)?;
+            fig = fig.merge(checked(dev)?);
         }
-        for path in config_files(&flags.config_file, &flags.config_dir)? {
-            fig = fig.merge(file_layer(&path)?);
+        let format = flags.config_format()?;
+        for path in config_files(&flags.config_file, &flags.config_dir, format)? {
+            fig = fig.merge(file_layer(&path, format, &mut warnings)?);
         }
         for text in &flags.hcl {
-            let value: Value = hcl::from_str(text).map_err(|e| ConfigError::Value {
+            let value: serde_json::Value = hcl::from_str(text).map_err(|e| ConfigError::Value {
                 origin: LAYER_HCL.into(),
                 key: None,
                 message: e.to_string(),
                 hint: None,
             })?;
-            fig = fig.merge(checked(Layer::new(LAYER_HCL, None, value)?)?);
+            fig = fig.merge(checked(Layer::stripped(LAYER_HCL, value, &mut warnings)?)?);
         }
-        for layer in env_layers(env)? {
-            fig = fig.merge(checked(layer)?);
+        for layer in env_layers(env, &mut warnings)? {
+            fig = fig.merge(layer);
         }
-        fig = fig.merge(checked(Layer::from_json(
-            LAYER_FLAGS,
-            None,
-            flags.overrides(),
-        )?)?);
-        finish(fig, flags.dev)
+        let overrides = Layer::stripped(LAYER_FLAGS, flags.overrides(), &mut warnings)?;
+        fig = fig.merge(checked(overrides)?);
+        finish(fig, flags.dev, warnings)
     }
 }
 
 /// Loads and validates config files and directories alone, without environment or flags, as
 /// `meridian validate PATH...` does. Directories contribute their `*.json` and `*.hcl` files.
 pub fn validate_paths(paths: &[PathBuf]) -> Result<Config, ConfigError> {
+    let mut warnings = Vec::new();
     let mut fig = Figment::new();
     for path in paths {
         let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read {
@@ -108,15 +112,15 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<Config, ConfigError> {
             source,
         })?;
         let files = if meta.is_dir() {
-            dir_files(path)?
+            dir_files(path, None)?
         } else {
             vec![path.clone()]
         };
         for file in files {
-            fig = fig.merge(file_layer(&file)?);
+            fig = fig.merge(file_layer(&file, None, &mut warnings)?);
         }
     }
-    finish(fig, false)
+    finish(fig, false, warnings)
 }
 
 /// [`validate_paths`] for one file or directory.
@@ -125,148 +129,71 @@ pub fn validate_path(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
 }
 
 /// Extracts the merged layers, applies `-dev`, normalizes and validates.
-fn finish(fig: Figment, dev: bool) -> Result<Config, ConfigError> {
+fn finish(
+    fig: Figment,
+    dev: bool,
+    mut warnings: Vec<ConfigWarning>,
+) -> Result<Config, ConfigError> {
     let mut cfg: Config = fig.extract().map_err(from_figment)?;
     cfg.dev_mode = dev;
+    if cfg.acl.enabled {
+        return Err(acl_refused(&fig));
+    }
     // `ui` and `ui_config.enabled` are two spellings of one switch.
     let ui = cfg.ui_enabled();
     cfg.ui = ui;
     cfg.ui_config.enabled = ui;
     cfg.validate()?;
+    warnings.extend(inert_typed_warnings(&fig));
+    warnings.dedup();
+    cfg.warnings = warnings;
     Ok(cfg)
 }
 
-// === files ===
-
-/// `-config-file` paths, then each `-config-dir`'s files.
-// Consul interleaves files and dirs in command-line order; clap keeps them apart, so files
-// come first. Later files still win over earlier ones.
-fn config_files(files: &[PathBuf], dirs: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigError> {
-    let mut out = files.to_vec();
-    for dir in dirs {
-        out.extend(dir_files(dir)?);
-    }
-    Ok(out)
-}
-
-/// The `*.json` and `*.hcl` files in `dir`, in lexical order of their names.
-fn dir_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
-    let read_err = |source| ConfigError::Read {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(read_err)? {
-        let path = entry.map_err(read_err)?.path();
-        if path.is_file() && FileFormat::of(&path).is_some() {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-#[derive(Debug, Clone, Copy)]
-enum FileFormat {
-    Json,
-    Hcl,
-}
-
-impl FileFormat {
-    fn of(path: &Path) -> Option<FileFormat> {
-        match path.extension()?.to_str()? {
-            "json" => Some(FileFormat::Json),
-            "hcl" => Some(FileFormat::Hcl),
-            _ => None,
-        }
-    }
-}
-
-/// Reads, checks and converts one file into a layer.
-fn file_layer(path: &Path) -> Result<Layer, ConfigError> {
-    let format = FileFormat::of(path).ok_or_else(|| ConfigError::UnknownFormat {
-        path: path.to_path_buf(),
-    })?;
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let file_err = |key: Option<String>, line: Option<usize>, message: &str| {
-        let (message, hint) = split_hint(message);
-        ConfigError::File {
-            path: path.to_path_buf(),
-            key,
-            line,
-            message,
-            hint,
-        }
-    };
-    let value: Value = match format {
-        FileFormat::Json => {
-            // Typed first, for the line and key path of type errors and unknown keys.
-            let mut de = serde_json::Deserializer::from_str(&text);
-            if let Err(e) = serde_path_to_error::deserialize::<_, Config>(&mut de) {
-                let key = error_key(&e.path().to_string(), &e.inner().to_string());
-                let inner = e.into_inner();
-                let message = strip_json_location(&inner);
-                return Err(file_err(
-                    key,
-                    Some(inner.line()).filter(|l| *l > 0),
-                    &message,
-                ));
-            }
-            serde_json::from_str(&text)
-                .map_err(|e| file_err(None, Some(e.line()), &strip_json_location(&e)))?
-        }
-        FileFormat::Hcl => {
-            let body: hcl::Body = text.parse().map_err(|e: hcl::Error| match e {
-                hcl::Error::Parse(pe) => {
-                    let loc = pe.location();
-                    let message = format!("{} (column {})", pe.message(), loc.column());
-                    file_err(None, Some(loc.line()), &message)
-                }
-                other => file_err(None, None, &other.to_string()),
-            })?;
-            let de = hcl::de::Deserializer::from_body(body.clone());
-            if let Err(e) = serde_path_to_error::deserialize::<_, Config>(de) {
-                let key = error_key(&e.path().to_string(), &e.inner().to_string());
-                return Err(file_err(key, None, &e.into_inner().to_string()));
-            }
-            hcl::de::from_body(body).map_err(|e| file_err(None, None, &e.to_string()))?
-        }
-    };
-    Layer::new(
-        path.display().to_string(),
-        Some(Source::File(path.to_path_buf())),
-        value,
+/// Fail closed: ACLs are not enforced yet, so an agent asked to enforce them must not start
+/// and look protected. The error names the source that turned them on.
+fn acl_refused(fig: &Figment) -> ConfigError {
+    let origin = fig
+        .find_metadata("acl.enabled")
+        .map(|m| origin_of(m, "acl.enabled"))
+        .unwrap_or_else(|| "configuration".into());
+    ConfigError::invalid(
+        "acl.enabled",
+        format!(
+            "ACLs are not enforced by Meridian yet, so it refuses to start rather than run \
+             unprotected; acl.enabled = true is set by {origin} (Consul's deprecated \
+             acl_datacenter turns it on too). Remove the acl block or set acl {{ enabled = false }}"
+        ),
     )
 }
 
-/// serde_json appends ` at line L column C`; the line is reported separately.
-fn strip_json_location(e: &serde_json::Error) -> String {
-    let msg = e.to_string();
-    let suffix = format!(" at line {} column {}", e.line(), e.column());
-    msg.strip_suffix(&suffix).map(str::to_string).unwrap_or(msg)
+/// Warnings for the keys of the typed `Config` that Meridian does not act on yet, named by
+/// the layer that set them last. `-dev` is Meridian's own choice and is not reported.
+fn inert_typed_warnings(fig: &Figment) -> Vec<ConfigWarning> {
+    consul_keys::INERT_TYPED
+        .iter()
+        .filter_map(|key| {
+            let meta = fig.find_metadata(key)?;
+            let value = fig.find_value(key).ok()?;
+            let off = key.starts_with("ports.")
+                && consul_keys::is_off(&serde_json::to_value(&value).ok()?);
+            (meta.name != LAYER_DEV && !off).then(|| ConfigWarning {
+                key: (*key).to_string(),
+                origin: origin_of(meta, key),
+                kind: WarningKind::NoEffect,
+            })
+        })
+        .collect()
 }
 
-/// The key path of a deserialization error. Some deserializers report an unknown key at its
-/// parent, so the key's own name is taken from the message and appended when missing.
-fn error_key(path: &str, message: &str) -> Option<String> {
-    let parent = if path == "." {
-        None
-    } else {
-        Some(path.to_string())
-    };
-    let unknown = message
-        .strip_prefix("unknown field `")
-        .and_then(|rest| rest.split_once('`'))
-        .map(|(name, _)| name.to_string());
-    match (parent, unknown) {
-        // Some deserializers already include the unknown key in the path.
-        (Some(p), Some(u)) if p == u || p.ends_with(&format!(".{u}")) => Some(p),
-        (Some(p), Some(u)) => Some(format!("{p}.{u}")),
-        (None, Some(u)) => Some(u),
-        (p, None) => p,
+/// A source's name for messages: the file, the variable, or the flag that sets `key`.
+fn origin_of(meta: &Metadata, key: &str) -> String {
+    if let Some(Source::File(path)) = &meta.source {
+        return path.display().to_string();
+    }
+    match (meta.name.as_ref(), flag_for_key(key)) {
+        (LAYER_FLAGS, Some(flag)) => format!("command-line flag {flag}"),
+        (name, _) => name.to_string(),
     }
 }
 
@@ -274,7 +201,13 @@ fn error_key(path: &str, message: &str) -> Option<String> {
 
 /// One layer per `MERIDIAN_*` variable, so an error names the exact variable.
 /// `__` separates nested keys: `MERIDIAN_DNS_CONFIG__NODE_TTL=5s` sets `dns_config.node_ttl`.
-fn env_layers(env: impl IntoIterator<Item = (String, String)>) -> Result<Vec<Layer>, ConfigError> {
+///
+/// A variable that names no configuration key (a wrapper script's `MERIDIAN_BIN`) is
+/// warned about and skipped; one that names a key with a bad value is an error.
+fn env_layers(
+    env: impl IntoIterator<Item = (String, String)>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<Vec<Layer>, ConfigError> {
     let mut vars: Vec<(String, String)> = env
         .into_iter()
         .filter_map(|(k, v)| {
@@ -284,25 +217,40 @@ fn env_layers(env: impl IntoIterator<Item = (String, String)>) -> Result<Vec<Lay
         })
         .collect();
     vars.sort();
-    vars.into_iter()
-        .map(|(name, raw)| {
-            let key = name[ENV_PREFIX.len()..]
-                .to_ascii_lowercase()
-                .replace("__", ".");
-            let value = figment::util::nest(
-                &key,
-                raw.parse()
-                    .unwrap_or_else(|e: std::convert::Infallible| match e {}),
-            );
-            Layer::new(format!("environment variable {name}"), None, value)
-        })
-        .collect()
+    let mut layers = Vec::new();
+    for (name, raw) in vars {
+        let key = name[ENV_PREFIX.len()..]
+            .to_ascii_lowercase()
+            .replace("__", ".");
+        let value = figment::util::nest(
+            &key,
+            raw.parse()
+                .unwrap_or_else(|e: std::convert::Infallible| match e {}),
+        );
+        let json = serde_json::to_value(&value).map_err(|e| ConfigError::Value {
+            origin: format!("environment variable {name}"),
+            key: Some(key.clone()),
+            message: e.to_string(),
+            hint: None,
+        })?;
+        let layer = Layer::stripped(format!("environment variable {name}"), json, warnings)?;
+        match Figment::from(&layer).extract::<Config>() {
+            Ok(_) => layers.push(layer),
+            Err(e) if matches!(e.kind, Kind::UnknownField(..)) => warnings.push(ConfigWarning {
+                key: name,
+                origin: "environment".into(),
+                kind: WarningKind::NotAKey,
+            }),
+            Err(e) => return Err(from_figment(e)),
+        }
+    }
+    Ok(layers)
 }
 
 // === layers ===
 
 /// One named source of configuration values.
-struct Layer {
+pub(crate) struct Layer {
     metadata: Metadata,
     dict: Dict,
 }
@@ -327,13 +275,32 @@ impl Layer {
         Ok(Layer { metadata, dict })
     }
 
-    fn from_json(
-        name: &str,
+    /// A layer from a JSON value whose Consul keys without effect are already taken out.
+    pub(crate) fn from_json(
+        name: impl Into<String>,
         source: Option<Source>,
         json: serde_json::Value,
     ) -> Result<Layer, ConfigError> {
         let value = Value::serialize(json).map_err(from_figment)?;
         Layer::new(name, source, value)
+    }
+
+    /// A layer from a JSON value, without the Consul keys Meridian does not act on (each
+    /// pushed onto `warnings`, named by the variable or flag that set it).
+    fn stripped(
+        name: impl Into<String>,
+        mut json: serde_json::Value,
+        warnings: &mut Vec<ConfigWarning>,
+    ) -> Result<Layer, ConfigError> {
+        let name = name.into();
+        if let serde_json::Value::Object(dict) = &mut json {
+            let origin = |key: &str| match (name.as_str(), flag_for_key(key)) {
+                (LAYER_FLAGS, Some(flag)) => format!("command-line flag {flag}"),
+                (other, _) => other.to_string(),
+            };
+            strip_inert(dict, &origin, warnings);
+        }
+        Layer::from_json(name, None, json)
     }
 }
 

@@ -40,6 +40,18 @@ impl Config {
         if self.node_name.trim().is_empty() {
             return Err(ConfigError::invalid("node_name", "cannot be empty"));
         }
+        if let Some(p) = self.primary_datacenter.as_ref().filter(|p| !is_dc_name(p)) {
+            return Err(ConfigError::invalid(
+                "primary_datacenter",
+                format!("{p:?} must contain only a-z, 0-9, '_' and '-'"),
+            ));
+        }
+        if self.acl.enabled {
+            return Err(ConfigError::invalid(
+                "acl.enabled",
+                "ACLs are not enforced by Meridian yet; remove the acl block or set acl { enabled = false }",
+            ));
+        }
         if let Some(id) = self.node_id.as_ref().filter(|id| !is_uuid(id)) {
             return Err(ConfigError::invalid(
                 "node_id",
@@ -126,6 +138,8 @@ impl Config {
 
     fn validate_network(&self) -> Result<(), ConfigError> {
         self.client_addrs()?;
+        self.http_addrs()?;
+        self.dns_addrs()?;
         let ports = [
             ("ports.http", self.ports.http),
             ("ports.dns", self.ports.dns),

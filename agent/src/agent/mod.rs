@@ -12,6 +12,7 @@ pub mod events;
 pub mod handlers;
 mod identity;
 pub mod lan;
+mod pid_file;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -150,7 +151,7 @@ impl BoundAgent {
             .ports
             .http_port()
             .ok_or_else(|| AgentError::Config("ports.http must be enabled".into()))?;
-        let http_addr = SocketAddr::new(cfg.client_ip().map_err(cfg_err)?, http_port);
+        let http_addr = SocketAddr::new(cfg.http_ip().map_err(cfg_err)?, http_port);
         let http = TcpListener::bind(http_addr)
             .await
             .map_err(|e| AgentError::Bind {
@@ -160,7 +161,7 @@ impl BoundAgent {
             })?;
         let dns = match cfg.ports.dns_port() {
             Some(port) => {
-                let ips = cfg.client_addrs().map_err(cfg_err)?;
+                let ips = cfg.dns_addrs().map_err(cfg_err)?;
                 let bound =
                     crate::dns::BoundDns::bind(&ips, port)
                         .await
@@ -439,6 +440,7 @@ impl BoundAgent {
                 node_name: self.cfg.node_name.clone(),
                 node_id: self.me.node_id.clone(),
                 datacenter: self.cfg.datacenter.clone(),
+                primary_datacenter: self.cfg.primary_datacenter().to_string(),
                 server: server.is_some(),
                 advertise_addr: self.me.address.clone(),
                 rpc_port: self.me.rpc_port,
@@ -735,9 +737,24 @@ fn spawn_dns(
     stats
 }
 
+/// Logs each configuration warning once: the keys accepted from Consul's configuration that
+/// have no effect in Meridian, and the `MERIDIAN_*` variables that name no key.
+pub fn log_config_warnings(cfg: &Config) {
+    for w in &cfg.warnings {
+        match w.kind {
+            meridian_config::WarningKind::NotAKey => {
+                warn!(variable = %w.key, "environment variable names no configuration key; ignored")
+            }
+            _ => warn!(key = %w.key, source = %w.origin, "config key has no effect in Meridian"),
+        }
+    }
+}
+
 /// Runs an agent with `cfg` until `shutdown` is cancelled.
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), AgentError> {
     let bound = BoundAgent::bind(cfg).await?;
+    // Written once the listeners are bound, removed when this function returns.
+    let _pid = pid_file::PidFile::create_opt(bound.cfg.pid_file.as_deref())?;
     bound.spawn(shutdown).wait().await
 }
 
@@ -754,6 +771,8 @@ pub async fn run_with(
         .await?
         .with_config_source(source)
         .with_logs(logs);
+    // Written once the listeners are bound, removed when this function returns.
+    let _pid = pid_file::PidFile::create_opt(bound.cfg.pid_file.as_deref())?;
     let handle = bound.spawn(CancellationToken::new());
     on_start(handle.stopper(), handle.reloader());
     handle.wait().await

@@ -202,8 +202,16 @@ fn version(out: &mut dyn Write) -> Result<(), CliError> {
 /// `meridian validate`: `Configuration is valid!` or Consul's failure line, exit 1.
 fn validate(args: &ValidateArgs, out: &mut dyn Write) -> Result<(), CliError> {
     match meridian_config::validate_paths(&args.paths) {
-        Ok(_) if args.quiet => Ok(()),
-        Ok(_) => Ok(writeln!(out, "Configuration is valid!")?),
+        Ok(cfg) => {
+            // As Consul's validate: warnings go to stderr, even with -quiet.
+            for w in &cfg.warnings {
+                eprintln!("{w}");
+            }
+            if !args.quiet {
+                writeln!(out, "Configuration is valid!")?;
+            }
+            Ok(())
+        }
         Err(e) => Err(CliError::msg(format!("Config validation failed: {e}"))),
     }
 }

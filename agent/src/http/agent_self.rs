@@ -96,7 +96,7 @@ async fn self_info(State(st): State<ApiState>) -> Result<Response, ApiError> {
     let ttl_min = st.session_ttl_min.as_nanos() as u64;
     let config = json!({
         "Datacenter": a.datacenter,
-        "PrimaryDatacenter": a.datacenter,
+        "PrimaryDatacenter": a.primary_datacenter,
         "NodeName": a.node_name,
         "NodeID": a.node_id,
         "Server": a.server,

@@ -181,7 +181,7 @@ mod tests {
             ("a".to_string(), json!({"Tags": ["keep-me"]})),
             ("b".to_string(), json!({"Tags": ["skip-me"]})),
         ]);
-        let f = filter::parse(r#""keep-me" in Tags"#).expect("parses");
+        let f = crate::http::filter::parse(r#""keep-me" in Tags"#).expect("parses");
         let kept: Vec<String> = filtered(rows, Some(&f)).into_keys().collect();
         assert_eq!(kept, ["a"]);
     }

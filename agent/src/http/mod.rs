@@ -88,6 +88,8 @@ pub struct AgentInfo {
     pub node_id: String,
     /// Datacenter.
     pub datacenter: String,
+    /// `primary_datacenter` (default: `datacenter`).
+    pub primary_datacenter: String,
     /// Server mode.
     pub server: bool,
     /// Advertised address.

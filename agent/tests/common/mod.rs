@@ -126,7 +126,12 @@ impl Agent {
     /// Starts `meridian ARGS` and waits (up to 30 s) until it reports its HTTP address and
     /// has a leader.
     pub fn start(args: &[&str]) -> Agent {
-        let mut agent = Agent::spawn(args);
+        Agent::start_env(args, &[])
+    }
+
+    /// [`Agent::start`] with extra environment variables.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Agent {
+        let mut agent = Agent::spawn_env(args, env);
         agent.learn_addresses("Meridian agent running");
         agent.wait_for_leader(Duration::from_secs(30));
         agent
@@ -158,6 +163,11 @@ impl Agent {
     /// Spawns the process (server RPC on a free port unless `args` choose one) and starts
     /// collecting its output.
     fn spawn(args: &[&str]) -> Agent {
+        Agent::spawn_env(args, &[])
+    }
+
+    /// [`Agent::spawn`] with extra environment variables.
+    fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> Agent {
         let mut all: Vec<&str> = args.to_vec();
         if args.first() == Some(&"agent") && !args.contains(&"-server-port") {
             all.extend(["-server-port", "0"]);
@@ -167,6 +177,7 @@ impl Agent {
         }
         let mut child = Command::new(bin())
             .args(&all)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -272,9 +283,10 @@ impl Agent {
             .expect("run meridian")
     }
 
-    /// Sends `signal` (`"TERM"`, `"INT"`) and waits (up to 20 s) for the exit; then reads
+    /// Sends `signal` (`"TERM"`, `"INT"`; `kill`'s `-TERM` too) and waits (up to 20 s) for the exit; then reads
     /// the rest of the log, so that [`Agent::log`] holds every line the agent wrote.
     pub fn stop_with(&mut self, signal: &str) -> std::process::ExitStatus {
+        let signal = signal.trim_start_matches('-');
         let pid = self.child.id().to_string();
         let _ = Command::new("kill")
             .args([&format!("-{signal}"), &pid])
@@ -303,19 +315,7 @@ impl Agent {
 
     /// SIGTERM, then wait for exit; returns the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "agent did not exit after SIGTERM"
-            );
-            std::thread::sleep(POLL);
-        }
+        self.stop_with("TERM")
     }
 
     /// `GET path` → (status, headers, body).

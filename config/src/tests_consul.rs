@@ -1,0 +1,448 @@
+//! Consul configuration parity: Consul's keys and flags load, keys for features Meridian lacks
+//! are warned about by name and source, unknown keys stay errors, and `acl.enabled = true`
+//! refuses to start (Consul's documented keys: `agent/config/config.go`, `flags.go`).
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+
+use crate::{AgentFlags, Config, ConfigError, WarningKind, normalize_args, validate_path};
+
+#[derive(Debug, Parser)]
+struct TestCli {
+    #[command(flatten)]
+    flags: AgentFlags,
+}
+
+fn flags(args: &[&str]) -> AgentFlags {
+    let argv = std::iter::once("meridian".to_string()).chain(args.iter().map(|s| s.to_string()));
+    TestCli::try_parse_from(normalize_args(argv))
+        .map(|c| c.flags)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// `(key, origin)` of each warning.
+fn warned(c: &Config) -> Vec<(String, String)> {
+    c.warnings
+        .iter()
+        .map(|w| (w.key.clone(), w.origin.clone()))
+        .collect()
+}
+
+fn keys(c: &Config) -> Vec<&str> {
+    c.warnings.iter().map(|w| w.key.as_str()).collect()
+}
+
+/// A server config in the shape of Consul's documentation, with every common block.
+const DOCS_HCL: &str = r#"
+datacenter = "dc1"
+data_dir = "/opt/consul"
+server = true
+bootstrap_expect = 1
+client_addr = "127.0.0.1"
+primary_datacenter = "dc1"
+log_level = "INFO"
+enable_script_checks = false
+disable_update_check = true
+ports {
+  http = 8500
+  dns = 8600
+  https = -1
+  grpc = 8502
+  grpc_tls = 8503
+}
+addresses {
+  http = "127.0.0.1"
+  dns = "127.0.0.1"
+  grpc = "127.0.0.1"
+}
+dns_config {
+  allow_stale = true
+  max_stale = "87600h"
+  node_ttl = "10s"
+  service_ttl = {
+    "*" = "5s"
+  }
+}
+performance {
+  raft_multiplier = 1
+}
+telemetry {
+  prometheus_retention_time = "24h"
+  disable_hostname = true
+}
+connect {
+  enabled = true
+}
+ui_config {
+  enabled = true
+}
+autopilot {
+  cleanup_dead_servers = true
+  last_contact_threshold = "200ms"
+  max_trailing_logs = 250
+  server_stabilization_time = "10s"
+}
+limits {
+  http_max_conns_per_client = 200
+  rpc_handshake_timeout = "5s"
+}
+acl {
+  enabled = false
+  default_policy = "allow"
+  enable_token_persistence = true
+}
+"#;
+
+/// The same configuration as JSON.
+const DOCS_JSON: &str = r#"{
+  "datacenter": "dc1",
+  "data_dir": "/opt/consul",
+  "server": true,
+  "bootstrap_expect": 1,
+  "client_addr": "127.0.0.1",
+  "primary_datacenter": "dc1",
+  "log_level": "INFO",
+  "enable_script_checks": false,
+  "disable_update_check": true,
+  "ports": { "http": 8500, "dns": 8600, "https": -1, "grpc": 8502, "grpc_tls": 8503 },
+  "addresses": { "http": "127.0.0.1", "dns": "127.0.0.1", "grpc": "127.0.0.1" },
+  "dns_config": {
+    "allow_stale": true, "max_stale": "87600h", "node_ttl": "10s",
+    "service_ttl": { "*": "5s" }
+  },
+  "performance": { "raft_multiplier": 1 },
+  "telemetry": { "prometheus_retention_time": "24h", "disable_hostname": true },
+  "connect": { "enabled": true },
+  "ui_config": { "enabled": true },
+  "autopilot": {
+    "cleanup_dead_servers": true, "last_contact_threshold": "200ms",
+    "max_trailing_logs": 250, "server_stabilization_time": "10s"
+  },
+  "limits": { "http_max_conns_per_client": 200, "rpc_handshake_timeout": "5s" },
+  "acl": { "enabled": false, "default_policy": "allow", "enable_token_persistence": true }
+}"#;
+
+#[test]
+fn a_consul_docs_config_with_every_common_block_loads_and_names_the_keys_without_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [("consul.hcl", DOCS_HCL), ("consul.json", DOCS_JSON)] {
+        let path = write(dir.path(), name, text);
+        let c = validate_path(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // What Meridian implements took effect.
+        assert_eq!(c.performance.raft_multiplier, 1);
+        assert_eq!(c.dns_config.node_ttl.as_secs(), 10);
+        assert_eq!(c.addresses.http.as_deref(), Some("127.0.0.1"));
+        assert_eq!(c.primary_datacenter(), "dc1");
+        assert!(!c.acl.enabled);
+        // Every key without effect is named once, with the file it came from.
+        let origin = path.display().to_string();
+        assert!(c.warnings.iter().all(|w| w.origin == origin), "{c:?}");
+        assert!(c.warnings.iter().all(|w| w.kind == WarningKind::NoEffect));
+        let mut got = keys(&c);
+        got.sort_unstable();
+        let mut want = vec![
+            "acl",
+            "addresses.grpc",
+            "autopilot",
+            "connect",
+            "limits.http_max_conns_per_client",
+            "limits.rpc_handshake_timeout",
+            "ports.grpc",
+            "ports.grpc_tls",
+            "telemetry",
+        ];
+        want.sort_unstable();
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+#[test]
+fn the_py_consul_test_config_loads_without_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "py.json",
+        r#"{"ports":{"https":-1,"dns":-1,"grpc_tls":-1},"performance":{"raft_multiplier":1},"enable_script_checks":true}"#,
+    );
+    let f = flags(&["-dev", "-config-file", path.to_str().unwrap()]);
+    let c = Config::load_with_env(&f, Vec::new()).unwrap();
+    assert_eq!(c.ports.dns_port(), None);
+    assert!(c.enable_script_checks);
+    // Listeners that are off are off in Meridian too: nothing to warn about.
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn acl_enabled_refuses_to_start_naming_the_key_and_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = write(
+        dir.path(),
+        "acl.json",
+        r#"{"primary_datacenter":"dc1","acl":{"enabled":true,"tokens":{"initial_management":"root"}}}"#,
+    );
+    let hcl = write(dir.path(), "acl.hcl", "acl {\n  enabled = true\n}\n");
+    // Consul's deprecated acl_datacenter turns ACLs on as well.
+    let legacy = write(dir.path(), "legacy.hcl", "acl_datacenter = \"dc1\"\n");
+    for path in [&json, &hcl, &legacy] {
+        let f = flags(&["-dev", "-config-file", path.to_str().unwrap()]);
+        let err = Config::load_with_env(&f, Vec::new()).unwrap_err();
+        assert_eq!(err.key(), Some("acl.enabled"), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("not enforced"), "{msg}");
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+    }
+    let err = Config::load_with_env(&flags(&["-dev"]), env(&[("MERIDIAN_ACL__ENABLED", "true")]))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("environment variable MERIDIAN_ACL__ENABLED"),
+        "{err}"
+    );
+    // A later source that turns ACLs off wins, as in Consul's merge.
+    let f = flags(&[
+        "-dev",
+        "-config-file",
+        hcl.to_str().unwrap(),
+        "-hcl",
+        "acl { enabled = false }",
+    ]);
+    let c = Config::load_with_env(&f, Vec::new()).unwrap();
+    assert!(!c.acl.enabled);
+    // Each source's acl block is named: ACLs have no effect either way.
+    assert_eq!(keys(&c), ["acl", "acl"]);
+}
+
+#[test]
+fn unknown_keys_are_still_errors_naming_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let hcl = write(
+        dir.path(),
+        "typo.hcl",
+        "telemetry {}\nprots {\n  http = 1\n}\n",
+    );
+    let err = validate_path(&hcl).unwrap_err();
+    assert_eq!(err.key(), Some("prots"), "{err}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "config file {}: unknown field `prots`",
+            hcl.display()
+        )),
+        "{err}"
+    );
+    let json = write(
+        dir.path(),
+        "typo.json",
+        "{\n  \"connect\": {},\n  \"ports\": {\n    \"grpc_tls\": 1,\n    \"htp\": 1\n  }\n}\n",
+    );
+    let err = validate_path(&json).unwrap_err();
+    match &err {
+        ConfigError::File { key, line, .. } => {
+            assert_eq!(key.as_deref(), Some("ports.htp"));
+            assert_eq!(*line, Some(5), "{err}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn a_meridian_env_var_that_is_no_key_is_a_warning_naming_it() {
+    let c = Config::load_with_env(
+        &flags(&["-dev"]),
+        env(&[
+            ("MERIDIAN_BIN", "/usr/local/bin/meridian"),
+            ("MERIDIAN_TELEMETRY__STATSD_ADDRESS", "127.0.0.1:8125"),
+            ("MERIDIAN_DATACENTER", "east"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.datacenter, "east");
+    let bin = c.warnings.iter().find(|w| w.key == "MERIDIAN_BIN");
+    assert_eq!(bin.map(|w| w.kind), Some(WarningKind::NotAKey), "{c:?}");
+    assert!(warned(&c).contains(&(
+        "telemetry".into(),
+        "environment variable MERIDIAN_TELEMETRY__STATSD_ADDRESS".into()
+    )));
+    // A variable that names a key with a bad value is still an error.
+    let err = Config::load_with_env(
+        &flags(&["-dev"]),
+        env(&[("MERIDIAN_PERFORMANCE__RAFT_MULTIPLIER", "fast")]),
+    )
+    .unwrap_err();
+    assert_eq!(err.key(), Some("performance.raft_multiplier"));
+}
+
+/// Every flag of Consul's `agent` command, with a value.
+const CONSUL_FLAGS: &[&str] = &[
+    "-advertise=127.0.0.1",
+    "-advertise-wan=10.0.0.1",
+    "-allow-write-http-from=127.0.0.0/8",
+    "-alt-domain=alt.",
+    "-auto-reload-config",
+    "-bind=127.0.0.1",
+    "-bootstrap",
+    "-check_output_max_size=4096",
+    "-client=127.0.0.1",
+    "-config-format=hcl",
+    "-data-dir=/tmp/m",
+    "-datacenter=dc1",
+    "-default-query-time=300s",
+    "-disable-host-node-id",
+    "-disable-keyring-file",
+    "-dns-port=8600",
+    "-domain=consul.",
+    "-enable-local-script-checks",
+    "-enable-script-checks",
+    "-encrypt=pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=",
+    "-grpc-port=8502",
+    "-grpc-tls-port=8503",
+    "-hcl=log_level = \"debug\"",
+    "-http-port=8500",
+    "-https-port=8501",
+    "-join=127.0.0.1",
+    "-join-wan=10.0.0.2",
+    "-log-file=/tmp/consul.log",
+    "-log-json",
+    "-log-level=info",
+    "-log-rotate-bytes=1000",
+    "-log-rotate-duration=24h",
+    "-log-rotate-max-files=3",
+    "-max-query-time=600s",
+    "-node=n1",
+    "-node-id=40e4a748-2192-161a-0510-9bf59fe950b5",
+    "-node-meta=rack:r1",
+    "-non-voting-server",
+    "-pid-file=/tmp/m.pid",
+    "-primary-gateway=10.0.0.3:8443",
+    "-protocol=2",
+    "-raft-protocol=3",
+    "-read-replica",
+    "-recursor=8.8.8.8",
+    "-rejoin",
+    "-retry-interval=30s",
+    "-retry-interval-wan=30s",
+    "-retry-join=127.0.0.1",
+    "-retry-join-wan=10.0.0.4",
+    "-retry-max=0",
+    "-retry-max-wan=0",
+    "-segment=alpha",
+    "-serf-lan-allowed-cidrs=127.0.0.0/8",
+    "-serf-lan-bind=127.0.0.1",
+    "-serf-lan-port=8301",
+    "-serf-wan-allowed-cidrs=10.0.0.0/8",
+    "-serf-wan-bind=127.0.0.1",
+    "-serf-wan-port=8302",
+    "-server",
+    "-server-port=8300",
+    "-syslog",
+    "-ui",
+    "-ui-content-path=/ui/",
+    "-ui-dir=/tmp/ui",
+];
+
+#[test]
+fn every_consul_agent_flag_parses_and_unimplemented_ones_are_named() {
+    let mut args = vec!["-dev"];
+    args.extend_from_slice(CONSUL_FLAGS);
+    let c = Config::load_with_env(&flags(&args), Vec::new()).unwrap();
+    assert_eq!(c.pid_file.as_deref(), Some(Path::new("/tmp/m.pid")));
+    assert!(c.enable_local_script_checks);
+    assert_eq!(c.log_level, "info");
+    let w = warned(&c);
+    for (key, flag) in [
+        ("log_file", "-log-file"),
+        ("ports.grpc_tls", "-grpc-tls-port"),
+        ("ports.https", "-https-port"),
+        ("http_config", "-allow-write-http-from"),
+        ("retry_join_wan", "-retry-join-wan"),
+        ("serf_lan", "-serf-lan-bind"),
+        ("enable_syslog", "-syslog"),
+        ("ui_config.dir", "-ui-dir"),
+    ] {
+        let want = (key.to_string(), format!("command-line flag {flag}"));
+        assert!(w.contains(&want), "{want:?} not in {w:?}");
+    }
+    // Flags Meridian implements are not warned about.
+    assert!(
+        !w.iter()
+            .any(|(k, _)| k == "pid_file" || k == "ports.http" || k == "ui")
+    );
+    // A listener turned off by flag is what Meridian does anyway.
+    let c = Config::load_with_env(&flags(&["-dev", "-grpc-tls-port=-1"]), Vec::new()).unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn pid_file_primary_datacenter_and_listener_addresses_load() {
+    let c = Config::load_with_env(
+        &flags(&[
+            "-dev",
+            "-hcl",
+            "pid_file = \"/run/m.pid\"\naddresses { dns = \"127.0.0.2 127.0.0.3\" }",
+        ]),
+        Vec::new(),
+    )
+    .unwrap();
+    assert_eq!(c.pid_file.as_deref(), Some(Path::new("/run/m.pid")));
+    assert_eq!(c.primary_datacenter(), "dc1");
+    assert_eq!(c.http_ip().unwrap().to_string(), "127.0.0.1");
+    let dns: Vec<String> = c
+        .dns_addrs()
+        .unwrap()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    assert_eq!(dns, ["127.0.0.2", "127.0.0.3"]);
+
+    let err = Config::load_with_env(
+        &flags(&[
+            "-dev",
+            "-hcl",
+            "addresses { http = \"unix:///tmp/m.sock\" }",
+        ]),
+        Vec::new(),
+    )
+    .unwrap_err();
+    assert_eq!(err.key(), Some("addresses.http"));
+    assert!(err.to_string().contains("unix sockets"), "{err}");
+    let err = Config::load_with_env(
+        &flags(&["-dev", "-hcl", "primary_datacenter = \"DC 1\""]),
+        Vec::new(),
+    )
+    .unwrap_err();
+    assert_eq!(err.key(), Some("primary_datacenter"));
+}
+
+#[test]
+fn config_format_reads_files_whatever_their_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "agent.conf", "datacenter = \"fmt\"\n");
+    let f = flags(&[
+        "-dev",
+        "-config-format=hcl",
+        "-config-file",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        Config::load_with_env(&f, Vec::new()).unwrap().datacenter,
+        "fmt"
+    );
+    let f = flags(&["-dev", "-config-file", path.to_str().unwrap()]);
+    assert!(matches!(
+        Config::load_with_env(&f, Vec::new()),
+        Err(ConfigError::UnknownFormat { .. })
+    ));
+}
