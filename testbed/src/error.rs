@@ -78,7 +78,7 @@ pub enum TestbedError {
         log: PathBuf,
     },
     /// Interrupted by a signal (and cleaned up).
-    #[error("interrupted; everything this run made was removed")]
+    #[error("interrupted by a signal")]
     Interrupted,
     /// Any other I/O failure.
     #[error("{what}: {source}")]

@@ -47,7 +47,7 @@ pub enum StateError {
         dir: PathBuf,
     },
     /// A run already exists in this directory.
-    #[error("a testbed ({prefix}) is already up in {}; run `testbed down` first", dir.display())]
+    #[error("a testbed ({prefix}) exists in {} (up, or left by an up that did not finish); run `testbed down` first", dir.display())]
     Busy {
         /// The run directory.
         dir: PathBuf,

@@ -93,11 +93,15 @@ pub async fn up(run: &RunDir, args: UpArgs<'_>) -> Result<(), TestbedError> {
         () = interrupted() => Err(TestbedError::Interrupted),
     };
     if let Err(e) = result {
-        progress.say(&format!(
-            "up failed ({e}); removing everything this run made"
-        ));
-        if let Err(d) = down::teardown(run, None, false).await {
-            tracing::error!(cause = %d, "cleanup after a failed up");
+        progress.say(&format!("up failed: {e}; removing what this run made"));
+        match down::teardown(run, None, false).await {
+            Ok(r) => progress.say(&format!(
+                "removed: {} processes, {} namespaces; logs stay in {}",
+                r.processes,
+                r.namespaces,
+                run.root().display()
+            )),
+            Err(d) => tracing::error!(cause = %d, "cleanup after a failed up; run `testbed down`"),
         }
         return Err(e);
     }
