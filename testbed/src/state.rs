@@ -203,6 +203,17 @@ impl RunDir {
         std::fs::rename(&tmp, &path).map_err(|source| StateError::Io { path, source })
     }
 
+    /// Removes the `hosts/` directory a previous (downed) run left here, so a new run's
+    /// agents start from empty data dirs rather than an old raft log.
+    pub fn reset_hosts(&self) -> Result<(), StateError> {
+        let dir = self.root.join("hosts");
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StateError::Io { path: dir, source }),
+        }
+    }
+
     /// Removes the state file: the run is gone (logs and results stay).
     pub fn clear(&self) -> Result<(), StateError> {
         let path = self.state_path();

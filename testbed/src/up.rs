@@ -63,6 +63,7 @@ pub async fn up(run: &RunDir, args: UpArgs<'_>) -> Result<(), TestbedError> {
         what: "locating the testbed binary".into(),
         source,
     })?;
+    run.reset_hosts()?;
     let progress = Progress::start();
     let run_id = fresh_run_id().await?;
     let plan = Plan::new(&topology, &format!("mtb{run_id}"));
