@@ -36,6 +36,11 @@ pub struct Removed {
 /// `testbed down`: removes the run in `run` and reports it.
 pub async fn down(run: &RunDir, prefix: Option<&str>, purge: bool) -> Result<(), TestbedError> {
     crate::preflight::require_privileges()?;
+    if let Some(p) = prefix
+        && !is_run_prefix(p)
+    {
+        return Err(TestbedError::BadPrefix(p.to_string()));
+    }
     let progress = Progress::start();
     let removed = teardown(run, prefix, purge).await?;
     if removed.namespaces == 0 && removed.processes == 0 {
@@ -47,6 +52,13 @@ pub async fn down(run: &RunDir, prefix: Option<&str>, purge: bool) -> Result<(),
         ));
     }
     Ok(())
+}
+
+/// `mtb` + 4 hex digits: what `up` makes, and nothing broader (so `--prefix` cannot sweep
+/// other runs).
+fn is_run_prefix(p: &str) -> bool {
+    p.strip_prefix("mtb")
+        .is_some_and(|id| id.len() == 4 && id.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// Removes everything of the run in `run` (and of `extra_prefix`); the shared core of

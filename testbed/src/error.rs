@@ -56,6 +56,9 @@ pub enum TestbedError {
     /// No host of that name in this run.
     #[error("no host or datacenter named {0:?} in this testbed (see `testbed status`)")]
     UnknownHost(String),
+    /// `down --prefix` was given something that is not a run prefix.
+    #[error("{0:?} is not a run prefix (mtb + 4 hex digits, e.g. mtb1a2b)")]
+    BadPrefix(String),
     /// The host has no process to act on.
     #[error("{0} runs nothing (gateways start only with a meridian-gateway binary)")]
     NotRunning(String),
@@ -98,7 +101,8 @@ impl TestbedError {
             TestbedError::Topology(_)
             | TestbedError::NeedsRoot { .. }
             | TestbedError::MissingTool { .. }
-            | TestbedError::UnknownHost(_) => 2,
+            | TestbedError::UnknownHost(_)
+            | TestbedError::BadPrefix(_) => 2,
             _ => 1,
         }
     }
