@@ -9,6 +9,9 @@ need_apt=()
 command -v curl >/dev/null || need_apt+=(curl)
 # The DNS tests ask with BIND's dig, a client nobody here wrote.
 command -v dig >/dev/null || need_apt+=(bind9-dnsutils)
+# The testbed (testbed/) drives iproute2 for network namespaces and nftables for partitions.
+command -v ip >/dev/null || need_apt+=(iproute2)
+command -v nft >/dev/null || need_apt+=(nftables)
 if ((${#need_apt[@]})); then
   echo "==> installing ${need_apt[*]}"
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null

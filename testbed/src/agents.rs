@@ -1,0 +1,154 @@
+//! Starting and stopping the programs on hosts: the `meridian agent` command line for each
+//! role, the gateway's (when a binary is given), and a graceful stop with a deadline.
+
+use std::time::Duration;
+
+use rustix::process::Signal;
+
+use crate::error::TestbedError;
+use crate::plan::{HostPlan, Role};
+use crate::proc::{self, Liveness};
+use crate::state::{RunDir, State};
+use crate::wait;
+
+/// How long a stopping agent gets between SIGTERM and SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// The command line for `host` (run as `ip netns exec NS <argv>`), or `None` when the host
+/// runs nothing (a gateway without a gateway binary).
+pub fn argv(state: &State, run: &RunDir, host: &HostPlan) -> Option<Vec<String>> {
+    let servers: Vec<String> = state
+        .plan
+        .servers_of(&host.dc)
+        .filter(|s| s.name != host.name)
+        .map(|s| s.lan_ip.to_string())
+        .collect();
+    let ip = host.lan_ip.to_string();
+    let data = run.data_dir(&host.name).to_string_lossy().into_owned();
+    let mut args: Vec<String> = match host.role {
+        Role::Gateway => return gateway_argv(state, host, &data, &servers),
+        Role::Server => {
+            let expect = state.plan.servers_of(&host.dc).count();
+            vec![
+                state.meridian.to_string_lossy().into_owned(),
+                "agent".into(),
+                "-server".into(),
+                "-bootstrap-expect".into(),
+                expect.to_string(),
+            ]
+        }
+        Role::Client => vec![
+            state.meridian.to_string_lossy().into_owned(),
+            "agent".into(),
+        ],
+    };
+    args.extend(
+        [
+            "-datacenter",
+            &host.dc,
+            "-node",
+            &host.name,
+            "-bind",
+            &ip,
+            // HTTP and DNS on the LAN address and on the host's own loopback, so
+            // `testbed exec HOST -- dig @127.0.0.1 -p 8600 ...` works too.
+            "-client",
+            &format!("{ip} 127.0.0.1"),
+            "-data-dir",
+            &data,
+            // All hosts start at once: the first join attempt may find nobody listening yet.
+            "-retry-interval",
+            "1s",
+            "-hcl",
+            &format!(
+                "performance {{ raft_multiplier = {} }}",
+                state.topology.agent.raft_multiplier
+            ),
+        ]
+        .map(String::from),
+    );
+    for s in &servers {
+        args.extend(["-retry-join".to_string(), s.clone()]);
+    }
+    args.extend(state.topology.agent.extra_args.iter().cloned());
+    Some(args)
+}
+
+/// The gateway's command line. `meridian-gateway` does not exist yet, so its flags are not
+/// settled: this is the expected shape (LAN address to join its DC's pool, WAN address for
+/// the WAN pool), to be adjusted when `wan-gateway/` lands.
+fn gateway_argv(
+    state: &State,
+    host: &HostPlan,
+    data: &str,
+    servers: &[String],
+) -> Option<Vec<String>> {
+    let bin = state.gateway.as_ref()?;
+    let wan = host.wan_ip?;
+    let mut args = vec![
+        bin.to_string_lossy().into_owned(),
+        "-datacenter".into(),
+        host.dc.clone(),
+        "-node".into(),
+        host.name.clone(),
+        "-bind".into(),
+        host.lan_ip.to_string(),
+        "-bind-wan".into(),
+        wan.to_string(),
+        "-data-dir".into(),
+        data.into(),
+    ];
+    for s in servers {
+        args.extend(["-retry-join".into(), s.clone()]);
+    }
+    for g in state.plan.hosts.iter().filter(|g| g.role == Role::Gateway) {
+        if let (true, Some(ip)) = (g.name != host.name, g.wan_ip) {
+            args.extend(["-retry-join-wan".into(), ip.to_string()]);
+        }
+    }
+    Some(args)
+}
+
+/// Starts `host`'s program (if it has one) and records it in `state` (not saved here).
+pub fn start(state: &mut State, run: &RunDir, host: &HostPlan) -> Result<bool, TestbedError> {
+    let Some(argv) = argv(state, run, host) else {
+        return Ok(false);
+    };
+    run.create_dir(&run.data_dir(&host.name))?;
+    let p = proc::spawn_in(&host.netns, &argv, &run.log_path(&host.name))?;
+    state.processes.insert(host.name.clone(), p);
+    state.commands.insert(host.name.clone(), argv);
+    Ok(true)
+}
+
+/// Sends `sig` to `host`'s process group and, for SIGKILL/SIGTERM, waits until it is gone
+/// (SIGKILL after `STOP_GRACE` when SIGTERM was not enough).
+pub async fn signal(state: &State, host: &str, sig: Signal) -> Result<(), TestbedError> {
+    let p = state
+        .processes
+        .get(host)
+        .cloned()
+        .ok_or_else(|| TestbedError::NotRunning(host.to_string()))?;
+    proc::signal(&p, sig)?;
+    if sig == Signal::TERM {
+        // A stopped process handles SIGTERM only once continued.
+        proc::signal(&p, Signal::CONT)?;
+        let gone = wait::until("graceful stop", STOP_GRACE, "", || async {
+            (proc::liveness(&p) == Liveness::Dead).then_some(())
+        })
+        .await;
+        if gone.is_err() {
+            proc::signal(&p, Signal::KILL)?;
+        }
+    }
+    if sig == Signal::TERM || sig == Signal::KILL {
+        wait::until(
+            &format!("exit of {host}'s agent"),
+            Duration::from_secs(10),
+            "",
+            || async { (proc::liveness(&p) == Liveness::Dead).then_some(()) },
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! Command-line interface (clap): the commands and their flags. No logic here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Meridian datacenters as hosts in network namespaces on one machine: bring them up, break
+/// them on purpose, run scenarios, take everything down. Needs root (CAP_NET_ADMIN).
+#[derive(Debug, Parser)]
+#[command(name = "testbed", version)]
+pub struct Cli {
+    /// Run directory: state file, agent data dirs, logs and scenario results.
+    #[arg(
+        long,
+        global = true,
+        env = "TESTBED_RUN_DIR",
+        default_value = "/tmp/meridian-testbed"
+    )]
+    pub run_dir: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create namespaces, LANs and the WAN segment from TOPOLOGY (.toml or .hcl), start
+    /// every agent and wait for a leader in every datacenter.
+    Up {
+        /// The topology file.
+        topology: PathBuf,
+        /// The `meridian` binary (default: next to this one, then PATH).
+        #[arg(long)]
+        meridian: Option<PathBuf>,
+        /// A `meridian-gateway` binary to run on gateway hosts (none exists yet: without it
+        /// gateway hosts get their namespaces and addresses but run nothing).
+        #[arg(long)]
+        gateway: Option<PathBuf>,
+        /// How long to wait for leaders.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// A table of hosts: DC, role, address, alive, leader seen, raft index.
+    Status {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command inside HOST's namespace: `testbed exec dc1-c1 -- dig @127.0.0.1 -p 8600 consul.service.consul`.
+    Exec {
+        /// The host.
+        host: String,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Print HOST's agent log.
+    Logs {
+        /// The host.
+        host: String,
+        /// Keep printing what is appended (until interrupted).
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// End every process and remove every namespace this run made (idempotent; also after
+    /// a crash of the testbed).
+    Down {
+        /// Sweep the namespaces of PREFIX (`mtbXXXX`) too, for a run whose state file is lost.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Also delete the run directory (logs, data, results).
+        #[arg(long)]
+        purge: bool,
+    },
+    /// SIGKILL HOST's agent.
+    Kill {
+        /// The host.
+        host: String,
+    },
+    /// SIGSTOP HOST's agent (it hangs, as on a stalled machine).
+    Stop {
+        /// The host.
+        host: String,
+    },
+    /// SIGCONT a stopped agent.
+    Cont {
+        /// The host.
+        host: String,
+    },
+    /// Stop HOST's agent (SIGTERM, then SIGKILL after a grace period) and start it again on
+    /// the same data dir.
+    Restart {
+        /// The host.
+        host: String,
+    },
+    /// Cut the network between A and B (each a comma list of hosts and/or DC names).
+    Partition {
+        /// One side.
+        a: String,
+        /// The other side.
+        b: String,
+    },
+    /// Cut HOST off from every other host.
+    Isolate {
+        /// The host.
+        host: String,
+    },
+    /// Remove every partition and isolation.
+    Heal,
+    /// Run a scripted, asserting, timed scenario; results go to <run-dir>/results/.
+    Scenario {
+        /// Which scenario.
+        name: ScenarioName,
+    },
+    /// Inside a namespace: GET each URL and print JSON lines (used by the testbed itself).
+    #[command(name = "_probe", hide = true)]
+    Probe {
+        /// URLs.
+        urls: Vec<String>,
+    },
+    /// Inside a namespace: write KV keys one at a time and print JSON lines (used by
+    /// scenarios).
+    #[command(name = "_kv-writer", hide = true)]
+    KvWriter {
+        /// The agent's HTTP base URL.
+        #[arg(long)]
+        url: String,
+        /// Key prefix.
+        #[arg(long)]
+        prefix: String,
+        /// Stop after this many writes.
+        #[arg(long, default_value_t = 100_000)]
+        max_keys: u64,
+        /// Stop after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        max_secs: u64,
+    },
+}
+
+/// Scenarios that exist.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ScenarioName {
+    /// KV writes through a client, SIGKILL of the leader, a new leader in time, no
+    /// acknowledged write lost.
+    LeaderFailover,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| e.to_string())
+}

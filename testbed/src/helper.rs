@@ -1,0 +1,174 @@
+//! The testbed's side inside a namespace: hidden subcommands that `testbed` runs as
+//! `ip netns exec NS testbed _probe ...`, because an agent is reachable only from inside
+//! the namespaces (the root namespace has no route to them, by design).
+//!
+//! Blocking code for short-lived processes: `main` calls these before it builds a tokio
+//! runtime. Output is JSON lines on stdout, read by `probe` (and the scenarios).
+
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// The answer to one GET, as `_probe` prints it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Reply {
+    /// The URL asked.
+    pub url: String,
+    /// HTTP status, when an answer came.
+    pub status: Option<u16>,
+    /// `X-Consul-Index`.
+    pub index: Option<u64>,
+    /// The body (text).
+    pub body: String,
+    /// Why no answer came.
+    pub error: Option<String>,
+}
+
+/// One write of `_kv-writer`, as it prints it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WriteRecord {
+    /// Sequence number: key `<prefix>/<n>` with value `v<n>`.
+    pub n: u64,
+    /// The agent answered 200 with `true`: acknowledged.
+    pub ok: bool,
+    /// Milliseconds since the writer started, when the write was sent.
+    pub sent_ms: u64,
+    /// Milliseconds since the writer started, when the write ended.
+    pub at_ms: u64,
+    /// Why a write was not acknowledged.
+    pub error: Option<String>,
+}
+
+/// The value written for key number `n`.
+pub fn value_of(n: u64) -> String {
+    format!("v{n}")
+}
+
+fn client(timeout: Duration) -> Result<reqwest::blocking::Client, String> {
+    reqwest::blocking::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(1))
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// `_probe URL...`: GETs each URL, prints one `Reply` per line. Exit code 0 unless the
+/// output cannot be written.
+pub fn probe(urls: &[String]) -> i32 {
+    // Short: `status` asks every host, and a cut-off agent must not stall the table long.
+    let http = client(Duration::from_secs(2));
+    let mut out = std::io::stdout().lock();
+    for url in urls {
+        let reply = match &http {
+            Ok(http) => get(http, url),
+            Err(e) => Reply {
+                url: url.clone(),
+                error: Some(e.clone()),
+                ..Reply::default()
+            },
+        };
+        let line = serde_json::to_string(&reply).unwrap_or_default();
+        if writeln!(out, "{line}").is_err() {
+            return 1;
+        }
+    }
+    0
+}
+
+fn get(http: &reqwest::blocking::Client, url: &str) -> Reply {
+    match http.get(url).send() {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let index = resp
+                .headers()
+                .get("X-Consul-Index")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok());
+            Reply {
+                url: url.to_string(),
+                status: Some(status),
+                index,
+                body: resp.text().unwrap_or_default(),
+                error: None,
+            }
+        }
+        Err(e) => Reply {
+            url: url.to_string(),
+            error: Some(e.to_string()),
+            ..Reply::default()
+        },
+    }
+}
+
+/// `_kv-writer`: writes `<prefix>/<n>` = `v<n>` one at a time through `base` (an agent's
+/// HTTP address), printing a `WriteRecord` per write, until stdin closes, `max_keys` writes
+/// were made or `max_secs` passed. Every write has a timeout, so the loop is bounded.
+pub fn kv_writer(base: &str, prefix: &str, max_keys: u64, max_secs: u64) -> i32 {
+    let http = match client(Duration::from_secs(2)) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(cause = %e, "no HTTP client");
+            return 1;
+        }
+    };
+    // The parent closes our stdin to stop us; a thread notices.
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_reader = stop.clone();
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while std::io::stdin()
+            .lock()
+            .read_line(&mut sink)
+            .is_ok_and(|n| n > 0)
+        {
+            sink.clear();
+        }
+        stop_reader.store(true, Ordering::Relaxed);
+    });
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(max_secs);
+    let mut out = std::io::stdout().lock();
+    for n in 0..max_keys {
+        if stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
+            break;
+        }
+        let url = format!("{base}/v1/kv/{prefix}/{n}");
+        let sent = started.elapsed();
+        let result = http.put(&url).body(value_of(n)).send();
+        let (ok, error) = match result {
+            Ok(r) if r.status().is_success() => match r.text() {
+                Ok(body) if body.trim() == "true" => (true, None),
+                Ok(body) => (false, Some(format!("answer {body:?}"))),
+                Err(e) => (false, Some(e.to_string())),
+            },
+            Ok(r) => {
+                let status = r.status();
+                (
+                    false,
+                    Some(format!("{status}: {}", r.text().unwrap_or_default())),
+                )
+            }
+            Err(e) => (false, Some(e.to_string())),
+        };
+        if !ok {
+            // Do not spin while there is no leader: a short pause between failed writes.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let rec = WriteRecord {
+            n,
+            ok,
+            sent_ms: u64::try_from(sent.as_millis()).unwrap_or(u64::MAX),
+            at_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            error,
+        };
+        let line = serde_json::to_string(&rec).unwrap_or_default();
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            return 1;
+        }
+    }
+    0
+}

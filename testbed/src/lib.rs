@@ -1,0 +1,101 @@
+//! Meridian's testbed: datacenters of real `meridian` agents, each host in its own network
+//! namespace on one machine, with faults on demand and asserting scenarios.
+//!
+//! # Layout
+//!
+//! ```text
+//!  topology.toml/.hcl ──▶ topology (parse, validate, errors with lines)
+//!                              │
+//!                              ▼
+//!                            plan (hosts, namespaces, addresses; pure)
+//!                              │
+//!   up ──▶ netns (ip: namespaces, bridges, veths) ──▶ agents/proc (meridian in each ns)
+//!    │                                                     │
+//!    └── state (run dir, state.json: what this run made) ◀─┘
+//!                              │
+//!   status / exec / logs       │       down (kill everything in the namespaces, delete them)
+//!   faults ──▶ proc signals, firewall (nft drop rules inside namespaces)
+//!   scenario ──▶ helper (`testbed _probe`, `_kv-writer` run *inside* a namespace)
+//! ```
+//!
+//! Everything is driven through child processes (`ip`, `nft`, `ip netns exec`): the
+//! workspace forbids `unsafe`, so no `setns` here.
+
+pub mod agents;
+pub mod cli;
+pub mod down;
+pub mod error;
+pub mod faults;
+pub mod firewall;
+pub mod helper;
+pub mod hosts;
+pub mod netns;
+pub mod out;
+pub mod plan;
+pub mod preflight;
+pub mod probe;
+pub mod proc;
+pub mod scenario;
+pub mod state;
+pub mod status;
+pub mod topology;
+pub mod up;
+pub mod wait;
+
+use cli::{Cli, Command};
+use error::TestbedError;
+use faults::ProcessFault;
+use state::RunDir;
+
+/// Runs one (non-helper) command; the process exit code on success.
+pub async fn run(cli: Cli) -> Result<i32, TestbedError> {
+    let run = RunDir::new(&cli.run_dir);
+    match cli.command {
+        Command::Up {
+            topology,
+            meridian,
+            gateway,
+            timeout,
+        } => {
+            let args = up::UpArgs {
+                topology: &topology,
+                meridian: meridian.as_deref(),
+                gateway: gateway.as_deref(),
+                timeout,
+            };
+            up::up(&run, args).await?;
+        }
+        Command::Status { json } => status::status(&run, json).await?,
+        Command::Exec { host, command } => return hosts::exec(&run, &host, &command).await,
+        Command::Logs { host, follow } => hosts::logs(&run, &host, follow).await?,
+        Command::Down { prefix, purge } => down::down(&run, prefix.as_deref(), purge).await?,
+        Command::Kill { host } => faults::process(&run, &host, ProcessFault::Kill).await?,
+        Command::Stop { host } => faults::process(&run, &host, ProcessFault::Stop).await?,
+        Command::Cont { host } => faults::process(&run, &host, ProcessFault::Cont).await?,
+        Command::Restart { host } => faults::process(&run, &host, ProcessFault::Restart).await?,
+        Command::Partition { a, b } => faults::partition(&run, &a, &b).await?,
+        Command::Isolate { host } => faults::isolate(&run, &host).await?,
+        Command::Heal => faults::heal(&run).await?,
+        Command::Scenario { name } => scenario::run(&run, name).await?,
+        // `main` runs helpers before it builds a runtime; from here they run blocking.
+        Command::Probe { .. } | Command::KvWriter { .. } => {
+            let code = tokio::task::spawn_blocking(move || run_helper(&cli).unwrap_or(1)).await;
+            return Ok(code.unwrap_or(1));
+        }
+    }
+    Ok(0)
+}
+
+/// Runs a hidden helper command synchronously, if `cli` is one; its exit code.
+pub fn run_helper(cli: &Cli) -> Option<i32> {
+    match &cli.command {
+        Command::Probe { urls } => Some(helper::probe(urls)),
+        Command::KvWriter {
+            url,
+            prefix,
+            max_keys,
+            max_secs,
+        } => Some(helper::kv_writer(url, prefix, *max_keys, *max_secs)),
+        _ => None,
+    }
+}

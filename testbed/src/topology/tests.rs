@@ -1,0 +1,92 @@
+//! Topology parsing and validation: both formats, and errors that name the line.
+
+use std::path::Path;
+
+use super::{Topology, TopologyError};
+
+fn toml(text: &str) -> Result<Topology, TopologyError> {
+    Topology::from_toml(Path::new("t.toml"), text)
+}
+
+fn hcl(text: &str) -> Result<Topology, TopologyError> {
+    Topology::from_hcl(Path::new("t.hcl"), text)
+}
+
+#[test]
+fn toml_and_hcl_read_the_same_topology() {
+    let t = toml(
+        "[datacenter.dc1]\nservers = 3\nclients = 1\ngateways = 1\n\n\
+         [datacenter.dc2]\ngateways = 1\n\n[wan_link.dc1.dc2]\ndelay = \"40ms\"\n",
+    )
+    .expect("toml");
+    let h = hcl(
+        "datacenter \"dc1\" {\n  servers = 3\n  clients = 1\n  gateways = 1\n}\n\
+         datacenter \"dc2\" {\n  gateways = 1\n}\nwan_link \"dc1\" \"dc2\" {\n  delay = \"40ms\"\n}\n",
+    )
+    .expect("hcl");
+    assert_eq!(t, h);
+    assert_eq!(t.datacenter["dc2"].servers, 3, "servers default to 3");
+    assert_eq!(t.agent.raft_multiplier, 1);
+    assert_eq!(
+        t.wan_link["dc1"]["dc2"].delay(),
+        Some(std::time::Duration::from_millis(40))
+    );
+}
+
+#[test]
+fn toml_syntax_error_names_the_line() {
+    let e = toml("[datacenter.dc1]\nservers = 3\nclients = = 1\n").expect_err("bad");
+    assert_eq!(e.line(), Some(3), "{e}");
+    assert!(e.to_string().starts_with("t.toml:3: "), "{e}");
+}
+
+#[test]
+fn toml_unknown_key_names_key_and_line() {
+    let e = toml("[datacenter.dc1]\nservers = 3\nclinets = 1\n").expect_err("bad");
+    assert_eq!(e.line(), Some(3), "{e}");
+    assert!(e.to_string().contains("clinets"), "{e}");
+}
+
+#[test]
+fn toml_wrong_type_names_key_and_line() {
+    let e = toml("[datacenter.dc1]\n\nservers = \"three\"\n").expect_err("bad");
+    assert_eq!(e.line(), Some(3), "{e}");
+    assert!(e.to_string().contains("datacenter.dc1.servers"), "{e}");
+}
+
+#[test]
+fn hcl_syntax_error_names_the_line() {
+    let e = hcl("datacenter \"dc1\" {\n  servers = 3\n  clients = \n}\n").expect_err("bad");
+    assert!(matches!(e.line(), Some(3 | 4)), "{e}");
+}
+
+#[test]
+fn hcl_unknown_key_names_key_and_line() {
+    let e = hcl("datacenter \"dc1\" {\n  servers = 3\n  gateway = 1\n}\n").expect_err("bad");
+    assert_eq!(e.line(), Some(3), "{e}");
+    assert!(e.to_string().contains("gateway"), "{e}");
+}
+
+#[test]
+fn rule_violations_name_key_and_line() {
+    let e = toml("[datacenter.dc1]\nclients = 1\nservers = 0\n").expect_err("bad");
+    assert_eq!(e.line(), Some(3), "{e}");
+    assert!(e.to_string().contains("datacenter.dc1.servers"), "{e}");
+
+    let e = toml("[datacenter.dc1]\ngateways = 1\n[wan_link.dc1.dc9]\n").expect_err("bad");
+    assert_eq!(e.line(), Some(3), "{e}");
+    assert!(e.to_string().contains("dc9"), "{e}");
+
+    let e = toml("[datacenter.DC1]\n").expect_err("bad");
+    assert_eq!(e.line(), Some(1), "{e}");
+
+    let e = toml("[agent]\nraft_multiplier = 1\n").expect_err("no datacenter");
+    assert!(e.to_string().contains("at least one datacenter"), "{e}");
+}
+
+#[test]
+fn links_need_gateways_on_both_sides() {
+    let e =
+        toml("[datacenter.a]\ngateways = 1\n[datacenter.b]\n[wan_link.a.b]\n").expect_err("bad");
+    assert!(e.to_string().contains("no gateways"), "{e}");
+}
