@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The full test suite: formatting, lints, the crypto-provider guard, and every test
-# (unit, in-process, real child processes, terraform's consul backend). Installs what it
+# (unit, in-process, real child processes, terraform's consul backend, and the test suite
+# of py-consul, a Consul client nobody here wrote). Installs what it
 # needs on a fresh Debian 12 machine of this kind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,8 @@ need_apt=()
 command -v curl >/dev/null || need_apt+=(curl)
 # The DNS tests ask with BIND's dig, a client nobody here wrote.
 command -v dig >/dev/null || need_apt+=(bind9-dnsutils)
+# py-consul's suite (scripts/clients) runs in a venv of the machine's python3.
+command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
 # The testbed (testbed/) drives iproute2 for network namespaces and nftables for partitions.
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v nft >/dev/null || need_apt+=(nftables)
@@ -37,3 +40,5 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "==> tests"
 cargo nextest run --workspace --no-fail-fast
+echo "==> py-consul's own test suite against meridian agent -dev (scripts/clients)"
+bash scripts/clients/py-consul.sh

@@ -10,15 +10,19 @@
 #     Connect (its endpoints answer as Consul's do with Connect off, and those tests run).
 #
 # Usage: scripts/clients/py-consul.sh [pytest args...]   (MERIDIAN_BIN: the binary to test,
-# default target/debug/meridian, built if missing)
+# default target/debug/meridian, built first)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 
 PY_CONSUL_VERSION=1.8.0
 work=$root/target/clients/py-consul-$PY_CONSUL_VERSION
-export MERIDIAN_BIN=${MERIDIAN_BIN:-$root/target/debug/meridian}
-[[ -x $MERIDIAN_BIN ]] || cargo build -q -p meridian-agent --bin meridian
+if [[ -z ${MERIDIAN_BIN:-} ]]; then
+  # A no-op when current; the suite never runs a stale binary.
+  cargo build -q -p meridian-agent --bin meridian
+  MERIDIAN_BIN=$root/target/debug/meridian
+fi
+export MERIDIAN_BIN
 
 if [[ ! -f $work/.ready ]]; then
   echo "==> py-consul $PY_CONSUL_VERSION: source package and test dependencies from PyPI"
