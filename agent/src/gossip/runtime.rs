@@ -91,6 +91,8 @@ pub(crate) struct Runtime {
     members_tx: watch::Sender<MembersView>,
     sized_for: usize,
     left: bool,
+    /// When to refute a leave intent about us (someone force-left this running node).
+    refute_at: Option<Instant>,
 }
 
 /// The channels the task is wired to.
@@ -147,6 +149,7 @@ impl Runtime {
             members_tx: wiring.members_tx,
             sized_for,
             left: false,
+            refute_at: None,
         };
         rt.publish(events);
         rt
@@ -164,7 +167,10 @@ impl Runtime {
         let mut ping = tokio::time::interval(self.config.probe_interval);
         ping.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
-            let deadline = self.timers.next_deadline();
+            let deadline = match (self.timers.next_deadline(), self.refute_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let far = Instant::now() + Duration::from_secs(3600);
             let branch = tokio::select! {
                 biased;
@@ -208,6 +214,11 @@ impl Runtime {
             if let Err(err) = self.with_foca(|f, fx| f.handle_timer(timer, fx)) {
                 debug!(cause = %err, "foca timer error");
             }
+        }
+        if self.refute_at.is_some_and(|at| at <= now) {
+            self.refute_at = None;
+            let events = self.refute();
+            self.publish(events);
         }
     }
 
@@ -485,10 +496,22 @@ impl Runtime {
     /// A leave intent about us while we are running and not leaving (someone force-left us):
     /// serf refutes it by rejoining with a newer incarnation, which supersedes the intent on
     /// every member (`members.rs` `refresh`). Our own graceful leave's echo is not refuted.
-    fn refute(&mut self, intent: &LeaveIntent) -> Vec<Event> {
-        let current = self.foca.identity().clone();
+    /// Serf's refutation rides its broadcast queue, so the others show the node `leaving`
+    /// for about a gossip round before it is alive again (Consul clients poll for that
+    /// state after a force-leave); the refutation waits one gossip interval likewise.
+    fn schedule_refute(&mut self, intent: &LeaveIntent) {
+        let current = self.foca.identity();
         let ours = intent.name == current.name && intent.bump >= current.bump;
-        if !ours || self.left || self.table.status(&current.name) != Some(MemberStatus::Alive) {
+        if ours && !self.left && self.table.status(&current.name) == Some(MemberStatus::Alive) {
+            let at = Instant::now() + self.config.gossip_interval;
+            self.refute_at.get_or_insert(at);
+        }
+    }
+
+    /// Rejoins with a newer incarnation, unless we left meanwhile.
+    fn refute(&mut self) -> Vec<Event> {
+        let current = self.foca.identity().clone();
+        if self.left || self.table.status(&current.name) != Some(MemberStatus::Alive) {
             return Vec::new();
         }
         debug!(
@@ -519,17 +542,20 @@ impl Runtime {
         let now = Instant::now();
         let mut events = Vec::new();
         let messages: Vec<GossipMessage> = self.inbox.lock().drain(..).collect();
+        let mut intents = false;
         for msg in messages {
             match msg {
                 GossipMessage::User(ev) => events.push(Event::User(ev)),
                 GossipMessage::Leave(intent) => {
-                    events.extend(self.refute(&intent));
+                    // alive → leaving raises no event but changes the members view.
+                    intents = true;
+                    self.schedule_refute(&intent);
                     events.extend(self.table.leave_intent(&intent, now));
                 }
                 GossipMessage::Query(q) => self.answer_key_query(&q),
             }
         }
-        let mut dirty = !events.is_empty();
+        let mut dirty = intents || !events.is_empty();
         for note in std::mem::take(&mut self.notes) {
             dirty = true;
             match note {

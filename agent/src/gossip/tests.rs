@@ -177,9 +177,9 @@ async fn graceful_leave_is_seen_left() {
     shutdown_all(&nodes[..3]).await;
 }
 
-/// Force-leaving a live member (serf's `RemoveFailedNode` on an alive node): the intent
-/// reaches it, it refutes with a newer incarnation and stays alive everywhere; an unknown
-/// name is an error.
+/// Force-leaving a live member (serf's `RemoveFailedNode` on an alive node): it shows
+/// `leaving`, the intent reaches it, it refutes with a newer incarnation and is alive again
+/// everywhere; an unknown name is an error.
 #[tokio::test]
 async fn force_leave_of_a_live_member_is_refuted() {
     let nodes = cluster(3, 1).await;
@@ -191,6 +191,9 @@ async fn force_leave_of_a_live_member_is_refuted() {
     };
     let before = incarnation(&nodes[0]).expect("n2 known");
     nodes[0].force_leave("n2").await.expect("force-leave");
+    // As with serf, the member shows `leaving` until its refutation arrives a gossip round
+    // later (Consul clients poll /v1/agent/members for that state).
+    assert_eq!(status_of(&nodes[0], "n2"), Some(MemberStatus::Leaving));
     wait_until("n2 refuted: newer incarnation, alive on all", || {
         nodes.iter().all(|h| {
             incarnation(h).is_some_and(|i| i > before)
