@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{Agent, text, wait_until};
+use common::{Agent, dev_args, text, wait_until};
 
 fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
     let path = dir.join(name);
@@ -141,19 +141,8 @@ fn the_py_consul_config_starts() {
         r#"{"ports":{"https":-1,"dns":-1,"grpc_tls":-1},"performance":{"raft_multiplier":1},"enable_script_checks":true}"#,
     );
     let file_s = file.to_string_lossy();
-    let a = Agent::start(&[
-        "agent",
-        "-dev",
-        "-config-file",
-        &file_s,
-        "-http-port",
-        "0",
-        "-serf-lan-port",
-        "0",
-        "-dns-port",
-        "-1",
-        "-log-json",
-    ]);
+    // The harness adds `-dns-port 0` unless one is given; -1 keeps DNS off, as the config has it.
+    let a = Agent::start(&dev_args(&["-config-file", &file_s, "-dns-port", "-1"]));
     assert_eq!(a.dns, 0, "DNS is off");
     let warns: Vec<&String> = a.log.iter().filter(|l| l.contains("\"WARN\"")).collect();
     assert!(!warns.iter().any(|l| l.contains("no effect")), "{warns:?}");
@@ -218,15 +207,7 @@ fn pid_file_is_written_and_removed_on_exit() {
 #[test]
 fn a_stray_meridian_env_var_is_only_a_warning() {
     let a = Agent::start_env(
-        &[
-            "agent",
-            "-dev",
-            "-http-port",
-            "0",
-            "-serf-lan-port",
-            "0",
-            "-log-json",
-        ],
+        &dev_args(&[]),
         &[("MERIDIAN_BIN", "/usr/local/bin/meridian")],
     );
     let found = warnings_with(&a, "variable", "MERIDIAN_BIN");

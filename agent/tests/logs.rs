@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::Agent;
+use common::{Agent, dev_args};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -58,20 +58,6 @@ fn ask(a: &Agent, name: &str, n: usize) {
             .expect("dig (bind9-dnsutils) must be installed");
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "127.0.0.1");
     }
-}
-
-fn dev_args(extra: &[&'static str]) -> Vec<&'static str> {
-    let mut args = vec![
-        "agent",
-        "-dev",
-        "-http-port",
-        "0",
-        "-serf-lan-port",
-        "0",
-        "-log-json",
-    ];
-    args.extend_from_slice(extra);
-    args
 }
 
 /// Scenario: a `-dev` server is stopped the moment it has won its election, while its leader

@@ -31,6 +31,8 @@ mod load;
 mod validate;
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_consul;

@@ -1,41 +1,12 @@
 //! Loading, layering and validation tests (unit tests of parsing helpers sit next to them).
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Parser;
-
-use crate::{AgentFlags, Config, ConfigError, normalize_args, validate_path, validate_paths};
-
-/// A throwaway command that wraps the flags, as the binary does.
-#[derive(Debug, Parser)]
-struct TestCli {
-    #[command(flatten)]
-    flags: AgentFlags,
-}
-
-fn flags(args: &[&str]) -> AgentFlags {
-    let argv = std::iter::once("meridian".to_string()).chain(args.iter().map(|s| s.to_string()));
-    TestCli::try_parse_from(normalize_args(argv))
-        .map(|c| c.flags)
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use crate::test_support::{env, flags, try_flags, write};
+use crate::{Config, ConfigError, validate_path, validate_paths};
 
 fn no_env() -> Vec<(String, String)> {
     Vec::new()
-}
-
-fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 #[test]
@@ -406,12 +377,9 @@ fn bool_flags_accept_go_style_false() {
 
 #[test]
 fn a_bad_duration_flag_fails_at_parse_time_naming_the_flag() {
-    let argv = normalize_args(
-        ["meridian", "-retry-interval", "10parsecs"]
-            .iter()
-            .map(|s| s.to_string()),
-    );
-    let err = TestCli::try_parse_from(argv).unwrap_err().to_string();
+    let err = try_flags(&["-retry-interval", "10parsecs"])
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("invalid value '10parsecs' for '--retry-interval <DURATION>'"),
         "{err}"

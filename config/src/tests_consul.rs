@@ -2,37 +2,10 @@
 //! are warned about by name and source, unknown keys stay errors, and `acl.enabled = true`
 //! refuses to start (Consul's documented keys: `agent/config/config.go`, `flags.go`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use clap::Parser;
-
-use crate::{AgentFlags, Config, ConfigError, WarningKind, normalize_args, validate_path};
-
-#[derive(Debug, Parser)]
-struct TestCli {
-    #[command(flatten)]
-    flags: AgentFlags,
-}
-
-fn flags(args: &[&str]) -> AgentFlags {
-    let argv = std::iter::once("meridian".to_string()).chain(args.iter().map(|s| s.to_string()));
-    TestCli::try_parse_from(normalize_args(argv))
-        .map(|c| c.flags)
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use crate::test_support::{env, flags, write};
+use crate::{Config, ConfigError, WarningKind, validate_path};
 
 /// `(key, origin)` of each warning.
 fn warned(c: &Config) -> Vec<(String, String)> {

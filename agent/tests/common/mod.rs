@@ -34,33 +34,30 @@ pub struct Agent {
     pub log: Vec<String>,
 }
 
+/// `meridian agent -dev` on free HTTP and gossip ports with JSON logs, then `extra`.
+pub fn dev_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "agent",
+        "-dev",
+        "-http-port",
+        "0",
+        "-serf-lan-port",
+        "0",
+        "-log-json",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 impl Agent {
     /// `meridian agent -dev` on a free port.
     pub fn dev() -> Agent {
-        Agent::start(&[
-            "agent",
-            "-dev",
-            "-http-port",
-            "0",
-            "-serf-lan-port",
-            "0",
-            "-log-json",
-        ])
+        Agent::start(&dev_args(&[]))
     }
 
     /// A `-dev` agent named `node` on free ports, with `extra` flags.
     pub fn dev_named(node: &str, extra: &[&str]) -> Agent {
-        let mut args = vec![
-            "agent",
-            "-dev",
-            "-node",
-            node,
-            "-http-port",
-            "0",
-            "-serf-lan-port",
-            "0",
-            "-log-json",
-        ];
+        let mut args = dev_args(&["-node", node]);
         args.extend_from_slice(extra);
         Agent::start(&args)
     }
