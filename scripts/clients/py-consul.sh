@@ -42,6 +42,11 @@ src=$work/py_consul-$PY_CONSUL_VERSION
 # Tests talk to the agent on 127.0.0.1:8500 (as to Consul in its container): one run at a time.
 exec 9>"$work/.lock"
 flock 9
+if (exec 3<>/dev/tcp/127.0.0.1/8500) 2>/dev/null; then
+  echo "error: something already listens on 127.0.0.1:8500; py-consul's tests need that port" \
+    "for the agent they start (stop the other agent first)" >&2
+  exit 1
+fi
 cp "${PY_CONSUL_CONFTEST:-$root/scripts/clients/py_consul_conftest.py}" "$src/conftest.py"
 cd "$src"
 echo "==> py-consul $PY_CONSUL_VERSION test suite against $MERIDIAN_BIN"
