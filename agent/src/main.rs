@@ -1,6 +1,7 @@
 //! The `meridian` binary: parse Consul-style arguments, set up logging, run the subcommand and
 //! turn its outcome into an exit code. No logic that tests need lives here.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -12,6 +13,7 @@ use meridian_agent::cli::{self, Cli, Command};
 use meridian_agent::local::reload::{ConfigSource, Reload};
 use meridian_agent::logs::LogStream;
 use meridian_config::{AgentFlags, Config, normalize_args};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -46,22 +48,37 @@ fn run_agent(flags: &AgentFlags) -> anyhow::Result<()> {
     let flags = flags.clone();
     let source: ConfigSource = Box::new(move || Config::load(&flags).map_err(|e| e.to_string()));
     runtime.block_on(async {
+        // Handlers go in before anything starts: a signal that arrives while the agent is
+        // still binding or electing is then held for the stopper, not fatal by default.
+        let signals = Signals::install().context("installing signal handlers")?;
         meridian_agent::agent::run_with(cfg, source, logs, |stopper, reload| {
-            tokio::spawn(stop_on_signal(stopper));
-            tokio::spawn(reload_on_hangup(reload));
+            tokio::spawn(stop_on_signal(stopper, signals.int, signals.term));
+            tokio::spawn(reload_on_hangup(reload, signals.hup));
         })
         .await
         .context("agent failed")
     })
 }
 
+/// The agent's signal streams, registered at start.
+struct Signals {
+    int: Signal,
+    term: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
 /// `SIGHUP` reloads the config files' service definitions, as Consul's.
-async fn reload_on_hangup(reload: Arc<Reload>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::error!("cannot install the SIGHUP handler; reload with PUT /v1/agent/reload");
-        return;
-    };
+async fn reload_on_hangup(reload: Arc<Reload>, mut hup: Signal) {
     while hup.recv().await.is_some() {
         match reload.reload().await {
             Ok(()) => tracing::info!("reloaded configuration"),
@@ -74,15 +91,7 @@ async fn reload_on_hangup(reload: Arc<Reload>) {
 
 /// Stops the agent on the first SIGINT or SIGTERM (leaving the gossip pool as the config
 /// says for that signal); a second signal exits at once.
-async fn stop_on_signal(stopper: Stopper) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop the agent with SIGKILL");
-        return;
-    };
+async fn stop_on_signal(stopper: Stopper, mut int: Signal, mut term: Signal) {
     let signal = tokio::select! {
         _ = int.recv() => StopSignal::Interrupt,
         _ = term.recv() => StopSignal::Terminate,
@@ -90,7 +99,11 @@ async fn stop_on_signal(stopper: Stopper) {
     tracing::info!(?signal, "caught signal, shutting down");
     stopper.stop(signal);
     tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
-    eprintln!("==> second signal received, exiting immediately");
+    // Not eprintln!: it panics when stderr is closed, and the exit would never come.
+    let _ = writeln!(
+        std::io::stderr(),
+        "==> second signal received, exiting immediately"
+    );
     std::process::exit(1);
 }
 

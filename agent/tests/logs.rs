@@ -80,6 +80,24 @@ fn a_shutdown_right_after_the_election_logs_no_error() {
     }
 }
 
+/// Scenario: SIGINT/SIGTERM while the agent is still starting (its first log line, before
+/// it has bound or elected): the agent stops cleanly with exit 0. When the handlers were
+/// installed only once it was running, such a signal killed it outright (on a busy
+/// machine, the election test above saw that too).
+#[test]
+fn a_signal_during_startup_is_a_clean_stop() {
+    for signal in ["INT", "TERM"] {
+        let mut a = Agent::launch_early(&dev_args(&[]));
+        a.wait_log(WAIT, |l| l.contains("raft started"));
+        let status = a.stop_with(signal);
+        assert!(
+            status.success(),
+            "SIG{signal}: {status}:\n{}",
+            a.log.join("\n")
+        );
+    }
+}
+
 /// Scenario: 50 DNS queries to an agent at the default level, then SIGTERM: not one line per
 /// query (hickory writes two at info), no ERROR. At `-log-level debug` the queries show.
 #[test]

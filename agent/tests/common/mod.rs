@@ -142,6 +142,12 @@ impl Agent {
         agent
     }
 
+    /// Starts `meridian ARGS` and returns at once, before it has bound anything (its
+    /// addresses are unknown: for tests of startup itself).
+    pub fn launch_early(args: &[&str]) -> Agent {
+        Agent::spawn(args)
+    }
+
     /// Reads the HTTP, gossip and RPC addresses from the first log line containing `marker`.
     fn learn_addresses(&mut self, marker: &str) {
         let line = self.wait_log(Duration::from_secs(30), |l| l.contains(marker));
