@@ -1,0 +1,88 @@
+# One testbed: `testbed up` when created, `testbed down --purge` when destroyed. Any change to
+# the topology, the run directory or the binaries replaces it (down, then up again).
+
+locals {
+  topology = templatefile("${path.module}/topology.toml.tftpl", {
+    raft_multiplier = var.raft_multiplier
+    extra_args      = var.agent_extra_args
+    datacenters     = var.datacenters
+    wan_links       = var.wan_links
+  })
+
+  run_dir = trimsuffix(var.run_dir, "/")
+}
+
+resource "terraform_data" "testbed" {
+  triggers_replace = {
+    topology = local.topology
+    run_dir  = local.run_dir
+    testbed  = var.testbed
+    meridian = var.meridian
+  }
+
+  lifecycle {
+    precondition {
+      condition     = !strcontains(var.testbed, "/") || fileexists(var.testbed)
+      error_message = "No testbed binary at ${var.testbed}: build it first (cargo build -p meridian-agent --bin meridian -p meridian-testbed)."
+    }
+    precondition {
+      condition     = var.meridian == null || !strcontains(coalesce(var.meridian, "-"), "/") || fileexists(coalesce(var.meridian, "-"))
+      error_message = "No meridian binary at ${coalesce(var.meridian, "-")}: build it first (cargo build -p meridian-agent --bin meridian -p meridian-testbed)."
+    }
+  }
+
+  # What the destroy-time provisioner needs: it can only read `self`.
+  input = {
+    run_dir = local.run_dir
+    testbed = var.testbed
+  }
+
+  # Refuses a run directory that holds a live testbed (`testbed up` would too, but this way
+  # the marker below is never written over someone else's run). The marker ties the run to
+  # this resource: destroy only takes down a run this resource made. If `up` fails it has
+  # already removed what it made; the marker goes too, so the logs stay for reading.
+  provisioner "local-exec" {
+    interpreter = ["/bin/sh", "-c"]
+    command     = <<-EOT
+      set -eu
+      if [ -e "$RUN_DIR/state.json" ]; then
+        echo "terraform: a testbed is already up in $RUN_DIR; take it down first: $TESTBED --run-dir $RUN_DIR down" >&2
+        exit 1
+      fi
+      mkdir -p "$RUN_DIR"
+      printf '%s\n' "$TOPOLOGY" > "$RUN_DIR/topology.toml"
+      printf '%s\n' "$OWNER" > "$RUN_DIR/terraform-owner"
+      if ! "$TESTBED" --run-dir "$RUN_DIR" up "$RUN_DIR/topology.toml" $${MERIDIAN:+--meridian "$MERIDIAN"} --timeout "$UP_TIMEOUT"; then
+        rm -f "$RUN_DIR/terraform-owner"
+        echo "terraform: testbed up failed; agent logs: $RUN_DIR/hosts/*/agent.log" >&2
+        exit 1
+      fi
+    EOT
+    environment = {
+      RUN_DIR    = local.run_dir
+      TESTBED    = var.testbed
+      MERIDIAN   = var.meridian == null ? "" : var.meridian
+      TOPOLOGY   = local.topology
+      OWNER      = self.id
+      UP_TIMEOUT = var.up_timeout
+    }
+  }
+
+  provisioner "local-exec" {
+    when        = destroy
+    interpreter = ["/bin/sh", "-c"]
+    command     = <<-EOT
+      set -eu
+      if [ "$(cat "$RUN_DIR/terraform-owner" 2>/dev/null || true)" = "$OWNER" ]; then
+        "$TESTBED" --run-dir "$RUN_DIR" down --purge
+      else
+        echo "terraform: no testbed of this resource in $RUN_DIR (already down, or never came up); nothing to remove"
+      fi
+    EOT
+    environment = {
+      RUN_DIR = self.input.run_dir
+      TESTBED = self.input.testbed
+      OWNER   = self.id
+    }
+  }
+}
