@@ -37,10 +37,11 @@ resource "terraform_data" "testbed" {
     testbed = var.testbed
   }
 
-  # Refuses a run directory that holds a live testbed (`testbed up` would too, but this way
-  # the marker below is never written over someone else's run). The marker ties the run to
-  # this resource: destroy only takes down a run this resource made. If `up` fails it has
-  # already removed what it made; the marker goes too, so the logs stay for reading.
+  # Refuses a run directory that holds a live testbed before writing anything into it. The
+  # marker written after a successful `up` ties the run to this resource: destroy takes down
+  # only a run this resource made, never one started by hand in the same directory since.
+  # If `up` fails it removes what it made and keeps the logs; terraform marks the resource
+  # tainted and runs no destroy provisioner for it, so the next apply simply tries again.
   provisioner "local-exec" {
     interpreter = ["/bin/sh", "-c"]
     command     = <<-EOT
@@ -51,12 +52,11 @@ resource "terraform_data" "testbed" {
       fi
       mkdir -p "$RUN_DIR"
       printf '%s\n' "$TOPOLOGY" > "$RUN_DIR/topology.toml"
-      printf '%s\n' "$OWNER" > "$RUN_DIR/terraform-owner"
       if ! "$TESTBED" --run-dir "$RUN_DIR" up "$RUN_DIR/topology.toml" $${MERIDIAN:+--meridian "$MERIDIAN"} --timeout "$UP_TIMEOUT"; then
-        rm -f "$RUN_DIR/terraform-owner"
         echo "terraform: testbed up failed; agent logs: $RUN_DIR/hosts/*/agent.log" >&2
         exit 1
       fi
+      printf '%s\n' "$OWNER" > "$RUN_DIR/terraform-owner"
     EOT
     environment = {
       RUN_DIR    = local.run_dir
