@@ -23,11 +23,11 @@ resource "terraform_data" "testbed" {
   lifecycle {
     precondition {
       condition     = !strcontains(var.testbed, "/") || fileexists(var.testbed)
-      error_message = "No testbed binary at ${var.testbed}: build it first (cargo build -p meridian-agent --bin meridian -p meridian-testbed)."
+      error_message = "No testbed binary at ${var.testbed}: build it first (cargo build --bin meridian --bin testbed)."
     }
     precondition {
       condition     = var.meridian == null || !strcontains(coalesce(var.meridian, "-"), "/") || fileexists(coalesce(var.meridian, "-"))
-      error_message = "No meridian binary at ${coalesce(var.meridian, "-")}: build it first (cargo build -p meridian-agent --bin meridian -p meridian-testbed)."
+      error_message = "No meridian binary at ${coalesce(var.meridian, "-")}: build it first (cargo build --bin meridian --bin testbed)."
     }
   }
 
