@@ -296,6 +296,23 @@ impl RaftNode {
         Some((id, node))
     }
 
+    /// Resolves once a leader other than `leader` is known (this node, or another). Never
+    /// resolves after raft stopped; race it against the work it should interrupt.
+    pub async fn leader_changed_from(&self, leader: u64) {
+        let waited = self
+            .inner
+            .raft
+            .wait(None)
+            .metrics(
+                |m| m.current_leader.is_some_and(|l| l != leader),
+                "a different leader is known",
+            )
+            .await;
+        if waited.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// Waits up to `timeout` until a leader is known and returns it.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Result<(u64, ServerNode), RaftError> {
         let waited = self

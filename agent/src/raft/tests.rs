@@ -28,10 +28,7 @@ fn fast_config() -> RaftConfig {
 }
 
 fn noop(now_ms: u64) -> Request {
-    Request {
-        now_ms,
-        cmd: Command::Noop,
-    }
+    Request::new(now_ms, Command::Noop)
 }
 
 async fn start(dir: &Path, cfg: RaftConfig) -> RaftNode {
@@ -81,10 +78,7 @@ async fn single_node_bootstrap_then_writes_get_increasing_indexes() {
         assert!(*node.applied_rx().borrow() >= index);
     }
     let (index, resp) = node
-        .write(Request {
-            now_ms: 10,
-            cmd: Command::ReapTombstones { before_ms: 5 },
-        })
+        .write(Request::new(10, Command::ReapTombstones { before_ms: 5 }))
         .await
         .expect("reap");
     assert_eq!((index, resp), (last + 1, Response::Ok));
