@@ -437,3 +437,7 @@ impl Forward for ForwardService {
         }))
     }
 }
+
+#[cfg(test)]
+#[path = "forward_tests.rs"]
+mod tests;

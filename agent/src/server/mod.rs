@@ -20,6 +20,8 @@ use tokio_util::task::TaskTracker;
 
 use self::autopilot::AutopilotConfig;
 pub use self::sessions::SessionTimers;
+#[cfg(test)]
+pub(crate) use self::write::new_request_id;
 use crate::catalog::State;
 use crate::cluster::{ForwardError, Forwarder};
 use crate::gossip::GossipHandle;
@@ -168,11 +170,15 @@ impl ServerHandle {
 
     /// On the leader: the index a read must see. `consistent` confirms leadership with a
     /// quorum first (ReadIndex); otherwise the leader's applied index (Consul's default
-    /// mode trusts the leader without a round trip).
+    /// mode trusts the leader without a round trip) — but only once the leader has applied
+    /// an entry of its own term, so a just-elected leader never answers from before a write
+    /// its predecessor acknowledged.
     pub async fn leader_read_index(&self, consistent: bool) -> Result<u64, RpcError> {
         let raft = &self.0.raft;
         if consistent {
             raft.read_barrier().await?;
+        } else {
+            raft.wait_term_applied(self.0.hold).await?;
         }
         Ok(*raft.applied_rx().borrow())
     }
