@@ -122,8 +122,13 @@ fn init_tracing(level: &str, json: bool) -> LogStream {
         "debug" | "trace" => "",
         _ => ",hickory_server=warn,hickory_proto=warn,hickory_net=warn",
     };
+    // openraft warns on every failed replication RPC and heartbeat (hundreds a minute for
+    // one dead peer); the transport logs a peer's failure and recovery once each and counts
+    // the rest (cluster/peer_health.rs), so those targets show errors only.
+    let quiet = ",openraft::replication=error,openraft::core::heartbeat=error,\
+                 openraft::engine::handler::replication_handler=error";
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},openraft=warn,sqlx=warn{dns}")));
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},openraft=warn,sqlx=warn{quiet}{dns}")));
     let logs = LogStream::default();
     let registry = tracing_subscriber::registry()
         .with(filter)

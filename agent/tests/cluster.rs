@@ -6,71 +6,10 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::cluster::{CONVERGE, Ports, agreed_leader, free_port, leader, ports, server};
 use common::{Agent, Health, wait_until};
-
-const CONVERGE: Duration = Duration::from_secs(30);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// Fixed ports so a restarted server keeps its raft address.
-struct Ports {
-    server: String,
-    serf: String,
-}
-
-fn ports() -> Ports {
-    Ports {
-        server: free_port().to_string(),
-        serf: free_port().to_string(),
-    }
-}
-
-fn server(dir: &Path, name: &str, p: &Ports, join: Option<&str>) -> Agent {
-    let data = dir.join(name);
-    let data = data.to_string_lossy();
-    let mut args = vec![
-        "agent",
-        "-server",
-        "-bootstrap-expect",
-        "3",
-        "-data-dir",
-        &data,
-        "-node",
-        name,
-        "-bind",
-        "127.0.0.1",
-        "-client",
-        "127.0.0.1",
-        "-http-port",
-        "0",
-        "-serf-lan-port",
-        &p.serf,
-        "-server-port",
-        &p.server,
-        "-log-json",
-    ];
-    if let Some(j) = join {
-        args.extend(["-retry-join", j, "-retry-interval", "200ms"]);
-    }
-    Agent::launch(&args)
-}
-
-fn leader(a: &Agent) -> String {
-    let (code, _, body) = a.get("/v1/status/leader");
-    if code != 200 {
-        return String::new();
-    }
-    serde_json::from_str::<String>(&body).unwrap_or_default()
-}
 
 fn put(a: &Agent, key: &str, value: &str) -> (u16, String) {
     a.put(&format!("/v1/kv/{key}"), value.to_string())
@@ -357,20 +296,6 @@ fn new_servers_join_as_non_voters_autopilot_promotes_and_removes() {
 /// The first server still running.
 fn first_up(servers: &[Option<Agent>]) -> &Agent {
     servers.iter().flatten().next().expect("a running server")
-}
-
-/// Waits until every running server names the same leader and `ok` accepts it.
-fn agreed_leader(servers: &[Option<Agent>], what: &str, ok: impl Fn(&str) -> bool) -> String {
-    let mut agreed = String::new();
-    wait_until(CONVERGE, what, || {
-        let l: Vec<String> = servers.iter().flatten().map(leader).collect();
-        let same = !l[0].is_empty() && l.iter().all(|x| *x == l[0]) && ok(&l[0]);
-        if same {
-            agreed = l[0].clone();
-        }
-        same
-    });
-    agreed
 }
 
 /// A client agent (no `-server`) holds no raft: it joins through gossip and every catalog,

@@ -14,6 +14,22 @@ pub struct Request {
     pub now_ms: u64,
     /// What to do.
     pub cmd: Command,
+    /// Unique id of the client write this is (kept across retries): a second copy with the
+    /// same id answers the first result and changes nothing. `None` for the leader's own
+    /// housekeeping, which is never retried, and in entries written before ids existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<super::RequestId>,
+}
+
+impl Request {
+    /// A request without an id (never deduplicated).
+    pub fn new(now_ms: u64, cmd: Command) -> Self {
+        Self {
+            now_ms,
+            cmd,
+            request_id: None,
+        }
+    }
 }
 
 impl std::fmt::Display for Request {

@@ -201,7 +201,7 @@ mod tests {
             entry: Box::new(e),
             cas,
         };
-        s.apply(index, &Request { now_ms: 1, cmd })
+        s.apply(index, &Request::new(1, cmd))
     }
 
     fn delete(s: &mut State, index: u64, name: &str, cas: Option<u64>) -> Response {
@@ -210,7 +210,7 @@ mod tests {
             name: name.into(),
             cas,
         };
-        s.apply(index, &Request { now_ms: 1, cmd })
+        s.apply(index, &Request::new(1, cmd))
     }
 
     #[test]

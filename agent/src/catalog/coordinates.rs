@@ -54,7 +54,7 @@ mod tests {
     use crate::catalog::{Command, DeregisterOp, Node, RegisterOp, Request};
 
     fn req(cmd: Command) -> Request {
-        Request { now_ms: 1, cmd }
+        Request::new(1, cmd)
     }
 
     fn coord(x: f64) -> Coordinate {

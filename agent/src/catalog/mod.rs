@@ -23,6 +23,7 @@ mod kv;
 pub mod prepared_query;
 mod query;
 mod registry;
+mod requests;
 mod rows;
 mod session;
 #[cfg(test)]
@@ -39,6 +40,7 @@ pub use command::{
 pub use config_entry::ConfigEntry;
 pub use prepared_query::{ExecuteRequest, PreparedQuery, QueryError, QueryResult, execute_query};
 pub use query::{HealthEntry, ServiceRow};
+pub use requests::{MAX_REQUESTS, REQUEST_RETENTION_MS, RequestId, RequestRecord};
 pub use rows::{Row, RowChange, RowError, Table};
 pub use types::{
     AutopilotSettings, Check, CheckDefinition, HealthStatus, KvEntry, Node, Service,
@@ -110,6 +112,11 @@ pub struct State {
     /// (kind, name) → config entry.
     pub(crate) config_entries: OrdMap<(String, String), ConfigEntry>,
     pub(crate) tables: TableIndexes,
+    /// Request id → the result of its first apply (exactly-once writes; see `requests.rs`).
+    pub(crate) requests: OrdMap<RequestId, RequestRecord>,
+    /// (leader time, request id) of every remembered request, oldest first: derived from
+    /// `requests` (never stored), so expiry does not scan.
+    pub(crate) requests_by_age: imbl::OrdSet<(u64, RequestId)>,
     /// Rows touched since the last `take_changes`.
     changes: Vec<(Table, String)>,
 }
@@ -137,9 +144,25 @@ impl State {
 
     /// Applies one request at raft `index`. Deterministic: same state, index and request give
     /// the same result everywhere.
+    ///
+    /// A request whose id was applied before (and not yet forgotten) changes nothing and
+    /// answers what its first apply answered: a retried write takes effect once.
     pub fn apply(&mut self, index: u64, req: &Request) -> Response {
         self.applied = index;
         self.touch(Table::Meta, String::new());
+        self.expire_requests(req.now_ms);
+        let Some(id) = req.request_id else {
+            return self.apply_command(index, req);
+        };
+        if let Some(first) = self.requests.get(&id) {
+            return first.response.clone();
+        }
+        let resp = self.apply_command(index, req);
+        self.remember_request(id, req.now_ms, index, &resp);
+        resp
+    }
+
+    fn apply_command(&mut self, index: u64, req: &Request) -> Response {
         let now = req.now_ms;
         match &req.cmd {
             Command::Register(op) => self.register(index, now, op),

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Service, State, TableIndexes, Tombstone};
+use super::{RequestId, Service, State, TableIndexes, Tombstone};
 
 /// Tables of the state store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -33,6 +33,8 @@ pub enum Table {
     PreparedQueries = 10,
     /// Config entries by `kind\0name`.
     ConfigEntries = 11,
+    /// Results of recent client writes by request id (exactly-once retries).
+    Requests = 12,
 }
 
 impl Table {
@@ -51,6 +53,7 @@ impl Table {
             9 => Self::Coordinates,
             10 => Self::PreparedQueries,
             11 => Self::ConfigEntries,
+            12 => Self::Requests,
             _ => return None,
         })
     }
@@ -136,6 +139,10 @@ impl State {
             Table::Coordinates => self.coordinates.get(&split_pair(key)).map(enc),
             Table::PreparedQueries => self.prepared_queries.get(key).map(enc),
             Table::ConfigEntries => self.config_entries.get(&split_pair(key)).map(enc),
+            Table::Requests => RequestId::try_from(key.to_string())
+                .ok()
+                .and_then(|id| self.requests.get(&id))
+                .map(enc),
         }
     }
 
@@ -184,6 +191,9 @@ impl State {
         }
         for ((kind, name), v) in &self.config_entries {
             push(Table::ConfigEntries, pair_key(kind, name), enc(v));
+        }
+        for (id, v) in &self.requests {
+            push(Table::Requests, id.to_string(), enc(v));
         }
         out
     }
@@ -250,6 +260,14 @@ impl State {
                 Table::ConfigEntries => {
                     let v = serde_json::from_slice(&value).map_err(err)?;
                     s.config_entries.insert(split_pair(&key), v);
+                }
+                Table::Requests => {
+                    let v = serde_json::from_slice(&value).map_err(err)?;
+                    // A key that is not an id cannot come from `rows()`: skip rather than
+                    // refuse the whole state over a row that only serves retries.
+                    if let Ok(id) = RequestId::try_from(key) {
+                        s.insert_request(id, v);
+                    }
                 }
             }
         }

@@ -3,7 +3,7 @@
 use super::*;
 
 fn req(now_ms: u64, cmd: Command) -> Request {
-    Request { now_ms, cmd }
+    Request::new(now_ms, cmd)
 }
 
 fn set(key: &str, val: &str) -> Command {

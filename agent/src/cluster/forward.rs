@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::raft_rpc::{Channels, MAX_MESSAGE};
 use super::wire;
-use crate::catalog::{Command, Response};
+use crate::catalog::{Command, RequestId, Response};
 use crate::rpc::RpcError;
 use crate::server::ServerHandle;
 
@@ -51,8 +51,11 @@ pub struct HttpResponse {
 /// What a forwarded request asks.
 #[derive(Debug, Serialize, Deserialize)]
 enum Op {
-    /// Apply a command on the leader.
+    /// Apply a command on the leader (from servers without request ids; never sent now).
     Apply(Command),
+    /// Apply a command on the leader as the write `id`: a retry with the same id answers the
+    /// first result instead of applying again.
+    ApplyOnce { cmd: Command, id: RequestId },
     /// The index a read must see (after a quorum check when `consistent`).
     ReadIndex { consistent: bool },
     /// Run an HTTP API request.
@@ -77,6 +80,8 @@ enum FailKind {
     Rejected,
     NoLeader,
     NotLeader,
+    /// The write may or may not have been applied.
+    Unknown,
     Other,
 }
 
@@ -84,9 +89,18 @@ enum FailKind {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ForwardError {
-    /// The server could not be reached.
+    /// The server could not be reached; the request was not sent.
     #[error("server {addr} unreachable: {reason}")]
     Unreachable {
+        /// Its RPC address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The request was sent (or may have been) but no answer came: the server may have acted
+    /// on it. A write must not be retried without its request id.
+    #[error("no answer from server {addr}: {reason}")]
+    NoAnswer {
         /// Its RPC address.
         addr: String,
         /// Why.
@@ -171,9 +185,16 @@ impl Forwarder {
             payload,
             ..Default::default()
         };
+        let no_answer = |reason: String| ForwardError::NoAnswer {
+            addr: addr.to_string(),
+            reason,
+        };
         let resp = match tokio::time::timeout(timeout, client.forward(req)).await {
-            Err(_) => return Err(unreachable(format!("timed out after {timeout:?}"))),
-            Ok(Err(status)) => return Err(unreachable(status.message().to_string())),
+            Err(_) => return Err(no_answer(format!("timed out after {timeout:?}"))),
+            Ok(Err(status)) if never_sent(&status) => {
+                return Err(unreachable(status.message().to_string()));
+            }
+            Ok(Err(status)) => return Err(no_answer(status.message().to_string())),
             Ok(Ok(r)) => r.into_inner(),
         };
         if !resp.error.is_empty() {
@@ -190,20 +211,23 @@ impl Forwarder {
                 FailKind::Rejected => RpcError::Rejected(message).into(),
                 FailKind::NoLeader => RpcError::NoLeader.into(),
                 FailKind::NotLeader => ForwardError::NotLeader(addr.to_string()),
+                FailKind::Unknown => RpcError::OutcomeUnknown.into(),
                 FailKind::Other => ForwardError::Protocol(message),
             }),
             other => Ok(other),
         }
     }
 
-    /// Applies `cmd` on the leader at `addr`.
+    /// Applies `cmd` as write `id` on the leader at `addr`. Sending it again with the same
+    /// `id` (to this or a later leader) never applies it twice.
     pub async fn apply(
         &self,
         addr: &str,
         cmd: Command,
+        id: RequestId,
         timeout: Duration,
     ) -> Result<(u64, Response), ForwardError> {
-        match self.send(addr, Op::Apply(cmd), timeout).await? {
+        match self.send(addr, Op::ApplyOnce { cmd, id }, timeout).await? {
             Reply::Applied { index, response } => Ok((index, response)),
             other => Err(ForwardError::Protocol(format!(
                 "unexpected reply {other:?}"
@@ -288,6 +312,7 @@ impl ForwardService {
             let kind = match &e {
                 RpcError::Rejected(_) => FailKind::Rejected,
                 RpcError::NoLeader => FailKind::NoLeader,
+                RpcError::OutcomeUnknown => FailKind::Unknown,
                 _ => FailKind::Other,
             };
             Reply::Failed {
@@ -300,16 +325,17 @@ impl ForwardService {
             message: String::new(),
         };
         match op {
-            Op::Apply(cmd) => {
-                if !self.server.raft().is_leader() {
-                    return not_leader();
-                }
-                match self.server.apply_local(cmd).await {
-                    Ok((index, response)) => Reply::Applied { index, response },
-                    Err(RpcError::Raft(e)) if e.is_not_leader() => not_leader(),
-                    Err(e) => failed(e),
-                }
-            }
+            Op::Apply(_) | Op::ApplyOnce { .. } if !self.server.raft().is_leader() => not_leader(),
+            Op::Apply(cmd) => match self.server.apply_local(cmd, None).await {
+                Ok((index, response)) => Reply::Applied { index, response },
+                Err(RpcError::Raft(e)) if e.is_not_leader() => not_leader(),
+                Err(e) => failed(e),
+            },
+            Op::ApplyOnce { cmd, id } => match self.server.apply_local(cmd, Some(id)).await {
+                Ok((index, response)) => Reply::Applied { index, response },
+                Err(RpcError::Raft(e)) if e.is_not_leader() => not_leader(),
+                Err(e) => failed(e),
+            },
             Op::ReadIndex { consistent } => {
                 if !self.server.raft().is_leader() {
                     return not_leader();
@@ -331,6 +357,13 @@ impl ForwardService {
             },
         }
     }
+}
+
+/// Whether a failed call certainly never reached the server: the connection could not be
+/// made (tonic maps a connect failure to `Unavailable` with hyper's "tcp connect error").
+/// Anything else may have failed after the request was written.
+fn never_sent(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Unavailable && status.message().contains("connect error")
 }
 
 /// Runs `req` through the API router in-process.
@@ -404,3 +437,7 @@ impl Forward for ForwardService {
         }))
     }
 }
+
+#[cfg(test)]
+#[path = "forward_tests.rs"]
+mod tests;

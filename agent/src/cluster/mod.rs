@@ -13,6 +13,7 @@
 pub mod bootstrap;
 pub mod forward;
 pub mod listener;
+pub mod peer_health;
 pub mod raft_rpc;
 pub mod remote;
 pub mod wire;

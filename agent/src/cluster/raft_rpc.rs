@@ -25,8 +25,9 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tonic::transport::{Channel, Endpoint};
 
+use super::peer_health::PeerHealth;
 use super::wire::{self, WireError};
-use crate::raft::network::{RaftTransport, RpcResult};
+use crate::raft::network::{PeerStats, RaftTransport, RpcResult};
 use crate::raft::type_config::{Snapshot, SnapshotMeta, Vote};
 use crate::raft::{RaftNode, ServerNode, TypeConfig};
 
@@ -111,6 +112,8 @@ fn unpack_snapshot(bytes: &[u8]) -> Result<(Vote, Snapshot), String> {
 pub struct GrpcTransport {
     datacenter: String,
     channels: Arc<Channels>,
+    /// Logs a peer's failure and recovery once each, counts the rest.
+    health: Arc<PeerHealth>,
 }
 
 impl GrpcTransport {
@@ -119,6 +122,7 @@ impl GrpcTransport {
         Self {
             datacenter,
             channels,
+            health: Arc::default(),
         }
     }
 
@@ -139,45 +143,68 @@ impl GrpcTransport {
         let channel = self.channels.get(&node.rpc_addr);
         let datacenter = self.datacenter.clone();
         let addr = node.rpc_addr.clone();
+        let health = self.health.clone();
         async move {
             let payload = payload.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-            let channel = channel.map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
-            let client = RaftClient::new(channel)
-                .max_decoding_message_size(MAX_MESSAGE)
-                .max_encoding_message_size(MAX_MESSAGE);
-            let req = RaftRequest {
-                datacenter,
-                payload,
-            };
-            let resp = match tokio::time::timeout(ttl, call(client, req)).await {
-                Err(_) => {
-                    return Err(RPCError::Network(NetworkError::from_string(format!(
-                        "raft rpc to {target} ({addr}) timed out after {ttl:?}"
-                    ))));
-                }
-                Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
-                    return Err(RPCError::Unreachable(Unreachable::from_string(format!(
-                        "raft peer {target} ({addr}) unavailable: {}",
-                        status.message()
-                    ))));
-                }
-                Ok(Err(status)) => {
-                    return Err(RPCError::Network(NetworkError::from_string(format!(
-                        "raft rpc to {target} ({addr}): {status}"
-                    ))));
-                }
-                Ok(Ok(r)) => r.into_inner(),
-            };
-            if !resp.error.is_empty() {
-                return Err(RPCError::Network(NetworkError::from_string(format!(
-                    "raft peer {target} ({addr}): {}",
-                    resp.error
-                ))));
+            let result = send(channel, datacenter, target, &addr, ttl, payload, call).await;
+            match &result {
+                Ok(_) => health.succeeded(target, &addr),
+                Err(e) => health.failed(target, &addr, e),
             }
-            Ok(resp.payload)
+            result
         }
         .boxed()
     }
+}
+
+/// One raft RPC over `channel`, bounded by `ttl`.
+async fn send<F, Fut>(
+    channel: Result<Channel, tonic::transport::Error>,
+    datacenter: String,
+    target: u64,
+    addr: &str,
+    ttl: Duration,
+    payload: Vec<u8>,
+    call: F,
+) -> Result<Vec<u8>, RPCError<TypeConfig>>
+where
+    F: FnOnce(RaftClient<Channel>, RaftRequest) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<tonic::Response<RaftResponse>, tonic::Status>> + Send,
+{
+    let channel = channel.map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+    let client = RaftClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+    let req = RaftRequest {
+        datacenter,
+        payload,
+    };
+    let resp = match tokio::time::timeout(ttl, call(client, req)).await {
+        Err(_) => {
+            return Err(RPCError::Network(NetworkError::from_string(format!(
+                "raft rpc to {target} ({addr}) timed out after {ttl:?}"
+            ))));
+        }
+        Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
+            return Err(RPCError::Unreachable(Unreachable::from_string(format!(
+                "raft peer {target} ({addr}) unavailable: {}",
+                status.message()
+            ))));
+        }
+        Ok(Err(status)) => {
+            return Err(RPCError::Network(NetworkError::from_string(format!(
+                "raft rpc to {target} ({addr}): {status}"
+            ))));
+        }
+        Ok(Ok(r)) => r.into_inner(),
+    };
+    if !resp.error.is_empty() {
+        return Err(RPCError::Network(NetworkError::from_string(format!(
+            "raft peer {target} ({addr}): {}",
+            resp.error
+        ))));
+    }
+    Ok(resp.payload)
 }
 
 fn decoded<T: serde::de::DeserializeOwned>(
@@ -255,6 +282,10 @@ impl RaftTransport for GrpcTransport {
             }
         }
         .boxed()
+    }
+
+    fn peer_stats(&self) -> Vec<PeerStats> {
+        self.health.stats()
     }
 }
 

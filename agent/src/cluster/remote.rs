@@ -59,12 +59,14 @@ impl RemoteServers {
     }
 
     /// Runs an HTTP API request on a server, trying the next one when a server cannot be
-    /// reached. `No known Consul servers` when the pool has none.
+    /// reached (for a write: only if it certainly never got the request). `No known Consul
+    /// servers` when the pool has none.
     pub async fn http(&self, req: HttpRequest) -> Result<HttpResponse, RpcError> {
         let candidates = self.candidates();
         if candidates.is_empty() {
             return Err(RpcError::NoServers);
         }
+        let read = matches!(req.method.as_str(), "GET" | "HEAD");
         let mut last = None;
         for addr in candidates {
             match self
@@ -77,6 +79,12 @@ impl RemoteServers {
                     return Ok(resp);
                 }
                 Err(ForwardError::Remote(e)) => return Err(e),
+                // The server may have run a write it never answered: running it on another
+                // server could apply it twice (the request id is chosen server-side).
+                Err(ForwardError::NoAnswer { .. }) if !read => {
+                    *self.preferred.lock() = None;
+                    return Err(RpcError::OutcomeUnknown);
+                }
                 Err(e) => {
                     tracing::debug!(server = %addr, cause = %e, "server unreachable; trying another");
                     last = Some(e);

@@ -120,6 +120,17 @@ fn gauges(st: &ApiState) -> Vec<Value> {
         out.push(gauge("consul.raft.commit_index", r.commit_index as f64));
         out.push(gauge("consul.raft.applied_index", r.applied_index as f64));
         out.push(gauge("consul.raft.peers", r.num_peers as f64));
+        // A dead peer is logged once; its failed RPCs are counted here.
+        for p in server.raft().peer_stats() {
+            let labels = json!({ "peer": p.addr, "id": p.id.to_string() });
+            for (name, v) in [
+                ("meridian.raft.peer.rpc_failures_total", p.failures_total),
+                ("meridian.raft.peer.recoveries_total", p.recoveries_total),
+                ("meridian.raft.peer.failing", u64::from(p.failing)),
+            ] {
+                out.push(json!({ "Name": name, "Value": v as f64, "Labels": labels }));
+            }
+        }
     }
     if let Some(d) = &st.dns_stats {
         for (name, c) in [

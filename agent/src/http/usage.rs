@@ -134,10 +134,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let req = Request {
-            now_ms: 1,
-            cmd: Command::Register(Box::new(op)),
-        };
+        let req = Request::new(1, Command::Register(Box::new(op)));
         s.apply(index, &req);
     }
 

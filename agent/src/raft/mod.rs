@@ -127,6 +127,14 @@ pub struct RaftStats {
     pub num_peers: usize,
 }
 
+/// Whether the last applied entry belongs to the current term.
+fn term_applied(m: &openraft::RaftMetrics<TypeConfig>) -> bool {
+    use openraft::vote::RaftLeaderId as _;
+    m.last_applied
+        .as_ref()
+        .is_some_and(|l| l.committed_leader_id().term() == m.current_term)
+}
+
 /// Handle on the local raft node. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct RaftNode {
@@ -145,6 +153,17 @@ struct Inner {
     /// A leader that has not heard from a quorum for this long does not count as one
     /// (raft's leader lease: the longest election timeout).
     lease: Duration,
+    /// The transport to peers (for its per-peer counters).
+    transport: Transport,
+}
+
+/// The transport, opaque to `Debug`.
+struct Transport(Arc<dyn RaftTransport>);
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RaftTransport")
+    }
 }
 
 impl RaftNode {
@@ -175,7 +194,8 @@ impl RaftNode {
         let log = LogStore::open(&dir.join(LOG_DB_FILE)).await?;
         let store = StateStore::open(&dir.join(STATE_DB_FILE)).await?;
         let (sm, published) = StateMachine::open(store).await?;
-        let raft = Raft::new(node_id, config, NetworkFactory::new(transport), log, sm).await?;
+        let factory = NetworkFactory::new(transport.clone());
+        let raft = Raft::new(node_id, config, factory, log, sm).await?;
         tracing::info!(node_id, %node, dir = %dir.display(), "raft started");
         Ok(RaftNode {
             inner: Arc::new(Inner {
@@ -186,6 +206,7 @@ impl RaftNode {
                 applied_rx: published.applied_rx,
                 last_contact: parking_lot::Mutex::new(None),
                 lease,
+                transport: Transport(transport),
             }),
         })
     }
@@ -247,6 +268,36 @@ impl RaftNode {
         Ok(())
     }
 
+    /// On the leader: waits until it has applied an entry of its own term (the blank entry
+    /// openraft appends on election), and so everything any earlier leader committed. Until
+    /// then a new leader's applied index may lag writes the old leader acknowledged, and a
+    /// read served from it would go back in time. Cheap once true: no round trip.
+    /// Fails with [`RaftError::NotLeader`] if leadership is lost, [`RaftError::NoLeader`]
+    /// after `timeout`.
+    pub async fn wait_term_applied(&self, timeout: Duration) -> Result<(), RaftError> {
+        let me = self.inner.id;
+        let waited = self
+            .inner
+            .raft
+            .wait(Some(timeout))
+            .metrics(
+                move |m| m.current_leader != Some(me) || term_applied(m),
+                "leader applied an entry of its term",
+            )
+            .await;
+        match waited {
+            Ok(m) if m.current_leader == Some(me) => Ok(()),
+            Ok(m) => Err(RaftError::NotLeader {
+                leader: m.current_leader.and_then(|id| {
+                    let node = m.membership_config.membership().get_node(&id)?.clone();
+                    Some((id, node))
+                }),
+            }),
+            Err(openraft::metrics::WaitError::ShuttingDown) => Err(RaftError::Shutdown),
+            Err(openraft::metrics::WaitError::Timeout(..)) => Err(RaftError::NoLeader),
+        }
+    }
+
     /// The state after the last applied batch. Never waits on raft.
     pub fn state(&self) -> Arc<State> {
         self.inner.state.load_full()
@@ -294,6 +345,23 @@ impl RaftNode {
         }
         let node = m.membership_config.membership().get_node(&id)?.clone();
         Some((id, node))
+    }
+
+    /// Resolves once a leader other than `leader` is known (this node, or another). Never
+    /// resolves after raft stopped; race it against the work it should interrupt.
+    pub async fn leader_changed_from(&self, leader: u64) {
+        let waited = self
+            .inner
+            .raft
+            .wait(None)
+            .metrics(
+                |m| m.current_leader.is_some_and(|l| l != leader),
+                "a different leader is known",
+            )
+            .await;
+        if waited.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// Waits up to `timeout` until a leader is known and returns it.
@@ -365,6 +433,11 @@ impl RaftNode {
                 .filter(|id| *id != self.inner.id)
                 .count(),
         }
+    }
+
+    /// Per-peer RPC failure counters of the transport (empty for a lone server).
+    pub fn peer_stats(&self) -> Vec<network::PeerStats> {
+        self.inner.transport.0.peer_stats()
     }
 
     /// The latest membership configuration (possibly not yet committed).

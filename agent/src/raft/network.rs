@@ -27,6 +27,21 @@ use super::type_config::{ServerNode, Snapshot, SnapshotData, TypeConfig, Vote};
 /// Result of an RPC that the transport could not deliver or that failed remotely.
 pub type RpcResult<T> = Result<T, RPCError<TypeConfig>>;
 
+/// What a transport counts about one peer (`/v1/agent/metrics`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerStats {
+    /// Raft id of the peer.
+    pub id: u64,
+    /// Its RPC address.
+    pub addr: String,
+    /// Whether its last RPC failed.
+    pub failing: bool,
+    /// Failed RPCs to it, ever.
+    pub failures_total: u64,
+    /// Times it came back after failing.
+    pub recoveries_total: u64,
+}
+
 /// Object-safe raft transport to peers. One instance serves every peer; `target` and `node`
 /// say where to send.
 pub trait RaftTransport: Send + Sync + 'static {
@@ -60,6 +75,11 @@ pub trait RaftTransport: Send + Sync + 'static {
         cancel: BoxFuture<'static, ReplicationClosed>,
         option: RPCOption,
     ) -> BoxFuture<'static, Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>>>;
+
+    /// Per-peer failure counters, if the transport keeps them.
+    fn peer_stats(&self) -> Vec<PeerStats> {
+        Vec::new()
+    }
 }
 
 /// The transport of a node that has no cluster transport yet: every peer is unreachable.

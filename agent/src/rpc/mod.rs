@@ -67,12 +67,21 @@ pub enum RpcError {
     /// A forwarded request could not be understood on the way.
     #[error("rpc forwarding: {0}")]
     Forward(String),
+    /// A write may or may not have been applied: the leader was lost (or stopped answering)
+    /// after the request reached it, and retries found no answer before the deadline.
+    /// Unlike [`RpcError::NoLeader`] this does not mean "not applied".
+    #[error(
+        "write outcome unknown: the leader was lost after the request was sent; it may or may not have been applied"
+    )]
+    OutcomeUnknown,
 }
 
 impl From<RaftError> for RpcError {
     fn from(e: RaftError) -> Self {
         if e.is_no_leader() {
             RpcError::NoLeader
+        } else if e.is_indeterminate() {
+            RpcError::OutcomeUnknown
         } else {
             RpcError::Raft(e)
         }

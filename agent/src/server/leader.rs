@@ -153,7 +153,7 @@ async fn reconcile_members(server: &ServerHandle, members: &[Member]) {
     let state = server.raft().state();
     for cmd in reconcile::plan(&state, members, &me.datacenter, &local) {
         let what = cmd.name();
-        if let Err(e) = server.apply_local(cmd).await {
+        if let Err(e) = server.apply_local(cmd, None).await {
             warn!(cause = %e, what, "reconciling a member into the catalog failed");
             return;
         }

@@ -9,6 +9,7 @@ pub mod autopilot;
 mod leader;
 mod reconcile;
 mod sessions;
+mod write;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,7 +20,9 @@ use tokio_util::task::TaskTracker;
 
 use self::autopilot::AutopilotConfig;
 pub use self::sessions::SessionTimers;
-use crate::catalog::{Command, Request, Response, State};
+#[cfg(test)]
+pub(crate) use self::write::new_request_id;
+use crate::catalog::State;
 use crate::cluster::{ForwardError, Forwarder};
 use crate::gossip::GossipHandle;
 use crate::raft::RaftNode;
@@ -165,74 +168,34 @@ impl ServerHandle {
         &self.0.sessions
     }
 
-    /// Proposes a command through raft and returns its log index and the state machine's
-    /// answer; on a follower the leader proposes it. Waits up to the hold timeout for a
-    /// leader. A `Rejected` answer is turned into [`RpcError::Rejected`].
-    pub async fn apply(&self, cmd: Command) -> Result<(u64, Response), RpcError> {
-        let deadline = tokio::time::Instant::now() + self.0.hold;
-        loop {
-            let attempt = match self.leader_or_wait(deadline).await? {
-                None => self.apply_local(cmd.clone()).await,
-                Some((addr, fwd)) => fwd
-                    .apply(&addr, cmd.clone(), self.0.hold)
-                    .await
-                    .map_err(|e| self.forward_failed(e)),
-            };
-            match attempt {
-                Err(RpcError::Raft(e)) if e.is_not_leader() => {}
-                Err(RpcError::NoLeader) => {}
-                other => return other,
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(RpcError::NoLeader);
-            }
-            tokio::time::sleep(RETRY).await;
-        }
-    }
-
-    /// Proposes a command on this server, which must lead. A write that is not committed
-    /// within the hold timeout (the quorum went away after it was proposed) reports an
-    /// unknown outcome rather than hanging.
-    pub async fn apply_local(&self, cmd: Command) -> Result<(u64, Response), RpcError> {
-        let write = self.0.raft.write(Request {
-            now_ms: unix_ms(),
-            cmd,
-        });
-        let (index, resp) =
-            match tokio::time::timeout(self.0.hold.max(Duration::from_secs(5)), write).await {
-                Ok(r) => r?,
-                Err(_) => return Err(RpcError::Raft(crate::raft::RaftError::LeadershipLost)),
-            };
-        match resp {
-            Response::Rejected(msg) => Err(RpcError::Rejected(msg)),
-            other => Ok((index, other)),
-        }
-    }
-
     /// On the leader: the index a read must see. `consistent` confirms leadership with a
     /// quorum first (ReadIndex); otherwise the leader's applied index (Consul's default
-    /// mode trusts the leader without a round trip).
+    /// mode trusts the leader without a round trip) — but only once the leader has applied
+    /// an entry of its own term, so a just-elected leader never answers from before a write
+    /// its predecessor acknowledged.
     pub async fn leader_read_index(&self, consistent: bool) -> Result<u64, RpcError> {
         let raft = &self.0.raft;
         if consistent {
             raft.read_barrier().await?;
+        } else {
+            raft.wait_term_applied(self.0.hold).await?;
         }
         Ok(*raft.applied_rx().borrow())
     }
 
-    /// `None` when this server leads; otherwise the leader's RPC address and the forwarder.
-    /// Waits until `deadline` for a leader to be known.
+    /// `None` when this server leads; otherwise the leader's raft id and RPC address and the
+    /// forwarder. Waits until `deadline` for a leader to be known.
     async fn leader_or_wait(
         &self,
         deadline: tokio::time::Instant,
-    ) -> Result<Option<(String, &Forwarder)>, RpcError> {
+    ) -> Result<Option<(u64, String, &Forwarder)>, RpcError> {
         let raft = &self.0.raft;
         loop {
             if raft.is_leader() {
                 return Ok(None);
             }
-            if let (Some((_, node)), Some(fwd)) = (raft.leader(), &self.0.forwarder) {
-                return Ok(Some((node.rpc_addr, fwd)));
+            if let (Some((id, node)), Some(fwd)) = (raft.leader(), &self.0.forwarder) {
+                return Ok(Some((id, node.rpc_addr, fwd)));
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(RpcError::NoLeader);
@@ -248,13 +211,15 @@ impl ServerHandle {
         req: crate::cluster::forward::HttpRequest,
     ) -> Result<Option<crate::cluster::forward::HttpResponse>, RpcError> {
         let deadline = tokio::time::Instant::now() + self.0.hold;
+        let read = matches!(req.method.as_str(), "GET" | "HEAD");
         match self.leader_or_wait(deadline).await? {
             None => Ok(None),
-            Some((addr, fwd)) => fwd
-                .http(&addr, req, self.0.hold)
-                .await
-                .map(Some)
-                .map_err(|e| self.forward_failed(e)),
+            Some((_, addr, fwd)) => match fwd.http(&addr, req, self.0.hold).await {
+                Ok(resp) => Ok(Some(resp)),
+                // A read that got no answer changed nothing.
+                Err(ForwardError::NoAnswer { .. }) if read => Err(RpcError::NoLeader),
+                Err(e) => Err(self.forward_failed(e)),
+            },
         }
     }
 
@@ -262,8 +227,12 @@ impl ServerHandle {
         match e {
             ForwardError::Remote(e) => e,
             ForwardError::NotLeader(_) | ForwardError::Unreachable { .. } => {
-                tracing::debug!(cause = %e, "forward to leader failed; retrying");
+                tracing::debug!(cause = %e, "forward to leader failed before sending");
                 RpcError::NoLeader
+            }
+            ForwardError::NoAnswer { .. } => {
+                tracing::debug!(cause = %e, "forwarded request unanswered");
+                RpcError::OutcomeUnknown
             }
             ForwardError::Protocol(msg) => RpcError::Forward(msg),
         }
@@ -290,7 +259,7 @@ impl ServerHandle {
         loop {
             let attempt = match self.leader_or_wait(deadline).await? {
                 None => self.leader_read_index(consistent).await,
-                Some((addr, fwd)) => fwd
+                Some((_, addr, fwd)) => fwd
                     .read_index(&addr, consistent, self.0.hold)
                     .await
                     .map_err(|e| self.forward_failed(e)),
@@ -305,7 +274,8 @@ impl ServerHandle {
                     };
                 }
                 Err(RpcError::Raft(e)) if e.is_not_leader() => {}
-                Err(RpcError::NoLeader) => {}
+                // A read that got no answer changed nothing: ask again.
+                Err(RpcError::NoLeader | RpcError::OutcomeUnknown) => {}
                 Err(other) => return Err(other),
             }
             if tokio::time::Instant::now() >= deadline {

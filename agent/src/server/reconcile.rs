@@ -197,7 +197,7 @@ mod tests {
     fn reconcile(s: &mut State, members: &[Member], local: &Local<'_>) {
         for cmd in plan(s, members, "dc1", local) {
             let index = s.applied_index() + 1;
-            s.apply(index, &Request { now_ms: 1, cmd });
+            s.apply(index, &Request::new(1, cmd));
         }
     }
 

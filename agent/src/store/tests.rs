@@ -45,10 +45,7 @@ fn entry(term: u64, index: u64) -> RaftEntry {
     let log_id = LogId::new(LeaderId { term, node_id: 1 }, index);
     Entry {
         log_id,
-        payload: EntryPayload::Normal(Request {
-            now_ms: index,
-            cmd: Command::Noop,
-        }),
+        payload: EntryPayload::Normal(Request::new(index, Command::Noop)),
     }
 }
 

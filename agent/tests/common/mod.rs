@@ -4,6 +4,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod cluster;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -242,6 +244,22 @@ impl Agent {
                         self.log.join("\n")
                     );
                 }
+            }
+        }
+    }
+
+    /// Collects whatever the agent logs during `d` into [`Agent::log`] (to count lines
+    /// over a span of time).
+    pub fn collect_log(&mut self, d: Duration) {
+        let deadline = Instant::now() + d;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match self.log_rx.recv_timeout(left) {
+                Ok(line) => self.log.push(line),
+                Err(_) => return,
             }
         }
     }

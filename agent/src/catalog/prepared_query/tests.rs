@@ -14,7 +14,7 @@ const ID2: &str = "22222222-2222-2222-2222-222222222222";
 const ID3: &str = "33333333-3333-3333-3333-333333333333";
 
 fn req(cmd: Command) -> Request {
-    Request { now_ms: 1, cmd }
+    Request::new(1, cmd)
 }
 
 fn query(id: &str, name: &str, service: &str) -> PreparedQuery {
