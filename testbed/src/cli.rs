@@ -123,6 +123,9 @@ pub enum Command {
     /// Inside a namespace: GET each URL and print JSON lines (used by the testbed itself).
     #[command(name = "_probe", hide = true)]
     Probe {
+        /// PUT this body instead of a GET.
+        #[arg(long)]
+        put: Option<String>,
         /// URLs.
         urls: Vec<String>,
     },
@@ -165,6 +168,23 @@ pub enum Command {
         /// Port.
         #[arg(long)]
         port: u16,
+    },
+    /// Inside a namespace: query DNS until a name resolves to an address (used by
+    /// `scenario client-dns`).
+    #[command(name = "_dns-wait", hide = true)]
+    DnsWait {
+        /// The DNS server.
+        #[arg(long, default_value = "127.0.0.1:8600")]
+        server: std::net::SocketAddr,
+        /// The name (A records).
+        #[arg(long)]
+        name: String,
+        /// The address to wait for.
+        #[arg(long)]
+        expect: std::net::Ipv4Addr,
+        /// Give up after this long.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        timeout: Duration,
     },
     /// Inside a namespace: time UDP or TCP echoes (used by `wan probe`).
     #[command(name = "_ping", hide = true)]
@@ -262,6 +282,23 @@ pub enum ScenarioName {
     /// KV writes through a client, SIGKILL of the leader, a new leader in time, no
     /// acknowledged write lost.
     LeaderFailover,
+    /// A new client host joins a DC and registers a service; time until every agent of the
+    /// DC answers it over DNS.
+    ClientDns,
+    /// The leader cut off from the rest of its DC: the majority elects and writes, the
+    /// minority refuses writes but serves stale reads; after the heal everything converges.
+    LanPartition,
+}
+
+impl ScenarioName {
+    /// The name as typed.
+    pub fn label(self) -> &'static str {
+        match self {
+            ScenarioName::LeaderFailover => "leader-failover",
+            ScenarioName::ClientDns => "client-dns",
+            ScenarioName::LanPartition => "lan-partition",
+        }
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

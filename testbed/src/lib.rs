@@ -24,6 +24,7 @@
 
 pub mod agents;
 pub mod cli;
+pub mod dns_wait;
 pub mod down;
 pub mod error;
 pub mod faults;
@@ -85,6 +86,7 @@ pub async fn run(cli: Cli) -> Result<i32, TestbedError> {
         | Command::KvWriter { .. }
         | Command::WanEmulator { .. }
         | Command::Echo { .. }
+        | Command::DnsWait { .. }
         | Command::Ping { .. } => {
             let code = tokio::task::spawn_blocking(move || run_helper(&cli).unwrap_or(1)).await;
             return Ok(code.unwrap_or(1));
@@ -131,7 +133,7 @@ async fn wan_command(run: &RunDir, command: WanCommand) -> Result<(), TestbedErr
 /// Runs a hidden helper command synchronously, if `cli` is one; its exit code.
 pub fn run_helper(cli: &Cli) -> Option<i32> {
     match &cli.command {
-        Command::Probe { urls } => Some(helper::probe(urls)),
+        Command::Probe { urls, put } => Some(helper::probe(urls, put.as_deref())),
         Command::KvWriter {
             url,
             prefix,
@@ -144,6 +146,12 @@ pub fn run_helper(cli: &Cli) -> Option<i32> {
             control,
         } => Some(wan::emulator::run(tun, links, control)),
         Command::Echo { bind, port } => Some(wan::echo::echo(*bind, *port)),
+        Command::DnsWait {
+            server,
+            name,
+            expect,
+            timeout,
+        } => Some(dns_wait::wait(*server, name, *expect, *timeout)),
         Command::Ping {
             target,
             proto,

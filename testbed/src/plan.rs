@@ -243,6 +243,57 @@ impl Plan {
             .filter(move |h| h.dc == dc && h.role == Role::Server)
     }
 
+    /// Adds one more client to datacenter `dc` (the next free number and address, a new
+    /// switch port) and returns it; `None` when the DC is unknown or has no free client
+    /// address left.
+    pub fn add_client(&mut self, dc: &str) -> Option<HostPlan> {
+        let index = self.dc(dc)?.index;
+        let number = |h: &HostPlan, letter: char| {
+            h.name
+                .strip_prefix(&format!("{dc}-{letter}"))
+                .and_then(|n| n.parse::<u32>().ok())
+        };
+        let n = self
+            .hosts
+            .iter()
+            .filter(|h| h.dc == dc && h.role == Role::Client)
+            .filter_map(|h| number(h, 'c'))
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let octet = u8::try_from(100 + n).ok().filter(|o| *o <= 199)?;
+        let port = self
+            .hosts
+            .iter()
+            .flat_map(|h| &h.switch_ports)
+            .filter_map(|p| p.strip_prefix('p').and_then(|n| n.parse::<usize>().ok()))
+            .max()
+            .map_or(0, |m| m + 1);
+        let name = format!("{dc}-c{n}");
+        let host = HostPlan {
+            netns: format!("{}-{name}", self.prefix),
+            name,
+            dc: dc.to_string(),
+            role: Role::Client,
+            lan_ip: Ipv4Addr::new(10, 201, index, octet),
+            wan_ip: None,
+            switch_ports: vec![format!("p{port}")],
+        };
+        // After the DC's last client, so hosts stay grouped by DC and role.
+        let at = self
+            .hosts
+            .iter()
+            .rposition(|h| h.dc == dc && h.role != Role::Gateway)
+            .map_or(self.hosts.len(), |i| i + 1);
+        self.hosts.insert(at, host.clone());
+        Some(host)
+    }
+
+    /// Removes host `name` from the plan.
+    pub fn remove_host(&mut self, name: &str) {
+        self.hosts.retain(|h| h.name != name);
+    }
+
     /// The host whose LAN address is `ip` (e.g. to name a leader from its RPC address).
     pub fn host_by_ip(&self, ip: Ipv4Addr) -> Option<&HostPlan> {
         self.hosts.iter().find(|h| h.lan_ip == ip)
@@ -328,6 +379,27 @@ mod tests {
             .collect();
         assert_eq!(ports.len(), 7, "switch ports are unique");
         assert!(ports.iter().all(|p| p.len() <= 15));
+    }
+
+    #[test]
+    fn adds_a_client_after_the_last_with_fresh_address_and_port() {
+        let mut p =
+            plan("[datacenter.dc1]\nclients = 1\ngateways = 1\n[datacenter.dc2]\nservers = 1\n");
+        let c = p.add_client("dc1").expect("room for a client");
+        assert_eq!(c.name, "dc1-c2");
+        assert_eq!(c.lan_ip.to_string(), "10.201.1.102");
+        assert_eq!(c.netns, "mtbab12-dc1-c2");
+        assert_eq!(c.switch_ports, ["p7"], "after p0..p6");
+        let names: Vec<&str> = p.hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "dc1-s1", "dc1-s2", "dc1-s3", "dc1-c1", "dc1-c2", "dc1-g1", "dc2-s1"
+            ]
+        );
+        assert_eq!(p.add_client("dc9"), None);
+        p.remove_host("dc1-c2");
+        assert!(p.host("dc1-c2").is_none());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! `testbed status`: one row per host — DC, role, address, pid, alive, the leader it sees,
-//! the raft index of a stale read through it — plus the faults in force.
+//! a server's raft applied index — plus the faults in force.
 
 use serde::Serialize;
 use tokio::task::JoinSet;
@@ -28,7 +28,7 @@ pub struct Row {
     pub alive: String,
     /// The leader it names (host name).
     pub leader: Option<String>,
-    /// Raft index of a stale read through it.
+    /// Raft applied index (servers).
     pub index: Option<u64>,
 }
 

@@ -1,18 +1,49 @@
 //! The testbed end to end, as CI runs it: a small topology (1 DC × 3 servers + 1 client)
-//! up, the `leader-failover` scenario, down, and nothing of the run left behind (no
+//! up, the `leader-failover` and `client-dns` scenarios, down, and nothing of the run left behind (no
 //! namespace in `ip netns list`, no process). Skipped, saying why, where network
 //! namespaces cannot be made (not root, no CAP_NET_ADMIN, `ip netns add` refused).
 
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Instant;
 
 use common::{Run, down_leaves_nothing, meridian, prefix_of, skip_reason, testbed};
 
-/// Up, leader failover under KV load, down: every acknowledged write survives, and
-/// nothing of the run is left afterwards.
+/// Runs `scenario NAME`; its output and its JSON report (the newest of that name).
+fn run_scenario(run: &Run, name: &str) -> (Output, serde_json::Value) {
+    let out = run.testbed(&["scenario", name]);
+    let mut reports: Vec<PathBuf> = std::fs::read_dir(run.path().join("results"))
+        .expect("results dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "json")
+                && p.file_name()
+                    .is_some_and(|f| f.to_string_lossy().starts_with(&format!("{name}-")))
+        })
+        .collect();
+    reports.sort();
+    assert_eq!(reports.len(), 1, "one {name} report: {reports:?}");
+    let report = serde_json::from_str(&std::fs::read_to_string(&reports[0]).expect("report"))
+        .expect("report json");
+    (out, report)
+}
+
+/// The report names `n` plots, each a PNG file.
+fn assert_plots(report: &serde_json::Value, n: usize) {
+    let plots = report["plots"].as_array().expect("plots");
+    assert_eq!(plots.len(), n, "{report:#}");
+    for p in plots {
+        let bytes = std::fs::read(p.as_str().expect("path")).expect("plot file");
+        assert!(bytes.starts_with(b"\x89PNG"), "{p}");
+    }
+}
+
+/// Up, leader failover under KV load, a client joining and its service in every agent's
+/// DNS, down: every acknowledged write survives, and nothing of the run is left afterwards.
+/// (`lan-partition` is not run here: it holds its cut until gossip notices, 10–30 s.)
 #[test]
 fn leader_failover_on_a_small_testbed_and_nothing_left_behind() {
     if let Some(why) = skip_reason() {
@@ -41,16 +72,7 @@ fn leader_failover_on_a_small_testbed_and_nothing_left_behind() {
         assert!(table.contains(host), "{host} missing from status:\n{table}");
     }
 
-    let scenario = run.testbed(&["scenario", "leader-failover"]);
-    let results: Vec<PathBuf> = std::fs::read_dir(run.path().join("results"))
-        .expect("results dir")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    assert_eq!(results.len(), 1, "one report: {results:?}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&results[0]).expect("report"))
-            .expect("report json");
+    let (scenario, report) = run_scenario(&run, "leader-failover");
     assert!(scenario.status.success(), "scenario failed: {report:#}");
     assert_eq!(report["ok"], true, "{report:#}");
     let checks = report["checks"].as_array().expect("checks");
@@ -69,6 +91,36 @@ fn leader_failover_on_a_small_testbed_and_nothing_left_behind() {
     }
     assert!(report["counts"]["writes_acknowledged"].as_u64() > Some(0));
     assert_ne!(report["facts"]["old_leader"], report["facts"]["new_leader"]);
+    assert_plots(&report, 1);
+
+    // A new client joins, registers a service, and every agent answers it over DNS.
+    let (scenario, report) = run_scenario(&run, "client-dns");
+    assert!(scenario.status.success(), "scenario failed: {report:#}");
+    assert_eq!(report["ok"], true, "{report:#}");
+    let checks = report["checks"].as_array().expect("checks");
+    for name in [
+        "client_joins",
+        "service_registered",
+        "service_answered_by_dns_on_every_agent",
+    ] {
+        let check = checks.iter().find(|c| c["name"] == name);
+        assert_eq!(
+            check.map(|c| &c["ok"]),
+            Some(&serde_json::json!(true)),
+            "{name}: {report:#}"
+        );
+    }
+    for host in ["dc1-s1", "dc1-s2", "dc1-s3", "dc1-c1", "dc1-c2"] {
+        let t = &report["timings"][format!("dns_visible_{host}_s")];
+        assert!(t.as_f64().is_some(), "{host}: {report:#}");
+    }
+    assert_plots(&report, 1);
+    let status = run.testbed(&["status"]);
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        !table.contains("dc1-c2"),
+        "the added client is removed again:\n{table}"
+    );
 
     down_leaves_nothing(&run, &prefix);
     eprintln!("whole test: {:.2}s", started.elapsed().as_secs_f64());
