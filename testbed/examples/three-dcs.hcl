@@ -1,6 +1,6 @@
 # Three datacenters of three servers and a client each, one gateway per DC on the WAN.
 # The gateways get their hosts (LAN + WAN addresses) but run nothing until a
-# meridian-gateway binary exists; WAN link delay/loss is recorded, not yet applied.
+# meridian-gateway binary exists; WAN links are emulated (`testbed wan show`).
 agent {
   raft_multiplier = 1
 }

@@ -109,6 +109,12 @@ pub enum Command {
     },
     /// Remove every partition and isolation.
     Heal,
+    /// The WAN link emulator: show links, change delay/loss, blackhole, restore, probe.
+    Wan {
+        /// What to do.
+        #[command(subcommand)]
+        command: WanCommand,
+    },
     /// Run a scripted, asserting, timed scenario; results go to <run-dir>/results/.
     Scenario {
         /// Which scenario.
@@ -117,6 +123,9 @@ pub enum Command {
     /// Inside a namespace: GET each URL and print JSON lines (used by the testbed itself).
     #[command(name = "_probe", hide = true)]
     Probe {
+        /// PUT this body instead of a GET.
+        #[arg(long)]
+        put: Option<String>,
         /// URLs.
         urls: Vec<String>,
     },
@@ -137,6 +146,134 @@ pub enum Command {
         #[arg(long, default_value_t = 120)]
         max_secs: u64,
     },
+    /// Inside the WAN router's namespace: the link emulator (used by `up`).
+    #[command(name = "_wan-emulator", hide = true)]
+    WanEmulator {
+        /// The TUN device to attach to.
+        #[arg(long)]
+        tun: String,
+        /// The links file.
+        #[arg(long)]
+        links: PathBuf,
+        /// The control socket.
+        #[arg(long)]
+        control: PathBuf,
+    },
+    /// Inside a namespace: echo UDP and TCP on an address (used by `wan probe`).
+    #[command(name = "_echo", hide = true)]
+    Echo {
+        /// Address to bind.
+        #[arg(long)]
+        bind: std::net::Ipv4Addr,
+        /// Port.
+        #[arg(long)]
+        port: u16,
+    },
+    /// Inside a namespace: query DNS until a name resolves to an address (used by
+    /// `scenario client-dns`).
+    #[command(name = "_dns-wait", hide = true)]
+    DnsWait {
+        /// The DNS server.
+        #[arg(long, default_value = "127.0.0.1:8600")]
+        server: std::net::SocketAddr,
+        /// The name (A records).
+        #[arg(long)]
+        name: String,
+        /// The address to wait for.
+        #[arg(long)]
+        expect: std::net::Ipv4Addr,
+        /// Give up after this long.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Inside a namespace: time UDP or TCP echoes (used by `wan probe`).
+    #[command(name = "_ping", hide = true)]
+    Ping {
+        /// The echo server.
+        #[arg(long)]
+        target: std::net::SocketAddrV4,
+        /// `udp` or `tcp`.
+        #[arg(long, default_value = "udp")]
+        proto: String,
+        /// Probes.
+        #[arg(long, default_value_t = 20)]
+        count: u64,
+        /// Pace of the UDP probes.
+        #[arg(long, default_value = "10ms", value_parser = parse_duration)]
+        interval: Duration,
+        /// How long to wait for late echoes.
+        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        wait: Duration,
+    },
+}
+
+/// `testbed wan ...`: links are named by their two datacenters, in either order.
+#[derive(Debug, Subcommand)]
+pub enum WanCommand {
+    /// Every link: its delay, jitter, loss, and the packets the emulator forwarded and dropped.
+    Show {
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set the one-way delay of link A–B (`80ms`), optionally with jitter.
+    Delay {
+        /// One datacenter.
+        a: String,
+        /// The other.
+        b: String,
+        /// One-way delay.
+        #[arg(value_parser = parse_duration)]
+        delay: Duration,
+        /// Uniform jitter, ± this much (default: unchanged).
+        #[arg(long, value_parser = parse_duration)]
+        jitter: Option<Duration>,
+    },
+    /// Set the packet loss of link A–B in percent (each direction).
+    Loss {
+        /// One datacenter.
+        a: String,
+        /// The other.
+        b: String,
+        /// Percent, 0–100.
+        percent: f64,
+    },
+    /// Drop every packet on link A–B.
+    Blackhole {
+        /// One datacenter.
+        a: String,
+        /// The other.
+        b: String,
+    },
+    /// Put link A–B back as the topology file has it.
+    Restore {
+        /// One datacenter.
+        a: String,
+        /// The other.
+        b: String,
+    },
+    /// Measure the path between two gateways (or DCs) with UDP and TCP echoes.
+    Probe {
+        /// The sending gateway host, or a DC (its first gateway).
+        from: String,
+        /// The echoing gateway host, or a DC.
+        to: String,
+        /// UDP probes (and TCP round trips).
+        #[arg(long, default_value_t = 50)]
+        count: u64,
+        /// Pace of the UDP probes.
+        #[arg(long, default_value = "10ms", value_parser = parse_duration)]
+        interval: Duration,
+        /// How long to wait for late echoes.
+        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        wait: Duration,
+        /// UDP only.
+        #[arg(long)]
+        udp_only: bool,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Scenarios that exist.
@@ -145,6 +282,23 @@ pub enum ScenarioName {
     /// KV writes through a client, SIGKILL of the leader, a new leader in time, no
     /// acknowledged write lost.
     LeaderFailover,
+    /// A new client host joins a DC and registers a service; time until every agent of the
+    /// DC answers it over DNS.
+    ClientDns,
+    /// The leader cut off from the rest of its DC: the majority elects and writes, the
+    /// minority refuses writes but serves stale reads; after the heal everything converges.
+    LanPartition,
+}
+
+impl ScenarioName {
+    /// The name as typed.
+    pub fn label(self) -> &'static str {
+        match self {
+            ScenarioName::LeaderFailover => "leader-failover",
+            ScenarioName::ClientDns => "client-dns",
+            ScenarioName::LanPartition => "lan-partition",
+        }
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

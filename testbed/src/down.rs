@@ -83,7 +83,7 @@ pub async fn teardown(
     // Every process to end.
     let mut pids: BTreeSet<i32> = BTreeSet::new();
     if let Some(s) = &state {
-        for p in s.processes.values() {
+        for p in s.processes.values().chain(&s.wan_emulator) {
             if proc::liveness(p) != Liveness::Dead {
                 proc::signal(p, Signal::KILL)?;
                 pids.insert(p.pid);

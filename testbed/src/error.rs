@@ -10,6 +10,7 @@ use crate::proc::ProcError;
 use crate::scenario::ScenarioError;
 use crate::state::StateError;
 use crate::topology::TopologyError;
+use crate::wan::control::WanError;
 
 /// Why a testbed command failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,9 @@ pub enum TestbedError {
     /// Starting or signalling a process.
     #[error(transparent)]
     Proc(#[from] ProcError),
+    /// The WAN link emulator.
+    #[error(transparent)]
+    Wan(#[from] WanError),
     /// A scenario failed or could not run.
     #[error(transparent)]
     Scenario(#[from] ScenarioError),

@@ -56,15 +56,20 @@ fn client(timeout: Duration) -> Result<reqwest::blocking::Client, String> {
         .map_err(|e| e.to_string())
 }
 
-/// `_probe URL...`: GETs each URL, prints one `Reply` per line. Exit code 0 unless the
-/// output cannot be written.
-pub fn probe(urls: &[String]) -> i32 {
-    // Short: `status` asks every host, and a cut-off agent must not stall the table long.
-    let http = client(Duration::from_secs(2));
+/// `_probe [--put BODY] URL...`: GETs (or PUTs `BODY` to) each URL, prints one `Reply` per
+/// line. Exit code 0 unless the output cannot be written.
+pub fn probe(urls: &[String], put: Option<&str>) -> i32 {
+    // Short for reads: `status` asks every host, and a cut-off agent must not stall the
+    // table long. Longer for writes: an agent without a leader answers `No cluster leader`
+    // only after its own forwarding deadline (about 2 s).
+    let http = client(Duration::from_secs(if put.is_some() { 10 } else { 2 }));
     let mut out = std::io::stdout().lock();
     for url in urls {
         let reply = match &http {
-            Ok(http) => get(http, url),
+            Ok(http) => match put {
+                Some(body) => send(http.put(url).body(body.to_string()), url),
+                None => send(http.get(url), url),
+            },
             Err(e) => Reply {
                 url: url.clone(),
                 error: Some(e.clone()),
@@ -79,8 +84,8 @@ pub fn probe(urls: &[String]) -> i32 {
     0
 }
 
-fn get(http: &reqwest::blocking::Client, url: &str) -> Reply {
-    match http.get(url).send() {
+fn send(request: reqwest::blocking::RequestBuilder, url: &str) -> Reply {
+    match request.send() {
         Ok(resp) => {
             let status = resp.status().as_u16();
             let index = resp

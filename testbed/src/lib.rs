@@ -16,6 +16,7 @@
 //!   status / exec / logs       │       down (kill everything in the namespaces, delete them)
 //!   faults ──▶ proc signals, firewall (nft drop rules inside namespaces)
 //!   scenario ──▶ helper (`testbed _probe`, `_kv-writer` run *inside* a namespace)
+//!   wan ──▶ router namespace + `_wan-emulator` (TUN: delay, loss, blackhole per DC pair)
 //! ```
 //!
 //! Everything is driven through child processes (`ip`, `nft`, `ip netns exec`): the
@@ -23,6 +24,7 @@
 
 pub mod agents;
 pub mod cli;
+pub mod dns_wait;
 pub mod down;
 pub mod error;
 pub mod faults;
@@ -41,8 +43,9 @@ pub mod status;
 pub mod topology;
 pub mod up;
 pub mod wait;
+pub mod wan;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, WanCommand};
 use error::TestbedError;
 use faults::ProcessFault;
 use state::RunDir;
@@ -77,8 +80,14 @@ pub async fn run(cli: Cli) -> Result<i32, TestbedError> {
         Command::Isolate { host } => faults::isolate(&run, &host).await?,
         Command::Heal => faults::heal(&run).await?,
         Command::Scenario { name } => scenario::run(&run, name).await?,
+        Command::Wan { command } => wan_command(&run, command).await?,
         // `main` runs helpers before it builds a runtime; from here they run blocking.
-        Command::Probe { .. } | Command::KvWriter { .. } => {
+        Command::Probe { .. }
+        | Command::KvWriter { .. }
+        | Command::WanEmulator { .. }
+        | Command::Echo { .. }
+        | Command::DnsWait { .. }
+        | Command::Ping { .. } => {
             let code = tokio::task::spawn_blocking(move || run_helper(&cli).unwrap_or(1)).await;
             return Ok(code.unwrap_or(1));
         }
@@ -86,16 +95,76 @@ pub async fn run(cli: Cli) -> Result<i32, TestbedError> {
     Ok(0)
 }
 
+async fn wan_command(run: &RunDir, command: WanCommand) -> Result<(), TestbedError> {
+    use wan::control::{LinkChange, change, show};
+    match command {
+        WanCommand::Show { json } => show(run, json).await,
+        WanCommand::Delay {
+            a,
+            b,
+            delay,
+            jitter,
+        } => change(run, &a, &b, LinkChange::Delay(delay, jitter)).await,
+        WanCommand::Loss { a, b, percent } => change(run, &a, &b, LinkChange::Loss(percent)).await,
+        WanCommand::Blackhole { a, b } => change(run, &a, &b, LinkChange::Blackhole).await,
+        WanCommand::Restore { a, b } => change(run, &a, &b, LinkChange::Restore).await,
+        WanCommand::Probe {
+            from,
+            to,
+            count,
+            interval,
+            wait,
+            udp_only,
+            json,
+        } => {
+            let args = wan::probe::ProbeArgs {
+                from,
+                to,
+                count,
+                interval,
+                wait,
+                udp_only,
+            };
+            wan::probe::command(run, args, json).await
+        }
+    }
+}
+
 /// Runs a hidden helper command synchronously, if `cli` is one; its exit code.
 pub fn run_helper(cli: &Cli) -> Option<i32> {
     match &cli.command {
-        Command::Probe { urls } => Some(helper::probe(urls)),
+        Command::Probe { urls, put } => Some(helper::probe(urls, put.as_deref())),
         Command::KvWriter {
             url,
             prefix,
             max_keys,
             max_secs,
         } => Some(helper::kv_writer(url, prefix, *max_keys, *max_secs)),
+        Command::WanEmulator {
+            tun,
+            links,
+            control,
+        } => Some(wan::emulator::run(tun, links, control)),
+        Command::Echo { bind, port } => Some(wan::echo::echo(*bind, *port)),
+        Command::DnsWait {
+            server,
+            name,
+            expect,
+            timeout,
+        } => Some(dns_wait::wait(*server, name, *expect, *timeout)),
+        Command::Ping {
+            target,
+            proto,
+            count,
+            interval,
+            wait,
+        } => Some(wan::echo::ping(
+            *target,
+            proto == "tcp",
+            *count,
+            *interval,
+            *wait,
+        )),
         _ => None,
     }
 }

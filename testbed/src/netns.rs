@@ -10,7 +10,7 @@ use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use crate::plan::{HostPlan, LAN_PREFIX_LEN, Plan, WAN_BRIDGE, WAN_PREFIX_LEN};
+use crate::plan::{HostPlan, LAN_PREFIX_LEN, Plan, WAN_PREFIX_LEN, WAN_SUPERNET};
 
 /// An `ip` command failed.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +114,8 @@ pub async fn delete(ns: &str) -> Result<(), NetError> {
     }
 }
 
-/// Creates the switch namespace with one bridge per DC LAN and the WAN bridge.
+/// Creates the switch namespace with one bridge per DC LAN and one per DC WAN access
+/// segment (DCs with gateways).
 pub async fn build_switch(plan: &Plan) -> Result<(), NetError> {
     let sw = plan.switch_netns.as_str();
     ip(&["netns", "add", sw], None).await?;
@@ -123,7 +124,7 @@ pub async fn build_switch(plan: &Plan) -> Result<(), NetError> {
         .dcs
         .iter()
         .map(|d| d.bridge.as_str())
-        .chain([WAN_BRIDGE]);
+        .chain(plan.dcs.iter().filter_map(|d| d.wan_bridge.as_deref()));
     for br in bridges {
         // STP off (the default) and no forward delay: ports forward as soon as they are up.
         batch.push_str(&format!(
@@ -138,17 +139,16 @@ pub async fn build_host(plan: &Plan, host: &HostPlan) -> Result<(), NetError> {
     let sw = plan.switch_netns.as_str();
     let ns = host.netns.as_str();
     ip(&["netns", "add", ns], None).await?;
-    let lan_bridge = plan
-        .dc(&host.dc)
-        .map(|d| d.bridge.clone())
-        .unwrap_or_default();
+    let dc = plan.dc(&host.dc);
+    let lan_bridge = dc.map(|d| d.bridge.clone()).unwrap_or_default();
     let mut links = vec![(
         "eth0",
         lan_bridge,
         format!("{}/{LAN_PREFIX_LEN}", host.lan_ip),
     )];
-    if let Some(wan) = host.wan_ip {
-        links.push(("eth1", WAN_BRIDGE.into(), format!("{wan}/{WAN_PREFIX_LEN}")));
+    let wan_bridge = dc.and_then(|d| d.wan_bridge.clone());
+    if let (Some(wan), Some(bridge)) = (host.wan_ip, wan_bridge) {
+        links.push(("eth1", bridge, format!("{wan}/{WAN_PREFIX_LEN}")));
     }
     let mut sw_batch = String::new();
     let mut host_batch = String::from("link set lo up\n");
@@ -160,6 +160,10 @@ pub async fn build_host(plan: &Plan, host: &HostPlan) -> Result<(), NetError> {
         host_batch.push_str(&format!(
             "addr add {cidr} dev {ifname}\nlink set {ifname} up\n"
         ));
+    }
+    // Other DCs' WAN segments are reached through the WAN router only.
+    if let (Some(_), Some(hop)) = (host.wan_ip, plan.wan_next_hop(&host.dc)) {
+        host_batch.push_str(&format!("route add {WAN_SUPERNET} via {hop} dev eth1\n"));
     }
     ip(&["-n", sw, "-batch", "-"], Some(&sw_batch)).await?;
     ip(&["-n", ns, "-batch", "-"], Some(&host_batch))

@@ -33,6 +33,36 @@ pub async fn get(testbed: &Path, host: &HostPlan, paths: &[&str]) -> Result<Vec<
         .collect())
 }
 
+/// PUTs `body` to `path` on `host`'s agent, from inside its namespace.
+pub async fn put(
+    testbed: &Path,
+    host: &HostPlan,
+    path: &str,
+    body: &str,
+) -> Result<Reply, NetError> {
+    let url = format!("{}{path}", base_url(host));
+    let exe = testbed.to_string_lossy();
+    let args = [
+        "netns",
+        "exec",
+        host.netns.as_str(),
+        exe.as_ref(),
+        "_probe",
+        "--put",
+        body,
+        &url,
+    ];
+    let out = run("ip", &args, None).await?;
+    Ok(out
+        .lines()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| Reply {
+            url,
+            error: Some("no answer from the helper".into()),
+            ..Reply::default()
+        }))
+}
+
 /// What one agent says about its datacenter.
 #[derive(Debug, Clone, Default)]
 pub struct AgentView {
@@ -40,21 +70,17 @@ pub struct AgentView {
     pub reachable: bool,
     /// The leader it knows, as a host name (or the raw address when it is no host of ours).
     pub leader: Option<String>,
-    /// The raft index of a stale read through it (`X-Consul-Index`).
+    /// Its raft applied index (servers only).
     pub index: Option<u64>,
     /// Why it could not be asked.
     pub error: Option<String>,
 }
 
 /// Asks `host` whether it answers (`/v1/agent/self`, answered locally even by a client cut
-/// off from its servers), which leader it knows, and its raft applied index (the `Index` of
-/// a stale `/v1/operator/raft/configuration`, answered by a server itself).
+/// off from its servers), which leader it knows, and — for a server — its raft applied
+/// index (`Stats.raft.applied_index` of `/v1/agent/self`, as in Consul; a client has none).
 pub async fn view(testbed: &Path, plan: &Plan, host: &HostPlan) -> AgentView {
-    let paths = [
-        "/v1/agent/self",
-        "/v1/status/leader",
-        "/v1/operator/raft/configuration?stale",
-    ];
+    let paths = ["/v1/agent/self", "/v1/status/leader"];
     let replies = match get(testbed, host, &paths).await {
         Ok(r) => r,
         Err(e) => {
@@ -71,11 +97,15 @@ pub async fn view(testbed: &Path, plan: &Plan, host: &HostPlan) -> AgentView {
         v.error.clone_from(&r.error);
     }
     v.leader = ok(1).and_then(|r| leader_name(plan, &r.body));
-    v.index = ok(2).and_then(|r| {
-        let body: serde_json::Value = serde_json::from_str(&r.body).ok()?;
-        body["Index"].as_u64().or(r.index)
-    });
+    v.index = ok(0).and_then(|r| applied_index(&r.body));
     v
+}
+
+/// `Stats.raft.applied_index` of an `/v1/agent/self` body (Consul gives it as a string).
+pub fn applied_index(agent_self: &str) -> Option<u64> {
+    let body: serde_json::Value = serde_json::from_str(agent_self).ok()?;
+    let v = &body["Stats"]["raft"]["applied_index"];
+    v.as_u64().or_else(|| v.as_str()?.parse().ok())
 }
 
 /// The host name for a `/v1/status/leader` body (`"10.201.1.12:8300"`), `None` for `""`.

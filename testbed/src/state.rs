@@ -114,6 +114,12 @@ pub struct State {
     pub partitions: Vec<Partition>,
     /// Hosts isolated from every other host.
     pub isolated: Vec<String>,
+    /// The WAN links between DCs with gateways, as the emulator applies them now.
+    #[serde(default)]
+    pub wan_links: Vec<crate::wan::WanLink>,
+    /// The link emulator process in the WAN router namespace.
+    #[serde(default)]
+    pub wan_emulator: Option<HostProcess>,
 }
 
 /// A run directory.

@@ -1,5 +1,5 @@
 //! `testbed status`: one row per host — DC, role, address, pid, alive, the leader it sees,
-//! the raft index of a stale read through it — plus the faults in force.
+//! a server's raft applied index — plus the faults in force.
 
 use serde::Serialize;
 use tokio::task::JoinSet;
@@ -28,7 +28,7 @@ pub struct Row {
     pub alive: String,
     /// The leader it names (host name).
     pub leader: Option<String>,
-    /// Raft index of a stale read through it.
+    /// Raft applied index (servers).
     pub index: Option<u64>,
 }
 
@@ -154,10 +154,18 @@ fn notes(state: &State, rows: &[Row]) {
             "gateways: {idle} host(s) on LAN + WAN, not started: no meridian-gateway binary configured (it does not exist yet)"
         ));
     }
-    if !state.topology.wan_link.is_empty() {
-        line(
-            "wan links: delay/loss in the topology are not applied yet (the link emulator is not built)",
-        );
+    if let Some(p) = &state.wan_emulator {
+        line(&format!(
+            "wan: link emulator pid {} ({}); `testbed wan show` for packet counts",
+            p.pid,
+            match proc::liveness(p) {
+                Liveness::Dead => "NOT RUNNING: the WAN passes nothing",
+                _ => "running",
+            }
+        ));
+    }
+    for l in &state.wan_links {
+        line(&format!("  {}–{}: {}", l.a, l.b, l.params.describe()));
     }
     for p in &state.partitions {
         line(&format!("partition: {} | {}", p.a.join(","), p.b.join(",")));

@@ -82,7 +82,10 @@ pub async fn up(run: &RunDir, args: UpArgs<'_>) -> Result<(), TestbedError> {
         commands: Default::default(),
         partitions: Vec::new(),
         isolated: Vec::new(),
+        wan_links: Vec::new(),
+        wan_emulator: None,
     };
+    state.wan_links = crate::wan::links_from_topology(&state.topology, &state.plan);
     run.save(&state)?;
     progress.say(&format!(
         "run {} in {}",
@@ -117,11 +120,22 @@ async fn bring_up(
 ) -> Result<(), TestbedError> {
     build_network(&state.plan).await?;
     progress.say(&format!(
-        "network: {} hosts on {} LAN(s) + WAN segment ({} namespaces)",
+        "network: {} hosts on {} LAN(s) ({} namespaces)",
         state.plan.hosts.len(),
         state.plan.dcs.len(),
         state.namespaces.len()
     ));
+    if state.plan.wan_router.is_some() {
+        crate::wan::router::start_emulator(state, run).await?;
+        run.save(state)?;
+        progress.say(&format!(
+            "WAN: router + link emulator for {} link(s)",
+            state.wan_links.len()
+        ));
+        for l in &state.wan_links {
+            progress.say(&format!("  {}–{}: {}", l.a, l.b, l.params.describe()));
+        }
+    }
     let hosts = state.plan.hosts.clone();
     let mut started = 0;
     for host in &hosts {
@@ -152,9 +166,13 @@ async fn bring_up(
     Ok(())
 }
 
-/// The switch namespace, then every host's namespace (several at once).
+/// The switch namespace, then the WAN router's and every host's namespace (several at
+/// once).
 async fn build_network(plan: &Plan) -> Result<(), TestbedError> {
     netns::build_switch(plan).await?;
+    if let Some(router) = &plan.wan_router {
+        crate::wan::router::build(plan, router).await?;
+    }
     let plan = Arc::new(plan.clone());
     let permits = Arc::new(Semaphore::new(PARALLEL_HOSTS));
     let mut tasks = JoinSet::new();

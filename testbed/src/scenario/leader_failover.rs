@@ -9,7 +9,8 @@
 //!    acknowledged key (stale reads on each server).
 //!
 //! Timings (kill → new leader, kill → first acknowledged write) and write counts go to the
-//! report.
+//! report, with a timeline of every agent of the DC (leader named, raft index, members
+//! alive) that is also drawn as a PNG.
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -23,6 +24,7 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::timeline::Timeline;
 use super::{Report, ScenarioError};
 use crate::agents;
 use crate::error::TestbedError;
@@ -60,6 +62,14 @@ pub(super) async fn run(
         client.name
     ));
 
+    let agents: Vec<HostPlan> = state
+        .plan
+        .hosts
+        .iter()
+        .filter(|h| h.dc == dc && h.role != Role::Gateway && state.processes.contains_key(&h.name))
+        .cloned()
+        .collect();
+    let mut tl = Timeline::start(state, agents, Instant::now());
     let writer = Writer::spawn(state, &client, &prefix)?;
     wait::until(
         "acknowledged writes before the kill",
@@ -71,6 +81,7 @@ pub(super) async fn run(
 
     let killed_at = Instant::now();
     agents::signal(state, &old, Signal::KILL).await?;
+    tl.event(format!("SIGKILL {old}"));
     progress.say(&format!("SIGKILL {old}; waiting for a new leader"));
     let new = new_leader(state, &dc, &old).await;
     let elected_after = killed_at.elapsed().as_secs_f64();
@@ -136,6 +147,7 @@ pub(super) async fn run(
     if let Some(h) = old_host {
         agents::start(state, run_dir, &h)?;
         run_dir.save(state)?;
+        tl.event(format!("restart {old}"));
         progress.say(&format!(
             "restarted {old}; waiting until every server holds every key"
         ));
@@ -164,6 +176,9 @@ pub(super) async fn run(
             Err(e) => e.to_string(),
         },
     );
+    let (samples, events) = tl.finish().await;
+    report.timeline = samples;
+    report.events = events;
     Ok(())
 }
 

@@ -5,7 +5,11 @@
 //! A scenario never leaves its faults in force: what it breaks it repairs before it returns
 //! (or says in the report that it could not).
 
+mod client_dns;
+mod lan_partition;
 mod leader_failover;
+pub mod plot;
+pub mod timeline;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -74,6 +78,15 @@ pub struct Report {
     pub counts: BTreeMap<String, u64>,
     /// Facts about the run (e.g. `old_leader`).
     pub facts: BTreeMap<String, String>,
+    /// What each agent of the DC said over time (scenarios that sample).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<timeline::Sample>,
+    /// What the scenario did, on the timeline's clock.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<timeline::Event>,
+    /// PNG plots written beside the report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plots: Vec<PathBuf>,
 }
 
 impl Report {
@@ -88,7 +101,21 @@ impl Report {
             timings: BTreeMap::new(),
             counts: BTreeMap::new(),
             facts: BTreeMap::new(),
+            timeline: Vec::new(),
+            events: Vec::new(),
+            plots: Vec::new(),
         }
+    }
+
+    /// `<results>/<scenario>-<start>-<what>.png`.
+    fn plot_path(&self, run_dir: &RunDir, what: &str) -> PathBuf {
+        let dir = run_dir.results_dir();
+        // If this fails, drawing fails and says why.
+        let _ = run_dir.create_dir(&dir);
+        dir.join(format!(
+            "{}-{}-{what}.png",
+            self.scenario, self.started_unix
+        ))
     }
 
     /// Records a check (and prints it).
@@ -117,9 +144,7 @@ fn unix_now() -> u64 {
 pub async fn run(run_dir: &RunDir, name: ScenarioName) -> Result<(), TestbedError> {
     preflight::require_privileges()?;
     let mut state = run_dir.require()?;
-    let label = match name {
-        ScenarioName::LeaderFailover => "leader-failover",
-    };
+    let label = name.label();
     if state.phase != Phase::Up {
         return Err(ScenarioError::Precondition {
             name: label,
@@ -134,6 +159,12 @@ pub async fn run(run_dir: &RunDir, name: ScenarioName) -> Result<(), TestbedErro
         ScenarioName::LeaderFailover => {
             leader_failover::run(run_dir, &mut state, &mut report, progress).await
         }
+        ScenarioName::ClientDns => {
+            client_dns::run(run_dir, &mut state, &mut report, progress).await
+        }
+        ScenarioName::LanPartition => {
+            lan_partition::run(run_dir, &mut state, &mut report, progress).await
+        }
     };
     if let Err(e) = outcome {
         if matches!(
@@ -145,7 +176,11 @@ pub async fn run(run_dir: &RunDir, name: ScenarioName) -> Result<(), TestbedErro
         report.check("completed", false, e.to_string());
     }
     report.duration_s = progress.secs();
+    plot_timeline(run_dir, &mut report);
     let path = write_report(run_dir, &report)?;
+    for p in &report.plots {
+        progress.say(&format!("plot {}", p.display()));
+    }
     progress.say(&format!(
         "scenario {label}: {} in {:.2}s; report {}",
         if report.ok { "passed" } else { "FAILED" },
@@ -167,6 +202,27 @@ pub async fn run(run_dir: &RunDir, name: ScenarioName) -> Result<(), TestbedErro
             path,
         }
         .into())
+    }
+}
+
+/// Draws the report's timeline, if it has one (a plot that fails is a warning, not a
+/// failed scenario: the JSON has the same data).
+fn plot_timeline(run_dir: &RunDir, report: &mut Report) {
+    if report.timeline.is_empty() {
+        return;
+    }
+    let mut hosts: Vec<String> = Vec::new();
+    for s in &report.timeline {
+        if !hosts.contains(&s.host) {
+            hosts.push(s.host.clone());
+        }
+    }
+    hosts.sort();
+    let path = report.plot_path(run_dir, "timeline");
+    let title = format!("{} ({})", report.scenario, report.run);
+    match plot::timeline(&path, &title, &hosts, &report.timeline, &report.events) {
+        Ok(()) => report.plots.push(path),
+        Err(e) => tracing::warn!(cause = %e, "drawing the timeline"),
     }
 }
 

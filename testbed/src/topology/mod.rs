@@ -145,7 +145,9 @@ fn default_servers() -> u32 {
 pub struct LinkSpec {
     /// One-way delay as a Go-style duration (`"40ms"`).
     pub delay: Option<String>,
-    /// Packet loss in percent (0–100).
+    /// Random variation of the delay, ± this much (uniform; `"5ms"`).
+    pub jitter: Option<String>,
+    /// Packet loss in percent (0–100), each direction.
     pub loss_percent: Option<f64>,
 }
 
@@ -153,6 +155,13 @@ impl LinkSpec {
     /// The delay, parsed.
     pub fn delay(&self) -> Option<Duration> {
         self.delay
+            .as_deref()
+            .and_then(|d| humantime::parse_duration(d).ok())
+    }
+
+    /// The jitter, parsed.
+    pub fn jitter(&self) -> Option<Duration> {
+        self.jitter
             .as_deref()
             .and_then(|d| humantime::parse_duration(d).ok())
     }
@@ -307,13 +316,15 @@ impl Topology {
                         ));
                     }
                 }
-                if let Some(d) = &link.delay
-                    && humantime::parse_duration(d).is_err()
-                {
-                    return Err(fail(
-                        format!("{key}.delay"),
-                        format!("{d:?} is not a duration (e.g. \"40ms\")"),
-                    ));
+                for (field, value) in [("delay", &link.delay), ("jitter", &link.jitter)] {
+                    if let Some(d) = value
+                        && humantime::parse_duration(d).is_err()
+                    {
+                        return Err(fail(
+                            format!("{key}.{field}"),
+                            format!("{d:?} is not a duration (e.g. \"40ms\")"),
+                        ));
+                    }
                 }
                 if let Some(l) = link.loss_percent
                     && !(0.0..=100.0).contains(&l)

@@ -1,20 +1,20 @@
-//! Test support for tests that run the real `testbed` and `meridian` binaries: where they
-//! are, whether network namespaces can be made here, and what a run left behind.
-
-#![allow(dead_code, unreachable_pub)]
+//! What the end-to-end tests share: the binaries, the reason to skip where namespaces
+//! cannot be made, a run directory whose testbed is taken down on drop, and the checks
+//! that nothing of a run is left.
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-/// The `testbed` binary under test.
-pub fn testbed() -> PathBuf {
+pub(crate) fn testbed() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_testbed"))
 }
 
 /// `target/<profile>/meridian` beside the testbed binary, built first if missing
 /// (`CARGO_BIN_EXE_*` does not cross crates).
-pub fn meridian() -> PathBuf {
+pub(crate) fn meridian() -> PathBuf {
     let dir = testbed()
         .parent()
         .map(Path::to_path_buf)
@@ -31,8 +31,8 @@ pub fn meridian() -> PathBuf {
     bin
 }
 
-/// Why network namespaces cannot be used here, if they cannot.
-pub fn skip_reason() -> Option<String> {
+/// Why namespaces cannot be used here, if they cannot.
+pub(crate) fn skip_reason() -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let caps = status
         .lines()
@@ -56,21 +56,54 @@ pub fn skip_reason() -> Option<String> {
     }
 }
 
-/// Network namespaces whose name starts with `<prefix>-`.
-pub fn namespaces_of(prefix: &str) -> Vec<String> {
-    let netns = Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .expect("ip netns list");
-    String::from_utf8_lossy(&netns.stdout)
-        .lines()
-        .filter(|l| l.starts_with(&format!("{prefix}-")))
-        .map(str::to_string)
-        .collect()
+/// A run directory whose testbed is taken down on drop, whatever happened.
+pub(crate) struct Run {
+    dir: tempfile::TempDir,
+}
+
+impl Run {
+    pub(crate) fn new() -> Run {
+        Run {
+            dir: tempfile::Builder::new()
+                .prefix("testbed-ci")
+                .tempdir()
+                .expect("tempdir"),
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `testbed --run-dir DIR ARGS`, its output echoed for the test log.
+    pub(crate) fn testbed(&self, args: &[&str]) -> Output {
+        let started = Instant::now();
+        let out = Command::new(testbed())
+            .arg("--run-dir")
+            .arg(self.path())
+            .args(args)
+            .output()
+            .expect("run testbed");
+        eprintln!(
+            "$ testbed {} ({:.2}s, {})\n{}{}",
+            args.join(" "),
+            started.elapsed().as_secs_f64(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = self.testbed(&["down"]);
+    }
 }
 
 /// Live (non-zombie) processes whose command line mentions `needle`.
-pub fn processes_mentioning(needle: &str) -> Vec<String> {
+pub(crate) fn processes_mentioning(needle: &str) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -89,8 +122,46 @@ pub fn processes_mentioning(needle: &str) -> Vec<String> {
     found
 }
 
+/// The run's namespace prefix, from its state file.
+pub(crate) fn prefix_of(run: &Run) -> String {
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.path().join("state.json")).expect("state.json"),
+    )
+    .expect("state json");
+    state["plan"]["prefix"]
+        .as_str()
+        .expect("prefix")
+        .to_string()
+}
+
+/// `down`, then no namespace of `prefix` and no process of the run is left, and a second
+/// `down` is fine.
+pub(crate) fn down_leaves_nothing(run: &Run, prefix: &str) {
+    let down = run.testbed(&["down"]);
+    assert!(down.status.success(), "down failed");
+    let left = namespaces_of(prefix);
+    assert!(left.is_empty(), "namespaces left: {left:?}");
+    let procs = processes_mentioning(&run.path().to_string_lossy());
+    assert!(procs.is_empty(), "processes left: {procs:?}");
+    let again = run.testbed(&["down"]);
+    assert!(again.status.success(), "a second down is fine");
+}
+
+/// Network namespaces whose name starts with `<prefix>-`.
+pub(crate) fn namespaces_of(prefix: &str) -> Vec<String> {
+    let netns = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    String::from_utf8_lossy(&netns.stdout)
+        .lines()
+        .filter(|l| l.starts_with(&format!("{prefix}-")))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Polls `f` until it returns `Some`, or panics naming `what` after `timeout`.
-pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
