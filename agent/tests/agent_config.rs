@@ -234,3 +234,20 @@ fn validate_prints_the_keys_without_effect() {
         "Configuration is valid!"
     );
 }
+
+/// Scenario: `-client "127.0.0.1 127.0.0.2"` (a space-separated list, as Consul's
+/// `client_addr`): the HTTP API answers on every address, on the same port, as DNS does.
+#[test]
+fn the_http_api_listens_on_every_client_address() {
+    let a = Agent::start(&dev_args(&["-client", "127.0.0.1 127.0.0.2"]));
+    let port = a
+        .addr
+        .rsplit_once(':')
+        .map(|(_, p)| p.to_string())
+        .expect("port");
+    for ip in ["127.0.0.1", "127.0.0.2"] {
+        let r = reqwest::blocking::get(format!("http://{ip}:{port}/v1/status/leader"))
+            .unwrap_or_else(|e| panic!("GET on {ip}:{port}: {e}"));
+        assert_eq!(r.status().as_u16(), 200, "{ip}");
+    }
+}

@@ -47,7 +47,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// An agent whose sockets are bound and storage is open, not yet serving.
 pub struct BoundAgent {
     cfg: Config,
-    http: TcpListener,
+    /// HTTP listeners, one per address; the first is the one reported.
+    http: Vec<TcpListener>,
     /// DNS sockets (`None` when `ports.dns` is disabled).
     dns: Option<crate::dns::BoundDns>,
     /// The server role's socket and raft; `None` for a client agent.
@@ -151,14 +152,22 @@ impl BoundAgent {
             .ports
             .http_port()
             .ok_or_else(|| AgentError::Config("ports.http must be enabled".into()))?;
-        let http_addr = SocketAddr::new(cfg.http_ip().map_err(cfg_err)?, http_port);
-        let http = TcpListener::bind(http_addr)
-            .await
-            .map_err(|e| AgentError::Bind {
-                what: "HTTP",
-                addr: http_addr,
-                source: e,
-            })?;
+        // One listener per `client_addr`/`addresses.http` address, as Consul; with port 0
+        // the others take the port the first one got.
+        let mut http = Vec::new();
+        let mut port = http_port;
+        for ip in cfg.http_addrs().map_err(cfg_err)? {
+            let addr = SocketAddr::new(ip, port);
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|e| AgentError::Bind {
+                    what: "HTTP",
+                    addr,
+                    source: e,
+                })?;
+            port = l.local_addr().map_or(port, |a| a.port());
+            http.push(l);
+        }
         let dns = match cfg.ports.dns_port() {
             Some(port) => {
                 let ips = cfg.dns_addrs().map_err(cfg_err)?;
@@ -262,8 +271,9 @@ impl BoundAgent {
     /// The bound HTTP address.
     pub fn http_addr(&self) -> SocketAddr {
         self.http
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+            .first()
+            .and_then(|l| l.local_addr().ok())
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     /// The bound LAN gossip address (as advertised to other members).

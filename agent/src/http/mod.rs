@@ -201,13 +201,25 @@ pub fn client_router(state: ApiState) -> axum::Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `token` is cancelled, then drains connections.
+/// Serves `router` on every listener until `token` is cancelled, then drains connections;
+/// the first listener that fails ends them all.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     router: axum::Router,
     token: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(token.cancelled_owned())
-        .await
+    let mut servers = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let server = axum::serve(listener, router.clone())
+            .with_graceful_shutdown(token.clone().cancelled_owned());
+        servers.spawn(async move { server.await });
+    }
+    while let Some(done) = servers.join_next().await {
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(std::io::Error::other(e)),
+        }
+    }
+    Ok(())
 }
