@@ -21,7 +21,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 flags=()
 [ "$PROFILE" = release ] && flags=(--release)
-cargo build -q "${flags[@]}" -p meridian-agent --bin meridian -p meridian-testbed
+cargo build -q "${flags[@]}" --bin meridian --bin testbed
 target=${CARGO_TARGET_DIR:-target}/$PROFILE
 run_dir=$(mktemp -d /tmp/bench-testbed.XXXXXX)
 trap '"$target/testbed" --run-dir "$run_dir" down >/dev/null 2>&1 || true; rm -rf "$run_dir"' EXIT
