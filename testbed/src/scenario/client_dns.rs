@@ -217,24 +217,7 @@ async fn joined_and_visible(
 
 /// The first DC with a running server.
 fn pick(state: &State) -> Result<String, TestbedError> {
-    state
-        .plan
-        .dcs
-        .iter()
-        .find(|d| {
-            state
-                .plan
-                .servers_of(&d.name)
-                .any(|s| state.processes.contains_key(&s.name))
-        })
-        .map(|d| d.name.clone())
-        .ok_or_else(|| {
-            ScenarioError::Precondition {
-                name: "client-dns",
-                needs: "a datacenter with a running server".into(),
-            }
-            .into()
-        })
+    super::dc_with_servers(state, 1, "client-dns", "a datacenter with a running server")
 }
 
 // === impl Waiters ===

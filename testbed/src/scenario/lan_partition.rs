@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::timeline::{Sample, Timeline};
-use super::{Report, ScenarioError};
+use super::Report;
 use crate::error::TestbedError;
 use crate::firewall;
 use crate::out::Progress;
@@ -362,24 +362,10 @@ async fn read_key(state: &State, host: &HostPlan, key: &str, mode: &str) -> Opti
 
 /// The first DC with ≥ 3 running servers.
 fn pick(state: &State) -> Result<String, TestbedError> {
-    state
-        .plan
-        .dcs
-        .iter()
-        .find(|d| {
-            state
-                .plan
-                .servers_of(&d.name)
-                .filter(|s| state.processes.contains_key(&s.name))
-                .count()
-                >= 3
-        })
-        .map(|d| d.name.clone())
-        .ok_or_else(|| {
-            ScenarioError::Precondition {
-                name: "lan-partition",
-                needs: "a datacenter with at least 3 servers".into(),
-            }
-            .into()
-        })
+    super::dc_with_servers(
+        state,
+        3,
+        "lan-partition",
+        "a datacenter with at least 3 servers",
+    )
 }

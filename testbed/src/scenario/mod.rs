@@ -237,3 +237,33 @@ fn write_report(run_dir: &RunDir, report: &Report) -> Result<PathBuf, TestbedErr
     })?;
     Ok(path)
 }
+
+/// The first DC with at least `min` running servers; otherwise `scenario`'s precondition
+/// error saying it `needs` one.
+fn dc_with_servers(
+    state: &crate::state::State,
+    min: usize,
+    scenario: &'static str,
+    needs: &str,
+) -> Result<String, TestbedError> {
+    state
+        .plan
+        .dcs
+        .iter()
+        .find(|d| {
+            state
+                .plan
+                .servers_of(&d.name)
+                .filter(|s| state.processes.contains_key(&s.name))
+                .count()
+                >= min
+        })
+        .map(|d| d.name.clone())
+        .ok_or_else(|| {
+            ScenarioError::Precondition {
+                name: scenario,
+                needs: needs.into(),
+            }
+            .into()
+        })
+}
