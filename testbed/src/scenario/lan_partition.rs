@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::timeline::{Sample, Timeline};
 use super::Report;
+use super::timeline::{Sample, Timeline};
 use crate::error::TestbedError;
 use crate::firewall;
 use crate::out::Progress;
