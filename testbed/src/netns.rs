@@ -39,6 +39,21 @@ pub async fn ip(args: &[&str], batch: Option<&str>) -> Result<String, NetError> 
     run("ip", args, batch).await
 }
 
+/// `testbed`'s hidden helper subcommand `sub` (`_kv-writer`, `_echo`, ...) to be run inside
+/// namespace `ns`: stdout piped (helpers report there), stderr ours, stdin closed unless the
+/// caller pipes it, and killed when the handle is dropped.
+pub fn helper(testbed: &std::path::Path, ns: &str, sub: &str) -> Command {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns])
+        .arg(testbed)
+        .arg(sub)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    cmd
+}
+
 /// Runs `program ARGS`, feeding `stdin` when given; returns stdout, or the stderr as error.
 pub async fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, NetError> {
     let cmd = format!("{program} {}", args.join(" "));

@@ -11,12 +11,11 @@
 //!    recorded, and drawn as a bar per host.
 //! 4. Clean-up: the service is deregistered and the client stopped and removed again.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use rustix::process::Signal;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -237,20 +236,9 @@ impl Waiters {
     ) -> Result<Waiters, TestbedError> {
         let mut children = Vec::new();
         for h in hosts {
-            let child = Command::new("ip")
-                .args(["netns", "exec", &h.netns])
-                .arg(&state.testbed)
-                .args([
-                    "_dns-wait",
-                    "--name",
-                    name,
-                    "--expect",
-                    &client.lan_ip.to_string(),
-                ])
+            let child = netns::helper(&state.testbed, &h.netns, "_dns-wait")
+                .args(["--name", name, "--expect", &client.lan_ip.to_string()])
                 .args(["--timeout", &format!("{}s", STEP_DEADLINE.as_secs())])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .kill_on_drop(true)
                 .spawn()
                 .map_err(|source| TestbedError::Io {
                     what: format!("starting the DNS waiter on {}", h.name),

@@ -20,7 +20,7 @@ use std::time::Duration;
 use base64::Engine;
 use rustix::process::Signal;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -29,6 +29,7 @@ use super::{Report, ScenarioError};
 use crate::agents;
 use crate::error::TestbedError;
 use crate::helper::{WriteRecord, value_of};
+use crate::netns;
 use crate::out::Progress;
 use crate::plan::{HostPlan, Role};
 use crate::probe;
@@ -342,21 +343,10 @@ struct Writer {
 
 impl Writer {
     fn spawn(state: &State, client: &HostPlan, prefix: &str) -> Result<Writer, TestbedError> {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &client.netns])
-            .arg(&state.testbed)
-            .args([
-                "_kv-writer",
-                "--url",
-                &probe::base_url(client),
-                "--prefix",
-                prefix,
-            ])
+        let mut child = netns::helper(&state.testbed, &client.netns, "_kv-writer")
+            .args(["--url", &probe::base_url(client), "--prefix", prefix])
             .args(["--max-secs", "180"])
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
             .spawn()
             .map_err(|source| TestbedError::Io {
                 what: "starting the KV writer".into(),

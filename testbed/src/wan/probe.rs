@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
 use super::control::{Counters, Request, WanError, request};
 use super::echo::PingReport;
 use super::{LinkParams, WanLink};
 use crate::error::TestbedError;
+use crate::netns;
 use crate::netns::run;
 use crate::out::line;
 use crate::plan::{HostPlan, Role};
@@ -154,20 +154,9 @@ pub async fn probe(
     let before = request(run_dir, Request::Stats).await?;
     // A port of its own, so that probes may run side by side.
     let port = 20_000 + rand::random_range(0..20_000u16);
-    let mut echo = Command::new("ip")
-        .args(["netns", "exec", &to.netns])
-        .arg(&state.testbed)
-        .args([
-            "_echo",
-            "--bind",
-            &to_ip.to_string(),
-            "--port",
-            &port.to_string(),
-        ])
+    let mut echo = netns::helper(&state.testbed, &to.netns, "_echo")
+        .args(["--bind", &to_ip.to_string(), "--port", &port.to_string()])
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .spawn()
         .map_err(|source| TestbedError::Io {
             what: "starting the echo server".into(),
