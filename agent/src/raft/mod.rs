@@ -127,14 +127,6 @@ pub struct RaftStats {
     pub num_peers: usize,
 }
 
-/// Whether the last applied entry belongs to the current term.
-fn term_applied(m: &openraft::RaftMetrics<TypeConfig>) -> bool {
-    use openraft::vote::RaftLeaderId as _;
-    m.last_applied
-        .as_ref()
-        .is_some_and(|l| l.committed_leader_id().term() == m.current_term)
-}
-
 /// Handle on the local raft node. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct RaftNode {
@@ -268,33 +260,28 @@ impl RaftNode {
         Ok(())
     }
 
-    /// On the leader: waits until it has applied an entry of its own term (the blank entry
-    /// openraft appends on election), and so everything any earlier leader committed. Until
-    /// then a new leader's applied index may lag writes the old leader acknowledged, and a
-    /// read served from it would go back in time. Cheap once true: no round trip.
-    /// Fails with [`RaftError::NotLeader`] if leadership is lost, [`RaftError::NoLeader`]
-    /// after `timeout`.
-    pub async fn wait_term_applied(&self, timeout: Duration) -> Result<(), RaftError> {
-        let me = self.inner.id;
-        let waited = self
+    /// On the leader: the default-mode read fence. While the leader's lease holds (a quorum
+    /// acknowledged it within the election timeout) no round trip: openraft takes the read
+    /// index from its commit index (at least its own term's first entry) and waits until it
+    /// is applied. Without a valid lease, the ReadIndex round trip of [`read_barrier`].
+    ///
+    /// The commit index, not the applied index, matters: a follower can apply an entry the
+    /// leader has committed but not yet applied, and a leader that answered from its applied
+    /// index could then return a value older than one a client just read from the follower.
+    ///
+    /// [`read_barrier`]: Self::read_barrier
+    pub async fn lease_read_barrier(&self) -> Result<(), RaftError> {
+        match self
             .inner
             .raft
-            .wait(Some(timeout))
-            .metrics(
-                move |m| m.current_leader != Some(me) || term_applied(m),
-                "leader applied an entry of its term",
-            )
-            .await;
-        match waited {
-            Ok(m) if m.current_leader == Some(me) => Ok(()),
-            Ok(m) => Err(RaftError::NotLeader {
-                leader: m.current_leader.and_then(|id| {
-                    let node = m.membership_config.membership().get_node(&id)?.clone();
-                    Some((id, node))
-                }),
-            }),
-            Err(openraft::metrics::WaitError::ShuttingDown) => Err(RaftError::Shutdown),
-            Err(openraft::metrics::WaitError::Timeout(..)) => Err(RaftError::NoLeader),
+            .ensure_linearizable(ReadPolicy::LeaseRead)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(openraft::errors::RaftError::APIError(
+                openraft::errors::LinearizableReadError::QuorumNotEnough(_),
+            )) => self.read_barrier().await,
+            Err(e) => Err(e.into()),
         }
     }
 

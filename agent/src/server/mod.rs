@@ -169,16 +169,17 @@ impl ServerHandle {
     }
 
     /// On the leader: the index a read must see. `consistent` confirms leadership with a
-    /// quorum first (ReadIndex); otherwise the leader's applied index (Consul's default
-    /// mode trusts the leader without a round trip) — but only once the leader has applied
-    /// an entry of its own term, so a just-elected leader never answers from before a write
-    /// its predecessor acknowledged.
+    /// quorum first (ReadIndex); otherwise the leader trusts its lease (Consul's default
+    /// mode: no round trip) and reads at its commit index — which is at least the first
+    /// entry of its own term, so a just-elected leader never answers from before a write
+    /// its predecessor acknowledged, and at least what any follower may have applied. Both
+    /// wait until this server applied that far.
     pub async fn leader_read_index(&self, consistent: bool) -> Result<u64, RpcError> {
         let raft = &self.0.raft;
         if consistent {
             raft.read_barrier().await?;
         } else {
-            raft.wait_term_applied(self.0.hold).await?;
+            raft.lease_read_barrier().await?;
         }
         Ok(*raft.applied_rx().borrow())
     }
