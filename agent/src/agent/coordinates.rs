@@ -41,6 +41,7 @@ impl Sink {
                         uri: "/v1/coordinate/update".into(),
                         headers: vec![("content-type".into(), "application/json".into())],
                         body: body.to_string().into_bytes(),
+                        request_id: None,
                     })
                     .await?;
                 if resp.status == 200 {

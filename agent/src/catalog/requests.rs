@@ -35,6 +35,11 @@ impl RequestId {
     pub fn from_u128(v: u128) -> Self {
         Self(v)
     }
+
+    /// The 128 bits.
+    pub fn as_u128(self) -> u128 {
+        self.0
+    }
 }
 
 impl fmt::Display for RequestId {

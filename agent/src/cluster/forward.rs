@@ -34,6 +34,11 @@ pub struct HttpRequest {
     /// Body bytes (carried raw, after the JSON header).
     #[serde(skip)]
     pub body: Vec<u8>,
+    /// Set by a client agent on a write it may retry on another server: the server derives
+    /// the ids of the writes the request makes from it (see `server::write`), so a retry is
+    /// applied once. Absent from older agents (and on reads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<RequestId>,
 }
 
 /// The server's answer to a forwarded HTTP request.
@@ -385,7 +390,12 @@ async fn run_http(router: axum::Router, req: HttpRequest) -> HttpResponse {
             };
         }
     };
-    let resp = match router.oneshot(request).await {
+    let run = router.oneshot(request);
+    let resp = match req.request_id {
+        Some(id) => crate::server::with_forwarded_id(id, run).await,
+        None => run.await,
+    };
+    let resp = match resp {
         Ok(r) => r,
         Err(never) => match never {},
     };

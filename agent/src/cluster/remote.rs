@@ -13,8 +13,25 @@ use super::forward::{ForwardError, HttpRequest, HttpResponse};
 use crate::gossip::{GossipHandle, MemberStatus, Role};
 use crate::rpc::RpcError;
 
-/// Longest wait for one forwarded request (blocking queries wait up to 10 min + jitter).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(11 * 60);
+/// Longest wait for a forwarded blocking query (they wait up to 10 min + jitter).
+const BLOCKING_TIMEOUT: Duration = Duration::from_secs(11 * 60);
+/// Longest wait for any other forwarded request: well past a server's own hold timeout
+/// for a leader, short enough that a hung (SIGSTOPped, partitioned) server is given up on
+/// and the request tried on another.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long `req` may take: blocking queries (`?index=`) wait long by design.
+fn timeout_for(req: &HttpRequest) -> Duration {
+    let blocking = req
+        .uri
+        .split_once('?')
+        .is_some_and(|(_, q)| q.split('&').any(|kv| kv.starts_with("index=")));
+    if blocking {
+        BLOCKING_TIMEOUT
+    } else {
+        REQUEST_TIMEOUT
+    }
+}
 
 /// The servers a client agent talks to.
 #[derive(Debug)]
@@ -59,37 +76,39 @@ impl RemoteServers {
     }
 
     /// Runs an HTTP API request on a server, trying the next one when a server cannot be
-    /// reached (for a write: only if it certainly never got the request). `No known Consul
-    /// servers` when the pool has none.
-    pub async fn http(&self, req: HttpRequest) -> Result<HttpResponse, RpcError> {
+    /// reached or loses the answer. A write carries a request id (chosen here, once), so
+    /// running it again on another server after its answer was lost applies it once; if no
+    /// server answers it after one may have received it, its outcome is unknown. `No known
+    /// Consul servers` when the pool has none.
+    pub async fn http(&self, mut req: HttpRequest) -> Result<HttpResponse, RpcError> {
         let candidates = self.candidates();
         if candidates.is_empty() {
             return Err(RpcError::NoServers);
         }
         let read = matches!(req.method.as_str(), "GET" | "HEAD");
+        if !read && req.request_id.is_none() {
+            req.request_id = Some(crate::server::new_request_id());
+        }
         let mut last = None;
+        let mut maybe_sent = false;
+        let timeout = timeout_for(&req);
         for addr in candidates {
-            match self
-                .forwarder
-                .http(&addr, req.clone(), REQUEST_TIMEOUT)
-                .await
-            {
+            match self.forwarder.http(&addr, req.clone(), timeout).await {
                 Ok(resp) => {
                     *self.preferred.lock() = Some(addr);
                     return Ok(resp);
                 }
                 Err(ForwardError::Remote(e)) => return Err(e),
-                // The server may have run a write it never answered: running it on another
-                // server could apply it twice (the request id is chosen server-side).
-                Err(ForwardError::NoAnswer { .. }) if !read => {
-                    *self.preferred.lock() = None;
-                    return Err(RpcError::OutcomeUnknown);
-                }
                 Err(e) => {
-                    tracing::debug!(server = %addr, cause = %e, "server unreachable; trying another");
+                    maybe_sent |= !read && matches!(e, ForwardError::NoAnswer { .. });
+                    tracing::debug!(server = %addr, cause = %e, "server failed; trying another");
                     last = Some(e);
                 }
             }
+        }
+        if maybe_sent {
+            *self.preferred.lock() = None;
+            return Err(RpcError::OutcomeUnknown);
         }
         *self.preferred.lock() = None;
         Err(RpcError::Forward(last.map_or_else(

@@ -284,6 +284,7 @@ async fn remote_get<T: serde::de::DeserializeOwned + Default>(
             uri,
             headers: Vec::new(),
             body: Vec::new(),
+            request_id: None,
         })
         .await?;
     match resp.status {

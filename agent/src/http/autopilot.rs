@@ -46,6 +46,7 @@ pub(super) async fn on_leader(
         uri: uri.to_string(),
         headers: vec![("content-type".into(), "application/json".into())],
         body: body.to_vec(),
+        request_id: None,
     };
     let Some(resp) = server.forward_http_to_leader(req).await? else {
         return Ok(None);

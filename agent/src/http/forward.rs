@@ -51,6 +51,7 @@ pub(super) async fn to_server(
             )])
             .collect(),
         body: body.to_vec(),
+        request_id: None,
     };
     let resp = remote.http(req).await?;
     let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

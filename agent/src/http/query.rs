@@ -77,7 +77,7 @@ async fn create(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Re
         ));
     }
     let server = st.router.server(p.dc())?;
-    let q = b.into_query(uuid::Uuid::new_v4().to_string())?;
+    let q = b.into_query(crate::server::fresh_uuid().to_string())?;
     let id = q.id.clone();
     propose(
         server,

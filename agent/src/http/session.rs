@@ -89,7 +89,7 @@ async fn create(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Re
         (None, None) => vec![SERF_HEALTH.to_string()],
     };
     let session = Session {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: crate::server::fresh_uuid().to_string(),
         name: b.name,
         node: if b.node.is_empty() {
             st.node_name.clone()
@@ -121,6 +121,11 @@ async fn create(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Re
         .1
     {
         Applied::SessionCreated(id) => {
+            // A retried request gets its first attempt's session back.
+            let session = Session {
+                id: id.clone(),
+                ..session
+            };
             server
                 .session_timers()
                 .renew(&session, tokio::time::Instant::now());

@@ -78,6 +78,7 @@ impl RemoteCatalog {
                 uri,
                 headers: vec![("content-type".into(), "application/json".into())],
                 body,
+                request_id: None,
             })
             .await?;
         match resp.status {

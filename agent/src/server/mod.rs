@@ -20,8 +20,8 @@ use tokio_util::task::TaskTracker;
 
 use self::autopilot::AutopilotConfig;
 pub use self::sessions::SessionTimers;
-#[cfg(test)]
-pub(crate) use self::write::new_request_id;
+pub use self::write::fresh_uuid;
+pub(crate) use self::write::{new_request_id, with_forwarded_id};
 use crate::catalog::State;
 use crate::cluster::{ForwardError, Forwarder};
 use crate::gossip::GossipHandle;

@@ -38,13 +38,67 @@ pub(crate) fn new_request_id() -> RequestId {
     RequestId::from_u128(uuid::Uuid::new_v4().as_u128())
 }
 
+/// The ids of one HTTP request that a client agent forwarded with a request id: the n-th
+/// write (or fresh UUID) the request's handler makes is derived from that id and n, so when
+/// the client agent retries the request on another server after losing its answer, the
+/// handler's writes carry the same ids as the first time and the state machine answers
+/// them with their first results instead of applying them again.
+#[derive(Debug)]
+pub(crate) struct ForwardedIds {
+    base: u128,
+    next: std::cell::Cell<u32>,
+}
+
+tokio::task_local! {
+    static FORWARDED: ForwardedIds;
+}
+
+impl ForwardedIds {
+    fn take(&self) -> u128 {
+        let n = self.next.get();
+        self.next.set(n.wrapping_add(1));
+        // A multiplier with high bits set spreads n over the whole id (no collision with
+        // another request's base in practice: bases are random 128-bit numbers).
+        self.base
+            .wrapping_add(u128::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835))
+    }
+}
+
+/// Runs `fut` (one forwarded HTTP request) with its writes' ids derived from `id`.
+pub(crate) async fn with_forwarded_id<F: std::future::Future>(id: RequestId, fut: F) -> F::Output {
+    let ids = ForwardedIds {
+        base: id.as_u128(),
+        next: std::cell::Cell::new(0),
+    };
+    FORWARDED.scope(ids, fut).await
+}
+
+/// The id of the next write this task makes: derived from the forwarded request's id when
+/// there is one, random otherwise.
+fn next_request_id() -> RequestId {
+    FORWARDED
+        .try_with(|ids| RequestId::from_u128(ids.take()))
+        .unwrap_or_else(|_| new_request_id())
+}
+
+/// A new UUID (session and prepared-query ids) that a retried forwarded request chooses the
+/// same way again, so the id it answers is the one its first attempt created.
+pub fn fresh_uuid() -> uuid::Uuid {
+    FORWARDED
+        .try_with(|ids| {
+            let bits = ids.take().to_be_bytes();
+            uuid::Builder::from_random_bytes(bits).into_uuid()
+        })
+        .unwrap_or_else(|_| uuid::Uuid::new_v4())
+}
+
 impl ServerHandle {
     /// Proposes a command through raft and returns its log index and the state machine's
     /// answer; on a follower the leader proposes it. Waits up to the hold timeout for a
     /// leader, retrying across leader changes. A `Rejected` answer is turned into
     /// [`RpcError::Rejected`]. The write takes effect at most once.
     pub async fn apply(&self, cmd: Command) -> Result<(u64, Response), RpcError> {
-        self.apply_as(cmd, new_request_id()).await
+        self.apply_as(cmd, next_request_id()).await
     }
 
     /// [`apply`](Self::apply) as write `id`: calling it again with the same `id` (within
@@ -147,5 +201,31 @@ fn classify(result: Result<(u64, Response), RpcError>) -> Attempt {
         Err(RpcError::NoLeader) => Attempt::NotSent,
         Err(RpcError::OutcomeUnknown) => Attempt::MaybeSent,
         other => Attempt::Done(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ids and UUIDs one forwarded request makes, in order.
+    async fn made_by(id: RequestId) -> (RequestId, uuid::Uuid, RequestId) {
+        with_forwarded_id(id, async {
+            (next_request_id(), fresh_uuid(), next_request_id())
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_retried_forwarded_request_makes_the_same_ids_again() {
+        let id = new_request_id();
+        let first = made_by(id).await;
+        assert_eq!(made_by(id).await, first, "a retry repeats every id");
+        assert_ne!(first.0, first.2, "two writes of one request differ");
+        assert_ne!(made_by(new_request_id()).await, first);
+        assert_eq!(first.1.get_version_num(), 4, "still a v4-shaped UUID");
+        // Outside a forwarded request: random every time.
+        assert_ne!(next_request_id(), next_request_id());
+        assert_ne!(fresh_uuid(), fresh_uuid());
     }
 }
