@@ -120,6 +120,88 @@ pub enum Command {
         /// Which scenario.
         name: ScenarioName,
     },
+    /// Jepsen-style: clients write, read and CAS KV keys through three servers while a
+    /// seeded nemesis kills, pauses, restarts (and on the testbed partitions) them; each
+    /// history is checked for linearizability. Without --testbed the servers run on
+    /// 127.0.0.1 (no root needed). Exits 1 if any run is not linearizable.
+    Jepsen {
+        /// The first seed (runs use SEED, SEED+1, ...).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// How many seeded runs.
+        #[arg(long, default_value_t = 1)]
+        runs: u64,
+        /// How long each run's clients and nemesis run.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        time: Duration,
+        /// How reads ask.
+        #[arg(long, value_enum, default_value = "consistent")]
+        reads: crate::jepsen::workload::ReadMode,
+        /// The faults to draw from (comma list). Network faults need --testbed.
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "kill,pause,restart"
+        )]
+        nemesis: Vec<crate::jepsen::nemesis::FaultKind>,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 6)]
+        clients: u32,
+        /// Keys (independent registers).
+        #[arg(long, default_value_t = 3)]
+        keys: u32,
+        /// Servers (loopback mode).
+        #[arg(long, default_value_t = 3)]
+        servers: usize,
+        /// Client agents in front of the servers, which the clients talk through
+        /// (loopback mode; 0: straight to the servers).
+        #[arg(long, default_value_t = 0)]
+        agents: usize,
+        /// Run against the up testbed of --run-dir (its first DC with 3 servers).
+        #[arg(long)]
+        testbed: bool,
+        /// The `meridian` binary (loopback mode; default: next to this one, then PATH).
+        #[arg(long)]
+        meridian: Option<PathBuf>,
+        /// Where results go (default: <run-dir>/jepsen).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Keep history and logs of passing runs too.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Inside a namespace: the Jepsen clients; prints each op as a JSON line.
+    #[command(name = "_jepsen-clients", hide = true)]
+    JepsenClients {
+        /// Comma list of server HTTP base URLs.
+        #[arg(long)]
+        urls: String,
+        /// Clients.
+        #[arg(long)]
+        clients: u32,
+        /// Keys.
+        #[arg(long)]
+        keys: u32,
+        /// Key prefix.
+        #[arg(long)]
+        prefix: String,
+        /// Seed.
+        #[arg(long)]
+        seed: u64,
+        /// Read mode.
+        #[arg(long, value_enum)]
+        reads: crate::jepsen::workload::ReadMode,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 0.0)]
+        secs: f64,
+        /// Only the final `?consistent` read of every key.
+        #[arg(long = "final")]
+        final_only: bool,
+        /// Added to every op's times (so final reads come after the run's ops).
+        #[arg(long, default_value_t = 0)]
+        offset_ns: u64,
+    },
     /// Inside a namespace: GET each URL and print JSON lines (used by the testbed itself).
     #[command(name = "_probe", hide = true)]
     Probe {

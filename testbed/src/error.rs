@@ -84,6 +84,12 @@ pub enum TestbedError {
         /// Its log.
         log: PathBuf,
     },
+    /// Flags that don't go together.
+    #[error("{0}")]
+    Usage(String),
+    /// A Jepsen run could not be carried out.
+    #[error("jepsen: {0}")]
+    Jepsen(String),
     /// Interrupted by a signal (and cleaned up).
     #[error("interrupted by a signal")]
     Interrupted,
@@ -106,7 +112,8 @@ impl TestbedError {
             | TestbedError::NeedsRoot { .. }
             | TestbedError::MissingTool { .. }
             | TestbedError::UnknownHost(_)
-            | TestbedError::BadPrefix(_) => 2,
+            | TestbedError::BadPrefix(_)
+            | TestbedError::Usage(_) => 2,
             _ => 1,
         }
     }

@@ -240,7 +240,7 @@ fn write_report(run_dir: &RunDir, report: &Report) -> Result<PathBuf, TestbedErr
 
 /// The first DC with at least `min` running servers; otherwise `scenario`'s precondition
 /// error saying it `needs` one.
-fn dc_with_servers(
+pub(crate) fn dc_with_servers(
     state: &crate::state::State,
     min: usize,
     scenario: &'static str,

@@ -16,7 +16,7 @@ use plotters::prelude::*;
 use super::timeline::{Event, Sample};
 
 /// The one font family the plots use.
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 /// Line and leader colors, in order.
 const COLORS: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
@@ -40,7 +40,7 @@ fn err<E: std::fmt::Display>(e: E) -> String {
 }
 
 /// Registers the font once per process.
-fn font() -> DrawResult<()> {
+pub(crate) fn font() -> DrawResult<()> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = REGISTERED.get_or_init(|| {
         plotters::style::register_font(FONT, FontStyle::Normal, epaint_default_fonts::UBUNTU_LIGHT)
