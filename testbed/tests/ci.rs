@@ -1,5 +1,5 @@
 //! The testbed end to end, as CI runs it: a small topology (1 DC × 3 servers + 1 client)
-//! up, the `leader-failover` and `client-dns` scenarios, down, and nothing of the run left behind (no
+//! up, the `leader-failover` and `client-dns` scenarios, a Jepsen run with network faults, down, and nothing of the run left behind (no
 //! namespace in `ip netns list`, no process). Skipped, saying why, where network
 //! namespaces cannot be made (not root, no CAP_NET_ADMIN, `ip netns add` refused).
 
@@ -121,6 +121,37 @@ fn leader_failover_on_a_small_testbed_and_nothing_left_behind() {
         !table.contains("dc1-c2"),
         "the added client is removed again:\n{table}"
     );
+
+    // The Jepsen run with network faults: partitions, an isolated server, a flapping link,
+    // kills and pauses, for 20 s; every key linearizable, and the faults healed after.
+    let out = run.testbed(&[
+        "jepsen",
+        "--testbed",
+        "--seed",
+        "11",
+        "--time",
+        "20s",
+        "--nemesis",
+        "partition,isolate,flap,kill,pause",
+    ]);
+    let result = run.path().join("jepsen/seed-11/result.json");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&result).expect("jepsen result"))
+            .expect("result json");
+    assert!(out.status.success(), "jepsen failed: {report:#}");
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert!(report["counts"]["writes"].as_u64() > Some(50), "{report:#}");
+    let faults = report["faults"].as_array().expect("faults");
+    assert!(
+        faults.iter().filter(|f| !f["fault"].is_null()).count() >= 2,
+        "{report:#}"
+    );
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.path().join("state.json")).expect("state file"),
+    )
+    .expect("state json");
+    assert_eq!(state["partitions"], serde_json::json!([]), "healed");
+    assert_eq!(state["isolated"], serde_json::json!([]), "healed");
 
     down_leaves_nothing(&run, &prefix);
     eprintln!("whole test: {:.2}s", started.elapsed().as_secs_f64());
