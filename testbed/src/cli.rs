@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// Meridian datacenters as hosts in network namespaces on one machine: bring them up, break
 /// them on purpose, run scenarios, take everything down. Needs root (CAP_NET_ADMIN).
 #[derive(Debug, Parser)]
-#[command(name = "testbed", version)]
+#[command(name = "testbed", version, args_override_self = true)]
 pub struct Cli {
     /// Run directory: state file, agent data dirs, logs and scenario results.
     #[arg(
