@@ -35,11 +35,19 @@ pub struct Local {
     http: reqwest::Client,
 }
 
-fn free_port() -> Result<u16, JepsenError> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| JepsenError::Io("a free port".into(), e))
+/// A port free now and not in `taken` (the kernel may hand out a just-released port again,
+/// and two servers given one port would not start).
+fn free_port(taken: &mut Vec<u16>) -> Result<u16, JepsenError> {
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| JepsenError::Io("a free port".into(), e))?;
+        if !taken.contains(&port) {
+            taken.push(port);
+            return Ok(port);
+        }
+    }
 }
 
 impl Local {
@@ -52,6 +60,7 @@ impl Local {
         agents: usize,
     ) -> Result<Local, JepsenError> {
         let mut servers = Vec::new();
+        let mut ports = Vec::new();
         for i in 0..n + agents {
             let agent = i >= n;
             servers.push(Server {
@@ -61,9 +70,9 @@ impl Local {
                     format!("s{}", i + 1)
                 },
                 agent,
-                http: free_port()?,
-                serf: free_port()?,
-                rpc: free_port()?,
+                http: free_port(&mut ports)?,
+                serf: free_port(&mut ports)?,
+                rpc: free_port(&mut ports)?,
                 child: None,
             });
         }
