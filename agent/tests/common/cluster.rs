@@ -11,12 +11,22 @@ use super::{Agent, wait_until};
 /// How long a cluster may take to converge (gossip, bootstrap, election).
 pub const CONVERGE: Duration = Duration::from_secs(30);
 
-/// A free TCP port on loopback (free now; bound by the agent a moment later).
+/// A free TCP port on loopback (free now; bound by the agent a moment later), never one
+/// this test process handed out before: the kernel may give a just-released port again,
+/// and two agents given one port would not start.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Fixed ports so a restarted server keeps its raft address.
