@@ -26,7 +26,7 @@ pub mod catalog;
 pub mod cli;
 pub mod cluster;
 pub mod dns;
-pub mod gossip;
+pub use meridian_gossip as gossip;
 pub mod http;
 pub mod local;
 pub mod logs;
