@@ -22,7 +22,7 @@
 //! deterministic.
 
 pub mod agent;
-pub mod catalog;
+pub use meridian_catalog as catalog;
 pub mod cli;
 pub mod cluster;
 pub mod dns;

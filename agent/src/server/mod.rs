@@ -157,7 +157,7 @@ impl ServerHandle {
     /// Effective autopilot settings: those stored through the API, else this server's
     /// defaults (Consul's, with a short stabilization time in `-dev`).
     pub fn autopilot(&self) -> AutopilotConfig {
-        match &self.0.raft.state().autopilot {
+        match self.0.raft.state().stored_autopilot() {
             Some(stored) => AutopilotConfig::from(stored),
             None => self.0.autopilot.clone(),
         }

@@ -4,8 +4,8 @@
 
 use super::PreparedQuery;
 use super::template::{self, TEMPLATE_NAME_PREFIX_MATCH};
-use crate::catalog::rows::Table;
-use crate::catalog::{Response, State};
+use crate::rows::Table;
+use crate::{Response, State};
 
 /// The token value list/get responses show; storing it back would lose the real token.
 pub const REDACTED_TOKEN: &str = "<hidden>";
