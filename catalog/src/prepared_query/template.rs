@@ -6,7 +6,7 @@
 
 use regex::Regex;
 
-use super::apply::QueryError;
+use super::error::QueryError;
 use super::{PreparedQuery, ServiceQuery};
 use crate::State;
 
