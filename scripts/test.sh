@@ -36,6 +36,8 @@ if cargo tree -i aws-lc-rs >/dev/null 2>&1; then
   cargo tree -i aws-lc-rs >&2
   exit 1
 fi
+echo "==> no crate cycles, no new import circles (scripts/check-cycles.py)"
+python3 scripts/check-cycles.py
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "==> tests"

@@ -22,11 +22,11 @@
 //! deterministic.
 
 pub mod agent;
-pub mod catalog;
+pub use meridian_catalog as catalog;
 pub mod cli;
 pub mod cluster;
 pub mod dns;
-pub mod gossip;
+pub use meridian_gossip as gossip;
 pub mod http;
 pub mod local;
 pub mod logs;

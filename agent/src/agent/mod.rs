@@ -13,6 +13,7 @@ pub mod handlers;
 mod identity;
 pub mod lan;
 mod pid_file;
+pub mod user_event;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,7 +28,6 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 
 pub use self::error::AgentError;
-use crate::cluster::forward::ForwardService;
 use crate::cluster::raft_rpc::{Channels, RaftService};
 use crate::cluster::{Forwarder, GrpcTransport, RemoteServers, RpcListener};
 use crate::gossip::{BoundGossip, GossipHandle};
@@ -479,7 +479,7 @@ impl BoundAgent {
         let mut raft_to_stop = None;
         if let (Some((rpc, raft)), Some(server)) = (rpc, &server) {
             let raft_svc = RaftService::server(raft.clone(), self.cfg.datacenter.clone());
-            let fwd_svc = ForwardService::server(
+            let fwd_svc = crate::server::forward_handler::forward_service(
                 self.cfg.datacenter.clone(),
                 server.clone(),
                 Some(router.clone()),

@@ -1,6 +1,8 @@
 //! Request forwarding over gRPC (`rpc.proto`, port 8300): a follower sends writes to the
 //! leader and asks it for a read index; a client agent sends its HTTP API requests to a
-//! server. [`Forwarder`] is the sending side, [`ForwardService`] the receiving one.
+//! server. [`Forwarder`] is the sending side; the receiving one is the server's
+//! `server::forward_handler`, behind meridian-rpc's `ForwardEndpoint`. This file owns the
+//! server protocol (what a request asks, what comes back); the transport is the seam's.
 //!
 //! Reads are never shipped as results: a follower asks the leader for the index a read must
 //! see (`ReadIndex`, with a quorum check for `?consistent`), waits until it has applied that
@@ -11,51 +13,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use meridian_proto::v1::forward_client::ForwardClient;
-use meridian_proto::v1::forward_server::{Forward, ForwardServer};
-use meridian_proto::v1::{ForwardRequest, ForwardResponse};
+use meridian_rpc::frame::{pack, unpack};
+use meridian_rpc::{Channels, TransportError};
+pub use meridian_rpc::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::raft_rpc::{Channels, MAX_MESSAGE};
-use super::wire;
 use crate::catalog::{Command, RequestId, Response};
 use crate::rpc::RpcError;
-use crate::server::ServerHandle;
-
-/// An HTTP API request as a client agent forwards it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HttpRequest {
-    /// `GET`, `PUT`, ...
-    pub method: String,
-    /// Path and query string.
-    pub uri: String,
-    /// Headers worth forwarding (content type, token).
-    pub headers: Vec<(String, String)>,
-    /// Body bytes (carried raw, after the JSON header).
-    #[serde(skip)]
-    pub body: Vec<u8>,
-    /// Set by a client agent on a write it may retry on another server: the server derives
-    /// the ids of the writes the request makes from it (see `server::write`), so a retry is
-    /// applied once. Absent from older agents (and on reads).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<RequestId>,
-}
-
-/// The server's answer to a forwarded HTTP request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HttpResponse {
-    /// Status code.
-    pub status: u16,
-    /// Response headers.
-    pub headers: Vec<(String, String)>,
-    /// Body bytes (carried raw).
-    #[serde(skip)]
-    pub body: Vec<u8>,
-}
 
 /// What a forwarded request asks.
 #[derive(Debug, Serialize, Deserialize)]
-enum Op {
+pub(crate) enum Op {
     /// Apply a command on the leader (from servers without request ids; never sent now).
     Apply(Command),
     /// Apply a command on the leader as the write `id`: a retry with the same id answers the
@@ -71,7 +39,7 @@ enum Op {
 
 /// The answer.
 #[derive(Debug, Serialize, Deserialize)]
-enum Reply {
+pub(crate) enum Reply {
     Applied { index: u64, response: Response },
     ReadIndex { index: u64 },
     Http(HttpResponse),
@@ -81,7 +49,7 @@ enum Reply {
 
 /// Failure kinds that must survive the hop, so the caller sees the same [`RpcError`].
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-enum FailKind {
+pub(crate) enum FailKind {
     Rejected,
     NoLeader,
     NotLeader,
@@ -122,37 +90,23 @@ pub enum ForwardError {
     Protocol(String),
 }
 
-/// `[u32 header length][header JSON][raw body]`: bodies are not JSON-escaped.
-fn pack<T: Serialize>(what: &'static str, header: &T, body: &[u8]) -> Result<Vec<u8>, String> {
-    let h = wire::encode(what, header).map_err(|e| e.to_string())?;
-    let len = u32::try_from(h.len()).map_err(|_| format!("{what} header too large"))?;
-    let mut out = Vec::with_capacity(4 + h.len() + body.len());
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&h);
-    out.extend_from_slice(body);
-    Ok(out)
-}
-
-fn unpack<T: serde::de::DeserializeOwned>(
-    what: &'static str,
-    bytes: &[u8],
-) -> Result<(T, Vec<u8>), String> {
-    let (len, rest) = bytes
-        .split_first_chunk::<4>()
-        .ok_or_else(|| format!("{what}: message too short"))?;
-    let len = u32::from_be_bytes(*len) as usize;
-    if rest.len() < len {
-        return Err(format!("{what}: header truncated"));
-    }
-    let (h, body) = rest.split_at(len);
-    let header = wire::decode(what, h).map_err(|e| e.to_string())?;
-    Ok((header, body.to_vec()))
-}
-
-fn body_of(op: &Op) -> &[u8] {
+pub(crate) fn body_of(op: &Op) -> &[u8] {
     match op {
         Op::Http(r) => &r.body,
         _ => &[],
+    }
+}
+
+impl From<TransportError> for ForwardError {
+    fn from(e: TransportError) -> Self {
+        match e {
+            TransportError::Unreachable { addr, reason } => {
+                ForwardError::Unreachable { addr, reason }
+            }
+            TransportError::NoAnswer { addr, reason } => ForwardError::NoAnswer { addr, reason },
+            TransportError::Protocol(msg) => ForwardError::Protocol(msg),
+            other => ForwardError::Protocol(other.to_string()),
+        }
     }
 }
 
@@ -173,40 +127,12 @@ impl Forwarder {
     }
 
     async fn send(&self, addr: &str, op: Op, timeout: Duration) -> Result<Reply, ForwardError> {
-        let unreachable = |reason: String| ForwardError::Unreachable {
-            addr: addr.to_string(),
-            reason,
-        };
-        let channel = self
-            .channels
-            .get(addr)
-            .map_err(|e| unreachable(e.to_string()))?;
         let payload = pack("forward request", &op, body_of(&op)).map_err(ForwardError::Protocol)?;
-        let mut client = ForwardClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE);
-        let req = ForwardRequest {
-            datacenter: self.datacenter.clone(),
-            payload,
-            ..Default::default()
-        };
-        let no_answer = |reason: String| ForwardError::NoAnswer {
-            addr: addr.to_string(),
-            reason,
-        };
-        let resp = match tokio::time::timeout(timeout, client.forward(req)).await {
-            Err(_) => return Err(no_answer(format!("timed out after {timeout:?}"))),
-            Ok(Err(status)) if never_sent(&status) => {
-                return Err(unreachable(status.message().to_string()));
-            }
-            Ok(Err(status)) => return Err(no_answer(status.message().to_string())),
-            Ok(Ok(r)) => r.into_inner(),
-        };
-        if !resp.error.is_empty() {
-            return Err(ForwardError::Protocol(resp.error));
-        }
+        let reply = meridian_rpc::call(&self.channels, addr, &self.datacenter, payload, timeout)
+            .await
+            .map_err(ForwardError::from)?;
         let (reply, body): (Reply, Vec<u8>) =
-            unpack("forward reply", &resp.payload).map_err(ForwardError::Protocol)?;
+            unpack("forward reply", &reply).map_err(ForwardError::Protocol)?;
         match reply {
             Reply::Http(mut r) => {
                 r.body = body;
@@ -285,166 +211,6 @@ impl Forwarder {
                 "unexpected reply {other:?}"
             ))),
         }
-    }
-}
-
-/// Answers forwarded requests on a server.
-#[derive(Clone)]
-pub struct ForwardService {
-    datacenter: String,
-    server: ServerHandle,
-    http: Option<axum::Router>,
-}
-
-impl ForwardService {
-    /// The tonic service; `http` is the server's API router (for client agents).
-    pub fn server(
-        datacenter: String,
-        server: ServerHandle,
-        http: Option<axum::Router>,
-    ) -> ForwardServer<Self> {
-        ForwardServer::new(Self {
-            datacenter,
-            server,
-            http,
-        })
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE)
-    }
-
-    async fn handle(&self, op: Op) -> Reply {
-        let failed = |e: RpcError| {
-            let kind = match &e {
-                RpcError::Rejected(_) => FailKind::Rejected,
-                RpcError::NoLeader => FailKind::NoLeader,
-                RpcError::OutcomeUnknown => FailKind::Unknown,
-                _ => FailKind::Other,
-            };
-            Reply::Failed {
-                kind,
-                message: e.to_string(),
-            }
-        };
-        let not_leader = || Reply::Failed {
-            kind: FailKind::NotLeader,
-            message: String::new(),
-        };
-        match op {
-            Op::Apply(_) | Op::ApplyOnce { .. } if !self.server.raft().is_leader() => not_leader(),
-            Op::Apply(cmd) => match self.server.apply_local(cmd, None).await {
-                Ok((index, response)) => Reply::Applied { index, response },
-                Err(RpcError::Raft(e)) if e.is_not_leader() => not_leader(),
-                Err(e) => failed(e),
-            },
-            Op::ApplyOnce { cmd, id } => match self.server.apply_local(cmd, Some(id)).await {
-                Ok((index, response)) => Reply::Applied { index, response },
-                Err(RpcError::Raft(e)) if e.is_not_leader() => not_leader(),
-                Err(e) => failed(e),
-            },
-            Op::ReadIndex { consistent } => {
-                if !self.server.raft().is_leader() {
-                    return not_leader();
-                }
-                match self.server.leader_read_index(consistent).await {
-                    Ok(index) => Reply::ReadIndex { index },
-                    Err(e) => failed(e),
-                }
-            }
-            Op::RaftStatus => match self.server.raft().is_initialized().await {
-                Ok(initialized) => Reply::RaftStatus { initialized },
-                Err(e) => failed(e.into()),
-            },
-            Op::Http(req) => match &self.http {
-                Some(router) => Reply::Http(run_http(router.clone(), req).await),
-                None => failed(RpcError::Rejected(
-                    "this server does not serve forwarded HTTP requests".into(),
-                )),
-            },
-        }
-    }
-}
-
-/// Whether a failed call certainly never reached the server: the connection could not be
-/// made (tonic maps a connect failure to `Unavailable` with hyper's "tcp connect error").
-/// Anything else may have failed after the request was written.
-fn never_sent(status: &tonic::Status) -> bool {
-    status.code() == tonic::Code::Unavailable && status.message().contains("connect error")
-}
-
-/// Runs `req` through the API router in-process.
-async fn run_http(router: axum::Router, req: HttpRequest) -> HttpResponse {
-    use tower::ServiceExt;
-    let mut builder = axum::http::Request::builder()
-        .method(req.method.as_str())
-        .uri(req.uri.as_str());
-    for (k, v) in &req.headers {
-        builder = builder.header(k.as_str(), v.as_str());
-    }
-    let request = match builder.body(axum::body::Body::from(req.body)) {
-        Ok(r) => r,
-        Err(e) => {
-            return HttpResponse {
-                status: 400,
-                headers: Vec::new(),
-                body: format!("invalid forwarded request: {e}").into_bytes(),
-            };
-        }
-    };
-    let run = router.oneshot(request);
-    let resp = match req.request_id {
-        Some(id) => crate::server::with_forwarded_id(id, run).await,
-        None => run.await,
-    };
-    let resp = match resp {
-        Ok(r) => r,
-        Err(never) => match never {},
-    };
-    let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
-        .iter()
-        .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
-        .collect();
-    let body = axum::body::to_bytes(resp.into_body(), MAX_MESSAGE)
-        .await
-        .map(|b| b.to_vec())
-        .unwrap_or_default();
-    HttpResponse {
-        status,
-        headers,
-        body,
-    }
-}
-
-#[tonic::async_trait]
-impl Forward for ForwardService {
-    async fn forward(
-        &self,
-        request: tonic::Request<ForwardRequest>,
-    ) -> Result<tonic::Response<ForwardResponse>, tonic::Status> {
-        let req = request.into_inner();
-        if req.datacenter != self.datacenter {
-            return Err(tonic::Status::failed_precondition(format!(
-                "request for datacenter {:?} reached a server of {:?}",
-                req.datacenter, self.datacenter
-            )));
-        }
-        let (mut op, body): (Op, Vec<u8>) =
-            unpack("forward request", &req.payload).map_err(tonic::Status::invalid_argument)?;
-        if let Op::Http(r) = &mut op {
-            r.body = body;
-        }
-        let reply = self.handle(op).await;
-        let reply_body = match &reply {
-            Reply::Http(r) => r.body.clone(),
-            _ => Vec::new(),
-        };
-        let payload =
-            pack("forward reply", &reply, &reply_body).map_err(tonic::Status::internal)?;
-        Ok(tonic::Response::new(ForwardResponse {
-            payload,
-            ..Default::default()
-        }))
     }
 }
 

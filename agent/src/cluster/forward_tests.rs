@@ -63,7 +63,8 @@ async fn leader() -> Leader {
     };
     let server = ServerHandle::start(raft.clone(), me, cluster, &tracker, token.child_token());
     let raft_svc = RaftService::server(raft, "dc1".into());
-    let fwd_svc = ForwardService::server("dc1".into(), server.clone(), None);
+    let fwd_svc =
+        crate::server::forward_handler::forward_service("dc1".into(), server.clone(), None);
     tokio::spawn(listener.serve(raft_svc, fwd_svc, token.child_token()));
     Leader {
         addr,

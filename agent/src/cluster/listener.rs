@@ -10,8 +10,9 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
-use super::forward::ForwardService;
 use super::raft_rpc::RaftService;
+use crate::server::forward_handler::ForwardHandler;
+use meridian_rpc::ForwardEndpoint;
 
 /// The bound, not yet serving, RPC socket.
 #[derive(Debug)]
@@ -36,7 +37,7 @@ impl RpcListener {
     pub async fn serve(
         self,
         raft: RaftServer<RaftService>,
-        forward: ForwardServer<ForwardService>,
+        forward: ForwardServer<ForwardEndpoint<ForwardHandler>>,
         token: CancellationToken,
     ) -> Result<(), tonic::transport::Error> {
         tonic::transport::Server::builder()

@@ -16,7 +16,7 @@ pub mod listener;
 pub mod peer_health;
 pub mod raft_rpc;
 pub mod remote;
-pub mod wire;
+pub use meridian_rpc::wire;
 
 pub use forward::{ForwardError, Forwarder};
 pub use listener::RpcListener;

@@ -7,7 +7,6 @@
 //! backs off); anything else that goes wrong is a `Network` error. Requests name their
 //! datacenter, and a server refuses raft traffic meant for another one.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,9 +20,8 @@ use openraft::network::RPCOption;
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::peer_health::PeerHealth;
 use super::wire::{self, WireError};
@@ -31,31 +29,7 @@ use crate::raft::network::{PeerStats, RaftTransport, RpcResult};
 use crate::raft::type_config::{Snapshot, SnapshotMeta, Vote};
 use crate::raft::{RaftNode, ServerNode, TypeConfig};
 
-/// Largest raft message accepted or sent (snapshots travel whole).
-pub const MAX_MESSAGE: usize = 1 << 30;
-/// How long connecting to a peer may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Lazily connected channels by address, shared by the raft transport and the forwarder.
-#[derive(Debug, Default)]
-pub struct Channels(Mutex<HashMap<String, Channel>>);
-
-impl Channels {
-    /// The channel to `addr` (`host:port`), created on first use.
-    pub fn get(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
-        let mut map = self.0.lock();
-        if let Some(ch) = map.get(addr) {
-            return Ok(ch.clone());
-        }
-        let ch = Endpoint::from_shared(format!("http://{addr}"))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .connect_lazy();
-        map.insert(addr.to_string(), ch.clone());
-        Ok(ch)
-    }
-}
+pub use meridian_rpc::{Channels, MAX_MESSAGE};
 
 /// A vote request plus which round it is.
 #[derive(Serialize, Deserialize)]

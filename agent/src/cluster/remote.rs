@@ -87,7 +87,7 @@ impl RemoteServers {
         }
         let read = matches!(req.method.as_str(), "GET" | "HEAD");
         if !read && req.request_id.is_none() {
-            req.request_id = Some(crate::server::new_request_id());
+            req.request_id = Some(crate::server::new_request_id().to_string());
         }
         let mut last = None;
         let mut maybe_sent = false;

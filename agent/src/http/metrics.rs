@@ -102,18 +102,15 @@ fn gauges(st: &ApiState) -> Vec<Value> {
     out.push(gauge("consul.serf.lan.received_total", g.received as f64));
     out.push(gauge("consul.serf.lan.sent_total", g.sent as f64));
     if let Some(server) = st.router.local() {
-        let s = server.raft().state();
-        out.push(gauge("consul.state.nodes", s.nodes.len() as f64));
-        out.push(gauge(
-            "consul.state.services",
-            s.services_by_name.len() as f64,
-        ));
+        let c = server.raft().state().counts();
+        out.push(gauge("consul.state.nodes", c.nodes as f64));
+        out.push(gauge("consul.state.services", c.services as f64));
         out.push(gauge(
             "consul.state.service_instances",
-            s.services.len() as f64,
+            c.service_instances as f64,
         ));
-        out.push(gauge("consul.state.kv_entries", s.kv.len() as f64));
-        out.push(gauge("consul.state.sessions", s.sessions.len() as f64));
+        out.push(gauge("consul.state.kv_entries", c.kv_entries as f64));
+        out.push(gauge("consul.state.sessions", c.sessions as f64));
         let r = server.raft().stats();
         out.push(gauge("consul.raft.term", r.term as f64));
         out.push(gauge("consul.raft.last_log_index", r.last_log_index as f64));

@@ -180,7 +180,7 @@ pub(super) async fn list_indexed<T: Serialize>(
         let (index, rows) = query(s);
         let source = near
             .as_deref()
-            .map(|n| (s.coordinate(n).cloned(), s.coordinates.clone()));
+            .map(|n| (s.coordinate(n).cloned(), s.coordinate_map()));
         (index, (rows, source))
     })
     .await?;

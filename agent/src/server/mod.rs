@@ -6,6 +6,7 @@
 //! consistency mode and never holds a lock across an await.
 
 pub mod autopilot;
+pub mod forward_handler;
 mod leader;
 mod reconcile;
 mod sessions;
@@ -21,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use self::autopilot::AutopilotConfig;
 pub use self::sessions::SessionTimers;
 pub use self::write::fresh_uuid;
-pub(crate) use self::write::{new_request_id, with_forwarded_id};
+pub(crate) use self::write::new_request_id;
 use crate::catalog::State;
 use crate::cluster::{ForwardError, Forwarder};
 use crate::gossip::GossipHandle;
@@ -157,7 +158,7 @@ impl ServerHandle {
     /// Effective autopilot settings: those stored through the API, else this server's
     /// defaults (Consul's, with a short stabilization time in `-dev`).
     pub fn autopilot(&self) -> AutopilotConfig {
-        match &self.0.raft.state().autopilot {
+        match self.0.raft.state().stored_autopilot() {
             Some(stored) => AutopilotConfig::from(stored),
             None => self.0.autopilot.clone(),
         }

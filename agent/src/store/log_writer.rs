@@ -23,7 +23,7 @@ use serde::Serialize;
 use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::log_store::{META_COMMITTED, META_PURGED, META_VOTE, Tail};
+use super::log_tail::{META_COMMITTED, META_PURGED, META_VOTE, Tail};
 use super::{StoreError, to_i64};
 use crate::raft::type_config::{LogId, TypeConfig, Vote};
 

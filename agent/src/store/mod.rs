@@ -22,6 +22,7 @@
 //! copying the WAL back into the database file.
 
 pub mod log_store;
+mod log_tail;
 mod log_writer;
 pub mod state_store;
 

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use self::script::{Invocation, Outcome};
-use super::events::ConsulEvent;
+use super::user_event::ConsulEvent;
 use crate::gossip::{Event, Member, MembersView, Tags};
 
 /// Runner limits.

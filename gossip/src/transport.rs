@@ -286,7 +286,7 @@ impl Sender {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gossip::keyring::GossipKey;
+    use crate::keyring::GossipKey;
 
     fn ring(byte: u8) -> Keyring {
         Keyring::new(GossipKey::from_bytes(&[byte; 32]).expect("key")).expect("ring")

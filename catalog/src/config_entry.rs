@@ -182,7 +182,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Command, Request};
+    use crate::{Command, Request};
     use serde_json::json;
 
     fn entry(kind: &str, name: &str, protocol: &str) -> ConfigEntry {

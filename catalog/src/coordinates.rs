@@ -5,7 +5,7 @@
 
 use super::rows::Table;
 use super::{CoordinateUpdate, State};
-use crate::gossip::coordinate::{Coordinate, VivaldiConfig};
+use meridian_gossip::coordinate::{Coordinate, VivaldiConfig};
 
 impl State {
     pub(crate) fn coordinate_update(&mut self, index: u64, updates: &[CoordinateUpdate]) {
@@ -51,7 +51,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Command, DeregisterOp, Node, RegisterOp, Request};
+    use crate::{Command, DeregisterOp, Node, RegisterOp, Request};
 
     fn req(cmd: Command) -> Request {
         Request::new(1, cmd)

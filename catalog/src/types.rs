@@ -260,7 +260,7 @@ pub struct KvEntry {
     /// Opaque client flags.
     pub flags: u64,
     /// Value (base64 on the wire; `null` when empty).
-    #[serde(with = "crate::catalog::b64")]
+    #[serde(with = "crate::b64")]
     pub value: Option<Vec<u8>>,
     /// Session holding the lock, if any.
     #[serde(skip_serializing_if = "Option::is_none", default)]

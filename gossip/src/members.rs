@@ -374,7 +374,7 @@ impl MemberTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gossip::identity::Role;
+    use crate::identity::Role;
 
     fn id(name: &str, port: u16, bump: u64) -> NodeId {
         NodeId {

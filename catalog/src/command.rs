@@ -274,7 +274,7 @@ pub struct CoordinateUpdate {
     /// Network segment (always `""` here).
     pub segment: String,
     /// The coordinate.
-    pub coord: crate::gossip::coordinate::Coordinate,
+    pub coord: meridian_gossip::coordinate::Coordinate,
 }
 
 /// The result of one applied command.

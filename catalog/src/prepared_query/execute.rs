@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::PreparedQuery;
-use crate::catalog::{HealthEntry, HealthStatus, State};
+use crate::{HealthEntry, HealthStatus, State};
 
 /// How many leading results Consul searches for the `Near` node to move it first.
 const NEAR_SELF_SEARCH_DEPTH: usize = 10;

@@ -3,7 +3,7 @@
 //! create, transaction); records expire by leader time and by count, and survive a restore.
 
 use super::*;
-use crate::catalog::{
+use crate::{
     Check, Command, HealthStatus, KvOp, KvVerb, Node, RegisterOp, Request, SERF_HEALTH, Session,
     TxnOp, TxnResult,
 };

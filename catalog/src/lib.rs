@@ -106,7 +106,7 @@ pub struct State {
     /// Autopilot settings, once set through the API (defaults until then).
     pub(crate) autopilot: Option<AutopilotSettings>,
     /// (node, segment) → LAN coordinate.
-    pub(crate) coordinates: OrdMap<(String, String), crate::gossip::coordinate::Coordinate>,
+    pub(crate) coordinates: OrdMap<(String, String), meridian_gossip::coordinate::Coordinate>,
     /// Prepared queries by ID.
     pub(crate) prepared_queries: OrdMap<String, PreparedQuery>,
     /// (kind, name) → config entry.
@@ -119,6 +119,21 @@ pub struct State {
     pub(crate) requests_by_age: imbl::OrdSet<(u64, RequestId)>,
     /// Rows touched since the last `take_changes`.
     changes: Vec<(Table, String)>,
+}
+
+/// Row counts of a [`State`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateCounts {
+    /// Nodes.
+    pub nodes: usize,
+    /// Distinct service names.
+    pub services: usize,
+    /// Service instances.
+    pub service_instances: usize,
+    /// KV entries.
+    pub kv_entries: usize,
+    /// Sessions.
+    pub sessions: usize,
 }
 
 impl State {
@@ -135,6 +150,29 @@ impl State {
     /// Per-table indexes.
     pub fn table_indexes(&self) -> &TableIndexes {
         &self.tables
+    }
+
+    /// How many rows each table holds (the `consul.state.*` gauges).
+    pub fn counts(&self) -> StateCounts {
+        StateCounts {
+            nodes: self.nodes.len(),
+            services: self.services_by_name.len(),
+            service_instances: self.services.len(),
+            kv_entries: self.kv.len(),
+            sessions: self.sessions.len(),
+        }
+    }
+
+    /// Every stored coordinate by (node, segment): a cheap clone (persistent map).
+    pub fn coordinate_map(
+        &self,
+    ) -> OrdMap<(String, String), meridian_gossip::coordinate::Coordinate> {
+        self.coordinates.clone()
+    }
+
+    /// The autopilot settings stored through the API, if any (`None`: never set).
+    pub fn stored_autopilot(&self) -> Option<&AutopilotSettings> {
+        self.autopilot.as_ref()
     }
 
     /// The stored autopilot settings, or Consul's defaults.

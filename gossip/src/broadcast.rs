@@ -381,7 +381,7 @@ mod tests {
                 id,
                 origin: "n1".into(),
                 reply_to: "127.0.0.1:1".parse().expect("addr"),
-                op: crate::gossip::query::KeyOp::List,
+                op: crate::query::KeyOp::List,
             })
             .encode()
             .expect("encodes")

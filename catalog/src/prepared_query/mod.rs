@@ -20,6 +20,7 @@
 //! later); a local execution reports `failovers == 0`.
 
 mod apply;
+mod error;
 mod execute;
 mod template;
 #[cfg(test)]
@@ -29,7 +30,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use apply::{QueryError, REDACTED_TOKEN, validate};
+pub use apply::{REDACTED_TOKEN, validate};
+pub use error::QueryError;
 pub use execute::{ExecuteRequest, QueryResult, execute_query};
 pub use template::TEMPLATE_NAME_PREFIX_MATCH;
 

@@ -6,9 +6,9 @@
 
 use regex::Regex;
 
-use super::apply::QueryError;
+use super::error::QueryError;
 use super::{PreparedQuery, ServiceQuery};
-use crate::catalog::State;
+use crate::State;
 
 /// The one template type Consul defines.
 pub const TEMPLATE_NAME_PREFIX_MATCH: &str = "name_prefix_match";

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::catalog::{
+use crate::{
     Check, Command, HealthStatus, Node, RegisterOp, Request, Response, SERF_HEALTH, Service,
     Session, State,
 };
@@ -120,7 +120,7 @@ fn create_update_delete_keep_indexes_and_survive_restore() {
     assert!(
         s.take_changes()
             .iter()
-            .any(|c| c.table == crate::catalog::Table::PreparedQueries && c.key == ID1)
+            .any(|c| c.table == crate::Table::PreparedQueries && c.key == ID1)
     );
     let del = || req(Command::PreparedQueryDelete { id: ID1.into() });
     assert_eq!(s.apply(8, &del()), Response::Ok);
@@ -299,12 +299,12 @@ fn execute_shuffles_by_seed_sorts_near_and_limits() {
     for (i, n) in ["n0", "n1", "n2", "n3", "n4", "n5"].iter().enumerate() {
         register(&mut s, i as u64 + 1, n, &[], HealthStatus::Passing);
     }
-    let cfg = crate::gossip::coordinate::VivaldiConfig::default();
+    let cfg = meridian_gossip::coordinate::VivaldiConfig::default();
     let updates = (0..6)
         .map(|i| {
-            let mut c = crate::gossip::coordinate::Coordinate::new(&cfg);
+            let mut c = meridian_gossip::coordinate::Coordinate::new(&cfg);
             c.vec[0] = f64::from(i) * 0.01;
-            crate::catalog::CoordinateUpdate {
+            crate::CoordinateUpdate {
                 node: format!("n{i}"),
                 segment: String::new(),
                 coord: c,

@@ -3,43 +3,13 @@
 //! `apply` (so a racing write cannot store what the first check allowed). No I/O here.
 
 use super::PreparedQuery;
+use super::error::QueryError;
 use super::template::{self, TEMPLATE_NAME_PREFIX_MATCH};
-use crate::catalog::rows::Table;
-use crate::catalog::{Response, State};
+use crate::rows::Table;
+use crate::{Response, State};
 
 /// The token value list/get responses show; storing it back would lose the real token.
 pub const REDACTED_TOKEN: &str = "<hidden>";
-
-/// Why a prepared-query write is refused. Messages name the offending field.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum QueryError {
-    /// No query has that ID (update, delete).
-    #[error("Query not found")]
-    NotFound,
-    /// A field is invalid.
-    #[error("Invalid prepared query: bad {field}: {reason}")]
-    Invalid {
-        /// Dotted field path, e.g. `Service.Service`.
-        field: &'static str,
-        /// What is wrong with it.
-        reason: String,
-    },
-}
-
-impl QueryError {
-    /// True when the query does not exist (HTTP 404).
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, Self::NotFound)
-    }
-
-    fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        Self::Invalid {
-            field,
-            reason: reason.into(),
-        }
-    }
-}
 
 /// Checks a create (`update == false`) or update of `q` against `state`: the ID must be new
 /// (create) or exist (update); the name must be unique and not a UUID; a session must

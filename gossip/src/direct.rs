@@ -83,7 +83,7 @@ pub fn parse(payload: &[u8]) -> Result<Payload<'_>, Malformed> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gossip::coordinate::VivaldiConfig;
+    use crate::coordinate::VivaldiConfig;
 
     #[test]
     fn kinds_round_trip_and_garbage_is_malformed() {

@@ -245,8 +245,8 @@ async fn write(path: &Path, state: &Snapshot) -> Option<Snapshot> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gossip::identity::Tags;
-    use crate::gossip::members::Member;
+    use crate::identity::Tags;
+    use crate::members::Member;
 
     fn member(name: &str, port: u16, status: MemberStatus) -> Member {
         Member {

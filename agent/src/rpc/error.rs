@@ -1,0 +1,77 @@
+//! The errors every RPC path shares (HTTP, DNS, forwarding, the server) and Consul's
+//! consistency modes. Below the router and the server, so both can name them without
+//! depending on each other.
+
+use crate::raft::RaftError;
+
+/// How fresh a read must be (Consul's consistency modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// The leader answers without confirming leadership.
+    #[default]
+    Default,
+    /// Any server answers from its local state, even without a leader.
+    Stale,
+    /// The leader confirms leadership with a quorum first.
+    Consistent,
+}
+
+impl Consistency {
+    /// The `X-Consul-Effective-Consistency` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Default => "leader",
+            Self::Stale => "stale",
+            Self::Consistent => "consistent",
+        }
+    }
+}
+
+/// Why an RPC failed. Messages are Consul's where clients match on them.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RpcError {
+    /// The datacenter has no leader (or this server lost it).
+    #[error("No cluster leader")]
+    NoLeader,
+    /// The datacenter is unknown or unreachable.
+    #[error("No path to datacenter")]
+    NoPathToDatacenter(String),
+    /// The state machine rejected the command; the text is user-facing.
+    #[error("{0}")]
+    Rejected(String),
+    /// The raft layer failed.
+    #[error("raft: {0}")]
+    Raft(RaftError),
+    /// The agent is shutting down.
+    #[error("agent is shutting down")]
+    ShuttingDown,
+    /// A client agent knows no server (Consul's wording).
+    #[error("No known Consul servers")]
+    NoServers,
+    /// This agent has no local server for this request.
+    #[error("this request needs a server; client agents forward it")]
+    NotAServer,
+    /// A forwarded request could not be understood on the way.
+    #[error("rpc forwarding: {0}")]
+    Forward(String),
+    /// A write may or may not have been applied: the leader was lost (or stopped answering)
+    /// after the request reached it, and retries found no answer before the deadline.
+    /// Unlike [`RpcError::NoLeader`] this does not mean "not applied".
+    #[error(
+        "write outcome unknown: the leader was lost after the request was sent; it may or may not have been applied"
+    )]
+    OutcomeUnknown,
+}
+
+impl From<RaftError> for RpcError {
+    fn from(e: RaftError) -> Self {
+        if e.is_no_leader() {
+            RpcError::NoLeader
+        } else if e.is_indeterminate() {
+            RpcError::OutcomeUnknown
+        } else {
+            RpcError::Raft(e)
+        }
+    }
+}

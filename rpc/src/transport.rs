@@ -1,0 +1,133 @@
+//! The forwarding transport over `rpc.proto`'s `Forward` service: [`call`] sends a payload
+//! and classifies what went wrong; [`ForwardEndpoint`] receives, refuses requests meant for
+//! another datacenter and hands the payload to a [`Handler`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use meridian_proto::v1::forward_client::ForwardClient;
+use meridian_proto::v1::forward_server::{Forward, ForwardServer};
+use meridian_proto::v1::{ForwardRequest, ForwardResponse};
+
+use crate::channels::{Channels, MAX_MESSAGE};
+
+/// Why a call got no reply payload.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The peer could not be reached; the request was not sent.
+    #[error("server {addr} unreachable: {reason}")]
+    Unreachable {
+        /// Its RPC address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The request was sent (or may have been) but no answer came: the peer may have acted
+    /// on it.
+    #[error("no answer from server {addr}: {reason}")]
+    NoAnswer {
+        /// Its RPC address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The peer refused the envelope (wrong datacenter, undecodable payload).
+    #[error("forwarding: {0}")]
+    Protocol(String),
+}
+
+/// Whether a failed call certainly never reached the peer: the connection could not be made
+/// (tonic maps a connect failure to `Unavailable` with hyper's "tcp connect error").
+/// Anything else may have failed after the request was written.
+fn never_sent(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Unavailable && status.message().contains("connect error")
+}
+
+/// Sends `payload` to the `Forward` service at `addr` for `datacenter`, within `timeout`;
+/// the reply payload.
+pub async fn call(
+    channels: &Channels,
+    addr: &str,
+    datacenter: &str,
+    payload: Vec<u8>,
+    timeout: Duration,
+) -> Result<Vec<u8>, TransportError> {
+    let unreachable = |reason: String| TransportError::Unreachable {
+        addr: addr.to_string(),
+        reason,
+    };
+    let no_answer = |reason: String| TransportError::NoAnswer {
+        addr: addr.to_string(),
+        reason,
+    };
+    let channel = channels.get(addr).map_err(|e| unreachable(e.to_string()))?;
+    let mut client = ForwardClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+    let req = ForwardRequest {
+        datacenter: datacenter.to_string(),
+        payload,
+        ..Default::default()
+    };
+    let resp = match tokio::time::timeout(timeout, client.forward(req)).await {
+        Err(_) => return Err(no_answer(format!("timed out after {timeout:?}"))),
+        Ok(Err(status)) if never_sent(&status) => {
+            return Err(unreachable(status.message().to_string()));
+        }
+        Ok(Err(status)) => return Err(no_answer(status.message().to_string())),
+        Ok(Ok(r)) => r.into_inner(),
+    };
+    if !resp.error.is_empty() {
+        return Err(TransportError::Protocol(resp.error));
+    }
+    Ok(resp.payload)
+}
+
+/// What answers forwarded payloads: a server (writes, read indexes, HTTP), a gateway (relay
+/// to another datacenter).
+#[async_trait::async_trait]
+pub trait Handler: Send + Sync + 'static {
+    /// The reply payload to `payload`, or a gRPC status (`invalid_argument` for a payload
+    /// that does not decode).
+    async fn handle(&self, payload: Vec<u8>) -> Result<Vec<u8>, tonic::Status>;
+}
+
+/// The receiving side of the `Forward` service.
+pub struct ForwardEndpoint<H> {
+    datacenter: String,
+    handler: Arc<H>,
+}
+
+impl<H: Handler> ForwardEndpoint<H> {
+    /// The tonic service for `datacenter`, answered by `handler`.
+    pub fn server(datacenter: String, handler: H) -> ForwardServer<Self> {
+        ForwardServer::new(Self {
+            datacenter,
+            handler: Arc::new(handler),
+        })
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE)
+    }
+}
+
+#[tonic::async_trait]
+impl<H: Handler> Forward for ForwardEndpoint<H> {
+    async fn forward(
+        &self,
+        request: tonic::Request<ForwardRequest>,
+    ) -> Result<tonic::Response<ForwardResponse>, tonic::Status> {
+        let req = request.into_inner();
+        if req.datacenter != self.datacenter {
+            return Err(tonic::Status::failed_precondition(format!(
+                "request for datacenter {:?} reached a server of {:?}",
+                req.datacenter, self.datacenter
+            )));
+        }
+        let payload = self.handler.handle(req.payload).await?;
+        Ok(tonic::Response::new(ForwardResponse {
+            payload,
+            ..Default::default()
+        }))
+    }
+}
