@@ -82,6 +82,16 @@ impl RaftConfig {
             election_timeout_max: ms(self.election_timeout_max),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_threshold),
             max_in_snapshot_log_to_keep: self.trailing_logs,
+            // A restarted leader runs an election like everyone else (standard Raft, as
+            // Consul's raft does). openraft's default lets it resume leadership in its old
+            // term without one. That is unsafe here: a leader replicates entries before its
+            // own write of them is durable, so after `kill -9` it can come back without
+            // entries its followers hold and append different ones at the same (term,
+            // index); followers then keep theirs (same log id) and the logs diverge. The
+            // Jepsen test found exactly that (seed 70: indexes 2060-2063 of term 6 differ
+            // between s1 and s3, and a `?consistent` read missed an acknowledged write).
+            // An election in a new term cannot be won without those entries.
+            enable_leader_restore: Some(false),
             ..Default::default()
         };
         cfg.validate().map_err(|e| RaftError::Config(e.to_string()))
