@@ -20,13 +20,18 @@ fn main() {
         std::process::exit(code);
     }
     let code = match tokio::runtime::Runtime::new() {
-        Ok(rt) => match rt.block_on(meridian_testbed::run(cli)) {
-            Ok(code) => code,
-            Err(e) => {
-                let _ = writeln!(std::io::stderr(), "testbed: {e}");
-                e.exit_code()
-            }
-        },
+        Ok(rt) => {
+            let code = match rt.block_on(meridian_testbed::run(cli)) {
+                Ok(code) => code,
+                Err(e) => {
+                    let _ = writeln!(std::io::stderr(), "testbed: {e}");
+                    e.exit_code()
+                }
+            };
+            // Exit with the runtime alive: dropping it would wait for blocking tasks (a
+            // Jepsen workload interrupted by Ctrl-C runs until its own deadline).
+            std::process::exit(code);
+        }
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "testbed: cannot start a runtime: {e}");
             1
