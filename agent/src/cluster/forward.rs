@@ -62,23 +62,11 @@ pub(crate) enum FailKind {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ForwardError {
-    /// The server could not be reached; the request was not sent.
-    #[error("server {addr} unreachable: {reason}")]
-    Unreachable {
-        /// Its RPC address.
-        addr: String,
-        /// Why.
-        reason: String,
-    },
-    /// The request was sent (or may have been) but no answer came: the server may have acted
-    /// on it. A write must not be retried without its request id.
-    #[error("no answer from server {addr}: {reason}")]
-    NoAnswer {
-        /// Its RPC address.
-        addr: String,
-        /// Why.
-        reason: String,
-    },
+    /// The transport failed: never sent (`Unreachable`), or sent with no answer
+    /// (`NoAnswer`: the server may have acted on it; a write must not be retried without
+    /// its request id), or the envelope was refused.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
     /// The server answered with an error.
     #[error(transparent)]
     Remote(#[from] RpcError),
@@ -94,19 +82,6 @@ pub(crate) fn body_of(op: &Op) -> &[u8] {
     match op {
         Op::Http(r) => &r.body,
         _ => &[],
-    }
-}
-
-impl From<TransportError> for ForwardError {
-    fn from(e: TransportError) -> Self {
-        match e {
-            TransportError::Unreachable { addr, reason } => {
-                ForwardError::Unreachable { addr, reason }
-            }
-            TransportError::NoAnswer { addr, reason } => ForwardError::NoAnswer { addr, reason },
-            TransportError::Protocol(msg) => ForwardError::Protocol(msg),
-            other => ForwardError::Protocol(other.to_string()),
-        }
     }
 }
 

@@ -15,6 +15,7 @@ use crate::cluster::RpcListener;
 use crate::cluster::raft_rpc::{Channels, RaftService};
 use crate::raft::{RaftConfig, RaftNode, ServerNode};
 use crate::server::{ClusterParts, SelfInfo, ServerHandle};
+use meridian_rpc::TransportError;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -146,7 +147,10 @@ async fn a_refused_connection_was_not_sent_but_a_silent_server_may_have_acted() 
         .await
         .expect_err("nobody listens");
     assert!(
-        matches!(err, ForwardError::Unreachable { .. }),
+        matches!(
+            err,
+            ForwardError::Transport(TransportError::Unreachable { .. })
+        ),
         "refused connect is 'not sent': {err:?}"
     );
     // A server that accepts and never answers (hung, SIGSTOPped) may have applied the write.
@@ -165,7 +169,10 @@ async fn a_refused_connection_was_not_sent_but_a_silent_server_may_have_acted() 
         .await
         .expect_err("no answer");
     assert!(
-        matches!(err, ForwardError::NoAnswer { .. }),
+        matches!(
+            err,
+            ForwardError::Transport(TransportError::NoAnswer { .. })
+        ),
         "silence is 'may have been applied': {err:?}"
     );
     hold.abort();

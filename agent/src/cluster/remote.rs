@@ -12,6 +12,7 @@ use super::Forwarder;
 use super::forward::{ForwardError, HttpRequest, HttpResponse};
 use crate::gossip::{GossipHandle, MemberStatus, Role};
 use crate::rpc::RpcError;
+use meridian_rpc::TransportError;
 
 /// Longest wait for a forwarded blocking query (they wait up to 10 min + jitter).
 const BLOCKING_TIMEOUT: Duration = Duration::from_secs(11 * 60);
@@ -100,7 +101,8 @@ impl RemoteServers {
                 }
                 Err(ForwardError::Remote(e)) => return Err(e),
                 Err(e) => {
-                    maybe_sent |= !read && matches!(e, ForwardError::NoAnswer { .. });
+                    maybe_sent |= !read
+                        && matches!(e, ForwardError::Transport(TransportError::NoAnswer { .. }));
                     tracing::debug!(server = %addr, cause = %e, "server failed; trying another");
                     last = Some(e);
                 }

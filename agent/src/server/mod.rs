@@ -28,6 +28,7 @@ use crate::cluster::{ForwardError, Forwarder};
 use crate::gossip::GossipHandle;
 use crate::raft::RaftNode;
 use crate::rpc::{Consistency, RpcError};
+use meridian_rpc::TransportError;
 
 /// Identity of this server as it registers itself in the catalog.
 #[derive(Debug, Clone)]
@@ -219,7 +220,9 @@ impl ServerHandle {
             Some((_, addr, fwd)) => match fwd.http(&addr, req, self.0.hold).await {
                 Ok(resp) => Ok(Some(resp)),
                 // A read that got no answer changed nothing.
-                Err(ForwardError::NoAnswer { .. }) if read => Err(RpcError::NoLeader),
+                Err(ForwardError::Transport(TransportError::NoAnswer { .. })) if read => {
+                    Err(RpcError::NoLeader)
+                }
                 Err(e) => Err(self.forward_failed(e)),
             },
         }
@@ -228,15 +231,18 @@ impl ServerHandle {
     fn forward_failed(&self, e: ForwardError) -> RpcError {
         match e {
             ForwardError::Remote(e) => e,
-            ForwardError::NotLeader(_) | ForwardError::Unreachable { .. } => {
+            ForwardError::NotLeader(_)
+            | ForwardError::Transport(TransportError::Unreachable { .. }) => {
                 tracing::debug!(cause = %e, "forward to leader failed before sending");
                 RpcError::NoLeader
             }
-            ForwardError::NoAnswer { .. } => {
+            ForwardError::Transport(TransportError::NoAnswer { .. }) => {
                 tracing::debug!(cause = %e, "forwarded request unanswered");
                 RpcError::OutcomeUnknown
             }
-            ForwardError::Protocol(msg) => RpcError::Forward(msg),
+            ForwardError::Protocol(msg)
+            | ForwardError::Transport(TransportError::Protocol(msg)) => RpcError::Forward(msg),
+            ForwardError::Transport(other) => RpcError::Forward(other.to_string()),
         }
     }
 

@@ -22,6 +22,7 @@ use super::{RETRY, ServerHandle, unix_ms};
 use crate::catalog::{Command, Request, RequestId, Response};
 use crate::cluster::{ForwardError, Forwarder};
 use crate::rpc::RpcError;
+use meridian_rpc::TransportError;
 
 /// How one attempt ended, as the retry loop sees it.
 enum Attempt {
@@ -183,8 +184,11 @@ impl ServerHandle {
         };
         match result {
             Ok(ok) => Attempt::Done(Ok(ok)),
-            Err(ForwardError::NotLeader(_) | ForwardError::Unreachable { .. }) => Attempt::NotSent,
-            Err(e @ ForwardError::NoAnswer { .. }) => {
+            Err(
+                ForwardError::NotLeader(_)
+                | ForwardError::Transport(TransportError::Unreachable { .. }),
+            ) => Attempt::NotSent,
+            Err(e @ ForwardError::Transport(TransportError::NoAnswer { .. })) => {
                 tracing::debug!(request = %id, cause = %e, "forwarded write unanswered; retrying");
                 Attempt::MaybeSent
             }
