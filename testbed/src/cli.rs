@@ -124,53 +124,7 @@ pub enum Command {
     /// seeded nemesis kills, pauses, restarts (and on the testbed partitions) them; each
     /// history is checked for linearizability. Without --testbed the servers run on
     /// 127.0.0.1 (no root needed). Exits 1 if any run is not linearizable.
-    Jepsen {
-        /// The first seed (runs use SEED, SEED+1, ...).
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// How many seeded runs.
-        #[arg(long, default_value_t = 1)]
-        runs: u64,
-        /// How long each run's clients and nemesis run.
-        #[arg(long, default_value = "60s", value_parser = parse_duration)]
-        time: Duration,
-        /// How reads ask.
-        #[arg(long, value_enum, default_value = "consistent")]
-        reads: crate::jepsen::workload::ReadMode,
-        /// The faults to draw from (comma list). Network faults need --testbed.
-        #[arg(
-            long,
-            value_enum,
-            value_delimiter = ',',
-            default_value = "kill,pause,restart"
-        )]
-        nemesis: Vec<crate::jepsen::nemesis::FaultKind>,
-        /// Concurrent clients.
-        #[arg(long, default_value_t = 6)]
-        clients: u32,
-        /// Keys (independent registers).
-        #[arg(long, default_value_t = 3)]
-        keys: u32,
-        /// Servers (loopback mode).
-        #[arg(long, default_value_t = 3)]
-        servers: usize,
-        /// Client agents in front of the servers, which the clients talk through
-        /// (loopback mode; 0: straight to the servers).
-        #[arg(long, default_value_t = 0)]
-        agents: usize,
-        /// Run against the up testbed of --run-dir (its first DC with 3 servers).
-        #[arg(long)]
-        testbed: bool,
-        /// The `meridian` binary (loopback mode; default: next to this one, then PATH).
-        #[arg(long)]
-        meridian: Option<PathBuf>,
-        /// Where results go (default: <run-dir>/jepsen).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Keep history and logs of passing runs too.
-        #[arg(long)]
-        keep: bool,
-    },
+    Jepsen(crate::jepsen::Options),
     /// Inside a namespace: the Jepsen clients; prints each op as a JSON line.
     #[command(name = "_jepsen-clients", hide = true)]
     JepsenClients {
@@ -383,6 +337,6 @@ impl ScenarioName {
     }
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| e.to_string())
 }

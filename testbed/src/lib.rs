@@ -82,54 +82,7 @@ pub async fn run(cli: Cli) -> Result<i32, TestbedError> {
         Command::Heal => faults::heal(&run).await?,
         Command::Scenario { name } => scenario::run(&run, name).await?,
         Command::Wan { command } => wan_command(&run, command).await?,
-        Command::Jepsen {
-            seed,
-            runs,
-            time,
-            reads,
-            nemesis,
-            clients,
-            keys,
-            servers,
-            agents,
-            testbed,
-            meridian,
-            out,
-            keep,
-        } => {
-            let opts = jepsen::Options {
-                seed,
-                runs,
-                time,
-                reads,
-                nemesis,
-                clients,
-                keys,
-                servers,
-                agents,
-                out: out.unwrap_or_else(|| run.root().join("jepsen")),
-                keep,
-            };
-            let target_bin;
-            let target = if testbed {
-                jepsen::Target::Testbed(&run)
-            } else {
-                if let Some(k) = opts.nemesis.iter().find(|k| k.is_network()) {
-                    return Err(TestbedError::Usage(format!(
-                        "--nemesis {k:?} cuts the network: it needs --testbed (and `testbed up`)"
-                    )));
-                }
-                target_bin = preflight::meridian_binary(meridian.as_deref())?;
-                jepsen::Target::Local(&target_bin)
-            };
-            // On Ctrl-C/SIGTERM the run is dropped, and with it the loopback servers it
-            // started (faults left on a testbed show in `status`; `heal` removes them).
-            let all_passed = tokio::select! {
-                r = jepsen::run(target, &opts) => r.map_err(|e| TestbedError::Jepsen(e.to_string()))?,
-                () = up::interrupted() => return Err(TestbedError::Interrupted),
-            };
-            return Ok(if all_passed { 0 } else { 1 });
-        }
+        Command::Jepsen(opts) => return jepsen::command(&run, opts).await,
         // `main` runs helpers before it builds a runtime; from here they run blocking.
         Command::Probe { .. }
         | Command::JepsenClients { .. }

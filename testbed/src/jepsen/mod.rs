@@ -49,31 +49,92 @@ pub enum JepsenError {
     Testbed(#[from] Box<crate::error::TestbedError>),
 }
 
-/// What every run of `testbed jepsen` does.
-#[derive(Debug, Clone)]
+/// What every run of `testbed jepsen` does (its flags).
+#[derive(Debug, Clone, clap::Args)]
 pub struct Options {
-    /// First seed.
+    /// The first seed (runs use SEED, SEED+1, ...).
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// How many seeds, one run each.
+    /// How many seeded runs.
+    #[arg(long, default_value_t = 1)]
     pub runs: u64,
-    /// How long the clients and the nemesis run.
+    /// How long each run's clients and nemesis run.
+    #[arg(long, default_value = "60s", value_parser = crate::cli::parse_duration)]
     pub time: Duration,
-    /// Read mode.
+    /// How reads ask.
+    #[arg(long, value_enum, default_value = "consistent")]
     pub reads: ReadMode,
-    /// The nemesis's faults.
+    /// The faults to draw from (comma list). Network faults need --testbed.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "kill,pause,restart"
+    )]
     pub nemesis: Vec<FaultKind>,
-    /// Clients.
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 6)]
     pub clients: u32,
-    /// Keys.
+    /// Keys (independent registers).
+    #[arg(long, default_value_t = 3)]
     pub keys: u32,
-    /// Servers (local mode).
+    /// Servers (loopback mode).
+    #[arg(long, default_value_t = 3)]
     pub servers: usize,
-    /// Client agents the clients talk through (local mode; 0: straight to the servers).
+    /// Client agents in front of the servers, which the clients talk through
+    /// (loopback mode; 0: straight to the servers).
+    #[arg(long, default_value_t = 0)]
     pub agents: usize,
-    /// Results go here, one directory per seed.
-    pub out: PathBuf,
+    /// Run against the up testbed of --run-dir (its first DC with 3 servers).
+    #[arg(long)]
+    pub testbed: bool,
+    /// The `meridian` binary (loopback mode; default: next to this one, then PATH).
+    #[arg(long)]
+    pub meridian: Option<PathBuf>,
+    /// Where results go (default: <run-dir>/jepsen).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Keep history and logs of passing runs too.
+    #[arg(long)]
     pub keep: bool,
+}
+
+impl Options {
+    /// Where results go.
+    fn out_dir(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| PathBuf::from("jepsen"))
+    }
+}
+
+/// `testbed jepsen`: the runs, on loopback or on the up testbed of `run`; exit code 1 if
+/// any run failed.
+pub async fn command(
+    run: &crate::state::RunDir,
+    mut opts: Options,
+) -> Result<i32, crate::error::TestbedError> {
+    use crate::error::TestbedError;
+    if opts.out.is_none() {
+        opts.out = Some(run.root().join("jepsen"));
+    }
+    let target_bin;
+    let target = if opts.testbed {
+        Target::Testbed(run)
+    } else {
+        if let Some(k) = opts.nemesis.iter().find(|k| k.is_network()) {
+            return Err(TestbedError::Usage(format!(
+                "--nemesis {k:?} cuts the network: it needs --testbed (and `testbed up`)"
+            )));
+        }
+        target_bin = crate::preflight::meridian_binary(opts.meridian.as_deref())?;
+        Target::Local(&target_bin)
+    };
+    // On Ctrl-C/SIGTERM the run is dropped, and with it the loopback servers it started
+    // (faults left on a testbed show in `status`; `heal` removes them).
+    let all_passed = tokio::select! {
+        r = self::run(target, &opts) => r.map_err(|e| TestbedError::Jepsen(e.to_string()))?,
+        () = crate::up::interrupted() => return Err(TestbedError::Interrupted),
+    };
+    Ok(if all_passed { 0 } else { 1 })
 }
 
 /// Op counts by kind and outcome.
@@ -298,7 +359,7 @@ pub(crate) fn workload(opts: &Options, seed: u64, urls: Vec<String>) -> Workload
 
 /// One run against servers on loopback.
 async fn run_local(bin: &Path, opts: &Options, seed: u64) -> Result<RunReport, JepsenError> {
-    let dir = opts.out.join(format!("seed-{seed}"));
+    let dir = opts.out_dir().join(format!("seed-{seed}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| JepsenError::Io(dir.display().to_string(), e))?;
     let mut cluster = local::Local::start(bin, &dir, opts.servers, opts.agents).await?;
@@ -397,7 +458,7 @@ pub async fn run(target: Target<'_>, opts: &Options) -> Result<bool, JepsenError
         }
         summary.push(report);
     }
-    let path = opts.out.join("summary.json");
+    let path = opts.out_dir().join("summary.json");
     let body = serde_json::json!({
         "seeds": summary.iter().map(|r| r.seed).collect::<Vec<_>>(),
         "failed": failed,

@@ -195,7 +195,7 @@ pub async fn run_once(run: &RunDir, opts: &Options, seed: u64) -> Result<RunRepo
         .ok_or_else(|| {
             JepsenError::Cluster(format!("{dc} has no client host to run the clients in"))
         })?;
-    let dir = opts.out.join(format!("seed-{seed}"));
+    let dir = opts.out_dir().join(format!("seed-{seed}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| JepsenError::Io(dir.display().to_string(), e))?;
     let urls = servers.iter().map(probe::base_url).collect();
