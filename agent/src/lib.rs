@@ -26,6 +26,8 @@ pub mod catalog;
 pub mod cli;
 pub mod cluster;
 pub mod dns;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gossip;
 pub mod http;
 pub mod local;
