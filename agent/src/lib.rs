@@ -26,6 +26,8 @@ pub use meridian_catalog as catalog;
 pub mod cli;
 pub mod cluster;
 pub mod dns;
+#[doc(hidden)]
+pub mod fuzzing;
 pub use meridian_gossip as gossip;
 pub mod http;
 pub mod local;

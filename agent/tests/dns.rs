@@ -368,6 +368,31 @@ fn garbage_is_dropped_or_formerr_and_the_server_keeps_answering() {
     assert_eq!(ok[3] & 0x0f, 0, "NOERROR");
 }
 
+/// Found by `fuzz/fuzz_targets/dns_request.rs` (input kept in `fuzz/regressions/`): a query
+/// with several questions is FORMERR. It used to echo the questions, and when they outgrew a
+/// 512-byte UDP reply hickory could not encode it and sent a question-less SERVFAIL.
+#[test]
+fn many_questions_are_formerr_even_when_they_would_not_fit_a_udp_reply() {
+    let a = Agent::dev();
+    let p = a.dns;
+    let found = include_bytes!(
+        "../../fuzz/regressions/dns_request/crash-ea318b88d8db87fd13cafb392d77b60c671f239e"
+    );
+    let r = poke(p, found).expect("an answer");
+    assert_eq!(&r[..2], &found[..2], "same ID");
+    assert_eq!(r[3] & 0x0f, 1, "FORMERR, not SERVFAIL");
+    // Nine 70-byte questions, built on purpose.
+    let one = query(&format!("{}.service.consul", "w".repeat(50)));
+    let mut nine = one[..12].to_vec();
+    nine[5] = 9;
+    for _ in 0..9 {
+        nine.extend_from_slice(&one[12..]);
+    }
+    let r = poke(p, &nine).expect("an answer");
+    assert_eq!(r[3] & 0x0f, 1, "FORMERR, not SERVFAIL");
+    assert!(r.len() <= 512, "{} bytes", r.len());
+}
+
 #[test]
 fn recursors_answer_other_names_refused_without_and_servfail_when_down() {
     // The recursor is another agent, serving its own domain.

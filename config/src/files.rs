@@ -93,6 +93,16 @@ pub(crate) fn file_layer(
         path: path.to_path_buf(),
         source,
     })?;
+    text_layer(path, &text, format, warnings)
+}
+
+/// [`file_layer`] once the file is read: `text` is the content of `path`, in `format`.
+pub(crate) fn text_layer(
+    path: &Path,
+    text: &str,
+    format: FileFormat,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<Layer, ConfigError> {
     let file_err = |key: Option<String>, line: Option<usize>, message: &str| {
         let (message, hint) = split_hint(message);
         ConfigError::File {
@@ -104,7 +114,7 @@ pub(crate) fn file_layer(
         }
     };
     let mut value: serde_json::Value = match format {
-        FileFormat::Json => serde_json::from_str(&text)
+        FileFormat::Json => serde_json::from_str(text)
             .map_err(|e| file_err(None, Some(e.line()), &strip_json_location(&e)))?,
         FileFormat::Hcl => {
             let body: hcl::Body = text.parse().map_err(|e: hcl::Error| match e {
@@ -126,7 +136,7 @@ pub(crate) fn file_layer(
     if let Err(e) = serde_path_to_error::deserialize::<_, Config>(&value) {
         let key = error_key(&e.path().to_string(), &e.inner().to_string());
         let line = match (format, key.as_deref()) {
-            (FileFormat::Json, Some(k)) => json_line(&text, k),
+            (FileFormat::Json, Some(k)) => json_line(text, k),
             _ => None,
         };
         return Err(file_err(key, line, &e.into_inner().to_string()));

@@ -46,4 +46,4 @@ pub use consul_keys::{ConfigWarning, WarningKind};
 pub use error::ConfigError;
 pub use event_handler::{EventFilter, EventHandler, EventHandlerError};
 pub use flags::{AgentFlags, parse_duration_flag};
-pub use load::{ENV_PREFIX, Hcl, validate_path, validate_paths};
+pub use load::{ENV_PREFIX, Hcl, validate_path, validate_paths, validate_text};

@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 
 use crate::consul_keys::{self, ConfigWarning, WarningKind, strip_inert};
 use crate::error::split_hint;
-use crate::files::{config_files, dir_files, error_key, file_layer};
+use crate::files::{FileFormat, config_files, dir_files, error_key, file_layer, text_layer};
 use crate::flags::{dev_defaults, flag_for_key};
 use crate::{AgentFlags, Config, ConfigError};
 
@@ -121,6 +121,20 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<Config, ConfigError> {
         }
     }
     finish(fig, false, warnings)
+}
+
+/// [`validate_paths`] for one file's text: `hcl` picks the format its extension would.
+/// For the fuzz targets, which feed bytes rather than files; not an API.
+#[doc(hidden)]
+pub fn validate_text(text: &str, hcl: bool) -> Result<Config, ConfigError> {
+    let (path, format) = if hcl {
+        ("fuzz.hcl", FileFormat::Hcl)
+    } else {
+        ("fuzz.json", FileFormat::Json)
+    };
+    let mut warnings = Vec::new();
+    let layer = text_layer(Path::new(path), text, format, &mut warnings)?;
+    finish(Figment::new().merge(layer), false, warnings)
 }
 
 /// [`validate_paths`] for one file or directory.

@@ -78,6 +78,24 @@ pub enum ForwardError {
     Protocol(String),
 }
 
+/// A `Forward` request's payload as the receiving server reads it: the command of a
+/// forwarded write (with its request id, if any), `None` for the other requests.
+pub(crate) fn decode_request(
+    payload: &[u8],
+) -> Result<Option<(Command, Option<RequestId>)>, String> {
+    let (op, _body): (Op, Vec<u8>) = unpack("forward request", payload)?;
+    Ok(match op {
+        Op::Apply(cmd) => Some((cmd, None)),
+        Op::ApplyOnce { cmd, id } => Some((cmd, Some(id))),
+        Op::ReadIndex { .. } | Op::Http(_) | Op::RaftStatus => None,
+    })
+}
+
+/// A `Forward` reply's payload as the sending server reads it.
+pub(crate) fn decode_reply(payload: &[u8]) -> Result<(), String> {
+    unpack::<Reply>("forward reply", payload).map(drop)
+}
+
 pub(crate) fn body_of(op: &Op) -> &[u8] {
     match op {
         Op::Http(r) => &r.body,

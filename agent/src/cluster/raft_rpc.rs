@@ -33,7 +33,7 @@ pub use meridian_rpc::{Channels, MAX_MESSAGE};
 
 /// A vote request plus which round it is.
 #[derive(Serialize, Deserialize)]
-struct VoteEnvelope {
+pub(crate) struct VoteEnvelope {
     req: VoteRequest<TypeConfig>,
     pre_vote: bool,
 }
@@ -62,7 +62,7 @@ fn pack_snapshot(vote: &Vote, snapshot: &Snapshot) -> Result<Vec<u8>, WireError>
     Ok(out)
 }
 
-fn unpack_snapshot(bytes: &[u8]) -> Result<(Vote, Snapshot), String> {
+pub(crate) fn unpack_snapshot(bytes: &[u8]) -> Result<(Vote, Snapshot), String> {
     let (len, rest) = bytes
         .split_first_chunk::<4>()
         .ok_or("snapshot message too short")?;

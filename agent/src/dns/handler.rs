@@ -11,8 +11,9 @@ use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::op::{Edns, Message, Metadata, OpCode, ResponseCode};
 use hickory_server::proto::rr::{Name, Record, RecordType};
+use hickory_server::proto::serialize::binary::BinDecoder;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 use meridian_config::DnsConfig;
 use rand::seq::SliceRandom;
 
@@ -172,7 +173,21 @@ impl RequestHandler for ConsulDns {
         let info = match req.request_info() {
             Ok(info) if req.metadata.op_code == OpCode::Query => info,
             Ok(_) => return reply_code(&mut handle, builder, meta, ResponseCode::NotImp).await,
-            Err(_) => return reply_code(&mut handle, builder, meta, ResponseCode::FormErr).await,
+            // Not exactly one question. The questions are not echoed (hickory does the same
+            // for what it cannot parse): echoed, a dozen long ones outgrow a 512-byte UDP
+            // reply, which hickory then replaces with a question-less SERVFAIL.
+            Err(_) => {
+                // Reading zero questions from nothing cannot fail; if it did, echo them.
+                let none = Queries::read(&mut BinDecoder::new(&[]), 0);
+                let mut builder = match &none {
+                    Ok(none) => MessageResponseBuilder::new(none, None),
+                    Err(_) => MessageResponseBuilder::from_message_request(req),
+                };
+                if let Some(e) = &edns {
+                    builder.edns(e);
+                }
+                return reply_code(&mut handle, builder, meta, ResponseCode::FormErr).await;
+            }
         };
         let qtype = info.query.query_type();
         let asked = Name::from(info.query.name().clone());

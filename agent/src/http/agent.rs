@@ -132,7 +132,7 @@ async fn reload(State(st): State<ApiState>) -> Result<Response, ApiError> {
 }
 
 /// The local form of a check body; script checks only when `allow_scripts`.
-fn local_check(
+pub(super) fn local_check(
     body: &CheckBody,
     check: Check,
     allow_scripts: bool,
@@ -156,7 +156,7 @@ fn local_check(
 }
 
 /// A service registration body (API or config file, keys in any case) as local state.
-fn service_with_checks(
+pub(super) fn service_with_checks(
     body: &[u8],
     node: &str,
     allow_scripts: bool,

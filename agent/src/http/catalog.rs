@@ -57,7 +57,7 @@ async fn register(
 
 #[derive(serde::Deserialize, Default)]
 #[serde(default)]
-struct DeregisterBody {
+pub(super) struct DeregisterBody {
     datacenter: String,
     node: String,
     serviceid: String,

@@ -40,7 +40,7 @@ fn invalid(e: ConfigEntryError) -> ApiError {
 /// Splits a `PUT` body into an entry: `Kind` (or `kind`) picks the kind, the name is the
 /// key spelled `Name` in any case, and the other fields are kept as sent, less any raft
 /// indexes the client echoed back. The `mesh` entry is always named `mesh`.
-fn decode_entry(body: &[u8]) -> Result<ConfigEntry, ApiError> {
+pub(super) fn decode_entry(body: &[u8]) -> Result<ConfigEntry, ApiError> {
     let decode = |why: String| ApiError::bad_request(format!("Request decoding failed: {why}"));
     let raw: Value = serde_json::from_slice(body).map_err(|e| decode(e.to_string()))?;
     let Value::Object(mut fields) = raw else {

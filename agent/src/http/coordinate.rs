@@ -134,8 +134,10 @@ struct CoordBody {
     height: f64,
 }
 
-async fn update(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Response, ApiError> {
-    let b: UpdateBody = super::body::decode(&body, false)?;
+/// A `/v1/coordinate/update` body as the update to propose; the coordinate must be valid
+/// for the default Vivaldi settings.
+pub(super) fn decode_update(body: &[u8]) -> Result<CoordinateUpdate, ApiError> {
+    let b: UpdateBody = super::body::decode(body, false)?;
     if b.node.is_empty() {
         return Err(ApiError::bad_request("field \"Node\" is required"));
     }
@@ -155,13 +157,18 @@ async fn update(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Re
             cfg.dimensionality
         )));
     }
+    Ok(CoordinateUpdate {
+        node: b.node,
+        segment: b.segment,
+        coord,
+    })
+}
+
+async fn update(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Response, ApiError> {
+    let update = decode_update(&body)?;
     let server = st.router.server(p.dc())?;
     server
-        .apply(Command::CoordinateUpdate(vec![CoordinateUpdate {
-            node: b.node,
-            segment: b.segment,
-            coord,
-        }]))
+        .apply(Command::CoordinateUpdate(vec![update]))
         .await?;
     Ok(json_body(&true))
 }

@@ -27,6 +27,7 @@ mod error;
 mod event;
 mod filter;
 mod forward;
+pub(crate) mod fuzzing;
 mod keyring;
 mod kv;
 mod members;

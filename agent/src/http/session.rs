@@ -54,8 +54,10 @@ struct ServiceCheckBody {
     namespace: String,
 }
 
-async fn create(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Response, ApiError> {
-    let b: CreateBody = decode(&body, true)?;
+/// A `/v1/session/create` body as the session to propose (its ID fresh); `node` is this
+/// agent's, used when the body names none, and `ttl_min` is `session_ttl_min`.
+pub(super) fn new_session(body: &[u8], node: &str, ttl_min: Duration) -> Result<Session, ApiError> {
+    let b: CreateBody = decode(body, true)?;
     let behavior = match b.behavior.as_str() {
         "" | "release" => SessionBehavior::Release,
         "delete" => SessionBehavior::Delete,
@@ -66,12 +68,12 @@ async fn create(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Re
         }
     };
     let ttl = b.ttl.map(|d| d.0).unwrap_or_default();
-    if !ttl.is_zero() && (ttl < st.session_ttl_min || ttl > SESSION_TTL_MAX) {
+    if !ttl.is_zero() && (ttl < ttl_min || ttl > SESSION_TTL_MAX) {
         // Consul answers 500 here and clients match the text, then read SessionTTLMin.
         return Err(ApiError::internal(format!(
             "Invalid Session TTL '{}', must be between [{}={}]",
             ttl.as_nanos(),
-            meridian_config::duration::format_go_duration(st.session_ttl_min),
+            meridian_config::duration::format_go_duration(ttl_min),
             meridian_config::duration::format_go_duration(SESSION_TTL_MAX)
         )));
     }
@@ -88,11 +90,11 @@ async fn create(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Re
         (None, Some(c)) => c,
         (None, None) => vec![SERF_HEALTH.to_string()],
     };
-    let session = Session {
+    Ok(Session {
         id: crate::server::fresh_uuid().to_string(),
         name: b.name,
         node: if b.node.is_empty() {
-            st.node_name.clone()
+            node.to_string()
         } else {
             b.node
         },
@@ -113,7 +115,11 @@ async fn create(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Re
             })
             .collect(),
         ..Session::default()
-    };
+    })
+}
+
+async fn create(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Response, ApiError> {
+    let session = new_session(&body, &st.node_name, st.session_ttl_min)?;
     let server = st.router.server(p.dc())?;
     match server
         .apply(Command::SessionCreate(session.clone()))

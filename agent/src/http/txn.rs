@@ -76,6 +76,21 @@ fn to_op(i: usize, op: OpBody) -> Result<TxnOp, ApiError> {
     }))
 }
 
+/// A `/v1/txn` body as operations: at most [`MAX_TXN_OPS`], KV only, values base64.
+pub(super) fn decode_ops(body: &[u8]) -> Result<Vec<TxnOp>, ApiError> {
+    let raw: Vec<OpBody> = decode(body, false)?;
+    if raw.len() > MAX_TXN_OPS {
+        return Err(ApiError::too_large(format!(
+            "Transaction contains too many operations ({} > {MAX_TXN_OPS})",
+            raw.len()
+        )));
+    }
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, op)| to_op(i, op))
+        .collect()
+}
+
 async fn txn(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Response, ApiError> {
     let max = st.limits.txn_max_req_len;
     if body.len() as u64 > max {
@@ -84,18 +99,7 @@ async fn txn(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Respo
             body.len()
         )));
     }
-    let raw: Vec<OpBody> = decode(&body, false)?;
-    if raw.len() > MAX_TXN_OPS {
-        return Err(ApiError::too_large(format!(
-            "Transaction contains too many operations ({} > {MAX_TXN_OPS})",
-            raw.len()
-        )));
-    }
-    let ops = raw
-        .into_iter()
-        .enumerate()
-        .map(|(i, op)| to_op(i, op))
-        .collect::<Result<Vec<_>, _>>()?;
+    let ops = decode_ops(&body)?;
     let read_only = ops.iter().all(|TxnOp::Kv(op)| op.verb.is_read());
     let result = if read_only {
         let opts = p.read_opts()?;

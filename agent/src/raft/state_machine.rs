@@ -52,7 +52,7 @@ fn encode_snapshot(meta: &SnapshotMeta, rows: Vec<Row>) -> Result<Vec<u8>, Store
     Ok(postcard::to_allocvec(&body)?)
 }
 
-fn decode_snapshot(data: &[u8]) -> Result<Vec<Row>, StoreError> {
+pub(crate) fn decode_snapshot(data: &[u8]) -> Result<Vec<Row>, StoreError> {
     let body: SnapshotBody = postcard::from_bytes(data)?;
     if body.format != SNAPSHOT_FORMAT {
         return Err(StoreError::Snapshot(
