@@ -124,7 +124,7 @@ pub enum Command {
     /// seeded nemesis kills, pauses, restarts (and on the testbed partitions) them; each
     /// history is checked for linearizability. Without --testbed the servers run on
     /// 127.0.0.1 (no root needed). Exits 1 if any run is not linearizable.
-    Jepsen(crate::jepsen::Options),
+    Jepsen(crate::jepsen::options::Options),
     /// Inside a namespace: the Jepsen clients; prints each op as a JSON line.
     #[command(name = "_jepsen-clients", hide = true)]
     JepsenClients {
@@ -337,6 +337,6 @@ impl ScenarioName {
     }
 }
 
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| e.to_string())
 }

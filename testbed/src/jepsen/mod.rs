@@ -16,6 +16,7 @@ pub mod history;
 pub mod local;
 pub mod nemesis;
 pub mod on_testbed;
+pub mod options;
 pub mod plot;
 pub mod workload;
 
@@ -28,7 +29,8 @@ use tokio::time::Instant;
 
 use checker::Verdict;
 use history::{Call, Op, Outcome};
-use nemesis::{Cluster, Event, FaultKind, Schedule};
+use nemesis::{Cluster, Event, Schedule};
+pub use options::Options;
 use workload::{ReadMode, Workload};
 
 /// Why a run could not be carried out (a run that found an anomaly is not an error).
@@ -47,63 +49,6 @@ pub enum JepsenError {
     /// The testbed could not do what the nemesis asked.
     #[error(transparent)]
     Testbed(#[from] Box<crate::error::TestbedError>),
-}
-
-/// What every run of `testbed jepsen` does (its flags).
-#[derive(Debug, Clone, clap::Args)]
-pub struct Options {
-    /// The first seed (runs use SEED, SEED+1, ...).
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// How many seeded runs.
-    #[arg(long, default_value_t = 1)]
-    pub runs: u64,
-    /// How long each run's clients and nemesis run.
-    #[arg(long, default_value = "60s", value_parser = crate::cli::parse_duration)]
-    pub time: Duration,
-    /// How reads ask.
-    #[arg(long, value_enum, default_value = "consistent")]
-    pub reads: ReadMode,
-    /// The faults to draw from (comma list). Network faults need --testbed.
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "kill,pause,restart"
-    )]
-    pub nemesis: Vec<FaultKind>,
-    /// Concurrent clients.
-    #[arg(long, default_value_t = 6)]
-    pub clients: u32,
-    /// Keys (independent registers).
-    #[arg(long, default_value_t = 3)]
-    pub keys: u32,
-    /// Servers (loopback mode).
-    #[arg(long, default_value_t = 3)]
-    pub servers: usize,
-    /// Client agents in front of the servers, which the clients talk through
-    /// (loopback mode; 0: straight to the servers).
-    #[arg(long, default_value_t = 0)]
-    pub agents: usize,
-    /// Run against the up testbed of --run-dir (its first DC with 3 servers).
-    #[arg(long)]
-    pub testbed: bool,
-    /// The `meridian` binary (loopback mode; default: next to this one, then PATH).
-    #[arg(long)]
-    pub meridian: Option<PathBuf>,
-    /// Where results go (default: <run-dir>/jepsen).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Keep history and logs of passing runs too.
-    #[arg(long)]
-    pub keep: bool,
-}
-
-impl Options {
-    /// Where results go.
-    fn out_dir(&self) -> PathBuf {
-        self.out.clone().unwrap_or_else(|| PathBuf::from("jepsen"))
-    }
 }
 
 /// `testbed jepsen`: the runs, on loopback or on the up testbed of `run`; exit code 1 if
