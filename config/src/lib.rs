@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 mod args;
+mod brackets;
 mod config;
 mod consul_keys;
 pub mod duration;

@@ -84,6 +84,16 @@ impl Config {
             fig = fig.merge(file_layer(&path, format, &mut warnings)?);
         }
         for text in &flags.hcl {
+            if let Some((line, column, b)) = crate::brackets::first_unclosed(text) {
+                return Err(ConfigError::Value {
+                    origin: LAYER_HCL.into(),
+                    key: None,
+                    message: format!(
+                        "`{b}` opened at line {line}, column {column} is never closed"
+                    ),
+                    hint: None,
+                });
+            }
             let value: serde_json::Value = hcl::from_str(text).map_err(|e| ConfigError::Value {
                 origin: LAYER_HCL.into(),
                 key: None,
