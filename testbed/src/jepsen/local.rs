@@ -178,18 +178,14 @@ impl Local {
     }
 
     async fn wait_answering(&self, i: usize) -> Result<(), JepsenError> {
-        let deadline = tokio::time::Instant::now() + START_DEADLINE;
-        while self.get(i, "/v1/status/leader").await.is_none() {
-            if tokio::time::Instant::now() >= deadline {
-                return Err(JepsenError::Cluster(format!(
-                    "{} did not answer HTTP within {START_DEADLINE:?}; see {}",
-                    self.servers[i].name,
-                    self.log_path(&self.servers[i].name).display()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(())
+        let name = &self.servers[i].name;
+        let what = format!("{name} answering HTTP");
+        let hint = format!("see {}", self.log_path(name).display());
+        crate::wait::until(&what, START_DEADLINE, &hint, || async {
+            self.get(i, "/v1/status/leader").await.map(drop)
+        })
+        .await
+        .map_err(|e| JepsenError::Cluster(e.to_string()))
     }
 
     fn pid(&self, i: usize) -> Result<Pid, JepsenError> {

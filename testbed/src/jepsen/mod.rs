@@ -157,18 +157,11 @@ const SETTLE: Duration = Duration::from_secs(30);
 
 /// Waits until the servers agree on a leader.
 async fn agreed_leader<C: Cluster>(c: &C, what: &str) -> Result<String, JepsenError> {
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        if let Some(l) = c.leader().await {
-            return Ok(l);
-        }
-        if Instant::now() >= deadline {
-            return Err(JepsenError::Cluster(format!(
-                "no agreed leader {what} within {SETTLE:?}"
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::wait::until(&format!("an agreed leader {what}"), SETTLE, "", || {
+        c.leader()
+    })
+    .await
+    .map_err(|e| JepsenError::Cluster(e.to_string()))
 }
 
 /// The parts of a run that do not depend on where the cluster is: workload and nemesis at
