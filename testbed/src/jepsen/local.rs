@@ -250,9 +250,11 @@ impl Cluster for Local {
     async fn kill(&mut self, name: &str) -> Result<(), JepsenError> {
         let i = self.index(name)?;
         if let Some(mut c) = self.servers[i].child.take() {
-            c.kill()
-                .and_then(|()| c.wait().map(drop))
-                .map_err(|e| JepsenError::Io(format!("kill {name}"), e))?;
+            // Reaping blocks: off the runtime's threads.
+            let reaped = tokio::task::spawn_blocking(move || c.kill().and_then(|()| c.wait()))
+                .await
+                .map_err(|e| JepsenError::Cluster(format!("kill {name}: {e}")))?;
+            reaped.map_err(|e| JepsenError::Io(format!("kill {name}"), e))?;
         }
         Ok(())
     }

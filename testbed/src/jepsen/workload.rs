@@ -96,7 +96,7 @@ pub fn final_reads(w: &Workload, origin: Instant, offset_ns: u64, deadline: Inst
     for k in 0..w.keys {
         let key = format!("{}k{k}", w.prefix);
         loop {
-            let op = client.read(&key);
+            let op = client.read(k as usize, &key);
             let answered = matches!(op.outcome, Outcome::Read { .. });
             ops.push(op);
             if answered || Instant::now() >= deadline {
@@ -156,7 +156,7 @@ impl Client {
             let key = format!("{}k{k}", self.prefix);
             let roll: f64 = self.rng.random();
             let op = if roll < 0.4 {
-                self.read(&key)
+                self.read(k, &key)
             } else if roll < 0.7 || self.last_read[k].is_none() {
                 self.write(&key)
             } else {
@@ -199,7 +199,7 @@ impl Client {
         }
     }
 
-    fn read(&mut self, key: &str) -> Op {
+    fn read(&mut self, k: usize, key: &str) -> Op {
         let url = format!("{}{}", self.url(key), self.mode.query());
         let t0 = self.offset_ns + since(self.origin);
         let outcome = match self.send(self.http.as_ref().map(|h| h.get(&url))) {
@@ -207,10 +207,9 @@ impl Client {
             Answer::Body(200, body) => parse_read(&body),
             _ => None,
         };
-        let k = key_index(key);
         let outcome = match outcome {
             Some((value, index)) => {
-                if let Some(slot) = k.and_then(|k| self.last_read.get_mut(k)) {
+                if let Some(slot) = self.last_read.get_mut(k) {
                     *slot = Some((value.clone(), index));
                 }
                 Outcome::Read { value }
@@ -307,9 +306,4 @@ fn parse_read(body: &str) -> Option<(Option<String>, u64)> {
         }
     };
     Some((Some(value), index))
-}
-
-/// `PREFIXk3` → 3.
-fn key_index(key: &str) -> Option<usize> {
-    key.rsplit_once('k')?.1.parse().ok()
 }
