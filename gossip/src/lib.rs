@@ -1,4 +1,4 @@
-//! LAN (and later WAN) gossip: SWIM membership over UDP with foca, an encrypted keyring,
+//! LAN and WAN gossip: SWIM membership over UDP with foca, an encrypted keyring,
 //! user events and Vivaldi network coordinates. Built once as a library piece, configured per
 //! pool, so the WAN gateway reuses it on 8302. This module owns the error type and the
 //! public re-exports; the agent wires a pool in, nothing here knows about HTTP or raft.
@@ -18,6 +18,7 @@ pub mod coordinate;
 pub mod direct;
 pub mod handle;
 pub mod identity;
+pub mod join;
 pub mod keyring;
 pub mod members;
 pub mod query;
@@ -35,6 +36,7 @@ pub use broadcast::UserEvent;
 pub use config::{GossipConfig, GossipConfigError};
 pub use handle::{BoundGossip, GossipHandle};
 pub use identity::{NodeId, Role, Tags};
+pub use join::{JoinAddrError, KeyringSetupError, RetryJoin};
 pub use keyring::{GossipKey, KeyError, Keyring, KeyringFileError, OpenError};
 pub use members::{Event, Member, MemberStatus, MembersView};
 pub use query::{KeyOp, KeyringSummary};

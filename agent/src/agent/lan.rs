@@ -15,10 +15,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::AgentError;
-use crate::gossip::{
-    BoundGossip, GossipConfig, GossipError, GossipHandle, GossipKey, Keyring, Role, Snapshot, Tags,
-    snapshot,
-};
+use crate::gossip::join::{self, JoinAddrError, RetryJoin};
+use crate::gossip::{BoundGossip, GossipConfig, GossipHandle, Role, Snapshot, Tags, snapshot};
 
 /// The snapshot is rewritten at most this often (serf's snapshot flush interval).
 const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(500);
@@ -93,33 +91,12 @@ pub(super) async fn bind(
     gc.verify_incoming = cfg.encrypt_verify_incoming;
     gc.verify_outgoing = cfg.encrypt_verify_outgoing;
     let path = crate::gossip::keyring::local_keyring_path(id.data_dir);
-    let keyring = keyring(cfg.encrypt.as_deref(), &path)?;
+    let keyring = join::load_or_create_keyring(cfg.encrypt.as_deref(), &path, "encrypt")
+        .map_err(|e| AgentError::Config(e.to_string()))?;
     if !keyring.is_empty() {
         gc.keyring_file = Some(path);
     }
     Ok(BoundGossip::bind(gc, keyring).await?)
-}
-
-/// The persisted keyring if there is one (a given `encrypt` is then ignored, as Consul),
-/// else `encrypt` (persisted for the next start), else none (plaintext gossip).
-fn keyring(encrypt: Option<&str>, path: &Path) -> Result<Keyring, AgentError> {
-    if let Some(ring) = Keyring::load(path).map_err(GossipError::from)? {
-        if encrypt.is_some() {
-            warn!(
-                keyring = %path.display(),
-                "loaded the persisted keyring; ignoring the encrypt option"
-            );
-        }
-        return Ok(ring);
-    }
-    let Some(text) = encrypt else {
-        return Ok(Keyring::default());
-    };
-    let key =
-        GossipKey::from_base64(text).map_err(|e| AgentError::Config(format!("encrypt: {e}")))?;
-    let ring = Keyring::new(key).map_err(GossipError::from)?;
-    ring.save(path).map_err(GossipError::from)?;
-    Ok(ring)
 }
 
 /// The previous run's snapshot at `path`; none (or an unreadable one, which is logged: it
@@ -183,60 +160,9 @@ pub(super) fn spawn_snapshot_and_rejoin(
     );
 }
 
-/// Why a join address could not be used.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum JoinAddrError {
-    /// Cloud auto-join (`provider=...`) needs go-discover, which Meridian does not have.
-    #[error("cloud auto-join {0:?} is not supported; give host[:port] addresses")]
-    CloudAutoJoin(String),
-    /// The host did not resolve.
-    #[error("failed to resolve {addr:?}: {source}")]
-    Resolve {
-        /// The address as given.
-        addr: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
 /// Resolves `host[:port]` (port defaults to 8301; IPv6 as `[::1]:8301` or bare).
 pub async fn resolve_join_addr(addr: &str) -> Result<Vec<SocketAddr>, JoinAddrError> {
-    let addr = addr.trim();
-    if addr.contains("provider=") {
-        return Err(JoinAddrError::CloudAutoJoin(addr.to_owned()));
-    }
-    if let Ok(sa) = addr.parse::<SocketAddr>() {
-        return Ok(vec![sa]);
-    }
-    let bare = addr.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = bare.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, DEFAULT_SERF_LAN_PORT)]);
-    }
-    let resolved = if addr.contains(':') {
-        tokio::net::lookup_host(addr).await.map(Iterator::collect)
-    } else {
-        tokio::net::lookup_host((addr, DEFAULT_SERF_LAN_PORT))
-            .await
-            .map(Iterator::collect)
-    };
-    resolved.map_err(|source| JoinAddrError::Resolve {
-        addr: addr.to_owned(),
-        source,
-    })
-}
-
-/// Resolves every address (unresolvable ones are logged and skipped) and joins them.
-pub async fn join(gossip: &GossipHandle, addrs: &[String]) -> Result<usize, GossipError> {
-    let mut targets = Vec::new();
-    for a in addrs {
-        match resolve_join_addr(a).await {
-            Ok(list) => targets.extend(list),
-            Err(e) => warn!(address = %a, cause = %e, "skipping join address"),
-        }
-    }
-    gossip.join(&targets).await
+    crate::gossip::join::resolve_join_addr(addr, DEFAULT_SERF_LAN_PORT).await
 }
 
 /// `-join` (once; failure is fatal) then `-retry-join` (every `retry_interval`, fatal after
@@ -247,74 +173,16 @@ pub(super) async fn join_at_start(
     token: &CancellationToken,
 ) -> Option<String> {
     if !cfg.start_join.is_empty() {
-        match join(gossip, &cfg.start_join).await {
+        match join::join(gossip, &cfg.start_join, DEFAULT_SERF_LAN_PORT).await {
             Ok(n) => info!(nodes = n, "join completed"),
             Err(e) if e.is_stopped() => return None,
             Err(e) => return Some(format!("failed to join {:?}: {e}", cfg.start_join)),
         }
     }
-    if cfg.retry_join.is_empty() {
-        return None;
-    }
-    let mut attempt: u32 = 0;
-    loop {
-        match join(gossip, &cfg.retry_join).await {
-            Ok(n) => {
-                info!(nodes = n, "retry join completed");
-                return None;
-            }
-            Err(e) if e.is_stopped() => return None,
-            Err(e) => {
-                attempt = attempt.saturating_add(1);
-                if cfg.retry_max > 0 && attempt >= cfg.retry_max {
-                    return Some(format!(
-                        "max join retry exhausted ({attempt} attempts): {e}"
-                    ));
-                }
-                warn!(cause = %e, retry_interval = ?cfg.retry_interval, "join failed, retrying");
-            }
-        }
-        tokio::select! {
-            _ = token.cancelled() => return None,
-            _ = tokio::time::sleep(cfg.retry_interval) => {}
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn join_addresses_default_to_8301() {
-        let one = |s: &'static str| async move { resolve_join_addr(s).await.expect(s) };
-        assert_eq!(
-            one("10.0.0.1").await,
-            vec!["10.0.0.1:8301".parse().expect("addr")]
-        );
-        assert_eq!(
-            one("10.0.0.1:9").await,
-            vec!["10.0.0.1:9".parse().expect("addr")]
-        );
-        assert_eq!(one("::1").await, vec!["[::1]:8301".parse().expect("addr")]);
-        assert_eq!(one("[::1]:7").await, vec!["[::1]:7".parse().expect("addr")]);
-        assert!(matches!(
-            resolve_join_addr("provider=aws tag_key=x").await,
-            Err(JoinAddrError::CloudAutoJoin(_))
-        ));
-    }
-
-    #[test]
-    fn persisted_keyring_wins_over_encrypt() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("serf").join("local.keyring");
-        assert!(keyring(None, &path).expect("none").is_empty());
-        let first = GossipKey::generate();
-        let ring = keyring(Some(&first.to_base64()), &path).expect("encrypt");
-        assert_eq!(ring.keys(), vec![first.clone()]);
-        let other = GossipKey::generate().to_base64();
-        let again = keyring(Some(&other), &path).expect("persisted");
-        assert_eq!(again.keys(), vec![first]);
-        assert!(keyring(Some("bad"), &dir.path().join("x")).is_err());
-    }
+    let how = RetryJoin {
+        default_port: DEFAULT_SERF_LAN_PORT,
+        interval: cfg.retry_interval,
+        max: cfg.retry_max,
+    };
+    join::retry_join(gossip, &cfg.retry_join, how, token).await
 }
