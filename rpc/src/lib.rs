@@ -15,11 +15,13 @@
 //! caller (a write that was never sent may be retried anywhere), so the transport says so.
 
 pub mod channels;
+pub mod failover;
 pub mod frame;
+pub mod gateway;
 pub mod http;
 pub mod transport;
 pub mod wire;
 
 pub use channels::{Channels, MAX_MESSAGE};
-pub use http::{HttpRequest, HttpResponse};
+pub use http::{HttpRequest, HttpResponse, ServerRefusal};
 pub use transport::{ForwardEndpoint, Handler, TransportError, call};
