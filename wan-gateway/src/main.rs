@@ -1,0 +1,61 @@
+//! The `meridian-gateway` binary: parse Consul-style flags, set up logging, run the gateway
+//! until SIGINT or SIGTERM, then leave both pools.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use meridian_gateway::Options;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let opts = Options::parse_from(meridian_config::normalize_args(std::env::args()));
+    let filter = EnvFilter::try_new(&opts.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if opts.log_json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(ansi)
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("==> starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("==> {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(opts: Options) -> anyhow::Result<()> {
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let token = CancellationToken::new();
+    let gateway = meridian_gateway::start(&opts, token.clone()).await?;
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("leaving the LAN and WAN pools");
+    gateway.shutdown().await;
+    Ok(())
+}
