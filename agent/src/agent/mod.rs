@@ -29,7 +29,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 pub use self::error::AgentError;
 use crate::cluster::raft_rpc::{Channels, RaftService};
-use crate::cluster::{Forwarder, GrpcTransport, RemoteServers, RpcListener};
+use crate::cluster::{Federation, Forwarder, GrpcTransport, RemoteServers, RpcListener};
 use crate::gossip::{BoundGossip, GossipHandle};
 use crate::http::{AgentInfo, ApiContext, ApiState, Limits};
 use crate::local::checks::Runners;
@@ -413,7 +413,13 @@ impl BoundAgent {
             node: node_info,
         });
         let router = match &server {
-            Some(s) => Router::new(self.cfg.datacenter.clone(), s.clone()),
+            Some(s) => Router::new(self.cfg.datacenter.clone(), s.clone()).with_federation(
+                Arc::new(Federation::new(
+                    self.cfg.datacenter.clone(),
+                    gossip.clone(),
+                    Arc::clone(&self.channels),
+                )),
+            ),
             None => Router::client(self.cfg.datacenter.clone(), Arc::clone(&remote)),
         };
         let dns_port = self.dns.as_ref().map_or(0, crate::dns::BoundDns::port);

@@ -5,12 +5,14 @@
 //! ```text
 //!   server A ── raft_rpc::GrpcTransport ──gRPC:8300──▶ raft_rpc::RaftService ──▶ RaftNode (B)
 //!   server A ── forward::Forwarder ──────gRPC:8300──▶ forward::ForwardService ─▶ ServerHandle (leader)
+//!   server A ── federation::Federation ──gRPC──▶ a WAN gateway ──▶ another datacenter
 //! ```
 //!
 //! openraft's messages travel as JSON inside the protobuf envelopes (`wire.rs`): the same
 //! encoding the log store uses, so everything raft can store it can also send.
 
 pub mod bootstrap;
+pub mod federation;
 pub mod forward;
 pub mod listener;
 pub mod peer_health;
@@ -18,6 +20,7 @@ pub mod raft_rpc;
 pub mod remote;
 pub use meridian_rpc::wire;
 
+pub use federation::Federation;
 pub use forward::{ForwardError, Forwarder};
 pub use listener::RpcListener;
 pub use raft_rpc::GrpcTransport;

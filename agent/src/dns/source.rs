@@ -3,8 +3,9 @@
 //! A server agent reads its own applied state (stale by default, as Consul's
 //! `dns_config.allow_stale`); a client agent, which holds no catalog, asks a server with the
 //! same HTTP API request a user would make (`/v1/health/service/:name?stale`), forwarded
-//! over the server RPC. Another datacenter is whatever the router says: today `No path to
-//! datacenter`, which DNS answers as NXDOMAIN; federation fills it in without touching DNS.
+//! over the server RPC. Another datacenter is asked the same HTTP request through the WAN
+//! gateways (a server) or through a server (a client agent), under [`CROSS_DC_DNS_TIMEOUT`]:
+//! an unknown datacenter is NXDOMAIN, an unreachable one SERVFAIL, never a hang.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -13,8 +14,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::catalog::{ExecuteRequest, HealthEntry, HealthStatus, State, execute_query};
-use crate::cluster::RemoteServers;
-use crate::cluster::forward::HttpRequest;
+use crate::cluster::forward::{HttpRequest, HttpResponse};
+use crate::cluster::{Federation, RemoteServers};
 use crate::rpc::{Consistency, Router, RpcError};
 
 /// One service instance as DNS needs it.
@@ -209,10 +210,16 @@ impl Source {
         }
     }
 
-    async fn backend(&self, dc: Option<&str>) -> Result<Backend<'_>, RpcError> {
-        let local = dc.is_none_or(|d| d == self.router.local_dc());
-        if local && let Some(remote) = self.router.remote() {
-            return Ok(Backend::Remote(remote));
+    async fn backend<'a>(&'a self, dc: Option<&'a str>) -> Result<Backend<'a>, RpcError> {
+        if let Some(remote) = self.router.remote() {
+            return Ok(Backend::Remote(Via::Servers(remote)));
+        }
+        if let Some(dc) = dc.filter(|d| *d != self.router.local_dc()) {
+            let federation = self
+                .router
+                .federation()
+                .ok_or_else(|| RpcError::NoPathToDatacenter(dc.to_string()))?;
+            return Ok(Backend::Remote(Via::Gateways(federation, dc)));
         }
         let server = self.router.server(dc)?;
         if self.allow_stale {
@@ -227,9 +234,30 @@ impl Source {
     }
 }
 
+/// Longest a DNS question about another datacenter waits for it.
+pub(super) const CROSS_DC_DNS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 enum Backend<'a> {
     Local(Arc<State>),
-    Remote(&'a Arc<RemoteServers>),
+    Remote(Via<'a>),
+}
+
+/// How an HTTP API request reaches the state that answers it.
+#[derive(Clone, Copy)]
+enum Via<'a> {
+    /// A server of this datacenter (on a client agent; it relays `?dc=` itself).
+    Servers(&'a RemoteServers),
+    /// Another datacenter, through this datacenter's gateways.
+    Gateways(&'a Federation, &'a str),
+}
+
+impl Via<'_> {
+    async fn http(self, req: HttpRequest) -> Result<HttpResponse, RpcError> {
+        match self {
+            Via::Servers(r) => r.http(req).await,
+            Via::Gateways(f, dc) => f.relay(dc, req, CROSS_DC_DNS_TIMEOUT).await,
+        }
+    }
 }
 
 /// Built from borrowed rows: cloning whole nodes, services and checks per query (as
@@ -269,7 +297,7 @@ fn escape(s: &str) -> String {
 
 /// `GET path?stale[&dc=]` on a server, decoded; 404 is `None`-like (an empty default).
 async fn remote_get<T: serde::de::DeserializeOwned + Default>(
-    remote: &RemoteServers,
+    remote: Via<'_>,
     path: &str,
     dc: Option<&str>,
 ) -> Result<T, RpcError> {

@@ -92,7 +92,7 @@ async fn deregister(
 }
 
 async fn datacenters(State(st): State<ApiState>) -> Result<Response, ApiError> {
-    Ok(json_body(&st.router.datacenters()))
+    Ok(json_body(&st.router.datacenters().await))
 }
 
 /// `node-meta=key:value` pairs (repeatable; all must match).

@@ -1,6 +1,7 @@
 //! `/v1/coordinate/{nodes,node/:node,update}`: LAN network coordinates as the servers store
 //! them (consul.md §1.11, §2.8), blocking on the coordinates table; and
-//! `/v1/coordinate/datacenters`, the servers of each datacenter with their coordinates.
+//! `/v1/coordinate/datacenters`, each datacenter's servers (here) or WAN gateways (others)
+//! with their coordinates.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -42,18 +43,18 @@ struct ServerCoord {
 }
 
 /// Consul lists the servers of every datacenter in its WAN pool (area `wan`) with their WAN
-/// coordinates, node names stripped of their `.<dc>` suffix, leaving out servers it has no
-/// coordinate for (`Coordinate.ListDatacenters`). Meridian's servers have no WAN pool yet
-/// (the WAN gateway will run it), so this answers with the local datacenter's raft servers
-/// and their current LAN coordinates: gossip's latest, else the one stored in the catalog.
-/// The names are catalog node names, so `/v1/coordinate/update` and `/v1/coordinate/node`
-/// work with them as with Consul's.
+/// coordinates, node names stripped of their `.<dc>` suffix (`Coordinate.ListDatacenters`).
+/// Meridian's WAN pool is its gateways', so each remote datacenter lists its gateways with
+/// their WAN coordinates, nearest datacenter first. The local datacenter lists its raft
+/// servers with their current LAN coordinates (gossip's latest, else the catalog's), whose
+/// names are catalog node names, so `/v1/coordinate/update` and `/v1/coordinate/node` work
+/// with them as with Consul's.
 async fn datacenters(State(st): State<ApiState>) -> Result<Response, ApiError> {
     let server = st.router.server(None)?;
     let state = server.raft().state();
     let cfg = server.raft().configuration();
     let names = cfg.voters.iter().chain(&cfg.learners).map(|(_, n)| &n.name);
-    let coordinates = names
+    let local: Vec<ServerCoord> = names
         .filter_map(|name| {
             let coord = st
                 .gossip
@@ -65,11 +66,48 @@ async fn datacenters(State(st): State<ApiState>) -> Result<Response, ApiError> {
             })
         })
         .collect();
-    Ok(json_body(&[DatacenterMap {
-        datacenter: st.router.local_dc().to_string(),
-        area_id: "wan",
-        coordinates,
-    }]))
+    let local_dc = st.router.local_dc().to_string();
+    let view = match st.router.federation() {
+        Some(f) => f.view().await,
+        None => None,
+    };
+    let Some(view) = view else {
+        return Ok(json_body(&[DatacenterMap {
+            datacenter: local_dc,
+            area_id: "wan",
+            coordinates: local,
+        }]));
+    };
+    let mut local = Some(local);
+    let maps: Vec<DatacenterMap> = view
+        .datacenters
+        .iter()
+        .map(|d| {
+            let coordinates = if d.name == local_dc {
+                local.take().unwrap_or_default()
+            } else {
+                let suffix = format!(".{}", d.name);
+                view.members
+                    .iter()
+                    .filter(|m| m.tags.get("dc") == Some(&d.name))
+                    .filter_map(|m| {
+                        let coord = serde_json::from_value(m.coord.clone()?).ok()?;
+                        let node = m.name.strip_suffix(&suffix).unwrap_or(&m.name);
+                        Some(ServerCoord {
+                            node: node.to_string(),
+                            coord,
+                        })
+                    })
+                    .collect()
+            };
+            DatacenterMap {
+                datacenter: d.name.clone(),
+                area_id: "wan",
+                coordinates,
+            }
+        })
+        .collect();
+    Ok(json_body(&maps))
 }
 
 /// One row, Consul's shape.

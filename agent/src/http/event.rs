@@ -55,11 +55,6 @@ async fn fire(
     p: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    if let Some(dc) = p.dc().filter(|dc| *dc != st.agent.datacenter) {
-        return Err(ApiError::internal(format!(
-            "No path to datacenter {dc:?}: firing events in other datacenters needs the WAN gateway"
-        )));
-    }
     let payload = (!body.is_empty()).then(|| body.to_vec());
     let mut ev = ConsulEvent::new(name, payload);
     ev.node_filter = filter(&p, "node")?;

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::ApiState;
 use super::error::ApiError;
-use crate::cluster::forward::HttpRequest;
+use crate::cluster::forward::{HttpRequest, HttpResponse};
 
 /// Request headers a server needs to answer as the client would have.
 const FORWARDED_HEADERS: &[&str] = &["content-type", "x-consul-token", "authorization"];
@@ -38,12 +38,7 @@ pub(super) async fn to_server(
     let req = HttpRequest {
         method: method.to_string(),
         uri: rewrite_near(&uri, &st.agent.node_name),
-        headers: FORWARDED_HEADERS
-            .iter()
-            .filter_map(|h| {
-                let v = headers.get(*h)?.to_str().ok()?;
-                Some((h.to_string(), v.to_string()))
-            })
+        headers: forwarded_headers(&headers)
             // A prepared query's own `Near: "_agent"` must mean this agent too.
             .chain([(
                 super::query::AGENT_NODE_HEADER.to_string(),
@@ -53,7 +48,19 @@ pub(super) async fn to_server(
         body: body.to_vec(),
         request_id: None,
     };
-    let resp = remote.http(req).await?;
+    Ok(into_response(remote.http(req).await?))
+}
+
+/// The request headers a server needs to answer as the receiving agent would have.
+pub(super) fn forwarded_headers(headers: &HeaderMap) -> impl Iterator<Item = (String, String)> {
+    FORWARDED_HEADERS.iter().filter_map(|h| {
+        let v = headers.get(*h)?.to_str().ok()?;
+        Some((h.to_string(), v.to_string()))
+    })
+}
+
+/// A forwarded request's answer as this agent's response.
+pub(super) fn into_response(resp: HttpResponse) -> Response {
     let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut out = HeaderMap::new();
     for (k, v) in &resp.headers {
@@ -61,7 +68,7 @@ pub(super) async fn to_server(
             out.append(k, v);
         }
     }
-    Ok((status, out, resp.body).into_response())
+    (status, out, resp.body).into_response()
 }
 
 /// `near=_agent` → `near=<node>`; everything else is kept byte for byte.

@@ -1,5 +1,5 @@
 //! `/v1/agent/{members,join,leave,force-leave}`: the LAN gossip pool as Consul shows it
-//! (consul.md §1.2, §2.6). Members come from the pool's published snapshot; join, leave and
+//! (consul.md §1.2, §2.6), and with `?wan=1` the WAN pool as the gateways see it. Members come from the pool's published snapshot; join, leave and
 //! force-leave are commands to the pool.
 
 use axum::Router;
@@ -37,6 +37,19 @@ fn member_json(m: &Member) -> Value {
     })
 }
 
+/// A WAN pool member in the same shape.
+fn wan_member_json(m: &meridian_rpc::gateway::WanMember) -> Value {
+    json!({
+        "Name": m.name,
+        "Addr": m.addr,
+        "Port": m.port,
+        "Tags": m.tags,
+        "Status": m.status,
+        "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
+        "DelegateMin": 2, "DelegateMax": 5, "DelegateCur": 4,
+    })
+}
+
 /// This node's entry of `/v1/agent/members` (also `Member` in `/v1/agent/self`).
 pub(super) fn local_member(st: &ApiState) -> Value {
     let members = st.gossip.members();
@@ -48,9 +61,16 @@ pub(super) fn local_member(st: &ApiState) -> Value {
 
 async fn members(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
     if p.flag("wan") {
-        // This agent is in no WAN pool (that is the WAN gateway's, not run here yet): it
-        // answers as a Consul agent without a WAN pool does, with no members.
-        return Ok(json_body(&Vec::<Value>::new()));
+        // The WAN pool is the gateways'; a server shows it as its gateways see it. A client
+        // agent, like Consul's, has no WAN view and lists nobody.
+        let view = match st.router.federation() {
+            Some(f) => f.view().await,
+            None => None,
+        };
+        let list: Vec<Value> = view
+            .map(|v| v.members.iter().map(wan_member_json).collect())
+            .unwrap_or_default();
+        return Ok(json_body(&list));
     }
     let list: Vec<Value> = st.gossip.members().iter().map(member_json).collect();
     Ok(json_body(&list))

@@ -22,6 +22,7 @@ mod catalog;
 mod config_entry;
 mod connect;
 mod coordinate;
+mod cross_dc;
 mod dto;
 mod error;
 mod event;
@@ -177,6 +178,10 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(coordinate::routes())
         .merge(autopilot::routes())
         .merge(query::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cross_dc::route,
+        ))
         // Size limits are checked by the handlers so the error text is Consul's; this cap
         // only bounds memory for absurd bodies.
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
@@ -198,6 +203,10 @@ pub fn client_router(state: ApiState) -> axum::Router {
         .merge(monitor::routes())
         .merge(acl::routes())
         .fallback(forward::to_server)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cross_dc::route,
+        ))
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(state)
 }

@@ -31,6 +31,10 @@ impl Consistency {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RpcError {
+    /// Another datacenter is known but did not answer in time (its gateways or servers are
+    /// down, or the WAN to it is cut).
+    #[error("rpc error: {0}")]
+    DatacenterUnreachable(String),
     /// The datacenter has no leader (or this server lost it).
     #[error("No cluster leader")]
     NoLeader,

@@ -3,16 +3,16 @@
 //!
 //! ```text
 //!   HTTP / DNS / CLI ──▶ Router::server(dc) ──▶ local ServerHandle (this DC)
-//!                                      └──────▶ another DC: through a WAN gateway (later)
+//!                  └───▶ Router::federation() ──▶ a WAN gateway ──▶ another DC
 //! ```
 //!
-//! Today one datacenter exists, so a request for any other one fails with Consul's
-//! `No path to datacenter`. Forwarding to the leader over gRPC (clustering) and to other
-//! datacenters (federation) plug in here without changing callers.
+//! Handlers ask for the local server; requests for another datacenter are relayed whole
+//! before they reach a handler (`http::cross_dc`), and DNS asks the federation directly.
+//! A client agent has no server and no federation: it forwards to a server, which has both.
 
 use std::sync::Arc;
 
-use crate::cluster::RemoteServers;
+use crate::cluster::{Federation, RemoteServers};
 use crate::server::ServerHandle;
 
 mod error;
@@ -24,6 +24,7 @@ pub struct Router {
     local_dc: String,
     local: Option<ServerHandle>,
     remote: Option<Arc<RemoteServers>>,
+    federation: Option<Arc<Federation>>,
 }
 
 impl Router {
@@ -33,7 +34,19 @@ impl Router {
             local_dc,
             local: Some(local),
             remote: None,
+            federation: None,
         }
+    }
+
+    /// The same router, reaching other datacenters through `federation`.
+    pub fn with_federation(mut self, federation: Arc<Federation>) -> Self {
+        self.federation = Some(federation);
+        self
+    }
+
+    /// The way to other datacenters (servers only).
+    pub fn federation(&self) -> Option<&Arc<Federation>> {
+        self.federation.as_ref()
     }
 
     /// A router for a client agent: everything goes to `remote` servers.
@@ -42,6 +55,7 @@ impl Router {
             local_dc,
             local: None,
             remote: Some(remote),
+            federation: None,
         }
     }
 
@@ -69,8 +83,19 @@ impl Router {
         }
     }
 
-    /// Every datacenter known, nearest first (just the local one until federation).
-    pub fn datacenters(&self) -> Vec<String> {
-        vec![self.local_dc.clone()]
+    /// Every datacenter known, nearest first by WAN round trip (the local one alone when
+    /// no gateway answers).
+    pub async fn datacenters(&self) -> Vec<String> {
+        let view = match &self.federation {
+            Some(f) => f.view().await,
+            None => None,
+        };
+        let mut out: Vec<String> = view
+            .map(|v| v.datacenters.into_iter().map(|d| d.name).collect())
+            .unwrap_or_default();
+        if !out.contains(&self.local_dc) {
+            out.insert(0, self.local_dc.clone());
+        }
+        out
     }
 }

@@ -10,7 +10,7 @@ pub mod forward_handler;
 mod leader;
 mod reconcile;
 mod sessions;
-mod write;
+pub(crate) mod write;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -82,6 +82,13 @@ fn next_request_id() -> RequestId {
         .unwrap_or_else(|_| new_request_id())
 }
 
+/// The request id of a write relayed to another datacenter: derived like this task's own
+/// writes (so a client agent's retry of the request relays it with the same id), random
+/// when the request was not forwarded with one.
+pub(crate) fn relay_request_id() -> RequestId {
+    next_request_id()
+}
+
 /// A new UUID (session and prepared-query ids) that a retried forwarded request chooses the
 /// same way again, so the id it answers is the one its first attempt created.
 pub fn fresh_uuid() -> uuid::Uuid {

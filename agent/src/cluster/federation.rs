@@ -1,0 +1,148 @@
+//! A server's way to other datacenters: through its own datacenter's WAN gateways, found in
+//! the LAN pool (`role=gateway`). A request for `?dc=dc2` is relayed whole (the HTTP API
+//! request, as a client agent forwards it) and answered by a dc2 server as a local one; the
+//! gateways find the way (see `meridian-gateway`). The federation's shape (datacenters by
+//! WAN round trip, WAN members, WAN coordinates) is asked of a gateway when needed and the
+//! last answer kept, so a gateway outage degrades it to the last known view, never a hang.
+//!
+//! ```text
+//!  HTTP ?dc=dc2 / DNS *.dc2.consul ──▶ Federation::relay ──Relay──▶ a dc1 gateway (next on failure)
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use meridian_rpc::failover::try_in_turn;
+use meridian_rpc::gateway::{FederationView, GatewayFailure, GatewayOp, GatewayReply, ask, millis};
+use meridian_rpc::{Channels, HttpRequest, HttpResponse};
+use rand::seq::SliceRandom;
+use tokio::time::Instant;
+
+use crate::gossip::{GossipHandle, MemberStatus, Role};
+use crate::rpc::RpcError;
+
+/// Time a non-blocking cross-datacenter request may take, every hop included.
+pub const CROSS_DC_TIMEOUT: Duration = Duration::from_secs(7);
+/// Time asking a gateway for the federation's shape may take.
+const VIEW_TIMEOUT: Duration = Duration::from_secs(2);
+/// A view younger than this is answered without asking again.
+const VIEW_FRESH: Duration = Duration::from_secs(1);
+
+/// The way out of this datacenter.
+#[derive(Debug)]
+pub struct Federation {
+    datacenter: String,
+    gossip: GossipHandle,
+    channels: Arc<Channels>,
+    view: ArcSwapOption<(Instant, FederationView)>,
+}
+
+impl Federation {
+    /// Gateways of `datacenter` found through `gossip`, called over `channels`.
+    pub fn new(datacenter: String, gossip: GossipHandle, channels: Arc<Channels>) -> Self {
+        Self {
+            datacenter,
+            gossip,
+            channels,
+            view: ArcSwapOption::empty(),
+        }
+    }
+
+    /// RPC addresses of this datacenter's alive gateways, shuffled.
+    pub fn gateways(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .gossip
+            .members()
+            .into_iter()
+            .filter(|m| {
+                m.status == MemberStatus::Alive
+                    && m.tags.role() == Some(Role::Gateway)
+                    && m.tags.datacenter() == Some(self.datacenter.as_str())
+            })
+            .filter_map(|m| m.tags.rpc_addr().map(|a| a.to_string()))
+            .collect();
+        out.shuffle(&mut rand::rng());
+        out
+    }
+
+    /// Runs `req` in datacenter `dc` within `budget`; a write must carry its request id, so
+    /// a retry through another gateway is applied once.
+    pub async fn relay(
+        &self,
+        dc: &str,
+        req: HttpRequest,
+        budget: Duration,
+    ) -> Result<HttpResponse, RpcError> {
+        let gateways = self.gateways();
+        if gateways.is_empty() {
+            return Err(RpcError::NoPathToDatacenter(dc.to_string()));
+        }
+        let deadline = Instant::now() + budget;
+        let retry = req.is_read() || req.request_id.is_some();
+        let long = req.is_blocking();
+        let read = req.is_read();
+        let result = try_in_turn(&gateways, deadline, retry, long, |addr, t| {
+            let op = GatewayOp::Relay {
+                dc: dc.to_string(),
+                http: req.clone(),
+                // The gateway answers a little before we give up, with its reason.
+                deadline_ms: millis(t.saturating_sub((t / 10).min(Duration::from_millis(300)))),
+            };
+            let channels = Arc::clone(&self.channels);
+            let local = self.datacenter.clone();
+            async move { ask(&channels, &addr, &local, &op, t).await }
+        })
+        .await;
+        match result {
+            Ok(GatewayReply::Http(resp)) => Ok(resp),
+            Ok(GatewayReply::Failed { kind, message }) => Err(match kind {
+                GatewayFailure::UnknownDatacenter => RpcError::NoPathToDatacenter(dc.to_string()),
+                GatewayFailure::OutcomeUnknown => RpcError::OutcomeUnknown,
+                GatewayFailure::Unreachable | GatewayFailure::Refused => {
+                    RpcError::DatacenterUnreachable(message)
+                }
+            }),
+            Ok(GatewayReply::Federation(_)) => Err(RpcError::Forward(
+                "a gateway answered a relay with the federation view".into(),
+            )),
+            Err(e) if e.maybe_sent && !read => Err(RpcError::OutcomeUnknown),
+            Err(e) => Err(RpcError::DatacenterUnreachable(format!(
+                "datacenter {dc:?}: no gateway of {:?} answered ({})",
+                self.datacenter,
+                e.last.unwrap_or_else(|| "no time left".into())
+            ))),
+        }
+    }
+
+    /// The federation as a gateway sees it: asked again when the last answer is older than
+    /// a second; the last answer (or none) when no gateway answers in time.
+    pub async fn view(&self) -> Option<FederationView> {
+        if let Some(v) = self.view.load_full()
+            && v.0.elapsed() < VIEW_FRESH
+        {
+            return Some(v.1.clone());
+        }
+        let deadline = Instant::now() + VIEW_TIMEOUT;
+        let got = try_in_turn(&self.gateways(), deadline, true, false, |addr, t| {
+            let channels = Arc::clone(&self.channels);
+            let local = self.datacenter.clone();
+            async move {
+                match ask(&channels, &addr, &local, &GatewayOp::Federation, t).await? {
+                    GatewayReply::Federation(v) => Ok(v),
+                    other => Err(meridian_rpc::TransportError::Protocol(format!(
+                        "unexpected reply {other:?}"
+                    ))),
+                }
+            }
+        })
+        .await;
+        match got {
+            Ok(v) => {
+                self.view.store(Some(Arc::new((Instant::now(), v.clone()))));
+                Some(v)
+            }
+            Err(_) => self.view.load_full().map(|v| v.1.clone()),
+        }
+    }
+}

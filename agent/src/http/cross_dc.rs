@@ -1,0 +1,118 @@
+//! `?dc=` for every endpoint that takes it: a request naming another datacenter is sent
+//! whole, before any handler sees it, to a server there, which answers it as a local one
+//! (its headers — `X-Consul-Index`, `X-Consul-KnownLeader` — included). A server relays it
+//! through its datacenter's WAN gateways; a client agent hands it to one of its servers.
+//! A write gets a request id here, so a retry through another gateway is applied once.
+//!
+//! ```text
+//!   GET /v1/kv/x?dc=dc2 ──▶ route() ──server──▶ Federation::relay ──▶ gateways ──▶ dc2
+//!                              └─────client──▶ forward::to_server ──▶ a dc1 server ──▶ ↑
+//! ```
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::ApiState;
+use super::error::ApiError;
+use crate::cluster::federation::CROSS_DC_TIMEOUT;
+use crate::cluster::forward::HttpRequest;
+use crate::rpc::RpcError;
+
+/// Largest body relayed (as the API's own cap).
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// Whether `path` takes `?dc=` (agent endpoints, the federation's own lists and the
+/// agent-local event list do not).
+fn takes_dc(path: &str) -> bool {
+    path.starts_with("/v1/")
+        && !path.starts_with("/v1/agent/")
+        && !path.starts_with("/v1/operator/keyring")
+        && !matches!(
+            path,
+            "/v1/catalog/datacenters" | "/v1/coordinate/datacenters" | "/v1/event/list"
+        )
+}
+
+/// The `dc` a request names, when it is another datacenter's.
+fn other_dc(local: &str, req: &Request) -> Option<String> {
+    if !takes_dc(req.uri().path()) {
+        return None;
+    }
+    let query = req.uri().query()?;
+    let dc = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "dc")
+        .map(|(_, v)| v.into_owned())?;
+    (!dc.is_empty() && dc != local).then_some(dc)
+}
+
+/// The middleware: requests for another datacenter go there; the rest go on.
+pub(super) async fn route(State(st): State<ApiState>, req: Request, next: Next) -> Response {
+    let Some(dc) = other_dc(&st.agent.datacenter, &req) else {
+        return next.run(req).await;
+    };
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => return ApiError::bad_request(format!("reading the body: {e}")).into_response(),
+    };
+    if st.router.local().is_none() {
+        let fwd =
+            super::forward::to_server(State(st), parts.method, parts.uri, parts.headers, body);
+        return fwd.await.into_response();
+    }
+    let Some(federation) = st.router.federation() else {
+        return ApiError::from(RpcError::NoPathToDatacenter(dc)).into_response();
+    };
+    let mut req = HttpRequest {
+        method: parts.method.to_string(),
+        uri: parts.uri.to_string(),
+        headers: super::forward::forwarded_headers(&parts.headers).collect(),
+        body: body.to_vec(),
+        request_id: None,
+    };
+    if !req.is_read() {
+        req.request_id = Some(crate::server::write::relay_request_id().to_string());
+    }
+    let budget = req.budget(CROSS_DC_TIMEOUT);
+    match federation.relay(&dc, req, budget).await {
+        Ok(resp) => super::forward::into_response(resp),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(uri: &str) -> Request {
+        Request::builder()
+            .uri(uri)
+            .body(axum::body::Body::empty())
+            .expect("request")
+    }
+
+    #[test]
+    fn only_other_datacenters_on_endpoints_that_take_dc_are_relayed() {
+        assert_eq!(
+            other_dc("dc1", &req("/v1/kv/a?dc=dc2")).as_deref(),
+            Some("dc2")
+        );
+        assert_eq!(
+            other_dc("dc1", &req("/v1/health/service/web?passing&dc=dc%2D3")).as_deref(),
+            Some("dc-3")
+        );
+        for local in [
+            "/v1/kv/a?dc=dc1",
+            "/v1/kv/a?dc=",
+            "/v1/kv/a",
+            "/v1/agent/self?dc=dc2",
+        ] {
+            assert_eq!(other_dc("dc1", &req(local)), None, "{local}");
+        }
+        assert_eq!(
+            other_dc("dc1", &req("/v1/catalog/datacenters?dc=dc2")),
+            None
+        );
+    }
+}
