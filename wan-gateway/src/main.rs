@@ -40,7 +40,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(opts)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("==> {e:#}");
+            eprintln!("==> {e}");
             ExitCode::FAILURE
         }
     }

@@ -139,7 +139,7 @@ impl Options {
         let wan_rpc_port = self.wan_rpc_port.unwrap_or(self.serf_wan_port);
         let rpc_lan = SocketAddr::new(self.bind, self.server_port);
         let rpc_wan = SocketAddr::new(bind_wan, wan_rpc_port);
-        if rpc_lan == rpc_wan {
+        if rpc_lan == rpc_wan && rpc_lan.port() != 0 {
             return Err(OptionsError {
                 flag: "wan-rpc-port",
                 reason: format!("the LAN and WAN RPC listeners would both bind {rpc_lan}"),

@@ -19,6 +19,9 @@ use meridian_rpc::{Channels, HttpRequest, HttpResponse};
 use rand::seq::SliceRandom;
 use tokio::time::Instant;
 
+use tracing::debug;
+
+use crate::catalog::PreparedQuery;
 use crate::gossip::{GossipHandle, MemberStatus, Role};
 use crate::rpc::RpcError;
 
@@ -28,6 +31,21 @@ pub const CROSS_DC_TIMEOUT: Duration = Duration::from_secs(7);
 const VIEW_TIMEOUT: Duration = Duration::from_secs(2);
 /// A view younger than this is answered without asking again.
 const VIEW_FRESH: Duration = Duration::from_secs(1);
+
+/// Where a server runs a prepared query it is given (not one it stores): the failover hop
+/// of prepared queries. Internal; the query definition travels as the GET body.
+pub const REMOTE_QUERY_PATH: &str = "/v1/internal/query/execute";
+
+/// A prepared query's answer from another datacenter.
+#[derive(Debug)]
+pub struct RemoteQueryAnswer {
+    /// The datacenter that answered.
+    pub datacenter: String,
+    /// Datacenters asked, the answering one included (Consul's `Failovers`).
+    pub tried: u32,
+    /// Its execute response (Consul's JSON shape).
+    pub body: serde_json::Value,
+}
 
 /// The way out of this datacenter.
 #[derive(Debug)]
@@ -113,6 +131,64 @@ impl Federation {
                 e.last.unwrap_or_else(|| "no time left".into())
             ))),
         }
+    }
+
+    /// Runs `query` in each of `dcs` in turn, under one `budget`, until one has instances:
+    /// its answer, or how many datacenters were asked without one.
+    pub async fn execute_query_elsewhere(
+        &self,
+        query: &PreparedQuery,
+        dcs: &[String],
+        limit: usize,
+        budget: Duration,
+    ) -> Result<RemoteQueryAnswer, u32> {
+        let deadline = Instant::now() + budget;
+        let definition = PreparedQuery {
+            token: String::new(),
+            ..query.clone()
+        };
+        let Ok(body) = serde_json::to_vec(&definition) else {
+            return Err(0);
+        };
+        let mut tried = 0;
+        for dc in dcs {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            tried += 1;
+            let dc_param: String = form_urlencoded::byte_serialize(dc.as_bytes()).collect();
+            let req = HttpRequest {
+                method: "GET".into(),
+                uri: format!("{REMOTE_QUERY_PATH}?dc={dc_param}&limit={limit}"),
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: body.clone(),
+                request_id: None,
+            };
+            let answer = match self.relay(dc, req, left).await {
+                Ok(resp) if resp.status == 200 => {
+                    serde_json::from_slice::<serde_json::Value>(&resp.body).ok()
+                }
+                Ok(resp) => {
+                    debug!(dc = %dc, status = resp.status, "prepared query failover: datacenter refused");
+                    None
+                }
+                Err(e) => {
+                    debug!(dc = %dc, cause = %e, "prepared query failover: datacenter failed");
+                    None
+                }
+            };
+            if let Some(body) = answer
+                && body["Nodes"].as_array().is_some_and(|n| !n.is_empty())
+            {
+                return Ok(RemoteQueryAnswer {
+                    datacenter: dc.clone(),
+                    tried,
+                    body,
+                });
+            }
+        }
+        Err(tried)
     }
 
     /// The federation as a gateway sees it: asked again when the last answer is older than

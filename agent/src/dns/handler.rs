@@ -121,6 +121,10 @@ impl ConsulDns {
                 let Some(found) = self.source.query(dc.as_deref(), &name).await? else {
                     return Ok(Reply::nxdomain());
                 };
+                // A failover answer names the datacenter it came from.
+                if !found.datacenter.is_empty() {
+                    q.dc.clone_from(&found.datacenter);
+                }
                 let ttl = found
                     .ttl
                     .map_or_else(|| secs(dns.service_ttl_for(&found.service)), secs);

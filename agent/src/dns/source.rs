@@ -66,6 +66,8 @@ pub(super) struct QueryAnswer {
     pub(super) instances: Vec<Instance>,
     /// The query's `DNS.TTL`, which overrides the agent's TTLs.
     pub(super) ttl: Option<std::time::Duration>,
+    /// The datacenter that answered, when it is known ("" when not).
+    pub(super) datacenter: String,
 }
 
 /// Reads the catalog for DNS.
@@ -138,16 +140,24 @@ impl Source {
                     shuffle_seed: rand::random(),
                 };
                 let result = execute_query(&state, &q, &req);
+                if result.nodes.is_empty()
+                    && q.service.failover.is_set()
+                    && let Some(answer) = self.failover(&q).await
+                {
+                    return Ok(Some(answer));
+                }
                 Ok(Some(QueryAnswer {
                     service: result.service,
                     instances: result.nodes.into_iter().map(instance).collect(),
                     ttl: result.dns_ttl,
+                    datacenter: result.datacenter,
                 }))
             }
             Backend::Remote(remote) => {
                 let path = format!("/v1/query/{}/execute", escape(name));
                 let found: Option<RemoteExecute> = remote_get(remote, &path, dc).await?;
                 Ok(found.map(|r| QueryAnswer {
+                    datacenter: r.datacenter,
                     service: r.service,
                     instances: r
                         .nodes
@@ -158,6 +168,31 @@ impl Source {
                 }))
             }
         }
+    }
+
+    /// The answer of the first failover datacenter of `q` with instances (Consul's order).
+    async fn failover(&self, q: &crate::catalog::PreparedQuery) -> Option<QueryAnswer> {
+        let federation = self.router.federation()?;
+        let by_rtt = self.router.datacenters().await;
+        let dcs = q
+            .service
+            .failover
+            .datacenters_to_try(self.router.local_dc(), &by_rtt);
+        let answer = federation
+            .execute_query_elsewhere(q, &dcs, 0, CROSS_DC_DNS_TIMEOUT)
+            .await
+            .ok()?;
+        let r: RemoteExecute = serde_json::from_value(answer.body).ok()?;
+        Some(QueryAnswer {
+            datacenter: r.datacenter,
+            service: r.service,
+            instances: r
+                .nodes
+                .into_iter()
+                .map(RemoteEntry::into_instance)
+                .collect(),
+            ttl: meridian_config::duration::parse_go_duration(&r.dns.ttl).ok(),
+        })
     }
 
     /// One node, if it exists in `dc`.
@@ -412,6 +447,7 @@ struct RemoteDns {
 struct RemoteExecute {
     service: String,
     nodes: Vec<RemoteEntry>,
+    datacenter: String,
     #[serde(rename = "DNS")]
     dns: RemoteDns,
 }

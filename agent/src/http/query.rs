@@ -19,6 +19,7 @@ use crate::catalog::prepared_query::REDACTED_TOKEN;
 use crate::catalog::{
     Command, ExecuteRequest, PreparedQuery, QueryError, State as CatalogState, execute_query,
 };
+use crate::cluster::federation::{CROSS_DC_TIMEOUT, REMOTE_QUERY_PATH};
 use crate::rpc::{Consistency, RpcError};
 use crate::server::ServerHandle;
 
@@ -32,6 +33,7 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/query/{id}", get(read_one).put(update).delete(delete))
         .route("/v1/query/{id}/execute", get(execute))
         .route("/v1/query/{id}/explain", get(explain))
+        .route(REMOTE_QUERY_PATH, get(execute_given))
 }
 
 fn not_found() -> ApiError {
@@ -193,13 +195,62 @@ async fn execute(
             limit,
             shuffle_seed: seed,
         };
-        (answer_index(s, &q), Some(execute_query(s, &q, &req)))
+        let result = execute_query(s, &q, &req);
+        (answer_index(s, &q), Some((q, result)))
     })
     .await?;
-    match out {
-        Some(r) => Ok(meta.json(&ExecuteOut::from(r))),
-        None => Err(not_found()),
+    let Some((q, mut result)) = out else {
+        return Err(not_found());
+    };
+    // No instance here: the query's failover datacenters, in Consul's order.
+    if result.nodes.is_empty()
+        && q.service.failover.is_set()
+        && let Some(federation) = st.router.federation()
+    {
+        let by_rtt = st.router.datacenters().await;
+        let dcs = q.service.failover.datacenters_to_try(&datacenter, &by_rtt);
+        match federation
+            .execute_query_elsewhere(&q, &dcs, limit, CROSS_DC_TIMEOUT)
+            .await
+        {
+            Ok(answer) => {
+                let mut body = answer.body;
+                body["Failovers"] = answer.tried.into();
+                return Ok(meta.json(&body));
+            }
+            Err(tried) => result.failovers = tried,
+        }
     }
+    Ok(meta.json(&ExecuteOut::from(result)))
+}
+
+/// `GET /v1/internal/query/execute` with a query definition as the body: runs a query this
+/// datacenter does not store (the failover hop of another datacenter's prepared query).
+async fn execute_given(
+    State(st): State<ApiState>,
+    p: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let q: PreparedQuery = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("Invalid prepared query definition: {e}")))?;
+    let mut opts = p.read_opts()?;
+    opts.index = 0;
+    let limit = usize::try_from(p.u64("limit")?.unwrap_or(0)).unwrap_or(usize::MAX);
+    let server = st.router.server(None)?;
+    let datacenter = st.router.local_dc().to_string();
+    let seed: u64 = rand::random();
+    let (meta, result) = blocking(server, &opts, |s| {
+        let req = ExecuteRequest {
+            datacenter: &datacenter,
+            agent_node: &st.agent.node_name,
+            near: None,
+            limit,
+            shuffle_seed: seed,
+        };
+        (answer_index(s, &q), execute_query(s, &q, &req))
+    })
+    .await?;
+    Ok(meta.json(&ExecuteOut::from(result)))
 }
 
 async fn explain(

@@ -16,8 +16,8 @@
 //! ```
 //!
 //! The DNS server calls exactly these two functions: [`State::resolve_query`] and
-//! [`execute_query`]. Failover to other datacenters is not done here (federation comes
-//! later); a local execution reports `failovers == 0`.
+//! [`execute_query`]. When the local answer is empty, the caller (which can reach other
+//! datacenters) asks them in the order [`QueryFailover::datacenters_to_try`] gives.
 
 mod apply;
 mod error;
@@ -121,6 +121,40 @@ pub struct QueryFailover {
     pub datacenters: Vec<String>,
     /// Or these targets, in order (not combinable with the two above).
     pub targets: Vec<QueryFailoverTarget>,
+}
+
+impl QueryFailover {
+    /// Whether any failover is configured.
+    pub fn is_set(&self) -> bool {
+        self.nearest_n > 0 || !self.datacenters.is_empty() || !self.targets.is_empty()
+    }
+
+    /// The other datacenters to ask, in order, when the local one has no instance (as
+    /// Consul's): the `Targets` that name a datacenter; else the `NearestN` nearest of
+    /// `by_rtt` (known datacenters, nearest first), then `Datacenters` in their order. Each
+    /// datacenter once; never `local`.
+    pub fn datacenters_to_try(&self, local: &str, by_rtt: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut add = |dc: &str| {
+            if !dc.is_empty() && dc != local && !out.iter().any(|d| d == dc) {
+                out.push(dc.to_string());
+            }
+        };
+        if !self.targets.is_empty() {
+            for t in &self.targets {
+                add(&t.datacenter);
+            }
+            return out;
+        }
+        let nearest = usize::try_from(self.nearest_n).unwrap_or(usize::MAX);
+        for dc in by_rtt.iter().filter(|d| *d != local).take(nearest) {
+            add(dc);
+        }
+        for dc in &self.datacenters {
+            add(dc);
+        }
+        out
+    }
 }
 
 /// One failover target: a cluster peer or a datacenter.

@@ -340,3 +340,35 @@ fn execute_shuffles_by_seed_sorts_near_and_limits() {
     let r = execute_query(&s, &q, &near);
     assert_eq!((r.datacenter.as_str(), r.failovers), ("dc1", 0));
 }
+
+#[test]
+fn failover_order_is_nearest_n_then_the_list_each_once_never_local() {
+    let by_rtt: Vec<String> = ["dc1", "dc3", "dc2", "dc4"].map(String::from).to_vec();
+    let f = QueryFailover {
+        nearest_n: 2,
+        datacenters: vec!["dc4".into(), "dc3".into(), "dc1".into()],
+        targets: vec![],
+    };
+    assert!(f.is_set());
+    assert_eq!(f.datacenters_to_try("dc1", &by_rtt), ["dc3", "dc2", "dc4"]);
+    let only_list = QueryFailover {
+        datacenters: vec!["dc9".into()],
+        ..QueryFailover::default()
+    };
+    assert_eq!(only_list.datacenters_to_try("dc1", &by_rtt), ["dc9"]);
+    let targets = QueryFailover {
+        targets: vec![
+            QueryFailoverTarget {
+                peer_name: "p".into(),
+                datacenter: String::new(),
+            },
+            QueryFailoverTarget {
+                peer_name: String::new(),
+                datacenter: "dc2".into(),
+            },
+        ],
+        ..QueryFailover::default()
+    };
+    assert_eq!(targets.datacenters_to_try("dc1", &by_rtt), ["dc2"]);
+    assert!(!QueryFailover::default().is_set());
+}

@@ -1,0 +1,275 @@
+//! Two datacenters on loopback, joined by `meridian-gateway`s: `?dc=` reads and writes,
+//! DNS and prepared-query failover across them, the WAN pool, and the errors a user sees
+//! for an unknown datacenter and for one whose gateway died — each within its deadline.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{Agent, wait_until};
+use serde_json::json;
+
+/// `meridian-gateway` beside `meridian` (built first if missing: binaries of another
+/// package are not built for this one's tests).
+fn gateway_bin() -> PathBuf {
+    let bin = common::bin().with_file_name("meridian-gateway");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "-p",
+                "meridian-gateway",
+                "--bin",
+                "meridian-gateway",
+            ])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building meridian-gateway failed");
+    }
+    bin
+}
+
+/// A running gateway; killed on drop.
+struct Gateway {
+    child: Child,
+    serf_wan: String,
+}
+
+impl Gateway {
+    fn start(dc: &str, data: &Path, lan_join: &str, wan_join: Option<&str>) -> Gateway {
+        let dir = data.to_string_lossy().to_string();
+        let mut args = vec![
+            "-datacenter",
+            dc,
+            "-node",
+            "gw",
+            "-bind",
+            "127.0.0.1",
+            "-data-dir",
+            &dir,
+            "-server-port",
+            "0",
+            "-serf-lan-port",
+            "0",
+            "-serf-wan-port",
+            "0",
+            "-retry-join",
+            lan_join,
+            "-retry-interval",
+            "200ms",
+            "-log-json",
+        ];
+        if let Some(w) = wan_join {
+            args.extend(["-retry-join-wan", w]);
+        }
+        let mut child = Command::new(gateway_bin())
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn meridian-gateway");
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let serf_wan = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).expect("gateway start line");
+            if line.contains("gateway running") {
+                let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log");
+                break v["fields"]["serf_wan"]
+                    .as_str()
+                    .expect("serf_wan")
+                    .to_string();
+            }
+        };
+        // Keep draining so the gateway never blocks on a full pipe.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        Gateway { child, serf_wan }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dig_short(port: u16, name: &str, qtype: &str) -> Vec<String> {
+    let out = Command::new("dig")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "+time=5",
+            "+tries=1",
+            "+short",
+        ])
+        .args([name, qtype])
+        .output()
+        .expect("dig (bind9-dnsutils) must be installed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn dig_status(port: u16, name: &str) -> String {
+    let out = Command::new("dig")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "+time=8",
+            "+tries=1",
+            name,
+        ])
+        .output()
+        .expect("dig");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split("status: ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap_or("no answer")
+        .to_string()
+}
+
+#[test]
+fn two_datacenters_answer_each_other_through_their_gateways() {
+    let dirs = tempfile::tempdir().expect("tempdir");
+    let s1 = Agent::server_named(&dirs.path().join("s1"), "s1", &["-datacenter", "dc1"]);
+    let s2 = Agent::server_named(&dirs.path().join("s2"), "s2", &["-datacenter", "dc2"]);
+    let g1 = Gateway::start("dc1", &dirs.path().join("g1"), &s1.serf, None);
+    let g2 = Gateway::start("dc2", &dirs.path().join("g2"), &s2.serf, Some(&g1.serf_wan));
+    let c1 = Agent::client_of(
+        &dirs.path().join("c1"),
+        "c1",
+        &s1.serf,
+        &["-datacenter", "dc1"],
+    );
+
+    wait_until(Duration::from_secs(30), "dc1 to see dc2", || {
+        s1.get_json("/v1/catalog/datacenters") == json!(["dc1", "dc2"])
+    });
+    assert_eq!(
+        s2.get_json("/v1/catalog/datacenters"),
+        json!(["dc2", "dc1"])
+    );
+
+    // A write from dc1 lands in dc2, once; reads come back with dc2's headers.
+    let (code, body) = s1.put("/v1/kv/fed/key?dc=dc2", "from-dc1");
+    assert_eq!((code, body.trim()), (200, "true"));
+    assert_eq!(s2.get("/v1/kv/fed/key?raw").2, "from-dc1");
+    assert_eq!(
+        s1.get("/v1/kv/fed/key?raw").0,
+        404,
+        "dc1's own KV is separate"
+    );
+    let (code, headers, _) = s1.get("/v1/kv/fed/key?dc=dc2");
+    assert_eq!(code, 200);
+    assert!(headers.contains_key("x-consul-index"), "{headers:?}");
+    // Through a client agent too (client → its server → gateways).
+    assert_eq!(c1.get("/v1/kv/fed/key?dc=dc2&raw").2, "from-dc1");
+
+    // Catalog, health and DNS of dc2 from dc1.
+    let (code, _) = s2.put(
+        "/v1/agent/service/register",
+        json!({"Name": "web", "Port": 8080, "Address": "10.2.0.7"}).to_string(),
+    );
+    assert_eq!(code, 200);
+    wait_until(Duration::from_secs(10), "web in dc2's catalog", || {
+        s1.get_json("/v1/catalog/service/web?dc=dc2")
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    });
+    let health = s1.get_json("/v1/health/service/web?dc=dc2");
+    assert_eq!(health[0]["Node"]["Datacenter"], "dc2", "{health}");
+    assert_eq!(
+        dig_short(s1.dns, "web.service.dc2.consul", "A"),
+        ["10.2.0.7"]
+    );
+    assert_eq!(
+        dig_short(c1.dns, "web.service.dc2.consul", "A"),
+        ["10.2.0.7"]
+    );
+    assert_eq!(dig_short(s1.dns, "s2.node.dc2.consul", "A"), ["127.0.0.1"]);
+
+    // A prepared query in dc1 with no local instance fails over to dc2, over HTTP and DNS.
+    let created = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/query", s1.url))
+        .body(
+            json!({"Name": "webq", "Service": {"Service": "web", "Failover": {"Datacenters": ["dc2"]}}})
+                .to_string(),
+        )
+        .send()
+        .expect("create query");
+    assert_eq!(created.status(), 200);
+    let r = s1.get_json("/v1/query/webq/execute");
+    assert_eq!(
+        (r["Datacenter"].as_str(), r["Failovers"].as_u64()),
+        (Some("dc2"), Some(1)),
+        "{r}"
+    );
+    assert_eq!(r["Nodes"][0]["Service"]["Address"], "10.2.0.7");
+    assert_eq!(dig_short(s1.dns, "webq.query.consul", "A"), ["10.2.0.7"]);
+    let srv = dig_short(s1.dns, "webq.query.consul", "SRV");
+    assert!(
+        srv.iter().all(|l| l.ends_with(".addr.dc2.consul.")),
+        "{srv:?}"
+    );
+
+    // The WAN pool: both gateways, alive.
+    let wan = s1.get_json("/v1/agent/members?wan=1");
+    let mut names: Vec<(String, u64)> = wan
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|m| {
+            (
+                m["Name"].as_str().unwrap_or("").into(),
+                m["Status"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, [("gw.dc1".into(), 1), ("gw.dc2".into(), 1)]);
+
+    // An unknown datacenter is Consul's error, at once; so is its DNS.
+    let started = Instant::now();
+    let (code, _, body) = s1.get("/v1/kv/fed/key?dc=nope");
+    assert_eq!((code, body.as_str()), (500, "No path to datacenter"));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(dig_status(s1.dns, "web.service.nope.consul"), "NXDOMAIN");
+
+    // dc2's only gateway dies: dc2 is unreachable, said clearly and within the deadline.
+    drop(g2);
+    let started = Instant::now();
+    let (code, _, body) = s1.get("/v1/kv/fed/key?dc=dc2");
+    assert_eq!(code, 500, "{body}");
+    assert!(body.starts_with("rpc error: datacenter \"dc2\""), "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(dig_status(s1.dns, "web.service.dc2.consul"), "SERVFAIL");
+    // dc1 itself answers as before.
+    assert_eq!(s1.get("/v1/kv/fed/key?dc=dc1").0, 404);
+}
