@@ -42,6 +42,16 @@ struct Gateway {
 
 impl Gateway {
     fn start(dc: &str, data: &Path, lan_join: &str, wan_join: Option<&str>) -> Gateway {
+        Gateway::start_with(dc, data, lan_join, wan_join, &[])
+    }
+
+    fn start_with(
+        dc: &str,
+        data: &Path,
+        lan_join: &str,
+        wan_join: Option<&str>,
+        extra: &[&str],
+    ) -> Gateway {
         let dir = data.to_string_lossy().to_string();
         let mut args = vec![
             "-datacenter",
@@ -67,6 +77,7 @@ impl Gateway {
         if let Some(w) = wan_join {
             args.extend(["-retry-join-wan", w]);
         }
+        args.extend_from_slice(extra);
         let mut child = Command::new(gateway_bin())
             .args(&args)
             .stdin(Stdio::null())
@@ -272,4 +283,78 @@ fn two_datacenters_answer_each_other_through_their_gateways() {
     assert_eq!(dig_status(s1.dns, "web.service.dc2.consul"), "SERVFAIL");
     // dc1 itself answers as before.
     assert_eq!(s1.get("/v1/kv/fed/key?dc=dc1").0, 404);
+}
+
+const LAN_KEY: &str = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=";
+const WAN_KEY_1: &str = "ZWTL+bgjHyQPhJRKcFe3ccirc2SFHmc/Nw67l8NQfdk=";
+const WAN_KEY_2: &str = "HbQHmWLFXasPU5kNHFbT2mmYR2ONv0wBPWfwMKOOs8g=";
+
+/// `meridian keyring ARGS` against `a`: (exit ok, stdout + stderr).
+fn keyring(a: &Agent, args: &[&str]) -> (bool, String) {
+    let o = a.cli(&[&["keyring"], args].concat());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.success(), text)
+}
+
+#[test]
+fn the_wan_keyring_rotates_apart_from_the_lan_keyring() {
+    let dirs = tempfile::tempdir().expect("tempdir");
+    let enc = ["-encrypt", LAN_KEY];
+    let s1 = Agent::server_named(
+        &dirs.path().join("s1"),
+        "s1",
+        &[&["-datacenter", "dc1"][..], &enc].concat(),
+    );
+    let s2 = Agent::server_named(
+        &dirs.path().join("s2"),
+        "s2",
+        &[&["-datacenter", "dc2"][..], &enc].concat(),
+    );
+    let keys = ["-encrypt", LAN_KEY, "-encrypt-wan", WAN_KEY_1];
+    let g1 = Gateway::start_with("dc1", &dirs.path().join("g1"), &s1.serf, None, &keys);
+    let _g2 = Gateway::start_with(
+        "dc2",
+        &dirs.path().join("g2"),
+        &s2.serf,
+        Some(&g1.serf_wan),
+        &keys,
+    );
+    wait_until(Duration::from_secs(30), "dc1 to see dc2", || {
+        s1.get_json("/v1/catalog/datacenters") == json!(["dc1", "dc2"])
+    });
+
+    let (ok, out) = keyring(&s1, &["-list"]);
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!("WAN:\n  {WAN_KEY_1} [2/2]")), "{out}");
+    assert!(
+        out.contains(&format!("dc1 (LAN):\n  {LAN_KEY} [2/2]")),
+        "{out}"
+    );
+
+    // Rotate the WAN key; cross-DC requests keep working at every step.
+    for step in [
+        &["-wan", "-install", WAN_KEY_2][..],
+        &["-wan", "-use", WAN_KEY_2],
+        &["-wan", "-remove", WAN_KEY_1],
+    ] {
+        let (ok, out) = keyring(&s1, step);
+        assert!(ok, "{step:?}: {out}");
+        assert_eq!(s1.put("/v1/kv/rot?dc=dc2", "x").0, 200, "after {step:?}");
+    }
+    let (ok, out) = keyring(&s1, &["-list"]);
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!("WAN:\n  {WAN_KEY_2} [2/2]")), "{out}");
+    assert!(!out.contains(WAN_KEY_1), "{out}");
+    // The LAN keyring did not move.
+    assert!(
+        out.contains(&format!("dc1 (LAN):\n  {LAN_KEY} [2/2]")),
+        "{out}"
+    );
+    // The primary WAN key cannot be removed.
+    let (ok, out) = keyring(&s1, &["-wan", "-remove", WAN_KEY_2]);
+    assert!(!ok, "{out}");
 }

@@ -80,7 +80,7 @@ pub struct KeyReply {
 }
 
 /// The answers to one query, summed (Consul's `KeyringResponse`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyringSummary {
     /// Key → members holding it.
     pub keys: BTreeMap<String, usize>,

@@ -5,6 +5,7 @@
 //!  dc1 server ──Relay{dc2, http}──▶ dc1 gateway ──Deliver{http}──▶ dc2 gateway ──Http──▶ dc2 server
 //!             ◀────── Http(resp) / Failed{UnknownDatacenter | Unreachable | OutcomeUnknown}
 //!  dc1 server ──Federation──▶ dc1 gateway: datacenters by WAN RTT, WAN members, coordinates
+//!  dc1 server ──WanKeys(op)──▶ dc1 gateway ──key query over the WAN pool──▶ every gateway
 //! ```
 //!
 //! Every op carries the time left to answer it (`deadline_ms`), so each hop spends only
@@ -13,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use meridian_gossip::{KeyOp, KeyringSummary};
 use serde::{Deserialize, Serialize};
 
 use crate::frame::{pack, unpack};
@@ -41,13 +43,15 @@ pub enum GatewayOp {
     },
     /// The federation as this gateway sees it.
     Federation,
+    /// A keyring operation on the WAN pool (every datacenter's gateways).
+    WanKeys(KeyOp),
 }
 
 impl GatewayOp {
     fn body(&self) -> &[u8] {
         match self {
             GatewayOp::Relay { http, .. } | GatewayOp::Deliver { http, .. } => &http.body,
-            GatewayOp::Federation => &[],
+            GatewayOp::Federation | GatewayOp::WanKeys(_) => &[],
         }
     }
 }
@@ -73,6 +77,8 @@ pub enum GatewayReply {
     Http(HttpResponse),
     /// The federation.
     Federation(FederationView),
+    /// The WAN pool's answers to a keyring operation.
+    WanKeys(KeyringSummary),
     /// Not delivered.
     Failed {
         /// Why.
@@ -147,7 +153,7 @@ pub fn encode_op(op: &GatewayOp) -> Result<Vec<u8>, String> {
             },
             deadline_ms: *deadline_ms,
         },
-        GatewayOp::Federation => GatewayOp::Federation,
+        other => other.clone(),
     };
     pack("gateway request", &header, op.body())
 }
@@ -157,7 +163,7 @@ pub fn decode_op(payload: &[u8]) -> Result<GatewayOp, String> {
     let (mut op, body): (GatewayOp, Vec<u8>) = unpack("gateway request", payload)?;
     match &mut op {
         GatewayOp::Relay { http, .. } | GatewayOp::Deliver { http, .. } => http.body = body,
-        GatewayOp::Federation => {}
+        GatewayOp::Federation | GatewayOp::WanKeys(_) => {}
     }
     Ok(op)
 }

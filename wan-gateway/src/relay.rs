@@ -1,7 +1,8 @@
 //! The gateway's answers on both of its RPC ports ([`meridian_rpc::Handler`]): `Relay` from
 //! its own datacenter's servers goes to a gateway of the target datacenter, `Deliver` from
-//! another datacenter's gateway goes to one of its own servers, and `Federation` reports
-//! the WAN pool. Every hop spends only the time the caller has left, and tries the next
+//! another datacenter's gateway goes to one of its own servers, `Federation` reports the
+//! WAN pool and `WanKeys` runs a keyring operation over it. Every hop spends only the time
+//! the caller has left, and tries the next
 //! peer when one cannot be reached (or, for reads and writes with a request id, when one
 //! lost its answer).
 
@@ -128,6 +129,10 @@ impl Relay {
                     .await
             }
             GatewayOp::Federation => return GatewayReply::Federation(self.federation()),
+            GatewayOp::WanKeys(op) => match self.wan.key_query(op).await {
+                Ok(summary) => GatewayReply::WanKeys(summary),
+                Err(e) => failed(GatewayFailure::Refused, e.to_string()),
+            },
         };
         if matches!(reply, GatewayReply::Failed { .. }) {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);

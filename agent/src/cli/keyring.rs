@@ -1,6 +1,7 @@
 //! `meridian keyring`: Consul's `consul keyring -list | -list-primary | -install | -use |
 //! -remove` against `/v1/operator/keyring`, with Consul's output (`dc1 (LAN):` blocks of
-//! `KEY [held/nodes]` lines) and error text (`error: ...`, exit 1).
+//! `KEY [held/nodes]` lines) and error text (`error: ...`, exit 1). `-wan` points -install,
+//! -use and -remove at the WAN pool's separate keyring.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -28,6 +29,10 @@ pub struct KeyringArgs {
     /// Remove a (non-primary) key from every member.
     #[arg(long, value_name = "KEY")]
     pub remove: Option<String>,
+    /// Install, use or remove the key on the WAN pool (every datacenter's gateways) rather
+    /// than this datacenter's LAN pool. Meridian keeps the two keyrings separate.
+    #[arg(long)]
+    pub wan: bool,
     /// With -list: this agent's keyring only, without asking other members.
     #[arg(long = "local-only")]
     pub local_only: bool,
@@ -82,6 +87,9 @@ pub async fn run(a: KeyringArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let mut query = vec![("relay-factor", a.relay_factor.to_string())];
     if a.local_only {
         query.push(("local-only", "true".into()));
+    }
+    if a.wan {
+        query.push(("wan", "true".into()));
     }
     let path = "/v1/operator/keyring";
     let fail = |e| CliError::msg(format!("error: {e}"));

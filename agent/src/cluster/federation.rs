@@ -22,13 +22,15 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use crate::catalog::PreparedQuery;
-use crate::gossip::{GossipHandle, MemberStatus, Role};
+use crate::gossip::{GossipHandle, KeyOp, KeyringSummary, MemberStatus, Role};
 use crate::rpc::RpcError;
 
 /// Time a non-blocking cross-datacenter request may take, every hop included.
 pub const CROSS_DC_TIMEOUT: Duration = Duration::from_secs(7);
 /// Time asking a gateway for the federation's shape may take.
 const VIEW_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time a WAN keyring operation may take (the gossip query waits for every gateway).
+const WAN_KEYS_TIMEOUT: Duration = Duration::from_secs(15);
 /// A view younger than this is answered without asking again.
 const VIEW_FRESH: Duration = Duration::from_secs(1);
 
@@ -121,9 +123,9 @@ impl Federation {
                     RpcError::DatacenterUnreachable(message)
                 }
             }),
-            Ok(GatewayReply::Federation(_)) => Err(RpcError::Forward(
-                "a gateway answered a relay with the federation view".into(),
-            )),
+            Ok(other @ (GatewayReply::Federation(_) | GatewayReply::WanKeys(_))) => Err(
+                RpcError::Forward(format!("a gateway answered a relay with {other:?}")),
+            ),
             Err(e) if e.maybe_sent && !read => Err(RpcError::OutcomeUnknown),
             Err(e) => Err(RpcError::DatacenterUnreachable(format!(
                 "datacenter {dc:?}: no gateway of {:?} answered ({})",
@@ -189,6 +191,32 @@ impl Federation {
             }
         }
         Err(tried)
+    }
+
+    /// Runs a keyring operation on the WAN pool through one of this datacenter's gateways.
+    pub async fn wan_keys(&self, op: KeyOp) -> Result<KeyringSummary, RpcError> {
+        let deadline = Instant::now() + WAN_KEYS_TIMEOUT;
+        let op = GatewayOp::WanKeys(op);
+        let got = try_in_turn(&self.gateways(), deadline, true, false, |addr, t| {
+            let channels = Arc::clone(&self.channels);
+            let local = self.datacenter.clone();
+            let op = op.clone();
+            async move { ask(&channels, &addr, &local, &op, t).await }
+        })
+        .await;
+        match got {
+            Ok(GatewayReply::WanKeys(summary)) => Ok(summary),
+            Ok(GatewayReply::Failed { message, .. }) => Err(RpcError::Rejected(message)),
+            Ok(other) => Err(RpcError::Forward(format!("unexpected reply {other:?}"))),
+            Err(e) if e.tried == 0 => Err(RpcError::Rejected(
+                "the WAN keyring lives on the WAN gateways, and this datacenter has none alive"
+                    .into(),
+            )),
+            Err(e) => Err(RpcError::Forward(format!(
+                "no gateway answered the WAN keyring operation ({})",
+                e.last.unwrap_or_default()
+            ))),
+        }
     }
 
     /// The federation as a gateway sees it: asked again when the last answer is older than

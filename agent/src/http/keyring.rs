@@ -1,7 +1,10 @@
 //! `/v1/operator/keyring`: list (GET), install (POST), use (PUT) and remove (DELETE) gossip
 //! keys on every alive member of the LAN pool (consul.md §1.14, §2.12). The operation is a
 //! pool-wide key query (`gossip::query`); the answer is Consul's list of
-//! `KeyringResponse` blocks, one per pool (the WAN block arrives with the WAN gateway).
+//! `KeyringResponse` blocks, one per pool: the LAN's, and on a server whose datacenter
+//! has gateways the WAN pool's (asked through a gateway). Unlike Consul, which changes
+//! both pools at once and so forces one key on every datacenter, the WAN keyring is
+//! separate: `?wan=1` (CLI `-wan`) changes the WAN pool's keys, without it the LAN's.
 //! As in Consul, a member that failed or did not answer makes the request a 500 naming it.
 
 use axum::Router;
@@ -45,9 +48,9 @@ fn key_of(body: &[u8]) -> Result<Vec<u8>, ApiError> {
 }
 
 /// One pool's block in Consul's shape.
-fn block(st: &ApiState, s: &KeyringSummary) -> Value {
+fn block(st: &ApiState, s: &KeyringSummary, wan: bool) -> Value {
     json!({
-        "WAN": false,
+        "WAN": wan,
         "Datacenter": st.agent.datacenter,
         "Segment": "",
         "Messages": s.messages,
@@ -58,11 +61,16 @@ fn block(st: &ApiState, s: &KeyringSummary) -> Value {
 }
 
 /// Consul's `keyringErrorsOrNil`: the pool, serf's verdict, then each node's message.
-fn check(st: &ApiState, s: &KeyringSummary) -> Result<(), ApiError> {
+fn check(st: &ApiState, s: &KeyringSummary, wan: bool) -> Result<(), ApiError> {
     let Some(verdict) = s.error() else {
         return Ok(());
     };
-    let mut msg = format!("{} (LAN) error: {verdict}", st.agent.datacenter);
+    let pool = if wan {
+        "WAN".to_string()
+    } else {
+        format!("{} (LAN)", st.agent.datacenter)
+    };
+    let mut msg = format!("{pool} error: {verdict}");
     for (node, err) in &s.messages {
         msg.push_str(&format!("\n{node}: {err}"));
     }
@@ -87,8 +95,21 @@ async fn run(st: &ApiState, p: &Params, op: KeyOp) -> Result<KeyringSummary, Api
             }
         }
     }
-    let summary = st.gossip.key_query(op).await.map_err(gossip_err)?;
-    check(st, &summary)?;
+    let wan = p.flag("wan");
+    let summary = if wan {
+        st.router
+            .federation()
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "the WAN keyring is changed through a server (its datacenter's gateways)",
+                )
+            })?
+            .wan_keys(op)
+            .await?
+    } else {
+        st.gossip.key_query(op).await.map_err(gossip_err)?
+    };
+    check(st, &summary, wan)?;
     Ok(summary)
 }
 
@@ -115,7 +136,18 @@ async fn list(State(st): State<ApiState>, p: Params) -> Result<Response, ApiErro
     } else {
         run(&st, &p, KeyOp::List).await?
     };
-    Ok(json_body(&[block(&st, &summary)]))
+    let mut blocks = Vec::new();
+    // The WAN pool first, as Consul lists it; only where there is one to ask.
+    if !p.flag("local-only")
+        && let Some(federation) = st.router.federation()
+        && !federation.gateways().is_empty()
+    {
+        let wan = federation.wan_keys(KeyOp::List).await?;
+        check(&st, &wan, true)?;
+        blocks.push(block(&st, &wan, true));
+    }
+    blocks.push(block(&st, &summary, false));
+    Ok(json_body(&blocks))
 }
 
 /// `POST {"Key"}`: installs the key everywhere (it decrypts at once, seals after `PUT`).
