@@ -112,6 +112,20 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// SIGTERM: the gateway leaves both pools and exits.
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().ok().flatten().is_none() {
+            assert!(Instant::now() < deadline, "gateway did not exit on SIGTERM");
+            std::thread::sleep(common::POLL);
+        }
+    }
+}
+
 impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -357,4 +371,56 @@ fn the_wan_keyring_rotates_apart_from_the_lan_keyring() {
     // The primary WAN key cannot be removed.
     let (ok, out) = keyring(&s1, &["-wan", "-remove", WAN_KEY_2]);
     assert!(!ok, "{out}");
+}
+
+#[test]
+fn a_datacenter_whose_gateways_left_is_removed_in_one_command() {
+    let dirs = tempfile::tempdir().expect("tempdir");
+    let s1 = Agent::server_named(&dirs.path().join("s1"), "s1", &["-datacenter", "dc1"]);
+    let s2 = Agent::server_named(&dirs.path().join("s2"), "s2", &["-datacenter", "dc2"]);
+    let g1 = Gateway::start("dc1", &dirs.path().join("g1"), &s1.serf, None);
+    let g2 = Gateway::start("dc2", &dirs.path().join("g2"), &s2.serf, Some(&g1.serf_wan));
+    wait_until(Duration::from_secs(30), "dc1 to see dc2", || {
+        s1.get_json("/v1/catalog/datacenters") == json!(["dc1", "dc2"])
+    });
+    let list = s1.cli(&["operator", "federation", "list"]);
+    let text = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(text.contains("dc2") && text.contains("1/1 alive"), "{text}");
+
+    // Refused while dc2 still has a live gateway: it would gossip its way back.
+    let o = s1.cli(&["operator", "federation", "remove-dc", "dc2"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("still has gateways alive"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    g2.stop();
+    wait_until(Duration::from_secs(20), "gw.dc2 to have left", || {
+        s1.get_json("/v1/agent/members?wan=1")
+            .as_array()
+            .is_some_and(|a| a.iter().any(|m| m["Name"] == "gw.dc2" && m["Status"] == 3))
+    });
+    // Still listed: a left member stays until reaped (Consul keeps dead DCs for 72 h).
+    assert_eq!(
+        s1.get_json("/v1/catalog/datacenters"),
+        json!(["dc1", "dc2"])
+    );
+    let o = s1.cli(&["operator", "federation", "remove-dc", "dc2"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("gw.dc2"), "{out}");
+    wait_until(Duration::from_secs(10), "dc2 gone", || {
+        s1.get_json("/v1/catalog/datacenters") == json!(["dc1"])
+    });
+    let (code, _, body) = s1.get("/v1/kv/x?dc=dc2");
+    assert_eq!((code, body.as_str()), (500, "No path to datacenter"));
+    // Removing it again: it is unknown now.
+    let o = s1.cli(&["operator", "federation", "remove-dc", "dc2"]);
+    assert!(!o.status.success());
 }

@@ -45,13 +45,20 @@ pub enum GatewayOp {
     Federation,
     /// A keyring operation on the WAN pool (every datacenter's gateways).
     WanKeys(KeyOp),
+    /// Remove a datacenter whose gateways are all gone from the WAN pool.
+    RemoveDatacenter {
+        /// Its name.
+        dc: String,
+    },
 }
 
 impl GatewayOp {
     fn body(&self) -> &[u8] {
         match self {
             GatewayOp::Relay { http, .. } | GatewayOp::Deliver { http, .. } => &http.body,
-            GatewayOp::Federation | GatewayOp::WanKeys(_) => &[],
+            GatewayOp::Federation | GatewayOp::WanKeys(_) | GatewayOp::RemoveDatacenter { .. } => {
+                &[]
+            }
         }
     }
 }
@@ -79,6 +86,8 @@ pub enum GatewayReply {
     Federation(FederationView),
     /// The WAN pool's answers to a keyring operation.
     WanKeys(KeyringSummary),
+    /// The WAN members removed with their datacenter.
+    Removed(Vec<String>),
     /// Not delivered.
     Failed {
         /// Why.
@@ -163,7 +172,7 @@ pub fn decode_op(payload: &[u8]) -> Result<GatewayOp, String> {
     let (mut op, body): (GatewayOp, Vec<u8>) = unpack("gateway request", payload)?;
     match &mut op {
         GatewayOp::Relay { http, .. } | GatewayOp::Deliver { http, .. } => http.body = body,
-        GatewayOp::Federation | GatewayOp::WanKeys(_) => {}
+        GatewayOp::Federation | GatewayOp::WanKeys(_) | GatewayOp::RemoveDatacenter { .. } => {}
     }
     Ok(op)
 }

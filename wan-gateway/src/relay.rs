@@ -133,11 +133,62 @@ impl Relay {
                 Ok(summary) => GatewayReply::WanKeys(summary),
                 Err(e) => failed(GatewayFailure::Refused, e.to_string()),
             },
+            GatewayOp::RemoveDatacenter { dc } => self.remove_datacenter(&dc).await,
         };
         if matches!(reply, GatewayReply::Failed { .. }) {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
         }
         reply
+    }
+
+    /// Removes every WAN member of `dc` (force-leave and prune, gossiped to the whole pool),
+    /// so it leaves `/v1/catalog/datacenters` everywhere now rather than after the 72 h
+    /// reconnect timeout. Refused for this datacenter and for one with a gateway alive
+    /// (it would only gossip its way back).
+    async fn remove_datacenter(&self, dc: &str) -> GatewayReply {
+        if dc == self.dc {
+            return failed(
+                GatewayFailure::Refused,
+                format!("{dc:?} is this gateway's own datacenter"),
+            );
+        }
+        let members: Vec<_> = self
+            .wan
+            .members()
+            .into_iter()
+            .filter(|m| m.tags.datacenter() == Some(dc))
+            .collect();
+        if members.is_empty() {
+            return failed(
+                GatewayFailure::UnknownDatacenter,
+                format!("No path to datacenter {dc:?}: no gateway of it in the WAN pool"),
+            );
+        }
+        let alive: Vec<&str> = members
+            .iter()
+            .filter(|m| m.status == meridian_gossip::MemberStatus::Alive)
+            .map(|m| m.name.as_str())
+            .collect();
+        if !alive.is_empty() {
+            return failed(
+                GatewayFailure::Refused,
+                format!(
+                    "datacenter {dc:?} still has gateways alive in the WAN pool ({}); stop them first",
+                    alive.join(", ")
+                ),
+            );
+        }
+        let mut removed = Vec::new();
+        for m in members {
+            match self.wan.force_leave_prune(&m.name).await {
+                Ok(()) => removed.push(m.name),
+                Err(e) => {
+                    return failed(GatewayFailure::Refused, format!("removing {}: {e}", m.name));
+                }
+            }
+        }
+        tracing::info!(datacenter = %dc, members = ?removed, "removed a datacenter from the WAN pool");
+        GatewayReply::Removed(removed)
     }
 
     /// To a gateway of `dc`, nearest first.

@@ -20,6 +20,9 @@ pub enum OperatorCommand {
     /// Autopilot settings.
     #[command(subcommand)]
     Autopilot(AutopilotCommand),
+    /// The federation of datacenters (Meridian).
+    #[command(subcommand)]
+    Federation(super::federation::FederationCommand),
 }
 
 /// `operator autopilot` subcommands.
@@ -138,6 +141,7 @@ pub async fn run(cmd: OperatorCommand, out: &mut dyn Write) -> Result<(), CliErr
         OperatorCommand::Raft(RaftCommand::TransferLeader(a)) => transfer_leader(a, out).await,
         OperatorCommand::Autopilot(AutopilotCommand::GetConfig(a)) => get_config(a, out).await,
         OperatorCommand::Autopilot(AutopilotCommand::SetConfig(a)) => set_config(a, out).await,
+        OperatorCommand::Federation(cmd) => super::federation::run(cmd, out).await,
     }
 }
 

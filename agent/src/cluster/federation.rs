@@ -123,9 +123,9 @@ impl Federation {
                     RpcError::DatacenterUnreachable(message)
                 }
             }),
-            Ok(other @ (GatewayReply::Federation(_) | GatewayReply::WanKeys(_))) => Err(
-                RpcError::Forward(format!("a gateway answered a relay with {other:?}")),
-            ),
+            Ok(other) => Err(RpcError::Forward(format!(
+                "a gateway answered a relay with {other:?}"
+            ))),
             Err(e) if e.maybe_sent && !read => Err(RpcError::OutcomeUnknown),
             Err(e) => Err(RpcError::DatacenterUnreachable(format!(
                 "datacenter {dc:?}: no gateway of {:?} answered ({})",
@@ -193,10 +193,14 @@ impl Federation {
         Err(tried)
     }
 
-    /// Runs a keyring operation on the WAN pool through one of this datacenter's gateways.
-    pub async fn wan_keys(&self, op: KeyOp) -> Result<KeyringSummary, RpcError> {
-        let deadline = Instant::now() + WAN_KEYS_TIMEOUT;
-        let op = GatewayOp::WanKeys(op);
+    /// Asks one of this datacenter's gateways to run an operation on the WAN pool.
+    async fn on_wan_pool(
+        &self,
+        op: GatewayOp,
+        what: &str,
+        timeout: Duration,
+    ) -> Result<GatewayReply, RpcError> {
+        let deadline = Instant::now() + timeout;
         let got = try_in_turn(&self.gateways(), deadline, true, false, |addr, t| {
             let channels = Arc::clone(&self.channels);
             let local = self.datacenter.clone();
@@ -205,17 +209,48 @@ impl Federation {
         })
         .await;
         match got {
-            Ok(GatewayReply::WanKeys(summary)) => Ok(summary),
+            Ok(GatewayReply::Failed {
+                kind: GatewayFailure::UnknownDatacenter,
+                message,
+            }) => Err(RpcError::NoPathToDatacenter(message)),
             Ok(GatewayReply::Failed { message, .. }) => Err(RpcError::Rejected(message)),
-            Ok(other) => Err(RpcError::Forward(format!("unexpected reply {other:?}"))),
-            Err(e) if e.tried == 0 => Err(RpcError::Rejected(
-                "the WAN keyring lives on the WAN gateways, and this datacenter has none alive"
-                    .into(),
-            )),
+            Ok(reply) => Ok(reply),
+            Err(e) if e.tried == 0 => Err(RpcError::Rejected(format!(
+                "{what} runs on the WAN gateways, and datacenter {:?} has none alive",
+                self.datacenter
+            ))),
             Err(e) => Err(RpcError::Forward(format!(
-                "no gateway answered the WAN keyring operation ({})",
+                "no gateway answered ({what}): {}",
                 e.last.unwrap_or_default()
             ))),
+        }
+    }
+
+    /// Runs a keyring operation on the WAN pool through one of this datacenter's gateways.
+    pub async fn wan_keys(&self, op: KeyOp) -> Result<KeyringSummary, RpcError> {
+        let op = GatewayOp::WanKeys(op);
+        match self
+            .on_wan_pool(op, "the WAN keyring", WAN_KEYS_TIMEOUT)
+            .await?
+        {
+            GatewayReply::WanKeys(summary) => Ok(summary),
+            other => Err(RpcError::Forward(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Removes datacenter `dc` (all of whose gateways are gone) from the WAN pool: the
+    /// names of the members removed.
+    pub async fn remove_datacenter(&self, dc: &str) -> Result<Vec<String>, RpcError> {
+        let op = GatewayOp::RemoveDatacenter { dc: dc.to_string() };
+        match self
+            .on_wan_pool(op, "removing a datacenter", VIEW_TIMEOUT)
+            .await?
+        {
+            GatewayReply::Removed(names) => {
+                self.view.store(None);
+                Ok(names)
+            }
+            other => Err(RpcError::Forward(format!("unexpected reply {other:?}"))),
         }
     }
 

@@ -28,6 +28,7 @@ fn takes_dc(path: &str) -> bool {
     path.starts_with("/v1/")
         && !path.starts_with("/v1/agent/")
         && !path.starts_with("/v1/operator/keyring")
+        && !path.starts_with("/v1/operator/federation")
         && !matches!(
             path,
             "/v1/catalog/datacenters" | "/v1/coordinate/datacenters" | "/v1/event/list"

@@ -26,6 +26,7 @@ mod cross_dc;
 mod dto;
 mod error;
 mod event;
+mod federation;
 mod filter;
 mod forward;
 pub(crate) mod fuzzing;
@@ -178,6 +179,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(coordinate::routes())
         .merge(autopilot::routes())
         .merge(query::routes())
+        .merge(federation::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             cross_dc::route,
