@@ -49,8 +49,10 @@ impl Gateway {
 
     /// Leaves both pools gracefully and stops serving.
     pub async fn shutdown(self) {
-        for (pool, g) in [("LAN", &self.lan), ("WAN", &self.wan)] {
-            if let Err(e) = g.leave().await {
+        // Both at once: each leave waits for its intent to propagate.
+        let (lan, wan) = tokio::join!(self.lan.leave(), self.wan.leave());
+        for (pool, left) in [("LAN", lan), ("WAN", wan)] {
+            if let Err(e) = left {
                 warn!(pool, cause = %e, "leaving the pool failed");
             }
         }

@@ -159,6 +159,8 @@ pub(crate) fn members_table(mut members: Vec<Member>, detailed: bool) -> String 
         let kind = match m.tag("role") {
             "consul" => "server",
             "node" => "client",
+            // Meridian's WAN gateways (the whole WAN pool, and LAN members too).
+            "gateway" => "gateway",
             _ => {
                 rows.push(vec![m.name.clone(), m.address(), status, "unknown".into()]);
                 continue;
