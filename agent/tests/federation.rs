@@ -206,6 +206,9 @@ fn two_datacenters_answer_each_other_through_their_gateways() {
     let (code, headers, _) = s1.get("/v1/kv/fed/key?dc=dc2");
     assert_eq!(code, 200);
     assert!(headers.contains_key("x-consul-index"), "{headers:?}");
+    // The CLI's -datacenter, as Consul's.
+    let o = s1.cli(&["kv", "get", "-datacenter", "dc2", "fed/key"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "from-dc1");
     // Through a client agent too (client → its server → gateways).
     assert_eq!(c1.get("/v1/kv/fed/key?dc=dc2&raw").2, "from-dc1");
 

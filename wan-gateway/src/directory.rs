@@ -38,6 +38,8 @@ pub enum Route {
 
 /// The gateways of `dc` in the WAN pool, nearest first (by `rtt`, a function of a member
 /// name; members without an estimate after those with one, shuffled among themselves).
+/// Those within a quarter (plus a millisecond) of the nearest count as equally near and
+/// are shuffled, so several gateways of a datacenter share its load.
 pub fn route(members: &[Member], dc: &str, rtt: impl Fn(&str) -> Option<Duration>) -> Route {
     let of_dc: Vec<&Member> = members
         .iter()
@@ -56,6 +58,15 @@ pub fn route(members: &[Member], dc: &str, rtt: impl Fn(&str) -> Option<Duration
     }
     alive.shuffle(&mut rand::rng());
     alive.sort_by_key(|(d, _)| d.unwrap_or(Duration::MAX));
+    // Gateways about as near as the nearest share the load: shuffled among themselves.
+    if let Some(Some(best)) = alive.first().map(|(d, _)| *d) {
+        let near_enough = best + best / 4 + Duration::from_millis(1);
+        let n = alive
+            .iter()
+            .take_while(|(d, _)| d.is_some_and(|d| d <= near_enough))
+            .count();
+        alive[..n].shuffle(&mut rand::rng());
+    }
     Route::Via(alive.into_iter().map(|(_, a)| a).collect())
 }
 
@@ -188,6 +199,15 @@ mod tests {
             "g2.dc2" => Some(Duration::from_millis(10)),
             _ => None,
         };
+        // Equally near gateways take turns.
+        let even = |_: &str| Some(Duration::from_millis(10));
+        let firsts: std::collections::BTreeSet<String> = (0..200)
+            .filter_map(|_| match route(&m, "dc2", even) {
+                Route::Via(v) => v.first().cloned(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(firsts.len(), 2, "{firsts:?}");
         assert_eq!(
             route(&m, "dc2", rtt),
             Route::Via(vec!["10.2.0.2:8302".into(), "10.2.0.1:8302".into()])
