@@ -427,3 +427,39 @@ fn a_datacenter_whose_gateways_left_is_removed_in_one_command() {
     let o = s1.cli(&["operator", "federation", "remove-dc", "dc2"]);
     assert!(!o.status.success());
 }
+
+#[test]
+fn a_client_agent_still_reads_other_datacenters_when_its_servers_are_gone() {
+    let dirs = tempfile::tempdir().expect("tempdir");
+    let s1 = Agent::server_named(&dirs.path().join("s1"), "s1", &["-datacenter", "dc1"]);
+    let s2 = Agent::server_named(&dirs.path().join("s2"), "s2", &["-datacenter", "dc2"]);
+    let g1 = Gateway::start("dc1", &dirs.path().join("g1"), &s1.serf, None);
+    let _g2 = Gateway::start("dc2", &dirs.path().join("g2"), &s2.serf, Some(&g1.serf_wan));
+    let c1 = Agent::client_of(
+        &dirs.path().join("c1"),
+        "c1",
+        &s1.serf,
+        &["-datacenter", "dc1"],
+    );
+    wait_until(Duration::from_secs(30), "dc1 to see dc2", || {
+        s1.get_json("/v1/catalog/datacenters") == json!(["dc1", "dc2"])
+    });
+    assert_eq!(s2.put("/v1/kv/k", "v2").0, 200);
+    wait_until(Duration::from_secs(10), "c1 to know the gateway", || {
+        c1.get_json("/v1/agent/members")
+            .as_array()
+            .is_some_and(|a| {
+                a.iter()
+                    .any(|m| m["Tags"]["role"] == "gateway" && m["Status"] == 1)
+            })
+    });
+    s1.kill9();
+    // dc1 has no server now: local reads fail, reads of dc2 still answer.
+    let (code, _, body) = c1.get("/v1/kv/k");
+    assert_eq!(code, 500, "{body}");
+    let (code, _, body) = c1.get("/v1/kv/k?dc=dc2&raw");
+    assert_eq!((code, body.as_str()), (200, "v2"));
+    // A write is not sent around the servers: its outcome must stay knowable.
+    let (code, body) = c1.put("/v1/kv/k?dc=dc2", "from-c1");
+    assert_eq!(code, 500, "{body}");
+}

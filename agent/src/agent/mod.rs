@@ -413,15 +413,14 @@ impl BoundAgent {
             node: node_info,
         });
         let router = match &server {
-            Some(s) => Router::new(self.cfg.datacenter.clone(), s.clone()).with_federation(
-                Arc::new(Federation::new(
-                    self.cfg.datacenter.clone(),
-                    gossip.clone(),
-                    Arc::clone(&self.channels),
-                )),
-            ),
+            Some(s) => Router::new(self.cfg.datacenter.clone(), s.clone()),
             None => Router::client(self.cfg.datacenter.clone(), Arc::clone(&remote)),
-        };
+        }
+        .with_federation(Arc::new(Federation::new(
+            self.cfg.datacenter.clone(),
+            gossip.clone(),
+            Arc::clone(&self.channels),
+        )));
         let dns_port = self.dns.as_ref().map_or(0, crate::dns::BoundDns::port);
         let dns_stats = self.dns.map(|dns| {
             spawn_dns(

@@ -1,7 +1,8 @@
 //! `?dc=` for every endpoint that takes it: a request naming another datacenter is sent
 //! whole, before any handler sees it, to a server there, which answers it as a local one
 //! (its headers — `X-Consul-Index`, `X-Consul-KnownLeader` — included). A server relays it
-//! through its datacenter's WAN gateways; a client agent hands it to one of its servers.
+//! through its datacenter's WAN gateways; a client agent hands it to one of its servers,
+//! and when none answers, sends a read to the gateways itself.
 //! A write gets a request id here, so a retry through another gateway is applied once.
 //!
 //! ```text
@@ -57,14 +58,30 @@ pub(super) async fn route(State(st): State<ApiState>, req: Request, next: Next) 
         Ok(b) => b,
         Err(e) => return ApiError::bad_request(format!("reading the body: {e}")).into_response(),
     };
-    if st.router.local().is_none() {
-        let fwd =
-            super::forward::to_server(State(st), parts.method, parts.uri, parts.headers, body);
-        return fwd.await.into_response();
+    if let Some(servers) = st.router.remote() {
+        // A client agent: through a server, as everything else. If no server answers (the
+        // datacenter lost them, or its quorum with them), a read goes to the gateways
+        // directly: losing the local datacenter does not blind it to the others.
+        let req =
+            super::forward::client_request(&st, &parts.method, &parts.uri, &parts.headers, &body);
+        let read = req.is_read();
+        match servers.http(req.clone()).await {
+            Ok(resp) => return super::forward::into_response(resp),
+            Err(e)
+                if !read
+                    || st
+                        .router
+                        .federation()
+                        .is_none_or(|f| f.gateways().is_empty()) =>
+            {
+                return ApiError::from(e).into_response();
+            }
+            Err(e) => {
+                tracing::debug!(cause = %e, "no server answered; asking the gateways directly")
+            }
+        }
+        return relay(&st, &dc, req).await;
     }
-    let Some(federation) = st.router.federation() else {
-        return ApiError::from(RpcError::NoPathToDatacenter(dc)).into_response();
-    };
     let mut req = HttpRequest {
         method: parts.method.to_string(),
         uri: parts.uri.to_string(),
@@ -75,8 +92,16 @@ pub(super) async fn route(State(st): State<ApiState>, req: Request, next: Next) 
     if !req.is_read() {
         req.request_id = Some(crate::server::write::relay_request_id().to_string());
     }
+    relay(&st, &dc, req).await
+}
+
+/// Through this datacenter's gateways.
+async fn relay(st: &ApiState, dc: &str, req: HttpRequest) -> Response {
+    let Some(federation) = st.router.federation() else {
+        return ApiError::from(RpcError::NoPathToDatacenter(dc.to_string())).into_response();
+    };
     let budget = req.budget(CROSS_DC_TIMEOUT);
-    match federation.relay(&dc, req, budget).await {
+    match federation.relay(dc, req, budget).await {
         Ok(resp) => super::forward::into_response(resp),
         Err(e) => ApiError::from(e).into_response(),
     }

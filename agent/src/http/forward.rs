@@ -35,11 +35,23 @@ pub(super) async fn to_server(
         .router
         .remote()
         .ok_or_else(|| ApiError::internal("no servers to forward to"))?;
-    let req = HttpRequest {
+    let req = client_request(&st, &method, &uri, &headers, &body);
+    Ok(into_response(remote.http(req).await?))
+}
+
+/// The request as a client agent forwards it: `near=_agent` and a prepared query's own
+/// `Near: "_agent"` (through a header) mean this agent.
+pub(super) fn client_request(
+    st: &ApiState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> HttpRequest {
+    HttpRequest {
         method: method.to_string(),
-        uri: rewrite_near(&uri, &st.agent.node_name),
-        headers: forwarded_headers(&headers)
-            // A prepared query's own `Near: "_agent"` must mean this agent too.
+        uri: rewrite_near(uri, &st.agent.node_name),
+        headers: forwarded_headers(headers)
             .chain([(
                 super::query::AGENT_NODE_HEADER.to_string(),
                 st.agent.node_name.clone(),
@@ -47,8 +59,7 @@ pub(super) async fn to_server(
             .collect(),
         body: body.to_vec(),
         request_id: None,
-    };
-    Ok(into_response(remote.http(req).await?))
+    }
 }
 
 /// The request headers a server needs to answer as the receiving agent would have.

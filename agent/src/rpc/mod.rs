@@ -44,7 +44,7 @@ impl Router {
         self
     }
 
-    /// The way to other datacenters (servers only).
+    /// The way to other datacenters (a client agent's is for when its servers are gone).
     pub fn federation(&self) -> Option<&Arc<Federation>> {
         self.federation.as_ref()
     }
