@@ -274,6 +274,14 @@ fn two_datacenters_answer_each_other_through_their_gateways() {
         .collect();
     names.sort();
     assert_eq!(names, [("gw.dc1".into(), 1), ("gw.dc2".into(), 1)]);
+    // WAN coordinates come from WAN probes (every 5 s): wait for the first.
+    wait_until(Duration::from_secs(30), "a WAN rtt estimate", || {
+        let o = s1.cli(&["rtt", "-wan", "gw.dc1", "gw.dc2"]);
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        o.status.success()
+            && text.starts_with("Estimated gw.dc1 <-> gw.dc2 rtt: ")
+            && text.contains("WAN coordinates")
+    });
 
     // An unknown datacenter is Consul's error, at once; so is its DNS.
     let started = Instant::now();

@@ -44,11 +44,11 @@ struct ServerCoord {
 
 /// Consul lists the servers of every datacenter in its WAN pool (area `wan`) with their WAN
 /// coordinates, node names stripped of their `.<dc>` suffix (`Coordinate.ListDatacenters`).
-/// Meridian's WAN pool is its gateways', so each remote datacenter lists its gateways with
-/// their WAN coordinates, nearest datacenter first. The local datacenter lists its raft
-/// servers with their current LAN coordinates (gossip's latest, else the catalog's), whose
-/// names are catalog node names, so `/v1/coordinate/update` and `/v1/coordinate/node` work
-/// with them as with Consul's.
+/// Meridian's WAN pool is its gateways', so each datacenter lists its gateways with their
+/// WAN coordinates, nearest datacenter first. A datacenter without gateways (a single one)
+/// lists its raft servers with their current LAN coordinates (gossip's latest, else the
+/// catalog's), whose names are catalog node names, so `/v1/coordinate/update` and
+/// `/v1/coordinate/node` work with them as with Consul's.
 async fn datacenters(State(st): State<ApiState>) -> Result<Response, ApiError> {
     let server = st.router.server(None)?;
     let state = server.raft().state();
@@ -83,22 +83,26 @@ async fn datacenters(State(st): State<ApiState>) -> Result<Response, ApiError> {
         .datacenters
         .iter()
         .map(|d| {
-            let coordinates = if d.name == local_dc {
+            let suffix = format!(".{}", d.name);
+            let wan: Vec<ServerCoord> = view
+                .members
+                .iter()
+                .filter(|m| m.tags.get("dc") == Some(&d.name))
+                .filter_map(|m| {
+                    let coord = serde_json::from_value(m.coord.clone()?).ok()?;
+                    let node = m.name.strip_suffix(&suffix).unwrap_or(&m.name);
+                    Some(ServerCoord {
+                        node: node.to_string(),
+                        coord,
+                    })
+                })
+                .collect();
+            // WAN coordinates only compare with WAN ones: the local servers' LAN ones are
+            // the answer only where this datacenter has no gateway coordinate yet.
+            let coordinates = if d.name == local_dc && wan.is_empty() {
                 local.take().unwrap_or_default()
             } else {
-                let suffix = format!(".{}", d.name);
-                view.members
-                    .iter()
-                    .filter(|m| m.tags.get("dc") == Some(&d.name))
-                    .filter_map(|m| {
-                        let coord = serde_json::from_value(m.coord.clone()?).ok()?;
-                        let node = m.name.strip_suffix(&suffix).unwrap_or(&m.name);
-                        Some(ServerCoord {
-                            node: node.to_string(),
-                            coord,
-                        })
-                    })
-                    .collect()
+                wan
             };
             DatacenterMap {
                 datacenter: d.name.clone(),
