@@ -467,6 +467,7 @@ fn a_client_agent_still_reads_other_datacenters_when_its_servers_are_gone() {
     assert_eq!(code, 500, "{body}");
     let (code, _, body) = c1.get("/v1/kv/k?dc=dc2&raw");
     assert_eq!((code, body.as_str()), (200, "v2"));
+    assert_eq!(dig_short(c1.dns, "s2.node.dc2.consul", "A"), ["127.0.0.1"]);
     // A write is not sent around the servers: its outcome must stay knowable.
     let (code, body) = c1.put("/v1/kv/k?dc=dc2", "from-c1");
     assert_eq!(code, 500, "{body}");

@@ -247,7 +247,12 @@ impl Source {
 
     async fn backend<'a>(&'a self, dc: Option<&'a str>) -> Result<Backend<'a>, RpcError> {
         if let Some(remote) = self.router.remote() {
-            return Ok(Backend::Remote(Via::Servers(remote)));
+            return Ok(Backend::Remote(match (dc, self.router.federation()) {
+                (Some(dc), Some(f)) if dc != self.router.local_dc() => {
+                    Via::ServersThenGateways(remote, f, dc)
+                }
+                _ => Via::Servers(remote),
+            }));
         }
         if let Some(dc) = dc.filter(|d| *d != self.router.local_dc()) {
             let federation = self
@@ -284,6 +289,9 @@ enum Via<'a> {
     Servers(&'a RemoteServers),
     /// Another datacenter, through this datacenter's gateways.
     Gateways(&'a Federation, &'a str),
+    /// Another datacenter from a client agent: through a server, and through the gateways
+    /// directly when no server answers (DNS asks only reads).
+    ServersThenGateways(&'a RemoteServers, &'a Federation, &'a str),
 }
 
 impl Via<'_> {
@@ -291,6 +299,11 @@ impl Via<'_> {
         match self {
             Via::Servers(r) => r.http(req).await,
             Via::Gateways(f, dc) => f.relay(dc, req, CROSS_DC_DNS_TIMEOUT).await,
+            Via::ServersThenGateways(r, f, dc) => match r.http(req.clone()).await {
+                Ok(resp) => Ok(resp),
+                Err(e) if f.gateways().is_empty() => Err(e),
+                Err(_) => f.relay(dc, req, CROSS_DC_DNS_TIMEOUT).await,
+            },
         }
     }
 }
