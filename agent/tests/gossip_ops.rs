@@ -249,3 +249,45 @@ fn two_agents_coordinates_estimate_loopback_rtt() {
         "{rtt:?}"
     );
 }
+
+/// A peer gossiping with another key is refused: its packets are counted, and it is logged
+/// once with its address, however often it tries.
+#[test]
+fn a_peer_with_another_key_is_logged_once_and_counted() {
+    let mut a = Agent::dev_named(
+        "a",
+        &["-encrypt", "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="],
+    );
+    let b = Agent::dev_named(
+        "b",
+        &["-encrypt", "ZWTL+bgjHyQPhJRKcFe3ccirc2SFHmc/Nw67l8NQfdk="],
+    );
+    for _ in 0..3 {
+        let o = b.cli(&["join", &a.serf]);
+        assert!(!o.status.success(), "joined with another key: {}", text(&o));
+    }
+    let dropped = || {
+        a.get_json("/v1/agent/metrics")["Gauges"]
+            .as_array()
+            .and_then(|g| {
+                g.iter()
+                    .find(|m| m["Name"] == "meridian.serf.lan.dropped_undecryptable_total")
+            })
+            .and_then(|m| m["Value"].as_f64())
+            .unwrap_or(0.0)
+    };
+    wait_until(Duration::from_secs(10), "dropped packets counted", || {
+        dropped() >= 3.0
+    });
+    a.wait_log(Duration::from_secs(10), |l| {
+        l.contains("refused gossip from a peer")
+    });
+    a.collect_log(Duration::from_millis(300));
+    let warned: Vec<&String> = a
+        .log
+        .iter()
+        .filter(|l| l.contains("refused gossip from a peer"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:#?}");
+    assert!(warned[0].contains("127.0.0.1:"), "{}", warned[0]);
+}

@@ -179,6 +179,7 @@ impl Transport {
             counters: Arc::clone(&self.counters),
             verify_incoming: self.verify_incoming,
             inbound_tx,
+            warned: std::collections::HashSet::new(),
         };
         tracker.spawn(
             receiver
@@ -207,10 +208,16 @@ struct Receiver {
     counters: Arc<Counters>,
     verify_incoming: bool,
     inbound_tx: mpsc::Sender<(SocketAddr, Bytes)>,
+    /// Peers already warned about (a wrong key or plaintext): later packets from them are
+    /// counted, not logged. Bounded, so spoofed sources cannot grow it without limit.
+    warned: std::collections::HashSet<std::net::IpAddr>,
 }
 
+/// Peers remembered as warned about; past this, new ones are only counted.
+const MAX_WARNED_PEERS: usize = 1024;
+
 impl Receiver {
-    async fn run(self, token: CancellationToken) {
+    async fn run(mut self, token: CancellationToken) {
         // Larger than any valid packet, so an oversized one arrives whole and foca rejects it.
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -227,7 +234,7 @@ impl Receiver {
         }
     }
 
-    fn handle_datagram(&self, packet: &[u8], from: SocketAddr) {
+    fn handle_datagram(&mut self, packet: &[u8], from: SocketAddr) {
         self.counters.received.fetch_add(1, Ordering::Relaxed);
         let opened = unwrap(&self.keyring.read(), self.verify_incoming, packet);
         let payload = match opened {
@@ -239,7 +246,20 @@ impl Receiver {
                     Rejected::Plaintext => &self.counters.dropped_plaintext,
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
-                debug!(%from, ?why, len = packet.len(), "dropped gossip packet");
+                let first = !matches!(why, Rejected::Malformed)
+                    && self.warned.len() < MAX_WARNED_PEERS
+                    && self.warned.insert(from.ip());
+                if first {
+                    let reason = match why {
+                        Rejected::Undecryptable => {
+                            "no key of this keyring opens it (a different encryption key?)"
+                        }
+                        _ => "it is not encrypted and this pool requires encryption",
+                    };
+                    warn!(%from, reason, "refused gossip from a peer; further packets from it are counted, not logged");
+                } else {
+                    debug!(%from, ?why, len = packet.len(), "dropped gossip packet");
+                }
                 return;
             }
         };

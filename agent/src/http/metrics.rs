@@ -101,6 +101,17 @@ fn gauges(st: &ApiState) -> Vec<Value> {
     let g = st.gossip.stats();
     out.push(gauge("consul.serf.lan.received_total", g.received as f64));
     out.push(gauge("consul.serf.lan.sent_total", g.sent as f64));
+    // Refused packets: a peer with another key, plaintext into an encrypted pool, garbage.
+    for (why, n) in [
+        ("undecryptable", g.dropped_undecryptable),
+        ("plaintext", g.dropped_plaintext),
+        ("malformed", g.dropped_malformed),
+    ] {
+        out.push(gauge(
+            &format!("meridian.serf.lan.dropped_{why}_total"),
+            n as f64,
+        ));
+    }
     if let Some(server) = st.router.local() {
         let c = server.raft().state().counts();
         out.push(gauge("consul.state.nodes", c.nodes as f64));
