@@ -155,6 +155,7 @@ async fn bring_up(
         ));
     }
     wait_for_leaders(run, state, progress, timeout).await?;
+    gateways_still_running(run, state)?;
     state.phase = Phase::Up;
     run.save(state)?;
     progress.say(&format!(
@@ -211,6 +212,23 @@ async fn wait_for_leaders(
     while let Some(done) = tasks.join_next().await {
         if let Ok(r) = done {
             r?;
+        }
+    }
+    Ok(())
+}
+
+/// Fails if a started gateway has exited by now (a flag it refuses, a port it cannot bind):
+/// no leader waits on gateways, so this is where `up` notices.
+fn gateways_still_running(run: &RunDir, state: &State) -> Result<(), TestbedError> {
+    let gateways = state.plan.hosts.iter().filter(|h| h.role == Role::Gateway);
+    for h in gateways {
+        if let Some(p) = state.processes.get(&h.name)
+            && proc::liveness(p) == Liveness::Dead
+        {
+            return Err(TestbedError::AgentDied {
+                host: h.name.clone(),
+                log: run.log_path(&h.name),
+            });
         }
     }
     Ok(())
