@@ -34,8 +34,9 @@ pub enum Command {
         /// The `meridian` binary (default: next to this one, then PATH).
         #[arg(long)]
         meridian: Option<PathBuf>,
-        /// A `meridian-gateway` binary to run on gateway hosts (none exists yet: without it
-        /// gateway hosts get their namespaces and addresses but run nothing).
+        /// The `meridian-gateway` binary to run on gateway hosts (`cargo build --bin
+        /// meridian-gateway`); without it gateway hosts get their namespaces and addresses
+        /// but run nothing.
         #[arg(long)]
         gateway: Option<PathBuf>,
         /// How long to wait for leaders.

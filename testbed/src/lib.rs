@@ -29,6 +29,7 @@ pub mod down;
 pub mod error;
 pub mod faults;
 pub mod firewall;
+pub mod gateways;
 pub mod helper;
 pub mod hosts;
 pub mod jepsen;
