@@ -183,6 +183,26 @@ pub enum Command {
         #[arg(long, default_value_t = 120)]
         max_secs: u64,
     },
+    /// Inside a namespace: GET URLs in turn, paced and timed, and print JSON lines (used
+    /// by scenarios).
+    #[command(name = "_reads", hide = true)]
+    Reads {
+        /// URLs, asked in turn.
+        #[arg(long = "url", required = true)]
+        urls: Vec<String>,
+        /// At most one GET per this much time (0s: back to back).
+        #[arg(long, default_value = "0s", value_parser = parse_duration)]
+        every: Duration,
+        /// Timeout of one GET.
+        #[arg(long, default_value = "15s", value_parser = parse_duration)]
+        timeout: Duration,
+        /// Stop after this many GETs.
+        #[arg(long, default_value_t = u64::MAX)]
+        max_count: u64,
+        /// Stop after this long.
+        #[arg(long, default_value = "180s", value_parser = parse_duration)]
+        max_time: Duration,
+    },
     /// Inside the WAN router's namespace: the link emulator (used by `up`).
     #[command(name = "_wan-emulator", hide = true)]
     WanEmulator {

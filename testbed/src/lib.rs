@@ -15,7 +15,7 @@
 //!                              │
 //!   status / exec / logs       │       down (kill everything in the namespaces, delete them)
 //!   faults ──▶ proc signals, firewall (nft drop rules inside namespaces)
-//!   scenario ──▶ helper (`testbed _probe`, `_kv-writer` run *inside* a namespace)
+//!   scenario ──▶ helper (`testbed _probe`, `_kv-writer`, `_reads` run *inside* a namespace)
 //!   wan ──▶ router namespace + `_wan-emulator` (TUN: delay, loss, blackhole per DC pair)
 //! ```
 //!
@@ -88,6 +88,7 @@ pub async fn run(cli: Cli) -> Result<i32, TestbedError> {
         Command::Probe { .. }
         | Command::JepsenClients { .. }
         | Command::KvWriter { .. }
+        | Command::Reads { .. }
         | Command::WanEmulator { .. }
         | Command::Echo { .. }
         | Command::DnsWait { .. }
@@ -171,6 +172,21 @@ pub fn run_helper(cli: &Cli) -> Option<i32> {
             max_keys,
             max_secs,
         } => Some(helper::kv_writer(url, prefix, *max_keys, *max_secs)),
+        Command::Reads {
+            urls,
+            every,
+            timeout,
+            max_count,
+            max_time,
+        } => Some(helper::reads(
+            urls,
+            helper::ReadPace {
+                every: *every,
+                timeout: *timeout,
+                max_count: *max_count,
+                max_time: *max_time,
+            },
+        )),
         Command::WanEmulator {
             tun,
             links,
