@@ -202,6 +202,9 @@ pub enum Command {
         /// Stop after this long.
         #[arg(long, default_value = "180s", value_parser = parse_duration)]
         max_time: Duration,
+        /// Also stop when stdin closes (how a scenario stops a running load).
+        #[arg(long)]
+        stop_on_eof: bool,
     },
     /// Inside the WAN router's namespace: the link emulator (used by `up`).
     #[command(name = "_wan-emulator", hide = true)]

@@ -165,10 +165,14 @@ pub struct ReadPace {
     pub max_count: u64,
     /// Stop after this long.
     pub max_time: Duration,
+    /// Also stop when stdin closes (a parent that stops the loop that way); otherwise
+    /// stdin is not read (a one-shot batch run with stdin closed from the start).
+    pub stop_on_eof: bool,
 }
 
 /// `_reads`: GETs `urls` in turn, one at a time and at most one per `pace.every`, printing
-/// a `ReadRecord` per GET, until stdin closes or a bound of `pace` is reached. Every GET
+/// a `ReadRecord` per GET, until a bound of `pace` is reached (or stdin closes, with
+/// `pace.stop_on_eof`). Every GET
 /// has a timeout, so the loop is bounded; the connection is kept alive between GETs.
 pub fn reads(urls: &[String], pace: ReadPace) -> i32 {
     if urls.is_empty() {
@@ -181,7 +185,11 @@ pub fn reads(urls: &[String], pace: ReadPace) -> i32 {
             return 1;
         }
     };
-    let stop = stop_on_stdin_close();
+    let stop = if pace.stop_on_eof {
+        stop_on_stdin_close()
+    } else {
+        Arc::new(AtomicBool::new(false))
+    };
     let deadline = Instant::now() + pace.max_time;
     let mut out = std::io::stdout().lock();
     for n in 0..pace.max_count {

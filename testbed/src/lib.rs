@@ -178,6 +178,7 @@ pub fn run_helper(cli: &Cli) -> Option<i32> {
             timeout,
             max_count,
             max_time,
+            stop_on_eof,
         } => Some(helper::reads(
             urls,
             helper::ReadPace {
@@ -185,6 +186,7 @@ pub fn run_helper(cli: &Cli) -> Option<i32> {
                 timeout: *timeout,
                 max_count: *max_count,
                 max_time: *max_time,
+                stop_on_eof: *stop_on_eof,
             },
         )),
         Command::WanEmulator {
