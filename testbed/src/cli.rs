@@ -348,6 +348,9 @@ pub enum ScenarioName {
     /// The leader cut off from the rest of its DC: the majority elects and writes, the
     /// minority refuses writes but serves stale reads; after the heal everything converges.
     LanPartition,
+    /// Datacenters with gateways: `?dc=` and DNS from every DC to every other, an unknown
+    /// DC, a gateway killed under load, a WAN link blackholed and restored.
+    Federation,
 }
 
 impl ScenarioName {
@@ -357,6 +360,7 @@ impl ScenarioName {
             ScenarioName::LeaderFailover => "leader-failover",
             ScenarioName::ClientDns => "client-dns",
             ScenarioName::LanPartition => "lan-partition",
+            ScenarioName::Federation => "federation",
         }
     }
 }
