@@ -31,9 +31,9 @@ pub fn running_gateways<'a>(state: &'a State, dc: &'a str) -> Vec<&'a HostPlan> 
         .collect()
 }
 
-/// The members `agent` lists alive (Status 1) in its LAN pool, or with `wan` in the WAN
-/// pool; `None` when it did not answer.
-pub async fn alive_members(state: &State, agent: &HostPlan, wan: bool) -> Option<Vec<String>> {
+/// Every member `agent` lists in its LAN pool, or with `wan` in the WAN pool, with its
+/// Serf status (1 alive, 2 leaving, 3 left, 4 failed); `None` when it did not answer.
+pub async fn members(state: &State, agent: &HostPlan, wan: bool) -> Option<Vec<(String, u64)>> {
     let path = if wan {
         "/v1/agent/members?wan=1"
     } else {
@@ -45,18 +45,34 @@ pub async fn alive_members(state: &State, agent: &HostPlan, wan: bool) -> Option
     Some(
         members
             .iter()
-            .filter(|m| m["Status"] == 1)
-            .filter_map(|m| Some(m["Name"].as_str()?.to_string()))
+            .filter_map(|m| Some((m["Name"].as_str()?.to_string(), m["Status"].as_u64()?)))
             .collect(),
     )
 }
 
+/// The members `agent` lists alive (Status 1) in its LAN pool, or with `wan` in the WAN
+/// pool; `None` when it did not answer.
+pub async fn alive_members(state: &State, agent: &HostPlan, wan: bool) -> Option<Vec<String>> {
+    let all = members(state, agent, wan).await?;
+    Some(
+        all.into_iter()
+            .filter(|(_, status)| *status == 1)
+            .map(|(name, _)| name)
+            .collect(),
+    )
+}
+
+/// The gateway's status in its DC's LAN pool as a running server of the DC lists it;
+/// `None` when no server answered or it is not listed.
+pub async fn lan_status(state: &State, gateway: &HostPlan) -> Option<u64> {
+    let server = running_server(state, &gateway.dc)?;
+    let all = members(state, server, false).await?;
+    all.into_iter()
+        .find(|(name, _)| *name == gateway.name)
+        .map(|(_, status)| status)
+}
+
 /// Whether a running server of the gateway's DC lists it alive in the LAN pool.
 pub async fn in_lan_pool(state: &State, gateway: &HostPlan) -> bool {
-    let Some(server) = running_server(state, &gateway.dc) else {
-        return false;
-    };
-    alive_members(state, server, false)
-        .await
-        .is_some_and(|m| m.contains(&gateway.name))
+    lan_status(state, gateway).await == Some(1)
 }

@@ -1,9 +1,9 @@
 //! The `federation` scenario's fault phases, each under a steady read load:
 //!
 //! - gateway failover: a DC reads another DC that has two (or more) gateways, 20 times a
-//!   second, while each of those gateways in turn is SIGKILLed, held down for 60 reads,
-//!   and restarted (until it is back in both pools). No read may fail: the relay tries
-//!   the next gateway.
+//!   second, while each of those gateways in turn is SIGKILLed, held down for 60 reads and
+//!   until its LAN pool lists it failed, and restarted (until it is alive again). No read
+//!   may fail: the relay tries the next gateway.
 //! - WAN blackhole between the first and third DC: the first DC reads the second and the
 //!   third; the second must keep answering, the third must fail within `FAIL_WITHIN`
 //!   with `rpc error: datacenter "<dc3>"` (and DNS SERVFAIL); after the restore, the time
@@ -19,7 +19,7 @@ use super::stream::{Stream, ended_ms};
 use super::{Dc, Fed, dig, record};
 use crate::agents;
 use crate::error::TestbedError;
-use crate::gateways::{alive_members, in_lan_pool, wan_name};
+use crate::gateways::{alive_members, in_lan_pool, lan_status, wan_name};
 use crate::helper::{ReadRecord, unix_ms};
 use crate::out::Progress;
 use crate::plan::HostPlan;
@@ -123,9 +123,15 @@ pub(super) async fn gateway_failover(
     outcome
 }
 
-/// Kills `g`, holds while `READS_WHILE_DOWN` reads are made, restarts it and waits until it
-/// is alive in its DC's LAN pool and in the WAN pool as `from`'s server sees it. The
-/// restart happens whatever the hold found.
+/// Kills `g` and holds while `READS_WHILE_DOWN` reads are made and until its DC's server
+/// lists it failed in the LAN pool; then restarts it and waits until that server lists it
+/// alive again (and `from`'s server lists it in the WAN pool). The restart happens whatever
+/// the hold found.
+///
+/// Waiting for "failed" first matters: right after a kill the pools still list the dead
+/// process alive, so "alive" alone would be seen at once, before the new process has joined
+/// its LAN pool and can deliver anything; killing the next gateway then would leave the
+/// DC with none that works, which is not what this phase asserts about.
 async fn kill_and_restart(
     run_dir: &RunDir,
     state: &mut State,
@@ -138,13 +144,22 @@ async fn kill_and_restart(
     let killed = unix_ms() as f64;
     agents::signal(state, &g.name, Signal::KILL).await?;
     event(report, fed, format!("kill {}", g.name));
-    let held = wait_reads(
-        load,
-        &format!("reads while {} is down", g.name),
-        READS_WHILE_DOWN,
-        killed,
+    let what = format!("reads while {} is down", g.name);
+    let held = wait_reads(load, &what, READS_WHILE_DOWN, killed).await;
+    let noticed = wait::until(
+        &format!("{} failed in its LAN pool", g.name),
+        STEP_DEADLINE,
+        "",
+        || async { lan_status(state, g).await.filter(|s| *s != 1).map(drop) },
     )
     .await;
+    if noticed.is_ok() {
+        let secs = (unix_ms() as f64 - killed) / 1000.0;
+        report.timings.insert(
+            format!("gateway_{}_failed_in_lan_pool_after_kill_s", g.name),
+            secs,
+        );
+    }
     agents::start(state, run_dir, g)?;
     run_dir.save(state)?;
     event(report, fed, format!("restart {}", g.name));
@@ -163,13 +178,13 @@ async fn kill_and_restart(
     let secs = restarted.elapsed().as_secs_f64();
     report.check(
         &format!("gateway_{}_rejoins", g.name.replace('-', "_")),
-        back.is_ok(),
-        match &back {
-            Ok(()) => format!(
-                "{} alive in its LAN pool and in {}'s WAN view {secs:.2}s after its restart",
+        noticed.is_ok() && back.is_ok(),
+        match (&noticed, &back) {
+            (Ok(()), Ok(())) => format!(
+                "{} failed in its LAN pool after the kill, alive again there and in {}'s WAN view {secs:.2}s after its restart",
                 g.name, from.server.name
             ),
-            Err(e) => e.to_string(),
+            (Err(e), _) | (_, Err(e)) => e.to_string(),
         },
     );
     if back.is_ok() {
@@ -177,7 +192,7 @@ async fn kill_and_restart(
             .timings
             .insert(format!("gateway_{}_rejoined_after_restart_s", g.name), secs);
     }
-    held.and(back)
+    held.and(noticed).and(back)
 }
 
 /// Waits until `load` has `n` records sent at or after `since_ms` (wall clock).
