@@ -21,6 +21,7 @@ const CHECKS: &[&str] = &[
     "catalog_service_with_dc_answers_that_dc",
     "health_service_with_dc_answers_that_dc",
     "dns_answers_other_dc_services",
+    "dns_answers_other_dc_nodes",
     "unknown_dc_is_no_path_fast",
     "unknown_dc_dns_nxdomain",
     "latency_reads_all_answered",

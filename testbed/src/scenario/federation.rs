@@ -6,8 +6,8 @@
 //!    every DC lists every DC (`/v1/catalog/datacenters`).
 //! 2. From every DC to every other (`matrix`): a KV PUT with `?dc=B` lands in B (and not in
 //!    A), `/v1/catalog/service` and `/v1/health/service` with `?dc=B` answer B's instance,
-//!    and DNS `<svc>.service.B.consul` answers B's address; an unknown DC is a fast
-//!    `No path to datacenter` (HTTP 500) and NXDOMAIN.
+//!    and DNS `<svc>.service.B.consul` and `<node>.node.B.consul` answer B's addresses; an
+//!    unknown DC is a fast `No path to datacenter` (HTTP 500) and NXDOMAIN.
 //! 3. Latency: `?dc=` reads against local reads from the same host, p50/p99.
 //! 4. Gateway failover (`faults`): while a DC reads another DC with two gateways 20 times
 //!    a second, each of its gateways in turn is SIGKILLed and restarted: no read fails.

@@ -393,35 +393,59 @@ fn health_answers(r: &ReadRecord, dc: &str, ip: &str) -> bool {
         && entries.iter().any(|e| e["Node"]["Address"] == ip)
 }
 
-/// `dig <svc>.service.B.consul` from every A's asker: B's address.
+/// `dig <svc>.service.B.consul` and `dig <B's server>.node.B.consul` from every A's
+/// asker: B's service and node addresses.
 async fn dns(fed: &Fed, report: &mut Report) {
-    let mut wrong = Vec::new();
+    let (mut services, mut nodes) = (Vec::new(), Vec::new());
     let mut slowest: f64 = 0.0;
     for a in &fed.dcs {
         for b in fed.dcs.iter().filter(|b| b.name != a.name) {
-            let name = format!("{}.service.{}.consul", fed.service, b.name);
-            let got = dig::a(&a.asker, &name).await;
-            slowest = slowest.max(got.secs);
-            let fine = got.status.as_deref() == Some("NOERROR") && got.addrs == [b.asker.lan_ip];
-            if !fine {
-                wrong.push(format!("{} on {}: {}", name, a.asker.name, got.describe()));
+            let questions = [
+                (
+                    format!("{}.service.{}.consul", fed.service, b.name),
+                    b.asker.lan_ip,
+                    &mut services,
+                ),
+                (
+                    format!("{}.node.{}.consul", b.server.name, b.name),
+                    b.server.lan_ip,
+                    &mut nodes,
+                ),
+            ];
+            for (name, want, wrong) in questions {
+                let got = dig::a(&a.asker, &name).await;
+                slowest = slowest.max(got.secs);
+                if got.status.as_deref() != Some("NOERROR") || got.addrs != [want] {
+                    wrong.push(format!("{} on {}: {}", name, a.asker.name, got.describe()));
+                }
             }
         }
     }
     report
         .timings
         .insert("dns_other_dc_slowest_s".into(), slowest);
-    report.check(
-        "dns_answers_other_dc_services",
-        wrong.is_empty(),
-        if wrong.is_empty() {
-            format!(
-                "dig <svc>.service.B.consul on every A's agent: B's address (slowest {slowest:.3}s)"
-            )
-        } else {
-            wrong.join("; ")
-        },
-    );
+    for (check, wrong, what) in [
+        (
+            "dns_answers_other_dc_services",
+            services,
+            "<svc>.service.B.consul: B's instance",
+        ),
+        (
+            "dns_answers_other_dc_nodes",
+            nodes,
+            "<B's server>.node.B.consul: its address",
+        ),
+    ] {
+        report.check(
+            check,
+            wrong.is_empty(),
+            if wrong.is_empty() {
+                format!("dig {what}, on every other DC's agent (slowest answer {slowest:.3}s)")
+            } else {
+                wrong.join("; ")
+            },
+        );
+    }
 }
 
 /// Check (b): `?dc=nope` is a fast `No path to datacenter`, DNS a fast NXDOMAIN, from
