@@ -74,9 +74,11 @@ pub fn argv(state: &State, run: &RunDir, host: &HostPlan) -> Option<Vec<String>>
     Some(args)
 }
 
-/// The gateway's command line. `meridian-gateway` does not exist yet, so its flags are not
-/// settled: this is the expected shape (LAN address to join its DC's pool, WAN address for
-/// the WAN pool), to be adjusted when `wan-gateway/` lands.
+/// The gateway's command line (`meridian-gateway --help`): its LAN address joins its DC's
+/// pool through the DC's servers, its WAN address (on the WAN access segment, the only
+/// interface with a route to other DCs) joins every other gateway. WAN gossip and WAN RPC
+/// share port 8302 there; LAN RPC is 8300 on the LAN address. The advertised addresses
+/// default to the bound ones, which are specific here.
 fn gateway_argv(
     state: &State,
     host: &HostPlan,
@@ -97,7 +99,16 @@ fn gateway_argv(
         wan.to_string(),
         "-data-dir".into(),
         data.into(),
+        // As for the agents: every host starts at once, and the gateway's default (30 s,
+        // Consul's) would make a first join that finds nobody listening cost 30 s.
+        "-retry-interval".into(),
+        "1s".into(),
     ];
+    // The DC's agents seal LAN gossip with this key when the topology gives them one; the
+    // gateway is in the same pool. (The other `extra_args` are agent flags it does not take.)
+    if let Some(key) = encrypt_key(&state.topology.agent.extra_args) {
+        args.extend(["-encrypt".into(), key]);
+    }
     for s in servers {
         args.extend(["-retry-join".into(), s.clone()]);
     }
@@ -107,6 +118,23 @@ fn gateway_argv(
         }
     }
     Some(args)
+}
+
+/// The value of `-encrypt` in agent flags (`-encrypt K`, `--encrypt K`, `-encrypt=K`).
+fn encrypt_key(args: &[String]) -> Option<String> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let flag = a.trim_start_matches('-');
+        if a.starts_with('-') && flag == "encrypt" {
+            return it.next().cloned();
+        }
+        if a.starts_with('-')
+            && let Some(key) = flag.strip_prefix("encrypt=")
+        {
+            return Some(key.to_string());
+        }
+    }
+    None
 }
 
 /// Starts `host`'s program (if it has one) and records it in `state` (not saved here).
@@ -151,4 +179,28 @@ pub async fn signal(state: &State, host: &str, sig: Signal) -> Result<(), Testbe
         .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encrypt_key;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_gossip_key_is_found_in_every_spelling_of_the_agent_flag() {
+        for spelled in [
+            args(&["-log-level", "debug", "-encrypt", "K1"]),
+            args(&["--encrypt", "K1"]),
+            args(&["-encrypt=K1"]),
+            args(&["--encrypt=K1", "-ui"]),
+        ] {
+            assert_eq!(encrypt_key(&spelled).as_deref(), Some("K1"), "{spelled:?}");
+        }
+        assert_eq!(encrypt_key(&args(&["-encrypt-wan", "K2", "-ui"])), None);
+        assert_eq!(encrypt_key(&args(&["encrypt", "K3"])), None);
+        assert_eq!(encrypt_key(&[]), None);
+    }
 }

@@ -34,8 +34,9 @@ pub enum Command {
         /// The `meridian` binary (default: next to this one, then PATH).
         #[arg(long)]
         meridian: Option<PathBuf>,
-        /// A `meridian-gateway` binary to run on gateway hosts (none exists yet: without it
-        /// gateway hosts get their namespaces and addresses but run nothing).
+        /// The `meridian-gateway` binary to run on gateway hosts (`cargo build --bin
+        /// meridian-gateway`); without it gateway hosts get their namespaces and addresses
+        /// but run nothing.
         #[arg(long)]
         gateway: Option<PathBuf>,
         /// How long to wait for leaders.
@@ -182,6 +183,29 @@ pub enum Command {
         #[arg(long, default_value_t = 120)]
         max_secs: u64,
     },
+    /// Inside a namespace: GET URLs in turn, paced and timed, and print JSON lines (used
+    /// by scenarios).
+    #[command(name = "_reads", hide = true)]
+    Reads {
+        /// URLs, asked in turn.
+        #[arg(long = "url", required = true)]
+        urls: Vec<String>,
+        /// At most one GET per this much time (0s: back to back).
+        #[arg(long, default_value = "0s", value_parser = parse_duration)]
+        every: Duration,
+        /// Timeout of one GET.
+        #[arg(long, default_value = "15s", value_parser = parse_duration)]
+        timeout: Duration,
+        /// Stop after this many GETs.
+        #[arg(long, default_value_t = u64::MAX)]
+        max_count: u64,
+        /// Stop after this long.
+        #[arg(long, default_value = "180s", value_parser = parse_duration)]
+        max_time: Duration,
+        /// Also stop when stdin closes (how a scenario stops a running load).
+        #[arg(long)]
+        stop_on_eof: bool,
+    },
     /// Inside the WAN router's namespace: the link emulator (used by `up`).
     #[command(name = "_wan-emulator", hide = true)]
     WanEmulator {
@@ -324,6 +348,9 @@ pub enum ScenarioName {
     /// The leader cut off from the rest of its DC: the majority elects and writes, the
     /// minority refuses writes but serves stale reads; after the heal everything converges.
     LanPartition,
+    /// Datacenters with gateways: `?dc=` and DNS from every DC to every other, an unknown
+    /// DC, a gateway killed under load, a WAN link blackholed and restored.
+    Federation,
 }
 
 impl ScenarioName {
@@ -333,6 +360,7 @@ impl ScenarioName {
             ScenarioName::LeaderFailover => "leader-failover",
             ScenarioName::ClientDns => "client-dns",
             ScenarioName::LanPartition => "lan-partition",
+            ScenarioName::Federation => "federation",
         }
     }
 }

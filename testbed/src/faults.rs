@@ -7,9 +7,10 @@ use rustix::process::Signal;
 use crate::agents;
 use crate::error::TestbedError;
 use crate::firewall;
+use crate::gateways;
 use crate::hosts::host;
 use crate::out::{Progress, line};
-use crate::plan::HostPlan;
+use crate::plan::{HostPlan, Role};
 use crate::preflight;
 use crate::probe;
 use crate::state::{Partition, RunDir, State};
@@ -65,9 +66,19 @@ pub async fn process(run: &RunDir, name: &str, fault: ProcessFault) -> Result<()
     Ok(())
 }
 
-/// Waits until `host`'s agent answers HTTP again (after a restart).
+/// Waits until `host`'s agent answers HTTP again (after a restart); for a gateway, which
+/// has no HTTP API, until a server of its DC lists it alive in the LAN pool.
 async fn wait_answering(run: &RunDir, state: &State, host: &HostPlan) -> Result<(), TestbedError> {
     let hint = format!("see {}", run.log_path(&host.name).display());
+    if host.role == Role::Gateway {
+        return wait::until(
+            &format!("{} alive in its DC's LAN pool", host.name),
+            RESTART_DEADLINE,
+            &hint,
+            || async { gateways::in_lan_pool(state, host).await.then_some(()) },
+        )
+        .await;
+    }
     wait::until(
         &format!("{} answering HTTP", host.name),
         RESTART_DEADLINE,

@@ -3,7 +3,9 @@
 //! the namespaces (the root namespace has no route to them, by design).
 //!
 //! Blocking code for short-lived processes: `main` calls these before it builds a tokio
-//! runtime. Output is JSON lines on stdout, read by `probe` (and the scenarios).
+//! runtime. Output is JSON lines on stdout, read by `probe` (and the scenarios): `_probe`
+//! (GETs or a PUT, once), `_kv-writer` (KV writes one at a time) and `_reads` (paced,
+//! timed GETs in a loop).
 
 use std::io::{BufRead, Write};
 use std::sync::Arc;
@@ -109,18 +111,33 @@ fn send(request: reqwest::blocking::RequestBuilder, url: &str) -> Reply {
     }
 }
 
-/// `_kv-writer`: writes `<prefix>/<n>` = `v<n>` one at a time through `base` (an agent's
-/// HTTP address), printing a `WriteRecord` per write, until stdin closes, `max_keys` writes
-/// were made or `max_secs` passed. Every write has a timeout, so the loop is bounded.
-pub fn kv_writer(base: &str, prefix: &str, max_keys: u64, max_secs: u64) -> i32 {
-    let http = match client(Duration::from_secs(2)) {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::error!(cause = %e, "no HTTP client");
-            return 1;
-        }
-    };
-    // The parent closes our stdin to stop us; a thread notices.
+/// One GET of `_reads`, as it prints it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReadRecord {
+    /// Which of the helper's URLs (0-based, in the order given).
+    pub url: usize,
+    /// Wall clock when it was sent, in milliseconds since the Unix epoch (the same clock
+    /// as the scenario's, on the same machine).
+    pub sent_unix_ms: u64,
+    /// Milliseconds until the answer (or the error) came.
+    pub ms: f64,
+    /// HTTP status, when an answer came.
+    pub status: Option<u16>,
+    /// The body (text).
+    pub body: String,
+    /// Why no answer came.
+    pub error: Option<String>,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A flag that a thread sets when stdin closes: the parent stops a helper that way.
+fn stop_on_stdin_close() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     let stop_reader = stop.clone();
     std::thread::spawn(move || {
@@ -134,6 +151,87 @@ pub fn kv_writer(base: &str, prefix: &str, max_keys: u64, max_secs: u64) -> i32 
         }
         stop_reader.store(true, Ordering::Relaxed);
     });
+    stop
+}
+
+/// How `_reads` paces and bounds itself.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadPace {
+    /// At most one GET per this much time (0: back to back).
+    pub every: Duration,
+    /// Timeout of one GET.
+    pub timeout: Duration,
+    /// Stop after this many GETs.
+    pub max_count: u64,
+    /// Stop after this long.
+    pub max_time: Duration,
+    /// Also stop when stdin closes (a parent that stops the loop that way); otherwise
+    /// stdin is not read (a one-shot batch run with stdin closed from the start).
+    pub stop_on_eof: bool,
+}
+
+/// `_reads`: GETs `urls` in turn, one at a time and at most one per `pace.every`, printing
+/// a `ReadRecord` per GET, until a bound of `pace` is reached (or stdin closes, with
+/// `pace.stop_on_eof`). Every GET
+/// has a timeout, so the loop is bounded; the connection is kept alive between GETs.
+pub fn reads(urls: &[String], pace: ReadPace) -> i32 {
+    if urls.is_empty() {
+        return 0;
+    }
+    let http = match client(pace.timeout) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(cause = %e, "no HTTP client");
+            return 1;
+        }
+    };
+    let stop = if pace.stop_on_eof {
+        stop_on_stdin_close()
+    } else {
+        Arc::new(AtomicBool::new(false))
+    };
+    let deadline = Instant::now() + pace.max_time;
+    let mut out = std::io::stdout().lock();
+    for n in 0..pace.max_count {
+        let sent = Instant::now();
+        if stop.load(Ordering::Relaxed) || sent >= deadline {
+            break;
+        }
+        let url = n as usize % urls.len();
+        let sent_unix_ms = unix_ms();
+        let reply = send(http.get(&urls[url]), &urls[url]);
+        let rec = ReadRecord {
+            url,
+            sent_unix_ms,
+            ms: sent.elapsed().as_secs_f64() * 1000.0,
+            status: reply.status,
+            body: reply.body,
+            error: reply.error,
+        };
+        let line = serde_json::to_string(&rec).unwrap_or_default();
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            return 1;
+        }
+        if let Some(rest) = pace.every.checked_sub(sent.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+    0
+}
+
+/// `_kv-writer`: writes `<prefix>/<n>` = `v<n>` one at a time through `base` (an agent's
+/// HTTP address), printing a `WriteRecord` per write, until stdin closes, `max_keys` writes
+/// were made or `max_secs` passed. Every write has a timeout, so the loop is bounded.
+pub fn kv_writer(base: &str, prefix: &str, max_keys: u64, max_secs: u64) -> i32 {
+    let http = match client(Duration::from_secs(2)) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(cause = %e, "no HTTP client");
+            return 1;
+        }
+    };
+    // The parent closes our stdin to stop us; a thread notices.
+    let stop = stop_on_stdin_close();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(max_secs);
     let mut out = std::io::stdout().lock();

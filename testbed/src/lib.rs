@@ -15,7 +15,7 @@
 //!                              │
 //!   status / exec / logs       │       down (kill everything in the namespaces, delete them)
 //!   faults ──▶ proc signals, firewall (nft drop rules inside namespaces)
-//!   scenario ──▶ helper (`testbed _probe`, `_kv-writer` run *inside* a namespace)
+//!   scenario ──▶ helper (`testbed _probe`, `_kv-writer`, `_reads` run *inside* a namespace)
 //!   wan ──▶ router namespace + `_wan-emulator` (TUN: delay, loss, blackhole per DC pair)
 //! ```
 //!
@@ -29,6 +29,7 @@ pub mod down;
 pub mod error;
 pub mod faults;
 pub mod firewall;
+pub mod gateways;
 pub mod helper;
 pub mod hosts;
 pub mod jepsen;
@@ -87,6 +88,7 @@ pub async fn run(cli: Cli) -> Result<i32, TestbedError> {
         Command::Probe { .. }
         | Command::JepsenClients { .. }
         | Command::KvWriter { .. }
+        | Command::Reads { .. }
         | Command::WanEmulator { .. }
         | Command::Echo { .. }
         | Command::DnsWait { .. }
@@ -170,6 +172,23 @@ pub fn run_helper(cli: &Cli) -> Option<i32> {
             max_keys,
             max_secs,
         } => Some(helper::kv_writer(url, prefix, *max_keys, *max_secs)),
+        Command::Reads {
+            urls,
+            every,
+            timeout,
+            max_count,
+            max_time,
+            stop_on_eof,
+        } => Some(helper::reads(
+            urls,
+            helper::ReadPace {
+                every: *every,
+                timeout: *timeout,
+                max_count: *max_count,
+                max_time: *max_time,
+                stop_on_eof: *stop_on_eof,
+            },
+        )),
         Command::WanEmulator {
             tun,
             links,

@@ -5,6 +5,7 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 
 use crate::error::TestbedError;
+use crate::gateways;
 use crate::out::line;
 use crate::plan::{HostPlan, Role};
 use crate::probe;
@@ -67,7 +68,12 @@ async fn row(state: &State, host: &HostPlan) -> Row {
     r.pid = Some(p.pid);
     let live = proc::liveness(p);
     r.alive = live.to_string();
-    if live == Liveness::Running {
+    if live == Liveness::Running && host.role == Role::Gateway {
+        // No HTTP API on a gateway: alive is what its DC's servers see.
+        if !gateways::in_lan_pool(state, host).await {
+            r.alive = "not in LAN pool".into();
+        }
+    } else if live == Liveness::Running {
         let v = probe::view(&state.testbed, &state.plan, host).await;
         if !v.reachable {
             r.alive = "no answer".into();
@@ -151,7 +157,7 @@ fn notes(state: &State, rows: &[Row]) {
         .count();
     if idle > 0 {
         line(&format!(
-            "gateways: {idle} host(s) on LAN + WAN, not started: no meridian-gateway binary configured (it does not exist yet)"
+            "gateways: {idle} host(s) on LAN + WAN, not started: `up` was given no --gateway binary"
         ));
     }
     if let Some(p) = &state.wan_emulator {

@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use crate::agents;
 use crate::down;
 use crate::error::TestbedError;
+use crate::gateways;
 use crate::netns;
 use crate::out::Progress;
 use crate::plan::{Plan, Role};
@@ -155,6 +156,7 @@ async fn bring_up(
         ));
     }
     wait_for_leaders(run, state, progress, timeout).await?;
+    wait_for_gateways(run, state, progress, timeout).await?;
     state.phase = Phase::Up;
     run.save(state)?;
     progress.say(&format!(
@@ -213,6 +215,53 @@ async fn wait_for_leaders(
             r?;
         }
     }
+    Ok(())
+}
+
+/// Waits until every started gateway is alive in its DC's LAN pool (as a server of the DC
+/// lists it); fails at once if one exited (a flag it refuses, a port it cannot bind). No
+/// leader waits on gateways, and a scenario right after `up` expects them joined.
+async fn wait_for_gateways(
+    run: &RunDir,
+    state: &State,
+    progress: Progress,
+    timeout: Duration,
+) -> Result<(), TestbedError> {
+    let gateways: Vec<_> = state
+        .plan
+        .hosts
+        .iter()
+        .filter(|h| h.role == Role::Gateway && state.processes.contains_key(&h.name))
+        .collect();
+    if gateways.is_empty() {
+        return Ok(());
+    }
+    let hint = format!("gateway logs under {}/hosts/", run.root().display());
+    wait::until(
+        "every gateway in its DC's LAN pool",
+        timeout,
+        &hint,
+        || async {
+            for h in &gateways {
+                if let Some(p) = state.processes.get(&h.name)
+                    && proc::liveness(p) == Liveness::Dead
+                {
+                    return Some(Err(TestbedError::AgentDied {
+                        host: h.name.clone(),
+                        log: run.log_path(&h.name),
+                    }));
+                }
+            }
+            for h in &gateways {
+                if !gateways::in_lan_pool(state, h).await {
+                    return None;
+                }
+            }
+            Some(Ok(()))
+        },
+    )
+    .await??;
+    progress.say(&format!("{} gateway(s) joined their DCs", gateways.len()));
     Ok(())
 }
 

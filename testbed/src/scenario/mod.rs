@@ -6,6 +6,7 @@
 //! (or says in the report that it could not).
 
 mod client_dns;
+mod federation;
 mod lan_partition;
 mod leader_failover;
 pub mod plot;
@@ -72,7 +73,8 @@ pub struct Report {
     pub duration_s: f64,
     /// Assertions in the order they were made.
     pub checks: Vec<Check>,
-    /// Named durations in seconds (e.g. `leader_elected_after_kill_s`).
+    /// Named durations, in seconds (`leader_elected_after_kill_s`) or, where the name ends
+    /// in `_ms`, milliseconds (`read_dc1_to_dc2_p50_ms`).
     pub timings: BTreeMap<String, f64>,
     /// Named counts (e.g. `writes_acknowledged`).
     pub counts: BTreeMap<String, u64>,
@@ -81,6 +83,9 @@ pub struct Report {
     /// What each agent of the DC said over time (scenarios that sample).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<timeline::Sample>,
+    /// Timed requests of the scenario's query load (scenarios that run one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queries: Vec<timeline::QuerySample>,
     /// What the scenario did, on the timeline's clock.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<timeline::Event>,
@@ -102,6 +107,7 @@ impl Report {
             counts: BTreeMap::new(),
             facts: BTreeMap::new(),
             timeline: Vec::new(),
+            queries: Vec::new(),
             events: Vec::new(),
             plots: Vec::new(),
         }
@@ -164,6 +170,9 @@ pub async fn run(run_dir: &RunDir, name: ScenarioName) -> Result<(), TestbedErro
         }
         ScenarioName::LanPartition => {
             lan_partition::run(run_dir, &mut state, &mut report, progress).await
+        }
+        ScenarioName::Federation => {
+            federation::run(run_dir, &mut state, &mut report, progress).await
         }
     };
     if let Err(e) = outcome {

@@ -5,6 +5,7 @@
 //! - `timeline`: per host of a DC, over the scenario's seconds: which leader it names, its
 //!   raft index, how many members it sees alive; the scenario's events as vertical lines.
 //! - `bars`: one horizontal bar per host (e.g. seconds until a service is visible in DNS).
+//! - `queries`: every timed request of a query load, latency over time, failures marked.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -13,7 +14,7 @@ use std::sync::OnceLock;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::timeline::{Event, Sample};
+use super::timeline::{Event, QuerySample, Sample};
 
 /// The one font family the plots use.
 pub(crate) const FONT: &str = "sans-serif";
@@ -244,6 +245,93 @@ fn line_panel(
         .map_err(err)
 }
 
+/// Each query of `samples` as a point: x its send time, y its latency (log scale), one
+/// color per stream, failed ones as red crosses; events as labelled vertical lines.
+pub fn queries(
+    path: &Path,
+    title: &str,
+    samples: &[QuerySample],
+    events: &[Event],
+) -> DrawResult<()> {
+    font()?;
+    let root = BitMapBackend::new(path, (1280, 720)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let t_max = samples
+        .iter()
+        .map(|s| s.t)
+        .chain(events.iter().map(|e| e.t))
+        .fold(1.0, f64::max)
+        * 1.02;
+    let y_max = samples.iter().map(|s| s.ms).fold(10.0, f64::max) * 2.0;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..t_max, (0.5f64..y_max).log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since the scenario began (when the request was sent)")
+        .y_desc("milliseconds until the answer (log)")
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(err)?;
+    let streams: Vec<String> = samples
+        .iter()
+        .map(|s| s.stream.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for (i, stream) in streams.iter().enumerate() {
+        let c = color(i);
+        let ok = samples
+            .iter()
+            .filter(|s| &s.stream == stream && s.ok)
+            .map(|s| Circle::new((s.t, s.ms.max(0.5)), 2, c.filled()));
+        chart
+            .draw_series(ok)
+            .map_err(err)?
+            .label(stream.clone())
+            .legend(move |(x, y)| Circle::new((x + 7, y), 4, c.filled()));
+    }
+    let failed = samples
+        .iter()
+        .filter(|s| !s.ok)
+        .map(|s| Cross::new((s.t, s.ms.max(0.5)), 5, RED.stroke_width(2)));
+    chart
+        .draw_series(failed)
+        .map_err(err)?
+        .label("failed (any stream)")
+        .legend(|(x, y)| Cross::new((x + 7, y), 5, RED.stroke_width(2)));
+    for (i, e) in events.iter().enumerate() {
+        chart
+            .draw_series(LineSeries::new(
+                [(e.t, 0.5), (e.t, y_max)],
+                BLACK.stroke_width(1),
+            ))
+            .map_err(err)?;
+        // Labels of events close in time would overlap: three heights in turn.
+        let y = y_max / [1.5, 3.0, 6.0][i % 3];
+        chart
+            .draw_series(std::iter::once(Text::new(
+                e.what.clone(),
+                (e.t + t_max * 0.003, y),
+                (FONT, 13).into_font().color(&BLACK),
+            )))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 13))
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
 /// One horizontal bar per `(label, value)`; `None` is drawn as "not seen".
 pub fn bars(
     path: &Path,
@@ -307,7 +395,7 @@ pub fn bars(
 #[cfg(test)]
 mod tests {
     use super::{bars, timeline};
-    use crate::scenario::timeline::{Event, Sample};
+    use crate::scenario::timeline::{Event, QuerySample, Sample};
 
     fn sample(t: f64, host: &str, leader: Option<&str>, index: u64) -> Sample {
         Sample {
@@ -347,13 +435,24 @@ mod tests {
         }];
         let t = dir.path().join("t.png");
         timeline(&t, "test timeline", &hosts, &samples, &events).expect("timeline");
+        let q = dir.path().join("q.png");
+        let queries: Vec<QuerySample> = (0..40)
+            .map(|i| QuerySample {
+                t: f64::from(i) * 0.1,
+                stream: if i % 2 == 0 { "dc1->dc2" } else { "dc1->dc3" }.into(),
+                ms: if i > 30 { 3400.0 } else { 4.0 + f64::from(i) },
+                ok: i <= 30,
+                status: Some(if i > 30 { 500 } else { 200 }),
+            })
+            .collect();
+        super::queries(&q, "test queries", &queries, &events).expect("queries");
         let b = dir.path().join("b.png");
         let data = [
             ("dc1-s1".to_string(), Some(0.12)),
             ("dc1-c1".to_string(), None),
         ];
         bars(&b, "test bars", "seconds", &data).expect("bars");
-        for p in [t, b] {
+        for p in [t, q, b] {
             let bytes = std::fs::read(&p).expect("png written");
             assert!(bytes.starts_with(b"\x89PNG"), "{}", p.display());
         }

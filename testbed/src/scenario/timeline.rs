@@ -2,7 +2,7 @@
 //! DC, about four times a second, which leader it knows, its raft index and how many
 //! members it sees alive, and stamps each answer with the seconds since the scenario began.
 //! Scenarios add events (`kill dc1-s2`, `heal`); the samples and events go into the report
-//! and into the timeline plot.
+//! and into the timeline plot. Scenarios that time a query load record `QuerySample`s.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -34,6 +34,22 @@ pub struct Sample {
     pub index: Option<u64>,
     /// Members it sees alive in its LAN pool (`/v1/agent/members`, Status 1).
     pub members_alive: Option<u64>,
+}
+
+/// One timed HTTP request of a scenario's query load (`federation`: the cross-DC reads).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuerySample {
+    /// Seconds since the scenario began, when it was sent.
+    pub t: f64,
+    /// Which load it belongs to (`dc2→dc1 kv read`).
+    pub stream: String,
+    /// Milliseconds until its answer or error.
+    pub ms: f64,
+    /// It got the expected answer.
+    pub ok: bool,
+    /// HTTP status, when an answer came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
 }
 
 /// Something the scenario did.

@@ -31,6 +31,30 @@ pub(crate) fn meridian() -> PathBuf {
     bin
 }
 
+/// `target/<profile>/meridian-gateway` beside the testbed binary, built first if missing.
+pub(crate) fn gateway() -> PathBuf {
+    let dir = testbed()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let bin = dir.join("meridian-gateway");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "-p",
+                "meridian-gateway",
+                "--bin",
+                "meridian-gateway",
+            ])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building meridian-gateway failed");
+    }
+    bin
+}
+
 /// Why namespaces cannot be used here, if they cannot.
 pub(crate) fn skip_reason() -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
