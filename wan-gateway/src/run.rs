@@ -15,9 +15,9 @@ use meridian_gossip::keyring::{local_keyring_path, remote_keyring_path};
 use meridian_gossip::{BoundGossip, GossipConfig, GossipHandle, Role, Tags};
 use meridian_rpc::{Channels, ForwardEndpoint};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tonic::transport::server::TcpIncoming;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::error::GatewayError;
@@ -149,8 +149,10 @@ pub async fn start(opts: &Options, token: CancellationToken) -> Result<Gateway, 
             let served = tonic::transport::Server::builder()
                 .tcp_nodelay(true)
                 .add_service(svc)
+                // Server::tcp_nodelay does not reach an incoming stream: set it on the
+                // stream, or Nagle holds each small reply for the peer's delayed ACK (40 ms).
                 .serve_with_incoming_shutdown(
-                    TcpListenerStream::new(listener),
+                    TcpIncoming::from(listener).with_nodelay(Some(true)),
                     token.cancelled_owned(),
                 )
                 .await;

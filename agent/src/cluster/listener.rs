@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use meridian_proto::v1::forward_server::ForwardServer;
 use meridian_proto::v1::raft_server::RaftServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
 
 use super::raft_rpc::RaftService;
 use crate::server::forward_handler::ForwardHandler;
@@ -44,8 +44,10 @@ impl RpcListener {
             .tcp_nodelay(true)
             .add_service(raft)
             .add_service(forward)
+            // Server::tcp_nodelay does not reach an incoming stream: set it on the stream, or
+            // Nagle holds each small reply for the peer's delayed ACK (40 ms per request).
             .serve_with_incoming_shutdown(
-                TcpListenerStream::new(self.listener),
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
                 token.cancelled_owned(),
             )
             .await
