@@ -22,4 +22,4 @@ pub mod wire;
 
 pub use channels::{Channels, MAX_MESSAGE};
 pub use http::{HttpRequest, HttpResponse};
-pub use transport::{ForwardEndpoint, Handler, TransportError, call};
+pub use transport::{ForwardEndpoint, Handler, TransportError, call, call_named};
