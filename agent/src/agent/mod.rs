@@ -14,6 +14,7 @@ mod identity;
 pub mod lan;
 mod pid_file;
 pub mod user_event;
+mod warnings;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,6 +30,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 
 pub use self::error::AgentError;
+pub use self::warnings::log_config_warnings;
 use crate::cluster::raft_rpc::{Channels, RaftService};
 use crate::cluster::{Forwarder, GrpcTransport, RemoteServers, RpcListener};
 use crate::gossip::{BoundGossip, GossipHandle};
@@ -765,22 +767,6 @@ fn spawn_dns(
         .instrument(info_span!("dns")),
     );
     stats
-}
-
-/// Logs each configuration warning once: the keys accepted from Consul's configuration that
-/// have no effect in Meridian, and the `MERIDIAN_*` variables that name no key.
-pub fn log_config_warnings(cfg: &Config) {
-    for w in &cfg.warnings {
-        match w.kind {
-            meridian_config::WarningKind::NotAKey => {
-                warn!(variable = %w.key, "environment variable names no configuration key; ignored")
-            }
-            meridian_config::WarningKind::Deprecated { use_instead } => {
-                warn!(key = %w.key, source = %w.origin, use_instead, "config key is deprecated")
-            }
-            _ => warn!(key = %w.key, source = %w.origin, "config key has no effect in Meridian"),
-        }
-    }
 }
 
 /// Runs an agent with `cfg` until `shutdown` is cancelled.
