@@ -16,6 +16,7 @@ use crate::ConfigError;
 use crate::consul_keys::ConfigWarning;
 use crate::duration::serde_go;
 use crate::event_handler::EventHandler;
+use crate::tls::{DeprecatedTls, InternalRpcTls, TlsConfig};
 
 /// The agent's configuration, as merged from defaults, files, environment and flags.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,6 +127,24 @@ pub struct Config {
     /// ACL settings. Only `enabled` is kept, so that `true` can be refused until ACLs are
     /// enforced; every other `acl` key is accepted and warned about as having no effect.
     pub acl: AclConfig,
+    /// TLS (`tls { defaults { ... } internal_rpc { ... } }`); see [`Config::internal_rpc_tls`].
+    pub tls: TlsConfig,
+    /// Deprecated spelling of `tls.defaults.ca_file` (which wins when both are set).
+    pub ca_file: Option<PathBuf>,
+    /// Deprecated spelling of `tls.defaults.ca_path`; refused like it.
+    pub ca_path: Option<PathBuf>,
+    /// Deprecated spelling of `tls.defaults.cert_file`.
+    pub cert_file: Option<PathBuf>,
+    /// Deprecated spelling of `tls.defaults.key_file`.
+    pub key_file: Option<PathBuf>,
+    /// Deprecated spelling of `tls.defaults.verify_incoming`.
+    pub verify_incoming: Option<bool>,
+    /// Deprecated spelling of `tls.internal_rpc.verify_incoming`.
+    pub verify_incoming_rpc: Option<bool>,
+    /// Deprecated spelling of `tls.defaults.verify_outgoing`.
+    pub verify_outgoing: Option<bool>,
+    /// Deprecated spelling of `tls.internal_rpc.verify_server_hostname`.
+    pub verify_server_hostname: Option<bool>,
     /// Set by `-dev` only: in-memory-like temporary state, everything on 127.0.0.1, fast raft.
     #[serde(skip)]
     pub dev_mode: bool,
@@ -339,6 +358,15 @@ impl Default for Config {
             primary_datacenter: None,
             addresses: AddressesConfig::default(),
             acl: AclConfig::default(),
+            tls: TlsConfig::default(),
+            ca_file: None,
+            ca_path: None,
+            cert_file: None,
+            key_file: None,
+            verify_incoming: None,
+            verify_incoming_rpc: None,
+            verify_outgoing: None,
+            verify_server_hostname: None,
             dev_mode: false,
             warnings: Vec::new(),
         }
@@ -470,6 +498,26 @@ impl Config {
                 "advertise_addr",
                 "cannot be derived from bind_addr 0.0.0.0; set advertise_addr (-advertise) or bind_addr (-bind)",
             )),
+        }
+    }
+
+    /// TLS for server RPC as Consul resolves it (`tls.internal_rpc`, else `tls.defaults`,
+    /// else the deprecated top-level keys; `verify_server_hostname` implies
+    /// `verify_outgoing`). `None` when no TLS key is set.
+    pub fn internal_rpc_tls(&self) -> Option<InternalRpcTls> {
+        self.tls.internal_rpc(&self.deprecated_tls())
+    }
+
+    /// The deprecated top-level TLS keys, for resolution and validation.
+    pub(crate) fn deprecated_tls(&self) -> DeprecatedTls<'_> {
+        DeprecatedTls {
+            ca_file: self.ca_file.as_deref(),
+            cert_file: self.cert_file.as_deref(),
+            key_file: self.key_file.as_deref(),
+            verify_incoming: self.verify_incoming,
+            verify_incoming_rpc: self.verify_incoming_rpc,
+            verify_outgoing: self.verify_outgoing,
+            verify_server_hostname: self.verify_server_hostname,
         }
     }
 

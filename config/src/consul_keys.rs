@@ -39,6 +39,11 @@ pub enum WarningKind {
     /// A `MERIDIAN_*` environment variable that is no configuration key (a wrapper's
     /// `MERIDIAN_BIN`, say): ignored.
     NotAKey,
+    /// A deprecated spelling that still takes effect; the field names the current key.
+    Deprecated {
+        /// The key to use instead, e.g. `tls.defaults.ca_file`.
+        use_instead: &'static str,
+    },
 }
 
 impl ConfigWarning {
@@ -47,13 +52,18 @@ impl ConfigWarning {
         match self.kind {
             WarningKind::NoEffect => "config key has no effect in Meridian",
             WarningKind::NotAKey => "environment variable is no configuration key; ignored",
+            WarningKind::Deprecated { .. } => "config key is deprecated",
         }
     }
 }
 
 impl fmt::Display for ConfigWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.origin, self.key, self.message())
+        write!(f, "{}: {}: {}", self.origin, self.key, self.message())?;
+        if let WarningKind::Deprecated { use_instead } = self.kind {
+            write!(f, "; use {use_instead} instead")?;
+        }
+        Ok(())
     }
 }
 
@@ -77,9 +87,12 @@ enum Rule {
     /// A block that has no effect, except for the listed children, which stay for the typed
     /// config (`acl.enabled`, so that `true` can be refused).
     NoEffectExcept(&'static [&'static str]),
+    /// A deprecated spelling the typed config still reads: warned about (naming the key to
+    /// use instead) and left in place.
+    Deprecated(&'static str),
 }
 
-use Rule::{AlreadySo, Block, EnablesAcl, Listener, NoEffect, NoEffectExcept};
+use Rule::{AlreadySo, Block, Deprecated, EnablesAcl, Listener, NoEffect, NoEffectExcept};
 
 /// Consul's top-level keys that the typed `Config` does not have, with their rule. Blocks that
 /// Meridian implements in part list only the children it lacks.
@@ -91,6 +104,7 @@ const TOP: &[(&str, Rule)] = &[
     ("limits", Block(LIMITS)),
     ("ui_config", Block(UI_CONFIG)),
     ("acl", NoEffectExcept(&["enabled"])),
+    ("tls", Block(TLS)),
     // Features Meridian does not have.
     ("audit", NoEffect),
     ("auto_config", NoEffect),
@@ -114,7 +128,6 @@ const TOP: &[(&str, Rule)] = &[
     ("reporting", NoEffect),
     ("rpc", NoEffect),
     ("telemetry", NoEffect),
-    ("tls", NoEffect),
     ("unix_sockets", NoEffect),
     ("watches", NoEffect),
     ("xds", NoEffect),
@@ -180,19 +193,32 @@ const TOP: &[(&str, Rule)] = &[
     ("acl_token", NoEffect),
     ("acl_ttl", NoEffect),
     ("enable_acl_replication", NoEffect),
-    // Deprecated top-level TLS spellings (Meridian has no TLS yet).
-    ("ca_file", NoEffect),
-    ("ca_path", NoEffect),
-    ("cert_file", NoEffect),
-    ("key_file", NoEffect),
+    // Deprecated top-level TLS spellings: those of internal RPC still take effect (Consul's
+    // `deprecated.go` mapping); HTTPS and the version and cipher knobs have none.
+    ("ca_file", Deprecated("tls.defaults.ca_file")),
+    ("ca_path", Deprecated("tls.defaults.ca_path")),
+    ("cert_file", Deprecated("tls.defaults.cert_file")),
+    ("key_file", Deprecated("tls.defaults.key_file")),
     ("tls_cipher_suites", NoEffect),
     ("tls_min_version", NoEffect),
     ("tls_prefer_server_cipher_suites", NoEffect),
-    ("verify_incoming", NoEffect),
+    (
+        "verify_incoming",
+        Deprecated("tls.defaults.verify_incoming"),
+    ),
     ("verify_incoming_https", NoEffect),
-    ("verify_incoming_rpc", NoEffect),
-    ("verify_outgoing", NoEffect),
-    ("verify_server_hostname", NoEffect),
+    (
+        "verify_incoming_rpc",
+        Deprecated("tls.internal_rpc.verify_incoming"),
+    ),
+    (
+        "verify_outgoing",
+        Deprecated("tls.defaults.verify_outgoing"),
+    ),
+    (
+        "verify_server_hostname",
+        Deprecated("tls.internal_rpc.verify_server_hostname"),
+    ),
     // Enterprise-only keys of the open-source struct.
     ("license_path", NoEffect),
     ("non_voting_server", NoEffect),
@@ -220,6 +246,22 @@ const TOP: &[(&str, Rule)] = &[
     ("disable_anonymous_signature", AlreadySo),
     ("disable_update_check", AlreadySo),
     ("snapshot_agent", AlreadySo),
+];
+
+/// `tls`: `defaults` and `internal_rpc` are typed (server RPC is TLS); Meridian serves no
+/// HTTPS or external gRPC, so those blocks have no effect. It always offers TLS 1.3 and 1.2
+/// with rustls' cipher suites, so the version and suite knobs have none either.
+const TLS: &[(&str, Rule)] = &[
+    ("defaults", Block(TLS_PROTOCOL)),
+    ("internal_rpc", Block(TLS_PROTOCOL)),
+    ("https", NoEffect),
+    ("grpc", NoEffect),
+];
+
+/// A `tls` block's keys without effect.
+const TLS_PROTOCOL: &[(&str, Rule)] = &[
+    ("tls_min_version", NoEffect),
+    ("tls_cipher_suites", NoEffect),
 ];
 
 /// `ports`: listeners Meridian does not open (`https` and `grpc` are typed, see
@@ -339,6 +381,11 @@ fn strip_level(
                     strip_level(inner, children, &format!("{path}."), origin, warnings);
                 }
             }
+            Deprecated(use_instead) => warnings.push(ConfigWarning {
+                key: path.clone(),
+                origin: origin(&path),
+                kind: WarningKind::Deprecated { use_instead },
+            }),
             NoEffectExcept(keep) => {
                 warn(&path);
                 match value {

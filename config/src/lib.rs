@@ -29,6 +29,7 @@ mod event_handler;
 mod files;
 mod flags;
 mod load;
+mod tls;
 mod validate;
 
 #[cfg(test)]
@@ -37,6 +38,8 @@ mod test_support;
 mod tests;
 #[cfg(test)]
 mod tests_consul;
+#[cfg(test)]
+mod tests_tls;
 
 pub use args::normalize_args;
 pub use config::{
@@ -48,3 +51,4 @@ pub use error::ConfigError;
 pub use event_handler::{EventFilter, EventHandler, EventHandlerError};
 pub use flags::{AgentFlags, parse_duration_flag};
 pub use load::{ENV_PREFIX, Hcl, validate_path, validate_paths, validate_text};
+pub use tls::{InternalRpcTls, TlsConfig, TlsProtocolConfig};

@@ -24,7 +24,15 @@ impl Config {
         self.validate_cluster()?;
         self.validate_network()?;
         self.validate_misc()?;
+        self.validate_tls()?;
         Ok(())
+    }
+
+    /// Consul's TLS rules (`tls.rs`): no `ca_path`, `verify_server_hostname` only in
+    /// `internal_rpc`, cert and key together, the verify flags' files present.
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        self.tls
+            .validate(&self.deprecated_tls(), self.ca_path.as_deref())
     }
 
     fn validate_identity(&self) -> Result<(), ConfigError> {

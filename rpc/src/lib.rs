@@ -24,4 +24,4 @@ pub mod wire;
 
 pub use channels::{Channels, MAX_MESSAGE};
 pub use http::{HttpRequest, HttpResponse, ServerRefusal};
-pub use transport::{ForwardEndpoint, Handler, TransportError, call};
+pub use transport::{ForwardEndpoint, Handler, TransportError, call, call_named};

@@ -37,17 +37,46 @@ pub enum TransportError {
     Protocol(String),
 }
 
-/// Whether a failed call certainly never reached the peer: the connection could not be made
-/// (tonic maps a connect failure to `Unavailable` with hyper's "tcp connect error").
-/// Anything else may have failed after the request was written.
+/// Whether a failed call certainly never reached the peer: the connection could not be made.
+/// tonic maps a connector's failure to `Unavailable` with the connector error's text:
+/// hyper's "tcp connect error" in plaintext, and under TLS `meridian_tls::ConnectError`'s
+/// "tcp connect error" / "tls connect error" (a refused handshake, whichever side refused:
+/// the connector waits for the server's first bytes, so a refused client certificate fails
+/// the connect and not the request). Anything else may have failed after the request was
+/// written.
 fn never_sent(status: &tonic::Status) -> bool {
     status.code() == tonic::Code::Unavailable && status.message().contains("connect error")
 }
 
 /// Sends `payload` to the `Forward` service at `addr` for `datacenter`, within `timeout`;
-/// the reply payload.
+/// the reply payload. Under TLS the peer must prove the channels' default server name.
 pub async fn call(
     channels: &Channels,
+    addr: &str,
+    datacenter: &str,
+    payload: Vec<u8>,
+    timeout: Duration,
+) -> Result<Vec<u8>, TransportError> {
+    let channel = channels.get(addr);
+    call_on(channel, addr, datacenter, payload, timeout).await
+}
+
+/// [`call`] to a peer that must prove `server_name` under TLS (`gateway.dc2.consul`, or
+/// `server.dc2.consul` across datacenters); without TLS the name is not checked.
+pub async fn call_named(
+    channels: &Channels,
+    addr: &str,
+    server_name: &str,
+    datacenter: &str,
+    payload: Vec<u8>,
+    timeout: Duration,
+) -> Result<Vec<u8>, TransportError> {
+    let channel = channels.get_named(addr, server_name);
+    call_on(channel, addr, datacenter, payload, timeout).await
+}
+
+async fn call_on(
+    channel: Result<tonic::transport::Channel, tonic::transport::Error>,
     addr: &str,
     datacenter: &str,
     payload: Vec<u8>,
@@ -61,7 +90,7 @@ pub async fn call(
         addr: addr.to_string(),
         reason,
     };
-    let channel = channels.get(addr).map_err(|e| unreachable(e.to_string()))?;
+    let channel = channel.map_err(|e| unreachable(e.to_string()))?;
     let mut client = ForwardClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
@@ -129,5 +158,23 @@ impl<H: Handler> Forward for ForwardEndpoint<H> {
             payload,
             ..Default::default()
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_errors_are_never_sent_and_others_may_have_been() {
+        for msg in [
+            "tcp connect error: Connection refused (os error 111)",
+            "tls connect error: 127.0.0.1:1: handshake failed: invalid peer certificate: UnknownIssuer",
+            "tls connect error: 127.0.0.1:1: the server refused this client: received fatal alert: CertificateRequired",
+        ] {
+            assert!(never_sent(&tonic::Status::unavailable(msg)), "{msg}");
+        }
+        assert!(!never_sent(&tonic::Status::unavailable("connection reset")));
+        assert!(!never_sent(&tonic::Status::unknown("tcp connect error")));
     }
 }

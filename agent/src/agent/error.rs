@@ -12,6 +12,9 @@ pub enum AgentError {
     /// A feature this build does not have yet.
     #[error("{0}")]
     Unsupported(String),
+    /// The TLS files could not be loaded (the error names the file).
+    #[error("TLS: {0}")]
+    Tls(#[from] meridian_tls::TlsError),
     /// The data directory could not be created or read.
     #[error("data directory: {0}")]
     DataDir(#[source] std::io::Error),

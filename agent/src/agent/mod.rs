@@ -14,6 +14,7 @@ mod identity;
 pub mod lan;
 mod pid_file;
 pub mod user_event;
+mod warnings;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,12 +23,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use meridian_config::Config;
+use meridian_tls::TlsContext;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 
 pub use self::error::AgentError;
+pub use self::warnings::log_config_warnings;
 use crate::cluster::raft_rpc::{Channels, RaftService};
 use crate::cluster::{Federation, Forwarder, GrpcTransport, RemoteServers, RpcListener};
 use crate::gossip::{BoundGossip, GossipHandle};
@@ -55,6 +58,8 @@ pub struct BoundAgent {
     server: Option<ServerSide>,
     /// gRPC channels to servers (raft and forwarding share them).
     channels: Arc<Channels>,
+    /// Server RPC TLS (listener, channels and reloads share it); `None` without TLS keys.
+    tls: Option<TlsContext>,
     gossip: BoundGossip,
     me: SelfInfo,
     /// Parsed `event_handlers`.
@@ -88,6 +93,7 @@ pub struct AgentHandle {
     reload: Arc<Reload>,
     server: Option<ServerHandle>,
     gossip: GossipHandle,
+    tls: Option<TlsContext>,
     failed: tokio::sync::watch::Receiver<Option<String>>,
     stopper: Stopper,
 }
@@ -190,9 +196,16 @@ impl BoundAgent {
             addr: rpc_bind,
             source,
         };
+        // Read the certificates before anything listens: a bad file stops the start.
+        let tls = crate::cluster::tls::context(&cfg)?;
         // Client agents hold no raft and, as Consul's, listen on no server port.
         let rpc = if cfg.server {
-            Some(RpcListener::bind(rpc_bind).await.map_err(rpc_err)?)
+            Some(
+                RpcListener::bind(rpc_bind)
+                    .await
+                    .map_err(rpc_err)?
+                    .with_tls(tls.clone()),
+            )
         } else {
             None
         };
@@ -231,7 +244,7 @@ impl BoundAgent {
             &previous,
         )
         .await?;
-        let channels = Arc::new(Channels::default());
+        let channels = Arc::new(crate::cluster::tls::channels(&cfg, tls.as_ref()));
         let server = match rpc {
             None => None,
             Some(rpc) => {
@@ -259,6 +272,7 @@ impl BoundAgent {
             dns,
             server,
             channels,
+            tls,
             gossip,
             me,
             local,
@@ -431,7 +445,9 @@ impl BoundAgent {
                 token.child_token(),
             )
         });
-        let reload = Arc::new(Reload::new(self.config_source, Arc::clone(&local)));
+        let reload = Arc::new(
+            Reload::new(self.config_source, Arc::clone(&local)).with_tls(self.tls.clone()),
+        );
         {
             let (reload, cfg) = (Arc::clone(&reload), self.cfg.clone());
             tracker.spawn(async move {
@@ -586,6 +602,7 @@ impl BoundAgent {
             reload,
             server,
             gossip,
+            tls: self.tls,
             failed,
             stopper,
         }
@@ -606,6 +623,11 @@ impl AgentHandle {
     /// The LAN gossip pool.
     pub fn gossip(&self) -> &GossipHandle {
         &self.gossip
+    }
+
+    /// Server RPC TLS (refused handshakes, reloads), if configured.
+    pub fn tls(&self) -> Option<&TlsContext> {
+        self.tls.as_ref()
     }
 
     /// Reloads the configuration's service definitions (what `SIGHUP` does).
@@ -750,19 +772,6 @@ fn spawn_dns(
         .instrument(info_span!("dns")),
     );
     stats
-}
-
-/// Logs each configuration warning once: the keys accepted from Consul's configuration that
-/// have no effect in Meridian, and the `MERIDIAN_*` variables that name no key.
-pub fn log_config_warnings(cfg: &Config) {
-    for w in &cfg.warnings {
-        match w.kind {
-            meridian_config::WarningKind::NotAKey => {
-                warn!(variable = %w.key, "environment variable names no configuration key; ignored")
-            }
-            _ => warn!(key = %w.key, source = %w.origin, "config key has no effect in Meridian"),
-        }
-    }
 }
 
 /// Runs an agent with `cfg` until `shutdown` is cancelled.

@@ -1,7 +1,7 @@
 //! The `meridian` command line: clap definitions and the subcommands that do not run an agent.
 //!
 //! `agent` is dispatched by `main.rs` (it owns the runtime and signals). Everything else runs
-//! here: local commands (`version`, `validate`, `keygen`) and HTTP-API clients (`kv`,
+//! here: local commands (`version`, `validate`, `keygen`, `tls`) and HTTP-API clients (`kv`,
 //! `catalog`, `members`, `info`, `operator`, `leave`, `join`, `force-leave`, `event`,
 //! `keyring`, `rtt`) whose output text and exit codes follow
 //! Consul's CLI, so scripts written for `consul` keep working. Messages such as
@@ -26,6 +26,7 @@ pub mod members;
 pub mod operator;
 pub mod rtt;
 mod table;
+pub mod tls;
 
 pub use client::{ApiClient, ClientError, HttpFlags, ServerFlags};
 
@@ -77,6 +78,9 @@ pub enum Command {
     Event(gossip::EventArgs),
     /// Estimate the network round trip time between two nodes.
     Rtt(rtt::RttArgs),
+    /// Builtin helpers for creating CAs and certificates.
+    #[command(subcommand)]
+    Tls(tls::TlsCommand),
 }
 
 /// `meridian validate PATH...`
@@ -185,6 +189,7 @@ pub async fn run_with(command: Command, out: &mut dyn Write) -> Result<(), CliEr
         Command::ForceLeave(args) => gossip::force_leave(args, out).await,
         Command::Event(args) => gossip::event(args, out).await,
         Command::Rtt(args) => rtt::run(args, out).await,
+        Command::Tls(cmd) => tls::run(cmd, out),
     }
 }
 

@@ -1,11 +1,13 @@
 //! The server RPC listener (port 8300): one TCP socket, bound before gossip starts so the
 //! real port (tests bind port 0) goes into the member tags, serving the raft and forward
-//! gRPC services until the agent stops.
+//! gRPC services until the agent stops. With a TLS certificate configured it accepts
+//! through `meridian_tls::incoming` (TLS, and plaintext only without `verify_incoming`).
 
 use std::net::SocketAddr;
 
 use meridian_proto::v1::forward_server::ForwardServer;
 use meridian_proto::v1::raft_server::RaftServer;
+use meridian_tls::TlsContext;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
@@ -18,6 +20,8 @@ use meridian_rpc::ForwardEndpoint;
 #[derive(Debug)]
 pub struct RpcListener {
     listener: TcpListener,
+    /// Serve TLS when this context has a certificate.
+    tls: Option<TlsContext>,
 }
 
 impl RpcListener {
@@ -25,7 +29,14 @@ impl RpcListener {
     pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
         Ok(Self {
             listener: TcpListener::bind(addr).await?,
+            tls: None,
         })
+    }
+
+    /// Serves TLS with `tls` (when it has a certificate) instead of plaintext.
+    pub fn with_tls(mut self, tls: Option<TlsContext>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// The bound address.
@@ -40,16 +51,32 @@ impl RpcListener {
         forward: ForwardServer<ForwardEndpoint<ForwardHandler>>,
         token: CancellationToken,
     ) -> Result<(), tonic::transport::Error> {
-        tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .add_service(raft)
-            .add_service(forward)
-            // Server::tcp_nodelay does not reach an incoming stream: set it on the stream, or
-            // Nagle holds each small reply for the peer's delayed ACK (40 ms per request).
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                token.cancelled_owned(),
-            )
-            .await
+            .add_service(forward);
+        match self.tls.filter(TlsContext::serves_tls) {
+            Some(tls) => {
+                let incoming = meridian_tls::incoming(
+                    self.listener,
+                    tls,
+                    meridian_tls::DEFAULT_HANDSHAKE_TIMEOUT,
+                );
+                router
+                    .serve_with_incoming_shutdown(incoming, token.cancelled_owned())
+                    .await
+            }
+            None => {
+                router
+                    // Server::tcp_nodelay does not reach an incoming stream: set it on
+                    // the stream, or Nagle holds each small reply for the peer's delayed
+                    // ACK (40 ms per request).
+                    .serve_with_incoming_shutdown(
+                        TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                        token.cancelled_owned(),
+                    )
+                    .await
+            }
+        }
     }
 }

@@ -8,6 +8,9 @@
 //!   server A ── federation::Federation ──gRPC──▶ a WAN gateway ──▶ another datacenter
 //! ```
 //!
+//! With TLS configured (`tls.rs`) the listener accepts through `meridian-tls` and the
+//! channels dial through it, verifying servers as `server.<dc>.<domain>`.
+//!
 //! openraft's messages travel as JSON inside the protobuf envelopes (`wire.rs`): the same
 //! encoding the log store uses, so everything raft can store it can also send.
 
@@ -18,6 +21,7 @@ pub mod listener;
 pub mod peer_health;
 pub mod raft_rpc;
 pub mod remote;
+pub mod tls;
 pub use meridian_rpc::wire;
 
 pub use federation::Federation;

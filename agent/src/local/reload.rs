@@ -1,12 +1,15 @@
 //! Service definitions from config files (`service { ... }`, `services = [...]` in
 //! `-config-file` / `-config-dir`) and reloading them (`SIGHUP`, `PUT /v1/agent/reload`),
 //! as Consul does: defined services are added or replaced, services that a reload no longer
-//! defines are removed, and services registered through the API are left alone.
+//! defines are removed, and services registered through the API are left alone. A reload
+//! also re-reads the server RPC TLS certificates (`cluster::tls::reload`); if they do not
+//! load, the running ones stay and the reload reports the error.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use meridian_config::Config;
+use meridian_tls::TlsContext;
 use parking_lot::Mutex;
 use tracing::info;
 
@@ -23,6 +26,8 @@ pub struct Reload {
     from_config: Mutex<BTreeSet<String>>,
     /// One reload at a time.
     serial: tokio::sync::Mutex<()>,
+    /// Server RPC TLS, whose certificates a reload re-reads.
+    tls: Option<TlsContext>,
 }
 
 impl std::fmt::Debug for Reload {
@@ -39,7 +44,14 @@ impl Reload {
             local,
             from_config: Mutex::new(BTreeSet::new()),
             serial: tokio::sync::Mutex::new(()),
+            tls: None,
         }
+    }
+
+    /// Also reloads `tls`'s certificates on every reload.
+    pub fn with_tls(mut self, tls: Option<TlsContext>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Applies `cfg`'s service definitions. All are parsed first: one bad definition
@@ -81,12 +93,15 @@ impl Reload {
         Ok(())
     }
 
-    /// Re-reads the configuration and applies it.
+    /// Re-reads the configuration and applies it: service definitions, then the TLS
+    /// certificates (each is tried even if the other failed; the first error is returned).
     pub async fn reload(&self) -> Result<(), String> {
         let Some(source) = &self.source else {
             return Err("this agent was started without config files to reload".into());
         };
         let cfg = source()?;
-        self.apply(&cfg).await
+        let services = self.apply(&cfg).await;
+        let tls = crate::cluster::tls::reload(self.tls.as_ref(), &cfg);
+        services.and(tls)
     }
 }

@@ -1,0 +1,21 @@
+//! Logging the configuration's warnings at start: Consul keys accepted without effect,
+//! deprecated spellings (naming the key to use instead), and `MERIDIAN_*` variables that
+//! name no key. Logs only; the warnings themselves come from `meridian-config`.
+
+use meridian_config::{Config, WarningKind};
+use tracing::warn;
+
+/// Logs each configuration warning once.
+pub fn log_config_warnings(cfg: &Config) {
+    for w in &cfg.warnings {
+        match w.kind {
+            WarningKind::NotAKey => {
+                warn!(variable = %w.key, "environment variable names no configuration key; ignored")
+            }
+            WarningKind::Deprecated { use_instead } => {
+                warn!(key = %w.key, source = %w.origin, use_instead, "config key is deprecated")
+            }
+            _ => warn!(key = %w.key, source = %w.origin, "config key has no effect in Meridian"),
+        }
+    }
+}
