@@ -38,6 +38,7 @@ fn gateway_bin() -> PathBuf {
 struct Gateway {
     child: Child,
     serf_wan: String,
+    rpc_lan: String,
 }
 
 impl Gateway {
@@ -95,20 +96,22 @@ impl Gateway {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(30);
-        let serf_wan = loop {
+        let (serf_wan, rpc_lan) = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = rx.recv_timeout(left).expect("gateway start line");
             if line.contains("gateway running") {
                 let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log");
-                break v["fields"]["serf_wan"]
-                    .as_str()
-                    .expect("serf_wan")
-                    .to_string();
+                let field = |k: &str| v["fields"][k].as_str().expect(k).to_string();
+                break (field("serf_wan"), field("rpc_lan"));
             }
         };
         // Keep draining so the gateway never blocks on a full pipe.
         std::thread::spawn(move || while rx.recv().is_ok() {});
-        Gateway { child, serf_wan }
+        Gateway {
+            child,
+            serf_wan,
+            rpc_lan,
+        }
     }
 }
 
@@ -471,4 +474,93 @@ fn a_client_agent_still_reads_other_datacenters_when_its_servers_are_gone() {
     // A write is not sent around the servers: its outcome must stay knowable.
     let (code, body) = c1.put("/v1/kv/k?dc=dc2", "from-c1");
     assert_eq!(code, 500, "{body}");
+}
+
+#[test]
+fn datacenters_federate_over_mtls_and_a_gateway_reloads_its_certificate() {
+    let dirs = tempfile::tempdir().expect("tempdir");
+    let pki = common::pki::Pki::create(dirs.path());
+    let ca = pki.ca();
+    let server = |dc: &str| {
+        let (cert, key) = pki.cert("-server", &["-dc", dc]);
+        let cfg = common::pki::tls_config(dirs.path(), &format!("s-{dc}"), &ca, &cert, &key);
+        let data = dirs.path().join(format!("s-{dc}"));
+        Agent::server_named(
+            &data,
+            &format!("s-{dc}"),
+            &["-datacenter", dc, "-config-file", &cfg],
+        )
+    };
+    let (s1, s2) = (server("dc1"), server("dc2"));
+    let gateway_tls = |dc: &str| {
+        let (cert, key) = pki.cert("-gateway", &["-dc", dc]);
+        (cert, key)
+    };
+    let ((c1, k1), (c2, k2)) = (gateway_tls("dc1"), gateway_tls("dc2"));
+    let flags = |cert: &PathBuf, key: &PathBuf| -> Vec<String> {
+        [
+            "-ca-file",
+            &ca.to_string_lossy(),
+            "-cert-file",
+            &cert.to_string_lossy(),
+            "-key-file",
+            &key.to_string_lossy(),
+            "-verify-incoming",
+            "-verify-server-hostname",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let f1 = flags(&c1, &k1);
+    let f2 = flags(&c2, &k2);
+    let r1: Vec<&str> = f1.iter().map(String::as_str).collect();
+    let r2: Vec<&str> = f2.iter().map(String::as_str).collect();
+    let g1 = Gateway::start_with("dc1", &dirs.path().join("g1"), &s1.serf, None, &r1);
+    let g2 = Gateway::start_with(
+        "dc2",
+        &dirs.path().join("g2"),
+        &s2.serf,
+        Some(&g1.serf_wan),
+        &r2,
+    );
+    wait_until(Duration::from_secs(30), "dc1 to see dc2", || {
+        s1.get_json("/v1/catalog/datacenters") == json!(["dc1", "dc2"])
+    });
+    // Every hop is mTLS with names checked: server → gateway.dc1 → gateway.dc2 → server.dc2.
+    assert_eq!(s1.put("/v1/kv/m?dc=dc2", "over-mtls").0, 200);
+    assert_eq!(s2.get("/v1/kv/m?raw").2, "over-mtls");
+    assert_eq!(s2.get("/v1/kv/m?dc=dc1").0, 404, "and back the other way");
+    // A peer without a certificate is refused by the gateway.
+    let plain = meridian_rpc::Channels::default();
+    let payload = meridian_rpc::gateway::encode_op(&meridian_rpc::gateway::GatewayOp::Federation)
+        .expect("encode");
+    let refused = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(meridian_rpc::call(
+            &plain,
+            &g1.rpc_lan,
+            "dc1",
+            payload,
+            Duration::from_secs(5),
+        ));
+    assert!(
+        refused.is_err(),
+        "plaintext call to an mTLS gateway answered"
+    );
+
+    // dc2's gateway gets a new certificate in place and SIGHUP: requests keep working
+    // before, during and after.
+    let (n2, nk2) = gateway_tls("dc2");
+    std::fs::copy(&n2, &c2).expect("new cert");
+    std::fs::copy(&nk2, &k2).expect("new key");
+    let _ = Command::new("kill")
+        .args(["-HUP", &g2.child.id().to_string()])
+        .status();
+    for i in 0..20 {
+        assert_eq!(
+            s1.get("/v1/kv/m?dc=dc2&raw").2,
+            "over-mtls",
+            "read {i} after reload"
+        );
+    }
 }

@@ -201,16 +201,36 @@ pub fn decode_reply(payload: &[u8]) -> Result<GatewayReply, String> {
     Ok(reply)
 }
 
-/// Sends `op` to the gateway at `addr` (of datacenter `dc`), waiting at most `timeout`.
+/// The name a gateway of `dc` proves under TLS: `gateway.<dc>.<domain>`, as
+/// `meridian tls cert create -gateway` writes it.
+pub fn gateway_name(dc: &str, domain: &str) -> String {
+    format!(
+        "gateway.{dc}.{}",
+        domain.trim_matches('.').to_ascii_lowercase()
+    )
+}
+
+/// The name a server of `dc` proves under TLS: `server.<dc>.<domain>`.
+pub fn server_name(dc: &str, domain: &str) -> String {
+    format!(
+        "server.{dc}.{}",
+        domain.trim_matches('.').to_ascii_lowercase()
+    )
+}
+
+/// Sends `op` to the gateway at `addr` (of datacenter `dc`, proving [`gateway_name`] under
+/// TLS), waiting at most `timeout`.
 pub async fn ask(
     channels: &Channels,
     addr: &str,
     dc: &str,
+    domain: &str,
     op: &GatewayOp,
     timeout: Duration,
 ) -> Result<GatewayReply, TransportError> {
     let payload = encode_op(op).map_err(TransportError::Protocol)?;
-    let reply = crate::call(channels, addr, dc, payload, timeout).await?;
+    let name = gateway_name(dc, domain);
+    let reply = crate::call_named(channels, addr, &name, dc, payload, timeout).await?;
     decode_reply(&reply).map_err(TransportError::Protocol)
 }
 

@@ -25,6 +25,9 @@ pub enum GatewayError {
         #[source]
         source: meridian_gossip::KeyringSetupError,
     },
+    /// The TLS settings or files are unusable.
+    #[error("tls: {0}")]
+    Tls(#[from] meridian_tls::TlsError),
     /// A listener could not be bound.
     #[error("binding the {what} listener on {addr}: {source}")]
     Bind {

@@ -1,5 +1,5 @@
 //! The `meridian-gateway` binary: parse Consul-style flags, set up logging, run the gateway
-//! until SIGINT or SIGTERM, then leave both pools.
+//! until SIGINT or SIGTERM (then leave both pools); SIGHUP reloads its certificates.
 
 use std::process::ExitCode;
 
@@ -49,11 +49,22 @@ fn main() -> ExitCode {
 async fn run(opts: Options) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let token = CancellationToken::new();
     let gateway = meridian_gateway::start(&opts, token.clone()).await?;
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
+    loop {
+        tokio::select! {
+            _ = int.recv() => break,
+            _ = term.recv() => break,
+            // SIGHUP re-reads the certificates: new connections get them, live ones go on.
+            _ = hup.recv() => match &gateway.tls {
+                Some(tls) => match tls.reload() {
+                    Ok(()) => tracing::info!("reloaded the TLS certificates"),
+                    Err(e) => tracing::error!(cause = %e, "TLS reload failed; keeping the current certificates"),
+                },
+                None => tracing::info!("SIGHUP: nothing to reload (no TLS)"),
+            },
+        }
     }
     tracing::info!("leaving the LAN and WAN pools");
     gateway.shutdown().await;

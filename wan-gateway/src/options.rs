@@ -61,6 +61,28 @@ pub struct Options {
     /// port (8302, TCP and UDP, as in Consul's port table) is all a WAN firewall opens.
     #[arg(long = "wan-rpc-port")]
     pub wan_rpc_port: Option<u16>,
+    /// CA certificate(s) peers must chain to (PEM), as Consul's `ca_file`.
+    #[arg(long = "ca-file")]
+    pub ca_file: Option<PathBuf>,
+    /// This gateway's certificate (`meridian tls cert create -gateway -dc DC`).
+    #[arg(long = "cert-file")]
+    pub cert_file: Option<PathBuf>,
+    /// Its private key.
+    #[arg(long = "key-file")]
+    pub key_file: Option<PathBuf>,
+    /// Require TLS with a certificate from the CA on both RPC ports.
+    #[arg(long = "verify-incoming")]
+    pub verify_incoming: bool,
+    /// Dial servers and other gateways over TLS, checking their certificates chain to the CA.
+    #[arg(long = "verify-outgoing")]
+    pub verify_outgoing: bool,
+    /// Also check the name a peer proves: `server.<dc>.<domain>` for servers,
+    /// `gateway.<dc>.<domain>` for gateways. Implies -verify-outgoing.
+    #[arg(long = "verify-server-hostname")]
+    pub verify_server_hostname: bool,
+    /// The domain certificates are issued under (as the agents' `-domain`).
+    #[arg(long, default_value = "consul")]
+    pub domain: String,
     /// Log level: trace, debug, info, warn, error.
     #[arg(long = "log-level", default_value = "info")]
     pub log_level: String,
@@ -97,6 +119,26 @@ pub struct Addresses {
 }
 
 impl Options {
+    /// The TLS settings of the flags; `None` when no TLS flag is given.
+    pub fn tls(&self) -> Option<meridian_tls::TlsSettings> {
+        let any = self.ca_file.is_some()
+            || self.cert_file.is_some()
+            || self.key_file.is_some()
+            || self.verify_incoming
+            || self.verify_outgoing
+            || self.verify_server_hostname;
+        any.then(|| meridian_tls::TlsSettings {
+            files: meridian_tls::TlsFiles {
+                ca_file: self.ca_file.clone(),
+                cert_file: self.cert_file.clone(),
+                key_file: self.key_file.clone(),
+            },
+            verify_incoming: self.verify_incoming,
+            verify_outgoing: self.verify_outgoing || self.verify_server_hostname,
+            verify_server_hostname: self.verify_server_hostname,
+        })
+    }
+
     /// The node name: `-node`, else the host name.
     pub fn node_name(&self) -> String {
         self.node.clone().unwrap_or_else(|| {

@@ -14,9 +14,10 @@ use meridian_gossip::GossipHandle;
 use meridian_rpc::failover::{Exhausted, try_in_turn};
 use meridian_rpc::gateway::{
     FederationView, GatewayFailure, GatewayOp, GatewayReply, ask, decode_op, encode_reply, millis,
+    server_name,
 };
 use meridian_rpc::http::{server_request_payload, server_response};
-use meridian_rpc::{Channels, HttpRequest, TransportError};
+use meridian_rpc::{Channels, HttpRequest, TransportError, call_named};
 use tokio::time::Instant;
 
 use crate::directory::{self, Route};
@@ -53,6 +54,7 @@ pub enum Side {
 pub struct Relay {
     side: Side,
     dc: String,
+    domain: String,
     lan: GossipHandle,
     wan: GossipHandle,
     channels: Arc<Channels>,
@@ -60,9 +62,10 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// A relay for datacenter `dc`.
+    /// A relay for datacenter `dc`, whose peers prove names under `domain` when TLS is on.
     pub fn new(
         dc: String,
+        domain: String,
         lan: GossipHandle,
         wan: GossipHandle,
         channels: Arc<Channels>,
@@ -71,6 +74,7 @@ impl Relay {
         Self {
             side: Side::Lan,
             dc,
+            domain,
             lan,
             wan,
             channels,
@@ -224,8 +228,9 @@ impl Relay {
             };
             let channels = self.channels.clone();
             let dc = dc.to_string();
+            let domain = self.domain.clone();
             async move {
-                match ask(&channels, &addr, &dc, &op, t).await? {
+                match ask(&channels, &addr, &dc, &domain, &op, t).await? {
                     // The remote gateway found no server: another gateway of that
                     // datacenter may (a different LAN view); reads and id-carrying writes
                     // try it.
@@ -271,8 +276,9 @@ impl Relay {
             let channels = self.channels.clone();
             let payload = payload.clone();
             let dc = self.dc.clone();
+            let name = server_name(&dc, &self.domain);
             async move {
-                let reply = meridian_rpc::call(&channels, &addr, &dc, payload, t).await?;
+                let reply = call_named(&channels, &addr, &name, &dc, payload, t).await?;
                 match server_response(&reply) {
                     Ok(Ok(resp)) => Ok(resp),
                     Ok(Err(refusal)) => Err(TransportError::Protocol(refusal.to_string())),

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use meridian_gossip::join::{self, RetryJoin};
 use meridian_gossip::keyring::{local_keyring_path, remote_keyring_path};
 use meridian_gossip::{BoundGossip, GossipConfig, GossipHandle, Role, Tags};
+use meridian_rpc::gateway::server_name;
 use meridian_rpc::{Channels, ForwardEndpoint};
+use meridian_tls::TlsContext;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -36,6 +38,8 @@ pub struct Gateway {
     pub rpc_wan: SocketAddr,
     /// What it relayed.
     pub stats: Arc<RelayStats>,
+    /// Its certificates, when TLS is on (reloaded on SIGHUP).
+    pub tls: Option<TlsContext>,
     relay: Relay,
     tracker: TaskTracker,
     token: CancellationToken,
@@ -74,6 +78,8 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Gatew
 pub async fn start(opts: &Options, token: CancellationToken) -> Result<Gateway, GatewayError> {
     let addrs = opts.addresses()?;
     let node = opts.node_name();
+    // Certificates are loaded before anything listens: a bad file stops the start.
+    let tls = opts.tls().map(TlsContext::new).transpose()?;
     let dc = opts.datacenter.clone();
     std::fs::create_dir_all(&opts.data_dir).map_err(|source| GatewayError::DataDir {
         path: opts.data_dir.clone(),
@@ -135,27 +141,49 @@ pub async fn start(opts: &Options, token: CancellationToken) -> Result<Gateway, 
     }
 
     let stats = Arc::new(RelayStats::default());
+    // Dialing servers by default; gateways are dialled by name (`gateway.<dc>.<domain>`).
+    let channels = match &tls {
+        Some(t) => Channels::with_tls(t.clone(), server_name(&dc, &opts.domain)),
+        None => Channels::default(),
+    };
     let relay = Relay::new(
         dc.clone(),
+        opts.domain.clone(),
         lan.clone(),
         wan.clone(),
-        Arc::new(Channels::default()),
+        Arc::new(channels),
         stats.clone(),
     );
     for (side, listener) in [(Side::Lan, lan_listener), (Side::Wan, wan_listener)] {
         let svc = ForwardEndpoint::server(dc.clone(), relay.on(side));
         let token = token.clone();
+        let tls = tls.clone().filter(TlsContext::serves_tls);
         tracker.spawn(async move {
-            let served = tonic::transport::Server::builder()
+            let router = tonic::transport::Server::builder()
                 .tcp_nodelay(true)
-                .add_service(svc)
+                .add_service(svc);
+            let served = match tls {
+                Some(tls) => {
+                    let incoming = meridian_tls::incoming(
+                        listener,
+                        tls,
+                        meridian_tls::DEFAULT_HANDSHAKE_TIMEOUT,
+                    );
+                    router
+                        .serve_with_incoming_shutdown(incoming, token.cancelled_owned())
+                        .await
+                }
                 // Server::tcp_nodelay does not reach an incoming stream: set it on the
-                // stream, or Nagle holds each small reply for the peer's delayed ACK (40 ms).
-                .serve_with_incoming_shutdown(
-                    TcpIncoming::from(listener).with_nodelay(Some(true)),
-                    token.cancelled_owned(),
-                )
-                .await;
+                // stream, or Nagle holds each small reply for the peer's delayed ACK.
+                None => {
+                    router
+                        .serve_with_incoming_shutdown(
+                            TcpIncoming::from(listener).with_nodelay(Some(true)),
+                            token.cancelled_owned(),
+                        )
+                        .await
+                }
+            };
             if let Err(e) = served {
                 warn!(?side, cause = %e, "RPC listener stopped");
             }
@@ -176,6 +204,7 @@ pub async fn start(opts: &Options, token: CancellationToken) -> Result<Gateway, 
         rpc_lan,
         rpc_wan,
         stats,
+        tls,
         relay,
         tracker,
         token,

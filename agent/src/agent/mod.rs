@@ -432,6 +432,7 @@ impl BoundAgent {
         }
         .with_federation(Arc::new(Federation::new(
             self.cfg.datacenter.clone(),
+            self.cfg.domain.clone(),
             gossip.clone(),
             Arc::clone(&self.channels),
         )));

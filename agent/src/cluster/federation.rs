@@ -53,16 +53,25 @@ pub struct RemoteQueryAnswer {
 #[derive(Debug)]
 pub struct Federation {
     datacenter: String,
+    /// The DNS domain gateway certificates are issued under (`gateway.<dc>.<domain>`).
+    domain: String,
     gossip: GossipHandle,
     channels: Arc<Channels>,
     view: ArcSwapOption<(Instant, FederationView)>,
 }
 
 impl Federation {
-    /// Gateways of `datacenter` found through `gossip`, called over `channels`.
-    pub fn new(datacenter: String, gossip: GossipHandle, channels: Arc<Channels>) -> Self {
+    /// Gateways of `datacenter` found through `gossip`, called over `channels`; under TLS
+    /// they prove `gateway.<datacenter>.<domain>`.
+    pub fn new(
+        datacenter: String,
+        domain: String,
+        gossip: GossipHandle,
+        channels: Arc<Channels>,
+    ) -> Self {
         Self {
             datacenter,
+            domain,
             gossip,
             channels,
             view: ArcSwapOption::empty(),
@@ -111,7 +120,8 @@ impl Federation {
             };
             let channels = Arc::clone(&self.channels);
             let local = self.datacenter.clone();
-            async move { ask(&channels, &addr, &local, &op, t).await }
+            let domain = self.domain.clone();
+            async move { ask(&channels, &addr, &local, &domain, &op, t).await }
         })
         .await;
         match result {
@@ -204,8 +214,9 @@ impl Federation {
         let got = try_in_turn(&self.gateways(), deadline, true, false, |addr, t| {
             let channels = Arc::clone(&self.channels);
             let local = self.datacenter.clone();
+            let domain = self.domain.clone();
             let op = op.clone();
-            async move { ask(&channels, &addr, &local, &op, t).await }
+            async move { ask(&channels, &addr, &local, &domain, &op, t).await }
         })
         .await;
         match got {
@@ -266,8 +277,9 @@ impl Federation {
         let got = try_in_turn(&self.gateways(), deadline, true, false, |addr, t| {
             let channels = Arc::clone(&self.channels);
             let local = self.datacenter.clone();
+            let domain = self.domain.clone();
             async move {
-                match ask(&channels, &addr, &local, &GatewayOp::Federation, t).await? {
+                match ask(&channels, &addr, &local, &domain, &GatewayOp::Federation, t).await? {
                     GatewayReply::Federation(v) => Ok(v),
                     other => Err(meridian_rpc::TransportError::Protocol(format!(
                         "unexpected reply {other:?}"
