@@ -18,6 +18,8 @@ use tonic::transport::{Channel, Endpoint};
 pub const MAX_MESSAGE: usize = 1 << 30;
 /// How long connecting to a peer may take (TCP, and under TLS the handshake too).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// HTTP/2 ping interval, and how long a ping may go unanswered.
+const KEEPALIVE: Duration = Duration::from_secs(5);
 
 /// Channels by `host:port` (and server name under TLS).
 #[derive(Debug, Default)]
@@ -89,9 +91,14 @@ impl Channels {
         if let Some(ch) = map.get(&key) {
             return Ok(ch.clone());
         }
+        // Pings every 5 s, also while idle, and a connection whose ping goes unanswered for
+        // 5 s is dropped: after a WAN or peer outage the next request reconnects instead of
+        // waiting on TCP's retransmission backoff.
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
             .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(10));
+            .http2_keep_alive_interval(KEEPALIVE)
+            .keep_alive_timeout(KEEPALIVE)
+            .keep_alive_while_idle(true);
         let ch = match &self.tls {
             // The connector applies the connect timeout itself, so a timeout is a connect
             // error too (the request was never sent).
@@ -104,5 +111,16 @@ impl Channels {
         };
         map.insert(key, ch.clone());
         Ok(ch)
+    }
+
+    /// Forgets the channel to `addr` (under `server_name`, or the default name when
+    /// `None`), so the next call dials afresh; calls in flight on it go on. Called when a
+    /// peer stopped answering on a connection that may be stalled.
+    pub fn forget(&self, addr: &str, server_name: Option<&str>) {
+        let name = match &self.tls {
+            Some(t) => server_name.unwrap_or(&t.default_name).to_string(),
+            None => String::new(),
+        };
+        self.map.lock().remove(&(addr.to_string(), name));
     }
 }

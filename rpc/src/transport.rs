@@ -58,8 +58,19 @@ pub async fn call(
     timeout: Duration,
 ) -> Result<Vec<u8>, TransportError> {
     let channel = channels.get(addr);
-    call_on(channel, addr, datacenter, payload, timeout).await
+    let got = call_on(channel, addr, datacenter, payload, timeout).await;
+    if timed_out(&got) {
+        channels.forget(addr, None);
+    }
+    got
 }
+
+/// Whether a call gave up waiting (the connection may be stalled: dial afresh next time).
+fn timed_out(r: &Result<Vec<u8>, TransportError>) -> bool {
+    matches!(r, Err(TransportError::NoAnswer { reason, .. }) if reason.starts_with(TIMED_OUT))
+}
+
+const TIMED_OUT: &str = "timed out after";
 
 /// [`call`] to a peer that must prove `server_name` under TLS (`gateway.dc2.consul`, or
 /// `server.dc2.consul` across datacenters); without TLS the name is not checked.
@@ -72,7 +83,11 @@ pub async fn call_named(
     timeout: Duration,
 ) -> Result<Vec<u8>, TransportError> {
     let channel = channels.get_named(addr, server_name);
-    call_on(channel, addr, datacenter, payload, timeout).await
+    let got = call_on(channel, addr, datacenter, payload, timeout).await;
+    if timed_out(&got) {
+        channels.forget(addr, Some(server_name));
+    }
+    got
 }
 
 async fn call_on(
@@ -100,7 +115,7 @@ async fn call_on(
         ..Default::default()
     };
     let resp = match tokio::time::timeout(timeout, client.forward(req)).await {
-        Err(_) => return Err(no_answer(format!("timed out after {timeout:?}"))),
+        Err(_) => return Err(no_answer(format!("{TIMED_OUT} {timeout:?}"))),
         Ok(Err(status)) if never_sent(&status) => {
             return Err(unreachable(status.message().to_string()));
         }
