@@ -136,6 +136,23 @@ impl Drop for Gateway {
     }
 }
 
+/// dc1 and dc2, a server and a gateway each, plaintext (not yet federated: see
+/// [`wait_federated`]).
+fn two_datacenters(dir: &Path) -> (Agent, Agent, Gateway, Gateway) {
+    let s1 = Agent::server_named(&dir.join("s1"), "s1", &["-datacenter", "dc1"]);
+    let s2 = Agent::server_named(&dir.join("s2"), "s2", &["-datacenter", "dc2"]);
+    let g1 = Gateway::start("dc1", &dir.join("g1"), &s1.serf, None);
+    let g2 = Gateway::start("dc2", &dir.join("g2"), &s2.serf, Some(&g1.serf_wan));
+    (s1, s2, g1, g2)
+}
+
+/// Waits until dc1's server `s1` lists both datacenters.
+fn wait_federated(s1: &Agent) {
+    wait_until(Duration::from_secs(30), "dc1 to see dc2", || {
+        s1.get_json("/v1/catalog/datacenters") == json!(["dc1", "dc2"])
+    });
+}
+
 fn dig_short(port: u16, name: &str, qtype: &str) -> Vec<String> {
     let out = Command::new("dig")
         .args([
@@ -178,10 +195,7 @@ fn dig_status(port: u16, name: &str) -> String {
 #[test]
 fn two_datacenters_answer_each_other_through_their_gateways() {
     let dirs = tempfile::tempdir().expect("tempdir");
-    let s1 = Agent::server_named(&dirs.path().join("s1"), "s1", &["-datacenter", "dc1"]);
-    let s2 = Agent::server_named(&dirs.path().join("s2"), "s2", &["-datacenter", "dc2"]);
-    let g1 = Gateway::start("dc1", &dirs.path().join("g1"), &s1.serf, None);
-    let g2 = Gateway::start("dc2", &dirs.path().join("g2"), &s2.serf, Some(&g1.serf_wan));
+    let (s1, s2, _g1, g2) = two_datacenters(dirs.path());
     let c1 = Agent::client_of(
         &dirs.path().join("c1"),
         "c1",
@@ -189,9 +203,7 @@ fn two_datacenters_answer_each_other_through_their_gateways() {
         &["-datacenter", "dc1"],
     );
 
-    wait_until(Duration::from_secs(30), "dc1 to see dc2", || {
-        s1.get_json("/v1/catalog/datacenters") == json!(["dc1", "dc2"])
-    });
+    wait_federated(&s1);
     assert_eq!(
         s2.get_json("/v1/catalog/datacenters"),
         json!(["dc2", "dc1"])
@@ -351,9 +363,7 @@ fn the_wan_keyring_rotates_apart_from_the_lan_keyring() {
         Some(&g1.serf_wan),
         &keys,
     );
-    wait_until(Duration::from_secs(30), "dc1 to see dc2", || {
-        s1.get_json("/v1/catalog/datacenters") == json!(["dc1", "dc2"])
-    });
+    wait_federated(&s1);
 
     let (ok, out) = keyring(&s1, &["-list"]);
     assert!(ok, "{out}");
@@ -390,13 +400,8 @@ fn the_wan_keyring_rotates_apart_from_the_lan_keyring() {
 #[test]
 fn a_datacenter_whose_gateways_left_is_removed_in_one_command() {
     let dirs = tempfile::tempdir().expect("tempdir");
-    let s1 = Agent::server_named(&dirs.path().join("s1"), "s1", &["-datacenter", "dc1"]);
-    let s2 = Agent::server_named(&dirs.path().join("s2"), "s2", &["-datacenter", "dc2"]);
-    let g1 = Gateway::start("dc1", &dirs.path().join("g1"), &s1.serf, None);
-    let g2 = Gateway::start("dc2", &dirs.path().join("g2"), &s2.serf, Some(&g1.serf_wan));
-    wait_until(Duration::from_secs(30), "dc1 to see dc2", || {
-        s1.get_json("/v1/catalog/datacenters") == json!(["dc1", "dc2"])
-    });
+    let (s1, _s2, _g1, g2) = two_datacenters(dirs.path());
+    wait_federated(&s1);
     let list = s1.cli(&["operator", "federation", "list"]);
     let text = String::from_utf8_lossy(&list.stdout).into_owned();
     assert!(text.contains("dc2") && text.contains("1/1 alive"), "{text}");
@@ -452,9 +457,7 @@ fn a_client_agent_still_reads_other_datacenters_when_its_servers_are_gone() {
         &s1.serf,
         &["-datacenter", "dc1"],
     );
-    wait_until(Duration::from_secs(30), "dc1 to see dc2", || {
-        s1.get_json("/v1/catalog/datacenters") == json!(["dc1", "dc2"])
-    });
+    wait_federated(&s1);
     assert_eq!(s2.put("/v1/kv/k", "v2").0, 200);
     wait_until(Duration::from_secs(10), "c1 to know the gateway", || {
         c1.get_json("/v1/agent/members")
@@ -523,9 +526,7 @@ fn datacenters_federate_over_mtls_and_a_gateway_reloads_its_certificate() {
         Some(&g1.serf_wan),
         &r2,
     );
-    wait_until(Duration::from_secs(30), "dc1 to see dc2", || {
-        s1.get_json("/v1/catalog/datacenters") == json!(["dc1", "dc2"])
-    });
+    wait_federated(&s1);
     // Every hop is mTLS with names checked: server → gateway.dc1 → gateway.dc2 → server.dc2.
     assert_eq!(s1.put("/v1/kv/m?dc=dc2", "over-mtls").0, 200);
     assert_eq!(s2.get("/v1/kv/m?raw").2, "over-mtls");

@@ -19,9 +19,11 @@ pub mod failover;
 pub mod frame;
 pub mod gateway;
 pub mod http;
+pub mod serve;
 pub mod transport;
 pub mod wire;
 
 pub use channels::{Channels, MAX_MESSAGE};
 pub use http::{HttpRequest, HttpResponse, ServerRefusal};
+pub use serve::serve;
 pub use transport::{ForwardEndpoint, Handler, TransportError, call, call_named};

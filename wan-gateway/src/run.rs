@@ -19,7 +19,6 @@ use meridian_tls::TlsContext;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tonic::transport::server::TcpIncoming;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::error::GatewayError;
@@ -157,33 +156,10 @@ pub async fn start(opts: &Options, token: CancellationToken) -> Result<Gateway, 
     for (side, listener) in [(Side::Lan, lan_listener), (Side::Wan, wan_listener)] {
         let svc = ForwardEndpoint::server(dc.clone(), relay.on(side));
         let token = token.clone();
-        let tls = tls.clone().filter(TlsContext::serves_tls);
+        let tls = tls.clone();
         tracker.spawn(async move {
-            let router = tonic::transport::Server::builder()
-                .tcp_nodelay(true)
-                .add_service(svc);
-            let served = match tls {
-                Some(tls) => {
-                    let incoming = meridian_tls::incoming(
-                        listener,
-                        tls,
-                        meridian_tls::DEFAULT_HANDSHAKE_TIMEOUT,
-                    );
-                    router
-                        .serve_with_incoming_shutdown(incoming, token.cancelled_owned())
-                        .await
-                }
-                // Server::tcp_nodelay does not reach an incoming stream: set it on the
-                // stream, or Nagle holds each small reply for the peer's delayed ACK.
-                None => {
-                    router
-                        .serve_with_incoming_shutdown(
-                            TcpIncoming::from(listener).with_nodelay(Some(true)),
-                            token.cancelled_owned(),
-                        )
-                        .await
-                }
-            };
+            let router = tonic::transport::Server::builder().add_service(svc);
+            let served = meridian_rpc::serve(router, listener, tls, token).await;
             if let Err(e) = served {
                 warn!(?side, cause = %e, "RPC listener stopped");
             }

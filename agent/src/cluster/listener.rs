@@ -10,7 +10,6 @@ use meridian_proto::v1::raft_server::RaftServer;
 use meridian_tls::TlsContext;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::TcpIncoming;
 
 use super::raft_rpc::RaftService;
 use crate::server::forward_handler::ForwardHandler;
@@ -52,31 +51,8 @@ impl RpcListener {
         token: CancellationToken,
     ) -> Result<(), tonic::transport::Error> {
         let router = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
             .add_service(raft)
             .add_service(forward);
-        match self.tls.filter(TlsContext::serves_tls) {
-            Some(tls) => {
-                let incoming = meridian_tls::incoming(
-                    self.listener,
-                    tls,
-                    meridian_tls::DEFAULT_HANDSHAKE_TIMEOUT,
-                );
-                router
-                    .serve_with_incoming_shutdown(incoming, token.cancelled_owned())
-                    .await
-            }
-            None => {
-                router
-                    // Server::tcp_nodelay does not reach an incoming stream: set it on
-                    // the stream, or Nagle holds each small reply for the peer's delayed
-                    // ACK (40 ms per request).
-                    .serve_with_incoming_shutdown(
-                        TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                        token.cancelled_owned(),
-                    )
-                    .await
-            }
-        }
+        meridian_rpc::serve(router, self.listener, self.tls, token).await
     }
 }

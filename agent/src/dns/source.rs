@@ -156,16 +156,7 @@ impl Source {
             Backend::Remote(remote) => {
                 let path = format!("/v1/query/{}/execute", escape(name));
                 let found: Option<RemoteExecute> = remote_get(remote, &path, dc).await?;
-                Ok(found.map(|r| QueryAnswer {
-                    datacenter: r.datacenter,
-                    service: r.service,
-                    instances: r
-                        .nodes
-                        .into_iter()
-                        .map(RemoteEntry::into_instance)
-                        .collect(),
-                    ttl: meridian_config::duration::parse_go_duration(&r.dns.ttl).ok(),
-                }))
+                Ok(found.map(RemoteExecute::into_answer))
             }
         }
     }
@@ -183,16 +174,7 @@ impl Source {
             .await
             .ok()?;
         let r: RemoteExecute = serde_json::from_value(answer.body).ok()?;
-        Some(QueryAnswer {
-            datacenter: r.datacenter,
-            service: r.service,
-            instances: r
-                .nodes
-                .into_iter()
-                .map(RemoteEntry::into_instance)
-                .collect(),
-            ttl: meridian_config::duration::parse_go_duration(&r.dns.ttl).ok(),
-        })
+        Some(r.into_answer())
     }
 
     /// One node, if it exists in `dc`.
@@ -463,4 +445,20 @@ struct RemoteExecute {
     datacenter: String,
     #[serde(rename = "DNS")]
     dns: RemoteDns,
+}
+
+impl RemoteExecute {
+    /// Another server's execute response as DNS needs it.
+    fn into_answer(self) -> QueryAnswer {
+        QueryAnswer {
+            datacenter: self.datacenter,
+            service: self.service,
+            instances: self
+                .nodes
+                .into_iter()
+                .map(RemoteEntry::into_instance)
+                .collect(),
+            ttl: meridian_config::duration::parse_go_duration(&self.dns.ttl).ok(),
+        }
+    }
 }
