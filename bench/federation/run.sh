@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# bench/federation: `?dc=` reads through the WAN gateways against local reads, in one run.
+#
+# Two datacenters on 127.0.0.1 (no root), each one server and one meridian-gateway. From dc1's
+# server: GET /v1/kv/k (local) and GET /v1/kv/k?dc=dc2 (dc1 server -> dc1 gateway -> dc2
+# gateway -> dc2 server), plus the DNS names web.service.consul and web.service.dc2.consul:
+# sequential latency on one keep-alive connection (p50/p90/p99, SEQ_N rounds) and wrk
+# throughput, first with the gateways talking directly, then through wanproxy.py (a userspace
+# TCP+UDP relay on 127.0.0.2) at 0 ms and at WAN_RTT_MS round trip. Goal (issue #11): added
+# latency p50 (cross-DC p50 - local p50) <= 1 WAN RTT + 1 ms. Writes
+# bench/federation/results.json and bench/federation/federation.png and prints the table for
+# BENCHMARKS.md. See fed.py for the details of each step.
+#
+# Usage: bench/federation/run.sh   (env: SEQ_N, WRK_DURATION, WRK_CONNS, WAN_RTT_MS, SETTINGS,
+#        BENCH_BIN_DIR = a dir with release meridian + meridian-gateway: skips the build)
+#        ACCEPT_NODELAY=1 bench/federation/run.sh: the same, every meridian process with
+#        nodelay_shim.so preloaded (Nagle off on accepted sockets, see nodelay_shim.c); writes
+#        results-accept-nodelay.json and federation-accept-nodelay.png instead.
+# Installs wrk and gnuplot with apt if missing (sudo when not root). The binaries come from
+# $CARGO_TARGET_DIR (default: target/) after `cargo build --release`.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+CMDLINE="bench/federation/run.sh"
+for v in SEQ_N WRK_DURATION WRK_CONNS WAN_RTT_MS SETTINGS ACCEPT_NODELAY; do
+  [[ -n ${!v:-} ]] && CMDLINE="$v=${!v} $CMDLINE"
+done
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v gnuplot >/dev/null || need+=(gnuplot-nox)
+command -v setsid >/dev/null || need+=(util-linux)
+[[ ${ACCEPT_NODELAY:-0} == 1 ]] && ! command -v gcc >/dev/null && need+=(gcc)
+if ((${#need[@]})); then
+  log "installing ${need[*]} (apt)"
+  sudo=""
+  ((EUID == 0)) || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+[[ -x $HOME/.cargo/bin/cargo ]] && export PATH="$HOME/.cargo/bin:$PATH"
+# 127.0.0.2 is where the emulated WAN link listens; Linux routes all of 127/8 to lo.
+/usr/bin/python3 -c 'import socket; socket.socket().bind(("127.0.0.2", 0))' 2>/dev/null \
+  || die "cannot bind 127.0.0.2 (the WAN relay's address): is 127.0.0.0/8 on lo?"
+
+if [[ -z ${BENCH_BIN_DIR:-} ]]; then
+  log "building meridian and meridian-gateway (cargo build --release)"
+  (cd "$ROOT" && cargo build --release --bin meridian --bin meridian-gateway)
+  export BENCH_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+fi
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+log "load average at start: $LOAD_BEFORE"
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)
+git -C "$ROOT" diff --quiet HEAD -- agent wan-gateway rpc gossip catalog config proto \
+  || COMMIT+=" (+ uncommitted changes)"
+
+# fed.py stops every process it starts (SIGTERM, then SIGKILL) on exit, error and signals.
+# In case it dies harder than that, it runs in its own process group, which this trap kills,
+# and the trap removes the data dirs and logs.
+export BENCH_TMP
+BENCH_TMP=$(mktemp -d /tmp/meridian-bench-fed.XXXXXX)
+OUT=results
+PNG=federation
+if [[ ${ACCEPT_NODELAY:-0} == 1 ]]; then
+  gcc -shared -fPIC -O2 -o "$BENCH_TMP/nodelay_shim.so" "$HERE/nodelay_shim.c" -ldl \
+    || die "cannot build nodelay_shim.so"
+  export FED_PRELOAD="$BENCH_TMP/nodelay_shim.so"
+  OUT=results-accept-nodelay
+  PNG=federation-accept-nodelay
+  log "ACCEPT_NODELAY=1: meridian processes run with Nagle off on accepted sockets (diagnostic)"
+fi
+DRIVER=""
+cleanup() {
+  if [[ -n $DRIVER ]] && kill -TERM -- "-$DRIVER" 2>/dev/null; then
+    for _ in $(seq 20); do
+      kill -0 -- "-$DRIVER" 2>/dev/null || break
+      sleep 0.5
+    done
+    kill -KILL -- "-$DRIVER" 2>/dev/null || true
+  fi
+  rm -rf "$BENCH_TMP" "$HERE/$OUT.json.tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+setsid /usr/bin/python3 "$HERE/fed.py" >"$HERE/$OUT.json.tmp" &
+DRIVER=$!
+rc=0
+wait "$DRIVER" || rc=$?
+DRIVER=""
+((rc == 0)) || die "fed.py failed (exit $rc); see the messages above"
+
+/usr/bin/python3 - "$HERE/$OUT.json.tmp" "$CMDLINE" "$COMMIT" "$LOAD_BEFORE" <<'PY' >"$HERE/$OUT.json"
+import json, os, sys
+r = json.load(open(sys.argv[1]))
+r = {"command": sys.argv[2], "meridian_commit": sys.argv[3],
+     "machine": {"nproc": os.cpu_count(), "kernel": os.uname().release,
+                 "loadavg_before": sys.argv[4]}, **r}
+json.dump(r, sys.stdout, indent=2)
+PY
+log "wrote bench/federation/$OUT.json"
+
+# The picture (KV latency CDFs, wrk req/s) and the table for BENCHMARKS.md.
+/usr/bin/python3 "$HERE/report.py" "$HERE/$OUT.json" "$HERE/$PNG.png"
+log "wrote bench/federation/$PNG.png"
