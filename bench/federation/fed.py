@@ -18,8 +18,7 @@ Settings: `direct` (the gateways talk on 127.0.0.1, no emulated WAN), then a fre
 whose dc2 gateway advertises 127.0.0.2 on the WAN, where wanproxy.py relays TCP (RPC) and UDP
 (gossip) to it: `proxy-0ms` (relay, no delay: the relay's own cost) and `proxy-<RTT>ms`
 (WAN_RTT_MS / 2 each way). The relay's added round trip is checked with a TCP echo through
-the same relay process. With FED_PRELOAD (run.sh's ACCEPT_NODELAY=1) every meridian process
-runs with that library preloaded (nodelay_shim.c). Writes a JSON document on stdout; progress
+the same relay process. Writes a JSON document on stdout; progress
 goes to stderr.
 Every process started here is stopped (SIGTERM, then SIGKILL) on exit, error or signal.
 """
@@ -48,9 +47,6 @@ WRK_CONNS = int(os.environ.get("WRK_CONNS", "32"))
 WAN_RTT_MS = float(os.environ.get("WAN_RTT_MS", "50"))
 SETTINGS = os.environ.get("SETTINGS", "direct,proxy-0ms,proxy-wan").split(",")
 PORT_BASE = int(os.environ.get("PORT_BASE", "23000"))  # below the ephemeral range
-# ACCEPT_NODELAY=1 (run.sh builds the shim): every meridian process runs with nodelay_shim.so
-# preloaded, which turns Nagle off on accepted sockets; see nodelay_shim.c for why.
-PRELOAD = os.environ.get("FED_PRELOAD", "")
 DEADLINE = 60.0
 VALUES = {"dc1": "value-in-dc1", "dc2": "value-in-dc2"}
 WEB_IPS = {"dc1": "10.1.0.7", "dc2": "10.2.0.7"}
@@ -114,8 +110,6 @@ class Proc:
         self.logpath = os.path.join(tmp, f"{name}.log")
         self.logf = open(self.logpath, "w")
         env = dict(os.environ)
-        if PRELOAD and os.path.basename(args[0]).startswith("meridian"):
-            env["LD_PRELOAD"] = PRELOAD
         self.proc = subprocess.Popen(args, stdout=self.logf if stdin is None else subprocess.PIPE,
                                      stderr=self.logf, stdin=stdin, text=True, env=env)
         PROCS.append(self)
@@ -481,7 +475,7 @@ def main():
         if not os.access(os.path.join(BIN, b), os.X_OK):
             sys.exit(f"no {b} in {BIN} (build it, or set BENCH_BIN_DIR)")
     result = {"seq_n": SEQ_N, "warmup": WARMUP, "wrk": f"-t2 -c{WRK_CONNS} -d{WRK_DURATION}",
-              "wan_rtt_ms": WAN_RTT_MS, "accept_nodelay_shim": bool(PRELOAD), "settings": {}}
+              "wan_rtt_ms": WAN_RTT_MS, "settings": {}}
     wan_tag = f"proxy-{WAN_RTT_MS:g}ms"
     try:
         if "direct" in SETTINGS:

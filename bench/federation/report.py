@@ -18,7 +18,7 @@ import tempfile
 def plot(r, png):
     names = list(r["settings"])
     m = r["machine"]
-    shim = ", Nagle off on accepted sockets (shim)" if r.get("accept_nodelay_shim") else ""
+    shim = ""
     with tempfile.TemporaryDirectory() as d:
         lines = []
         for i, name in enumerate(names):
@@ -71,8 +71,7 @@ def table(r):
     m = r["machine"]
     print(f"Command: `{r['command']}` at commit {r['meridian_commit']}; {m['nproc']} CPUs, Linux "
           f"{m['kernel']}; load average at start {m['loadavg_before']}."
-          + (" Every meridian process ran with `nodelay_shim.so` preloaded." if
-             r.get("accept_nodelay_shim") else "") + "\n")
+          + "\n")
     print("| setting | request | sequential p50 / p90 / p99 (ms) | added p50 / p99 (ms) | "
           f"wrk {r['wrk']}: req/s | p50 / p99 under load (ms) | cross/local req/s |")
     print("|---|---|---:|---:|---:|---:|---:|")

@@ -13,9 +13,6 @@
 #
 # Usage: bench/federation/run.sh   (env: SEQ_N, WRK_DURATION, WRK_CONNS, WAN_RTT_MS, SETTINGS,
 #        BENCH_BIN_DIR = a dir with release meridian + meridian-gateway: skips the build)
-#        ACCEPT_NODELAY=1 bench/federation/run.sh: the same, every meridian process with
-#        nodelay_shim.so preloaded (Nagle off on accepted sockets, see nodelay_shim.c); writes
-#        results-accept-nodelay.json and federation-accept-nodelay.png instead.
 # Installs wrk and gnuplot with apt if missing (sudo when not root). The binaries come from
 # $CARGO_TARGET_DIR (default: target/) after `cargo build --release`.
 set -euo pipefail
@@ -23,7 +20,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 CMDLINE="bench/federation/run.sh"
-for v in SEQ_N WRK_DURATION WRK_CONNS WAN_RTT_MS SETTINGS ACCEPT_NODELAY; do
+for v in SEQ_N WRK_DURATION WRK_CONNS WAN_RTT_MS SETTINGS; do
   [[ -n ${!v:-} ]] && CMDLINE="$v=${!v} $CMDLINE"
 done
 
@@ -34,7 +31,6 @@ need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v gnuplot >/dev/null || need+=(gnuplot-nox)
 command -v setsid >/dev/null || need+=(util-linux)
-[[ ${ACCEPT_NODELAY:-0} == 1 ]] && ! command -v gcc >/dev/null && need+=(gcc)
 if ((${#need[@]})); then
   log "installing ${need[*]} (apt)"
   sudo=""
@@ -66,14 +62,6 @@ export BENCH_TMP
 BENCH_TMP=$(mktemp -d /tmp/meridian-bench-fed.XXXXXX)
 OUT=results
 PNG=federation
-if [[ ${ACCEPT_NODELAY:-0} == 1 ]]; then
-  gcc -shared -fPIC -O2 -o "$BENCH_TMP/nodelay_shim.so" "$HERE/nodelay_shim.c" -ldl \
-    || die "cannot build nodelay_shim.so"
-  export FED_PRELOAD="$BENCH_TMP/nodelay_shim.so"
-  OUT=results-accept-nodelay
-  PNG=federation-accept-nodelay
-  log "ACCEPT_NODELAY=1: meridian processes run with Nagle off on accepted sockets (diagnostic)"
-fi
 DRIVER=""
 cleanup() {
   if [[ -n $DRIVER ]] && kill -TERM -- "-$DRIVER" 2>/dev/null; then
