@@ -393,6 +393,28 @@ fn many_questions_are_formerr_even_when_they_would_not_fit_a_udp_reply() {
     assert!(r.len() <= 512, "{} bytes", r.len());
 }
 
+/// Found by `fuzz/fuzz_targets/dns_request.rs` (input kept in `fuzz/regressions/`): the
+/// question name ends in a compression pointer to offset 2, the query's flags. The reply
+/// echoed the question's bytes, where the same pointer read the reply's flags (0x81) as a
+/// label length: a reply no resolver can parse. The question is now encoded afresh.
+#[test]
+fn a_question_compressed_into_the_header_gets_a_reply_that_parses() {
+    use hickory_server::proto::op::{Message, ResponseCode};
+
+    let a = Agent::dev();
+    let found = include_bytes!(
+        "../../fuzz/regressions/dns_request/crash-bece9405cdd0e918656d193529f08b004a15cf78"
+    );
+    let r = poke(a.dns, found).expect("an answer");
+    assert_eq!(&r[..2], &found[..2], "same ID");
+    let reply = Message::from_vec(&r).expect("the reply parses");
+    assert_eq!(reply.queries.len(), 1);
+    let name = reply.queries[0].name().to_ascii();
+    assert!(name.starts_with("big.service.consu"), "{name}");
+    // Not in the domain, and a dev agent has no recursors: REFUSED, as Consul.
+    assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
+}
+
 #[test]
 fn recursors_answer_other_names_refused_without_and_servfail_when_down() {
     // The recursor is another agent, serving its own domain.

@@ -117,9 +117,9 @@ pub(crate) fn text_layer(
         FileFormat::Json => serde_json::from_str(text)
             .map_err(|e| file_err(None, Some(e.line()), &strip_json_location(&e)))?,
         FileFormat::Hcl => {
-            if let Some((line, column, b)) = crate::brackets::first_unclosed(text) {
-                let message = format!("`{b}` opened here (column {column}) is never closed");
-                return Err(file_err(None, Some(line), &message));
+            if let Err(r) = crate::hcl_scan::check(text) {
+                let message = format!("{} (column {})", r.problem, r.column);
+                return Err(file_err(None, Some(r.line), &message));
             }
             let body: hcl::Body = text.parse().map_err(|e: hcl::Error| match e {
                 hcl::Error::Parse(pe) => {

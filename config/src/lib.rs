@@ -20,7 +20,6 @@
 #![warn(missing_docs)]
 
 mod args;
-mod brackets;
 mod config;
 mod consul_keys;
 pub mod duration;
@@ -28,6 +27,7 @@ mod error;
 mod event_handler;
 mod files;
 mod flags;
+mod hcl_scan;
 mod load;
 mod tls;
 mod validate;

@@ -84,13 +84,11 @@ impl Config {
             fig = fig.merge(file_layer(&path, format, &mut warnings)?);
         }
         for text in &flags.hcl {
-            if let Some((line, column, b)) = crate::brackets::first_unclosed(text) {
+            if let Err(r) = crate::hcl_scan::check(text) {
                 return Err(ConfigError::Value {
                     origin: LAYER_HCL.into(),
                     key: None,
-                    message: format!(
-                        "`{b}` opened at line {line}, column {column} is never closed"
-                    ),
+                    message: format!("{} (line {}, column {})", r.problem, r.line, r.column),
                     hint: None,
                 });
             }

@@ -9,9 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::proto::op::{Edns, Message, Metadata, OpCode, ResponseCode};
+use hickory_server::proto::ProtoError;
+use hickory_server::proto::op::{Edns, LowerQuery, Message, Metadata, OpCode, ResponseCode};
 use hickory_server::proto::rr::{Name, Record, RecordType};
-use hickory_server::proto::serialize::binary::BinDecoder;
+use hickory_server::proto::serialize::binary::{
+    BinDecoder, BinEncodable, BinEncoder, NameEncoding,
+};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 use meridian_config::DnsConfig;
@@ -170,28 +173,30 @@ impl RequestHandler for ConsulDns {
             e.set_max_payload(client.max_payload().max(512));
             e
         });
-        let mut builder = MessageResponseBuilder::from_message_request(req);
+        let info = req.request_info();
+        // Exactly one question is echoed, encoded afresh (`question_section`). Any other
+        // number is FORMERR with none: echoed, a dozen long ones outgrow a 512-byte UDP
+        // reply, which hickory then replaces with a question-less SERVFAIL.
+        let section = question_section(match &info {
+            Ok(_) => req.queries.queries(),
+            Err(_) => &[],
+        });
+        let mut builder = match &section {
+            Ok(queries) => MessageResponseBuilder::new(queries, None),
+            // Parsed names re-encode within their limits and no questions are no bytes, so
+            // this does not happen; if it did, hickory's verbatim echo is what it was before.
+            Err(e) => {
+                tracing::warn!(cause = %e, "DNS question not re-encoded");
+                MessageResponseBuilder::from_message_request(req)
+            }
+        };
         if let Some(e) = &edns {
             builder.edns(e);
         }
-        let info = match req.request_info() {
+        let info = match info {
             Ok(info) if req.metadata.op_code == OpCode::Query => info,
             Ok(_) => return reply_code(&mut handle, builder, meta, ResponseCode::NotImp).await,
-            // Not exactly one question. The questions are not echoed (hickory does the same
-            // for what it cannot parse): echoed, a dozen long ones outgrow a 512-byte UDP
-            // reply, which hickory then replaces with a question-less SERVFAIL.
-            Err(_) => {
-                // Reading zero questions from nothing cannot fail; if it did, echo them.
-                let none = Queries::read(&mut BinDecoder::new(&[]), 0);
-                let mut builder = match &none {
-                    Ok(none) => MessageResponseBuilder::new(none, None),
-                    Err(_) => MessageResponseBuilder::from_message_request(req),
-                };
-                if let Some(e) = &edns {
-                    builder.edns(e);
-                }
-                return reply_code(&mut handle, builder, meta, ResponseCode::FormErr).await;
-            }
+            Err(_) => return reply_code(&mut handle, builder, meta, ResponseCode::FormErr).await,
         };
         let qtype = info.query.query_type();
         let asked = Name::from(info.query.name().clone());
@@ -314,6 +319,26 @@ impl ConsulDns {
     }
 }
 
+/// The question section of a reply: `asked`, encoded afresh without name compression.
+///
+/// hickory's `MessageResponseBuilder::from_message_request` echoes the client's question bytes
+/// verbatim. A client may compress its question name with a pointer, and the only place a
+/// pointer in the first question can reach is the header (offsets below 12): the query parses,
+/// but the reply's header differs (QR and AA set, other counts), so the same pointer names
+/// other bytes there and the reply is malformed. Fuzzing found `big.service.consu…` ending in
+/// a pointer to offset 2, the flags byte, which in the reply read as label code 0x81.
+/// Re-encoded from the parsed question, the name is the one the client asked, in its case,
+/// as Consul (miekg/dns re-packs the question) answers it.
+pub(super) fn question_section(asked: &[LowerQuery]) -> Result<Queries, ProtoError> {
+    let mut bytes = Vec::new();
+    let mut encoder = BinEncoder::new(&mut bytes);
+    encoder.set_name_encoding(NameEncoding::Uncompressed);
+    for q in asked {
+        q.emit(&mut encoder)?;
+    }
+    Ok(Queries::read(&mut BinDecoder::new(&bytes), asked.len())?)
+}
+
 async fn reply_code<R: ResponseHandler>(
     handle: &mut R,
     builder: MessageResponseBuilder<'_>,
@@ -347,5 +372,54 @@ async fn send<'a, R: ResponseHandler>(
             header.metadata.response_code = ResponseCode::ServFail;
             ResponseInfo::from(header)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hickory_server::proto::op::{Message, Metadata, ResponseCode};
+    use hickory_server::proto::serialize::binary::BinEncoder;
+    use hickory_server::zone_handler::MessageResponseBuilder;
+
+    use super::*;
+
+    /// Found by `fuzz/fuzz_targets/dns_request.rs` (input kept in `fuzz/regressions/`): the
+    /// question `big.service.consu…` ends in a compression pointer to offset 2 of the query,
+    /// its flags. Echoed verbatim, the reply's flags (0x81) sat where a label length belongs
+    /// and the reply did not parse; re-encoded, it carries the name the query parsed to.
+    #[test]
+    fn a_question_compressed_into_the_header_is_echoed_as_the_name_it_parsed_to() {
+        let found = include_bytes!(
+            "../../../fuzz/regressions/dns_request/crash-bece9405cdd0e918656d193529f08b004a15cf78"
+        );
+        let src = "192.0.2.99:53000".parse().expect("literal address");
+        let req = Request::from_bytes(found.to_vec(), src, Protocol::Udp).expect("a query");
+        let asked: Vec<_> = req
+            .queries
+            .queries()
+            .iter()
+            .map(|q| q.original().clone())
+            .collect();
+        assert_eq!(asked.len(), 1);
+        assert!(asked[0].name().to_ascii().starts_with("big.service.consu"));
+
+        let section = question_section(req.queries.queries()).expect("re-encoded");
+        let mut meta = Metadata::response_from_request(&req.metadata);
+        meta.response_code = ResponseCode::Refused;
+        let reply = MessageResponseBuilder::new(&section, None).build_no_records(meta);
+        let mut bytes = Vec::new();
+        reply
+            .destructive_emit(&mut BinEncoder::new(&mut bytes))
+            .expect("encoded");
+        let parsed = Message::from_vec(&bytes).expect("the reply parses");
+        assert_eq!(parsed.queries, asked);
+        assert_eq!(parsed.metadata.response_code, ResponseCode::Refused);
+    }
+
+    #[test]
+    fn no_questions_are_an_empty_section() {
+        let section = question_section(&[]).expect("nothing to encode");
+        assert!(section.is_empty());
+        assert!(section.as_bytes().is_empty());
     }
 }
