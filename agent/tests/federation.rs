@@ -139,10 +139,29 @@ impl Drop for Gateway {
 /// dc1 and dc2, a server and a gateway each, plaintext (not yet federated: see
 /// [`wait_federated`]).
 fn two_datacenters(dir: &Path) -> (Agent, Agent, Gateway, Gateway) {
-    let s1 = Agent::server_named(&dir.join("s1"), "s1", &["-datacenter", "dc1"]);
-    let s2 = Agent::server_named(&dir.join("s2"), "s2", &["-datacenter", "dc2"]);
-    let g1 = Gateway::start("dc1", &dir.join("g1"), &s1.serf, None);
-    let g2 = Gateway::start("dc2", &dir.join("g2"), &s2.serf, Some(&g1.serf_wan));
+    two_datacenters_with(dir, [&[], &[]], [&[], &[]])
+}
+
+/// [`two_datacenters`] with extra flags for the servers and the gateways of dc1 and dc2.
+fn two_datacenters_with(
+    dir: &Path,
+    servers: [&[&str]; 2],
+    gateways: [&[&str]; 2],
+) -> (Agent, Agent, Gateway, Gateway) {
+    let server = |n: usize| {
+        let dc = format!("dc{n}");
+        let args = [&["-datacenter", dc.as_str()][..], servers[n - 1]].concat();
+        Agent::server_named(&dir.join(format!("s{n}")), &format!("s{n}"), &args)
+    };
+    let (s1, s2) = (server(1), server(2));
+    let g1 = Gateway::start_with("dc1", &dir.join("g1"), &s1.serf, None, gateways[0]);
+    let g2 = Gateway::start_with(
+        "dc2",
+        &dir.join("g2"),
+        &s2.serf,
+        Some(&g1.serf_wan),
+        gateways[1],
+    );
     (s1, s2, g1, g2)
 }
 
@@ -343,26 +362,9 @@ fn keyring(a: &Agent, args: &[&str]) -> (bool, String) {
 #[test]
 fn the_wan_keyring_rotates_apart_from_the_lan_keyring() {
     let dirs = tempfile::tempdir().expect("tempdir");
-    let enc = ["-encrypt", LAN_KEY];
-    let s1 = Agent::server_named(
-        &dirs.path().join("s1"),
-        "s1",
-        &[&["-datacenter", "dc1"][..], &enc].concat(),
-    );
-    let s2 = Agent::server_named(
-        &dirs.path().join("s2"),
-        "s2",
-        &[&["-datacenter", "dc2"][..], &enc].concat(),
-    );
-    let keys = ["-encrypt", LAN_KEY, "-encrypt-wan", WAN_KEY_1];
-    let g1 = Gateway::start_with("dc1", &dirs.path().join("g1"), &s1.serf, None, &keys);
-    let _g2 = Gateway::start_with(
-        "dc2",
-        &dirs.path().join("g2"),
-        &s2.serf,
-        Some(&g1.serf_wan),
-        &keys,
-    );
+    let enc: &[&str] = &["-encrypt", LAN_KEY];
+    let keys: &[&str] = &["-encrypt", LAN_KEY, "-encrypt-wan", WAN_KEY_1];
+    let (s1, _s2, _g1, _g2) = two_datacenters_with(dirs.path(), [enc, enc], [keys, keys]);
     wait_federated(&s1);
 
     let (ok, out) = keyring(&s1, &["-list"]);
@@ -484,21 +486,12 @@ fn datacenters_federate_over_mtls_and_a_gateway_reloads_its_certificate() {
     let dirs = tempfile::tempdir().expect("tempdir");
     let pki = common::pki::Pki::create(dirs.path());
     let ca = pki.ca();
-    let server = |dc: &str| {
+    let server_cfg = |dc: &str| {
         let (cert, key) = pki.cert("-server", &["-dc", dc]);
-        let cfg = common::pki::tls_config(dirs.path(), &format!("s-{dc}"), &ca, &cert, &key);
-        let data = dirs.path().join(format!("s-{dc}"));
-        Agent::server_named(
-            &data,
-            &format!("s-{dc}"),
-            &["-datacenter", dc, "-config-file", &cfg],
-        )
+        common::pki::tls_config(dirs.path(), &format!("s-{dc}"), &ca, &cert, &key)
     };
-    let (s1, s2) = (server("dc1"), server("dc2"));
-    let gateway_tls = |dc: &str| {
-        let (cert, key) = pki.cert("-gateway", &["-dc", dc]);
-        (cert, key)
-    };
+    let (cfg1, cfg2) = (server_cfg("dc1"), server_cfg("dc2"));
+    let gateway_tls = |dc: &str| pki.cert("-gateway", &["-dc", dc]);
     let ((c1, k1), (c2, k2)) = (gateway_tls("dc1"), gateway_tls("dc2"));
     let flags = |cert: &PathBuf, key: &PathBuf| -> Vec<String> {
         [
@@ -514,17 +507,13 @@ fn datacenters_federate_over_mtls_and_a_gateway_reloads_its_certificate() {
         .map(String::from)
         .to_vec()
     };
-    let f1 = flags(&c1, &k1);
-    let f2 = flags(&c2, &k2);
+    let (f1, f2) = (flags(&c1, &k1), flags(&c2, &k2));
     let r1: Vec<&str> = f1.iter().map(String::as_str).collect();
     let r2: Vec<&str> = f2.iter().map(String::as_str).collect();
-    let g1 = Gateway::start_with("dc1", &dirs.path().join("g1"), &s1.serf, None, &r1);
-    let g2 = Gateway::start_with(
-        "dc2",
-        &dirs.path().join("g2"),
-        &s2.serf,
-        Some(&g1.serf_wan),
-        &r2,
+    let (s1, s2, g1, g2) = two_datacenters_with(
+        dirs.path(),
+        [&["-config-file", &cfg1], &["-config-file", &cfg2]],
+        [&r1, &r2],
     );
     wait_federated(&s1);
     // Every hop is mTLS with names checked: server → gateway.dc1 → gateway.dc2 → server.dc2.

@@ -229,10 +229,8 @@ impl Source {
 
     async fn backend<'a>(&'a self, dc: Option<&'a str>) -> Result<Backend<'a>, RpcError> {
         if let Some(remote) = self.router.remote() {
-            return Ok(Backend::Remote(match (dc, self.router.federation()) {
-                (Some(dc), Some(f)) if dc != self.router.local_dc() => {
-                    Via::ServersThenGateways(remote, f, dc)
-                }
+            return Ok(Backend::Remote(match dc {
+                Some(dc) if dc != self.router.local_dc() => Via::Client(&self.router, dc),
                 _ => Via::Servers(remote),
             }));
         }
@@ -273,7 +271,7 @@ enum Via<'a> {
     Gateways(&'a Federation, &'a str),
     /// Another datacenter from a client agent: through a server, and through the gateways
     /// directly when no server answers (DNS asks only reads).
-    ServersThenGateways(&'a RemoteServers, &'a Federation, &'a str),
+    Client(&'a Router, &'a str),
 }
 
 impl Via<'_> {
@@ -281,11 +279,11 @@ impl Via<'_> {
         match self {
             Via::Servers(r) => r.http(req).await,
             Via::Gateways(f, dc) => f.relay(dc, req, CROSS_DC_DNS_TIMEOUT).await,
-            Via::ServersThenGateways(r, f, dc) => match r.http(req.clone()).await {
-                Ok(resp) => Ok(resp),
-                Err(e) if f.gateways().is_empty() => Err(e),
-                Err(_) => f.relay(dc, req, CROSS_DC_DNS_TIMEOUT).await,
-            },
+            Via::Client(router, dc) => {
+                router
+                    .other_dc_from_client(dc, req, CROSS_DC_DNS_TIMEOUT)
+                    .await
+            }
         }
     }
 }

@@ -58,29 +58,15 @@ pub(super) async fn route(State(st): State<ApiState>, req: Request, next: Next) 
         Ok(b) => b,
         Err(e) => return ApiError::bad_request(format!("reading the body: {e}")).into_response(),
     };
-    if let Some(servers) = st.router.remote() {
-        // A client agent: through a server, as everything else. If no server answers (the
-        // datacenter lost them, or its quorum with them), a read goes to the gateways
-        // directly: losing the local datacenter does not blind it to the others.
+    if st.router.remote().is_some() {
+        // A client agent: through a server (gateways directly for reads if none answers).
         let req =
             super::forward::client_request(&st, &parts.method, &parts.uri, &parts.headers, &body);
-        let read = req.is_read();
-        match servers.http(req.clone()).await {
-            Ok(resp) => return super::forward::into_response(resp),
-            Err(e)
-                if !read
-                    || st
-                        .router
-                        .federation()
-                        .is_none_or(|f| f.gateways().is_empty()) =>
-            {
-                return ApiError::from(e).into_response();
-            }
-            Err(e) => {
-                tracing::debug!(cause = %e, "no server answered; asking the gateways directly")
-            }
-        }
-        return relay(&st, &dc, req).await;
+        let budget = req.budget(CROSS_DC_TIMEOUT);
+        return match st.router.other_dc_from_client(&dc, req, budget).await {
+            Ok(resp) => super::forward::into_response(resp),
+            Err(e) => ApiError::from(e).into_response(),
+        };
     }
     let mut req = HttpRequest {
         method: parts.method.to_string(),

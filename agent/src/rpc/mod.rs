@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use crate::cluster::forward::{HttpRequest, HttpResponse};
 use crate::cluster::{Federation, RemoteServers};
 use crate::server::ServerHandle;
 
@@ -80,6 +81,30 @@ impl Router {
             None | Some("") => self.local.as_ref().ok_or(RpcError::NotAServer),
             Some(dc) if dc == self.local_dc => self.local.as_ref().ok_or(RpcError::NotAServer),
             Some(dc) => Err(RpcError::NoPathToDatacenter(dc.to_string())),
+        }
+    }
+
+    /// A client agent's request for datacenter `dc`: through one of its servers (which
+    /// relays it), and when none answers, a read straight to a local gateway within
+    /// `budget` — losing the local servers does not blind an agent to other datacenters.
+    /// A write is never sent around the servers: one may have received it.
+    pub async fn other_dc_from_client(
+        &self,
+        dc: &str,
+        req: HttpRequest,
+        budget: std::time::Duration,
+    ) -> Result<HttpResponse, RpcError> {
+        let servers = self.remote.as_ref().ok_or(RpcError::NotAServer)?;
+        let read = req.is_read();
+        match servers.http(req.clone()).await {
+            Ok(resp) => Ok(resp),
+            Err(e) => match &self.federation {
+                Some(f) if read && !f.gateways().is_empty() => {
+                    tracing::debug!(cause = %e, "no server answered; asking the gateways directly");
+                    f.relay(dc, req, budget).await
+                }
+                _ => Err(e),
+            },
         }
     }
 
