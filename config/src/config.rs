@@ -598,7 +598,7 @@ fn parse_addrs(key: &str, value: &str) -> Result<Vec<IpAddr>, ConfigError> {
 }
 
 /// The host name, as Consul defaults `node_name`; `meridian` if it cannot be read.
-fn default_node_name() -> String {
+pub fn default_node_name() -> String {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .find_map(|p| std::fs::read_to_string(p).ok())

@@ -44,7 +44,7 @@ mod tests_tls;
 pub use args::normalize_args;
 pub use config::{
     AclConfig, AddressesConfig, Config, DnsConfig, LimitsConfig, PerformanceConfig, PortsConfig,
-    RaftTiming, SoaConfig, UiConfig,
+    RaftTiming, SoaConfig, UiConfig, default_node_name,
 };
 pub use consul_keys::{ConfigWarning, WarningKind};
 pub use error::ConfigError;

@@ -139,15 +139,11 @@ impl Options {
         })
     }
 
-    /// The node name: `-node`, else the host name.
+    /// The node name: `-node`, else the host name (as the agent's `node_name` default).
     pub fn node_name(&self) -> String {
-        self.node.clone().unwrap_or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .map(|s| s.trim().to_string())
-                .ok()
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "gateway".into())
-        })
+        self.node
+            .clone()
+            .unwrap_or_else(meridian_config::default_node_name)
     }
 
     /// Checks the flags and resolves the addresses.
