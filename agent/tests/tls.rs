@@ -121,6 +121,7 @@ fn dial_as(pki: &Pki, client: &(PathBuf, PathBuf), addr: &str, name: &str) -> Re
         verify_incoming: false,
         verify_outgoing: true,
         verify_server_hostname: true,
+        ..meridian_tls::TlsSettings::default()
     })
     .expect("client tls");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -200,7 +201,8 @@ fn three_servers_over_mtls_elect_replicate_and_reload_certificates() {
         "plaintext was answered"
     );
     servers[2].wait_log(CONVERGE, |l| {
-        l.contains("refused an RPC connection")
+        l.contains("refused a connection")
+            && l.contains("\"RPC\"")
             && l.contains("plaintext")
             && l.contains("127.0.0.1:")
     });

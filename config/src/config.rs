@@ -16,7 +16,7 @@ use crate::ConfigError;
 use crate::consul_keys::ConfigWarning;
 use crate::duration::serde_go;
 use crate::event_handler::EventHandler;
-use crate::tls::{DeprecatedTls, InternalRpcTls, TlsConfig};
+use crate::tls::{DeprecatedTls, ResolvedTls, TlsConfig, TlsProtocol};
 
 /// The agent's configuration, as merged from defaults, files, environment and flags.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,7 +127,8 @@ pub struct Config {
     /// ACL settings. Only `enabled` is kept, so that `true` can be refused until ACLs are
     /// enforced; every other `acl` key is accepted and warned about as having no effect.
     pub acl: AclConfig,
-    /// TLS (`tls { defaults { ... } internal_rpc { ... } }`); see [`Config::internal_rpc_tls`].
+    /// TLS (`tls { defaults { ... } internal_rpc { ... } https { ... } }`); see
+    /// [`Config::internal_rpc_tls`] and [`Config::https_tls`].
     pub tls: TlsConfig,
     /// Deprecated spelling of `tls.defaults.ca_file` (which wins when both are set).
     pub ca_file: Option<PathBuf>,
@@ -141,6 +142,12 @@ pub struct Config {
     pub verify_incoming: Option<bool>,
     /// Deprecated spelling of `tls.internal_rpc.verify_incoming`.
     pub verify_incoming_rpc: Option<bool>,
+    /// Deprecated spelling of `tls.https.verify_incoming`.
+    pub verify_incoming_https: Option<bool>,
+    /// Deprecated spelling of `tls.defaults.tls_min_version`.
+    pub tls_min_version: Option<String>,
+    /// Deprecated spelling of `tls.defaults.tls_cipher_suites`.
+    pub tls_cipher_suites: Option<String>,
     /// Deprecated spelling of `tls.defaults.verify_outgoing`.
     pub verify_outgoing: Option<bool>,
     /// Deprecated spelling of `tls.internal_rpc.verify_server_hostname`.
@@ -163,6 +170,8 @@ pub struct AddressesConfig {
     pub http: Option<String>,
     /// Where DNS listens. Default: `client_addr`.
     pub dns: Option<String>,
+    /// Where the HTTPS API listens. Default: `client_addr`.
+    pub https: Option<String>,
 }
 
 /// ACL settings (`acl { ... }`). ACLs are not enforced yet, so `enabled = true` refuses to
@@ -365,6 +374,9 @@ impl Default for Config {
             key_file: None,
             verify_incoming: None,
             verify_incoming_rpc: None,
+            verify_incoming_https: None,
+            tls_min_version: None,
+            tls_cipher_suites: None,
             verify_outgoing: None,
             verify_server_hostname: None,
             dev_mode: false,
@@ -444,6 +456,14 @@ impl Config {
         }
     }
 
+    /// The addresses the HTTPS API binds: `addresses.https`, else `client_addr`.
+    pub fn https_addrs(&self) -> Result<Vec<IpAddr>, ConfigError> {
+        match &self.addresses.https {
+            Some(a) => parse_addrs("addresses.https", a),
+            None => self.client_addrs(),
+        }
+    }
+
     /// The addresses DNS binds: `addresses.dns`, else `client_addr`.
     pub fn dns_addrs(&self) -> Result<Vec<IpAddr>, ConfigError> {
         match &self.addresses.dns {
@@ -504,8 +524,17 @@ impl Config {
     /// TLS for server RPC as Consul resolves it (`tls.internal_rpc`, else `tls.defaults`,
     /// else the deprecated top-level keys; `verify_server_hostname` implies
     /// `verify_outgoing`). `None` when no TLS key is set.
-    pub fn internal_rpc_tls(&self) -> Option<InternalRpcTls> {
-        self.tls.internal_rpc(&self.deprecated_tls())
+    pub fn internal_rpc_tls(&self) -> Option<ResolvedTls> {
+        self.tls
+            .resolved(TlsProtocol::InternalRpc, &self.deprecated_tls())
+    }
+
+    /// TLS of the HTTPS API (`tls.https`, else `tls.defaults`, else the deprecated keys,
+    /// `verify_incoming_https` before `verify_incoming`). `None` when no TLS key is set;
+    /// validation makes sure it has a certificate when `ports.https` is on.
+    pub fn https_tls(&self) -> Option<ResolvedTls> {
+        self.tls
+            .resolved(TlsProtocol::Https, &self.deprecated_tls())
     }
 
     /// The deprecated top-level TLS keys, for resolution and validation.
@@ -516,8 +545,11 @@ impl Config {
             key_file: self.key_file.as_deref(),
             verify_incoming: self.verify_incoming,
             verify_incoming_rpc: self.verify_incoming_rpc,
+            verify_incoming_https: self.verify_incoming_https,
             verify_outgoing: self.verify_outgoing,
             verify_server_hostname: self.verify_server_hostname,
+            tls_min_version: self.tls_min_version.as_deref(),
+            tls_cipher_suites: self.tls_cipher_suites.as_deref(),
         }
     }
 

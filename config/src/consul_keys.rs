@@ -193,20 +193,29 @@ const TOP: &[(&str, Rule)] = &[
     ("acl_token", NoEffect),
     ("acl_ttl", NoEffect),
     ("enable_acl_replication", NoEffect),
-    // Deprecated top-level TLS spellings: those of internal RPC still take effect (Consul's
-    // `deprecated.go` mapping); HTTPS and the version and cipher knobs have none.
+    // Deprecated top-level TLS spellings still take effect (Consul's `deprecated.go`
+    // mapping); only the Go-specific server-preference knob has none.
     ("ca_file", Deprecated("tls.defaults.ca_file")),
     ("ca_path", Deprecated("tls.defaults.ca_path")),
     ("cert_file", Deprecated("tls.defaults.cert_file")),
     ("key_file", Deprecated("tls.defaults.key_file")),
-    ("tls_cipher_suites", NoEffect),
-    ("tls_min_version", NoEffect),
+    (
+        "tls_cipher_suites",
+        Deprecated("tls.defaults.tls_cipher_suites"),
+    ),
+    (
+        "tls_min_version",
+        Deprecated("tls.defaults.tls_min_version"),
+    ),
     ("tls_prefer_server_cipher_suites", NoEffect),
     (
         "verify_incoming",
         Deprecated("tls.defaults.verify_incoming"),
     ),
-    ("verify_incoming_https", NoEffect),
+    (
+        "verify_incoming_https",
+        Deprecated("tls.https.verify_incoming"),
+    ),
     (
         "verify_incoming_rpc",
         Deprecated("tls.internal_rpc.verify_incoming"),
@@ -248,21 +257,9 @@ const TOP: &[(&str, Rule)] = &[
     ("snapshot_agent", AlreadySo),
 ];
 
-/// `tls`: `defaults` and `internal_rpc` are typed (server RPC is TLS); Meridian serves no
-/// HTTPS or external gRPC, so those blocks have no effect. It always offers TLS 1.3 and 1.2
-/// with rustls' cipher suites, so the version and suite knobs have none either.
-const TLS: &[(&str, Rule)] = &[
-    ("defaults", Block(TLS_PROTOCOL)),
-    ("internal_rpc", Block(TLS_PROTOCOL)),
-    ("https", NoEffect),
-    ("grpc", NoEffect),
-];
-
-/// A `tls` block's keys without effect.
-const TLS_PROTOCOL: &[(&str, Rule)] = &[
-    ("tls_min_version", NoEffect),
-    ("tls_cipher_suites", NoEffect),
-];
+/// `tls`: `defaults`, `internal_rpc` and `https` are typed; Meridian serves no external
+/// gRPC, so that block has no effect.
+const TLS: &[(&str, Rule)] = &[("grpc", NoEffect)];
 
 /// `ports`: listeners Meridian does not open (`https` and `grpc` are typed, see
 /// [`INERT_TYPED`]).
@@ -276,12 +273,8 @@ const PORTS: &[(&str, Rule)] = &[
     ("expose_max_port", NoEffect),
 ];
 
-/// `addresses`: `http` and `dns` are typed; there is no HTTPS or gRPC listener to place.
-const ADDRESSES: &[(&str, Rule)] = &[
-    ("https", NoEffect),
-    ("grpc", NoEffect),
-    ("grpc_tls", NoEffect),
-];
+/// `addresses`: `http`, `https` and `dns` are typed; there is no gRPC listener to place.
+const ADDRESSES: &[(&str, Rule)] = &[("grpc", NoEffect), ("grpc_tls", NoEffect)];
 
 /// `dns_config`: namespaces are Enterprise.
 const DNS_CONFIG: &[(&str, Rule)] = &[("prefer_namespace", NoEffect)];
@@ -307,7 +300,6 @@ const UI_CONFIG: &[(&str, Rule)] = &[
 /// They are warned about after merging when a layer (other than `-dev`) set them; a port
 /// set to `-1` passes silently, as the listener is off either way.
 pub(crate) const INERT_TYPED: &[&str] = &[
-    "ports.https",
     "ports.grpc",
     "ui_config.dir",
     "limits.http_max_conns_per_client",

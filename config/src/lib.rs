@@ -51,4 +51,4 @@ pub use error::ConfigError;
 pub use event_handler::{EventFilter, EventHandler, EventHandlerError};
 pub use flags::{AgentFlags, parse_duration_flag};
 pub use load::{ENV_PREFIX, Hcl, validate_path, validate_paths, validate_text};
-pub use tls::{InternalRpcTls, TlsConfig, TlsProtocolConfig};
+pub use tls::{ResolvedTls, TlsConfig, TlsProtocol, TlsProtocolConfig, TlsVersion};

@@ -284,7 +284,7 @@ const CONSUL_FLAGS: &[&str] = &[
     "-grpc-tls-port=8503",
     "-hcl=log_level = \"debug\"",
     "-http-port=8500",
-    "-https-port=8501",
+    "-https-port=-1",
     "-join=127.0.0.1",
     "-join-wan=10.0.0.2",
     "-log-file=/tmp/consul.log",
@@ -338,7 +338,6 @@ fn every_consul_agent_flag_parses_and_unimplemented_ones_are_named() {
     for (key, flag) in [
         ("log_file", "-log-file"),
         ("ports.grpc_tls", "-grpc-tls-port"),
-        ("ports.https", "-https-port"),
         ("http_config", "-allow-write-http-from"),
         ("retry_join_wan", "-retry-join-wan"),
         ("serf_lan", "-serf-lan-bind"),
@@ -353,6 +352,10 @@ fn every_consul_agent_flag_parses_and_unimplemented_ones_are_named() {
         !w.iter()
             .any(|(k, _)| k == "pid_file" || k == "ports.http" || k == "ui")
     );
+    // HTTPS is served: the flag is no warning, and without a certificate it is an error.
+    let err = Config::load_with_env(&flags(&["-dev", "-https-port=8501"]), Vec::new())
+        .expect_err("https without a certificate");
+    assert!(err.to_string().contains("tls.https.cert_file"), "{err}");
     // A listener turned off by flag is what Meridian does anyway.
     let c = Config::load_with_env(&flags(&["-dev", "-grpc-tls-port=-1"]), Vec::new()).unwrap();
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);

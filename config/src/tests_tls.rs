@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use crate::test_support::write;
-use crate::{ConfigError, InternalRpcTls, WarningKind, validate_path};
+use crate::{ConfigError, ResolvedTls, TlsVersion, WarningKind, validate_path};
 
 fn load(hcl: &str) -> Result<crate::Config, ConfigError> {
     let dir = tempfile::tempdir().unwrap();
@@ -46,13 +46,14 @@ tls {
     .expect("load");
     assert_eq!(
         c.internal_rpc_tls(),
-        Some(InternalRpcTls {
+        Some(ResolvedTls {
             ca_file: Some(PathBuf::from("/pki/ca.pem")),
             cert_file: Some(PathBuf::from("/pki/rpc.pem")),
             key_file: Some(PathBuf::from("/pki/rpc-key.pem")),
             verify_incoming: true,
             verify_outgoing: true,
             verify_server_hostname: true,
+            ..ResolvedTls::default()
         })
     );
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
@@ -195,15 +196,23 @@ fn consuls_tls_rules_refuse_contradictions() {
 }
 
 #[test]
-fn https_grpc_and_version_knobs_are_accepted_and_warned_as_without_effect() {
+fn https_resolves_from_its_block_then_defaults_then_deprecated_keys() {
     let c = load(
         r#"
+ports { https = 8501 }
+addresses { https = "127.0.0.2" }
 tls {
   defaults {
-    tls_min_version = "TLSv1_2"
+    ca_file = "/pki/ca.pem"
+    cert_file = "/pki/agent.pem"
+    key_file = "/pki/agent-key.pem"
+    tls_min_version = "TLSv1_3"
+    verify_incoming = false
   }
   https {
-    verify_incoming = true
+    cert_file = "/pki/https.pem"
+    key_file = "/pki/https-key.pem"
+    tls_cipher_suites = "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
   }
   grpc {
     use_auto_cert = true
@@ -213,19 +222,45 @@ verify_incoming_https = true
 "#,
     )
     .expect("load");
-    let mut keys: Vec<&str> = c.warnings.iter().map(|w| w.key.as_str()).collect();
-    keys.sort_unstable();
+    let h = c.https_tls().expect("https tls");
+    assert_eq!(h.cert_file, Some(PathBuf::from("/pki/https.pem")));
+    assert_eq!(h.ca_file, Some(PathBuf::from("/pki/ca.pem")));
+    // verify_incoming_https outranks tls.defaults.verify_incoming, as in Consul.
+    assert!(h.verify_incoming);
+    assert!(!h.verify_outgoing && !h.verify_server_hostname);
+    assert_eq!(h.min_version, TlsVersion::V1_3);
     assert_eq!(
-        keys,
+        h.cipher_suites,
         [
-            "tls.defaults.tls_min_version",
-            "tls.grpc",
-            "tls.https",
-            "verify_incoming_https"
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
         ]
     );
-    assert!(c.warnings.iter().all(|w| w.kind == WarningKind::NoEffect));
-    assert_eq!(c.internal_rpc_tls(), None);
+    let rpc = c.internal_rpc_tls().expect("rpc tls");
+    assert_eq!(rpc.cert_file, Some(PathBuf::from("/pki/agent.pem")));
+    assert!(!rpc.verify_incoming && rpc.cipher_suites.is_empty());
+    assert_eq!(
+        c.https_addrs().expect("addrs"),
+        ["127.0.0.2".parse::<std::net::IpAddr>().expect("ip")]
+    );
+    let mut keys: Vec<&str> = c.warnings.iter().map(|w| w.key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["tls.grpc", "verify_incoming_https"]);
+}
+
+#[test]
+fn the_https_port_without_a_certificate_or_a_bad_version_is_refused_naming_the_key() {
+    let err = load("ports { https = 8501 }\n").expect_err("no cert");
+    assert_eq!(err.key(), Some("ports.https"), "{err}");
+    assert!(err.to_string().contains("tls.https.cert_file"), "{err}");
+    let err =
+        load("tls {\n  https {\n    tls_min_version = \"TLSv9\"\n  }\n}\n").expect_err("version");
+    assert_eq!(err.key(), Some("tls.https.tls_min_version"), "{err}");
+    let err = load("tls_min_version = \"ssl3\"\n").expect_err("version");
+    assert_eq!(err.key(), Some("tls_min_version"), "{err}");
+    let err =
+        load("tls {\n  https {\n    verify_server_hostname = true\n  }\n}\n").expect_err("vsh");
+    assert_eq!(err.key(), Some("tls.https.verify_server_hostname"), "{err}");
 }
 
 #[test]

@@ -29,10 +29,14 @@ impl Config {
     }
 
     /// Consul's TLS rules (`tls.rs`): no `ca_path`, `verify_server_hostname` only in
-    /// `internal_rpc`, cert and key together, the verify flags' files present.
+    /// `internal_rpc`, cert and key together, the verify flags' files present, a
+    /// certificate for the HTTPS port.
     fn validate_tls(&self) -> Result<(), ConfigError> {
-        self.tls
-            .validate(&self.deprecated_tls(), self.ca_path.as_deref())
+        self.tls.validate(
+            &self.deprecated_tls(),
+            self.ca_path.as_deref(),
+            self.ports.https_port().is_some(),
+        )
     }
 
     fn validate_identity(&self) -> Result<(), ConfigError> {

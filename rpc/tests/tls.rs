@@ -50,6 +50,7 @@ fn tls(ca: &PemPair, pair: Option<&PemPair>, incoming: bool, outgoing: bool) -> 
         verify_incoming: incoming,
         verify_outgoing: outgoing,
         verify_server_hostname: outgoing,
+        ..meridian_tls::TlsSettings::default()
     })
     .expect("tls context")
 }

@@ -24,7 +24,7 @@ use tracing::{debug, warn};
 
 use crate::error::TlsError;
 use crate::load;
-use crate::settings::{TlsFiles, TlsSettings};
+use crate::settings::{Purpose, TlsFiles, TlsSettings};
 
 /// How many distinct peer addresses are remembered for "warn once" before later ones are
 /// logged at debug only (bounds memory under a scan from many addresses).
@@ -49,6 +49,8 @@ struct Inner {
     warned: Mutex<HashSet<IpAddr>>,
     /// Successful reloads.
     reloads: AtomicU64,
+    /// What this TLS serves (never changes: a reload keeps it).
+    purpose: Purpose,
 }
 
 impl fmt::Debug for TlsContext {
@@ -66,6 +68,7 @@ impl TlsContext {
     pub fn new(settings: TlsSettings) -> Result<Self, TlsError> {
         let (server, client) = load::build(&settings)?;
         Ok(TlsContext(Arc::new(Inner {
+            purpose: settings.purpose,
             settings: Mutex::new(settings),
             server: server.map(ArcSwap::from_pointee),
             client: client.map(ArcSwap::from_pointee),
@@ -141,6 +144,17 @@ impl TlsContext {
         Ok(())
     }
 
+    /// What this TLS serves (fixed at creation).
+    pub fn purpose(&self) -> Purpose {
+        self.0.purpose
+    }
+
+    /// Whether incoming plaintext is refused: always on the HTTPS port, with
+    /// `verify_incoming` on an RPC port.
+    pub fn requires_tls(&self) -> bool {
+        self.0.purpose == Purpose::Https || self.verify_incoming()
+    }
+
     /// Incoming handshakes refused so far.
     pub fn handshake_failures(&self) -> u64 {
         self.0.failures.load(Ordering::Relaxed)
@@ -160,10 +174,11 @@ impl TlsContext {
             let mut warned = self.0.warned.lock();
             warned.len() < MAX_WARNED_PEERS && warned.insert(peer.ip())
         };
+        let kind = self.purpose().label();
         if first {
-            warn!(peer = %peer, reason = %reason, "refused an RPC connection: TLS handshake failed (further failures from this address are logged at debug)");
+            warn!(peer = %peer, reason = %reason, kind, "refused a connection: TLS handshake failed (further failures from this address are logged at debug)");
         } else {
-            debug!(peer = %peer, reason = %reason, "refused an RPC connection: TLS handshake failed");
+            debug!(peer = %peer, reason = %reason, kind, "refused a connection: TLS handshake failed");
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The server side: [`incoming`] turns a bound `TcpListener` into a stream of accepted
-//! connections for `tonic::transport::Server::serve_with_incoming_shutdown`, each one TLS
-//! (with the server configuration current when it was accepted) or, when `verify_incoming`
-//! is off, plaintext as Consul allows on its RPC port.
+//! connections for `tonic::transport::Server::serve_with_incoming_shutdown` (or the HTTPS
+//! API's axum server), each one TLS (with the server configuration current when it was
+//! accepted) or, on an RPC port without `verify_incoming`, plaintext as Consul allows.
 //!
 //! Each connection is classified and handshaken in its own task under a deadline, so a slow
 //! or hostile peer never holds up the accept loop. A refused connection (untrusted or no
@@ -56,7 +56,7 @@ pub enum RpcStream {
 /// Why an incoming connection was refused.
 #[derive(Debug, thiserror::Error)]
 enum Refused {
-    #[error("plaintext connection, but verify_incoming requires TLS with a client certificate")]
+    #[error("plaintext connection, but this port requires TLS (HTTPS, or verify_incoming)")]
     Plaintext,
     #[error("a TLS client, but this server has no certificate (cert_file, key_file)")]
     NoCertificate,
@@ -105,7 +105,7 @@ async fn accept_loop(
                 ));
             }
             Err(e) => {
-                warn!(cause = %e, "accepting an RPC connection failed");
+                warn!(cause = %e, kind = tls.purpose().label(), "accepting a connection failed");
                 tokio::select! {
                     _ = ready_tx.closed() => return,
                     _ = tokio::time::sleep(ACCEPT_ERROR_BACKOFF) => {}
@@ -132,7 +132,9 @@ async fn handle_conn(
             let _ = ready_tx.send(Ok(stream)).await;
         }
         // A TCP connect and close (a port check): nothing was attempted, nothing to count.
-        Ok(None) => debug!(peer = %peer, "RPC connection closed before sending anything"),
+        Ok(None) => {
+            debug!(peer = %peer, kind = tls.purpose().label(), "connection closed before sending anything")
+        }
         Err(reason) => tls.record_failure(peer, &reason),
     }
 }
@@ -143,7 +145,7 @@ async fn establish(tcp: TcpStream, tls: &TlsContext) -> Result<Option<RpcStream>
         return Ok(None);
     }
     if first[0] != TLS_HANDSHAKE_RECORD {
-        if tls.verify_incoming() {
+        if tls.requires_tls() {
             return Err(Refused::Plaintext);
         }
         return Ok(Some(RpcStream::Plain(tcp)));

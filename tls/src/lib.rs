@@ -1,4 +1,5 @@
-//! Mutual TLS for Meridian's internal gRPC (server RPC on :8300, WAN gateways), in Consul's
+//! Mutual TLS for Meridian's internal gRPC (server RPC on :8300, WAN gateways) and the
+//! HTTPS API, in Consul's
 //! terms: `ca_file`, `cert_file`, `key_file`, `verify_incoming`, `verify_outgoing`,
 //! `verify_server_hostname`, certificates for `server.<dc>.<domain>` and
 //! `gateway.<dc>.<domain>`, and `tls ca create` / `tls cert create`.
@@ -24,6 +25,7 @@ pub mod generate;
 pub mod incoming;
 mod load;
 pub mod settings;
+mod suites;
 mod verify;
 
 pub use connector::{ConnectError, TlsClientIo, TlsConnector};
@@ -34,4 +36,5 @@ pub use generate::{
     create_cert,
 };
 pub use incoming::{DEFAULT_HANDSHAKE_TIMEOUT, RpcStream, incoming};
-pub use settings::{TlsFiles, TlsSettings};
+pub use load::https_client_config;
+pub use settings::{MinVersion, Purpose, TlsFiles, TlsSettings};

@@ -5,8 +5,9 @@
 //! Server: the certificate and key, and, with `verify_incoming`, a `WebPkiClientVerifier`
 //! over the CA that requires a client certificate. Client (only with `verify_outgoing`):
 //! the CA as roots, the certificate and key as client identity when present, and the name
-//! check per `verify_server_hostname`. TLS 1.3 and 1.2; ALPN `h2` (gRPC). Reads files;
-//! keeps no state.
+//! check per `verify_server_hostname`. TLS 1.3 and 1.2 (or 1.3 only, `tls_min_version`),
+//! the TLS 1.2 suites `tls_cipher_suites` choose; ALPN `h2` for gRPC, `h2` and `http/1.1`
+//! for the HTTPS API. Reads files; keeps no state.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,17 +20,41 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
 
 use crate::error::TlsError;
-use crate::settings::TlsSettings;
-use crate::verify::ChainOnlyVerifier;
+use crate::settings::{MinVersion, Purpose, TlsSettings};
+use crate::suites;
+use crate::verify::{ChainOnlyVerifier, UnverifiedServer};
 
 /// TLS 1.3 first; 1.2 for peers that lack it (Consul's default minimum is 1.2).
-static VERSIONS: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+static TLS12_UP: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+/// `tls_min_version = "TLSv1_3"`.
+static TLS13_ONLY: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
 /// gRPC is HTTP/2.
 const ALPN_H2: &[u8] = b"h2";
+/// The HTTPS API speaks both.
+const ALPN_HTTP11: &[u8] = b"http/1.1";
 
-/// The ring provider, explicitly.
-pub(crate) fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+/// The ring provider, explicitly, with the TLS 1.2 suites `settings` choose (TLS 1.3 ones all kept).
+fn provider_for(s: &TlsSettings) -> Result<Arc<CryptoProvider>, TlsError> {
+    let mut p = rustls::crypto::ring::default_provider();
+    if let Some(tls12) = suites::select(&s.cipher_suites)? {
+        p.cipher_suites
+            .retain(|c| c.tls13().is_some() || tls12.contains(c));
+    }
+    Ok(Arc::new(p))
+}
+
+fn versions(s: &TlsSettings) -> &'static [&'static SupportedProtocolVersion] {
+    match s.min_version {
+        MinVersion::Tls13 => TLS13_ONLY,
+        _ => TLS12_UP,
+    }
+}
+
+fn alpn(s: &TlsSettings) -> Vec<Vec<u8>> {
+    match s.purpose {
+        Purpose::Https => vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()],
+        _ => vec![ALPN_H2.to_vec()],
+    }
 }
 
 /// Both configurations `settings` call for: a server one when there is a certificate, a
@@ -45,9 +70,9 @@ fn server_config(s: &TlsSettings) -> Result<Option<ServerConfig>, TlsError> {
     let (Some(cert), Some(key)) = (&s.files.cert_file, &s.files.key_file) else {
         return Ok(None);
     };
-    let provider = provider();
+    let provider = provider_for(s)?;
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
-        .with_protocol_versions(VERSIONS)?;
+        .with_protocol_versions(versions(s))?;
     let builder = match (&s.files.ca_file, s.verify_incoming) {
         (Some(ca), true) => {
             let verifier = WebPkiClientVerifier::builder_with_provider(read_roots(ca)?, provider)
@@ -61,7 +86,7 @@ fn server_config(s: &TlsSettings) -> Result<Option<ServerConfig>, TlsError> {
     let mut cfg = builder
         .with_single_cert(read_certs("cert_file", cert)?, read_key(key)?)
         .map_err(|e| key_pair(cert, key, e))?;
-    cfg.alpn_protocols = vec![ALPN_H2.to_vec()];
+    cfg.alpn_protocols = alpn(s);
     Ok(Some(cfg))
 }
 
@@ -69,12 +94,13 @@ fn client_config(s: &TlsSettings) -> Result<Option<ClientConfig>, TlsError> {
     let Some(ca) = s.files.ca_file.as_ref().filter(|_| s.dials_tls()) else {
         return Ok(None);
     };
-    let provider = provider();
+    let provider = provider_for(s)?;
     let webpki =
         WebPkiServerVerifier::builder_with_provider(read_roots(ca)?, Arc::clone(&provider))
             .build()
             .map_err(|e| invalid("ca_file", ca, e.to_string()))?;
-    let builder = ClientConfig::builder_with_provider(provider).with_protocol_versions(VERSIONS)?;
+    let builder =
+        ClientConfig::builder_with_provider(provider).with_protocol_versions(versions(s))?;
     let builder = if s.verify_server_hostname {
         builder.with_webpki_verifier(webpki)
     } else {
@@ -88,8 +114,49 @@ fn client_config(s: &TlsSettings) -> Result<Option<ClientConfig>, TlsError> {
             .map_err(|e| key_pair(cert, key, e))?,
         _ => builder.with_no_client_auth(),
     };
-    cfg.alpn_protocols = vec![ALPN_H2.to_vec()];
+    cfg.alpn_protocols = alpn(s);
     Ok(Some(cfg))
+}
+
+/// A client configuration for an HTTPS API (the CLI): the CA in `ca_file` as roots (the name
+/// dialled is checked), or no verification at all when `verify` is false (Consul's
+/// `CONSUL_HTTP_SSL_VERIFY=false`); a client certificate when `identity` names one; ALPN
+/// `h2` and `http/1.1`.
+pub fn https_client_config(
+    ca_file: Option<&Path>,
+    identity: Option<(&Path, &Path)>,
+    verify: bool,
+) -> Result<ClientConfig, TlsError> {
+    let settings = TlsSettings {
+        purpose: Purpose::Https,
+        ..TlsSettings::default()
+    };
+    let provider = provider_for(&settings)?;
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(versions(&settings))?;
+    let builder = match (ca_file, verify) {
+        (_, false) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(UnverifiedServer(
+                provider.signature_verification_algorithms,
+            ))),
+        (Some(ca), true) => builder.with_root_certificates(read_roots(ca)?),
+        (None, true) => {
+            return Err(TlsError::Settings(
+                "HTTPS needs the CA that signed the agent's certificate: set -ca-file \
+                 (CONSUL_CACERT), or CONSUL_HTTP_SSL_VERIFY=false to skip verification"
+                    .into(),
+            ));
+        }
+    };
+    let mut cfg = match identity {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(read_certs("client_cert", cert)?, read_key(key)?)
+            .map_err(|e| key_pair(cert, key, e))?,
+        None => builder.with_no_client_auth(),
+    };
+    cfg.alpn_protocols = alpn(&settings);
+    Ok(cfg)
 }
 
 /// Every certificate in a PEM file; at least one.

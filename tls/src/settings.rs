@@ -1,5 +1,6 @@
-//! What an agent's TLS is made of: the three files and Consul's three verify flags, and the
-//! rules between them (Consul's `tlsutil` checks). Plain data; no I/O.
+//! What an agent's TLS is made of: the three files, Consul's three verify flags, what the
+//! TLS is for (internal RPC or the HTTPS API), the lowest version and the TLS 1.2 cipher
+//! suites, and the rules between them (Consul's `tlsutil` checks). Plain data; no I/O.
 
 use std::path::PathBuf;
 
@@ -16,7 +17,41 @@ pub struct TlsFiles {
     pub key_file: Option<PathBuf>,
 }
 
-/// The files plus Consul's verify flags for internal RPC.
+/// What a TLS configuration serves: decides ALPN and whether plaintext is ever accepted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Purpose {
+    /// Internal gRPC (server RPC on :8300, gateways): ALPN `h2`; plaintext is accepted
+    /// unless `verify_incoming`, as on Consul's RPC port.
+    #[default]
+    Rpc,
+    /// The HTTPS API: ALPN `h2` and `http/1.1`; plaintext is always refused.
+    Https,
+}
+
+impl Purpose {
+    /// How logs name a connection of this kind.
+    pub fn label(self) -> &'static str {
+        match self {
+            Purpose::Rpc => "RPC",
+            Purpose::Https => "HTTPS",
+        }
+    }
+}
+
+/// The lowest TLS version offered (Consul's `tls_min_version`). rustls speaks 1.2 and 1.3
+/// only, so Consul's `TLSv1_0` and `TLSv1_1` mean 1.2 here (the config layer warns).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MinVersion {
+    /// TLS 1.2 and 1.3 (Consul's default, `TLSv1_2`).
+    #[default]
+    Tls12,
+    /// TLS 1.3 only (`TLSv1_3`).
+    Tls13,
+}
+
+/// The files plus Consul's verify flags, version floor and cipher suites.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsSettings {
     /// The files.
@@ -29,6 +64,13 @@ pub struct TlsSettings {
     /// Also check that a peer's certificate is valid for the name dialled
     /// (`server.<dc>.<domain>`). Implies `verify_outgoing`.
     pub verify_server_hostname: bool,
+    /// What this TLS serves.
+    pub purpose: Purpose,
+    /// The lowest version offered.
+    pub min_version: MinVersion,
+    /// Consul's `tls_cipher_suites`: the TLS 1.2 suites offered, by their IANA (Go) names;
+    /// empty offers all of rustls'. TLS 1.3 suites are not configurable, as in Consul.
+    pub cipher_suites: Vec<String>,
 }
 
 impl TlsSettings {
@@ -82,6 +124,12 @@ impl TlsSettings {
                 "verify_incoming is set but cert_file and key_file are not: the server needs its own certificate".into(),
             ));
         }
+        if self.purpose == Purpose::Https && !self.serves_tls() {
+            return Err(TlsError::Settings(
+                "the HTTPS port needs a certificate: set cert_file and key_file".into(),
+            ));
+        }
+        crate::suites::select(&self.cipher_suites)?;
         Ok(())
     }
 }
@@ -105,6 +153,7 @@ mod tests {
             verify_incoming: vi,
             verify_outgoing: vo,
             verify_server_hostname: vsh,
+            ..TlsSettings::default()
         };
         assert!(
             s(files(false, false, false), false, false, false)
@@ -120,5 +169,22 @@ mod tests {
         assert!(err(s(files(false, true, true), true, false, false)).contains("ca_file"));
         assert!(err(s(files(true, false, false), true, false, false)).contains("cert_file"));
         assert!(s(files(true, false, false), false, false, true).dials_tls());
+        let https = |files| TlsSettings {
+            files,
+            purpose: Purpose::Https,
+            ..TlsSettings::default()
+        };
+        assert!(https(files(false, true, true)).check().is_ok());
+        assert!(err(https(files(true, false, false))).contains("HTTPS port needs a certificate"));
+        let suites = |names: &[&str]| TlsSettings {
+            cipher_suites: names.iter().map(|n| n.to_string()).collect(),
+            ..TlsSettings::default()
+        };
+        assert!(
+            suites(&["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"])
+                .check()
+                .is_ok()
+        );
+        assert!(err(suites(&["TLS_BOGUS"])).contains("TLS_BOGUS"));
     }
 }

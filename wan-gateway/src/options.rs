@@ -136,6 +136,7 @@ impl Options {
             verify_incoming: self.verify_incoming,
             verify_outgoing: self.verify_outgoing || self.verify_server_hostname,
             verify_server_hostname: self.verify_server_hostname,
+            ..meridian_tls::TlsSettings::default()
         })
     }
 

@@ -12,6 +12,7 @@ pub mod events;
 pub mod handlers;
 mod identity;
 pub mod lan;
+mod listen;
 mod pid_file;
 pub mod user_event;
 mod warnings;
@@ -24,7 +25,6 @@ use std::time::Duration;
 
 use meridian_config::Config;
 use meridian_tls::TlsContext;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
@@ -50,8 +50,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// An agent whose sockets are bound and storage is open, not yet serving.
 pub struct BoundAgent {
     cfg: Config,
-    /// HTTP listeners, one per address; the first is the one reported.
-    http: Vec<TcpListener>,
+    /// HTTP and HTTPS listeners; the first HTTP one is the one reported.
+    api: crate::http::ApiSockets,
     /// DNS sockets (`None` when `ports.dns` is disabled).
     dns: Option<crate::dns::BoundDns>,
     /// The server role's socket and raft; `None` for a client agent.
@@ -154,26 +154,7 @@ impl BoundAgent {
         std::fs::create_dir_all(&data_dir).map_err(AgentError::DataDir)?;
         let node_id = identity::node_id(&data_dir, cfg.node_id.as_deref())?;
         let cfg_err = |e: meridian_config::ConfigError| AgentError::Config(e.to_string());
-        let http_port = cfg
-            .ports
-            .http_port()
-            .ok_or_else(|| AgentError::Config("ports.http must be enabled".into()))?;
-        // One listener per `client_addr`/`addresses.http` address, as Consul; with port 0
-        // the others take the port the first one got.
-        let mut http = Vec::new();
-        let mut port = http_port;
-        for ip in cfg.http_addrs().map_err(cfg_err)? {
-            let addr = SocketAddr::new(ip, port);
-            let l = TcpListener::bind(addr)
-                .await
-                .map_err(|e| AgentError::Bind {
-                    what: "HTTP",
-                    addr,
-                    source: e,
-                })?;
-            port = l.local_addr().map_or(port, |a| a.port());
-            http.push(l);
-        }
+        let api = listen::bind_api(&cfg).await?;
         let dns = match cfg.ports.dns_port() {
             Some(port) => {
                 let ips = cfg.dns_addrs().map_err(cfg_err)?;
@@ -268,7 +249,7 @@ impl BoundAgent {
             previous,
             handlers,
             cfg,
-            http,
+            api,
             dns,
             server,
             channels,
@@ -284,7 +265,8 @@ impl BoundAgent {
 
     /// The bound HTTP address.
     pub fn http_addr(&self) -> SocketAddr {
-        self.http
+        self.api
+            .http
             .first()
             .and_then(|l| l.local_addr().ok())
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -311,6 +293,10 @@ impl BoundAgent {
     pub fn spawn(self, token: CancellationToken) -> AgentHandle {
         let tracker = TaskTracker::new();
         let http_addr = self.http_addr();
+        let https_addr = (self.api.https.first())
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let serf_lan = self.serf_lan_addr();
         // Its own token: the shutdown path below leaves (maybe) and stops it explicitly.
         let gossip = self.gossip.spawn(CancellationToken::new());
@@ -447,7 +433,8 @@ impl BoundAgent {
             )
         });
         let reload = Arc::new(
-            Reload::new(self.config_source, Arc::clone(&local)).with_tls(self.tls.clone()),
+            Reload::new(self.config_source, Arc::clone(&local))
+                .with_tls(self.tls.clone(), self.api.https_tls.clone()),
         );
         {
             let (reload, cfg) = (Arc::clone(&reload), self.cfg.clone());
@@ -520,7 +507,7 @@ impl BoundAgent {
         }
         tracker.spawn(
             async move {
-                if let Err(e) = crate::http::serve(self.http, router, http_token).await {
+                if let Err(e) = crate::http::serve(self.api, router, http_token).await {
                     let _ = fail_tx.send(Some(format!("HTTP server failed: {e}")));
                     root.cancel();
                 }
@@ -566,7 +553,8 @@ impl BoundAgent {
             drop(dev_dir);
         });
         info!(
-            node = %self.me.node, http = %http_addr, serf_lan = %serf_lan,
+            node = %self.me.node, http = %http_addr,
+            https = %https_addr, serf_lan = %serf_lan,
             rpc = %format!("{}:{}", self.me.address, self.me.rpc_port), dns = dns_port,
             "Meridian agent listening"
         );
@@ -588,7 +576,7 @@ impl BoundAgent {
                 _ = ready_token.cancelled() => {}
                 true = ready => info!(
                     node = %me.node, datacenter = %me.datacenter, http = %http_addr,
-                    serf_lan = %serf_lan, dns = dns_port, server = is_server,
+                    https = %https_addr, serf_lan = %serf_lan, dns = dns_port, server = is_server,
                     "Meridian agent running"
                 ),
             }

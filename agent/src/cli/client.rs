@@ -7,14 +7,16 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+pub use super::client_tls::TlsFlags;
+
 /// Default agent address, as Consul's.
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8500";
 
 /// Flags every HTTP subcommand accepts.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct HttpFlags {
-    /// Agent HTTP address (`host:port` or `http://host:port`). Env: MERIDIAN_HTTP_ADDR, then
-    /// CONSUL_HTTP_ADDR. Default 127.0.0.1:8500.
+    /// Agent HTTP address (`host:port`, `http://host:port` or `https://host:port`). Env:
+    /// MERIDIAN_HTTP_ADDR, then CONSUL_HTTP_ADDR. Default 127.0.0.1:8500.
     #[arg(long = "http-addr", env = "MERIDIAN_HTTP_ADDR", value_name = "ADDR")]
     pub http_addr: Option<String>,
     /// Consul's variable, used when MERIDIAN_HTTP_ADDR and -http-addr are absent.
@@ -36,6 +38,9 @@ pub struct HttpFlags {
         hide_env_values = true
     )]
     pub consul_http_token: Option<String>,
+    /// HTTPS: CA, client certificate, server name.
+    #[command(flatten)]
+    pub tls: TlsFlags,
 }
 
 /// Flags of subcommands that read server state: which datacenter, and whether a stale read
@@ -76,6 +81,9 @@ pub enum ClientError {
     /// The agent's answer could not be decoded.
     #[error("invalid response from agent: {0}")]
     Decode(String),
+    /// HTTPS could not be set up (a missing CA, an unreadable certificate).
+    #[error("HTTPS: {0}")]
+    Tls(String),
 }
 
 /// A client for one agent.
@@ -95,14 +103,26 @@ impl ApiClient {
             .as_deref()
             .or(flags.consul_http_addr.as_deref())
             .unwrap_or(DEFAULT_HTTP_ADDR);
-        let base = base_url(addr)?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| ClientError::Connect {
-                base: base.clone(),
-                reason: e.to_string(),
-            })?;
+        let https_default = flags
+            .tls
+            .https_by_default()
+            .map_err(|e| ClientError::Tls(e.to_string()))?;
+        let mut base = base_url(addr, https_default)?;
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
+        if base.starts_with("https://") {
+            let tls = flags.tls.rustls_config().map_err(ClientError::Tls)?;
+            builder = builder.use_preconfigured_tls(tls);
+            if let Some(name) = &flags.tls.tls_server_name {
+                // Verify `name`: dial the address's host under that name.
+                let (url, resolved) = renamed(&base, name)?;
+                builder = builder.resolve(name, resolved);
+                base = url;
+            }
+        }
+        let http = builder.build().map_err(|e| ClientError::Connect {
+            base: base.clone(),
+            reason: e.to_string(),
+        })?;
         let mut query = Vec::new();
         if let Some(s) = server {
             if let Some(dc) = &s.datacenter {
@@ -271,17 +291,15 @@ fn not_found() -> ClientError {
     }
 }
 
-/// `host:port` or `http://host:port[/]` → `http://host:port`.
-fn base_url(addr: &str) -> Result<String, ClientError> {
+/// `host:port`, `http://host:port[/]` or `https://host:port[/]` → the base URL; a bare
+/// `host:port` is HTTPS when `https` (`CONSUL_HTTP_SSL=true`).
+fn base_url(addr: &str, https: bool) -> Result<String, ClientError> {
     let addr = addr.trim().trim_end_matches('/');
     if addr.is_empty() {
         return Err(ClientError::InvalidAddr(addr.into(), "empty"));
     }
     if addr.starts_with("https://") {
-        return Err(ClientError::InvalidAddr(
-            addr.into(),
-            "https is not supported by this build",
-        ));
+        return Ok(addr.to_string());
     }
     if addr.starts_with("unix://") {
         return Err(ClientError::InvalidAddr(
@@ -295,7 +313,22 @@ fn base_url(addr: &str) -> Result<String, ClientError> {
     if addr.contains("://") {
         return Err(ClientError::InvalidAddr(addr.into(), "unknown scheme"));
     }
-    Ok(format!("http://{addr}"))
+    let scheme = if https { "https" } else { "http" };
+    Ok(format!("{scheme}://{addr}"))
+}
+
+/// `https://host:port` → (`https://name:port`, host:port resolved), so that the request
+/// dials `host` but verifies the certificate against `name` (`-tls-server-name`).
+fn renamed(base: &str, name: &str) -> Result<(String, std::net::SocketAddr), ClientError> {
+    use std::net::ToSocketAddrs;
+    let authority = base.trim_start_matches("https://");
+    let invalid = |why| ClientError::InvalidAddr(base.to_string(), why);
+    let addr = authority
+        .to_socket_addrs()
+        .map_err(|_| invalid("-tls-server-name needs an address of the form host:port"))?
+        .next()
+        .ok_or_else(|| invalid("the host resolves to no address"))?;
+    Ok((format!("https://{name}:{}", addr.port()), addr))
 }
 
 /// Percent-encodes a KV key for a URL path, keeping `/` (Go's `url.PathEscape` per segment).
@@ -317,13 +350,27 @@ mod tests {
 
     #[test]
     fn addresses_with_and_without_scheme() {
-        assert_eq!(base_url("127.0.0.1:8500").unwrap(), "http://127.0.0.1:8500");
         assert_eq!(
-            base_url("http://10.0.0.1:18500/").unwrap(),
+            base_url("127.0.0.1:8500", false).unwrap(),
+            "http://127.0.0.1:8500"
+        );
+        assert_eq!(
+            base_url("http://10.0.0.1:18500/", false).unwrap(),
             "http://10.0.0.1:18500"
         );
-        assert!(base_url("https://x:8501").is_err());
-        assert!(base_url("").is_err());
+        assert_eq!(
+            base_url("https://x:8501/", false).unwrap(),
+            "https://x:8501"
+        );
+        assert_eq!(base_url("x:8501", true).unwrap(), "https://x:8501");
+        assert!(base_url("", false).is_err());
+        assert_eq!(
+            renamed("https://127.0.0.1:8501", "server.dc1.consul").unwrap(),
+            (
+                "https://server.dc1.consul:8501".to_string(),
+                "127.0.0.1:8501".parse().unwrap()
+            )
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use meridian_config::AgentFlags;
 
 pub mod catalog;
 pub mod client;
+mod client_tls;
 pub mod federation;
 pub mod gossip;
 pub mod info;

@@ -1,17 +1,18 @@
-//! TLS of the server RPC port (8300) and of the connections agents make to it: maps the
-//! resolved config (`Config::internal_rpc_tls`) onto `meridian-tls`, names the peers
-//! (`server.<dc>.<domain>`), builds the agent's `Channels`, and reloads certificates.
+//! TLS of the server RPC port (8300) and of the connections agents make to it, and of the
+//! HTTPS API: maps the resolved config (`Config::internal_rpc_tls`, `Config::https_tls`)
+//! onto `meridian-tls`, names the peers (`server.<dc>.<domain>`), builds the agent's
+//! `Channels`, and reloads certificates.
 //!
-//! Owns no state of its own: the `TlsContext` it builds is shared by the listener (accepts),
-//! the channels (dials) and the reload path (SIGHUP, `PUT /v1/agent/reload`).
+//! Owns no state of its own: the `TlsContext`s it builds are shared by the listeners
+//! (accepts), the channels (dials) and the reload path (SIGHUP, `PUT /v1/agent/reload`).
 
-use meridian_config::{Config, InternalRpcTls};
+use meridian_config::{Config, ResolvedTls, TlsVersion};
 use meridian_rpc::Channels;
-use meridian_tls::{TlsContext, TlsError, TlsFiles, TlsSettings};
+use meridian_tls::{MinVersion, Purpose, TlsContext, TlsError, TlsFiles, TlsSettings};
 use tracing::{info, warn};
 
-/// `meridian-tls` settings for the resolved internal RPC TLS config.
-pub fn settings(t: &InternalRpcTls) -> TlsSettings {
+/// `meridian-tls` settings for a resolved TLS config serving `purpose`.
+pub fn settings(t: &ResolvedTls, purpose: Purpose) -> TlsSettings {
     TlsSettings {
         files: TlsFiles {
             ca_file: t.ca_file.clone(),
@@ -21,16 +22,48 @@ pub fn settings(t: &InternalRpcTls) -> TlsSettings {
         verify_incoming: t.verify_incoming,
         verify_outgoing: t.verify_outgoing,
         verify_server_hostname: t.verify_server_hostname,
+        purpose,
+        min_version: match t.min_version {
+            TlsVersion::V1_3 => MinVersion::Tls13,
+            _ => MinVersion::Tls12,
+        },
+        cipher_suites: t.cipher_suites.clone(),
     }
 }
 
-/// The TLS context `cfg` asks for: `None` when no TLS key is set. Reads the files now, so a
-/// missing or bad one stops the agent at start with the file named.
+/// Builds the context for `t`, reading the files now (so a missing or bad one stops the
+/// agent at start with the file named).
+fn build(t: &ResolvedTls, purpose: Purpose) -> Result<TlsContext, TlsError> {
+    if t.min_version < TlsVersion::V1_2 {
+        warn!(
+            kind = purpose.label(),
+            "tls_min_version below TLSv1_2: rustls speaks TLS 1.2 and 1.3 only, so 1.2 is the minimum offered"
+        );
+    }
+    TlsContext::new(settings(t, purpose))
+}
+
+/// The HTTPS API's TLS context: `None` when `ports.https` is off. Validation made sure it
+/// has a certificate.
+pub fn https_context(cfg: &Config) -> Result<Option<TlsContext>, TlsError> {
+    if cfg.ports.https_port().is_none() {
+        return Ok(None);
+    }
+    let t = cfg.https_tls().unwrap_or_default();
+    let ctx = build(&t, Purpose::Https)?;
+    info!(
+        verify_incoming = t.verify_incoming,
+        "HTTPS API TLS configured"
+    );
+    Ok(Some(ctx))
+}
+
+/// The server RPC TLS context `cfg` asks for: `None` when no TLS key is set.
 pub fn context(cfg: &Config) -> Result<Option<TlsContext>, TlsError> {
     let Some(t) = cfg.internal_rpc_tls() else {
         return Ok(None);
     };
-    let ctx = TlsContext::new(settings(&t))?;
+    let ctx = build(&t, Purpose::Rpc)?;
     info!(
         serves_tls = ctx.serves_tls(),
         dials_tls = ctx.dials_tls(),
@@ -61,18 +94,21 @@ pub fn channels(cfg: &Config, tls: Option<&TlsContext>) -> Channels {
     }
 }
 
-/// Re-reads the certificate files a reloaded `cfg` names into `tls` (new paths allowed).
-/// The verify flags stay as at start (a change is logged; it needs a restart, as does
-/// turning TLS on or off). On error the running certificates stay.
-pub fn reload(tls: Option<&TlsContext>, cfg: &Config) -> Result<(), String> {
-    let next = cfg.internal_rpc_tls();
+/// Re-reads the certificate files a reloaded `cfg` names into `tls` (the RPC or the HTTPS
+/// context; new paths allowed). The verify flags stay as at start (a change is logged; it
+/// needs a restart, as does turning TLS on or off). On error the running certificates stay.
+pub fn reload(tls: Option<&TlsContext>, cfg: &Config, purpose: Purpose) -> Result<(), String> {
+    let next = match purpose {
+        Purpose::Https => cfg.https_tls(),
+        _ => cfg.internal_rpc_tls(),
+    };
     let Some(tls) = tls else {
-        if next.is_some() {
+        if next.is_some() && purpose == Purpose::Rpc {
             warn!("TLS settings appeared in the configuration; turning TLS on needs a restart");
         }
         return Ok(());
     };
-    let next = next.map(|t| settings(&t)).unwrap_or_default();
+    let next = next.map(|t| settings(&t, purpose)).unwrap_or_default();
     let running = tls.settings();
     if (
         next.verify_incoming,
@@ -87,8 +123,16 @@ pub fn reload(tls: Option<&TlsContext>, cfg: &Config) -> Result<(), String> {
             "changes to verify_incoming, verify_outgoing or verify_server_hostname take effect after a restart"
         );
     }
-    tls.reload_files(next.files)
-        .map_err(|e| format!("TLS reload failed, keeping the current certificates: {e}"))?;
-    info!(reloads = tls.reloads(), "reloaded TLS certificates");
+    tls.reload_files(next.files).map_err(|e| {
+        format!(
+            "{} TLS reload failed, keeping the current certificates: {e}",
+            purpose.label()
+        )
+    })?;
+    info!(
+        kind = purpose.label(),
+        reloads = tls.reloads(),
+        "reloaded TLS certificates"
+    );
     Ok(())
 }

@@ -112,6 +112,20 @@ fn gauges(st: &ApiState) -> Vec<Value> {
             n as f64,
         ));
     }
+    // Refused TLS handshakes (untrusted or missing client certificate, plaintext where TLS
+    // is required, stalled) and certificate reloads, per listener.
+    for tls in st.reload.tls_contexts() {
+        let labels = json!({ "listener": tls.purpose().label().to_ascii_lowercase() });
+        for (name, v) in [
+            (
+                "meridian.tls.handshake_failures_total",
+                tls.handshake_failures(),
+            ),
+            ("meridian.tls.reloads_total", tls.reloads()),
+        ] {
+            out.push(json!({ "Name": name, "Value": v as f64, "Labels": labels }));
+        }
+    }
     if let Some(server) = st.router.local() {
         let c = server.raft().state().counts();
         out.push(gauge("consul.state.nodes", c.nodes as f64));

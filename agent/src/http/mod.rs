@@ -1,4 +1,5 @@
-//! The HTTP API on 8500, in Consul's shapes (reference/consul.md §1–2, §7).
+//! The HTTP API on 8500 (and HTTPS on `ports.https`, `https.rs`), in Consul's shapes
+//! (reference/consul.md §1–2, §7).
 //!
 //! ```text
 //!   axum Router ── handlers (one file per endpoint family)
@@ -30,6 +31,7 @@ mod federation;
 mod filter;
 mod forward;
 pub(crate) mod fuzzing;
+mod https;
 mod keyring;
 mod kv;
 mod members;
@@ -213,18 +215,40 @@ pub fn client_router(state: ApiState) -> axum::Router {
         .with_state(state)
 }
 
-/// Serves `router` on every listener until `token` is cancelled, then drains connections;
+/// The API's bound sockets: plain HTTP, and HTTPS with its TLS context.
+#[derive(Debug, Default)]
+pub struct ApiSockets {
+    /// HTTP listeners, one per address; the first is the one reported.
+    pub http: Vec<TcpListener>,
+    /// HTTPS listeners (empty when `ports.https` is off).
+    pub https: Vec<TcpListener>,
+    /// The HTTPS certificates (`Some` exactly when `https` is not empty).
+    pub https_tls: Option<meridian_tls::TlsContext>,
+}
+
+/// Serves `router` on every socket until `token` is cancelled, then drains connections;
 /// the first listener that fails ends them all.
 pub async fn serve(
-    listeners: Vec<TcpListener>,
+    sockets: ApiSockets,
     router: axum::Router,
     token: CancellationToken,
 ) -> std::io::Result<()> {
     let mut servers = tokio::task::JoinSet::new();
-    for listener in listeners {
+    for listener in sockets.http {
         let server = axum::serve(listener, router.clone())
             .with_graceful_shutdown(token.clone().cancelled_owned());
         servers.spawn(async move { server.await });
+    }
+    if let Some(tls) = sockets.https_tls {
+        for listener in sockets.https {
+            let shutdown = token.clone().cancelled_owned();
+            servers.spawn(https::serve(
+                listener,
+                tls.clone(),
+                router.clone(),
+                shutdown,
+            ));
+        }
     }
     while let Some(done) = servers.join_next().await {
         match done {

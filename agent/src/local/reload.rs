@@ -2,14 +2,14 @@
 //! `-config-file` / `-config-dir`) and reloading them (`SIGHUP`, `PUT /v1/agent/reload`),
 //! as Consul does: defined services are added or replaced, services that a reload no longer
 //! defines are removed, and services registered through the API are left alone. A reload
-//! also re-reads the server RPC TLS certificates (`cluster::tls::reload`); if they do not
+//! also re-reads the server RPC and HTTPS TLS certificates (`cluster::tls::reload`); if they do not
 //! load, the running ones stay and the reload reports the error.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use meridian_config::Config;
-use meridian_tls::TlsContext;
+use meridian_tls::{Purpose, TlsContext};
 use parking_lot::Mutex;
 use tracing::info;
 
@@ -28,6 +28,8 @@ pub struct Reload {
     serial: tokio::sync::Mutex<()>,
     /// Server RPC TLS, whose certificates a reload re-reads.
     tls: Option<TlsContext>,
+    /// HTTPS API TLS, likewise.
+    https_tls: Option<TlsContext>,
 }
 
 impl std::fmt::Debug for Reload {
@@ -45,13 +47,21 @@ impl Reload {
             from_config: Mutex::new(BTreeSet::new()),
             serial: tokio::sync::Mutex::new(()),
             tls: None,
+            https_tls: None,
         }
     }
 
-    /// Also reloads `tls`'s certificates on every reload.
-    pub fn with_tls(mut self, tls: Option<TlsContext>) -> Self {
-        self.tls = tls;
+    /// Also reloads the certificates of `rpc` (server RPC) and `https` (the HTTPS API) on
+    /// every reload.
+    pub fn with_tls(mut self, rpc: Option<TlsContext>, https: Option<TlsContext>) -> Self {
+        self.tls = rpc;
+        self.https_tls = https;
         self
+    }
+
+    /// The TLS contexts a reload re-reads (server RPC, HTTPS), for their counters.
+    pub fn tls_contexts(&self) -> impl Iterator<Item = &TlsContext> {
+        self.tls.iter().chain(self.https_tls.iter())
     }
 
     /// Applies `cfg`'s service definitions. All are parsed first: one bad definition
@@ -101,7 +111,8 @@ impl Reload {
         };
         let cfg = source()?;
         let services = self.apply(&cfg).await;
-        let tls = crate::cluster::tls::reload(self.tls.as_ref(), &cfg);
-        services.and(tls)
+        let tls = crate::cluster::tls::reload(self.tls.as_ref(), &cfg, Purpose::Rpc);
+        let https = crate::cluster::tls::reload(self.https_tls.as_ref(), &cfg, Purpose::Https);
+        services.and(tls).and(https)
     }
 }

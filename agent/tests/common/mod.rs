@@ -32,6 +32,8 @@ pub struct Agent {
     pub serf: String,
     /// The DNS port (UDP and TCP on the agent's client address), 0 when disabled.
     pub dns: u16,
+    /// The HTTPS API address (`ip:port`), empty when `ports.https` is off.
+    pub https: String,
     log_rx: mpsc::Receiver<String>,
     /// Log lines seen so far.
     pub log: Vec<String>,
@@ -160,6 +162,7 @@ impl Agent {
         assert!(!self.addr.is_empty(), "http field in {line}");
         self.url = format!("http://{}", self.addr);
         self.serf = field("serf_lan");
+        self.https = field("https");
         self.dns = v["fields"]["dns"]
             .as_u64()
             .and_then(|p| u16::try_from(p).ok())
@@ -218,6 +221,7 @@ impl Agent {
             addr: String::new(),
             serf: String::new(),
             dns: 0,
+            https: String::new(),
             log_rx,
             log: Vec::new(),
         }

@@ -67,6 +67,7 @@ pub fn server_tls(files: TlsFiles, verify_incoming: bool) -> TlsContext {
         verify_incoming,
         verify_outgoing: false,
         verify_server_hostname: false,
+        ..meridian_tls::TlsSettings::default()
     })
     .expect("server tls")
 }
@@ -78,6 +79,7 @@ pub fn client_tls(files: TlsFiles, verify_server_hostname: bool) -> TlsContext {
         verify_incoming: false,
         verify_outgoing: true,
         verify_server_hostname,
+        ..meridian_tls::TlsSettings::default()
     })
     .expect("client tls")
 }
