@@ -14,7 +14,9 @@ Per setting:
     per kind, DNS on one UDP socket; every reply checked;
   - throughput: wrk -t2 -cWRK_CONNS -dWRK_DURATION --latency, local then cross-DC, every reply
     checked (fed.lua), with the CPU time every process used during it.
-Settings: `direct` (the gateways talk on 127.0.0.1, no emulated WAN), then a fresh federation
+Settings: `direct` (the gateways talk on 127.0.0.1, no emulated WAN), `direct-mtls` (the same
+with every RPC hop mutual TLS: certificates from `meridian tls`, verify_incoming,
+verify_outgoing, verify_server_hostname; connections are reused), then a fresh federation
 whose dc2 gateway advertises 127.0.0.2 on the WAN, where wanproxy.py relays TCP (RPC) and UDP
 (gossip) to it: `proxy-0ms` (relay, no delay: the relay's own cost) and `proxy-<RTT>ms`
 (WAN_RTT_MS / 2 each way). The relay's added round trip is checked with a TCP echo through
@@ -45,7 +47,7 @@ WARMUP = 50
 WRK_DURATION = os.environ.get("WRK_DURATION", "10s")
 WRK_CONNS = int(os.environ.get("WRK_CONNS", "32"))
 WAN_RTT_MS = float(os.environ.get("WAN_RTT_MS", "50"))
-SETTINGS = os.environ.get("SETTINGS", "direct,proxy-0ms,proxy-wan").split(",")
+SETTINGS = os.environ.get("SETTINGS", "direct,direct-mtls,proxy-0ms,proxy-wan").split(",")
 PORT_BASE = int(os.environ.get("PORT_BASE", "23000"))  # below the ephemeral range
 DEADLINE = 60.0
 VALUES = {"dc1": "value-in-dc1", "dc2": "value-in-dc2"}
@@ -225,10 +227,29 @@ def get_json(port, path):
 # --- the federation --------------------------------------------------------------------------
 
 
-def start_federation(tmp, tag, wan_proxy):
+def make_pki(tmp, tag):
+    """A CA and per-process certificates made with `meridian tls`, for mtls=True."""
+    d = os.path.join(tmp, tag, "pki")
+    os.makedirs(d, exist_ok=True)
+    run = lambda *a: subprocess.run([os.path.join(BIN, "meridian"), "tls", *a], cwd=d,
+                                    check=True, capture_output=True)
+    run("ca", "create")
+    pki = {"ca": os.path.join(d, "consul-agent-ca.pem")}
+    for dc in ("dc1", "dc2"):
+        for kind in ("server", "gateway"):
+            run("cert", "create", f"-{kind}", "-dc", dc)
+            pki[(dc, kind)] = (os.path.join(d, f"{dc}-{kind}-consul-0.pem"),
+                               os.path.join(d, f"{dc}-{kind}-consul-0-key.pem"))
+    return pki
+
+
+def start_federation(tmp, tag, wan_proxy, mtls=False):
     """Two DCs (server + gateway each); with wan_proxy, dc2's gateway is reached through
-    wanproxy.py on 127.0.0.2. Returns a dict of ports and processes."""
+    wanproxy.py on 127.0.0.2; with mtls, every RPC hop (server <-> gateway <-> gateway) is
+    mutual TLS with verify_incoming, verify_outgoing and verify_server_hostname. Returns a
+    dict of ports and processes."""
     fed = {"procs": {}}
+    pki = make_pki(tmp, tag) if mtls else None
     ips = ("127.0.0.1", "127.0.0.2")
     for n, dc in ((1, "dc1"), (2, "dc2")):
         rpc, serf, wan, http_, dns, grpc = free_ports(6, ips)
@@ -238,7 +259,8 @@ def start_federation(tmp, tag, wan_proxy):
             "-datacenter", dc, "-node", f"s{n}", "-bind", "127.0.0.1", "-client", "127.0.0.1",
             "-data-dir", os.path.join(tmp, tag, f"s{n}"), "-server-port", str(rpc),
             "-serf-lan-port", str(serf), "-serf-wan-port", str(wan), "-http-port", str(http_),
-            "-dns-port", str(dns), "-grpc-port", str(grpc), "-log-level", "warn"], tmp)
+            "-dns-port", str(dns), "-grpc-port", str(grpc), "-log-level", "warn"]
+            + (["-hcl", server_tls(pki, dc)] if mtls else []), tmp)
     g_ports = {dc: free_ports(3, ips) for dc in ("dc1", "dc2")}  # server, serf lan, serf wan
     if wan_proxy:
         wan2 = g_ports["dc2"][2]
@@ -260,6 +282,10 @@ def start_federation(tmp, tag, wan_proxy):
                 "-server-port", str(sp), "-serf-lan-port", str(lp), "-serf-wan-port", str(wp),
                 "-retry-join", f"127.0.0.1:{fed[dc]['serf']}", "-retry-interval", "1s",
                 "-log-level", "warn"]
+        if mtls:
+            cert, key = pki[(dc, "gateway")]
+            args += ["-ca-file", pki["ca"], "-cert-file", cert, "-key-file", key,
+                     "-verify-incoming", "-verify-outgoing", "-verify-server-hostname"]
         if dc == "dc2":
             args += ["-retry-join-wan", f"127.0.0.1:{g_ports['dc1'][2]}"]
             if wan_proxy:
@@ -289,6 +315,13 @@ def start_federation(tmp, tag, wan_proxy):
              in http_call(p1, "GET", "/v1/kv/k?dc=dc2")[1])
     wait_for("dc1's DNS to answer for dc2's web", lambda: probe_dns(fed))
     return fed
+
+
+def server_tls(pki, dc):
+    cert, key = pki[(dc, "server")]
+    return (f'tls {{\n defaults {{\n ca_file = "{pki["ca"]}"\n cert_file = "{cert}"\n'
+            f' key_file = "{key}"\n verify_incoming = true\n verify_outgoing = true\n }}\n'
+            f' internal_rpc {{\n verify_server_hostname = true\n }}\n}}\n')
 
 
 def probe_dns(fed):
@@ -478,11 +511,12 @@ def main():
               "wan_rtt_ms": WAN_RTT_MS, "settings": {}}
     wan_tag = f"proxy-{WAN_RTT_MS:g}ms"
     try:
-        if "direct" in SETTINGS:
-            fed = start_federation(tmp, "direct", wan_proxy=False)
-            check_ready(fed, "direct")
-            result["settings"]["direct"] = measure("direct", fed, 0.0)
-            stop_all()
+        for tag in ("direct", "direct-mtls"):
+            if tag in SETTINGS:
+                fed = start_federation(tmp, tag, wan_proxy=False, mtls=tag.endswith("mtls"))
+                check_ready(fed, tag)
+                result["settings"][tag] = measure(tag, fed, 0.0)
+                stop_all()
         proxied = [s for s in SETTINGS if s.startswith("proxy")]
         if proxied:
             fed = start_federation(tmp, "proxy", wan_proxy=True)
