@@ -14,6 +14,7 @@
 //! not JSON-escaped. Whether a failure happened before the request left matters to every
 //! caller (a write that was never sent may be retried anywhere), so the transport says so.
 
+pub mod authorize;
 pub mod channels;
 pub mod failover;
 pub mod frame;
@@ -23,6 +24,7 @@ pub mod serve;
 pub mod transport;
 pub mod wire;
 
+pub use authorize::RequirePeer;
 pub use channels::{Channels, MAX_MESSAGE};
 pub use http::{HttpRequest, HttpResponse, ServerRefusal};
 pub use serve::serve;

@@ -119,6 +119,10 @@ async fn call_on(
         Ok(Err(status)) if never_sent(&status) => {
             return Err(unreachable(status.message().to_string()));
         }
+        // `RequirePeer` refused the caller before the service saw the request.
+        Ok(Err(status)) if status.code() == tonic::Code::PermissionDenied => {
+            return Err(TransportError::Protocol(status.message().to_string()));
+        }
         Ok(Err(status)) => return Err(no_answer(status.message().to_string())),
         Ok(Ok(r)) => r.into_inner(),
     };

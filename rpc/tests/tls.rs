@@ -6,13 +6,16 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use meridian_rpc::{Channels, ForwardEndpoint, Handler, TransportError, call, call_named};
+use meridian_rpc::{
+    Channels, ForwardEndpoint, Handler, RequirePeer, TransportError, call, call_named,
+};
 use meridian_tls::{
     CertKind, CertSpec, PemPair, TlsContext, TlsFiles, TlsSettings, create_ca, create_cert,
     incoming,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -169,4 +172,68 @@ async fn a_reload_keeps_cached_channels_and_their_connections() {
         call(&fresh, &addr, "dc1", b"3".to_vec(), TIMEOUT).await,
         Err(TransportError::Unreachable { .. })
     ));
+}
+
+/// A `Forward` endpoint of dc1 behind `incoming` that admits only callers `peers` admits.
+async fn serve_guarded(
+    server_tls: TlsContext,
+    peers: RequirePeer,
+) -> (SocketAddr, tokio_util::sync::DropGuard) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let token = CancellationToken::new();
+    let stop = token.clone();
+    tokio::spawn(async move {
+        let svc = InterceptedService::new(ForwardEndpoint::server("dc1".into(), Echo), peers);
+        tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming_shutdown(
+                incoming(listener, server_tls, Duration::from_secs(2)),
+                stop.cancelled_owned(),
+            )
+            .await
+            .expect("serve");
+    });
+    (addr, token.drop_guard())
+}
+
+#[tokio::test]
+async fn a_role_check_admits_servers_and_gateways_by_certificate_name_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = pki(dir.path(), "a");
+    let gw = create_cert(
+        &dir.path().join("a"),
+        &CertSpec::new(CertKind::Gateway, "dc2", "consul"),
+        &a.ca,
+    )
+    .expect("gateway cert");
+    let as_peer = |pair: &PemPair| {
+        Channels::with_tls(tls(&a.ca, Some(pair), false, true), "server.dc1.consul")
+    };
+    let server_tls = || tls(&a.ca, Some(&a.server), true, false);
+
+    // Raft's rule: a server certificate of dc1 is admitted, a client's is refused by name.
+    let (addr, _s) = serve_guarded(server_tls(), RequirePeer::server("dc1", "consul")).await;
+    let addr = addr.to_string();
+    let ok = call(&as_peer(&a.server), &addr, "dc1", b"hi".to_vec(), TIMEOUT).await;
+    assert_eq!(ok.expect("server admitted"), b"hi");
+    match call(&as_peer(&a.client), &addr, "dc1", b"x".to_vec(), TIMEOUT).await {
+        Err(TransportError::Protocol(why)) => {
+            assert!(
+                why.contains("server.dc1.consul") && why.contains("client.dc1.consul"),
+                "{why}"
+            )
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+
+    // The WAN port's rule: any DC's gateway, not a server or client.
+    let (addr, _g) = serve_guarded(server_tls(), RequirePeer::gateway("consul")).await;
+    let addr = addr.to_string();
+    let ok = call(&as_peer(&gw), &addr, "dc1", b"hi".to_vec(), TIMEOUT).await;
+    assert_eq!(ok.expect("gateway admitted"), b"hi");
+    for who in [&a.server, &a.client] {
+        let got = call(&as_peer(who), &addr, "dc1", b"x".to_vec(), TIMEOUT).await;
+        assert!(matches!(got, Err(TransportError::Protocol(_))), "{got:?}");
+    }
 }

@@ -18,6 +18,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -182,16 +183,54 @@ impl RpcStream {
     }
 }
 
-/// The peer and local addresses, as for a plain `TcpStream`, so `Request::remote_addr()`
-/// keeps working behind TLS.
-impl Connected for RpcStream {
-    type ConnectInfo = TcpConnectInfo;
+/// What tonic puts in the extensions of every request on a connection from [`incoming`]
+/// (read it with [`connect_info`] and [`remote_addr`]).
+#[derive(Debug, Clone)]
+pub struct RpcConnectInfo {
+    /// Local and peer addresses.
+    pub tcp: TcpConnectInfo,
+    /// The DNS names the peer's client certificate is valid for (`server.dc1.consul`,
+    /// `localhost`); `None` for plaintext, or TLS without a client certificate (both only
+    /// possible without `verify_incoming`).
+    pub peer_names: Option<Arc<[String]>>,
+}
 
-    fn connect_info(&self) -> TcpConnectInfo {
+/// The connection facts of a request served through [`incoming`].
+pub fn connect_info<T>(req: &tonic::Request<T>) -> Option<&RpcConnectInfo> {
+    req.extensions().get::<RpcConnectInfo>()
+}
+
+/// The peer address of a request, whether it came through [`incoming`] or a plain
+/// `TcpIncoming` (tonic's `Request::remote_addr` knows only the latter).
+pub fn remote_addr<T>(req: &tonic::Request<T>) -> Option<SocketAddr> {
+    connect_info(req)
+        .and_then(|c| c.tcp.remote_addr)
+        .or_else(|| req.remote_addr())
+}
+
+/// The DNS names in the SAN of `cert` (none if it does not parse: it was verified already,
+/// so that does not happen with a certificate rustls accepted).
+fn dns_names(cert: &CertificateDer<'_>) -> Vec<String> {
+    webpki::EndEntityCert::try_from(cert)
+        .map(|c| c.valid_dns_names().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// The addresses, and the names of the peer's certificate, computed once per connection.
+impl Connected for RpcStream {
+    type ConnectInfo = RpcConnectInfo;
+
+    fn connect_info(&self) -> RpcConnectInfo {
         let tcp = self.tcp();
-        TcpConnectInfo {
-            local_addr: tcp.local_addr().ok(),
-            remote_addr: tcp.peer_addr().ok(),
+        RpcConnectInfo {
+            tcp: TcpConnectInfo {
+                local_addr: tcp.local_addr().ok(),
+                remote_addr: tcp.peer_addr().ok(),
+            },
+            peer_names: self
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|leaf| dns_names(leaf).into()),
         }
     }
 }

@@ -35,6 +35,8 @@ pub use generate::{
     CertKind, CertSpec, DEFAULT_CA_DAYS, DEFAULT_CERT_DAYS, PemPair, ca_file_names, create_ca,
     create_cert,
 };
-pub use incoming::{DEFAULT_HANDSHAKE_TIMEOUT, RpcStream, incoming};
+pub use incoming::{
+    DEFAULT_HANDSHAKE_TIMEOUT, RpcConnectInfo, RpcStream, connect_info, incoming, remote_addr,
+};
 pub use load::https_client_config;
 pub use settings::{MinVersion, Purpose, TlsFiles, TlsSettings};

@@ -14,11 +14,12 @@ use meridian_gossip::join::{self, RetryJoin};
 use meridian_gossip::keyring::{local_keyring_path, remote_keyring_path};
 use meridian_gossip::{BoundGossip, GossipConfig, GossipHandle, Role, Tags};
 use meridian_rpc::gateway::server_name;
-use meridian_rpc::{Channels, ForwardEndpoint};
+use meridian_rpc::{Channels, ForwardEndpoint, RequirePeer};
 use meridian_tls::TlsContext;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tonic::service::interceptor::InterceptedService;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::error::GatewayError;
@@ -153,8 +154,18 @@ pub async fn start(opts: &Options, token: CancellationToken) -> Result<Gateway, 
         Arc::new(channels),
         stats.clone(),
     );
+    // With verify_server_hostname, the WAN port takes deliveries only from other gateways'
+    // certificates (`gateway.<dc>.<domain>`), never from a client's or server's.
+    let names_checked = tls
+        .as_ref()
+        .is_some_and(|t| t.settings().verify_server_hostname);
     for (side, listener) in [(Side::Lan, lan_listener), (Side::Wan, wan_listener)] {
-        let svc = ForwardEndpoint::server(dc.clone(), relay.on(side));
+        let peers = match side {
+            Side::Wan if names_checked => RequirePeer::gateway(&opts.domain),
+            _ => RequirePeer::anyone(),
+        };
+        let svc =
+            InterceptedService::new(ForwardEndpoint::server(dc.clone(), relay.on(side)), peers);
         let token = token.clone();
         let tls = tls.clone();
         tracker.spawn(async move {

@@ -495,9 +495,10 @@ impl BoundAgent {
             );
             raft_to_stop = Some(raft);
             let (rpc_token, root, fail_tx) = (token.child_token(), token.clone(), fail_tx.clone());
+            let raft_peers = crate::cluster::tls::raft_peers(&self.cfg, self.tls.as_ref());
             tracker.spawn(
                 async move {
-                    if let Err(e) = rpc.serve(raft_svc, fwd_svc, rpc_token).await {
+                    if let Err(e) = rpc.serve(raft_svc, raft_peers, fwd_svc, rpc_token).await {
                         let _ = fail_tx.send(Some(format!("server RPC listener failed: {e}")));
                         root.cancel();
                     }

@@ -66,7 +66,12 @@ async fn leader() -> Leader {
     let raft_svc = RaftService::server(raft, "dc1".into());
     let fwd_svc =
         crate::server::forward_handler::forward_service("dc1".into(), server.clone(), None);
-    tokio::spawn(listener.serve(raft_svc, fwd_svc, token.child_token()));
+    tokio::spawn(listener.serve(
+        raft_svc,
+        meridian_rpc::RequirePeer::anyone(),
+        fwd_svc,
+        token.child_token(),
+    ));
     Leader {
         addr,
         server,

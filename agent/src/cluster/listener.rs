@@ -1,7 +1,8 @@
 //! The server RPC listener (port 8300): one TCP socket, bound before gossip starts so the
 //! real port (tests bind port 0) goes into the member tags, serving the raft and forward
 //! gRPC services until the agent stops. With a TLS certificate configured it accepts
-//! through `meridian_tls::incoming` (TLS, and plaintext only without `verify_incoming`).
+//! through `meridian_tls::incoming` (TLS, and plaintext only without `verify_incoming`), and
+//! with `verify_server_hostname` raft admits only servers' certificates (`RequirePeer`).
 
 use std::net::SocketAddr;
 
@@ -13,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::raft_rpc::RaftService;
 use crate::server::forward_handler::ForwardHandler;
-use meridian_rpc::ForwardEndpoint;
+use meridian_rpc::{ForwardEndpoint, RequirePeer};
+use tonic::service::interceptor::InterceptedService;
 
 /// The bound, not yet serving, RPC socket.
 #[derive(Debug)]
@@ -43,15 +45,18 @@ impl RpcListener {
         self.listener.local_addr()
     }
 
-    /// Serves raft and forwarding until `token` is cancelled.
+    /// Serves raft and forwarding until `token` is cancelled. Raft admits only callers
+    /// `raft_peers` admits (with `verify_server_hostname`: `server.<dc>.<domain>`);
+    /// forwarding admits every caller the handshake did (clients, gateways, servers).
     pub async fn serve(
         self,
         raft: RaftServer<RaftService>,
+        raft_peers: RequirePeer,
         forward: ForwardServer<ForwardEndpoint<ForwardHandler>>,
         token: CancellationToken,
     ) -> Result<(), tonic::transport::Error> {
         let router = tonic::transport::Server::builder()
-            .add_service(raft)
+            .add_service(InterceptedService::new(raft, raft_peers))
             .add_service(forward);
         meridian_rpc::serve(router, self.listener, self.tls, token).await
     }

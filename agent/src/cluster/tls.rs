@@ -85,6 +85,17 @@ pub fn server_name(cfg: &Config) -> String {
     )
 }
 
+/// Who may call raft on this server: with `verify_server_hostname`, only certificates for
+/// [`server_name`] (Consul's `AuthorizeServerConn`); otherwise anyone the handshake admits.
+pub fn raft_peers(cfg: &Config, tls: Option<&TlsContext>) -> meridian_rpc::RequirePeer {
+    match tls {
+        Some(t) if t.settings().verify_server_hostname => {
+            meridian_rpc::RequirePeer::server(&cfg.datacenter, &cfg.domain)
+        }
+        _ => meridian_rpc::RequirePeer::anyone(),
+    }
+}
+
 /// The agent's gRPC channels: over TLS when `tls` dials TLS (`verify_outgoing`), verifying
 /// local servers as [`server_name`] by default; plaintext otherwise.
 pub fn channels(cfg: &Config, tls: Option<&TlsContext>) -> Channels {

@@ -36,6 +36,7 @@ where
                 Some(Ok(stream)) => {
                     let peer = stream
                         .connect_info()
+                        .tcp
                         .remote_addr
                         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
                     return (stream, peer);

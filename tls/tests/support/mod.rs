@@ -93,8 +93,7 @@ impl Forward for Echo {
         &self,
         request: tonic::Request<ForwardRequest>,
     ) -> Result<tonic::Response<ForwardResponse>, tonic::Status> {
-        let remote = request
-            .remote_addr()
+        let remote = meridian_tls::remote_addr(&request)
             .map(|a| a.to_string())
             .unwrap_or_default();
         let req = request.into_inner();
