@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v curl >/dev/null || need_apt+=(curl)
+# The TLS tests make a Consul-style SEC1 CA key with openssl, the tool Consul's docs use.
+command -v openssl >/dev/null || need_apt+=(openssl)
 # The DNS tests ask with BIND's dig, a client nobody here wrote.
 command -v dig >/dev/null || need_apt+=(bind9-dnsutils)
 # py-consul's suite (scripts/clients) runs in a venv of the machine's python3.

@@ -235,3 +235,61 @@ fn three_servers_over_mtls_elect_replicate_and_reload_certificates() {
     replicated(&servers, "tls/after-reload", "v3");
     replicated(&servers, "tls/after-reload-2", "v4");
 }
+
+/// A CA made outside Meridian the way Consul and openssl write it (SEC1 `EC PRIVATE KEY`)
+/// signs Meridian certificates.
+#[test]
+fn tls_cert_create_signs_with_a_consul_style_sec1_ca_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ossl = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("run openssl");
+        assert!(o.status.success(), "openssl {args:?}: {}", text(&o));
+    };
+    ossl(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        "ca-key.pem",
+    ]);
+    let key = std::fs::read_to_string(dir.path().join("ca-key.pem")).expect("key");
+    assert!(key.starts_with("-----BEGIN EC PRIVATE KEY-----"), "{key}");
+    ossl(&[
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "ca-key.pem",
+        "-subj",
+        "/CN=Consul Agent CA 1",
+        "-days",
+        "30",
+        "-out",
+        "ca.pem",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+    ]);
+    let o = meridian_in(
+        dir.path(),
+        &[
+            "tls",
+            "cert",
+            "create",
+            "-server",
+            "-ca",
+            "ca.pem",
+            "-key",
+            "ca-key.pem",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    ossl(&["verify", "-CAfile", "ca.pem", "dc1-server-consul-0.pem"]);
+}

@@ -245,9 +245,9 @@ pub fn create_cert(dir: &Path, spec: &CertSpec, ca: &PemPair) -> Result<PemPair,
         .ok_or(GenerateError::NoFreeName { prefix })?;
     let ca_pem = read(&ca.cert)?;
     let ca_key_pem = read(&ca.key)?;
-    let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(|e| GenerateError::BadCa {
+    let ca_key = crate::sec1::key_pair(&ca_key_pem).map_err(|reason| GenerateError::BadCa {
         path: ca.key.clone(),
-        reason: format!("not a PKCS#8 (\"PRIVATE KEY\") ECDSA or Ed25519 key: {e}"),
+        reason,
     })?;
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).map_err(|e| GenerateError::BadCa {
         path: ca.cert.clone(),

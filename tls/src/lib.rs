@@ -24,6 +24,7 @@ pub mod error;
 pub mod generate;
 pub mod incoming;
 mod load;
+mod sec1;
 pub mod settings;
 mod suites;
 mod verify;
