@@ -256,6 +256,10 @@ pub struct DnsConfig {
     pub cache_max_age: Duration,
     /// SOA record timers.
     pub soa: SoaConfig,
+    /// Meridian's: `"nearest"` makes a plain `<svc>.service.<domain>` answer as
+    /// `<svc>.service.any.<domain>` does (the nearest datacenter with a healthy instance when
+    /// this one has none); `"none"` (default) keeps Consul's meaning.
+    pub service_failover: String,
 }
 
 /// SOA timers in seconds (`dns_config.soa`).
@@ -711,11 +715,17 @@ impl Default for DnsConfig {
             use_cache: false,
             cache_max_age: Duration::ZERO,
             soa: SoaConfig::default(),
+            service_failover: "none".into(),
         }
     }
 }
 
 impl DnsConfig {
+    /// Whether plain service names fail over to the nearest datacenter.
+    pub fn nearest_failover(&self) -> bool {
+        self.service_failover == "nearest"
+    }
+
     /// The TTL for `service`: its own entry, else the `"*"` entry, else 0.
     pub fn service_ttl_for(&self, service: &str) -> Duration {
         self.service_ttl

@@ -188,6 +188,15 @@ impl Config {
         if self.domain.trim_matches('.').is_empty() {
             return Err(ConfigError::invalid("domain", "cannot be empty"));
         }
+        if !["none", "nearest"].contains(&self.dns_config.service_failover.as_str()) {
+            return Err(ConfigError::invalid(
+                "dns_config.service_failover",
+                format!(
+                    "{:?} must be \"none\" or \"nearest\"",
+                    self.dns_config.service_failover
+                ),
+            ));
+        }
         if !["sequential", "random"].contains(&self.dns_config.recursor_strategy.as_str()) {
             return Err(ConfigError::invalid(
                 "dns_config.recursor_strategy",

@@ -23,8 +23,9 @@ use rand::seq::SliceRandom;
 use super::answer::{self, Question, Reply, SoaTimers};
 use super::name::{self, Lookup, Parsed};
 use super::recursor::Recursors;
-use super::source::Source;
+use super::source::{CROSS_DC_DNS_TIMEOUT, Instance, Source};
 use super::trim::{self, Frame, Limits, Transport};
+use crate::cluster::fanout;
 use crate::rpc::RpcError;
 
 /// Counters of what the DNS server did (read by tests and, later, metrics).
@@ -94,17 +95,61 @@ impl ConsulDns {
         }
     }
 
+    /// `<svc>.service.any.<domain>` (or a plain name with `service_failover = "nearest"`):
+    /// this datacenter's healthy instances, or when it has none the nearest datacenter's
+    /// (by WAN round trip) that has some, every other one asked at once under
+    /// [`CROSS_DC_DNS_TIMEOUT`]. Returns the answering datacenter with the instances.
+    async fn nearest(
+        &self,
+        service: &str,
+        tag: Option<&str>,
+    ) -> Result<(String, Vec<Instance>), RpcError> {
+        let only_passing = self.settings.dns.only_passing;
+        let local_dc = self.source.local_dc().to_string();
+        let here = answer::healthy(
+            self.source.instances(None, service).await?,
+            tag,
+            only_passing,
+        );
+        if !here.is_empty() {
+            return Ok((local_dc, here));
+        }
+        let others: Vec<String> = self
+            .source
+            .datacenters()
+            .await
+            .into_iter()
+            .filter(|d| *d != local_dc)
+            .collect();
+        let deadline = tokio::time::Instant::now() + CROSS_DC_DNS_TIMEOUT;
+        let ask = |dc: String| async move {
+            let all = self.source.instances(Some(&dc), service).await?;
+            Ok::<_, RpcError>(answer::healthy(all, tag, only_passing))
+        };
+        let got = fanout::nearest(&others, deadline, ask, |v| !v.is_empty()).await;
+        Ok(got.found.unwrap_or((local_dc, here)))
+    }
+
     /// Answers a question about the catalog.
     async fn catalog(&self, q: &mut Question, lookup: Lookup) -> Result<Reply, RpcError> {
         let dns = &self.settings.dns;
         let node_ttl = secs(dns.node_ttl);
         match lookup {
             Lookup::Service { service, tag, dc } => {
-                q.dc = dc
-                    .clone()
-                    .unwrap_or_else(|| self.source.local_dc().to_string());
-                let all = self.source.instances(dc.as_deref(), &service).await?;
-                let mut healthy = answer::healthy(all, tag.as_deref(), dns.only_passing);
+                let nearest = match dc.as_deref() {
+                    Some("any") => true,
+                    None => dns.nearest_failover(),
+                    Some(_) => false,
+                };
+                let (answered_by, mut healthy) = if nearest {
+                    self.nearest(&service, tag.as_deref()).await?
+                } else {
+                    let all = self.source.instances(dc.as_deref(), &service).await?;
+                    let healthy = answer::healthy(all, tag.as_deref(), dns.only_passing);
+                    let dc = dc.unwrap_or_else(|| self.source.local_dc().to_string());
+                    (dc, healthy)
+                };
+                q.dc = answered_by;
                 healthy.shuffle(&mut rand::rng());
                 let ttl = secs(dns.service_ttl_for(&service));
                 Ok(answer::service(q, healthy, ttl))

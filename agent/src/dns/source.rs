@@ -104,6 +104,11 @@ impl Source {
         self.router.local_dc()
     }
 
+    /// Every known datacenter, nearest first (this one first).
+    pub(super) async fn datacenters(&self) -> Vec<String> {
+        self.router.datacenters().await
+    }
+
     /// Every instance of `service` (any health) in `dc`.
     pub(super) async fn instances(
         &self,

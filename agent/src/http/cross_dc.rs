@@ -4,6 +4,7 @@
 //! through its datacenter's WAN gateways; a client agent hands it to one of its servers,
 //! and when none answers, sends a read to the gateways itself.
 //! A write gets a request id here, so a retry through another gateway is applied once.
+//! `?dc=any` and `?dc=*` are answered by a server across datacenters (`multi_dc.rs`).
 //!
 //! ```text
 //!   GET /v1/kv/x?dc=dc2 ──▶ route() ──server──▶ Federation::relay ──▶ gateways ──▶ dc2
@@ -48,11 +49,17 @@ fn other_dc(local: &str, req: &Request) -> Option<String> {
     (!dc.is_empty() && dc != local).then_some(dc)
 }
 
-/// The middleware: requests for another datacenter go there; the rest go on.
+/// The middleware: requests for another datacenter go there; `?dc=any` and `?dc=*` are
+/// answered by a server (`multi_dc`); the rest go on.
 pub(super) async fn route(State(st): State<ApiState>, req: Request, next: Next) -> Response {
     let Some(dc) = other_dc(&st.agent.datacenter, &req) else {
         return next.run(req).await;
     };
+    if let Some(scope) = super::multi_dc::Scope::of(&dc)
+        && st.router.remote().is_none()
+    {
+        return super::multi_dc::answer(&st, scope, req, next).await;
+    }
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,

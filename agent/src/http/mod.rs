@@ -37,6 +37,7 @@ mod kv;
 mod members;
 mod metrics;
 mod monitor;
+mod multi_dc;
 mod params;
 mod passthrough;
 mod query;

@@ -5,6 +5,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod cluster;
+pub mod federation;
 pub mod pki;
 
 use std::io::{BufRead, BufReader};

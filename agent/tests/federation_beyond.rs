@@ -1,0 +1,151 @@
+//! Federation beyond Consul (#16) with two real datacenters on loopback joined by
+//! `meridian-gateway`s: `?dc=any` and `web.service.any.consul` answer from the local
+//! datacenter when it has a healthy instance and from the nearest other one when it does
+//! not (also for plain names with `dns_config { service_failover = "nearest" }`), `?dc=*`
+//! merges every datacenter's answer, and a datacenter that cannot answer is named in
+//! `X-Meridian-Datacenters-Missing` within the deadline instead of stalling the answer.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Agent;
+use common::federation::{dig_short, two_datacenters_with, wait_federated};
+use serde_json::{Value, json};
+
+fn register(a: &Agent, name: &str, address: &str) {
+    let body = json!({ "Name": name, "Address": address, "Port": 80 }).to_string();
+    let (code, text) = a.put("/v1/agent/service/register", body);
+    assert_eq!(code, 200, "{text}");
+}
+
+/// GET `path`: status, the named response header, the JSON body.
+fn get(a: &Agent, path: &str, header: &str) -> (u16, String, Value) {
+    let (code, headers, body) = a.get(path);
+    let h = headers
+        .get(header)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (code, h, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+fn addresses(rows: &Value) -> Vec<String> {
+    let mut out: Vec<String> = rows
+        .as_array()
+        .map(|rs| {
+            rs.iter()
+                .map(|r| {
+                    r["Service"]["Address"]
+                        .as_str()
+                        .or(r["ServiceAddress"].as_str())
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+#[test]
+fn any_answers_from_the_nearest_datacenter_with_an_instance_and_star_from_all() {
+    let dirs = tempfile::tempdir().expect("tempdir");
+    let nearest = "dns_config {\n  service_failover = \"nearest\"\n}";
+    let (s1, s2, _g1, g2) =
+        two_datacenters_with(dirs.path(), [&["-hcl", nearest], &[]], [&[], &[]]);
+    wait_federated(&s1);
+    register(&s2, "web", "10.0.0.2");
+    register(&s1, "api", "10.0.0.1");
+
+    // dc1 has no web: the nearest datacenter with one (dc2) answers, and says so.
+    common::wait_until(Duration::from_secs(10), "web registered in dc2", || {
+        addresses(&get(&s2, "/v1/health/service/web", "").2) == ["10.0.0.2"]
+    });
+    for path in [
+        "/v1/health/service/web?dc=any",
+        "/v1/catalog/service/web?dc=any",
+    ] {
+        let (code, by, rows) = get(&s1, path, "x-meridian-datacenter");
+        assert_eq!((code, by.as_str()), (200, "dc2"), "{path}: {rows}");
+        assert_eq!(addresses(&rows), ["10.0.0.2"], "{path}");
+    }
+    assert_eq!(
+        dig_short(s1.dns, "web.service.any.consul", "A"),
+        ["10.0.0.2"]
+    );
+    // service_failover = "nearest": a plain name fails over too.
+    assert_eq!(dig_short(s1.dns, "web.service.consul", "A"), ["10.0.0.2"]);
+    let srv = dig_short(s1.dns, "web.service.any.consul", "SRV");
+    assert!(srv.iter().all(|r| r.contains(".dc2.")), "{srv:?}");
+    // dc2's own agent keeps Consul's meaning for plain names.
+    assert!(dig_short(s2.dns, "api.service.consul", "A").is_empty());
+
+    // Once dc1 has one, dc1 answers: local first.
+    register(&s1, "web", "10.0.0.1");
+    common::wait_until(
+        Duration::from_secs(10),
+        "web synced to dc1's catalog",
+        || {
+            let (_, by, rows) = get(
+                &s1,
+                "/v1/health/service/web?dc=any",
+                "x-meridian-datacenter",
+            );
+            (by.as_str(), addresses(&rows)) == ("dc1", vec!["10.0.0.1".to_string()])
+        },
+    );
+    assert_eq!(
+        dig_short(s1.dns, "web.service.any.consul", "A"),
+        ["10.0.0.1"]
+    );
+
+    // ?dc=*: every datacenter's answer, each row stamped with its datacenter.
+    let (code, dcs, rows) = get(&s1, "/v1/health/service/web?dc=*", "x-meridian-datacenters");
+    assert_eq!((code, dcs.as_str()), (200, "dc1,dc2"));
+    assert_eq!(addresses(&rows), ["10.0.0.1", "10.0.0.2"]);
+    let mut stamped: Vec<&str> = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r["Datacenter"].as_str())
+        .collect();
+    stamped.sort_unstable();
+    assert_eq!(stamped, ["dc1", "dc2"]);
+    let (_, _, services) = get(&s1, "/v1/catalog/services?dc=*", "");
+    for name in ["api", "web", "consul"] {
+        assert!(
+            services.get(name).is_some(),
+            "{name} missing from {services}"
+        );
+    }
+    let (code, _, err) = get(&s1, "/v1/kv/x?dc=*", "");
+    assert_eq!(code, 400, "{err}");
+
+    // dc2 unreachable (its only gateway killed): dc1's answers still come, in time, and
+    // name dc2 as missing.
+    let deregister = s1.put("/v1/agent/service/deregister/web", String::new());
+    assert_eq!(deregister.0, 200);
+    drop(g2);
+    let t0 = Instant::now();
+    let (code, missing, rows) = get(
+        &s1,
+        "/v1/catalog/services?dc=*",
+        "x-meridian-datacenters-missing",
+    );
+    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
+    assert_eq!((code, missing.as_str()), (200, "dc2"), "{rows}");
+    assert!(
+        rows.get("api").is_some() && rows.get("web").is_none(),
+        "{rows}"
+    );
+    let t0 = Instant::now();
+    let (code, missing, rows) = get(
+        &s1,
+        "/v1/health/service/web?dc=any",
+        "x-meridian-datacenters-missing",
+    );
+    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
+    assert_eq!((code, missing.as_str(), rows), (200, "dc2", json!([])));
+}
