@@ -149,3 +149,72 @@ fn any_answers_from_the_nearest_datacenter_with_an_instance_and_star_from_all() 
     assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
     assert_eq!((code, missing.as_str(), rows), (200, "dc2", json!([])));
 }
+
+#[test]
+fn a_failing_datacenter_opens_its_breaker_and_the_probe_closes_it_when_back() {
+    let dirs = tempfile::tempdir().expect("tempdir");
+    let (s1, s2, g1, g2) = two_datacenters_with(dirs.path(), [&[], &[]], [&[], &[]]);
+    wait_federated(&s1);
+    assert_eq!(s1.get("/v1/kv/k?dc=dc2").0, 404);
+    drop(g2);
+
+    // Three failures in a row open dc2's breaker; then calls fail at once, saying so.
+    let mut answers = Vec::new();
+    common::wait_until(Duration::from_secs(30), "dc2's breaker to open", || {
+        let (code, _, body) = s1.get("/v1/kv/k?dc=dc2");
+        answers.push((code, body.clone()));
+        code == 503
+    });
+    let (_, body) = answers.last().expect("an answer");
+    assert!(
+        body.contains("datacenter \"dc2\" unavailable (retry in"),
+        "{body}"
+    );
+    assert!(
+        answers.len() > 3,
+        "opened before three failures: {answers:?}"
+    );
+    let t0 = Instant::now();
+    let (code, _, body) = s1.get("/v1/health/service/web?dc=dc2");
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        t0.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t0.elapsed()
+    );
+    let view = s1.get_json("/v1/operator/federation");
+    let dc2 = view["Datacenters"]
+        .as_array()
+        .and_then(|ds| ds.iter().find(|d| d["Name"] == "dc2"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(dc2["Breaker"], "open", "{view}");
+    assert!(dc2["ConsecutiveFailures"].as_u64() >= Some(3), "{dc2}");
+    assert!(
+        dc2["LastContact"].is_string(),
+        "the first read succeeded: {dc2}"
+    );
+    let status = s1.cli(&["operator", "federation", "status"]);
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(text.contains("open (retry in"), "{text}");
+
+    // A new dc2 gateway: the background probe closes the breaker without any request.
+    let _g2b = common::federation::Gateway::start(
+        "dc2",
+        &dirs.path().join("g2b"),
+        &s2.serf,
+        Some(&g1.serf_wan),
+    );
+    common::wait_until(
+        Duration::from_secs(30),
+        "the probe to close dc2's breaker",
+        || {
+            let view = s1.get_json("/v1/operator/federation");
+            view["Datacenters"]
+                .as_array()
+                .and_then(|ds| ds.iter().find(|d| d["Name"] == "dc2"))
+                .is_some_and(|d| d["Breaker"] == "closed")
+        },
+    );
+    assert_eq!(s1.get("/v1/kv/k?dc=dc2").0, 404);
+}

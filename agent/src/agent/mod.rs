@@ -412,16 +412,18 @@ impl BoundAgent {
             catalog,
             node: node_info,
         });
-        let router = match &server {
-            Some(s) => Router::new(self.cfg.datacenter.clone(), s.clone()),
-            None => Router::client(self.cfg.datacenter.clone(), Arc::clone(&remote)),
-        }
-        .with_federation(Arc::new(Federation::new(
+        let federation = Arc::new(Federation::new(
             self.cfg.datacenter.clone(),
             self.cfg.domain.clone(),
             gossip.clone(),
             Arc::clone(&self.channels),
-        )));
+        ));
+        tracker.spawn(Arc::clone(&federation).probe_open_breakers(token.clone()));
+        let router = match &server {
+            Some(s) => Router::new(self.cfg.datacenter.clone(), s.clone()),
+            None => Router::client(self.cfg.datacenter.clone(), Arc::clone(&remote)),
+        }
+        .with_federation(federation);
         let dns_port = self.dns.as_ref().map_or(0, crate::dns::BoundDns::port);
         let dns_stats = self.dns.map(|dns| {
             spawn_dns(

@@ -15,6 +15,9 @@ use super::table::columnize;
 pub enum FederationCommand {
     /// List the datacenters with their gateways and WAN round trip, nearest first.
     List(ListArgs),
+    /// Each datacenter's health as this server sees it: gateways, WAN round trip, circuit
+    /// breaker, last contact, request latency p50/p99.
+    Status(ListArgs),
     /// Remove a datacenter whose gateways are all stopped from the WAN pool, at once.
     RemoveDc(RemoveDcArgs),
 }
@@ -51,6 +54,30 @@ struct Dc {
     rtt_ms: Option<f64>,
     gateways_alive: usize,
     gateways: usize,
+    breaker: Option<String>,
+    retry_in_ms: Option<u64>,
+    last_contact: Option<String>,
+    request_p50_ms: Option<f64>,
+    request_p99_ms: Option<f64>,
+}
+
+async fn get_view(a: &ListArgs) -> Result<View, CliError> {
+    let client =
+        ApiClient::new(&a.http, None).map_err(CliError::http("Error initializing client"))?;
+    Ok(client
+        .get_json("/v1/operator/federation", &[])
+        .await
+        .map_err(|e| CliError::msg(format!("Error: {e}")))?
+        .unwrap_or_default())
+}
+
+fn gateways(d: &Dc) -> String {
+    format!("{}/{} alive", d.gateways_alive, d.gateways)
+}
+
+fn rtt(d: &Dc) -> String {
+    d.rtt_ms
+        .map_or_else(|| "unknown".into(), |ms| format!("{ms:.3}ms"))
 }
 
 /// Runs an `operator federation` subcommand.
@@ -58,26 +85,49 @@ pub async fn run(cmd: FederationCommand, out: &mut dyn Write) -> Result<(), CliE
     let fail = |e| CliError::msg(format!("Error: {e}"));
     match cmd {
         FederationCommand::List(a) => {
-            let client = ApiClient::new(&a.http, None)
-                .map_err(CliError::http("Error initializing client"))?;
-            let view: View = client
-                .get_json("/v1/operator/federation", &[])
-                .await
-                .map_err(fail)?
-                .unwrap_or_default();
+            let view = get_view(&a).await?;
             let mut rows = vec![vec![
                 "Datacenter".to_string(),
                 "Gateways".into(),
                 "RTT".into(),
             ]];
             for d in view.datacenters {
-                let rtt = d
-                    .rtt_ms
-                    .map_or_else(|| "unknown".into(), |ms| format!("{ms:.3}ms"));
+                rows.push(vec![d.name.clone(), gateways(&d), rtt(&d)]);
+            }
+            writeln!(out, "{}", columnize(&rows))?;
+        }
+        FederationCommand::Status(a) => {
+            let view = get_view(&a).await?;
+            let mut rows = vec![
+                [
+                    "Datacenter",
+                    "Gateways",
+                    "RTT",
+                    "Breaker",
+                    "Last contact",
+                    "p50/p99",
+                ]
+                .map(String::from)
+                .to_vec(),
+            ];
+            for d in view.datacenters {
+                let breaker = match (d.breaker.as_deref(), d.retry_in_ms) {
+                    (None, _) => "(local)".to_string(),
+                    (Some(b), Some(ms)) => format!("{b} (retry in {:.1}s)", ms as f64 / 1000.0),
+                    (Some(b), None) => b.to_string(),
+                };
+                let latency = match (d.request_p50_ms, d.request_p99_ms) {
+                    (Some(p50), Some(p99)) => format!("{p50:.1}/{p99:.1}ms"),
+                    _ => "-".into(),
+                };
+                let contact = d.last_contact.clone().unwrap_or_else(|| "-".into());
                 rows.push(vec![
-                    d.name,
-                    format!("{}/{} alive", d.gateways_alive, d.gateways),
-                    rtt,
+                    d.name.clone(),
+                    gateways(&d),
+                    rtt(&d),
+                    breaker,
+                    contact,
+                    latency,
                 ]);
             }
             writeln!(out, "{}", columnize(&rows))?;

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use tracing::debug;
 
+use super::breaker::{Admit, Breakers, DcHealth};
 use crate::catalog::PreparedQuery;
 use crate::gossip::{GossipHandle, KeyOp, KeyringSummary, MemberStatus, Role};
 use crate::rpc::RpcError;
@@ -58,6 +59,8 @@ pub struct Federation {
     gossip: GossipHandle,
     channels: Arc<Channels>,
     view: ArcSwapOption<(Instant, FederationView)>,
+    /// Each remote datacenter's breaker and call health.
+    breakers: Breakers,
 }
 
 impl Federation {
@@ -75,6 +78,37 @@ impl Federation {
             gossip,
             channels,
             view: ArcSwapOption::empty(),
+            breakers: Breakers::default(),
+        }
+    }
+
+    /// `dc`'s breaker and call health.
+    pub fn health(&self, dc: &str) -> DcHealth {
+        self.breakers.health(dc)
+    }
+
+    /// Until `token` is cancelled, every second: a trial call to each datacenter whose
+    /// breaker waited long enough, so it closes as soon as the datacenter is back even
+    /// when nothing else asks for it.
+    pub async fn probe_open_breakers(self: Arc<Self>, token: tokio_util::sync::CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            for dc in self.breakers.due() {
+                let req = HttpRequest {
+                    method: "GET".into(),
+                    uri: "/v1/status/leader".into(),
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                    request_id: None,
+                };
+                let got = self.relay(&dc, req, VIEW_TIMEOUT).await;
+                debug!(datacenter = %dc, ok = got.is_ok(), "breaker probe");
+            }
         }
     }
 
@@ -96,8 +130,35 @@ impl Federation {
     }
 
     /// Runs `req` in datacenter `dc` within `budget`; a write must carry its request id, so
-    /// a retry through another gateway is applied once.
+    /// a retry through another gateway is applied once. Refused at once while `dc`'s
+    /// breaker is open; every outcome is recorded in it.
     pub async fn relay(
+        &self,
+        dc: &str,
+        req: HttpRequest,
+        budget: Duration,
+    ) -> Result<HttpResponse, RpcError> {
+        if let Admit::Refuse(retry_in) = self.breakers.admit(dc) {
+            return Err(RpcError::DatacenterUnavailable {
+                dc: dc.to_string(),
+                retry_in,
+            });
+        }
+        let started = Instant::now();
+        let blocking = req.is_blocking();
+        let got = self.relay_once(dc, req, budget).await;
+        match &got {
+            Ok(_) => self
+                .breakers
+                .success(dc, (!blocking).then(|| started.elapsed())),
+            // An unknown datacenter has no health to keep.
+            Err(RpcError::NoPathToDatacenter(_)) => self.breakers.forget(dc),
+            Err(e) => self.breakers.failure(dc, &e.to_string()),
+        }
+        got
+    }
+
+    async fn relay_once(
         &self,
         dc: &str,
         req: HttpRequest,

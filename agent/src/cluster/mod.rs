@@ -15,6 +15,7 @@
 //! encoding the log store uses, so everything raft can store it can also send.
 
 pub mod bootstrap;
+pub mod breaker;
 pub mod fanout;
 pub mod federation;
 pub mod forward;

@@ -72,7 +72,7 @@ impl ApiError {
 impl From<RpcError> for ApiError {
     fn from(e: RpcError) -> Self {
         match e {
-            RpcError::ShuttingDown => Self {
+            RpcError::ShuttingDown | RpcError::DatacenterUnavailable { .. } => Self {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 message: e.to_string(),
             },

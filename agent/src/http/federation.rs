@@ -28,20 +28,41 @@ fn federation(st: &ApiState) -> Result<&std::sync::Arc<crate::cluster::Federatio
         .ok_or_else(|| ApiError::bad_request("the federation is seen from a server"))
 }
 
-/// `GET`: `{"Datacenter", "Datacenters": [{"Name", "RTTMs", "GatewaysAlive", "Gateways"}]}`,
-/// nearest first; just this datacenter when no gateway answers.
+/// `GET`: `{"Datacenter", "Datacenters": [{"Name", "RTTMs", "GatewaysAlive", "Gateways",
+/// "Breaker", "RetryInMs", "ConsecutiveFailures", "LastContact", "LastError",
+/// "RequestP50Ms", "RequestP99Ms"}]}`, nearest first (the health fields for other
+/// datacenters only: this server's calls to them); just this datacenter when no gateway
+/// answers.
 async fn view(State(st): State<ApiState>) -> Result<Response, ApiError> {
-    let view = federation(&st)?.view().await.unwrap_or_default();
+    let fed = federation(&st)?;
+    let view = fed.view().await.unwrap_or_default();
+    let rfc3339 = |t: std::time::SystemTime| humantime::format_rfc3339_millis(t).to_string();
     let dcs: Vec<_> = view
         .datacenters
         .iter()
         .map(|d| {
-            json!({
+            let mut row = json!({
                 "Name": d.name,
                 "RTTMs": d.rtt_ms,
                 "GatewaysAlive": d.gateways_alive,
                 "Gateways": d.gateways,
-            })
+            });
+            if d.name != st.agent.datacenter {
+                let h = fed.health(&d.name);
+                let fields = json!({
+                    "Breaker": h.state.name(),
+                    "RetryInMs": h.retry_in.map(|r| r.as_millis() as u64),
+                    "ConsecutiveFailures": h.failures,
+                    "LastContact": h.last_success.map(rfc3339),
+                    "LastError": h.last_error.map(|(t, e)| json!({"At": rfc3339(t), "Error": e})),
+                    "RequestP50Ms": h.latency_ms.map(|l| l.0),
+                    "RequestP99Ms": h.latency_ms.map(|l| l.1),
+                });
+                if let (Some(row), Some(fields)) = (row.as_object_mut(), fields.as_object()) {
+                    row.extend(fields.clone());
+                }
+            }
+            row
         })
         .collect();
     Ok(json_body(&json!({

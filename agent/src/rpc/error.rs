@@ -35,6 +35,15 @@ pub enum RpcError {
     /// down, or the WAN to it is cut).
     #[error("rpc error: {0}")]
     DatacenterUnreachable(String),
+    /// Another datacenter failed repeatedly and its circuit breaker is open: refused at
+    /// once, without trying, until the wait is over (`cluster::breaker`).
+    #[error("datacenter {dc:?} unavailable (retry in {}s)", retry_in.as_secs().max(1))]
+    DatacenterUnavailable {
+        /// The datacenter.
+        dc: String,
+        /// How long until the breaker lets a trial through.
+        retry_in: std::time::Duration,
+    },
     /// The datacenter has no leader (or this server lost it).
     #[error("No cluster leader")]
     NoLeader,
