@@ -206,8 +206,11 @@ impl Federation {
         }
     }
 
-    /// Runs `query` in each of `dcs` in turn, under one `budget`, until one has instances:
-    /// its answer, or how many datacenters were asked without one.
+    /// Runs `query` in every one of `dcs` at once, under one `budget`: the answer of the
+    /// first of `dcs` (their order is the query's failover order) that has instances, chosen
+    /// as soon as every earlier one answered without or failed; or how many datacenters
+    /// were asked without one. `tried` counts the datacenters up to the one that answered
+    /// (Consul's `Failovers`).
     pub async fn execute_query_elsewhere(
         &self,
         query: &PreparedQuery,
@@ -223,13 +226,7 @@ impl Federation {
         let Ok(body) = serde_json::to_vec(&definition) else {
             return Err(0);
         };
-        let mut tried = 0;
-        for dc in dcs {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            tried += 1;
+        let ask = |dc: String| {
             let dc_param: String = form_urlencoded::byte_serialize(dc.as_bytes()).collect();
             let req = HttpRequest {
                 method: "GET".into(),
@@ -238,30 +235,38 @@ impl Federation {
                 body: body.clone(),
                 request_id: None,
             };
-            let answer = match self.relay(dc, req, left).await {
-                Ok(resp) if resp.status == 200 => {
-                    serde_json::from_slice::<serde_json::Value>(&resp.body).ok()
+            async move {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self.relay(&dc, req, left).await {
+                    Ok(resp) if resp.status == 200 => {
+                        serde_json::from_slice::<serde_json::Value>(&resp.body)
+                            .map_err(|e| RpcError::Forward(e.to_string()))
+                    }
+                    Ok(resp) => {
+                        debug!(dc = %dc, status = resp.status, "prepared query failover: datacenter refused");
+                        Err(RpcError::Forward(format!("HTTP {}", resp.status)))
+                    }
+                    Err(e) => {
+                        debug!(dc = %dc, cause = %e, "prepared query failover: datacenter failed");
+                        Err(e)
+                    }
                 }
-                Ok(resp) => {
-                    debug!(dc = %dc, status = resp.status, "prepared query failover: datacenter refused");
-                    None
-                }
-                Err(e) => {
-                    debug!(dc = %dc, cause = %e, "prepared query failover: datacenter failed");
-                    None
-                }
-            };
-            if let Some(body) = answer
-                && body["Nodes"].as_array().is_some_and(|n| !n.is_empty())
-            {
-                return Ok(RemoteQueryAnswer {
-                    datacenter: dc.clone(),
-                    tried,
-                    body,
-                });
             }
+        };
+        let has_nodes =
+            |b: &serde_json::Value| b["Nodes"].as_array().is_some_and(|n| !n.is_empty());
+        let got = super::fanout::nearest(dcs, deadline, ask, has_nodes).await;
+        match got.found {
+            Some((datacenter, body)) => Ok(RemoteQueryAnswer {
+                tried: dcs
+                    .iter()
+                    .position(|d| *d == datacenter)
+                    .map_or(0, |i| i as u32 + 1),
+                datacenter,
+                body,
+            }),
+            None => Err(dcs.len() as u32),
         }
-        Err(tried)
     }
 
     /// Asks one of this datacenter's gateways to run an operation on the WAN pool.

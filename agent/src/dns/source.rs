@@ -144,12 +144,16 @@ impl Source {
                     limit: 0,
                     shuffle_seed: rand::random(),
                 };
-                let result = execute_query(&state, &q, &req);
-                if result.nodes.is_empty()
+                let mut result = execute_query(&state, &q, &req);
+                let skip_local = q.service.failover.skips_local();
+                if (result.nodes.is_empty() || skip_local)
                     && q.service.failover.is_set()
                     && let Some(answer) = self.failover(&q).await
                 {
                     return Ok(Some(answer));
+                }
+                if skip_local {
+                    result.nodes.clear();
                 }
                 Ok(Some(QueryAnswer {
                     service: result.service,
@@ -166,7 +170,8 @@ impl Source {
         }
     }
 
-    /// The answer of the first failover datacenter of `q` with instances (Consul's order).
+    /// The answer of the first failover datacenter of `q` with instances (Consul's order;
+    /// all asked at once).
     async fn failover(&self, q: &crate::catalog::PreparedQuery) -> Option<QueryAnswer> {
         let federation = self.router.federation()?;
         let by_rtt = self.router.datacenters().await;

@@ -202,8 +202,8 @@ async fn execute(
     let Some((q, mut result)) = out else {
         return Err(not_found());
     };
-    // No instance here: the query's failover datacenters, in Consul's order.
-    if result.nodes.is_empty()
+    // No instance here (or SkipLocal): the query's failover datacenters, in Consul's order.
+    if (result.nodes.is_empty() || q.service.failover.skips_local())
         && q.service.failover.is_set()
         && let Some(federation) = st.router.federation()
     {
@@ -218,7 +218,12 @@ async fn execute(
                 body["Failovers"] = answer.tried.into();
                 return Ok(meta.json(&body));
             }
-            Err(tried) => result.failovers = tried,
+            Err(tried) => {
+                result.failovers = tried;
+                if q.service.failover.skips_local() {
+                    result.nodes.clear();
+                }
+            }
         }
     }
     Ok(meta.json(&ExecuteOut::from(result)))

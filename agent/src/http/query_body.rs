@@ -59,6 +59,8 @@ struct FailoverBody {
     nearestn: i64,
     datacenters: Vec<String>,
     targets: Vec<TargetBody>,
+    /// Meridian's `SkipLocal`.
+    skiplocal: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -136,6 +138,7 @@ impl QueryBody {
                             datacenter: t.datacenter,
                         })
                         .collect(),
+                    skip_local: s.failover.skiplocal,
                 },
                 ignore_check_ids: s.ignorecheckids,
                 only_passing: s.onlypassing,

@@ -121,9 +121,20 @@ pub struct QueryFailover {
     pub datacenters: Vec<String>,
     /// Or these targets, in order (not combinable with the two above).
     pub targets: Vec<QueryFailoverTarget>,
+    /// Meridian's: answer from the failover datacenters even when this one has instances
+    /// (Consul #3250), e.g. to send traffic away from a datacenter being drained. Takes
+    /// effect with `NearestN`, `Datacenters` or `Targets`. Left out of the JSON when false,
+    /// so the definition reads back in Consul's shape.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub skip_local: bool,
 }
 
 impl QueryFailover {
+    /// Whether the local datacenter's answer is passed over for the failover datacenters'.
+    pub fn skips_local(&self) -> bool {
+        self.skip_local && self.is_set()
+    }
+
     /// Whether any failover is configured.
     pub fn is_set(&self) -> bool {
         self.nearest_n > 0 || !self.datacenters.is_empty() || !self.targets.is_empty()
