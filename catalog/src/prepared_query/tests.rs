@@ -348,8 +348,15 @@ fn failover_order_is_nearest_n_then_the_list_each_once_never_local() {
         nearest_n: 2,
         datacenters: vec!["dc4".into(), "dc3".into(), "dc1".into()],
         targets: vec![],
+        skip_local: false,
     };
     assert!(f.is_set());
+    assert!(!f.skips_local());
+    let skip_alone = QueryFailover {
+        skip_local: true,
+        ..QueryFailover::default()
+    };
+    assert!(!skip_alone.skips_local(), "SkipLocal needs failover datacenters");
     assert_eq!(f.datacenters_to_try("dc1", &by_rtt), ["dc3", "dc2", "dc4"]);
     let only_list = QueryFailover {
         datacenters: vec!["dc9".into()],
