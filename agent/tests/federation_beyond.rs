@@ -218,3 +218,80 @@ fn a_failing_datacenter_opens_its_breaker_and_the_probe_closes_it_when_back() {
     );
     assert_eq!(s1.get("/v1/kv/k?dc=dc2").0, 404);
 }
+
+fn kv(a: &Agent, key: &str) -> Option<String> {
+    let (code, _, body) = a.get(&format!("/v1/kv/{key}?raw"));
+    (code == 200).then_some(body)
+}
+
+#[test]
+fn a_kv_prefix_replicates_from_the_source_datacenter_deletes_included() {
+    let dirs = tempfile::tempdir().expect("tempdir");
+    let replication = "replication {\n  source_datacenter = \"dc1\"\n  prefixes = [\"config/\"]\n  exclude = [\"config/local/\"]\n}";
+    let (s1, s2, _g1, _g2) =
+        two_datacenters_with(dirs.path(), [&[], &["-hcl", replication]], [&[], &[]]);
+    wait_federated(&s1);
+    for (key, value) in [
+        ("config/a", "1"),
+        ("config/b", "2"),
+        ("config/local/x", "L"),
+        ("other/z", "Z"),
+    ] {
+        assert_eq!(s1.put(&format!("/v1/kv/{key}"), value.to_string()).0, 200);
+    }
+    common::wait_until(Duration::from_secs(20), "config/ copied to dc2", || {
+        kv(&s2, "config/a").as_deref() == Some("1") && kv(&s2, "config/b").as_deref() == Some("2")
+    });
+    assert_eq!(kv(&s2, "config/local/x"), None, "excluded prefix copied");
+    assert_eq!(kv(&s2, "other/z"), None, "unreplicated prefix copied");
+
+    // Changes follow: a new value, a delete, a new key with flags.
+    let t0 = Instant::now();
+    assert_eq!(s1.put("/v1/kv/config/a", "10".to_string()).0, 200);
+    assert_eq!(s1.delete("/v1/kv/config/b").0, 200);
+    assert_eq!(s1.put("/v1/kv/config/c?flags=7", "3".to_string()).0, 200);
+    common::wait_until(Duration::from_secs(10), "the changes copied to dc2", || {
+        kv(&s2, "config/a").as_deref() == Some("10")
+            && kv(&s2, "config/b").is_none()
+            && kv(&s2, "config/c").as_deref() == Some("3")
+    });
+    let lag = t0.elapsed();
+    assert!(
+        lag < Duration::from_secs(2),
+        "replication took {lag:?} on loopback"
+    );
+    let c = s2.get_json("/v1/kv/config/c");
+    assert_eq!(c[0]["Flags"], 7);
+
+    // The copy has one writer: dc2 refuses writes under the prefix, naming dc1.
+    let (code, body) = s2.put("/v1/kv/config/a", "x".to_string());
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body.contains("replicated from datacenter \"dc1\""),
+        "{body}"
+    );
+    assert_eq!(s2.delete("/v1/kv/?recurse").0, 403);
+    let txn = json!([{"KV": {"Verb": "set", "Key": "config/q", "Value": "eA=="}}]).to_string();
+    assert_eq!(s2.put("/v1/txn", txn).0, 403);
+    assert_eq!(s2.put("/v1/kv/config/local/y", "ok".to_string()).0, 200);
+    assert_eq!(kv(&s2, "config/a").as_deref(), Some("10"));
+
+    // Status and metrics show the source, the indexes and no lag.
+    common::wait_until(
+        Duration::from_secs(10),
+        "replication caught up in the status",
+        || {
+            let r = &s2.get_json("/v1/operator/federation")["Replication"];
+            r["SourceDatacenter"] == "dc1"
+                && r["Prefixes"][0]["LagIndex"] == 0
+                && r["Prefixes"][0]["AppliedIndex"].as_u64() > Some(0)
+        },
+    );
+    let m = s2.get_json("/v1/agent/metrics");
+    assert!(
+        m["Gauges"].as_array().is_some_and(|g| g
+            .iter()
+            .any(|x| x["Name"] == "meridian.replication.lag_seconds")),
+        "{m}"
+    );
+}

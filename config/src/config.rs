@@ -127,6 +127,8 @@ pub struct Config {
     /// ACL settings. Only `enabled` is kept, so that `true` can be refused until ACLs are
     /// enforced; every other `acl` key is accepted and warned about as having no effect.
     pub acl: AclConfig,
+    /// KV replication from another datacenter (Meridian's; servers only).
+    pub replication: crate::replication::ReplicationConfig,
     /// TLS (`tls { defaults { ... } internal_rpc { ... } https { ... } }`); see
     /// [`Config::internal_rpc_tls`] and [`Config::https_tls`].
     pub tls: TlsConfig,
@@ -371,6 +373,7 @@ impl Default for Config {
             primary_datacenter: None,
             addresses: AddressesConfig::default(),
             acl: AclConfig::default(),
+            replication: crate::replication::ReplicationConfig::default(),
             tls: TlsConfig::default(),
             ca_file: None,
             ca_path: None,

@@ -29,6 +29,7 @@ mod files;
 mod flags;
 mod hcl_scan;
 mod load;
+mod replication;
 mod tls;
 mod validate;
 
@@ -51,4 +52,5 @@ pub use error::ConfigError;
 pub use event_handler::{EventFilter, EventHandler, EventHandlerError};
 pub use flags::{AgentFlags, parse_duration_flag};
 pub use load::{ENV_PREFIX, Hcl, validate_path, validate_paths, validate_text};
+pub use replication::ReplicationConfig;
 pub use tls::{ResolvedTls, TlsConfig, TlsProtocol, TlsProtocolConfig, TlsVersion};

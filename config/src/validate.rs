@@ -210,6 +210,7 @@ impl Config {
     }
 
     fn validate_misc(&self) -> Result<(), ConfigError> {
+        self.replication.validate(&self.datacenter)?;
         let level = self.log_level.to_ascii_lowercase();
         if !["trace", "debug", "info", "warn", "err", "error"].contains(&level.as_str()) {
             return Err(ConfigError::invalid(

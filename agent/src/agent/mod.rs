@@ -419,6 +419,15 @@ impl BoundAgent {
             Arc::clone(&self.channels),
         ));
         tracker.spawn(Arc::clone(&federation).probe_open_breakers(token.clone()));
+        let replicator = match &server {
+            Some(s) if self.cfg.replication.is_on() => {
+                let r = crate::server::replication::Replicator::new(self.cfg.replication.clone());
+                let run = Arc::clone(&r).run(s.clone(), Arc::clone(&federation), token.clone());
+                tracker.spawn(run.instrument(info_span!("replication")));
+                Some(r)
+            }
+            _ => None,
+        };
         let router = match &server {
             Some(s) => Router::new(self.cfg.datacenter.clone(), s.clone()),
             None => Router::client(self.cfg.datacenter.clone(), Arc::clone(&remote)),
@@ -471,6 +480,7 @@ impl BoundAgent {
             gossip: gossip.clone(),
             events: event_log,
             dns_stats,
+            replicator,
             logs: self.logs.clone(),
             shutdown: token.clone(),
             ui_path: self.cfg.ui_enabled().then(|| {

@@ -39,6 +39,14 @@ impl ApiError {
         }
     }
 
+    /// 403: the request is understood and refused (a write to a replicated KV key).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            message: message.into(),
+        }
+    }
+
     /// 413 (Consul's wording contains `too large`, which clients such as terraform match).
     pub fn too_large(message: impl Into<String>) -> Self {
         Self {

@@ -30,7 +30,8 @@ fn federation(st: &ApiState) -> Result<&std::sync::Arc<crate::cluster::Federatio
 
 /// `GET`: `{"Datacenter", "Datacenters": [{"Name", "RTTMs", "GatewaysAlive", "Gateways",
 /// "Breaker", "RetryInMs", "ConsecutiveFailures", "LastContact", "LastError",
-/// "RequestP50Ms", "RequestP99Ms"}]}`, nearest first (the health fields for other
+/// "RequestP50Ms", "RequestP99Ms"}], "Replication": {"SourceDatacenter", "Prefixes": [...]}
+/// | null}`, nearest first (the health fields for other
 /// datacenters only: this server's calls to them); just this datacenter when no gateway
 /// answers.
 async fn view(State(st): State<ApiState>) -> Result<Response, ApiError> {
@@ -65,9 +66,30 @@ async fn view(State(st): State<ApiState>) -> Result<Response, ApiError> {
             row
         })
         .collect();
+    let replication = st.replicator.as_ref().map(|r| {
+        let prefixes: Vec<_> = r
+            .status()
+            .into_iter()
+            .map(|p| {
+                json!({
+                    "Prefix": p.prefix,
+                    "SourceIndex": p.source_index,
+                    "AppliedIndex": p.applied_index,
+                    "LagIndex": p.source_index.saturating_sub(p.applied_index),
+                    "LagSeconds": p.lag_seconds(),
+                    "LastSync": p.last_sync.map(rfc3339),
+                    "KeysSet": p.keys_set,
+                    "KeysDeleted": p.keys_deleted,
+                    "LastError": p.last_error,
+                })
+            })
+            .collect();
+        json!({ "SourceDatacenter": r.source(), "Prefixes": prefixes })
+    });
     Ok(json_body(&json!({
         "Datacenter": st.agent.datacenter,
         "Datacenters": dcs,
+        "Replication": replication,
     })))
 }
 

@@ -142,6 +142,7 @@ async fn kv_put(
             body.len()
         )));
     }
+    refuse_replicated(&st, &p, &key, false)?;
     let server = st.router.server(p.dc())?;
     let mut op = KvOp::new(KvVerb::Set, key);
     op.flags = p.u64("flags")?.unwrap_or(0);
@@ -164,6 +165,7 @@ async fn kv_delete(
     key: String,
     p: Params,
 ) -> Result<Response, ApiError> {
+    refuse_replicated(&st, &p, &key, p.flag("recurse"))?;
     let server = st.router.server(p.dc())?;
     let mut op = KvOp::new(KvVerb::Delete, key);
     if p.flag("recurse") {
@@ -173,6 +175,25 @@ async fn kv_delete(
         op.index = cas;
     }
     bool_result(server.apply(Command::Kv(op)).await?.1)
+}
+
+/// A write to a key this datacenter replicates from another (`replication`) is refused,
+/// naming the source: the copy has one writer. Writes for another datacenter (`?dc=`) never
+/// reach here (they are relayed first).
+pub(super) fn refuse_replicated(
+    st: &ApiState,
+    p: &Params,
+    key: &str,
+    tree: bool,
+) -> Result<(), ApiError> {
+    let local = p.dc().is_none_or(|dc| dc == st.agent.datacenter);
+    match st.replicator.as_ref().filter(|_| local) {
+        Some(r) => match r.refusal(key, tree) {
+            Some(why) => Err(ApiError::forbidden(why)),
+            None => Ok(()),
+        },
+        None => Ok(()),
+    }
 }
 
 fn bool_result(r: Applied) -> Result<Response, ApiError> {

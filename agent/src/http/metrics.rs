@@ -126,6 +126,20 @@ fn gauges(st: &ApiState) -> Vec<Value> {
             out.push(json!({ "Name": name, "Value": v as f64, "Labels": labels }));
         }
     }
+    // KV replication from another datacenter, per prefix.
+    for p in st.replicator.iter().flat_map(|r| r.status()) {
+        let labels = json!({ "prefix": p.prefix });
+        for (name, v) in [
+            (
+                "meridian.replication.lag_index",
+                p.source_index.saturating_sub(p.applied_index) as f64,
+            ),
+            ("meridian.replication.lag_seconds", p.lag_seconds()),
+            ("meridian.replication.applied_index", p.applied_index as f64),
+        ] {
+            out.push(json!({ "Name": name, "Value": v, "Labels": labels }));
+        }
+    }
     if let Some(server) = st.router.local() {
         let c = server.raft().state().counts();
         out.push(gauge("consul.state.nodes", c.nodes as f64));

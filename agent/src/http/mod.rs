@@ -136,6 +136,8 @@ pub struct ApiContext {
     pub logs: crate::logs::LogStream,
     /// Cancelling it stops the agent (`/v1/agent/leave`).
     pub shutdown: CancellationToken,
+    /// KV replication from another datacenter (servers with a `replication` block).
+    pub replicator: Option<Arc<crate::server::replication::Replicator>>,
     /// The web UI's content path (`/ui/`) when the UI is on, `None` when it is off.
     pub ui_path: Option<String>,
 }

@@ -106,6 +106,10 @@ async fn txn(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Respo
         let server = st.router.server(opts.dc.as_deref())?;
         server.read(opts.consistency).await?.state.txn_read(&ops)
     } else {
+        for TxnOp::Kv(op) in ops.iter().filter(|TxnOp::Kv(op)| !op.verb.is_read()) {
+            let tree = op.verb == crate::catalog::KvVerb::DeleteTree;
+            super::kv::refuse_replicated(&st, &p, &op.key, tree)?;
+        }
         let server = st.router.server(p.dc())?;
         match server.apply(Command::Txn(ops)).await {
             Ok((_, r)) => r,

@@ -9,6 +9,7 @@ pub mod autopilot;
 pub mod forward_handler;
 mod leader;
 mod reconcile;
+pub mod replication;
 mod sessions;
 pub(crate) mod write;
 

@@ -356,7 +356,10 @@ fn failover_order_is_nearest_n_then_the_list_each_once_never_local() {
         skip_local: true,
         ..QueryFailover::default()
     };
-    assert!(!skip_alone.skips_local(), "SkipLocal needs failover datacenters");
+    assert!(
+        !skip_alone.skips_local(),
+        "SkipLocal needs failover datacenters"
+    );
     assert_eq!(f.datacenters_to_try("dc1", &by_rtt), ["dc3", "dc2", "dc4"]);
     let only_list = QueryFailover {
         datacenters: vec!["dc9".into()],
