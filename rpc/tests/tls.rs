@@ -60,21 +60,7 @@ fn tls(ca: &PemPair, pair: Option<&PemPair>, incoming: bool, outgoing: bool) -> 
 
 /// A `Forward` endpoint of dc1 behind `incoming`; stops when the token is dropped.
 async fn serve(server_tls: TlsContext) -> (SocketAddr, tokio_util::sync::DropGuard) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let token = CancellationToken::new();
-    let stop = token.clone();
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(ForwardEndpoint::server("dc1".into(), Echo))
-            .serve_with_incoming_shutdown(
-                incoming(listener, server_tls, Duration::from_secs(2)),
-                stop.cancelled_owned(),
-            )
-            .await
-            .expect("serve");
-    });
-    (addr, token.drop_guard())
+    serve_guarded(server_tls, RequirePeer::anyone()).await
 }
 
 #[tokio::test]

@@ -58,14 +58,7 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     let mut slots: Vec<Slot<T>> = dcs.iter().map(|_| Slot::Pending).collect();
-    let mut pending: FuturesUnordered<_> = dcs
-        .iter()
-        .enumerate()
-        .map(|(i, dc)| {
-            let fut = ask(dc.clone());
-            async move { (i, fut.await) }
-        })
-        .collect();
+    let mut pending = ask_each(dcs, ask);
     loop {
         if let Some(i) = decided(&slots) {
             return finish(dcs, slots, Some(i));
@@ -80,6 +73,24 @@ where
             }
         }
     }
+}
+
+/// `ask` for every datacenter at once; each answer comes back with its index in `dcs`.
+fn ask_each<T, E, F, Fut>(
+    dcs: &[String],
+    ask: F,
+) -> FuturesUnordered<impl Future<Output = (usize, Result<T, E>)>>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    dcs.iter()
+        .enumerate()
+        .map(|(i, dc)| {
+            let fut = ask(dc.clone());
+            async move { (i, fut.await) }
+        })
+        .collect()
 }
 
 /// The index of the nearest hit once every slot before it has settled.
@@ -119,14 +130,7 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     let mut slots: Vec<Option<T>> = dcs.iter().map(|_| None).collect();
-    let mut pending: FuturesUnordered<_> = dcs
-        .iter()
-        .enumerate()
-        .map(|(i, dc)| {
-            let fut = ask(dc.clone());
-            async move { (i, fut.await) }
-        })
-        .collect();
+    let mut pending = ask_each(dcs, ask);
     while let Ok(Some((i, got))) = tokio::time::timeout_at(deadline, pending.next()).await {
         slots[i] = got.ok();
     }

@@ -21,6 +21,27 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{Command, RequestId, Response};
 use crate::rpc::RpcError;
 
+/// An answer of the agent's own API router as an [`HttpResponse`] (for a forwarded request,
+/// or a local one whose body must be read): status, the headers that are text, and the
+/// body up to `max` bytes (an unreadable body is empty).
+pub async fn read_response(resp: axum::response::Response, max: usize) -> HttpResponse {
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let body = axum::body::to_bytes(resp.into_body(), max)
+        .await
+        .map(|b| b.to_vec())
+        .unwrap_or_default();
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
 /// What a forwarded request asks.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Op {

@@ -130,22 +130,7 @@ async fn local(parts: &axum::http::request::Parts, uri: &str, next: Next) -> Htt
     // The route's path parameters travel in the extensions (routing ran before this layer).
     *req.extensions_mut() = parts.extensions.clone();
     *req.uri_mut() = uri.parse().unwrap_or_else(|_| parts.uri.clone());
-    let resp = next.run(req).await;
-    let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
-        .iter()
-        .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
-        .collect();
-    let body = axum::body::to_bytes(resp.into_body(), MAX_BODY)
-        .await
-        .map(|b| b.to_vec())
-        .unwrap_or_default();
-    HttpResponse {
-        status,
-        headers,
-        body,
-    }
+    crate::cluster::forward::read_response(next.run(req).await, MAX_BODY).await
 }
 
 /// Answers a `?dc=any` or `?dc=*` request (server agents).

@@ -128,19 +128,5 @@ async fn run_http(router: axum::Router, req: HttpRequest) -> HttpResponse {
         Ok(r) => r,
         Err(never) => match never {},
     };
-    let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
-        .iter()
-        .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
-        .collect();
-    let body = axum::body::to_bytes(resp.into_body(), MAX_MESSAGE)
-        .await
-        .map(|b| b.to_vec())
-        .unwrap_or_default();
-    HttpResponse {
-        status,
-        headers,
-        body,
-    }
+    crate::cluster::forward::read_response(resp, MAX_MESSAGE).await
 }
