@@ -6,6 +6,8 @@
 //! <run-dir>/state.json           this file (written before anything is made, then updated)
 //! <run-dir>/hosts/<host>/data/   the agent's -data-dir
 //! <run-dir>/hosts/<host>/agent.log
+//! <run-dir>/hosts/<host>/tls/        its ca.pem, cert.pem, key.pem (`[tls]`; see `secrets`)
+//! <run-dir>/tls/                     the CAs and every certificate issued
 //! <run-dir>/results/<scenario>-<unix time>.json
 //! ```
 //!
@@ -120,6 +122,12 @@ pub struct State {
     /// The link emulator process in the WAN router namespace.
     #[serde(default)]
     pub wan_emulator: Option<HostProcess>,
+    /// Gossip keys `up` made (`[gossip]`); the WAN key is updated by a rotation.
+    #[serde(default)]
+    pub gossip_keys: crate::secrets::GossipKeys,
+    /// The CAs and the testbed's own certificate (`[tls] enabled`).
+    #[serde(default)]
+    pub tls: Option<crate::secrets::TlsState>,
 }
 
 /// A run directory.
@@ -209,15 +217,18 @@ impl RunDir {
         std::fs::rename(&tmp, &path).map_err(|source| StateError::Io { path, source })
     }
 
-    /// Removes the `hosts/` directory a previous (downed) run left here, so a new run's
-    /// agents start from empty data dirs rather than an old raft log.
+    /// Removes the `hosts/` and `tls/` directories a previous (downed) run left here, so
+    /// a new run's agents start from empty data dirs rather than an old raft log, and
+    /// with this run's certificates only.
     pub fn reset_hosts(&self) -> Result<(), StateError> {
-        let dir = self.root.join("hosts");
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(StateError::Io { path: dir, source }),
+        for dir in [self.root.join("hosts"), self.root.join("tls")] {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(StateError::Io { path: dir, source }),
+            }
         }
+        Ok(())
     }
 
     /// Removes the state file: the run is gone (logs and results stay).
