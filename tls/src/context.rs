@@ -49,6 +49,20 @@ struct Inner {
     warned: Mutex<HashSet<IpAddr>>,
     /// Successful reloads.
     reloads: AtomicU64,
+    /// The files' fingerprints as of the last (re)load; written under the settings lock.
+    fingerprints: Mutex<Fingerprints>,
+}
+
+/// Which certificates a context holds, by SHA-256 fingerprint (`AB:CD:...`, as `openssl
+/// x509 -noout -fingerprint -sha256` prints it): what an operator compares with the files
+/// after a rotation, for a process that has no listener to shake hands with (a client
+/// agent).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fingerprints {
+    /// This process's certificate (the first of `cert_file`), when it has one.
+    pub cert: Option<String>,
+    /// Every CA certificate of `ca_file`, in file order.
+    pub cas: Vec<String>,
 }
 
 impl fmt::Debug for TlsContext {
@@ -64,15 +78,22 @@ impl TlsContext {
     /// Reads the files `settings` name and builds the configurations; the error names the
     /// file (or the rule) at fault.
     pub fn new(settings: TlsSettings) -> Result<Self, TlsError> {
-        let (server, client) = load::build(&settings)?;
+        let built = load::build(&settings)?;
         Ok(TlsContext(Arc::new(Inner {
             settings: Mutex::new(settings),
-            server: server.map(ArcSwap::from_pointee),
-            client: client.map(ArcSwap::from_pointee),
+            server: built.server.map(ArcSwap::from_pointee),
+            client: built.client.map(ArcSwap::from_pointee),
             failures: AtomicU64::new(0),
             warned: Mutex::new(HashSet::new()),
             reloads: AtomicU64::new(0),
+            fingerprints: Mutex::new(built.fingerprints),
         })))
+    }
+
+    /// The fingerprints of the certificate and CAs in use (as of the last successful
+    /// load).
+    pub fn fingerprints(&self) -> Fingerprints {
+        self.0.fingerprints.lock().clone()
     }
 
     /// The settings the current configurations were built from.
@@ -122,7 +143,11 @@ impl TlsContext {
             files,
             ..settings.clone()
         };
-        let (server, client) = load::build(&next)?;
+        let load::Built {
+            server,
+            client,
+            fingerprints,
+        } = load::build(&next)?;
         if server.is_some() != self.0.server.is_some()
             || client.is_some() != self.0.client.is_some()
         {
@@ -137,6 +162,7 @@ impl TlsContext {
             slot.store(Arc::new(cfg));
         }
         *settings = next;
+        *self.0.fingerprints.lock() = fingerprints;
         self.0.reloads.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

@@ -27,7 +27,7 @@ pub mod settings;
 mod verify;
 
 pub use connector::{ConnectError, TlsClientIo, TlsConnector};
-pub use context::TlsContext;
+pub use context::{Fingerprints, TlsContext};
 pub use error::{GenerateError, TlsError};
 pub use generate::{
     CertKind, CertSpec, DEFAULT_CA_DAYS, DEFAULT_CERT_DAYS, PemPair, ca_file_names, create_ca,

@@ -5,8 +5,9 @@
 //! Server: the certificate and key, and, with `verify_incoming`, a `WebPkiClientVerifier`
 //! over the CA that requires a client certificate. Client (only with `verify_outgoing`):
 //! the CA as roots, the certificate and key as client identity when present, and the name
-//! check per `verify_server_hostname`. TLS 1.3 and 1.2; ALPN `h2` (gRPC). Reads files;
-//! keeps no state.
+//! check per `verify_server_hostname`. TLS 1.3 and 1.2; ALPN `h2` (gRPC). Also the SHA-256
+//! fingerprints of the certificate and the CAs, so an operator can see which ones a
+//! process holds after a reload. Reads files; keeps no state.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
 
+use crate::context::Fingerprints;
 use crate::error::TlsError;
 use crate::settings::TlsSettings;
 use crate::verify::ChainOnlyVerifier;
@@ -32,13 +34,47 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Both configurations `settings` call for: a server one when there is a certificate, a
-/// client one when outgoing connections use TLS.
-pub(crate) fn build(
-    settings: &TlsSettings,
-) -> Result<(Option<ServerConfig>, Option<ClientConfig>), TlsError> {
+/// Both configurations `settings` call for (a server one when there is a certificate, a
+/// client one when outgoing connections use TLS), and the fingerprints of the files.
+pub(crate) fn build(settings: &TlsSettings) -> Result<Built, TlsError> {
     settings.check()?;
-    Ok((server_config(settings)?, client_config(settings)?))
+    Ok(Built {
+        server: server_config(settings)?,
+        client: client_config(settings)?,
+        fingerprints: fingerprints(settings)?,
+    })
+}
+
+/// What [`build`] made.
+pub(crate) struct Built {
+    pub(crate) server: Option<ServerConfig>,
+    pub(crate) client: Option<ClientConfig>,
+    pub(crate) fingerprints: Fingerprints,
+}
+
+/// The SHA-256 fingerprints of the first certificate of `cert_file` and of every
+/// certificate of `ca_file`.
+fn fingerprints(s: &TlsSettings) -> Result<Fingerprints, TlsError> {
+    let cert = match &s.files.cert_file {
+        Some(path) => read_certs("cert_file", path)?.first().map(sha256),
+        None => None,
+    };
+    let cas = match &s.files.ca_file {
+        Some(path) => read_certs("ca_file", path)?.iter().map(sha256).collect(),
+        None => Vec::new(),
+    };
+    Ok(Fingerprints { cert, cas })
+}
+
+/// `AB:CD:...`: upper-case hex bytes joined by colons, as `openssl x509 -fingerprint`.
+fn sha256(der: &CertificateDer<'_>) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
+    digest
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 fn server_config(s: &TlsSettings) -> Result<Option<ServerConfig>, TlsError> {

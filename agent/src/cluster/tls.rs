@@ -31,7 +31,10 @@ pub fn context(cfg: &Config) -> Result<Option<TlsContext>, TlsError> {
         return Ok(None);
     };
     let ctx = TlsContext::new(settings(&t))?;
+    let held = ctx.fingerprints();
     info!(
+        cert_sha256 = held.cert.as_deref().unwrap_or("-"),
+        ca_sha256 = %held.cas.join(","),
         serves_tls = ctx.serves_tls(),
         dials_tls = ctx.dials_tls(),
         verify_incoming = t.verify_incoming,
@@ -89,6 +92,12 @@ pub fn reload(tls: Option<&TlsContext>, cfg: &Config) -> Result<(), String> {
     }
     tls.reload_files(next.files)
         .map_err(|e| format!("TLS reload failed, keeping the current certificates: {e}"))?;
-    info!(reloads = tls.reloads(), "reloaded TLS certificates");
+    let held = tls.fingerprints();
+    info!(
+        reloads = tls.reloads(),
+        cert_sha256 = held.cert.as_deref().unwrap_or("-"),
+        ca_sha256 = %held.cas.join(","),
+        "reloaded TLS certificates"
+    );
     Ok(())
 }
