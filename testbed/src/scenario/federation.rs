@@ -20,11 +20,15 @@
 //! The report has the checks, ok/failed counts per phase, latencies, and every timed read
 //! of the loads (drawn as a latency timeline with the kills, the blackhole and the restore).
 
+mod certs;
 mod dig;
 mod faults;
+mod handshake;
+mod load;
 mod matrix;
 mod sorted;
 mod stream;
+mod wan_keys;
 
 use std::collections::BTreeMap;
 
@@ -32,6 +36,7 @@ use super::{Report, ScenarioError, plot};
 use crate::error::TestbedError;
 use crate::gateways;
 use crate::helper::{ReadRecord, unix_ms};
+use crate::netns;
 use crate::out::Progress;
 use crate::plan::{HostPlan, Role};
 use crate::preflight;
@@ -92,6 +97,10 @@ pub(super) async fn run(
     progress: Progress,
 ) -> Result<(), TestbedError> {
     preflight::require_tool("dig", "bind9-dnsutils")?;
+    if state.tls.is_some() {
+        // The certificate rotation shakes hands with RPC ports and reads fingerprints.
+        preflight::require_tool("openssl", "openssl")?;
+    }
     let fed = pick(state, report.started_unix)?;
     let names: Vec<&str> = fed.dcs.iter().map(|d| d.name.as_str()).collect();
     report.facts.insert("datacenters".into(), names.join(","));
@@ -120,9 +129,11 @@ pub(super) async fn run(
     latency(state, &fed, report).await?;
     let failover = faults::gateway_failover(run_dir, state, &fed, report, progress).await;
     let blackhole = faults::blackhole(run_dir, state, &fed, report, progress).await;
-    no_read_hangs(report);
     progress.say("waiting for /v1/catalog/datacenters sorted by WAN round trip");
     sorting.finish(report).await;
+    let wan_keys = wan_keys::rotate(run_dir, state, &fed, report, progress).await;
+    let certs = certs::rotate(run_dir, state, &fed, report, progress).await;
+    no_read_hangs(report);
     matrix::cleanup(state, &fed).await;
     let path = report.plot_path(run_dir, "queries");
     let title = format!("federation ({}): cross-DC reads", report.run);
@@ -130,7 +141,7 @@ pub(super) async fn run(
         Ok(()) => report.plots.push(path),
         Err(e) => tracing::warn!(cause = %e, "drawing the query plot"),
     }
-    failover.and(blackhole)
+    failover.and(blackhole).and(wan_keys).and(certs)
 }
 
 /// The federated DCs: each with a running server and a running gateway.
@@ -254,6 +265,31 @@ pub(super) fn record(report: &mut Report, fed: &Fed, stream: &str, rec: &ReadRec
         ok: answered(rec, expect),
         status: rec.status,
     });
+}
+
+/// Marks `what` on the plot's timeline, now.
+pub(super) fn event(report: &mut Report, fed: &Fed, what: String) {
+    report
+        .events
+        .push(super::timeline::Event { t: fed.now(), what });
+}
+
+/// Runs `meridian ARGS -http-addr http://<host>:8500` inside `host`'s namespace, as an
+/// operator on that host would: its stdout, or its stderr as the error.
+pub(super) async fn meridian_cli(
+    state: &State,
+    host: &HostPlan,
+    args: &[&str],
+) -> Result<String, String> {
+    let exe = state.meridian.to_string_lossy();
+    let addr = crate::probe::base_url(host);
+    let mut argv = vec!["netns", "exec", host.netns.as_str(), exe.as_ref()];
+    argv.extend(args);
+    argv.extend(["-http-addr", addr.as_str()]);
+    netns::run("ip", &argv, None).await.map_err(|e| match e {
+        netns::NetError::Failed { stderr, .. } => stderr,
+        other => other.to_string(),
+    })
 }
 
 /// No cross-DC read of the whole scenario took longer than the 7 s bound plus 1 s.

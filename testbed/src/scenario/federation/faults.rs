@@ -16,7 +16,7 @@ use std::time::Duration;
 use rustix::process::Signal;
 
 use super::stream::{Stream, ended_ms};
-use super::{Dc, Fed, dig, record};
+use super::{Dc, Fed, dig, event, record};
 use crate::agents;
 use crate::error::TestbedError;
 use crate::gateways::{alive_members, in_lan_pool, lan_status, wan_name};
@@ -206,12 +206,6 @@ async fn wait_reads(
         (load.count(|r| r.sent_unix_ms as f64 >= since_ms) >= n).then_some(())
     })
     .await
-}
-
-fn event(report: &mut Report, fed: &Fed, what: String) {
-    report
-        .events
-        .push(crate::scenario::timeline::Event { t: fed.now(), what });
 }
 
 /// Phase (d): blackhole the WAN link between the first and third DC under two read loads
