@@ -17,8 +17,25 @@
 //! 6. `/v1/catalog/datacenters` is sorted by WAN round trip (as the topology's link delays
 //!    say, where they differ by ≥ 10 ms), polled in the background from the start.
 //!
+//! Then, while every DC reads every other DC with `?dc=` 10 times a second (`load`), and
+//! with no failed read allowed:
+//!
+//! 7. WAN key rotation (`wan_keys`; with `[gossip] encrypt_wan`): `meridian keyring -wan
+//!    -install/-use/-remove` from the first DC's server; every gateway then holds the new
+//!    key alone, each DC's LAN key is unchanged, the WAN pool is converged.
+//! 8. Certificate rotation (`certs`; with `[tls] enabled`): a new CA rolled out host by
+//!    host in three SIGHUP'd steps (trust both, new certificates, new CA only), each
+//!    process checked by handshakes with its RPC ports and its `Stats.tls`; then every
+//!    RPC connection is ended and every DC reaches every other over new connections.
+//! 9. remove-dc (`remove_dc`, last: it changes the federation; the other DCs read each
+//!    other): refused while the last DC has a gateway alive; its gateways stopped and
+//!    seen gone, `operator federation remove-dc` takes it out of every
+//!    `/v1/catalog/datacenters` within 10 s and `?dc=` it is a fast `No path to
+//!    datacenter`; its gateways restarted, it rejoins.
+//!
 //! The report has the checks, ok/failed counts per phase, latencies, and every timed read
-//! of the loads (drawn as a latency timeline with the kills, the blackhole and the restore).
+//! of the loads (drawn as a latency timeline with the kills, the blackhole, the restore,
+//! the rotations and the removal).
 
 mod certs;
 mod dig;
@@ -26,6 +43,7 @@ mod faults;
 mod handshake;
 mod load;
 mod matrix;
+mod remove_dc;
 mod sorted;
 mod stream;
 mod wan_keys;
@@ -133,6 +151,7 @@ pub(super) async fn run(
     sorting.finish(report).await;
     let wan_keys = wan_keys::rotate(run_dir, state, &fed, report, progress).await;
     let certs = certs::rotate(run_dir, state, &fed, report, progress).await;
+    let removal = remove_dc::remove(run_dir, state, &fed, report, progress).await;
     no_read_hangs(report);
     matrix::cleanup(state, &fed).await;
     let path = report.plot_path(run_dir, "queries");
@@ -141,7 +160,11 @@ pub(super) async fn run(
         Ok(()) => report.plots.push(path),
         Err(e) => tracing::warn!(cause = %e, "drawing the query plot"),
     }
-    failover.and(blackhole).and(wan_keys).and(certs)
+    failover
+        .and(blackhole)
+        .and(wan_keys)
+        .and(certs)
+        .and(removal)
 }
 
 /// The federated DCs: each with a running server and a running gateway.

@@ -103,7 +103,7 @@ pub(super) async fn rotate(
         return Ok(());
     };
     let hosts: Vec<HostPlan> = state.plan.hosts.clone();
-    let load = AllPairs::start(state, fed, "cert_rotation", "cert rotation")?;
+    let load = AllPairs::start(state, fed, "cert_rotation")?;
     progress.say("certificate rotation: every DC reads every other while every process gets a new CA and certificate");
     let mut outcome = load.warm(WARM_READS).await;
     let rotation = match outcome {
@@ -112,8 +112,13 @@ pub(super) async fn rotate(
     };
     outcome = rotation.as_ref().map(drop).map_err(clone_err);
     if let Ok(r) = &rotation {
+        // One mark for the three steps: they take about a second together.
+        event(
+            report,
+            fed,
+            "CA rotation: both, new certs, new CA only".into(),
+        );
         for step in [Step::TrustBoth, Step::NewLeaves, Step::DropOld] {
-            event(report, fed, format!("certs: {}", step.label()));
             progress.say(&format!("certificates: {}", step.label()));
             outcome = run_step(run_dir, state, report, r, &hosts, step).await;
             if outcome.is_err() {

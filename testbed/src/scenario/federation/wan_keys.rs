@@ -50,7 +50,7 @@ pub(super) async fn rotate(
         return Ok(());
     };
     let new = secrets::keygen(&state.meridian).await?;
-    let load = AllPairs::start(state, fed, "wan_key_rotation", "WAN key rotation")?;
+    let load = AllPairs::start(state, fed, "wan_key_rotation")?;
     progress.say("WAN key rotation: every DC reads every other while the key changes");
     let mut outcome = load.warm(WARM_READS).await;
     let mut steps = Vec::new();
@@ -92,12 +92,13 @@ async fn run_steps(
     steps: &mut Vec<String>,
 ) -> Result<(), TestbedError> {
     let server = &fed.dcs[0].server;
+    // One mark for the three steps: they take a fraction of a second together.
+    event(report, fed, "WAN key: install, use, remove".into());
     for (flag, key, what) in [
         ("-install", new, "install"),
         ("-use", new, "use"),
         ("-remove", old, "remove"),
     ] {
-        event(report, fed, format!("WAN key {what}"));
         let started = Instant::now();
         let args = ["keyring", "-wan", flag, key];
         let out = meridian_cli(state, server, &args).await;
