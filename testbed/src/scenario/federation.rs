@@ -147,10 +147,12 @@ pub(super) async fn run(
     latency(state, &fed, report).await?;
     let failover = faults::gateway_failover(run_dir, state, &fed, report, progress).await;
     let blackhole = faults::blackhole(run_dir, state, &fed, report, progress).await;
-    progress.say("waiting for /v1/catalog/datacenters sorted by WAN round trip");
-    sorting.finish(report).await;
     let wan_keys = wan_keys::rotate(run_dir, state, &fed, report, progress).await;
     let certs = certs::rotate(run_dir, state, &fed, report, progress).await;
+    // The coordinates may take a while to sort the lists: the rotations ran meanwhile.
+    // Before remove-dc, which takes a DC out of them.
+    progress.say("waiting for /v1/catalog/datacenters sorted by WAN round trip");
+    sorting.finish(report).await;
     let removal = remove_dc::remove(run_dir, state, &fed, report, progress).await;
     no_read_hangs(report);
     matrix::cleanup(state, &fed).await;

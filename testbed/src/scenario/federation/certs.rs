@@ -158,26 +158,7 @@ async fn fresh_connections(
     fed: &Fed,
     report: &mut Report,
 ) -> Result<(), TestbedError> {
-    let filter = "( sport = :8300 or dport = :8300 or sport = :8302 or dport = :8302 )";
-    let mut ended = 0;
-    for h in state.plan.hosts.iter() {
-        if !state.processes.contains_key(&h.name) {
-            continue;
-        }
-        let args = [
-            "netns",
-            "exec",
-            h.netns.as_str(),
-            "ss",
-            "-K",
-            "-tnH",
-            "state",
-            "established",
-            filter,
-        ];
-        let out = netns::run("ip", &args, None).await?;
-        ended += out.lines().filter(|l| !l.trim().is_empty()).count();
-    }
+    let ended = end_rpc_connections(state).await?;
     report
         .counts
         .insert("cert_rotation_rpc_connections_ended".into(), ended as u64);
@@ -420,4 +401,30 @@ async fn listener_shows(
 /// `TestbedError` is not `Clone`; the step loop keeps its message.
 fn clone_err(e: &TestbedError) -> TestbedError {
     TestbedError::Usage(e.to_string())
+}
+
+/// Ends every established TCP connection on the RPC ports (8300, 8302) of every running
+/// host (`ss -K`: the kernel aborts them, both ends see it at once); how many.
+async fn end_rpc_connections(state: &State) -> Result<usize, TestbedError> {
+    let filter = "( sport = :8300 or dport = :8300 or sport = :8302 or dport = :8302 )";
+    let mut ended = 0;
+    for h in state.plan.hosts.iter() {
+        if !state.processes.contains_key(&h.name) {
+            continue;
+        }
+        let args = [
+            "netns",
+            "exec",
+            h.netns.as_str(),
+            "ss",
+            "-K",
+            "-tnH",
+            "state",
+            "established",
+            filter,
+        ];
+        let out = netns::run("ip", &args, None).await?;
+        ended += out.lines().filter(|l| !l.trim().is_empty()).count();
+    }
+    Ok(ended)
 }

@@ -2,8 +2,9 @@
 //!
 //! - gateway failover: a DC reads another DC that has two (or more) gateways, 20 times a
 //!   second, while each of those gateways in turn is SIGKILLed, held down for 60 reads and
-//!   until its LAN pool lists it failed, and restarted (until it is alive again). No read
-//!   may fail: the relay tries the next gateway.
+//!   until its LAN pool lists it failed, and restarted (until it is alive again, takes TLS
+//!   handshakes and reads sent since are answered). No read may fail: the relay tries the
+//!   next gateway.
 //! - WAN blackhole between the first and third DC: the first DC reads the second and the
 //!   third; the second must keep answering, the third must fail within `FAIL_WITHIN`
 //!   with `rpc error: datacenter "<dc3>"` (and DNS SERVFAIL); after the restore, the time
@@ -16,7 +17,7 @@ use std::time::Duration;
 use rustix::process::Signal;
 
 use super::stream::{Stream, ended_ms};
-use super::{Dc, Fed, dig, event, record};
+use super::{Dc, Fed, dig, event, handshake, record};
 use crate::agents;
 use crate::error::TestbedError;
 use crate::gateways::{alive_members, in_lan_pool, lan_status, wan_name};
@@ -34,6 +35,8 @@ const EVERY: Duration = Duration::from_millis(50);
 pub(super) const FAIL_WITHIN: Duration = Duration::from_secs(8);
 /// Reads made while a killed gateway is down.
 const READS_WHILE_DOWN: usize = 60;
+/// Answered reads after a restart before the next kill.
+const SETTLE_READS: usize = 10;
 /// Failed reads of the blackholed DC to see before the restore.
 const BLACKHOLE_FAILURES: usize = 2;
 /// Deadline of each wait (warm-up, hold, rejoin, recovery).
@@ -164,6 +167,7 @@ async fn kill_and_restart(
     run_dir.save(state)?;
     event(report, fed, format!("restart {}", g.name));
     let restarted = tokio::time::Instant::now();
+    let restarted_ms = unix_ms() as f64;
     let name = wan_name(g);
     let back = wait::until(
         &format!("{} back in the LAN and WAN pools", g.name),
@@ -176,6 +180,18 @@ async fn kill_and_restart(
     )
     .await;
     let secs = restarted.elapsed().as_secs_f64();
+    // "Back in the pools" can hold within milliseconds of the restart (the WAN view never
+    // noticed the kill: WAN failure detection takes far longer than this hold), before
+    // the new process serves. And a read sent before the restart may have passed over the
+    // dead gateway already and be riding on the other one, the next to be killed. So before
+    // the next kill: the new process completes TLS handshakes on its WAN RPC port (when
+    // TLS is on), and reads sent after the restart are being answered (one at a time, so
+    // every earlier read is done).
+    let serving = match back {
+        Ok(()) => serving(state, g, load, restarted_ms).await,
+        Err(_) => Ok(()),
+    };
+    let back = back.and(serving);
     report.check(
         &format!("gateway_{}_rejoins", g.name.replace('-', "_")),
         noticed.is_ok() && back.is_ok(),
@@ -193,6 +209,42 @@ async fn kill_and_restart(
             .insert(format!("gateway_{}_rejoined_after_restart_s", g.name), secs);
     }
     held.and(noticed).and(back)
+}
+
+/// Waits until restarted gateway `g` serves: with TLS a handshake with its WAN RPC port
+/// succeeds, and `load` has `SETTLE_READS` answered reads sent at or after `since_ms`.
+async fn serving(
+    state: &State,
+    g: &HostPlan,
+    load: &Stream,
+    since_ms: f64,
+) -> Result<(), TestbedError> {
+    if let Some(tls) = &state.tls {
+        let wan = handshake::listeners(g).into_iter().last();
+        wait::until(
+            &format!("{} completing TLS handshakes on its WAN RPC port", g.name),
+            STEP_DEADLINE,
+            "",
+            || async {
+                let l = wan.as_ref()?;
+                handshake::presented(g, l, &tls.cli, &tls.issuer().cert)
+                    .await
+                    .ok()
+                    .map(drop)
+            },
+        )
+        .await?;
+    }
+    wait::until(
+        &format!("{SETTLE_READS} reads answered after {}'s restart", g.name),
+        STEP_DEADLINE,
+        "",
+        || async {
+            (load.count(|r| r.sent_unix_ms as f64 >= since_ms && load.ok(r)) >= SETTLE_READS)
+                .then_some(())
+        },
+    )
+    .await
 }
 
 /// Waits until `load` has `n` records sent at or after `since_ms` (wall clock).
