@@ -12,10 +12,11 @@
 //! 8302) accept a client certificate of the new CA (1), present the new certificate,
 //! verified against the new CA and its name (2), and refuse a client certificate of the
 //! old CA with `unknown ca` (3); every agent's `Stats.tls` names the new files'
-//! fingerprints. No query of the load may fail. Then every RPC connection is ended (`ss
-//! -K`) and every DC asks every other once: the new connections must work with the new
-//! certificates alone. Needs `[tls] enabled` (skipped, saying so, without it), openssl
-//! and ss.
+//! fingerprints. No query of the load may fail. The load runs through each step and stops
+//! after it; then every RPC connection is ended (`ss -K`) and every DC asks every other
+//! once: new connections must work in the state each step leaves (the ones a reload keeps
+//! would not show it). Needs `[tls] enabled` (skipped, saying so, without it), openssl and
+//! ss.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -25,7 +26,7 @@ use rustix::process::Signal;
 use tokio::time::Instant;
 
 use super::handshake::{self, Listener};
-use super::load::AllPairs;
+use super::load::{AllPairs, Tally};
 use super::stream::{self, url};
 use super::{Dc, Fed, event};
 use crate::agents;
@@ -39,10 +40,10 @@ use crate::secrets::{self, PemPair, TlsState};
 use crate::state::{RunDir, State};
 use crate::wait;
 
-/// Answered reads per pair before the first step.
+/// Answered reads per pair before each step.
 const WARM_READS: usize = 3;
-/// Reads per pair after the last step.
-const READS_AFTER: usize = 10;
+/// Reads per pair after each step.
+const READS_AFTER: usize = 5;
 /// Deadline for one process to show one change after its SIGHUP.
 const SHOWS_WITHIN: Duration = Duration::from_secs(15);
 
@@ -74,6 +75,10 @@ impl Step {
     }
 }
 
+/// After a step: (RPC connections ended, reads answered over new ones), or what went
+/// wrong.
+type Fresh = Result<(usize, usize), String>;
+
 /// What the rotation works with: both CAs, a client certificate of each (to knock on the
 /// listeners with), each host's new certificate, and the fingerprints to expect.
 struct Rotation {
@@ -85,6 +90,8 @@ struct Rotation {
     new_ca_fp: String,
     /// Host → its new certificate and that one's fingerprint.
     leaves: BTreeMap<String, (PemPair, String)>,
+    /// Every host of the plan, in plan order (the order of each step).
+    hosts: Vec<HostPlan>,
 }
 
 /// Runs the phase.
@@ -102,25 +109,26 @@ pub(super) async fn rotate(
         );
         return Ok(());
     };
-    let hosts: Vec<HostPlan> = state.plan.hosts.clone();
-    let load = AllPairs::start(state, fed, "cert_rotation")?;
     progress.say("certificate rotation: every DC reads every other while every process gets a new CA and certificate");
-    let mut outcome = load.warm(WARM_READS).await;
-    let rotation = match outcome {
-        Ok(()) => prepare(state, run_dir, &tls, &hosts).await,
-        Err(e) => Err(e),
-    };
-    outcome = rotation.as_ref().map(drop).map_err(clone_err);
+    let rotation = prepare(state, run_dir, &tls).await;
+    let mut outcome = rotation.as_ref().map(drop).map_err(clone_err);
+    let mut tally = Tally::new("cert_rotation");
+    let mut fresh = Vec::new();
     if let Ok(r) = &rotation {
-        // One mark for the three steps: they take about a second together.
-        event(
-            report,
-            fed,
-            "CA rotation: both, new certs, new CA only".into(),
-        );
+        // One mark for the three steps: they take a few seconds together.
+        let what = "CA rotation: both, new certs, new CA only";
+        event(report, fed, what.into());
         for step in [Step::TrustBoth, Step::NewLeaves, Step::DropOld] {
             progress.say(&format!("certificates: {}", step.label()));
-            outcome = run_step(run_dir, state, report, r, &hosts, step).await;
+            outcome = step_under_load(run_dir, state, fed, report, r, step, &mut tally).await;
+            if outcome.is_ok() {
+                let got = fresh_connections(state, fed).await;
+                outcome = got
+                    .as_ref()
+                    .map(drop)
+                    .map_err(|e| TestbedError::Usage(e.clone()));
+                fresh.push((step, got));
+            }
             if outcome.is_err() {
                 break;
             }
@@ -133,35 +141,55 @@ pub(super) async fn rotate(
             run_dir.save(state)?;
         }
     }
-    let after = load
-        .reads_after(unix_ms() as f64, READS_AFTER, SHOWS_WITHIN)
-        .await;
     if let Err(e) = &rotation {
         report.check(Step::TrustBoth.check(), false, e.to_string());
     }
-    let min = fed.dcs.len() * (fed.dcs.len() - 1) * (WARM_READS + READS_AFTER);
-    load.finish(report, fed, min).await;
-    if outcome.is_ok() {
-        outcome = fresh_connections(state, fed, report).await;
-    }
-    outcome.and(after)
+    fresh_check(report, &fresh);
+    let pairs = fed.dcs.len() * (fed.dcs.len() - 1);
+    tally.report(report, fed, pairs * 3 * (WARM_READS + READS_AFTER));
+    outcome
 }
 
-/// The connections of the load were made before the rotation and live on (a reload
-/// keeps them), so they prove nothing about the new certificates. This ends every RPC
-/// connection of every host (`ss -K`, ports 8300 and 8302, TCP) and then asks every DC
-/// for every other DC once: each answer needs a new TLS connection on every hop (client
-/// → server → gateway → gateway → server), made with the new certificates and the new
-/// CA alone.
-async fn fresh_connections(
+/// One step under the all-pairs load: the load starts, the step runs host by host, the
+/// load goes on for `READS_AFTER` more reads per pair and stops (so that no read is in
+/// flight when the connections are ended next); its reads go to `tally`.
+async fn step_under_load(
+    run_dir: &RunDir,
     state: &State,
     fed: &Fed,
     report: &mut Report,
+    r: &Rotation,
+    step: Step,
+    tally: &mut Tally,
 ) -> Result<(), TestbedError> {
-    let ended = end_rpc_connections(state).await?;
-    report
-        .counts
-        .insert("cert_rotation_rpc_connections_ended".into(), ended as u64);
+    let load = AllPairs::start(state, fed, "cert_rotation")?;
+    let mut outcome = load.warm(WARM_READS).await;
+    if outcome.is_ok() {
+        outcome = run_step(run_dir, state, report, r, step).await;
+    }
+    let after = load
+        .reads_after(unix_ms() as f64, READS_AFTER, SHOWS_WITHIN)
+        .await;
+    load.stop_into(tally).await;
+    outcome.and(after)
+}
+
+/// A reload keeps live connections, so the load's connections, made before a step,
+/// prove nothing about the certificates after it. This ends every RPC connection of every
+/// host (`ss -K`, ports 8300 and 8302) and then asks every DC for every other DC once:
+/// each answer needs a new TLS connection on every hop (client → server → gateway →
+/// gateway → server), made with what the step left. The connections ended and the reads
+/// answered, or what went wrong.
+async fn fresh_connections(state: &State, fed: &Fed) -> Fresh {
+    let ended = end_rpc_connections(state)
+        .await
+        .map_err(|e| e.to_string())?;
+    if ended == 0 {
+        return Err(
+            "`ss -K` ended no RPC connection (is the kernel built without INET_DIAG_DESTROY?)"
+                .into(),
+        );
+    }
     let mut answered = 0;
     let mut wrong = Vec::new();
     for a in &fed.dcs {
@@ -170,7 +198,9 @@ async fn fresh_connections(
             .iter()
             .map(|b| url(&a.asker, &fed.kv("whoami", &format!("?raw&dc={}", b.name))))
             .collect();
-        let records = stream::once(state, &a.asker, &urls).await?;
+        let records = stream::once(state, &a.asker, &urls)
+            .await
+            .map_err(|e| e.to_string())?;
         for (b, rec) in others.iter().zip(&records) {
             if stream::answered(rec, &b.name) {
                 answered += 1;
@@ -190,27 +220,45 @@ async fn fresh_connections(
             ));
         }
     }
-    let ok = wrong.is_empty() && ended > 0;
-    report.check(
-        "cert_rotation_fresh_connections_use_the_new_certificates",
-        ok,
-        if ok {
-            format!(
-                "{ended} RPC connections ended (ss -K) after the rotation; then {answered} reads, every DC to every other, each over new TLS connections on every hop: all answered"
-            )
-        } else if ended == 0 {
-            "`ss -K` ended no RPC connection (is the kernel built without INET_DIAG_DESTROY?)".into()
-        } else {
-            wrong.join("; ")
-        },
-    );
-    if ok {
-        Ok(())
+    if wrong.is_empty() {
+        Ok((ended, answered))
     } else {
-        Err(TestbedError::Usage(
-            "fresh connections after the certificate rotation failed".into(),
+        Err(format!(
+            "{ended} connections ended, then: {}",
+            wrong.join("; ")
         ))
     }
+}
+
+/// The check on every step's fresh connections.
+fn fresh_check(report: &mut Report, fresh: &[(Step, Fresh)]) {
+    let ended: usize = fresh
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .map(|r| r.0)
+        .sum();
+    report
+        .counts
+        .insert("cert_rotation_rpc_connections_ended".into(), ended as u64);
+    let ok = fresh.len() == 3 && fresh.iter().all(|(_, r)| r.is_ok());
+    let shown: Vec<String> = fresh
+        .iter()
+        .map(|(step, r)| match r {
+            Ok((ended, answered)) => format!(
+                "after '{}': {ended} ended, {answered} of {answered} reads answered",
+                step.label()
+            ),
+            Err(e) => format!("after '{}': {e}", step.label()),
+        })
+        .collect();
+    report.check(
+        "cert_rotation_fresh_connections_work_after_every_step",
+        ok,
+        format!(
+            "every RPC connection ended (ss -K), then every DC asked every other once over new TLS connections on every hop: {}",
+            if shown.is_empty() { "not reached".into() } else { shown.join("; ") }
+        ),
+    );
 }
 
 /// Makes the new CA, a client certificate of it, and every host's new certificate (files
@@ -219,8 +267,8 @@ async fn prepare(
     state: &State,
     run_dir: &RunDir,
     tls: &TlsState,
-    hosts: &[HostPlan],
 ) -> Result<Rotation, TestbedError> {
+    let hosts = state.plan.hosts.clone();
     let meridian = &state.meridian;
     let generation = tls.cas.len() + 1;
     let tag = generation.to_string();
@@ -228,7 +276,7 @@ async fn prepare(
     let dc = hosts.first().map_or("dc1", |h| h.dc.as_str());
     let new_cli = secrets::issue_cli(meridian, run_dir, &new_ca, dc, &tag).await?;
     let mut leaves = BTreeMap::new();
-    for h in hosts {
+    for h in &hosts {
         let leaf = secrets::issue(meridian, run_dir, &new_ca, h, &tag).await?;
         let fp = fingerprint(&leaf.cert).await?;
         leaves.insert(h.name.clone(), (leaf, fp));
@@ -241,6 +289,7 @@ async fn prepare(
         new_ca,
         new_cli,
         leaves,
+        hosts,
     })
 }
 
@@ -257,13 +306,12 @@ async fn run_step(
     state: &State,
     report: &mut Report,
     r: &Rotation,
-    hosts: &[HostPlan],
     step: Step,
 ) -> Result<(), TestbedError> {
     let started = Instant::now();
     let mut shown = Vec::new();
     let mut outcome = Ok(());
-    for h in hosts {
+    for h in &r.hosts {
         match host_step(run_dir, state, r, h, step).await {
             Ok(Some(secs)) => shown.push(format!("{} {secs:.2}s", h.name)),
             Ok(None) => {}

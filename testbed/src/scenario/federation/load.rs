@@ -1,8 +1,10 @@
 //! The query load of the rotation phases: every DC reads every other DC's `whoami` key
 //! with `?dc=` at a steady pace (one `_reads` helper per ordered pair, from each DC's
 //! asker), and what it found: every read into the report's samples, ok/failed counts under
-//! the phase's name and one "no failed query" check.
+//! the phase's name and one "no failed query" check. A phase may stop its load and start
+//! it again; a [`Tally`] adds up the reads of each run.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::stream::{Stream, answered, url};
@@ -83,24 +85,58 @@ impl AllPairs {
         .await
     }
 
-    /// Stops every stream and records what they saw: each read as a sample, counts
-    /// `<phase>_reads_ok` / `<phase>_reads_failed`, and the check `<phase>_no_failed_query`
-    /// (every read answered, at least `min` of them). Returns the failed count.
-    pub(super) async fn finish(self, report: &mut Report, fed: &Fed, min: usize) -> usize {
-        let mut total = 0;
-        let mut failed: Vec<(String, ReadRecord)> = Vec::new();
-        let mut pairs = Vec::new();
+    /// Stops every stream and adds their reads to `tally`.
+    pub(super) async fn stop_into(self, tally: &mut Tally) {
         for s in self.streams {
             let (label, expect) = (s.label.clone(), s.expect.clone());
-            let records = s.stop().await;
-            let bad = records.iter().filter(|r| !answered(r, &expect)).count();
-            pairs.push(format!("{}: {}", pair_of(&label), records.len() - bad));
-            for r in records {
-                record(report, fed, &label, &r, &expect);
-                if !answered(&r, &expect) {
-                    failed.push((label.clone(), r));
-                }
-                total += 1;
+            for r in s.stop().await {
+                tally.reads.push((label.clone(), expect.clone(), r));
+            }
+        }
+    }
+
+    /// Stops every stream and reports what they saw ([`Tally::report`]). Returns the
+    /// failed count.
+    pub(super) async fn finish(self, report: &mut Report, fed: &Fed, min: usize) -> usize {
+        let mut tally = Tally::new(&self.phase);
+        self.stop_into(&mut tally).await;
+        tally.report(report, fed, min)
+    }
+}
+
+// === impl Tally ===
+
+/// The reads of one phase's loads, when a phase stops its load in between (to end
+/// connections while no read is in flight) and starts it again.
+pub(super) struct Tally {
+    phase: String,
+    /// (stream label, expected body, the read).
+    reads: Vec<(String, String, ReadRecord)>,
+}
+
+impl Tally {
+    /// An empty tally for `phase`.
+    pub(super) fn new(phase: &str) -> Tally {
+        Tally {
+            phase: phase.to_string(),
+            reads: Vec::new(),
+        }
+    }
+
+    /// Records what the loads saw: each read as a sample, counts `<phase>_reads_ok` /
+    /// `<phase>_reads_failed`, and the check `<phase>_no_failed_query` (every read
+    /// answered, at least `min` of them). Returns the failed count.
+    pub(super) fn report(self, report: &mut Report, fed: &Fed, min: usize) -> usize {
+        let total = self.reads.len();
+        let mut failed: Vec<&(String, String, ReadRecord)> = Vec::new();
+        let mut per_pair: BTreeMap<&str, usize> = BTreeMap::new();
+        for read in &self.reads {
+            let (label, expect, r) = read;
+            record(report, fed, label, r, expect);
+            if answered(r, expect) {
+                *per_pair.entry(pair_of(label)).or_default() += 1;
+            } else {
+                failed.push(read);
             }
         }
         let phase = &self.phase;
@@ -111,11 +147,12 @@ impl AllPairs {
         report
             .counts
             .insert(format!("{phase}_reads_failed"), n_failed as u64);
+        let pairs: Vec<String> = per_pair.iter().map(|(p, n)| format!("{p}: {n}")).collect();
         report.check(
             &format!("{phase}_no_failed_query"),
             n_failed == 0 && total >= min,
             match failed.first() {
-                Some((label, f)) => format!(
+                Some((label, _, f)) => format!(
                     "{n_failed} of {total} reads failed; first at {:.2}s ({label}): {:?} after {:.0} ms: {:.200}",
                     fed.t(f.sent_unix_ms as f64),
                     f.status,
