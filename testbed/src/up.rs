@@ -123,10 +123,10 @@ async fn bring_up(
 ) -> Result<(), TestbedError> {
     crate::secrets::make(state, run).await?;
     run.save(state)?;
-    if let Some(tls) = &state.tls {
+    if let Some(ca) = state.tls.as_ref().and_then(|t| t.issuer()) {
         progress.say(&format!(
             "TLS: CA {} and a certificate per host",
-            tls.issuer().cert.display()
+            ca.cert.display()
         ));
     }
     build_network(&state.plan).await?;

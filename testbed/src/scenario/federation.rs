@@ -292,6 +292,11 @@ pub(super) fn record(report: &mut Report, fed: &Fed, stream: &str, rec: &ReadRec
     });
 }
 
+/// A phase's step that could not be carried out, as the phase's error.
+pub(super) fn step_error(what: String) -> TestbedError {
+    ScenarioError::Step(what).into()
+}
+
 /// Marks `what` on the plot's timeline, now.
 pub(super) fn event(report: &mut Report, fed: &Fed, what: String) {
     report

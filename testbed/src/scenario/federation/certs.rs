@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use super::handshake::{self, Listener};
 use super::load::{AllPairs, Tally};
 use super::stream::{self, url};
-use super::{Dc, Fed, event};
+use super::{Dc, Fed, event, step_error};
 use crate::agents;
 use crate::error::TestbedError;
 use crate::helper::unix_ms;
@@ -102,7 +102,7 @@ pub(super) async fn rotate(
     report: &mut Report,
     progress: Progress,
 ) -> Result<(), TestbedError> {
-    let Some(tls) = state.tls.clone() else {
+    let Some(tls) = state.tls.clone().filter(|t| t.issuer().is_some()) else {
         report.facts.insert(
             "cert_rotation".into(),
             "not run: the testbed runs without TLS (topology [tls] enabled)".into(),
@@ -115,18 +115,13 @@ pub(super) async fn rotate(
     let mut tally = Tally::new("cert_rotation");
     let mut fresh = Vec::new();
     if let Ok(r) = &rotation {
-        // One mark for the three steps: they take a few seconds together.
-        let what = "CA rotation: both, new certs, new CA only";
-        event(report, fed, what.into());
         for step in [Step::TrustBoth, Step::NewLeaves, Step::DropOld] {
+            event(report, fed, format!("certs: {}", step.label()));
             progress.say(&format!("certificates: {}", step.label()));
             outcome = step_under_load(run_dir, state, fed, report, r, step, &mut tally).await;
             if outcome.is_ok() {
                 let got = fresh_connections(state, fed).await;
-                outcome = got
-                    .as_ref()
-                    .map(drop)
-                    .map_err(|e| TestbedError::Usage(e.clone()));
+                outcome = got.as_ref().map(drop).map_err(|e| step_error(e.clone()));
                 fresh.push((step, got));
             }
             if outcome.is_err() {
@@ -134,8 +129,10 @@ pub(super) async fn rotate(
             }
         }
         if outcome.is_ok() {
+            let mut cas = tls.cas.clone();
+            cas.push(r.new_ca.clone());
             state.tls = Some(TlsState {
-                cas: vec![r.old_ca.clone(), r.new_ca.clone()],
+                cas,
                 cli: r.new_cli.clone(),
             });
             run_dir.save(state)?;
@@ -270,6 +267,10 @@ async fn prepare(
 ) -> Result<Rotation, TestbedError> {
     let hosts = state.plan.hosts.clone();
     let meridian = &state.meridian;
+    let old_ca = tls
+        .issuer()
+        .cloned()
+        .ok_or_else(|| step_error("the state file names no CA".into()))?;
     let generation = tls.cas.len() + 1;
     let tag = generation.to_string();
     let new_ca = secrets::create_ca(meridian, run_dir, generation).await?;
@@ -282,9 +283,9 @@ async fn prepare(
         leaves.insert(h.name.clone(), (leaf, fp));
     }
     Ok(Rotation {
-        old_ca_fp: fingerprint(&tls.issuer().cert).await?,
+        old_ca_fp: fingerprint(&old_ca.cert).await?,
         new_ca_fp: fingerprint(&new_ca.cert).await?,
-        old_ca: tls.issuer().clone(),
+        old_ca,
         old_cli: tls.cli.clone(),
         new_ca,
         new_cli,
@@ -296,7 +297,7 @@ async fn prepare(
 async fn fingerprint(path: &std::path::Path) -> Result<String, TestbedError> {
     handshake::file_fingerprint(path)
         .await
-        .map_err(|e| TestbedError::Usage(format!("fingerprint of {}: {e}", path.display())))
+        .map_err(|e| step_error(format!("fingerprint of {}: {e}", path.display())))
 }
 
 /// One step on every host in turn: its files, SIGHUP, then wait until it shows the
@@ -383,7 +384,7 @@ async fn host_step(
     .await;
     match shown {
         Ok(()) => Ok(Some(hup.elapsed().as_secs_f64())),
-        Err(e) => Err(TestbedError::Usage(format!("{e}: {}", last.into_inner()))),
+        Err(e) => Err(step_error(format!("{e}: {}", last.into_inner()))),
     }
 }
 
@@ -448,7 +449,7 @@ async fn listener_shows(
 
 /// `TestbedError` is not `Clone`; the step loop keeps its message.
 fn clone_err(e: &TestbedError) -> TestbedError {
-    TestbedError::Usage(e.to_string())
+    step_error(e.to_string())
 }
 
 /// Ends every established TCP connection on the RPC ports (8300, 8302) of every running

@@ -219,7 +219,9 @@ async fn serving(
     load: &Stream,
     since_ms: f64,
 ) -> Result<(), TestbedError> {
-    if let Some(tls) = &state.tls {
+    if let Some(tls) = &state.tls
+        && let Some(ca) = tls.issuer()
+    {
         let wan = handshake::listeners(g).into_iter().last();
         wait::until(
             &format!("{} completing TLS handshakes on its WAN RPC port", g.name),
@@ -227,7 +229,7 @@ async fn serving(
             "",
             || async {
                 let l = wan.as_ref()?;
-                handshake::presented(g, l, &tls.cli, &tls.issuer().cert)
+                handshake::presented(g, l, &tls.cli, &ca.cert)
                     .await
                     .ok()
                     .map(drop)

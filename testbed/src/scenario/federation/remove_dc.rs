@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use super::load::AllPairs;
 use super::stream::{self, url};
-use super::{Dc, Fed, dig, event, matrix, meridian_cli};
+use super::{Dc, Fed, dig, event, matrix, meridian_cli, step_error};
 use crate::agents;
 use crate::error::TestbedError;
 use crate::gateways::{members, wan_name};
@@ -116,7 +116,7 @@ async fn refused_while_alive(
         },
     );
     ok.then_some(())
-        .ok_or_else(|| TestbedError::Usage(format!("remove-dc {} was not refused", gone.name)))
+        .ok_or_else(|| step_error(format!("remove-dc {} was not refused", gone.name)))
 }
 
 /// Step 2: SIGTERM to each of the DC's gateways, then wait until every other DC's server
@@ -219,10 +219,7 @@ async fn removed(
         },
     );
     if !ok {
-        return Err(TestbedError::Usage(format!(
-            "remove-dc {} failed",
-            gone.name
-        )));
+        return Err(step_error(format!("remove-dc {} failed", gone.name)));
     }
     let gone_everywhere = wait::until(
         &format!(

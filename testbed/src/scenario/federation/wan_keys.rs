@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::load::AllPairs;
-use super::{Fed, event, matrix, meridian_cli};
+use super::{Fed, event, matrix, meridian_cli, step_error};
 use crate::error::TestbedError;
 use crate::helper::unix_ms;
 use crate::out::Progress;
@@ -107,7 +107,7 @@ async fn run_steps(
         match out {
             Ok(_) => steps.push(format!("keyring -wan {flag} ({secs:.2}s)")),
             Err(e) => {
-                return Err(TestbedError::Usage(format!(
+                return Err(step_error(format!(
                     "`meridian keyring -wan {flag}` on {}: {e}",
                     server.name
                 )));
