@@ -15,56 +15,17 @@
 //! file) and a SIGHUP makes the process read them again. Owns the files only: starts and
 //! signals nothing.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use tokio::process::Command;
 
 use crate::error::TestbedError;
 use crate::plan::{HostPlan, Role};
+pub use crate::state::{GossipKeys, PemPair, TlsState};
 use crate::state::{RunDir, State};
 
 /// The domain certificates are issued under (the agents' and gateways' default).
 pub const DOMAIN: &str = "consul";
-
-/// Gossip keys of a run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct GossipKeys {
-    /// Each datacenter's LAN key (`-encrypt`), by datacenter.
-    #[serde(default)]
-    pub lan: BTreeMap<String, String>,
-    /// The WAN pool's key (`-encrypt-wan`); after a rotation, the one in use.
-    #[serde(default)]
-    pub wan: Option<String>,
-}
-
-/// A certificate and its key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PemPair {
-    /// The certificate (PEM).
-    pub cert: PathBuf,
-    /// Its private key (PEM).
-    pub key: PathBuf,
-}
-
-/// The TLS material of a run with `[tls] enabled`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TlsState {
-    /// Every CA made, oldest first; the last one issues new certificates.
-    pub cas: Vec<PemPair>,
-    /// A `-cli` certificate of the newest CA: what the testbed shows when it shakes hands
-    /// with an RPC port to see the certificate there.
-    pub cli: PemPair,
-}
-
-impl TlsState {
-    /// The CA that issues new certificates (the newest); `None` only in a state file
-    /// edited by hand.
-    pub fn issuer(&self) -> Option<&PemPair> {
-        self.cas.last()
-    }
-}
 
 /// The files a host's flags name.
 #[derive(Debug, Clone, PartialEq)]

@@ -124,10 +124,50 @@ pub struct State {
     pub wan_emulator: Option<HostProcess>,
     /// Gossip keys `up` made (`[gossip]`); the WAN key is updated by a rotation.
     #[serde(default)]
-    pub gossip_keys: crate::secrets::GossipKeys,
+    pub gossip_keys: GossipKeys,
     /// The CAs and the testbed's own certificate (`[tls] enabled`).
     #[serde(default)]
-    pub tls: Option<crate::secrets::TlsState>,
+    pub tls: Option<TlsState>,
+}
+
+// === Keys and certificates (made by `secrets`) ===
+
+/// Gossip keys of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GossipKeys {
+    /// Each datacenter's LAN key (`-encrypt`), by datacenter.
+    #[serde(default)]
+    pub lan: BTreeMap<String, String>,
+    /// The WAN pool's key (`-encrypt-wan`); after a rotation, the one in use.
+    #[serde(default)]
+    pub wan: Option<String>,
+}
+
+/// A certificate and its key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PemPair {
+    /// The certificate (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+}
+
+/// The TLS material of a run with `[tls] enabled`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TlsState {
+    /// Every CA made, oldest first; the last one issues new certificates.
+    pub cas: Vec<PemPair>,
+    /// A `-cli` certificate of the newest CA: what the testbed shows when it shakes hands
+    /// with an RPC port to see the certificate there.
+    pub cli: PemPair,
+}
+
+impl TlsState {
+    /// The CA that issues new certificates (the newest); `None` only in a state file
+    /// edited by hand.
+    pub fn issuer(&self) -> Option<&PemPair> {
+        self.cas.last()
+    }
 }
 
 /// A run directory.

@@ -23,6 +23,7 @@ use rustls::{ClientConfig, ServerConfig};
 use tracing::{debug, warn};
 
 use crate::error::TlsError;
+use crate::fingerprint::Fingerprints;
 use crate::load;
 use crate::settings::{TlsFiles, TlsSettings};
 
@@ -51,18 +52,6 @@ struct Inner {
     reloads: AtomicU64,
     /// The files' fingerprints as of the last (re)load; written under the settings lock.
     fingerprints: Mutex<Fingerprints>,
-}
-
-/// Which certificates a context holds, by SHA-256 fingerprint (`AB:CD:...`, as `openssl
-/// x509 -noout -fingerprint -sha256` prints it): what an operator compares with the files
-/// after a rotation, for a process that has no listener to shake hands with (a client
-/// agent).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Fingerprints {
-    /// This process's certificate (the first of `cert_file`), when it has one.
-    pub cert: Option<String>,
-    /// Every CA certificate of `ca_file`, in file order.
-    pub cas: Vec<String>,
 }
 
 impl fmt::Debug for TlsContext {

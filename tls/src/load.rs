@@ -19,8 +19,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
 
-use crate::context::Fingerprints;
 use crate::error::TlsError;
+use crate::fingerprint::{Fingerprints, sha256};
 use crate::settings::TlsSettings;
 use crate::verify::ChainOnlyVerifier;
 
@@ -64,17 +64,6 @@ fn fingerprints(s: &TlsSettings) -> Result<Fingerprints, TlsError> {
         None => Vec::new(),
     };
     Ok(Fingerprints { cert, cas })
-}
-
-/// `AB:CD:...`: upper-case hex bytes joined by colons, as `openssl x509 -fingerprint`.
-fn sha256(der: &CertificateDer<'_>) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
-    digest
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 fn server_config(s: &TlsSettings) -> Result<Option<ServerConfig>, TlsError> {
