@@ -197,6 +197,14 @@ fn the_wan_keyring_rotates_apart_from_the_lan_keyring() {
         out.contains(&format!("dc1 (LAN):\n  {LAN_KEY} [2/2]")),
         "{out}"
     );
+    // `-wan -list` is the WAN pool's block alone (it once came back a second time,
+    // labelled as the LAN's).
+    let (ok, out) = keyring(&s1, &["-wan", "-list"]);
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!("WAN:\n  {WAN_KEY_2} [2/2]")), "{out}");
+    assert!(!out.contains("(LAN)"), "{out}");
+    let (ok, out) = keyring(&s1, &["-wan", "-list", "-local-only"]);
+    assert!(!ok && out.contains("no WAN keyring"), "{out}");
     // The primary WAN key cannot be removed.
     let (ok, out) = keyring(&s1, &["-wan", "-remove", WAN_KEY_2]);
     assert!(!ok, "{out}");

@@ -223,13 +223,33 @@ fn three_servers_over_mtls_elect_replicate_and_reload_certificates() {
     replicated(&servers, "tls/after-bad-reload", "v2");
     assert!(dial_as(&pki, &client, &rpc1, "server.dc1.consul").is_ok());
 
-    // A new certificate, also valid for reloaded.test: new connections present it.
+    // A new certificate, also valid for reloaded.test: new connections present it, and
+    // `Stats.tls` of /v1/agent/self names it by fingerprint.
+    let tls_stats = |a: &Agent| a.get_json("/v1/agent/self")["Stats"]["tls"].clone();
+    let before = tls_stats(&servers[0]);
+    assert_eq!(before["reloads"], "0", "{before}");
     let renewed = pki.cert("-server", &["-additional-dnsname", "reloaded.test"]);
     std::fs::copy(&renewed.0, &live.0).expect("copy");
     std::fs::copy(&renewed.1, &live.1).expect("copy");
     kill(&servers[0], "HUP");
     servers[0].wait_log(CONVERGE, |l| l.contains("reloaded TLS certificates"));
     dial_as(&pki, &client, &rpc1, "reloaded.test").expect("the renewed certificate");
+    let after = tls_stats(&servers[0]);
+    assert_eq!(after["reloads"], "1", "{after}");
+    for (f, stats) in [
+        ("cert_sha256", &before),
+        ("cert_sha256", &after),
+        ("ca_sha256", &after),
+    ] {
+        let v = stats[f].as_str().unwrap_or_default();
+        assert_eq!(v.len(), 32 * 3 - 1, "{f}: {stats}");
+        assert!(
+            v.chars().all(|c| c == ':' || c.is_ascii_hexdigit()),
+            "{f}: {stats}"
+        );
+    }
+    assert_ne!(before["cert_sha256"], after["cert_sha256"]);
+    assert_eq!(before["ca_sha256"], after["ca_sha256"]);
     put(&servers[0], "tls/after-reload", "v3");
     put(&servers[2], "tls/after-reload-2", "v4");
     replicated(&servers, "tls/after-reload", "v3");

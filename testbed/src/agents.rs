@@ -1,5 +1,7 @@
 //! Starting and stopping the programs on hosts: the `meridian agent` command line for each
-//! role, the gateway's (when a binary is given), and a graceful stop with a deadline.
+//! role, the gateway's (when a binary is given), and a graceful stop with a deadline. With
+//! the topology's `[gossip]` and `[tls]`, the command lines carry the run's gossip keys and
+//! name the host's certificate files (`secrets`).
 
 use std::time::Duration;
 
@@ -8,6 +10,7 @@ use rustix::process::Signal;
 use crate::error::TestbedError;
 use crate::plan::{HostPlan, Role};
 use crate::proc::{self, Liveness};
+use crate::secrets;
 use crate::state::{RunDir, State};
 use crate::wait;
 
@@ -26,7 +29,7 @@ pub fn argv(state: &State, run: &RunDir, host: &HostPlan) -> Option<Vec<String>>
     let ip = host.lan_ip.to_string();
     let data = run.data_dir(&host.name).to_string_lossy().into_owned();
     let mut args: Vec<String> = match host.role {
-        Role::Gateway => return gateway_argv(state, host, &data, &servers),
+        Role::Gateway => return gateway_argv(state, run, host, &data, &servers),
         Role::Server => {
             let expect = state.plan.servers_of(&host.dc).count();
             vec![
@@ -70,8 +73,43 @@ pub fn argv(state: &State, run: &RunDir, host: &HostPlan) -> Option<Vec<String>>
     for s in &servers {
         args.extend(["-retry-join".to_string(), s.clone()]);
     }
+    if let Some(key) = state.gossip_keys.lan.get(&host.dc) {
+        args.extend(["-encrypt".to_string(), key.clone()]);
+    }
+    if state.tls.is_some() {
+        args.extend([
+            "-hcl".to_string(),
+            tls_hcl(&secrets::host_files(run, &host.name)),
+        ]);
+    }
     args.extend(state.topology.agent.extra_args.iter().cloned());
     Some(args)
+}
+
+/// Consul's TLS stanza for an agent: its files, both directions verified, servers verified
+/// by name (`server.<dc>.consul`). Paths are quoted as HCL strings; one attribute per
+/// line, as HCL wants.
+fn tls_hcl(f: &secrets::HostTls) -> String {
+    let q = |p: &std::path::Path| hcl_string(&p.to_string_lossy());
+    format!(
+        "tls {{\n  defaults {{\n    ca_file = {}\n    cert_file = {}\n    key_file = {}\n    \
+         verify_incoming = true\n    verify_outgoing = true\n  }}\n  \
+         internal_rpc {{\n    verify_server_hostname = true\n  }}\n}}",
+        q(&f.ca),
+        q(&f.cert),
+        q(&f.key)
+    )
+}
+
+/// `s` as an HCL string literal (quotes and backslashes escaped, and the template
+/// openers `${` and `%{` doubled).
+fn hcl_string(s: &str) -> String {
+    let escaped = s
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace("${", "$${")
+        .replace("%{", "%%{");
+    format!("\"{escaped}\"")
 }
 
 /// The gateway's command line (`meridian-gateway --help`): its LAN address joins its DC's
@@ -81,6 +119,7 @@ pub fn argv(state: &State, run: &RunDir, host: &HostPlan) -> Option<Vec<String>>
 /// default to the bound ones, which are specific here.
 fn gateway_argv(
     state: &State,
+    run: &RunDir,
     host: &HostPlan,
     data: &str,
     servers: &[String],
@@ -106,8 +145,30 @@ fn gateway_argv(
     ];
     // The DC's agents seal LAN gossip with this key when the topology gives them one; the
     // gateway is in the same pool. (The other `extra_args` are agent flags it does not take.)
-    if let Some(key) = encrypt_key(&state.topology.agent.extra_args) {
+    let lan_key = encrypt_key(&state.topology.agent.extra_args)
+        .or_else(|| state.gossip_keys.lan.get(&host.dc).cloned());
+    if let Some(key) = lan_key {
         args.extend(["-encrypt".into(), key]);
+    }
+    if let Some(key) = &state.gossip_keys.wan {
+        args.extend(["-encrypt-wan".into(), key.clone()]);
+    }
+    if state.tls.is_some() {
+        let f = secrets::host_files(run, &host.name);
+        for (flag, path) in [
+            ("-ca-file", &f.ca),
+            ("-cert-file", &f.cert),
+            ("-key-file", &f.key),
+        ] {
+            args.extend([flag.into(), path.to_string_lossy().into_owned()]);
+        }
+        for flag in [
+            "-verify-incoming",
+            "-verify-outgoing",
+            "-verify-server-hostname",
+        ] {
+            args.push(flag.into());
+        }
     }
     for s in servers {
         args.extend(["-retry-join".into(), s.clone()]);
@@ -183,7 +244,16 @@ pub async fn signal(state: &State, host: &str, sig: Signal) -> Result<(), Testbe
 
 #[cfg(test)]
 mod tests {
-    use super::encrypt_key;
+    use super::{encrypt_key, hcl_string};
+
+    #[test]
+    fn paths_become_hcl_strings() {
+        assert_eq!(
+            hcl_string("/r/hosts/a/tls/ca.pem"),
+            "\"/r/hosts/a/tls/ca.pem\""
+        );
+        assert_eq!(hcl_string("a\"b\\c${d}$e"), "\"a\\\"b\\\\c$${d}$e\"");
+    }
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()

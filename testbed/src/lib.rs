@@ -40,6 +40,7 @@ pub mod preflight;
 pub mod probe;
 pub mod proc;
 pub mod scenario;
+pub mod secrets;
 pub mod state;
 pub mod status;
 pub mod topology;

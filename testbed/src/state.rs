@@ -6,6 +6,8 @@
 //! <run-dir>/state.json           this file (written before anything is made, then updated)
 //! <run-dir>/hosts/<host>/data/   the agent's -data-dir
 //! <run-dir>/hosts/<host>/agent.log
+//! <run-dir>/hosts/<host>/tls/        its ca.pem, cert.pem, key.pem (`[tls]`; see `secrets`)
+//! <run-dir>/tls/                     the CAs and every certificate issued
 //! <run-dir>/results/<scenario>-<unix time>.json
 //! ```
 //!
@@ -120,6 +122,52 @@ pub struct State {
     /// The link emulator process in the WAN router namespace.
     #[serde(default)]
     pub wan_emulator: Option<HostProcess>,
+    /// Gossip keys `up` made (`[gossip]`); the WAN key is updated by a rotation.
+    #[serde(default)]
+    pub gossip_keys: GossipKeys,
+    /// The CAs and the testbed's own certificate (`[tls] enabled`).
+    #[serde(default)]
+    pub tls: Option<TlsState>,
+}
+
+// === Keys and certificates (made by `secrets`) ===
+
+/// Gossip keys of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GossipKeys {
+    /// Each datacenter's LAN key (`-encrypt`), by datacenter.
+    #[serde(default)]
+    pub lan: BTreeMap<String, String>,
+    /// The WAN pool's key (`-encrypt-wan`); after a rotation, the one in use.
+    #[serde(default)]
+    pub wan: Option<String>,
+}
+
+/// A certificate and its key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PemPair {
+    /// The certificate (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+}
+
+/// The TLS material of a run with `[tls] enabled`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TlsState {
+    /// Every CA made, oldest first; the last one issues new certificates.
+    pub cas: Vec<PemPair>,
+    /// A `-cli` certificate of the newest CA: what the testbed shows when it shakes hands
+    /// with an RPC port to see the certificate there.
+    pub cli: PemPair,
+}
+
+impl TlsState {
+    /// The CA that issues new certificates (the newest); `None` only in a state file
+    /// edited by hand.
+    pub fn issuer(&self) -> Option<&PemPair> {
+        self.cas.last()
+    }
 }
 
 /// A run directory.
@@ -209,15 +257,18 @@ impl RunDir {
         std::fs::rename(&tmp, &path).map_err(|source| StateError::Io { path, source })
     }
 
-    /// Removes the `hosts/` directory a previous (downed) run left here, so a new run's
-    /// agents start from empty data dirs rather than an old raft log.
+    /// Removes the `hosts/` and `tls/` directories a previous (downed) run left here, so
+    /// a new run's agents start from empty data dirs rather than an old raft log, and
+    /// with this run's certificates only.
     pub fn reset_hosts(&self) -> Result<(), StateError> {
-        let dir = self.root.join("hosts");
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(StateError::Io { path: dir, source }),
+        for dir in [self.root.join("hosts"), self.root.join("tls")] {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(StateError::Io { path: dir, source }),
+            }
         }
+        Ok(())
     }
 
     /// Removes the state file: the run is gone (logs and results stay).

@@ -85,6 +85,8 @@ pub async fn up(run: &RunDir, args: UpArgs<'_>) -> Result<(), TestbedError> {
         isolated: Vec::new(),
         wan_links: Vec::new(),
         wan_emulator: None,
+        gossip_keys: Default::default(),
+        tls: None,
     };
     state.wan_links = crate::wan::links_from_topology(&state.topology, &state.plan);
     run.save(&state)?;
@@ -119,6 +121,14 @@ async fn bring_up(
     progress: Progress,
     timeout: Duration,
 ) -> Result<(), TestbedError> {
+    crate::secrets::make(state, run).await?;
+    run.save(state)?;
+    if let Some(ca) = state.tls.as_ref().and_then(|t| t.issuer()) {
+        progress.say(&format!(
+            "TLS: CA {} and a certificate per host",
+            ca.cert.display()
+        ));
+    }
     build_network(&state.plan).await?;
     progress.say(&format!(
         "network: {} hosts on {} LAN(s) ({} namespaces)",

@@ -1,9 +1,10 @@
 //! Federation end to end: three datacenters joined by real `meridian-gateway`s
 //! (`examples/federation.toml`: dc1 = 1 server + 1 client + 2 gateways, dc2 and dc3 = 1
-//! server + 1 gateway, WAN links of 10, 25 and 40 ms), `scenario federation` (`?dc=` and
-//! DNS between every pair of DCs, an unknown DC, a gateway killed under load, a WAN
-//! blackhole), down, and nothing of the run left. Skipped, saying why, where network
-//! namespaces cannot be made.
+//! server + 1 gateway, WAN links of 10, 25 and 40 ms; mTLS on every RPC hop, a LAN key
+//! per DC and a WAN key), `scenario federation` (`?dc=` and DNS between every pair of DCs,
+//! an unknown DC, a gateway killed under load, a WAN blackhole, WAN key and CA rotation
+//! under load, remove-dc), down, and nothing of the run left. Skipped, saying why, where
+//! network namespaces cannot be made.
 
 mod common;
 
@@ -34,6 +35,23 @@ const CHECKS: &[&str] = &[
     "blackholed_dc_answers_after_restore",
     "no_cross_dc_read_hangs",
     "datacenters_sorted_by_wan_rtt",
+    "wan_key_rotated_with_the_cli",
+    "every_gateway_holds_only_the_new_wan_key",
+    "lan_keys_untouched_by_the_wan_rotation",
+    "wan_pool_converged_after_key_rotation",
+    "wan_key_rotation_no_failed_query",
+    "cert_rotation_every_process_trusts_both_cas",
+    "cert_rotation_every_process_presents_its_new_certificate",
+    "cert_rotation_every_process_refuses_the_old_ca",
+    "cert_rotation_no_failed_query",
+    "cert_rotation_fresh_connections_work_after_every_step",
+    "remove_dc_refused_while_its_gateways_live",
+    "remove_dc_gateways_stopped_and_seen_gone",
+    "remove_dc_removes_every_gateway_of_the_dc",
+    "removed_dc_gone_from_every_datacenters_list",
+    "removed_dc_is_no_path_fast",
+    "removed_dc_rejoins_when_its_gateways_return",
+    "remove_dc_no_failed_query",
 ];
 
 /// The newest `federation-*.json` report of the run.
@@ -65,12 +83,14 @@ fn gateways_alive(run: &Run) {
     }
 }
 
-/// Three DCs with gateways: every DC reaches every other with `?dc=` and DNS, an unknown
-/// DC fails fast, killing either of dc1's gateways under 20 reads/s fails no read, a
-/// blackholed WAN link fails reads within 8 s while the other DC keeps answering, and the
-/// restore brings the DC back; nothing of the run is left afterwards.
+/// Three DCs with gateways, over mTLS: every DC reaches every other with `?dc=` and DNS,
+/// an unknown DC fails fast, killing either of dc1's gateways under 20 reads/s fails no
+/// read, a blackholed WAN link fails reads within 8 s while the other DC keeps answering,
+/// and the restore brings the DC back; the WAN key and then the whole CA are rotated
+/// while every DC reads every other, with no failed read; dc3 is removed with `remove-dc`
+/// (refused while its gateway lives) and rejoins; nothing of the run is left afterwards.
 #[test]
-fn three_federated_dcs_answer_each_other_through_gateway_loss_and_a_wan_blackhole() {
+fn three_federated_dcs_survive_gateway_loss_a_blackhole_key_and_ca_rotation_and_remove_dc() {
     if let Some(why) = skip_reason() {
         eprintln!("skipped: {why}");
         return;
@@ -114,11 +134,31 @@ fn three_federated_dcs_answer_each_other_through_gateway_loss_and_a_wan_blackhol
         counts["blackhole_dc3_reads_failed"].as_u64() >= Some(2),
         "{report:#}"
     );
+    // Zero failed queries under both rotations and the removal, with real traffic: every
+    // ordered pair of the 3 DCs (2 for remove-dc) reads at 10/s for the whole phase.
+    for (phase, min) in [
+        ("wan_key_rotation", 78),
+        ("cert_rotation", 144),
+        ("remove_dc", 12),
+    ] {
+        assert_eq!(counts[format!("{phase}_reads_failed")], 0, "{report:#}");
+        assert!(
+            counts[format!("{phase}_reads_ok")].as_u64() >= Some(min),
+            "{phase}: {report:#}"
+        );
+    }
+    assert!(
+        counts["cert_rotation_rpc_connections_ended"].as_u64() >= Some(24),
+        "{report:#}"
+    );
     for t in [
         "read_dc1_local_p50_ms",
         "read_dc1_to_dc2_p99_ms",
         "read_dc1_to_dc3_p50_ms",
         "dc3_answers_again_after_restore_s",
+        "wan_key_remove_s",
+        "remove_dc_gone_from_datacenters_s",
+        "removed_dc_rejoined_after_s",
     ] {
         assert!(report["timings"][t].as_f64().is_some(), "{t}: {report:#}");
     }
@@ -126,7 +166,8 @@ fn three_federated_dcs_answer_each_other_through_gateway_loss_and_a_wan_blackhol
     assert_eq!(plots.len(), 1, "{report:#}");
     let png = std::fs::read(plots[0].as_str().expect("path")).expect("plot file");
     assert!(png.starts_with(b"\x89PNG"));
-    // The scenario repaired what it broke: gateways back, the link as the topology has it.
+    // The scenario repaired what it broke: gateways back (dc3's after remove-dc too), the
+    // link as the topology has it; the WAN key and the CA are the rotated ones.
     gateways_alive(&run);
     let state: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(run.path().join("state.json")).expect("state file"),
@@ -136,6 +177,11 @@ fn three_federated_dcs_answer_each_other_through_gateway_loss_and_a_wan_blackhol
     assert!(
         links.iter().all(|l| l["params"]["blackhole"] == false),
         "{links:#?}"
+    );
+    assert_eq!(
+        state["tls"]["cas"].as_array().map(Vec::len),
+        Some(2),
+        "{state:#}"
     );
 
     down_leaves_nothing(&run, &prefix);

@@ -23,6 +23,7 @@ use rustls::{ClientConfig, ServerConfig};
 use tracing::{debug, warn};
 
 use crate::error::TlsError;
+use crate::fingerprint::Fingerprints;
 use crate::load;
 use crate::settings::{Purpose, TlsFiles, TlsSettings};
 
@@ -51,6 +52,8 @@ struct Inner {
     reloads: AtomicU64,
     /// What this TLS serves (never changes: a reload keeps it).
     purpose: Purpose,
+    /// The files' fingerprints as of the last (re)load; written under the settings lock.
+    fingerprints: Mutex<Fingerprints>,
 }
 
 impl fmt::Debug for TlsContext {
@@ -66,16 +69,23 @@ impl TlsContext {
     /// Reads the files `settings` name and builds the configurations; the error names the
     /// file (or the rule) at fault.
     pub fn new(settings: TlsSettings) -> Result<Self, TlsError> {
-        let (server, client) = load::build(&settings)?;
+        let built = load::build(&settings)?;
         Ok(TlsContext(Arc::new(Inner {
             purpose: settings.purpose,
             settings: Mutex::new(settings),
-            server: server.map(ArcSwap::from_pointee),
-            client: client.map(ArcSwap::from_pointee),
+            server: built.server.map(ArcSwap::from_pointee),
+            client: built.client.map(ArcSwap::from_pointee),
             failures: AtomicU64::new(0),
             warned: Mutex::new(HashSet::new()),
             reloads: AtomicU64::new(0),
+            fingerprints: Mutex::new(built.fingerprints),
         })))
+    }
+
+    /// The fingerprints of the certificate and CAs in use (as of the last successful
+    /// load).
+    pub fn fingerprints(&self) -> Fingerprints {
+        self.0.fingerprints.lock().clone()
     }
 
     /// The settings the current configurations were built from.
@@ -125,7 +135,11 @@ impl TlsContext {
             files,
             ..settings.clone()
         };
-        let (server, client) = load::build(&next)?;
+        let load::Built {
+            server,
+            client,
+            fingerprints,
+        } = load::build(&next)?;
         if server.is_some() != self.0.server.is_some()
             || client.is_some() != self.0.client.is_some()
         {
@@ -140,6 +154,7 @@ impl TlsContext {
             slot.store(Arc::new(cfg));
         }
         *settings = next;
+        *self.0.fingerprints.lock() = fingerprints;
         self.0.reloads.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

@@ -21,6 +21,7 @@
 pub mod connector;
 pub mod context;
 pub mod error;
+pub mod fingerprint;
 pub mod generate;
 pub mod incoming;
 mod load;
@@ -32,6 +33,7 @@ mod verify;
 pub use connector::{ConnectError, TlsClientIo, TlsConnector};
 pub use context::TlsContext;
 pub use error::{GenerateError, TlsError};
+pub use fingerprint::Fingerprints;
 pub use generate::{
     CertKind, CertSpec, DEFAULT_CA_DAYS, DEFAULT_CERT_DAYS, PemPair, ca_file_names, create_ca,
     create_cert,

@@ -7,7 +7,8 @@
 //! the CA as roots, the certificate and key as client identity when present, and the name
 //! check per `verify_server_hostname`. TLS 1.3 and 1.2 (or 1.3 only, `tls_min_version`),
 //! the TLS 1.2 suites `tls_cipher_suites` choose; ALPN `h2` for gRPC, `h2` and `http/1.1`
-//! for the HTTPS API. Reads files; keeps no state.
+//! for the HTTPS API. Also the SHA-256 fingerprints of the certificate and the CAs, so an
+//! operator can see which ones a process holds after a reload. Reads files; keeps no state.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
 
 use crate::error::TlsError;
+use crate::fingerprint::{Fingerprints, sha256};
 use crate::settings::{MinVersion, Purpose, TlsSettings};
 use crate::suites;
 use crate::verify::{ChainOnlyVerifier, UnverifiedServer};
@@ -57,13 +59,36 @@ fn alpn(s: &TlsSettings) -> Vec<Vec<u8>> {
     }
 }
 
-/// Both configurations `settings` call for: a server one when there is a certificate, a
-/// client one when outgoing connections use TLS.
-pub(crate) fn build(
-    settings: &TlsSettings,
-) -> Result<(Option<ServerConfig>, Option<ClientConfig>), TlsError> {
+/// Both configurations `settings` call for (a server one when there is a certificate, a
+/// client one when outgoing connections use TLS), and the fingerprints of the files.
+pub(crate) fn build(settings: &TlsSettings) -> Result<Built, TlsError> {
     settings.check()?;
-    Ok((server_config(settings)?, client_config(settings)?))
+    Ok(Built {
+        server: server_config(settings)?,
+        client: client_config(settings)?,
+        fingerprints: fingerprints(settings)?,
+    })
+}
+
+/// What [`build`] made.
+pub(crate) struct Built {
+    pub(crate) server: Option<ServerConfig>,
+    pub(crate) client: Option<ClientConfig>,
+    pub(crate) fingerprints: Fingerprints,
+}
+
+/// The SHA-256 fingerprints of the first certificate of `cert_file` and of every
+/// certificate of `ca_file`.
+fn fingerprints(s: &TlsSettings) -> Result<Fingerprints, TlsError> {
+    let cert = match &s.files.cert_file {
+        Some(path) => read_certs("cert_file", path)?.first().map(sha256),
+        None => None,
+    };
+    let cas = match &s.files.ca_file {
+        Some(path) => read_certs("ca_file", path)?.iter().map(sha256).collect(),
+        None => Vec::new(),
+    };
+    Ok(Fingerprints { cert, cas })
 }
 
 fn server_config(s: &TlsSettings) -> Result<Option<ServerConfig>, TlsError> {

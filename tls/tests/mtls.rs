@@ -9,6 +9,20 @@ use support::{
     Pki, client_tls, copy, echo, plain_channel, serve, server_tls, tls_channel, wait_until,
 };
 
+/// The SHA-256 fingerprint of a PEM certificate file as `openssl x509 -noout -fingerprint
+/// -sha256` prints it, computed here with x509-parser's DER and ring.
+fn fingerprint(path: &std::path::Path) -> String {
+    let pem = std::fs::read(path).expect("read cert");
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).expect("pem");
+    let digest = ring::digest::digest(&ring::digest::SHA256, &pem.contents);
+    digest
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// A server requiring client certificates and a client presenting one, both from one CA,
 /// with full hostname verification: the call goes through over TLS.
 #[tokio::test]
@@ -172,9 +186,15 @@ async fn reload_keeps_live_connections_and_new_ones_see_the_new_certificate() {
         b"before"
     );
 
+    let held = |p: &Pki| meridian_tls::Fingerprints {
+        cert: Some(fingerprint(&p.server.cert)),
+        cas: vec![fingerprint(&p.ca.cert)],
+    };
+    assert_eq!(stls.fingerprints(), held(&a));
     install(&b);
     stls.reload().expect("reload");
     assert_eq!(stls.reloads(), 1);
+    assert_eq!(stls.fingerprints(), held(&b), "the reload's files");
 
     // Same channel, same HTTP/2 connection: still served.
     assert_eq!(
@@ -204,6 +224,11 @@ async fn reload_keeps_live_connections_and_new_ones_see_the_new_certificate() {
     assert_eq!(err.path(), files.cert_file.as_deref(), "{err}");
     assert!(err.to_string().contains("server.pem"), "{err}");
     assert_eq!(stls.reloads(), 1);
+    assert_eq!(
+        stls.fingerprints(),
+        held(&b),
+        "a failed reload changes nothing"
+    );
     let again = tls_channel(server.addr, &new_client, "server.dc1.consul");
     assert_eq!(
         echo(&again, b"still b").await.expect("after failed reload"),

@@ -59,7 +59,15 @@ async fn run(opts: Options) -> anyhow::Result<()> {
             // SIGHUP re-reads the certificates: new connections get them, live ones go on.
             _ = hup.recv() => match &gateway.tls {
                 Some(tls) => match tls.reload() {
-                    Ok(()) => tracing::info!("reloaded the TLS certificates"),
+                    Ok(()) => {
+                        let held = tls.fingerprints();
+                        tracing::info!(
+                            reloads = tls.reloads(),
+                            cert_sha256 = held.cert.as_deref().unwrap_or("-"),
+                            ca_sha256 = %held.cas.join(","),
+                            "reloaded the TLS certificates"
+                        );
+                    }
                     Err(e) => tracing::error!(cause = %e, "TLS reload failed; keeping the current certificates"),
                 },
                 None => tracing::info!("SIGHUP: nothing to reload (no TLS)"),

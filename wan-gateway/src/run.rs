@@ -80,6 +80,14 @@ pub async fn start(opts: &Options, token: CancellationToken) -> Result<Gateway, 
     let node = opts.node_name();
     // Certificates are loaded before anything listens: a bad file stops the start.
     let tls = opts.tls().map(TlsContext::new).transpose()?;
+    if let Some(t) = &tls {
+        let held = t.fingerprints();
+        info!(
+            cert_sha256 = held.cert.as_deref().unwrap_or("-"),
+            ca_sha256 = %held.cas.join(","),
+            "TLS configured"
+        );
+    }
     let dc = opts.datacenter.clone();
     std::fs::create_dir_all(&opts.data_dir).map_err(|source| GatewayError::DataDir {
         path: opts.data_dir.clone(),

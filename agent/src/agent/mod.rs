@@ -490,6 +490,7 @@ impl BoundAgent {
                     .clone()
                     .unwrap_or_else(|| "/ui/".into())
             }),
+            tls: self.tls.clone(),
         });
         let http_token = token.child_token();
         let root = token.clone();

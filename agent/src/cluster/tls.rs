@@ -64,7 +64,10 @@ pub fn context(cfg: &Config) -> Result<Option<TlsContext>, TlsError> {
         return Ok(None);
     };
     let ctx = build(&t, Purpose::Rpc)?;
+    let held = ctx.fingerprints();
     info!(
+        cert_sha256 = held.cert.as_deref().unwrap_or("-"),
+        ca_sha256 = %held.cas.join(","),
         serves_tls = ctx.serves_tls(),
         dials_tls = ctx.dials_tls(),
         verify_incoming = t.verify_incoming,
@@ -140,9 +143,12 @@ pub fn reload(tls: Option<&TlsContext>, cfg: &Config, purpose: Purpose) -> Resul
             purpose.label()
         )
     })?;
+    let held = tls.fingerprints();
     info!(
         kind = purpose.label(),
         reloads = tls.reloads(),
+        cert_sha256 = held.cert.as_deref().unwrap_or("-"),
+        ca_sha256 = %held.cas.join(","),
         "reloaded TLS certificates"
     );
     Ok(())

@@ -1,6 +1,7 @@
 //! `GET /v1/agent/self`: this agent's description, with exactly the top-level keys of
 //! Consul's `Self` struct (`agent_endpoint.go`): `Config`, `DebugConfig`, `Coord`, `Member`,
-//! `Stats`, `Meta` and `xDS`. Client agents answer it themselves.
+//! `Stats`, `Meta` and `xDS`. Client agents answer it themselves. With TLS on, `Stats` has
+//! a `tls` section of Meridian's own (the certificates in use, by fingerprint).
 
 use axum::Router;
 use axum::extract::State;
@@ -72,6 +73,9 @@ fn stats(st: &ApiState) -> Value {
             "left": count(MemberStatus::Left).to_string(),
         },
     });
+    if let Some(tls) = &st.tls {
+        stats["tls"] = tls_stats(tls);
+    }
     if let Some(s) = server {
         let r = s.raft().stats();
         stats["raft"] = json!({
@@ -84,6 +88,21 @@ fn stats(st: &ApiState) -> Value {
         });
     }
     stats
+}
+
+/// `Stats.tls` (Meridian's; Consul has no such section): the SHA-256 fingerprints of the
+/// certificate and of each CA in use since the last (re)load, as `openssl x509 -noout
+/// -fingerprint -sha256` prints them (CAs comma-separated, in file order), the reloads
+/// and the refused handshakes. After a rotation and a SIGHUP, an operator compares these
+/// with the new files; a client agent has no listener to shake hands with.
+fn tls_stats(tls: &meridian_tls::TlsContext) -> Value {
+    let f = tls.fingerprints();
+    json!({
+        "cert_sha256": f.cert.unwrap_or_default(),
+        "ca_sha256": f.cas.join(","),
+        "reloads": tls.reloads().to_string(),
+        "handshake_failures": tls.handshake_failures().to_string(),
+    })
 }
 
 async fn self_info(State(st): State<ApiState>) -> Result<Response, ApiError> {

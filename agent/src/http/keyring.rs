@@ -113,9 +113,20 @@ async fn run(st: &ApiState, p: &Params, op: KeyOp) -> Result<KeyringSummary, Api
     Ok(summary)
 }
 
-/// `GET`: the keys of every alive member, with how many hold each. `?local-only` reports
-/// this agent's keyring without asking anyone.
+/// `GET`: the keys of every alive member, with how many hold each: the WAN pool's block
+/// (where there is one) and the LAN's, or with `?wan=1` the WAN's alone. `?local-only`
+/// reports this agent's LAN keyring without asking anyone.
 async fn list(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+    if p.flag("wan") {
+        if p.flag("local-only") {
+            return Err(ApiError::bad_request(
+                "an agent holds no WAN keyring (its datacenter's gateways do); list the WAN keys without local-only",
+            ));
+        }
+        // `run` asks the WAN pool: its answer is the WAN block, not this agent's LAN.
+        let wan = run(&st, &p, KeyOp::List).await?;
+        return Ok(json_body(&[block(&st, &wan, true)]));
+    }
     let summary = if p.flag("local-only") {
         let mut s = KeyringSummary {
             num_nodes: 1,

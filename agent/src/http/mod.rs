@@ -140,6 +140,8 @@ pub struct ApiContext {
     pub replicator: Option<Arc<crate::server::replication::Replicator>>,
     /// The web UI's content path (`/ui/`) when the UI is on, `None` when it is off.
     pub ui_path: Option<String>,
+    /// The server RPC TLS context, when TLS is on (`Stats.tls` of `/v1/agent/self`).
+    pub tls: Option<meridian_tls::TlsContext>,
 }
 
 /// Cheap-clone state of the HTTP handlers.

@@ -12,19 +12,42 @@
 //! 4. Gateway failover (`faults`): while a DC reads another DC with two gateways 20 times
 //!    a second, each of its gateways in turn is SIGKILLed and restarted: no read fails.
 //! 5. WAN blackhole between the first and third DC: reads to the second DC still succeed,
-//!    reads to the third fail with `rpc error: datacenter "..."` within 8 s (never hang)
+//!    reads to the third fail with `rpc error: datacenter "..."` within 8 s (never hang), or
+//!    at once with `datacenter "..." unavailable` once its circuit breaker opened,
 //!    and DNS says SERVFAIL; after the restore the third DC answers again (timed).
 //! 6. `/v1/catalog/datacenters` is sorted by WAN round trip (as the topology's link delays
 //!    say, where they differ by ≥ 10 ms), polled in the background from the start.
 //!
+//! Then, while every DC reads every other DC with `?dc=` 10 times a second (`load`), and
+//! with no failed read allowed:
+//!
+//! 7. WAN key rotation (`wan_keys`; with `[gossip] encrypt_wan`): `meridian keyring -wan
+//!    -install/-use/-remove` from the first DC's server; every gateway then holds the new
+//!    key alone, each DC's LAN key is unchanged, the WAN pool is converged.
+//! 8. Certificate rotation (`certs`; with `[tls] enabled`): a new CA rolled out host by
+//!    host in three SIGHUP'd steps (trust both, new certificates, new CA only), each
+//!    process checked by handshakes with its RPC ports and its `Stats.tls`; then every
+//!    RPC connection is ended and every DC reaches every other over new connections.
+//! 9. remove-dc (`remove_dc`, last: it changes the federation; the other DCs read each
+//!    other): refused while the last DC has a gateway alive; its gateways stopped and
+//!    seen gone, `operator federation remove-dc` takes it out of every
+//!    `/v1/catalog/datacenters` within 10 s and `?dc=` it is a fast `No path to
+//!    datacenter`; its gateways restarted, it rejoins.
+//!
 //! The report has the checks, ok/failed counts per phase, latencies, and every timed read
-//! of the loads (drawn as a latency timeline with the kills, the blackhole and the restore).
+//! of the loads (drawn as a latency timeline with the kills, the blackhole, the restore,
+//! the rotations and the removal).
 
+mod certs;
 mod dig;
 mod faults;
+mod handshake;
+mod load;
 mod matrix;
+mod remove_dc;
 mod sorted;
 mod stream;
+mod wan_keys;
 
 use std::collections::BTreeMap;
 
@@ -32,6 +55,7 @@ use super::{Report, ScenarioError, plot};
 use crate::error::TestbedError;
 use crate::gateways;
 use crate::helper::{ReadRecord, unix_ms};
+use crate::netns;
 use crate::out::Progress;
 use crate::plan::{HostPlan, Role};
 use crate::preflight;
@@ -92,6 +116,10 @@ pub(super) async fn run(
     progress: Progress,
 ) -> Result<(), TestbedError> {
     preflight::require_tool("dig", "bind9-dnsutils")?;
+    if state.tls.is_some() {
+        // The certificate rotation shakes hands with RPC ports and reads fingerprints.
+        preflight::require_tool("openssl", "openssl")?;
+    }
     let fed = pick(state, report.started_unix)?;
     let names: Vec<&str> = fed.dcs.iter().map(|d| d.name.as_str()).collect();
     report.facts.insert("datacenters".into(), names.join(","));
@@ -120,9 +148,14 @@ pub(super) async fn run(
     latency(state, &fed, report).await?;
     let failover = faults::gateway_failover(run_dir, state, &fed, report, progress).await;
     let blackhole = faults::blackhole(run_dir, state, &fed, report, progress).await;
-    no_read_hangs(report);
+    let wan_keys = wan_keys::rotate(run_dir, state, &fed, report, progress).await;
+    let certs = certs::rotate(run_dir, state, &fed, report, progress).await;
+    // The coordinates may take a while to sort the lists: the rotations ran meanwhile.
+    // Before remove-dc, which takes a DC out of them.
     progress.say("waiting for /v1/catalog/datacenters sorted by WAN round trip");
     sorting.finish(report).await;
+    let removal = remove_dc::remove(run_dir, state, &fed, report, progress).await;
+    no_read_hangs(report);
     matrix::cleanup(state, &fed).await;
     let path = report.plot_path(run_dir, "queries");
     let title = format!("federation ({}): cross-DC reads", report.run);
@@ -130,7 +163,11 @@ pub(super) async fn run(
         Ok(()) => report.plots.push(path),
         Err(e) => tracing::warn!(cause = %e, "drawing the query plot"),
     }
-    failover.and(blackhole)
+    failover
+        .and(blackhole)
+        .and(wan_keys)
+        .and(certs)
+        .and(removal)
 }
 
 /// The federated DCs: each with a running server and a running gateway.
@@ -254,6 +291,36 @@ pub(super) fn record(report: &mut Report, fed: &Fed, stream: &str, rec: &ReadRec
         ok: answered(rec, expect),
         status: rec.status,
     });
+}
+
+/// A phase's step that could not be carried out, as the phase's error.
+pub(super) fn step_error(what: String) -> TestbedError {
+    ScenarioError::Step(what).into()
+}
+
+/// Marks `what` on the plot's timeline, now.
+pub(super) fn event(report: &mut Report, fed: &Fed, what: String) {
+    report
+        .events
+        .push(super::timeline::Event { t: fed.now(), what });
+}
+
+/// Runs `meridian ARGS -http-addr http://<host>:8500` inside `host`'s namespace, as an
+/// operator on that host would: its stdout, or its stderr as the error.
+pub(super) async fn meridian_cli(
+    state: &State,
+    host: &HostPlan,
+    args: &[&str],
+) -> Result<String, String> {
+    let exe = state.meridian.to_string_lossy();
+    let addr = crate::probe::base_url(host);
+    let mut argv = vec!["netns", "exec", host.netns.as_str(), exe.as_ref()];
+    argv.extend(args);
+    argv.extend(["-http-addr", addr.as_str()]);
+    netns::run("ip", &argv, None).await.map_err(|e| match e {
+        netns::NetError::Failed { stderr, .. } => stderr,
+        other => other.to_string(),
+    })
 }
 
 /// No cross-DC read of the whole scenario took longer than the 7 s bound plus 1 s.

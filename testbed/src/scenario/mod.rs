@@ -35,6 +35,9 @@ pub enum ScenarioError {
         /// What is missing.
         needs: String,
     },
+    /// A step of the scenario could not be carried out (its check says more).
+    #[error("{0}")]
+    Step(String),
     /// At least one check failed; the report says which.
     #[error("scenario {name} failed: {failed}; report {}", path.display())]
     Failed {

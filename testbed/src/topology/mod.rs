@@ -15,11 +15,20 @@
 //! [wan_link.dc1.dc2]
 //! delay = "40ms"
 //! loss_percent = 0.5
+//!
+//! [tls]
+//! enabled = true       # a CA and a certificate per host; mTLS on every RPC hop
+//!
+//! [gossip]
+//! encrypt = true       # a LAN gossip key per datacenter
+//! encrypt_wan = true   # the gateways' WAN pool gets its own key
 //! ```
 //!
 //! ```hcl
 //! datacenter "dc1" { servers = 3  clients = 1  gateways = 1 }
 //! wan_link "dc1" "dc2" { delay = "40ms" }
+//! tls { enabled = true }
+//! gossip { encrypt = true  encrypt_wan = true }
 //! ```
 //!
 //! Every error names the file and, where it can be found, the line. This module does no I/O
@@ -99,6 +108,34 @@ pub struct Topology {
     /// WAN link properties: `wan_link.A.B` for the pair A, B (either order, once).
     #[serde(default)]
     pub wan_link: BTreeMap<String, BTreeMap<String, LinkSpec>>,
+    /// Mutual TLS between agents, servers and gateways.
+    #[serde(default)]
+    pub tls: TlsSpec,
+    /// Gossip encryption keys.
+    #[serde(default)]
+    pub gossip: GossipSpec,
+}
+
+/// `[tls]`: when enabled, `up` makes a CA and a certificate for every host with
+/// `meridian tls ca create` / `tls cert create` and starts every agent and gateway with
+/// `verify_incoming`, `verify_outgoing` and `verify_server_hostname`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSpec {
+    /// Turn TLS on.
+    pub enabled: bool,
+}
+
+/// `[gossip]`: gossip keys `up` makes with `meridian keygen`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GossipSpec {
+    /// Seal each datacenter's LAN pool with a key of its own (agents' and gateways'
+    /// `-encrypt`).
+    pub encrypt: bool,
+    /// Seal the gateways' WAN pool with one key, separate from every LAN key
+    /// (`-encrypt-wan`).
+    pub encrypt_wan: bool,
 }
 
 /// Agent settings shared by every host.
@@ -283,7 +320,29 @@ impl Topology {
                 }
             }
         }
-        self.validate_links(&fail)
+        self.validate_links(&fail)?;
+        self.validate_security(&fail)
+    }
+
+    /// `[gossip]` against the rest: one source per key, a WAN key only where there is a
+    /// WAN pool.
+    fn validate_security(
+        &self,
+        fail: &dyn Fn(String, String) -> TopologyError,
+    ) -> Result<(), TopologyError> {
+        if self.gossip.encrypt && flag_given(&self.agent.extra_args, "encrypt") {
+            return Err(fail(
+                "gossip.encrypt".into(),
+                "agent.extra_args already gives -encrypt; use one or the other".into(),
+            ));
+        }
+        if self.gossip.encrypt_wan && self.datacenter.values().all(|d| d.gateways == 0) {
+            return Err(fail(
+                "gossip.encrypt_wan".into(),
+                "no datacenter has gateways, so there is no WAN pool to encrypt".into(),
+            ));
+        }
+        Ok(())
     }
 
     fn validate_links(
@@ -338,6 +397,16 @@ impl Topology {
         }
         Ok(())
     }
+}
+
+/// Whether `args` give flag `name` (`-name V`, `--name V`, `-name=V`).
+fn flag_given(args: &[String], name: &str) -> bool {
+    args.iter().any(|a| {
+        a.starts_with('-') && {
+            let flag = a.trim_start_matches('-');
+            flag == name || flag.strip_prefix(name).is_some_and(|r| r.starts_with('='))
+        }
+    })
 }
 
 /// Datacenter names become parts of host and namespace names.

@@ -90,3 +90,51 @@ fn links_need_gateways_on_both_sides() {
         toml("[datacenter.a]\ngateways = 1\n[datacenter.b]\n[wan_link.a.b]\n").expect_err("bad");
     assert!(e.to_string().contains("no gateways"), "{e}");
 }
+
+#[test]
+fn tls_and_gossip_keys_read_from_both_formats() {
+    let t = toml(
+        "[datacenter.dc1]\ngateways = 1\n[tls]\nenabled = true\n\
+         [gossip]\nencrypt = true\nencrypt_wan = true\n",
+    )
+    .expect("toml");
+    let h = hcl(
+        "datacenter \"dc1\" {\n  gateways = 1\n}\ntls {\n  enabled = true\n}\n\
+         gossip {\n  encrypt = true\n  encrypt_wan = true\n}\n",
+    )
+    .expect("hcl");
+    assert_eq!(t, h);
+    assert!(t.tls.enabled && t.gossip.encrypt && t.gossip.encrypt_wan);
+    let plain = toml("[datacenter.dc1]\n").expect("toml");
+    assert!(!plain.tls.enabled && !plain.gossip.encrypt && !plain.gossip.encrypt_wan);
+}
+
+#[test]
+fn tls_and_gossip_mistakes_name_the_key() {
+    let e = toml("[datacenter.dc1]\n[tls]\nenabled = \"yes\"\n").expect_err("bad");
+    assert_eq!(e.line(), Some(3), "{e}");
+    assert!(e.to_string().contains("tls.enabled"), "{e}");
+
+    let e = toml("[datacenter.dc1]\n[tls]\nenable = true\n").expect_err("bad");
+    assert_eq!(e.line(), Some(3), "{e}");
+    assert!(e.to_string().contains("enable"), "{e}");
+
+    let e = hcl("datacenter \"dc1\" {}\ngossip {\n  encrypt_lan = true\n}\n").expect_err("bad");
+    assert_eq!(e.line(), Some(3), "{e}");
+    assert!(e.to_string().contains("encrypt_lan"), "{e}");
+
+    let e = toml(
+        "[agent]\nextra_args = [\"-encrypt=K\"]\n[datacenter.dc1]\n[gossip]\nencrypt = true\n",
+    )
+    .expect_err("two LAN keys");
+    assert_eq!(e.line(), Some(5), "{e}");
+    assert!(e.to_string().contains("gossip.encrypt: "), "{e}");
+
+    let e = toml("[datacenter.dc1]\n[gossip]\nencrypt_wan = true\n").expect_err("no WAN");
+    assert_eq!(e.line(), Some(3), "{e}");
+    assert!(
+        e.to_string()
+            .contains("gossip.encrypt_wan: no datacenter has gateways"),
+        "{e}"
+    );
+}

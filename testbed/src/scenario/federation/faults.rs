@@ -2,12 +2,15 @@
 //!
 //! - gateway failover: a DC reads another DC that has two (or more) gateways, 20 times a
 //!   second, while each of those gateways in turn is SIGKILLed, held down for 60 reads and
-//!   until its LAN pool lists it failed, and restarted (until it is alive again). No read
-//!   may fail: the relay tries the next gateway.
+//!   until its LAN pool lists it failed, and restarted (until it is alive again, takes TLS
+//!   handshakes and reads sent since are answered). No read may fail: the relay tries the
+//!   next gateway.
 //! - WAN blackhole between the first and third DC: the first DC reads the second and the
 //!   third; the second must keep answering, the third must fail within `FAIL_WITHIN`
-//!   with `rpc error: datacenter "<dc3>"` (and DNS SERVFAIL); after the restore, the time
-//!   until a read of the third DC succeeds again is reported.
+//!   with `rpc error: datacenter "<dc3>"` (500), or, once three calls failed and dc3's
+//!   circuit breaker opened, at once with `datacenter "<dc3>" unavailable` (503) (and DNS
+//!   SERVFAIL); after the restore, the time until a read of the third DC succeeds again is
+//!   reported.
 //!
 //! Each phase repairs what it broke before it returns, also when it fails.
 
@@ -16,7 +19,7 @@ use std::time::Duration;
 use rustix::process::Signal;
 
 use super::stream::{Stream, ended_ms};
-use super::{Dc, Fed, dig, record};
+use super::{Dc, Fed, dig, event, handshake, record};
 use crate::agents;
 use crate::error::TestbedError;
 use crate::gateways::{alive_members, in_lan_pool, lan_status, wan_name};
@@ -34,6 +37,8 @@ const EVERY: Duration = Duration::from_millis(50);
 pub(super) const FAIL_WITHIN: Duration = Duration::from_secs(8);
 /// Reads made while a killed gateway is down.
 const READS_WHILE_DOWN: usize = 60;
+/// Answered reads after a restart before the next kill.
+const SETTLE_READS: usize = 10;
 /// Failed reads of the blackholed DC to see before the restore.
 const BLACKHOLE_FAILURES: usize = 2;
 /// Deadline of each wait (warm-up, hold, rejoin, recovery).
@@ -164,6 +169,7 @@ async fn kill_and_restart(
     run_dir.save(state)?;
     event(report, fed, format!("restart {}", g.name));
     let restarted = tokio::time::Instant::now();
+    let restarted_ms = unix_ms() as f64;
     let name = wan_name(g);
     let back = wait::until(
         &format!("{} back in the LAN and WAN pools", g.name),
@@ -176,6 +182,18 @@ async fn kill_and_restart(
     )
     .await;
     let secs = restarted.elapsed().as_secs_f64();
+    // "Back in the pools" can hold within milliseconds of the restart (the WAN view never
+    // noticed the kill: WAN failure detection takes far longer than this hold), before
+    // the new process serves. And a read sent before the restart may have passed over the
+    // dead gateway already and be riding on the other one, the next to be killed. So before
+    // the next kill: the new process completes TLS handshakes on its WAN RPC port (when
+    // TLS is on), and reads sent after the restart are being answered (one at a time, so
+    // every earlier read is done).
+    let serving = match back {
+        Ok(()) => serving(state, g, load, restarted_ms).await,
+        Err(_) => Ok(()),
+    };
+    let back = back.and(serving);
     report.check(
         &format!("gateway_{}_rejoins", g.name.replace('-', "_")),
         noticed.is_ok() && back.is_ok(),
@@ -195,6 +213,44 @@ async fn kill_and_restart(
     held.and(noticed).and(back)
 }
 
+/// Waits until restarted gateway `g` serves: with TLS a handshake with its WAN RPC port
+/// succeeds, and `load` has `SETTLE_READS` answered reads sent at or after `since_ms`.
+async fn serving(
+    state: &State,
+    g: &HostPlan,
+    load: &Stream,
+    since_ms: f64,
+) -> Result<(), TestbedError> {
+    if let Some(tls) = &state.tls
+        && let Some(ca) = tls.issuer()
+    {
+        let wan = handshake::listeners(g).into_iter().last();
+        wait::until(
+            &format!("{} completing TLS handshakes on its WAN RPC port", g.name),
+            STEP_DEADLINE,
+            "",
+            || async {
+                let l = wan.as_ref()?;
+                handshake::presented(g, l, &tls.cli, &ca.cert)
+                    .await
+                    .ok()
+                    .map(drop)
+            },
+        )
+        .await?;
+    }
+    wait::until(
+        &format!("{SETTLE_READS} reads answered after {}'s restart", g.name),
+        STEP_DEADLINE,
+        "",
+        || async {
+            (load.count(|r| r.sent_unix_ms as f64 >= since_ms && load.ok(r)) >= SETTLE_READS)
+                .then_some(())
+        },
+    )
+    .await
+}
+
 /// Waits until `load` has `n` records sent at or after `since_ms` (wall clock).
 async fn wait_reads(
     load: &Stream,
@@ -206,12 +262,6 @@ async fn wait_reads(
         (load.count(|r| r.sent_unix_ms as f64 >= since_ms) >= n).then_some(())
     })
     .await
-}
-
-fn event(report: &mut Report, fed: &Fed, what: String) {
-    report
-        .events
-        .push(crate::scenario::timeline::Event { t: fed.now(), what });
 }
 
 /// Phase (d): blackhole the WAN link between the first and third DC under two read loads
@@ -350,11 +400,17 @@ fn judge(
         .count();
     let during_c: Vec<&ReadRecord> = recs_c.iter().filter(|r| w.inside(r)).collect();
     let prefix = format!("rpc error: datacenter \"{}\"", c.name);
+    let breaker = format!("datacenter \"{}\" unavailable (retry in", c.name);
     let bound_ms = FAIL_WITHIN.as_secs_f64() * 1000.0;
+    let refused = |r: &ReadRecord| r.status == Some(503) && r.body.starts_with(&breaker);
     let wrong_c: Vec<&&ReadRecord> = during_c
         .iter()
-        .filter(|r| !(r.status == Some(500) && r.body.starts_with(&prefix) && r.ms <= bound_ms))
+        .filter(|r| {
+            let failed = (r.status == Some(500) && r.body.starts_with(&prefix)) || refused(r);
+            !(failed && r.ms <= bound_ms)
+        })
         .collect();
+    let by_breaker = during_c.iter().filter(|r| refused(r)).count();
     let c_ms: Vec<f64> = during_c.iter().map(|r| r.ms).collect();
     let counts = &mut report.counts;
     counts.insert(
@@ -369,6 +425,10 @@ fn judge(
     counts.insert(
         format!("blackhole_{}_reads_other", c.name),
         wrong_c.len() as u64,
+    );
+    counts.insert(
+        format!("blackhole_{}_reads_refused_by_breaker", c.name),
+        by_breaker as u64,
     );
     for (p, name) in [(50.0, "p50"), (100.0, "max")] {
         if let Some(v) = super::stream::percentile(&c_ms, p) {
@@ -395,7 +455,7 @@ fn judge(
         wrong_c.is_empty() && during_c.len() >= BLACKHOLE_FAILURES,
         match wrong_c.first() {
             None => format!(
-                "{} reads {} → {} inside the blackhole: all 500 `{prefix} ...` in {:.0}–{:.0} ms (bound {bound_ms:.0} ms)",
+                "{} reads {} → {} inside the blackhole: all 500 `{prefix} ...` or, {by_breaker} of them once the breaker opened, 503 `{breaker} ...`, in {:.0}–{:.0} ms (bound {bound_ms:.0} ms)",
                 during_c.len(), a.name, c.name,
                 c_ms.iter().copied().fold(f64::INFINITY, f64::min), c_ms.iter().copied().fold(0.0, f64::max)
             ),

@@ -153,6 +153,16 @@ pub(super) async fn converge(
     done
 }
 
+/// What keeps the WAN pool from being converged now (every DC's server lists every
+/// gateway of `fed` alive, every DC's asker lists every DC): empty when nothing.
+pub(super) async fn pool_problems(state: &State, fed: &Fed) -> Vec<String> {
+    let v = pool_view(state, fed).await;
+    v.missing_gateways
+        .into_iter()
+        .chain(v.short_dc_lists)
+        .collect()
+}
+
 async fn pool_view(state: &State, fed: &Fed) -> PoolView {
     let mut v = PoolView::default();
     for d in &fed.dcs {
