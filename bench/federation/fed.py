@@ -243,12 +243,13 @@ def make_pki(tmp, tag):
     return pki
 
 
-def start_federation(tmp, tag, wan_proxy, mtls=False):
+def start_federation(tmp, tag, wan_proxy, mtls=False, server_args=None):
     """Two DCs (server + gateway each); with wan_proxy, dc2's gateway is reached through
     wanproxy.py on 127.0.0.2; with mtls, every RPC hop (server <-> gateway <-> gateway) is
     mutual TLS with verify_incoming, verify_outgoing and verify_server_hostname. Returns a
-    dict of ports and processes."""
+    dict of ports and processes. server_args: extra flags per datacenter's server."""
     fed = {"procs": {}}
+    server_args = server_args or {}
     pki = make_pki(tmp, tag) if mtls else None
     ips = ("127.0.0.1", "127.0.0.2")
     for n, dc in ((1, "dc1"), (2, "dc2")):
@@ -260,7 +261,7 @@ def start_federation(tmp, tag, wan_proxy, mtls=False):
             "-data-dir", os.path.join(tmp, tag, f"s{n}"), "-server-port", str(rpc),
             "-serf-lan-port", str(serf), "-serf-wan-port", str(wan), "-http-port", str(http_),
             "-dns-port", str(dns), "-grpc-port", str(grpc), "-log-level", "warn"]
-            + (["-hcl", server_tls(pki, dc)] if mtls else []), tmp)
+            + (["-hcl", server_tls(pki, dc)] if mtls else []) + server_args.get(dc, []), tmp)
     g_ports = {dc: free_ports(3, ips) for dc in ("dc1", "dc2")}  # server, serf lan, serf wan
     if wan_proxy:
         wan2 = g_ports["dc2"][2]
