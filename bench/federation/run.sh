@@ -11,7 +11,12 @@
 # bench/federation/results.json and bench/federation/federation.png and prints the table for
 # BENCHMARKS.md. See fed.py for the details of each step.
 #
+# MODE=beyond runs beyond.py instead (issue #16): `?dc=any` lookups (HTTP and DNS) against
+# local ones, and KV replication lag dc1 -> dc2 at RATE writes/s, at 0 ms and WAN_RTT_MS;
+# it writes results-beyond.json and beyond.png (beyond_report.py).
+#
 # Usage: bench/federation/run.sh   (env: SEQ_N, WRK_DURATION, WRK_CONNS, WAN_RTT_MS, SETTINGS,
+#        MODE=federation|beyond, RATE, REP_SECONDS, WRITERS (beyond),
 #        BENCH_BIN_DIR = a dir with release meridian + meridian-gateway: skips the build)
 # Installs wrk and gnuplot with apt if missing (sudo when not root). The binaries come from
 # $CARGO_TARGET_DIR (default: target/) after `cargo build --release`.
@@ -20,7 +25,13 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 CMDLINE="bench/federation/run.sh"
-for v in SEQ_N WRK_DURATION WRK_CONNS WAN_RTT_MS SETTINGS; do
+MODE=${MODE:-federation}
+case $MODE in
+  federation) DRIVER_PY=fed.py OUT=results PNG=federation REPORT=report.py ;;
+  beyond) DRIVER_PY=beyond.py OUT=results-beyond PNG=beyond REPORT=beyond_report.py ;;
+  *) printf 'error: MODE=%s: expected federation or beyond\n' "$MODE" >&2; exit 2 ;;
+esac
+for v in SEQ_N WRK_DURATION WRK_CONNS WAN_RTT_MS SETTINGS MODE RATE REP_SECONDS WRITERS; do
   [[ -n ${!v:-} ]] && CMDLINE="$v=${!v} $CMDLINE"
 done
 
@@ -60,8 +71,6 @@ git -C "$ROOT" diff --quiet HEAD -- agent wan-gateway rpc gossip catalog config 
 # and the trap removes the data dirs and logs.
 export BENCH_TMP
 BENCH_TMP=$(mktemp -d /tmp/meridian-bench-fed.XXXXXX)
-OUT=results
-PNG=federation
 DRIVER=""
 cleanup() {
   if [[ -n $DRIVER ]] && kill -TERM -- "-$DRIVER" 2>/dev/null; then
@@ -76,12 +85,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-setsid /usr/bin/python3 "$HERE/fed.py" >"$HERE/$OUT.json.tmp" &
+setsid /usr/bin/python3 "$HERE/$DRIVER_PY" >"$HERE/$OUT.json.tmp" &
 DRIVER=$!
 rc=0
 wait "$DRIVER" || rc=$?
 DRIVER=""
-((rc == 0)) || die "fed.py failed (exit $rc); see the messages above"
+((rc == 0)) || die "$DRIVER_PY failed (exit $rc); see the messages above"
 
 /usr/bin/python3 - "$HERE/$OUT.json.tmp" "$CMDLINE" "$COMMIT" "$LOAD_BEFORE" <<'PY' >"$HERE/$OUT.json"
 import json, os, sys
@@ -94,5 +103,5 @@ PY
 log "wrote bench/federation/$OUT.json"
 
 # The picture (KV latency CDFs, wrk req/s) and the table for BENCHMARKS.md.
-/usr/bin/python3 "$HERE/report.py" "$HERE/$OUT.json" "$HERE/$PNG.png"
+/usr/bin/python3 "$HERE/$REPORT" "$HERE/$OUT.json" "$HERE/$PNG.png"
 log "wrote bench/federation/$PNG.png"
