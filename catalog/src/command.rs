@@ -99,6 +99,8 @@ pub enum Command {
         /// Check-and-set index.
         cas: Option<u64>,
     },
+    /// An ACL write (tokens, policies, roles, bootstrap).
+    Acl(crate::acl::AclWrite),
 }
 
 impl Command {
@@ -121,6 +123,17 @@ impl Command {
             Command::PreparedQueryDelete { .. } => "prepared-query-delete",
             Command::ConfigEntrySet { .. } => "config-entry-set",
             Command::ConfigEntryDelete { .. } => "config-entry-delete",
+            Command::Acl(w) => match w {
+                crate::acl::AclWrite::Bootstrap { .. } => "acl-bootstrap",
+                crate::acl::AclWrite::Init { .. } => "acl-init",
+                crate::acl::AclWrite::TokenSet { .. } => "acl-token-set",
+                crate::acl::AclWrite::TokenDelete { .. } => "acl-token-delete",
+                crate::acl::AclWrite::PolicySet(_) => "acl-policy-set",
+                crate::acl::AclWrite::PolicyDelete { .. } => "acl-policy-delete",
+                crate::acl::AclWrite::RoleSet(_) => "acl-role-set",
+                crate::acl::AclWrite::RoleDelete { .. } => "acl-role-delete",
+                crate::acl::AclWrite::ReapExpired { .. } => "acl-reap-expired",
+            },
         }
     }
 }

@@ -15,6 +15,7 @@
 //! snapshot after each applied batch, and a transaction applies to a clone that is dropped on
 //! rollback.
 
+pub mod acl;
 pub mod b64;
 pub mod command;
 pub mod config_entry;
@@ -72,6 +73,15 @@ pub struct TableIndexes {
     /// Config entries table.
     #[serde(default)]
     pub config_entries: u64,
+    /// ACL tokens table.
+    #[serde(default)]
+    pub acl_tokens: u64,
+    /// ACL policies table.
+    #[serde(default)]
+    pub acl_policies: u64,
+    /// ACL roles table.
+    #[serde(default)]
+    pub acl_roles: u64,
 }
 
 /// A KV tombstone: when and at which index a key was deleted.
@@ -111,6 +121,20 @@ pub struct State {
     pub(crate) prepared_queries: OrdMap<String, PreparedQuery>,
     /// (kind, name) → config entry.
     pub(crate) config_entries: OrdMap<(String, String), ConfigEntry>,
+    /// ACL tokens by AccessorID.
+    pub(crate) acl_tokens: OrdMap<String, acl::AclToken>,
+    /// SecretID → AccessorID: derived from `acl_tokens` (never stored).
+    pub(crate) acl_secrets: OrdMap<String, String>,
+    /// ACL policies by ID.
+    pub(crate) acl_policies: OrdMap<String, acl::AclPolicy>,
+    /// Policy name → ID: derived (never stored).
+    pub(crate) acl_policy_names: OrdMap<String, String>,
+    /// ACL roles by ID.
+    pub(crate) acl_roles: OrdMap<String, acl::AclRole>,
+    /// Role name → ID: derived (never stored).
+    pub(crate) acl_role_names: OrdMap<String, String>,
+    /// The raft index of the ACL bootstrap, once done.
+    pub(crate) acl_bootstrap: Option<u64>,
     pub(crate) tables: TableIndexes,
     /// Request id → the result of its first apply (exactly-once writes; see `requests.rs`).
     pub(crate) requests: OrdMap<RequestId, RequestRecord>,
@@ -246,6 +270,7 @@ impl State {
             Command::ConfigEntryDelete { kind, name, cas } => {
                 self.config_entry_delete(index, kind, name, *cas)
             }
+            Command::Acl(w) => self.acl_apply(index, now, w),
         }
     }
 

@@ -35,6 +35,12 @@ pub enum Table {
     ConfigEntries = 11,
     /// Results of recent client writes by request id (exactly-once retries).
     Requests = 12,
+    /// ACL tokens by AccessorID.
+    AclTokens = 13,
+    /// ACL policies by ID.
+    AclPolicies = 14,
+    /// ACL roles by ID.
+    AclRoles = 15,
 }
 
 impl Table {
@@ -54,6 +60,9 @@ impl Table {
             10 => Self::PreparedQueries,
             11 => Self::ConfigEntries,
             12 => Self::Requests,
+            13 => Self::AclTokens,
+            14 => Self::AclPolicies,
+            15 => Self::AclRoles,
             _ => return None,
         })
     }
@@ -97,6 +106,8 @@ struct Meta {
     tables: TableIndexes,
     #[serde(default)]
     autopilot: Option<super::AutopilotSettings>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    acl_bootstrap: Option<u64>,
 }
 
 fn pair_key(a: &str, b: &str) -> String {
@@ -127,6 +138,7 @@ impl State {
                 applied: self.applied,
                 tables: self.tables.clone(),
                 autopilot: self.autopilot.clone(),
+                acl_bootstrap: self.acl_bootstrap,
             })),
             Table::Nodes => self.nodes.get(key).map(enc),
             Table::Services => self.services.get(&split_pair(key)).map(enc),
@@ -143,6 +155,9 @@ impl State {
                 .ok()
                 .and_then(|id| self.requests.get(&id))
                 .map(enc),
+            Table::AclTokens => self.acl_tokens.get(key).map(enc),
+            Table::AclPolicies => self.acl_policies.get(key).map(enc),
+            Table::AclRoles => self.acl_roles.get(key).map(enc),
         }
     }
 
@@ -157,6 +172,7 @@ impl State {
                 applied: self.applied,
                 tables: self.tables.clone(),
                 autopilot: self.autopilot.clone(),
+                acl_bootstrap: self.acl_bootstrap,
             }),
         );
         for (k, v) in &self.nodes {
@@ -195,6 +211,15 @@ impl State {
         for (id, v) in &self.requests {
             push(Table::Requests, id.to_string(), enc(v));
         }
+        for (k, v) in &self.acl_tokens {
+            push(Table::AclTokens, k.clone(), enc(v));
+        }
+        for (k, v) in &self.acl_policies {
+            push(Table::AclPolicies, k.clone(), enc(v));
+        }
+        for (k, v) in &self.acl_roles {
+            push(Table::AclRoles, k.clone(), enc(v));
+        }
         out
     }
 
@@ -214,6 +239,7 @@ impl State {
                     s.applied = m.applied;
                     s.tables = m.tables;
                     s.autopilot = m.autopilot;
+                    s.acl_bootstrap = m.acl_bootstrap;
                 }
                 Table::Nodes => {
                     let v = serde_json::from_slice(&value).map_err(err)?;
@@ -269,8 +295,21 @@ impl State {
                         s.insert_request(id, v);
                     }
                 }
+                Table::AclTokens => {
+                    let v = serde_json::from_slice(&value).map_err(err)?;
+                    s.acl_tokens.insert(key, v);
+                }
+                Table::AclPolicies => {
+                    let v = serde_json::from_slice(&value).map_err(err)?;
+                    s.acl_policies.insert(key, v);
+                }
+                Table::AclRoles => {
+                    let v = serde_json::from_slice(&value).map_err(err)?;
+                    s.acl_roles.insert(key, v);
+                }
             }
         }
+        s.index_acl();
         Ok(s)
     }
 }
