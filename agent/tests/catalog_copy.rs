@@ -2,7 +2,7 @@
 //! by `meridian-gateway`s: dc1's gateway streams a copy of dc2's catalog, and once dc2 is
 //! cut off (its server killed, then its gateway too) dc1 still answers
 //! `?dc=dc2&stale` reads and `web.service.dc2.consul` from that copy within the deadline,
-//! marked stale; reads without `?stale` fail as before.
+//! marked stale (also through a client agent); reads without `?stale` fail as before.
 
 mod common;
 
@@ -85,6 +85,12 @@ const READ_DEADLINE: Duration = Duration::from_secs(9);
 fn a_cut_off_datacenter_is_still_read_stale_from_the_gateways_copy() {
     let dirs = tempfile::tempdir().expect("tempdir");
     let (s1, s2, _g1, g2) = two_datacenters(dirs.path());
+    let c1 = Agent::client_of(
+        &dirs.path().join("c1"),
+        "c1",
+        &s1.serf,
+        &["-datacenter", "dc1"],
+    );
     wait_federated(&s1);
     let first = register(&s2, "n1", "10.0.2.1", "web-1");
     common::wait_until(Duration::from_secs(30), "a copy of dc2 with web-1", || {
@@ -166,10 +172,21 @@ fn a_cut_off_datacenter_is_still_read_stale_from_the_gateways_copy() {
     let (code, _, body, _) = timed_get(&s1, "/v1/health/service/web?dc=dc9&stale");
     assert_ne!(code, 200, "{body}");
 
-    // DNS on dc1's server answers dc2's names from the copy.
-    let mut a = dig_short(s1.dns, "web.service.dc2.consul", "A");
-    a.sort();
-    assert_eq!(a, ["10.0.2.1", "10.0.2.2"]);
+    // DNS on dc1's server answers dc2's names from the copy; a client agent, which asks
+    // its server with ?stale, gets the same, as it does for HTTP.
+    for dns in [s1.dns, c1.dns] {
+        let mut a = dig_short(dns, "web.service.dc2.consul", "A");
+        a.sort();
+        assert_eq!(a, ["10.0.2.1", "10.0.2.2"], "DNS port {dns}");
+    }
+    assert_eq!(dig_short(s1.dns, "n2.node.dc2.consul", "A"), ["10.0.2.2"]);
+    let (code, h, rows, took) = timed_get(&c1, path);
+    assert_eq!(
+        (code, addresses(&rows)),
+        (200, vec!["10.0.2.1".into(), "10.0.2.2".into()])
+    );
+    assert_eq!(header(&h, "x-meridian-copy"), "dc2");
+    assert!(took < READ_DEADLINE, "through a client agent: {took:?}");
 
     // dc2's gateway goes too: the WAN link to dc2 is gone, the copy still answers.
     drop(g2);
