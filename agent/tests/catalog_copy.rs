@@ -104,6 +104,9 @@ fn a_cut_off_datacenter_is_still_read_stale_from_the_gateways_copy() {
     let copy = copy_of_dc2(&s1)["Copy"].clone();
     assert!(copy["Bytes"].as_u64() > Some(0), "{copy}");
     let copy_index = copy["Index"].as_u64().expect("copy index");
+    let status = s1.cli(&["operator", "federation", "status"]);
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(text.contains(&format!("index {copy_index}, ")), "{text}");
 
     // While dc2 answers, it answers itself: no copy involved.
     let (code, h, rows, _) = timed_get(&s1, "/v1/health/service/web?dc=dc2&stale");
