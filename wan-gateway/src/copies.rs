@@ -33,6 +33,10 @@ use crate::relay::Relay;
 const WAIT: Duration = Duration::from_secs(10);
 /// Time on top of `WAIT` for the hops and the body.
 const SLACK: Duration = Duration::from_secs(10);
+/// Least time between two downloads of a new body: each is the whole catalog, so a
+/// datacenter that changes all the time costs at most one copy per second of WAN traffic,
+/// not one per change (the copy is then at most this much behind).
+const MIN_REFRESH: Duration = Duration::from_secs(1);
 /// How often the WAN pool is looked at for datacenters that came or went.
 const POOL_TICK: Duration = Duration::from_secs(1);
 /// First and longest wait after a failed read.
@@ -97,11 +101,18 @@ async fn stream(relay: Relay, store: Arc<CopyStore>, dc: String, stop: Cancellat
         };
         match outcome(reply) {
             Ok((at, body)) => {
+                let new = body.is_some();
                 if let Some(b) = &body {
                     debug!(index = at, bytes = b.len(), "catalog copy refreshed");
                 }
                 store.refreshed(&dc, at, body, Instant::now());
                 backoff = BACKOFF.0;
+                if new {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(MIN_REFRESH) => {}
+                    }
+                }
             }
             Err(why) => {
                 debug!(cause = %why, retry_in = ?backoff, "catalog copy refresh failed");
