@@ -66,6 +66,14 @@ impl CopyCache {
         self.served.lock().clone()
     }
 
+    /// `dc` answered a relay: its decoded copy (tens of MB for a large catalog) is not kept
+    /// for an outage that is over; the next one decodes it again.
+    pub fn forget(&self, dc: &str) {
+        // The guard goes at the end of the statement: a large state is freed outside it.
+        let dropped = self.held.lock().remove(dc);
+        drop(dropped);
+    }
+
     fn held(&self, dc: &str) -> Option<(u64, Arc<State>)> {
         self.held.lock().get(dc).cloned()
     }
@@ -165,4 +173,41 @@ pub async fn fetch(
         age_ms,
         fetched: Instant::now(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(index: u64, body: Option<Vec<u8>>) -> CatalogCopyReply {
+        CatalogCopyReply {
+            index,
+            age_ms: 0,
+            body,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_copy_is_decoded_once_per_index_and_forgotten_when_the_datacenter_answers() {
+        let cache = CopyCache::default();
+        let body = State::new().encode_copy();
+        // Without a body and nothing held, there is nothing to answer from.
+        assert!(cache.take("dc2", reply(0, None)).await.is_err());
+        let first = cache
+            .take("dc2", reply(0, Some(body)))
+            .await
+            .expect("decoded");
+        let again = cache.take("dc2", reply(0, None)).await.expect("cached");
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(cache.held("dc2").map(|(i, _)| i), Some(0));
+        cache.forget("dc2");
+        assert!(cache.held("dc2").is_none());
+        assert!(cache.take("dc2", reply(0, None)).await.is_err());
+        assert!(
+            cache
+                .take("dc2", reply(3, Some(b"not a copy".to_vec())))
+                .await
+                .is_err()
+        );
+    }
 }

@@ -170,9 +170,11 @@ impl Federation {
         let blocking = req.is_blocking();
         let got = self.relay_once(dc, req, budget).await;
         match &got {
-            Ok(_) => self
-                .breakers
-                .success(dc, (!blocking).then(|| started.elapsed())),
+            Ok(_) => {
+                self.breakers
+                    .success(dc, (!blocking).then(|| started.elapsed()));
+                self.copies.forget(dc);
+            }
             // An unknown datacenter has no health to keep.
             Err(RpcError::NoPathToDatacenter(_)) => self.breakers.forget(dc),
             Err(e) => self.breakers.failure(dc, &e.to_string()),
