@@ -8,7 +8,8 @@ each level of LEVELS in turn; at each level the script waits until dc1's gateway
 copy of dc2's catalog at least as new as the last registration (its index, from dc1's
 /v1/operator/federation), lets it settle, and reads:
   - the dc1 gateway's VmRSS (/proc/<pid>/status): growth per remote instance over level 0;
-  - the copy's size in bytes: bytes per remote instance over level 0.
+  - the copy's size in bytes: bytes per remote instance over level 0;
+  - for scale, dc2's server's VmRSS growth per instance (the live catalog's own cost).
 After the last level, dc2's server is killed and a stale read of dc2 from dc1
 (GET /v1/health/service/bench?dc=dc2&stale) is answered from the copy: the time of that
 first answer (dc1's server fetches and decodes the copy) and of the next one (cached), and
@@ -126,6 +127,7 @@ def main():
         p1, p2 = f["dc1"]["http"], f["dc2"]["http"]
         g1 = f["procs"]["g1"].proc.pid
         s1 = f["procs"]["s1"].proc.pid
+        s2 = f["procs"]["s2"].proc.pid
         have = 0
         for level in levels:
             reg_s = register_range(p2, have, level) if level > have else 0.0
@@ -139,7 +141,8 @@ def main():
             copy = copy_of(p1)
             row = {"instances": level, "register_s": round(reg_s, 1),
                    "copy_caught_up_s": round(lag, 2), "copy_index": copy["Index"],
-                   "copy_bytes": copy["Bytes"], "gateway_rss_kib": rss_kib(g1)}
+                   "copy_bytes": copy["Bytes"], "gateway_rss_kib": rss_kib(g1),
+                   "dc2_server_rss_kib": rss_kib(s2)}
             rows.append(row)
             fed.log(f"level {level}: copy index {copy['Index']}, {copy['Bytes']} bytes, "
                     f"gateway RSS {row['gateway_rss_kib']} KiB (copy caught up {lag:.2f}s "
@@ -150,6 +153,8 @@ def main():
             row["gateway_rss_per_instance_b"] = round(
                 (row["gateway_rss_kib"] - base["gateway_rss_kib"]) * 1024 / n)
             row["copy_bytes_per_instance"] = round((row["copy_bytes"] - base["copy_bytes"]) / n)
+            row["dc2_server_rss_per_instance_b"] = round(
+                (row["dc2_server_rss_kib"] - base["dc2_server_rss_kib"]) * 1024 / n)
         # dc2 cut off: dc1's server answers from the copy (fetch + decode once, then cached).
         s1_before = rss_kib(s1)
         f["procs"]["s2"].stop()
@@ -178,11 +183,11 @@ def main():
         return
     print(f"binaries: {fed.BIN}")
     print(f"{'instances':>9} {'copy bytes':>11} {'B/inst':>7} {'gw RSS KiB':>11} "
-          f"{'RSS B/inst':>10} {'caught up s':>11}")
+          f"{'RSS B/inst':>10} {'caught up s':>11} {'dc2 server RSS B/inst':>21}")
     for r in rows:
         print(f"{r['instances']:>9} {r['copy_bytes']:>11} {r.get('copy_bytes_per_instance', '-'):>7} "
               f"{r['gateway_rss_kib']:>11} {r.get('gateway_rss_per_instance_b', '-'):>10} "
-              f"{r['copy_caught_up_s']:>11}")
+              f"{r['copy_caught_up_s']:>11} {r.get('dc2_server_rss_per_instance_b', '-'):>21}")
     c = result["cut_off"]
     print(f"dc2 cut off with {c['instances']} instances: first stale read from the copy "
           f"{c['first_answer_s']}s, cached {c['cached_answer_s']}s; dc1 server RSS "
