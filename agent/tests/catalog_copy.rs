@@ -203,3 +203,43 @@ fn a_cut_off_datacenter_is_still_read_stale_from_the_gateways_copy() {
     let answers = copy_of_dc2(&s1)["CopyAnswers"].as_u64().unwrap_or(0);
     assert!(answers >= 6, "copy answers counted: {answers}");
 }
+
+/// Scenario: dc2's only gateway hangs (SIGSTOP: connections open but nothing answers, as on
+/// a WAN link that drops packets). The first stale read of dc2 from dc1 spends the relay's
+/// budget less the copy's margin, then answers from the copy, within the deadline; the
+/// breaker then opens and later reads answer from the copy at once.
+#[test]
+fn a_hung_datacenter_is_read_from_the_copy_within_the_deadline() {
+    let dirs = tempfile::tempdir().expect("tempdir");
+    let (s1, s2, _g1, g2) = two_datacenters(dirs.path());
+    wait_federated(&s1);
+    let index = register(&s2, "n1", "10.0.2.1", "web-1");
+    common::wait_until(Duration::from_secs(30), "a copy of dc2 with web-1", || {
+        copy_of_dc2(&s1)["Copy"]["Index"].as_u64() >= Some(index)
+    });
+    let pid = g2.child.id().to_string();
+    let stop = std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .expect("kill -STOP");
+    assert!(stop.success());
+
+    let path = "/v1/health/service/web?dc=dc2&stale";
+    for round in 0..4 {
+        let (code, h, rows, took) = timed_get(&s1, path);
+        assert_eq!(code, 200, "round {round}: {rows}");
+        assert_eq!(header(&h, "x-meridian-copy"), "dc2", "round {round}");
+        assert_eq!(addresses(&rows), ["10.0.2.1"], "round {round}");
+        assert!(took < READ_DEADLINE, "round {round} took {took:?}");
+    }
+    let dc2 = copy_of_dc2(&s1);
+    assert_eq!(dc2["Breaker"], "open", "{dc2}");
+    let (_, _, _, took) = timed_get(&s1, path);
+    assert!(
+        took < Duration::from_secs(2),
+        "with the breaker open the copy answers at once: {took:?}"
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status();
+}
