@@ -205,6 +205,9 @@ pub enum Command {
         /// Also stop when stdin closes (how a scenario stops a running load).
         #[arg(long)]
         stop_on_eof: bool,
+        /// PUT this body to each URL instead of GETting it (`{n}`: the request's number).
+        #[arg(long)]
+        put: Option<String>,
     },
     /// Inside the WAN router's namespace: the link emulator (used by `up`).
     #[command(name = "_wan-emulator", hide = true)]

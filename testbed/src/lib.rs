@@ -180,6 +180,7 @@ pub fn run_helper(cli: &Cli) -> Option<i32> {
             max_count,
             max_time,
             stop_on_eof,
+            put,
         } => Some(helper::reads(
             urls,
             helper::ReadPace {
@@ -188,6 +189,7 @@ pub fn run_helper(cli: &Cli) -> Option<i32> {
                 max_count: *max_count,
                 max_time: *max_time,
                 stop_on_eof: *stop_on_eof,
+                put: put.clone(),
             },
         )),
         Command::WanEmulator {

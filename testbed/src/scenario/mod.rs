@@ -6,10 +6,13 @@
 //! (or says in the report that it could not).
 
 mod client_dns;
+mod dig;
 mod federation;
+mod inject;
 mod lan_partition;
 mod leader_failover;
 pub mod plot;
+mod stream;
 pub mod timeline;
 
 use std::collections::BTreeMap;
