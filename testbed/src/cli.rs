@@ -354,6 +354,10 @@ pub enum ScenarioName {
     /// Datacenters with gateways: `?dc=` and DNS from every DC to every other, an unknown
     /// DC, a gateway killed under load, a WAN link blackholed and restored.
     Federation,
+    /// Issue #16's acceptance on examples/beyond.toml: `?dc=any` nearest and failover,
+    /// `?dc=*` with a DC cut off, stale reads from the gateways' copy, KV replication
+    /// across a leader kill.
+    Beyond,
 }
 
 impl ScenarioName {
@@ -364,6 +368,7 @@ impl ScenarioName {
             ScenarioName::ClientDns => "client-dns",
             ScenarioName::LanPartition => "lan-partition",
             ScenarioName::Federation => "federation",
+            ScenarioName::Beyond => "beyond",
         }
     }
 }

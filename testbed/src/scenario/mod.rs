@@ -5,6 +5,7 @@
 //! A scenario never leaves its faults in force: what it breaks it repairs before it returns
 //! (or says in the report that it could not).
 
+mod beyond;
 mod client_dns;
 mod dig;
 mod federation;
@@ -12,6 +13,7 @@ mod inject;
 mod lan_partition;
 mod leader_failover;
 pub mod plot;
+mod sites;
 mod stream;
 pub mod timeline;
 
@@ -180,6 +182,7 @@ pub async fn run(run_dir: &RunDir, name: ScenarioName) -> Result<(), TestbedErro
         ScenarioName::Federation => {
             federation::run(run_dir, &mut state, &mut report, progress).await
         }
+        ScenarioName::Beyond => beyond::run(run_dir, &mut state, &mut report, progress).await,
     };
     if let Err(e) = outcome {
         if matches!(
