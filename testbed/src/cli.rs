@@ -120,6 +120,9 @@ pub enum Command {
     Scenario {
         /// Which scenario.
         name: ScenarioName,
+        /// `failure-matrix`: also write the Markdown matrix here (docs/failure-matrix.md).
+        #[arg(long)]
+        doc: Option<std::path::PathBuf>,
     },
     /// Jepsen-style: clients write, read and CAS KV keys through three servers while a
     /// seeded nemesis kills, pauses, restarts (and on the testbed partitions) them; each
@@ -358,6 +361,9 @@ pub enum ScenarioName {
     /// `?dc=*` with a DC cut off, stale reads from the gateways' copy, KV replication
     /// across a leader kill.
     Beyond,
+    /// Issue #16 item 6 on examples/beyond.toml: every operation under every fault,
+    /// each cell asserted; the Markdown matrix in the results (and `--doc PATH`).
+    FailureMatrix,
 }
 
 impl ScenarioName {
@@ -369,6 +375,7 @@ impl ScenarioName {
             ScenarioName::LanPartition => "lan-partition",
             ScenarioName::Federation => "federation",
             ScenarioName::Beyond => "beyond",
+            ScenarioName::FailureMatrix => "failure-matrix",
         }
     }
 }

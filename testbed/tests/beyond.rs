@@ -120,7 +120,9 @@ fn federation_beyond_consul_acceptance_and_failure_matrix() {
     assert!(up.status.success(), "up failed");
     let prefix = prefix_of(&run);
 
+    // Both scenarios run before anything is asserted, so one failure shows both reports.
     let out = run.testbed(&["scenario", "beyond"]);
+    let matrix_out = run.testbed(&["scenario", "failure-matrix"]);
     let beyond = report(&run, "beyond");
     all_hold(&beyond, BEYOND_CHECKS);
     assert!(out.status.success(), "scenario beyond failed: {beyond:#}");
@@ -131,6 +133,32 @@ fn federation_beyond_consul_acceptance_and_failure_matrix() {
     ] {
         assert!(beyond["timings"][t].as_f64().is_some(), "{t}: {beyond:#}");
     }
+    repaired(&run);
+
+    let matrix = report(&run, "failure-matrix");
+    let checks = matrix["checks"].as_array().expect("checks");
+    // 8 faults × 11 operations, each cell a check named <fault>__<op>, all as expected.
+    let cells: Vec<&serde_json::Value> = checks
+        .iter()
+        .filter(|c| c["name"].as_str().is_some_and(|n| n.contains("__")))
+        .collect();
+    assert_eq!(cells.len(), 88, "{matrix:#}");
+    let failed: Vec<&serde_json::Value> = checks.iter().filter(|c| c["ok"] != true).collect();
+    assert!(failed.is_empty(), "cells not as expected: {failed:#?}");
+    assert!(
+        out.status.success(),
+        "scenario failure-matrix failed: {matrix:#}"
+    );
+    assert_eq!(matrix["counts"]["cells_as_expected"], 88, "{matrix:#}");
+    let doc = std::fs::read_dir(run.path().join("results"))
+        .expect("results")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "md"))
+        .expect("the matrix document");
+    let text = std::fs::read_to_string(doc).expect("document");
+    assert!(text.contains("| kv replication |"), "{text}");
+    assert!(!text.contains('✗'), "{text}");
     repaired(&run);
 
     down_leaves_nothing(&run, &prefix);

@@ -8,6 +8,7 @@
 mod beyond;
 mod client_dns;
 mod dig;
+mod failure_matrix;
 mod federation;
 mod inject;
 mod lan_partition;
@@ -154,8 +155,12 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// `testbed scenario NAME`.
-pub async fn run(run_dir: &RunDir, name: ScenarioName) -> Result<(), TestbedError> {
+/// `testbed scenario NAME [--doc PATH]` (`--doc`: where `failure-matrix` writes its Markdown).
+pub async fn run(
+    run_dir: &RunDir,
+    name: ScenarioName,
+    doc: Option<&std::path::Path>,
+) -> Result<(), TestbedError> {
     preflight::require_privileges()?;
     let mut state = run_dir.require()?;
     let label = name.label();
@@ -183,6 +188,9 @@ pub async fn run(run_dir: &RunDir, name: ScenarioName) -> Result<(), TestbedErro
             federation::run(run_dir, &mut state, &mut report, progress).await
         }
         ScenarioName::Beyond => beyond::run(run_dir, &mut state, &mut report, progress).await,
+        ScenarioName::FailureMatrix => {
+            failure_matrix::run(run_dir, &mut state, &mut report, progress, doc).await
+        }
     };
     if let Err(e) = outcome {
         if matches!(
