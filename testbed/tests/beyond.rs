@@ -146,7 +146,7 @@ fn federation_beyond_consul_acceptance_and_failure_matrix() {
     let failed: Vec<&serde_json::Value> = checks.iter().filter(|c| c["ok"] != true).collect();
     assert!(failed.is_empty(), "cells not as expected: {failed:#?}");
     assert!(
-        out.status.success(),
+        matrix_out.status.success(),
         "scenario failure-matrix failed: {matrix:#}"
     );
     assert_eq!(matrix["counts"]["cells_as_expected"], 88, "{matrix:#}");
