@@ -4,9 +4,10 @@
 //! `X-Consul-KnownLeader`, `X-Meridian-Copy`, `X-Meridian-Datacenters-Missing`; DNS status
 //! and addresses — against the operation's bound.
 //!
-//! A DNS answer carries no staleness marker, so a right answer for `web.service.dc2.consul`
-//! counts as stale when, asked right after, the same agent's `?dc=dc2&stale` catalog read
-//! says it came from the gateways' copy (`X-Meridian-Copy`).
+//! A DNS answer carries no staleness marker, so an answer with dc2's instance (for
+//! `web.service.dc2.consul` and `web.service.any.consul`) counts as stale when, asked right
+//! after, the same agent's `?dc=dc2&stale` catalog read says it came from the gateways'
+//! copy (`X-Meridian-Copy`).
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -167,7 +168,9 @@ async fn dns(ctx: &Ctx<'_>, op: Op) -> Vec<Attempt> {
         ),
     };
     let bound = (op.bound() + SLACK).as_secs_f64();
+    let mid_ip = s.mid.instance().lan_ip;
     let mut out = Vec::new();
+    let mut mid_answered = Vec::new();
     for _ in 0..ATTEMPTS {
         let a = dig::a(&s.near.asker, &name).await;
         let class = match a.status.as_deref() {
@@ -178,6 +181,7 @@ async fn dns(ctx: &Ctx<'_>, op: Op) -> Vec<Attempt> {
             Some(_) if a.secs <= bound => Outcome::FailsFast,
             _ => Outcome::Hangs,
         };
+        mid_answered.push(class == Outcome::Works && a.addrs.contains(&mid_ip));
         out.push(Attempt {
             class,
             ms: a.secs * 1000.0,
@@ -185,14 +189,16 @@ async fn dns(ctx: &Ctx<'_>, op: Op) -> Vec<Attempt> {
             pending_key: None,
         });
     }
-    if op == Op::DnsRemote && out.iter().any(|a| a.class == Outcome::Works) {
+    // dc2's instance while dc2 can only be read from the gateways' copy is a stale answer
+    // (for `any`, too: the nearest *reachable* DC was asked for).
+    if op != Op::DnsLocal && mid_answered.contains(&true) {
         let path = format!("/v1/catalog/service/{WEB}?dc={}&stale", s.mid.name);
         let r = get(ctx.state, &s.near.asker, &path).await;
         if r.headers.contains_key("x-meridian-copy") {
-            for a in out.iter_mut().filter(|a| a.class == Outcome::Works) {
+            for (a, _) in out.iter_mut().zip(&mid_answered).filter(|(_, m)| **m) {
                 a.class = Outcome::Stale;
                 a.note
-                    .push_str(" (the agent's ?dc=&stale read says: from the copy)");
+                    .push_str(" (the agent's ?dc=dc2&stale read says: from the copy)");
             }
         }
     }

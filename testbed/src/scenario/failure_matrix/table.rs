@@ -270,7 +270,7 @@ pub(super) fn expected(op: Op, fault: Fault) -> (Outcome, &'static str) {
         ),
         (F::RemoteDcLost | F::WanCut, O::DnsAny) => (
             Works,
-            "dc2 gives nothing, so dc3, the next nearest, answers",
+            "dc2 cannot answer, so dc3, the next nearest, does (issue #16: `any` fails over; an instance in dc2's copy cannot be reached)",
         ),
         (F::RemoteDcLost | F::WanCut, O::AllDcs) => {
             (Partial, "dc1 and dc3 answer; dc2 is named missing")
