@@ -119,7 +119,7 @@ fn topology(out: &mut String, state: &State) {
 fn matrix(out: &mut String, cells: &[Cell]) {
     let _ = writeln!(
         out,
-        "\n## The matrix\n\nMeasured outcome and median latency of the attempts (and the slowest, where it is 0.5 s more).\n"
+        "\n## The matrix\n\nMeasured outcome and median latency of the attempts (and the slowest, where it is 0.5 s more). The outcomes are asserted, so a re-run reproduces them or fails; the latencies are measurements and vary from run to run.\n"
     );
     let faults: Vec<Fault> = Fault::ALL
         .into_iter()
