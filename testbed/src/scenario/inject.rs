@@ -11,6 +11,7 @@ use crate::agents;
 use crate::error::TestbedError;
 use crate::plan::HostPlan;
 use crate::probe;
+use crate::proc::{self, Liveness};
 use crate::state::{RunDir, State};
 use crate::wait;
 use crate::wan::control::{LinkChange, change};
@@ -37,14 +38,21 @@ pub(super) async fn kill(state: &State, hosts: &[HostPlan]) -> Result<(), Testbe
     Ok(())
 }
 
-/// Starts every host of `hosts` again on its data dir and saves the state.
+/// Starts every host of `hosts` whose process is gone again on its data dir (one that
+/// still runs, say after a kill that failed half way, is left alone) and saves the state.
 pub(super) fn restart(
     run_dir: &RunDir,
     state: &mut State,
     hosts: &[HostPlan],
 ) -> Result<(), TestbedError> {
     for h in hosts {
-        agents::start(state, run_dir, h)?;
+        let alive = state
+            .processes
+            .get(&h.name)
+            .is_some_and(|p| proc::liveness(p) != Liveness::Dead);
+        if !alive {
+            agents::start(state, run_dir, h)?;
+        }
     }
     Ok(run_dir.save(state)?)
 }
