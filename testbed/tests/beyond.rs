@@ -7,10 +7,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
-use common::{Run, down_leaves_nothing, gateway, meridian, prefix_of, skip_reason};
+use common::{Run, down_leaves_nothing, gateway, meridian, newest_report, prefix_of, skip_reason};
 
 /// `beyond`'s checks that must all be there and hold.
 const BEYOND_CHECKS: &[&str] = &[
@@ -36,23 +36,6 @@ const BEYOND_CHECKS: &[&str] = &[
     "any_dns_answers_mid_again",
     "plain_dns_nearest_failover_answers_mid_again",
 ];
-
-/// The newest `<scenario>-*.json` report of the run.
-fn report(run: &Run, scenario: &str) -> serde_json::Value {
-    let mut reports: Vec<PathBuf> = std::fs::read_dir(run.path().join("results"))
-        .expect("results dir")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.extension().is_some_and(|e| e == "json")
-                && p.file_name()
-                    .is_some_and(|f| f.to_string_lossy().starts_with(&format!("{scenario}-")))
-        })
-        .collect();
-    reports.sort();
-    let last = reports.last().expect("a report");
-    serde_json::from_str(&std::fs::read_to_string(last).expect("report")).expect("report json")
-}
 
 /// Every check of `names` is in `report` and held.
 fn all_hold(report: &serde_json::Value, names: &[&str]) {
@@ -123,7 +106,7 @@ fn federation_beyond_consul_acceptance_and_failure_matrix() {
     // Both scenarios run before anything is asserted, so one failure shows both reports.
     let out = run.testbed(&["scenario", "beyond"]);
     let matrix_out = run.testbed(&["scenario", "failure-matrix"]);
-    let beyond = report(&run, "beyond");
+    let beyond = newest_report(&run, "beyond");
     all_hold(&beyond, BEYOND_CHECKS);
     assert!(out.status.success(), "scenario beyond failed: {beyond:#}");
     for t in [
@@ -135,7 +118,7 @@ fn federation_beyond_consul_acceptance_and_failure_matrix() {
     }
     repaired(&run);
 
-    let matrix = report(&run, "failure-matrix");
+    let matrix = newest_report(&run, "failure-matrix");
     let checks = matrix["checks"].as_array().expect("checks");
     // 8 faults × 11 operations, each cell a check named <fault>__<op>, all as expected.
     let cells: Vec<&serde_json::Value> = checks
