@@ -39,7 +39,7 @@ struct Cell {
     op: Op,
     expected: Outcome,
     why: &'static str,
-    /// The worst class of its attempts.
+    /// The class most of its attempts had (ties: the worse one).
     measured: Outcome,
     attempts: Vec<Attempt>,
     /// Replication cells whose keys came after the repair: how long after.
@@ -49,11 +49,7 @@ struct Cell {
 impl Cell {
     fn new(fault: Fault, op: Op, attempts: Vec<Attempt>) -> Cell {
         let (expected, why) = table::expected(op, fault);
-        let measured = attempts
-            .iter()
-            .map(|a| a.class)
-            .max()
-            .unwrap_or(Outcome::Hangs);
+        let measured = most_common(attempts.iter().map(|a| a.class));
         Cell {
             fault,
             op,
@@ -65,6 +61,26 @@ impl Cell {
         }
     }
 
+    /// As expected: the measured outcome is the expected one and no attempt hung or was
+    /// wrong (never acceptable, not even once).
+    fn as_expected(&self) -> bool {
+        self.measured == self.expected
+            && !self
+                .attempts
+                .iter()
+                .any(|a| matches!(a.class, Outcome::Hangs | Outcome::Wrong))
+    }
+
+    /// How many attempts had the measured outcome, of how many.
+    fn agreeing(&self) -> (usize, usize) {
+        let n = self
+            .attempts
+            .iter()
+            .filter(|a| a.class == self.measured)
+            .count();
+        (n, self.attempts.len())
+    }
+
     /// Median and largest attempt time, in ms.
     fn p50_max(&self) -> (f64, f64) {
         let mut ms: Vec<f64> = self.attempts.iter().map(|a| a.ms).collect();
@@ -72,6 +88,19 @@ impl Cell {
         let p50 = ms.get(ms.len() / 2).copied().unwrap_or(f64::NAN);
         (p50, ms.last().copied().unwrap_or(f64::NAN))
     }
+}
+
+/// The class most of `classes` have; on a tie the worse one; `Hangs` for none.
+fn most_common(classes: impl Iterator<Item = Outcome>) -> Outcome {
+    let mut counts: std::collections::BTreeMap<Outcome, usize> = std::collections::BTreeMap::new();
+    for c in classes {
+        *counts.entry(c).or_default() += 1;
+    }
+    // Outcomes are ordered best first, so on equal counts the later (worse) one wins.
+    counts
+        .into_iter()
+        .max_by_key(|(c, n)| (*n, *c))
+        .map_or(Outcome::Hangs, |(c, _)| c)
 }
 
 /// Runs the scenario, filling `report`; writes the document to `doc` too when given.
@@ -129,11 +158,13 @@ pub(super) async fn run(
         let notes: Vec<&str> = c.attempts.iter().map(|a| a.note.as_str()).collect();
         report.check(
             &format!("{}__{}", c.fault.key(), c.op.key()),
-            c.measured == c.expected,
+            c.as_expected(),
             format!(
-                "expected {}, measured {} (p50 {p50:.0} ms, max {max:.0} ms): {}",
+                "expected {}, measured {} in {} of {} attempts (p50 {p50:.0} ms, max {max:.0} ms): {}",
                 c.expected.word(),
                 c.measured.word(),
+                c.agreeing().0,
+                c.agreeing().1,
                 notes.join(" | ")
             ),
         );
@@ -141,7 +172,7 @@ pub(super) async fn run(
     report.counts.insert("cells".into(), cells.len() as u64);
     report.counts.insert(
         "cells_as_expected".into(),
-        cells.iter().filter(|c| c.measured == c.expected).count() as u64,
+        cells.iter().filter(|c| c.as_expected()).count() as u64,
     );
     let text = render::markdown(state, report, &cells, progress.secs());
     let written = write(run_dir, report, doc, &text);
@@ -249,4 +280,21 @@ fn write(
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::most_common;
+    use super::table::Outcome::{FailsFast, Hangs, Stale, Works};
+
+    #[test]
+    fn a_cell_is_what_most_attempts_did_ties_to_the_worse() {
+        assert_eq!(most_common([Works, Works, FailsFast].into_iter()), Works);
+        assert_eq!(
+            most_common([FailsFast, Works, FailsFast].into_iter()),
+            FailsFast
+        );
+        assert_eq!(most_common([Works, Stale].into_iter()), Stale);
+        assert_eq!(most_common([].into_iter()), Hangs);
+    }
 }

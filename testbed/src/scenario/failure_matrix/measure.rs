@@ -21,7 +21,7 @@ use crate::scenario::{dig, stream};
 use crate::state::State;
 
 /// Attempts per cell.
-pub(super) const ATTEMPTS: usize = 3;
+pub(super) const ATTEMPTS: usize = 5;
 /// How often dc2 is polled for a replicated key.
 const REPLICA_POLL: Duration = Duration::from_millis(50);
 

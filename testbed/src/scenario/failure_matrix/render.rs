@@ -17,7 +17,7 @@ use crate::state::State;
 /// The whole document.
 pub(super) fn markdown(state: &State, report: &Report, cells: &[Cell], secs: f64) -> String {
     let mut out = String::new();
-    let as_expected = cells.iter().filter(|c| c.measured == c.expected).count();
+    let as_expected = cells.iter().filter(|c| c.as_expected()).count();
     let when = humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(report.started_unix),
     );
@@ -61,8 +61,10 @@ fn outcomes(out: &mut String) {
     let _ = writeln!(
         out,
         "\n## Outcomes\n\n\
-         A cell is the worst of its attempts (each operation is asked a few times in a row, all \
-         operations at once, right after the fault is in force).\n\n\
+         Each operation is asked {} times in a row, all operations at once, right after the \
+         fault is in force. A cell is the outcome most attempts had (on a tie the worse one; \
+         `4/5` when not all agreed), so one TCP retransmit on the lossy link does not decide \
+         it; an attempt that hangs or is wrong fails its cell however many others worked.\n\n\
          - **works**: the right answer, current.\n\
          - **stale**: the right answer marked not current: `X-Consul-KnownLeader: false`, or \
          from the gateways' copy of a remote catalog (`X-Meridian-Copy`; for DNS, which carries \
@@ -80,7 +82,12 @@ fn outcomes(out: &mut String) {
          (agent/src/dns/source.rs); local requests wait for a leader at most `rpc_hold_timeout` \
          ≤ {:?} (two maximal election timeouts, clamped to 1–7 s, agent/src/agent/mod.rs). \
          Replication works when the key is in dc2 within {:?}.",
-        SLACK, CROSS_DC_TIMEOUT, CROSS_DC_DNS_TIMEOUT, RPC_HOLD_MAX, REPLICATION_WITHIN
+        super::measure::ATTEMPTS,
+        SLACK,
+        CROSS_DC_TIMEOUT,
+        CROSS_DC_DNS_TIMEOUT,
+        RPC_HOLD_MAX,
+        REPLICATION_WITHIN
     );
 }
 
@@ -145,7 +152,11 @@ fn short(c: &Cell) -> String {
     if max - p50 >= 500.0 {
         t = format!("{t} (max {})", ms(max));
     }
-    if c.measured == c.expected {
+    let (n, of) = c.agreeing();
+    if n < of {
+        t = format!("{t}, {n}/{of}");
+    }
+    if c.as_expected() {
         format!("{} {t}", c.measured.word())
     } else {
         format!(
@@ -197,7 +208,7 @@ fn details(out: &mut String, cells: &[Cell]) {
         let _ = writeln!(out, "\n### {}\n\n{}\n", f.title(), f.what());
         let _ = writeln!(
             out,
-            "| operation | expected | measured | p50 / max | why | first attempt |"
+            "| operation | expected | measured | p50 / max | why | first attempt (and one that differs) |"
         );
         let _ = writeln!(out, "|---|---|---|---|---|---|");
         for c in row {
@@ -207,13 +218,17 @@ fn details(out: &mut String, cells: &[Cell]) {
                 .first()
                 .map(|a| a.note.clone())
                 .unwrap_or_default();
+            if let Some(odd) = c.attempts.iter().find(|a| a.class != c.measured) {
+                let _ = write!(first, "; {}: {}", odd.class.word(), odd.note);
+            }
             if let Some(s) = c.caught_up_s {
                 let _ = write!(first, "; copied {s:.1} s after the repair");
             }
-            let mark = if c.measured == c.expected { "" } else { " ✗" };
+            let mark = if c.as_expected() { "" } else { " ✗" };
+            let (n, of) = c.agreeing();
             let _ = writeln!(
                 out,
-                "| {} | {} | {}{mark} | {} / {} | {} | {} |",
+                "| {} | {} | {} ({n}/{of}){mark} | {} / {} | {} | {} |",
                 c.op.key().replace('_', " "),
                 c.expected.word(),
                 c.measured.word(),
@@ -241,8 +256,8 @@ fn details(out: &mut String, cells: &[Cell]) {
 /// Text safe inside a Markdown table cell (no pipes, no newlines, short).
 fn cellsafe(s: &str) -> String {
     let one: String = s.replace('|', "/").replace('\n', " ");
-    let mut t: String = one.chars().take(220).collect();
-    if one.chars().count() > 220 {
+    let mut t: String = one.chars().take(320).collect();
+    if one.chars().count() > 320 {
         t.push('…');
     }
     format!("`{}`", t.replace('`', "'"))
