@@ -19,6 +19,7 @@ pub mod b64;
 pub mod command;
 pub mod config_entry;
 mod coordinates;
+mod copy;
 mod kv;
 pub mod prepared_query;
 mod query;
@@ -38,6 +39,7 @@ pub use command::{
     Response, TxnError, TxnOp, TxnResult,
 };
 pub use config_entry::ConfigEntry;
+pub use copy::{COPY_FORMAT, COPY_VERSION, CopyError};
 pub use prepared_query::{ExecuteRequest, PreparedQuery, QueryError, QueryResult, execute_query};
 pub use query::{HealthEntry, ServiceRow};
 pub use requests::{MAX_REQUESTS, REQUEST_RETENTION_MS, RequestId, RequestRecord};

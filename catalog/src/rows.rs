@@ -59,6 +59,23 @@ impl Table {
     }
 }
 
+/// Every table, in snapshot order.
+const ALL_TABLES: [Table; 13] = [
+    Table::Meta,
+    Table::Nodes,
+    Table::Services,
+    Table::Checks,
+    Table::Kv,
+    Table::Tombstones,
+    Table::Sessions,
+    Table::LockDelays,
+    Table::ServiceIndex,
+    Table::Coordinates,
+    Table::PreparedQueries,
+    Table::ConfigEntries,
+    Table::Requests,
+];
+
 /// One persisted row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Row {
@@ -148,52 +165,84 @@ impl State {
 
     /// Every row of the state, for snapshots.
     pub fn rows(&self) -> Vec<Row> {
+        self.rows_of(&ALL_TABLES)
+    }
+
+    /// The rows of `tables` only (a catalog copy carries a few).
+    pub(crate) fn rows_of(&self, tables: &[Table]) -> Vec<Row> {
         let mut out = Vec::new();
+        let want = |t: Table| tables.contains(&t);
         let mut push = |table, key: String, value| out.push(Row { table, key, value });
-        push(
-            Table::Meta,
-            String::new(),
-            enc(&Meta {
-                applied: self.applied,
-                tables: self.tables.clone(),
-                autopilot: self.autopilot.clone(),
-            }),
-        );
-        for (k, v) in &self.nodes {
-            push(Table::Nodes, k.clone(), enc(v));
+        if want(Table::Meta) {
+            push(
+                Table::Meta,
+                String::new(),
+                enc(&Meta {
+                    applied: self.applied,
+                    tables: self.tables.clone(),
+                    autopilot: self.autopilot.clone(),
+                }),
+            );
         }
-        for ((n, id), v) in &self.services {
-            push(Table::Services, pair_key(n, id), enc(v));
+        if want(Table::Nodes) {
+            for (k, v) in &self.nodes {
+                push(Table::Nodes, k.clone(), enc(v));
+            }
         }
-        for ((n, id), v) in &self.checks {
-            push(Table::Checks, pair_key(n, id), enc(v));
+        if want(Table::Services) {
+            for ((n, id), v) in &self.services {
+                push(Table::Services, pair_key(n, id), enc(v));
+            }
         }
-        for (k, v) in &self.kv {
-            push(Table::Kv, k.clone(), enc(v));
+        if want(Table::Checks) {
+            for ((n, id), v) in &self.checks {
+                push(Table::Checks, pair_key(n, id), enc(v));
+            }
         }
-        for (k, v) in &self.tombstones {
-            push(Table::Tombstones, k.clone(), enc(v));
+        if want(Table::Kv) {
+            for (k, v) in &self.kv {
+                push(Table::Kv, k.clone(), enc(v));
+            }
         }
-        for (k, v) in &self.sessions {
-            push(Table::Sessions, k.clone(), enc(v));
+        if want(Table::Tombstones) {
+            for (k, v) in &self.tombstones {
+                push(Table::Tombstones, k.clone(), enc(v));
+            }
         }
-        for (k, v) in &self.lock_delays {
-            push(Table::LockDelays, k.clone(), enc(v));
+        if want(Table::Sessions) {
+            for (k, v) in &self.sessions {
+                push(Table::Sessions, k.clone(), enc(v));
+            }
         }
-        for (k, v) in &self.service_index {
-            push(Table::ServiceIndex, k.clone(), enc(v));
+        if want(Table::LockDelays) {
+            for (k, v) in &self.lock_delays {
+                push(Table::LockDelays, k.clone(), enc(v));
+            }
         }
-        for ((n, seg), v) in &self.coordinates {
-            push(Table::Coordinates, pair_key(n, seg), enc(v));
+        if want(Table::ServiceIndex) {
+            for (k, v) in &self.service_index {
+                push(Table::ServiceIndex, k.clone(), enc(v));
+            }
         }
-        for (k, v) in &self.prepared_queries {
-            push(Table::PreparedQueries, k.clone(), enc(v));
+        if want(Table::Coordinates) {
+            for ((n, seg), v) in &self.coordinates {
+                push(Table::Coordinates, pair_key(n, seg), enc(v));
+            }
         }
-        for ((kind, name), v) in &self.config_entries {
-            push(Table::ConfigEntries, pair_key(kind, name), enc(v));
+        if want(Table::PreparedQueries) {
+            for (k, v) in &self.prepared_queries {
+                push(Table::PreparedQueries, k.clone(), enc(v));
+            }
         }
-        for (id, v) in &self.requests {
-            push(Table::Requests, id.to_string(), enc(v));
+        if want(Table::ConfigEntries) {
+            for ((kind, name), v) in &self.config_entries {
+                push(Table::ConfigEntries, pair_key(kind, name), enc(v));
+            }
+        }
+        if want(Table::Requests) {
+            for (id, v) in &self.requests {
+                push(Table::Requests, id.to_string(), enc(v));
+            }
         }
         out
     }

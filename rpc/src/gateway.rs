@@ -6,6 +6,8 @@
 //!             ◀────── Http(resp) / Failed{UnknownDatacenter | Unreachable | OutcomeUnknown}
 //!  dc1 server ──Federation──▶ dc1 gateway: datacenters by WAN RTT, WAN members, coordinates
 //!  dc1 server ──WanKeys(op)──▶ dc1 gateway ──key query over the WAN pool──▶ every gateway
+//!  dc1 server ──CatalogCopy{dc2, have_index}──▶ dc1 gateway: its copy of dc2's catalog
+//!             ◀────── CatalogCopy{index, age_ms, body unless the caller has that index}
 //! ```
 //!
 //! Every op carries the time left to answer it (`deadline_ms`), so each hop spends only
@@ -20,6 +22,12 @@ use serde::{Deserialize, Serialize};
 use crate::frame::{pack, unpack};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::{Channels, TransportError};
+
+/// The internal HTTP read a gateway makes of another datacenter's servers to keep its copy
+/// of that catalog: a blocking read (`?index=&wait=`) answering the copy body at the
+/// catalog's `X-Consul-Index`, or `304 Not Modified` with no body when `wait` passed with
+/// no change.
+pub const CATALOG_COPY_PATH: &str = "/v1/internal/federation/catalog";
 
 /// A request to a gateway.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,15 +58,24 @@ pub enum GatewayOp {
         /// Its name.
         dc: String,
     },
+    /// The gateway's copy of datacenter `dc`'s catalog (kept for outages of `dc`).
+    CatalogCopy {
+        /// The remote datacenter.
+        dc: String,
+        /// The index of the copy the caller already holds (0: none): the body is left out
+        /// when the gateway's copy has the same index.
+        have_index: u64,
+    },
 }
 
 impl GatewayOp {
     fn body(&self) -> &[u8] {
         match self {
             GatewayOp::Relay { http, .. } | GatewayOp::Deliver { http, .. } => &http.body,
-            GatewayOp::Federation | GatewayOp::WanKeys(_) | GatewayOp::RemoveDatacenter { .. } => {
-                &[]
-            }
+            GatewayOp::Federation
+            | GatewayOp::WanKeys(_)
+            | GatewayOp::RemoveDatacenter { .. }
+            | GatewayOp::CatalogCopy { .. } => &[],
         }
     }
 }
@@ -88,6 +105,8 @@ pub enum GatewayReply {
     WanKeys(KeyringSummary),
     /// The WAN members removed with their datacenter.
     Removed(Vec<String>),
+    /// A copy of a remote datacenter's catalog (its body travels raw).
+    CatalogCopy(CatalogCopyReply),
     /// Not delivered.
     Failed {
         /// Why.
@@ -95,6 +114,35 @@ pub enum GatewayReply {
         /// For people.
         message: String,
     },
+}
+
+/// A gateway's copy of a remote datacenter's catalog.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CatalogCopyReply {
+    /// The copy's index (the remote catalog's `X-Consul-Index` when it was taken).
+    pub index: u64,
+    /// Milliseconds since the gateway last heard from that datacenter's catalog.
+    pub age_ms: u64,
+    /// The copy (`meridian_catalog` copy format), unless the caller already holds `index`.
+    pub body: Option<Vec<u8>>,
+}
+
+/// The state of a gateway's copy of one remote datacenter's catalog.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CopyView {
+    /// The remote datacenter.
+    pub dc: String,
+    /// The copy's index (0: none yet).
+    pub index: u64,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Milliseconds since the gateway last heard from that datacenter's catalog (`None`:
+    /// never).
+    pub age_ms: Option<u64>,
+    /// Refreshes that brought a new body.
+    pub refreshes: u64,
+    /// The last failure to refresh, if the last attempt failed.
+    pub last_error: Option<String>,
 }
 
 /// What a gateway knows of the federation, from the WAN pool.
@@ -106,6 +154,9 @@ pub struct FederationView {
     pub datacenters: Vec<DatacenterView>,
     /// The WAN pool's members.
     pub members: Vec<WanMember>,
+    /// The answering gateway's copies of other datacenters' catalogs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<CopyView>,
 }
 
 /// One datacenter of the federation.
@@ -172,7 +223,10 @@ pub fn decode_op(payload: &[u8]) -> Result<GatewayOp, String> {
     let (mut op, body): (GatewayOp, Vec<u8>) = unpack("gateway request", payload)?;
     match &mut op {
         GatewayOp::Relay { http, .. } | GatewayOp::Deliver { http, .. } => http.body = body,
-        GatewayOp::Federation | GatewayOp::WanKeys(_) | GatewayOp::RemoveDatacenter { .. } => {}
+        GatewayOp::Federation
+        | GatewayOp::WanKeys(_)
+        | GatewayOp::RemoveDatacenter { .. }
+        | GatewayOp::CatalogCopy { .. } => {}
     }
     Ok(op)
 }
@@ -188,6 +242,14 @@ pub fn encode_reply(reply: &GatewayReply) -> Result<Vec<u8>, String> {
             }),
             &r.body,
         ),
+        GatewayReply::CatalogCopy(c) => pack(
+            "gateway reply",
+            &GatewayReply::CatalogCopy(CatalogCopyReply {
+                body: c.body.as_ref().map(|_| Vec::new()),
+                ..c.clone()
+            }),
+            c.body.as_deref().unwrap_or_default(),
+        ),
         other => pack("gateway reply", other, &[]),
     }
 }
@@ -195,8 +257,14 @@ pub fn encode_reply(reply: &GatewayReply) -> Result<Vec<u8>, String> {
 /// Decodes a reply (body put back).
 pub fn decode_reply(payload: &[u8]) -> Result<GatewayReply, String> {
     let (mut reply, body): (GatewayReply, Vec<u8>) = unpack("gateway reply", payload)?;
-    if let GatewayReply::Http(r) = &mut reply {
-        r.body = body;
+    match &mut reply {
+        GatewayReply::Http(r) => r.body = body,
+        GatewayReply::CatalogCopy(c) => {
+            if let Some(b) = &mut c.body {
+                *b = body;
+            }
+        }
+        _ => {}
     }
     Ok(reply)
 }
@@ -280,5 +348,18 @@ mod tests {
         };
         assert_eq!((r.status, r.body.as_slice()), (200, &b"[]"[..]));
         assert!(decode_op(b"\x00\x00\x00\x01x").is_err());
+        for body in [Some(b"{\"x\":1}\n[1]".to_vec()), Some(Vec::new()), None] {
+            let reply = GatewayReply::CatalogCopy(CatalogCopyReply {
+                index: 9,
+                age_ms: 12,
+                body: body.clone(),
+            });
+            let GatewayReply::CatalogCopy(c) =
+                decode_reply(&encode_reply(&reply).expect("encode")).expect("decode")
+            else {
+                panic!("not a copy");
+            };
+            assert_eq!((c.index, c.age_ms, c.body), (9, 12, body));
+        }
     }
 }

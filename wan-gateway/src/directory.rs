@@ -135,6 +135,7 @@ pub fn federation_view(
         local_dc: local_dc.to_string(),
         datacenters,
         members: wan,
+        copies: Vec::new(),
     }
 }
 

@@ -7,8 +7,11 @@
 //! ```
 //!
 //! Only gateways touch the WAN. `options` is the command line, `directory` picks peers
-//! from the pools, `relay` answers the RPC ops, `run` wires sockets and pools.
+//! from the pools, `relay` answers the RPC ops, `copies` keeps a copy of every remote
+//! datacenter's catalog (stored in `copy_store`), `run` wires sockets and pools.
 
+pub mod copies;
+pub mod copy_store;
 pub mod directory;
 pub mod error;
 pub mod options;

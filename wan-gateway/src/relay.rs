@@ -1,7 +1,8 @@
 //! The gateway's answers on both of its RPC ports ([`meridian_rpc::Handler`]): `Relay` from
 //! its own datacenter's servers goes to a gateway of the target datacenter, `Deliver` from
 //! another datacenter's gateway goes to one of its own servers, `Federation` reports the
-//! WAN pool and `WanKeys` runs a keyring operation over it. Every hop spends only the time
+//! WAN pool, `WanKeys` runs a keyring operation over it and `CatalogCopy` answers from
+//! the copies of remote catalogs (`copies.rs`). Every hop spends only the time
 //! the caller has left, and tries the next
 //! peer when one cannot be reached (or, for reads and writes with a request id, when one
 //! lost its answer).
@@ -20,6 +21,7 @@ use meridian_rpc::http::{server_request_payload, server_response};
 use meridian_rpc::{Channels, HttpRequest, TransportError, call_named};
 use tokio::time::Instant;
 
+use crate::copy_store::CopyStore;
 use crate::directory::{self, Route};
 
 /// How much of its time a hop keeps back for its own reply, so a downstream timeout comes
@@ -59,6 +61,7 @@ pub struct Relay {
     wan: GossipHandle,
     channels: Arc<Channels>,
     stats: Arc<RelayStats>,
+    copies: Arc<CopyStore>,
 }
 
 impl Relay {
@@ -70,6 +73,7 @@ impl Relay {
         wan: GossipHandle,
         channels: Arc<Channels>,
         stats: Arc<RelayStats>,
+        copies: Arc<CopyStore>,
     ) -> Self {
         Self {
             side: Side::Lan,
@@ -79,6 +83,7 @@ impl Relay {
             wan,
             channels,
             stats,
+            copies,
         }
     }
 
@@ -90,14 +95,32 @@ impl Relay {
         }
     }
 
-    /// The federation as the WAN pool shows it.
+    /// The federation as the WAN pool shows it, with this gateway's catalog copies.
     pub fn federation(&self) -> FederationView {
-        directory::federation_view(
+        let mut view = directory::federation_view(
             &self.dc,
             self.wan.coordinate().as_ref(),
             &self.wan.members(),
             |n| self.wan.coordinate_of(n),
-        )
+        );
+        view.copies = self.copies.views(Instant::now());
+        view
+    }
+
+    /// Every other datacenter with a member of `role` in the WAN pool, any status.
+    pub(crate) fn remote_datacenters(&self, role: meridian_gossip::Role) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .wan
+            .members()
+            .iter()
+            .filter(|m| m.tags.role() == Some(role))
+            .filter_map(|m| m.tags.datacenter())
+            .filter(|dc| *dc != self.dc)
+            .map(str::to_string)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     async fn answer(&self, op: GatewayOp) -> GatewayReply {
@@ -138,6 +161,9 @@ impl Relay {
                 Err(e) => failed(GatewayFailure::Refused, e.to_string()),
             },
             GatewayOp::RemoveDatacenter { dc } => self.remove_datacenter(&dc).await,
+            GatewayOp::CatalogCopy { dc, have_index } => {
+                return self.copies.answer(&dc, have_index, Instant::now());
+            }
         };
         if matches!(reply, GatewayReply::Failed { .. }) {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
@@ -196,7 +222,12 @@ impl Relay {
     }
 
     /// To a gateway of `dc`, nearest first.
-    async fn relay(&self, dc: &str, http: HttpRequest, deadline: Instant) -> GatewayReply {
+    pub(crate) async fn relay(
+        &self,
+        dc: &str,
+        http: HttpRequest,
+        deadline: Instant,
+    ) -> GatewayReply {
         let members = self.wan.members();
         let gateways = match directory::route(&members, dc, |n| {
             let me = self.wan.coordinate()?;

@@ -5,6 +5,7 @@
 //!   servers ──gRPC──▶ rpc_lan  ─┐                      ┌─▶ LAN pool (role=gateway)
 //!                               ├─ Relay (one Channels) ┤
 //!   gateways ─gRPC──▶ rpc_wan  ─┘                      └─▶ WAN pool  (<node>.<dc>)
+//!                       copies: one stream per remote datacenter's catalog ─▶ Relay
 //! ```
 
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use tonic::service::interceptor::InterceptedService;
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::copy_store::CopyStore;
 use crate::error::GatewayError;
 use crate::options::Options;
 use crate::relay::{Relay, RelayStats, Side};
@@ -154,6 +156,7 @@ pub async fn start(opts: &Options, token: CancellationToken) -> Result<Gateway, 
         Some(t) => Channels::with_tls(t.clone(), server_name(&dc, &opts.domain)),
         None => Channels::default(),
     };
+    let copies = Arc::new(CopyStore::default());
     let relay = Relay::new(
         dc.clone(),
         opts.domain.clone(),
@@ -161,6 +164,11 @@ pub async fn start(opts: &Options, token: CancellationToken) -> Result<Gateway, 
         wan.clone(),
         Arc::new(channels),
         stats.clone(),
+        copies.clone(),
+    );
+    tracker.spawn(
+        crate::copies::run(relay.clone(), copies, token.clone())
+            .instrument(info_span!("catalog_copies")),
     );
     // With verify_server_hostname, the WAN port takes deliveries only from other gateways'
     // certificates (`gateway.<dc>.<domain>`), never from a client's or server's.

@@ -16,7 +16,7 @@ pub enum FederationCommand {
     /// List the datacenters with their gateways and WAN round trip, nearest first.
     List(ListArgs),
     /// Each datacenter's health as this server sees it: gateways, WAN round trip, circuit
-    /// breaker, last contact, request latency p50/p99.
+    /// breaker, last contact, request latency p50/p99, and the gateway's copy of its catalog.
     Status(ListArgs),
     /// Remove a datacenter whose gateways are all stopped from the WAN pool, at once.
     RemoveDc(RemoveDcArgs),
@@ -59,6 +59,32 @@ struct Dc {
     last_contact: Option<String>,
     request_p50_ms: Option<f64>,
     request_p99_ms: Option<f64>,
+    copy: Option<Copy>,
+}
+
+/// A gateway's copy of a remote catalog.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct Copy {
+    index: u64,
+    bytes: u64,
+    age_ms: Option<u64>,
+}
+
+/// `index 1006, 539 KiB, 0.4s old`, or `-` without a copy.
+fn copy(d: &Dc) -> String {
+    match &d.copy {
+        None => "-".into(),
+        Some(c) => format!(
+            "index {}, {} KiB, {}",
+            c.index,
+            c.bytes.div_ceil(1024),
+            c.age_ms.map_or_else(
+                || "never refreshed".into(),
+                |ms| format!("{:.1}s old", ms as f64 / 1000.0)
+            )
+        ),
+    }
 }
 
 async fn get_view(a: &ListArgs) -> Result<View, CliError> {
@@ -106,6 +132,7 @@ pub async fn run(cmd: FederationCommand, out: &mut dyn Write) -> Result<(), CliE
                     "Breaker",
                     "Last contact",
                     "p50/p99",
+                    "Catalog copy",
                 ]
                 .map(String::from)
                 .to_vec(),
@@ -128,6 +155,7 @@ pub async fn run(cmd: FederationCommand, out: &mut dyn Write) -> Result<(), CliE
                     breaker,
                     contact,
                     latency,
+                    copy(&d),
                 ]);
             }
             writeln!(out, "{}", columnize(&rows))?;

@@ -7,6 +7,7 @@
 //!
 //! ```text
 //!  HTTP ?dc=dc2 / DNS *.dc2.consul ──▶ Federation::relay ──Relay──▶ a dc1 gateway (next on failure)
+//!  stale read, dc2 unreachable ──▶ Federation::catalog_copy ──CatalogCopy──▶ a dc1 gateway
 //! ```
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::breaker::{Admit, Breakers, DcHealth};
+use super::copies::{self, CatalogCopy, CopyCache};
 use crate::catalog::PreparedQuery;
 use crate::gossip::{GossipHandle, KeyOp, KeyringSummary, MemberStatus, Role};
 use crate::rpc::RpcError;
@@ -61,6 +63,8 @@ pub struct Federation {
     view: ArcSwapOption<(Instant, FederationView)>,
     /// Each remote datacenter's breaker and call health.
     breakers: Breakers,
+    /// Remote catalogs decoded from the gateways' copies.
+    copies: CopyCache,
 }
 
 impl Federation {
@@ -79,7 +83,25 @@ impl Federation {
             channels,
             view: ArcSwapOption::empty(),
             breakers: Breakers::default(),
+            copies: CopyCache::default(),
         }
+    }
+
+    /// `dc`'s catalog from the copy this datacenter's gateways keep, within `budget`: what
+    /// a stale read answers from while `dc` is unreachable.
+    pub async fn catalog_copy(&self, dc: &str, budget: Duration) -> Result<CatalogCopy, RpcError> {
+        let gateways = copies::Gateways {
+            addrs: self.gateways(),
+            local_dc: &self.datacenter,
+            domain: &self.domain,
+            channels: &self.channels,
+        };
+        copies::fetch(gateways, &self.copies, dc, budget).await
+    }
+
+    /// The decoded copies and the answers they gave.
+    pub fn copies(&self) -> &CopyCache {
+        &self.copies
     }
 
     /// `dc`'s breaker and call health.
@@ -148,9 +170,11 @@ impl Federation {
         let blocking = req.is_blocking();
         let got = self.relay_once(dc, req, budget).await;
         match &got {
-            Ok(_) => self
-                .breakers
-                .success(dc, (!blocking).then(|| started.elapsed())),
+            Ok(_) => {
+                self.breakers
+                    .success(dc, (!blocking).then(|| started.elapsed()));
+                self.copies.forget(dc);
+            }
             // An unknown datacenter has no health to keep.
             Err(RpcError::NoPathToDatacenter(_)) => self.breakers.forget(dc),
             Err(e) => self.breakers.failure(dc, &e.to_string()),

@@ -16,6 +16,7 @@
 
 pub mod bootstrap;
 pub mod breaker;
+pub mod copies;
 pub mod fanout;
 pub mod federation;
 pub mod forward;

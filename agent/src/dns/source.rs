@@ -5,7 +5,10 @@
 //! same HTTP API request a user would make (`/v1/health/service/:name?stale`), forwarded
 //! over the server RPC. Another datacenter is asked the same HTTP request through the WAN
 //! gateways (a server) or through a server (a client agent), under [`CROSS_DC_DNS_TIMEOUT`]:
-//! an unknown datacenter is NXDOMAIN, an unreachable one SERVFAIL, never a hang.
+//! an unknown datacenter is NXDOMAIN, an unreachable one SERVFAIL, never a hang. On a
+//! server, an unreachable datacenter's services and nodes are answered from the copy of
+//! its catalog the gateways keep, when there is one (a client agent gets the same through
+//! its server, since it asks with `?stale`).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -14,6 +17,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::catalog::{ExecuteRequest, HealthEntry, HealthStatus, State, execute_query};
+use crate::cluster::copies::{COPY_MARGIN, CatalogCopy};
 use crate::cluster::forward::{HttpRequest, HttpResponse};
 use crate::cluster::{Federation, RemoteServers};
 use crate::rpc::{Consistency, Router, RpcError};
@@ -119,8 +123,13 @@ impl Source {
             Backend::Local(state) => Ok(local_instances(&state, service)),
             Backend::Remote(remote) => {
                 let path = format!("/v1/health/service/{}", escape(service));
-                let rows: Vec<RemoteEntry> = remote_get(remote, &path, dc).await?;
-                Ok(rows.into_iter().map(RemoteEntry::into_instance).collect())
+                match remote_get::<Vec<RemoteEntry>>(remote, &path, dc).await {
+                    Ok(rows) => Ok(rows.into_iter().map(RemoteEntry::into_instance).collect()),
+                    Err(e) => Ok(local_instances(
+                        &remote.copy_instead(e).await?.state,
+                        service,
+                    )),
+                }
             }
         }
     }
@@ -201,8 +210,17 @@ impl Source {
             })),
             Backend::Remote(remote) => {
                 let path = format!("/v1/catalog/node/{}", escape(node));
-                let found: Option<RemoteNodeServices> = remote_get(remote, &path, dc).await?;
-                Ok(found.map(|f| f.node.into_record()))
+                match remote_get::<Option<RemoteNodeServices>>(remote, &path, dc).await {
+                    Ok(found) => Ok(found.map(|f| f.node.into_record())),
+                    Err(e) => {
+                        let copy = remote.copy_instead(e).await?;
+                        Ok(copy.state.node(node).map(|n| NodeRecord {
+                            node: n.node.clone(),
+                            address: n.address.clone(),
+                            meta: n.meta.clone(),
+                        }))
+                    }
+                }
             }
         }
     }
@@ -288,11 +306,38 @@ impl Via<'_> {
     async fn http(self, req: HttpRequest) -> Result<HttpResponse, RpcError> {
         match self {
             Via::Servers(r) => r.http(req).await,
-            Via::Gateways(f, dc) => f.relay(dc, req, CROSS_DC_DNS_TIMEOUT).await,
+            // The margin is kept for the catalog copy, should the datacenter be cut off.
+            Via::Gateways(f, dc) => {
+                f.relay(dc, req, CROSS_DC_DNS_TIMEOUT.saturating_sub(COPY_MARGIN))
+                    .await
+            }
             Via::Client(router, dc) => {
                 router
                     .other_dc_from_client(dc, req, CROSS_DC_DNS_TIMEOUT)
                     .await
+            }
+        }
+    }
+}
+
+impl Via<'_> {
+    /// After `failed`: the catalog copy of an unreachable datacenter, asked of this
+    /// datacenter's gateways (a server only); otherwise `failed` itself.
+    async fn copy_instead(self, failed: RpcError) -> Result<CatalogCopy, RpcError> {
+        let Via::Gateways(f, dc) = self else {
+            return Err(failed);
+        };
+        if !failed.is_unreachable() {
+            return Err(failed);
+        }
+        match f.catalog_copy(dc, COPY_MARGIN).await {
+            Ok(copy) => {
+                f.copies().served(dc);
+                Ok(copy)
+            }
+            Err(e) => {
+                tracing::debug!(datacenter = %dc, cause = %e, "no catalog copy for DNS");
+                Err(failed)
             }
         }
     }

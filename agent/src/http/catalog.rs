@@ -15,7 +15,7 @@ use super::ApiState;
 use super::dto::RegisterBody;
 use super::error::ApiError;
 use super::params::Params;
-use super::read::{blocking, json_body, list, list_indexed, parse_filter, passes};
+use super::read::{blocking, json_body, list, list_indexed, parse_filter, passes, source};
 use crate::catalog::{
     Check, DeregisterOp, HealthEntry, HealthStatus, Node, Service, ServiceAddress, ServiceRow,
     Weights,
@@ -131,8 +131,8 @@ async fn services(State(st): State<ApiState>, p: Params) -> Result<Response, Api
     let opts = p.read_opts()?;
     let meta_want = node_meta(&p)?;
     let f = parse_filter(&p)?;
-    let server = st.router.server(opts.dc.as_deref())?;
-    let (meta, out) = blocking(server, &opts, |s| {
+    let from = source(&st, &p, &opts)?;
+    let (meta, out) = blocking(from, &opts, |s| {
         let mut out: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
         for n in s.nodes().filter(|n| meta_matches(&n.meta, &meta_want)) {
             for svc in s.node_services(&n.node) {
@@ -278,8 +278,8 @@ async fn node(
 ) -> Result<Response, ApiError> {
     let opts = p.read_opts()?;
     let f = parse_filter(&p)?;
-    let server = st.router.server(opts.dc.as_deref())?;
-    let (meta, out) = blocking(server, &opts, |s| {
+    let from = source(&st, &p, &opts)?;
+    let (meta, out) = blocking(from, &opts, |s| {
         let out = s.node(&name).map(|n| {
             let services: BTreeMap<String, Service> = s
                 .node_services(&name)
@@ -301,8 +301,8 @@ async fn node_services(
 ) -> Result<Response, ApiError> {
     let opts = p.read_opts()?;
     let f = parse_filter(&p)?;
-    let server = st.router.server(opts.dc.as_deref())?;
-    let (meta, out) = blocking(server, &opts, |s| {
+    let from = source(&st, &p, &opts)?;
+    let (meta, out) = blocking(from, &opts, |s| {
         let out = s.node(&name).map(|n| {
             let services: Vec<&Service> = s
                 .node_services(&name)

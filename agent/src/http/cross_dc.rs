@@ -5,6 +5,8 @@
 //! and when none answers, sends a read to the gateways itself.
 //! A write gets a request id here, so a retry through another gateway is applied once.
 //! `?dc=any` and `?dc=*` are answered by a server across datacenters (`multi_dc.rs`).
+//! A stale catalog or health read of a datacenter that cannot be reached is answered from
+//! its catalog copy (`copy_read.rs`).
 //!
 //! ```text
 //!   GET /v1/kv/x?dc=dc2 ──▶ route() ──server──▶ Federation::relay ──▶ gateways ──▶ dc2
@@ -84,6 +86,9 @@ pub(super) async fn route(State(st): State<ApiState>, req: Request, next: Next) 
     };
     if !req.is_read() {
         req.request_id = Some(crate::server::write::relay_request_id().to_string());
+    }
+    if super::copy_read::eligible(&parts) {
+        return super::copy_read::relay_or_copy(&st, &dc, req, parts, body, next).await;
     }
     relay(&st, &dc, req).await
 }

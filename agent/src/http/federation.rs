@@ -30,14 +30,16 @@ fn federation(st: &ApiState) -> Result<&std::sync::Arc<crate::cluster::Federatio
 
 /// `GET`: `{"Datacenter", "Datacenters": [{"Name", "RTTMs", "GatewaysAlive", "Gateways",
 /// "Breaker", "RetryInMs", "ConsecutiveFailures", "LastContact", "LastError",
-/// "RequestP50Ms", "RequestP99Ms"}], "Replication": {"SourceDatacenter", "Prefixes": [...]}
-/// | null}`, nearest first (the health fields for other
-/// datacenters only: this server's calls to them); just this datacenter when no gateway
-/// answers.
+/// "RequestP50Ms", "RequestP99Ms", "Copy": {"Index", "Bytes", "AgeMs", "Refreshes",
+/// "LastError"} | null, "CopyAnswers"}], "Replication": {"SourceDatacenter", "Prefixes":
+/// [...]} | null}`, nearest first (the health fields for other datacenters only: this
+/// server's calls to them, the answering gateway's copy of their catalog and the reads
+/// this server answered from copies); just this datacenter when no gateway answers.
 async fn view(State(st): State<ApiState>) -> Result<Response, ApiError> {
     let fed = federation(&st)?;
     let view = fed.view().await.unwrap_or_default();
     let rfc3339 = |t: std::time::SystemTime| humantime::format_rfc3339_millis(t).to_string();
+    let served = fed.copies().served_counts();
     let dcs: Vec<_> = view
         .datacenters
         .iter()
@@ -58,6 +60,14 @@ async fn view(State(st): State<ApiState>) -> Result<Response, ApiError> {
                     "LastError": h.last_error.map(|(t, e)| json!({"At": rfc3339(t), "Error": e})),
                     "RequestP50Ms": h.latency_ms.map(|l| l.0),
                     "RequestP99Ms": h.latency_ms.map(|l| l.1),
+                    "Copy": view.copies.iter().find(|c| c.dc == d.name).map(|c| json!({
+                        "Index": c.index,
+                        "Bytes": c.bytes,
+                        "AgeMs": c.age_ms,
+                        "Refreshes": c.refreshes,
+                        "LastError": c.last_error,
+                    })),
+                    "CopyAnswers": served.get(&d.name).copied().unwrap_or(0),
                 });
                 if let (Some(row), Some(fields)) = (row.as_object_mut(), fields.as_object()) {
                     row.extend(fields.clone());

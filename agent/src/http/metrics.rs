@@ -140,6 +140,19 @@ fn gauges(st: &ApiState) -> Vec<Value> {
             out.push(json!({ "Name": name, "Value": v, "Labels": labels }));
         }
     }
+    // Stale reads of unreachable datacenters answered from their catalog copies.
+    for (dc, n) in st
+        .router
+        .federation()
+        .map(|f| f.copies().served_counts())
+        .unwrap_or_default()
+    {
+        out.push(json!({
+            "Name": "meridian.federation.copy_answers_total",
+            "Value": n as f64,
+            "Labels": { "datacenter": dc },
+        }));
+    }
     if let Some(server) = st.router.local() {
         let c = server.raft().state().counts();
         out.push(gauge("consul.state.nodes", c.nodes as f64));

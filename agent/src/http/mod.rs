@@ -23,6 +23,7 @@ mod catalog;
 mod config_entry;
 mod connect;
 mod coordinate;
+mod copy_read;
 mod cross_dc;
 mod dto;
 mod error;
@@ -187,6 +188,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(autopilot::routes())
         .merge(query::routes())
         .merge(federation::routes())
+        .merge(copy_read::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             cross_dc::route,

@@ -1,8 +1,10 @@
 //! Query-string parsing: Consul's flag-style parameters (`?recurse`, `?stale`), typed values
 //! with errors naming the parameter, and the common read options (`dc`, consistency,
-//! `index`, `wait`).
+//! `index`, `wait`). A read that another datacenter's catalog copy answers
+//! (`copy_read.rs`) finds that copy here too, so handlers need not know.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{FromRequestParts, RawQuery};
@@ -10,6 +12,7 @@ use axum::http::request::Parts;
 use meridian_config::duration::parse_go_duration;
 
 use super::error::ApiError;
+use crate::cluster::copies::CatalogCopy;
 use crate::rpc::Consistency;
 
 /// Consul's `default_query_time`.
@@ -23,6 +26,16 @@ pub(super) const MAX_WAIT: Duration = Duration::from_secs(600);
 pub(super) struct Params {
     last: HashMap<String, String>,
     all: Vec<(String, String)>,
+    copy: Option<Arc<CopyRead>>,
+}
+
+/// A request extension: this read is answered from another datacenter's catalog copy.
+#[derive(Debug)]
+pub(super) struct CopyRead {
+    /// The copy.
+    pub copy: CatalogCopy,
+    /// When the request arrived: a blocking read on a copy waits out `wait` from here.
+    pub started: tokio::time::Instant,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
@@ -32,7 +45,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
         let RawQuery(q) = RawQuery::from_request_parts(parts, state)
             .await
             .unwrap_or(RawQuery(None));
-        Ok(Params::parse(q.as_deref().unwrap_or("")))
+        let mut p = Params::parse(q.as_deref().unwrap_or(""));
+        p.copy = parts.extensions.get::<Arc<CopyRead>>().cloned();
+        Ok(p)
     }
 }
 
@@ -44,7 +59,13 @@ impl Params {
         Params {
             last: all.iter().cloned().collect(),
             all,
+            copy: None,
         }
+    }
+
+    /// The catalog copy this read is answered from, if any.
+    pub(super) fn copy(&self) -> Option<&CopyRead> {
+        self.copy.as_deref()
     }
 
     /// Every value of a repeatable parameter, in order.

@@ -5,6 +5,10 @@
 //! so a watcher on one key only returns when that key's index moves. Queries that can tell
 //! their index cheaply (`*_indexed`) check only that on later rounds. Jitter of up to
 //! `wait/16` spreads out the wake-ups of many watchers, as in Consul.
+//!
+//! A read's [`Source`] is this server's state, or another datacenter's catalog copy when
+//! that datacenter is cut off (`copy_read.rs`): the same handlers answer both, so filters,
+//! tags, `node-meta` and `near` behave alike.
 
 use std::time::Duration;
 
@@ -15,7 +19,7 @@ use serde::Serialize;
 use super::ApiState;
 use super::error::ApiError;
 use super::filter::{self, Filter};
-use super::params::{Params, ReadOpts};
+use super::params::{CopyRead, Params, ReadOpts};
 use crate::catalog::State;
 use crate::gossip::coordinate::Coordinate;
 use crate::rpc::Consistency;
@@ -73,14 +77,42 @@ pub(super) fn json_body<T: Serialize>(body: &T) -> Response {
     }
 }
 
-/// Runs `query` against the state of `server`, blocking per `opts`. `query` returns the index
-/// of what it read and its result.
-pub(super) async fn blocking<T>(
-    server: &ServerHandle,
+/// Where a read's state comes from.
+#[derive(Clone, Copy)]
+pub(super) enum Source<'a> {
+    /// This datacenter's server.
+    Server(&'a ServerHandle),
+    /// Another datacenter's catalog copy (that datacenter is unreachable).
+    Copy(&'a CopyRead),
+}
+
+impl<'a> From<&'a ServerHandle> for Source<'a> {
+    fn from(s: &'a ServerHandle) -> Self {
+        Source::Server(s)
+    }
+}
+
+/// The source of a read: the catalog copy the request carries, else the server for
+/// `opts.dc`.
+pub(super) fn source<'a>(
+    st: &'a ApiState,
+    p: &'a Params,
+    opts: &ReadOpts,
+) -> Result<Source<'a>, ApiError> {
+    match p.copy() {
+        Some(c) => Ok(Source::Copy(c)),
+        None => Ok(Source::Server(st.router.server(opts.dc.as_deref())?)),
+    }
+}
+
+/// Runs `query` against the state of `source`, blocking per `opts`. `query` returns the
+/// index of what it read and its result.
+pub(super) async fn blocking<'a, T>(
+    source: impl Into<Source<'a>>,
     opts: &ReadOpts,
     query: impl Fn(&State) -> (u64, T),
 ) -> Result<(ReadMeta, T), ApiError> {
-    blocking_indexed(server, opts, None::<fn(&State) -> u64>, query).await
+    blocking_indexed(source, opts, None::<fn(&State) -> u64>, query).await
 }
 
 /// [`blocking`] with `index_of`, a cheap function giving the same index as `query`: after
@@ -88,7 +120,42 @@ pub(super) async fn blocking<T>(
 /// client's `?index`. Without it, every parked watcher rebuilds its whole result on every
 /// applied batch, whatever the batch touched (10,000 watchers of one service did 10,000
 /// full health queries per unrelated write).
-pub(super) async fn blocking_indexed<T>(
+pub(super) async fn blocking_indexed<'a, T>(
+    source: impl Into<Source<'a>>,
+    opts: &ReadOpts,
+    index_of: Option<impl Fn(&State) -> u64>,
+    query: impl Fn(&State) -> (u64, T),
+) -> Result<(ReadMeta, T), ApiError> {
+    match source.into() {
+        Source::Server(server) => on_server(server, opts, index_of, query).await,
+        Source::Copy(c) => Ok(on_copy(c, opts, query).await),
+    }
+}
+
+/// A read of another datacenter's copy: stale, with no known leader and the copy's age as
+/// last contact. Nothing newer can arrive while answering, so a blocking read the copy
+/// cannot satisfy waits out the client's `wait` (from when its request came) instead of
+/// answering at once: a watcher does not spin during an outage.
+async fn on_copy<T>(
+    c: &CopyRead,
+    opts: &ReadOpts,
+    query: impl Fn(&State) -> (u64, T),
+) -> (ReadMeta, T) {
+    let (index, out) = query(&c.copy.state);
+    let index = index.max(1);
+    if opts.index != 0 && index <= opts.index {
+        tokio::time::sleep_until(c.started + with_jitter(opts.wait)).await;
+    }
+    let meta = ReadMeta {
+        index,
+        known_leader: false,
+        last_contact_ms: c.copy.age_ms(),
+        consistency: opts.consistency,
+    };
+    (meta, out)
+}
+
+async fn on_server<T>(
     server: &ServerHandle,
     opts: &ReadOpts,
     index_of: Option<impl Fn(&State) -> u64>,
@@ -175,8 +242,8 @@ pub(super) async fn list_indexed<T: Serialize>(
         "_agent" => st.agent.node_name.clone(),
         other => other.to_string(),
     });
-    let server = st.router.server(opts.dc.as_deref())?;
-    let (meta, (rows, source)) = blocking_indexed(server, &opts, index_of, |s| {
+    let from = source(st, p, &opts)?;
+    let (meta, (rows, source)) = blocking_indexed(from, &opts, index_of, |s| {
         let (index, rows) = query(s);
         let source = near
             .as_deref()

@@ -77,6 +77,18 @@ pub enum RpcError {
     OutcomeUnknown,
 }
 
+impl RpcError {
+    /// Whether another datacenter is known but could not be reached (timeout, no gateway
+    /// or server of it answered, or its breaker is open): the failures a catalog copy may
+    /// stand in for. An unknown datacenter is not one.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            RpcError::DatacenterUnreachable(_) | RpcError::DatacenterUnavailable { .. }
+        )
+    }
+}
+
 impl From<RaftError> for RpcError {
     fn from(e: RaftError) -> Self {
         if e.is_no_leader() {
