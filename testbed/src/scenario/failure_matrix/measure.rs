@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::table::{Fault, Op, Outcome, REPLICATION_WITHIN, SLACK};
+use super::table::{Fault, Op, Outcome, SLACK, replication_within};
 use crate::helper::ReadRecord;
 use crate::scenario::sites::{self, Sites, WEB, brief, get, put};
 use crate::scenario::{dig, stream};
@@ -206,7 +206,7 @@ async fn dns(ctx: &Ctx<'_>, op: Op) -> Vec<Attempt> {
 }
 
 /// KV replication's attempts: a key written in dc1, then polled in dc2 (`?stale` through
-/// dc2's client) until there or `REPLICATION_WITHIN` passed. The time is from the write's
+/// dc2's client) until there or `replication_within(fault)` passed. The time is from the write's
 /// acknowledgement to the poll that saw it. A key not there in time is pending: stale
 /// if it arrives after the repair, wrong if never.
 async fn replication(ctx: &Ctx<'_>, fault: Fault) -> Vec<Attempt> {
@@ -231,7 +231,8 @@ async fn replication(ctx: &Ctx<'_>, fault: Fault) -> Vec<Attempt> {
             continue;
         }
         let acked = Instant::now();
-        let seen = seen_in_replica(ctx, &key, acked + REPLICATION_WITHIN).await;
+        let within = replication_within(fault);
+        let seen = seen_in_replica(ctx, &key, acked + within).await;
         let ms = acked.elapsed().as_secs_f64() * 1000.0;
         out.push(match seen {
             true => Attempt {
@@ -243,7 +244,7 @@ async fn replication(ctx: &Ctx<'_>, fault: Fault) -> Vec<Attempt> {
             false => Attempt {
                 class: Outcome::Stale,
                 ms,
-                note: format!("{key} not in {} within {REPLICATION_WITHIN:?}", s.mid.name),
+                note: format!("{key} not in {} within {within:?}", s.mid.name),
                 pending_key: Some(key),
             },
         });

@@ -16,8 +16,20 @@ pub(super) const CROSS_DC_DNS_TIMEOUT: Duration = Duration::from_secs(3);
 pub(super) const RPC_HOLD_MAX: Duration = Duration::from_secs(7);
 /// Added to every bound for the request's own way (helper start, local hops, dig).
 pub(super) const SLACK: Duration = Duration::from_secs(1);
-/// A key written in dc1 must be in dc2 within this for replication to "work".
+/// A key written in dc1 must be in dc2 within this for replication to "work" (issue #16's
+/// acceptance: 2 s at 50 ms WAN delay).
 pub(super) const REPLICATION_WITHIN: Duration = Duration::from_secs(2);
+
+/// How soon a replicated key must be in dc2 under `fault` for replication to work: 2 s,
+/// except on the degraded link, where nothing promises 2 s and one replication round is a
+/// relayed cross-DC request bounded by `CROSS_DC_TIMEOUT` (measured: 0.4–0.6 s, with
+/// stalls of 3–3.5 s between rounds when packets are lost).
+pub(super) fn replication_within(fault: Fault) -> Duration {
+    match fault {
+        Fault::WanDegraded => CROSS_DC_TIMEOUT,
+        _ => REPLICATION_WITHIN,
+    }
+}
 
 /// An operation, always asked from dc1's client (`dc1-c1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -278,6 +290,10 @@ pub(super) fn expected(op: Op, fault: Fault) -> (Outcome, &'static str) {
         (F::RemoteDcLost | F::WanCut, O::Replication) => (
             Stale,
             "dc1 acknowledges; dc2 catches up when it is back (the follower resumes from its index)",
+        ),
+        (F::WanDegraded, O::Replication) => (
+            Works,
+            "copied within one relayed round's bound (7 s; the 2 s of the acceptance is for 50 ms): a lost packet stalls a round, it does not lose a key",
         ),
         (F::WanDegraded, _) => (
             Works,
