@@ -82,6 +82,15 @@ pub fn argv(state: &State, run: &RunDir, host: &HostPlan) -> Option<Vec<String>>
             tls_hcl(&secrets::host_files(run, &host.name)),
         ]);
     }
+    let spec = state.topology.datacenter.get(&host.dc);
+    let extra = spec.and_then(|d| match host.role {
+        Role::Server => d.server_hcl.clone(),
+        Role::Client => d.client_hcl.clone(),
+        Role::Gateway => None,
+    });
+    if let Some(hcl) = extra {
+        args.extend(["-hcl".to_string(), hcl]);
+    }
     args.extend(state.topology.agent.extra_args.iter().cloned());
     Some(args)
 }

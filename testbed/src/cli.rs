@@ -120,6 +120,9 @@ pub enum Command {
     Scenario {
         /// Which scenario.
         name: ScenarioName,
+        /// `failure-matrix`: also write the Markdown matrix here (docs/failure-matrix.md).
+        #[arg(long)]
+        doc: Option<std::path::PathBuf>,
     },
     /// Jepsen-style: clients write, read and CAS KV keys through three servers while a
     /// seeded nemesis kills, pauses, restarts (and on the testbed partitions) them; each
@@ -205,6 +208,9 @@ pub enum Command {
         /// Also stop when stdin closes (how a scenario stops a running load).
         #[arg(long)]
         stop_on_eof: bool,
+        /// PUT this body to each URL instead of GETting it (`{n}`: the request's number).
+        #[arg(long)]
+        put: Option<String>,
     },
     /// Inside the WAN router's namespace: the link emulator (used by `up`).
     #[command(name = "_wan-emulator", hide = true)]
@@ -351,6 +357,13 @@ pub enum ScenarioName {
     /// Datacenters with gateways: `?dc=` and DNS from every DC to every other, an unknown
     /// DC, a gateway killed under load, a WAN link blackholed and restored.
     Federation,
+    /// Issue #16's acceptance on examples/beyond.toml: `?dc=any` nearest and failover,
+    /// `?dc=*` with a DC cut off, stale reads from the gateways' copy, KV replication
+    /// across a leader kill.
+    Beyond,
+    /// Issue #16 item 6 on examples/beyond.toml: every operation under every fault,
+    /// each cell asserted; the Markdown matrix in the results (and `--doc PATH`).
+    FailureMatrix,
 }
 
 impl ScenarioName {
@@ -361,6 +374,8 @@ impl ScenarioName {
             ScenarioName::ClientDns => "client-dns",
             ScenarioName::LanPartition => "lan-partition",
             ScenarioName::Federation => "federation",
+            ScenarioName::Beyond => "beyond",
+            ScenarioName::FailureMatrix => "failure-matrix",
         }
     }
 }

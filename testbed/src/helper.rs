@@ -7,6 +7,7 @@
 //! (GETs or a PUT, once), `_kv-writer` (KV writes one at a time) and `_reads` (paced,
 //! timed GETs in a loop).
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +28,9 @@ pub struct Reply {
     pub body: String,
     /// Why no answer came.
     pub error: Option<String>,
+    /// The answer's `X-Consul-*` and `X-Meridian-*` headers (names lowercase).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
 }
 
 /// One write of `_kv-writer`, as it prints it.
@@ -95,12 +99,21 @@ fn send(request: reqwest::blocking::RequestBuilder, url: &str) -> Reply {
                 .get("X-Consul-Index")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok());
+            let headers = resp
+                .headers()
+                .iter()
+                .filter(|(k, _)| {
+                    k.as_str().starts_with("x-consul-") || k.as_str().starts_with("x-meridian-")
+                })
+                .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+                .collect();
             Reply {
                 url: url.to_string(),
                 status: Some(status),
                 index,
                 body: resp.text().unwrap_or_default(),
                 error: None,
+                headers,
             }
         }
         Err(e) => Reply {
@@ -127,6 +140,9 @@ pub struct ReadRecord {
     pub body: String,
     /// Why no answer came.
     pub error: Option<String>,
+    /// The answer's `X-Consul-*` and `X-Meridian-*` headers (names lowercase).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -155,7 +171,7 @@ fn stop_on_stdin_close() -> Arc<AtomicBool> {
 }
 
 /// How `_reads` paces and bounds itself.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ReadPace {
     /// At most one GET per this much time (0: back to back).
     pub every: Duration,
@@ -168,9 +184,12 @@ pub struct ReadPace {
     /// Also stop when stdin closes (a parent that stops the loop that way); otherwise
     /// stdin is not read (a one-shot batch run with stdin closed from the start).
     pub stop_on_eof: bool,
+    /// PUT this body instead of GETting (timed writes); `{n}` in it becomes the request's
+    /// number (0-based), so every write can carry its own value.
+    pub put: Option<String>,
 }
 
-/// `_reads`: GETs `urls` in turn, one at a time and at most one per `pace.every`, printing
+/// `_reads`: GETs (or, with `pace.put`, PUTs) `urls` in turn, one at a time and at most one per `pace.every`, printing
 /// a `ReadRecord` per GET, until a bound of `pace` is reached (or stdin closes, with
 /// `pace.stop_on_eof`). Every GET
 /// has a timeout, so the loop is bounded; the connection is kept alive between GETs.
@@ -199,7 +218,13 @@ pub fn reads(urls: &[String], pace: ReadPace) -> i32 {
         }
         let url = n as usize % urls.len();
         let sent_unix_ms = unix_ms();
-        let reply = send(http.get(&urls[url]), &urls[url]);
+        let request = match &pace.put {
+            Some(body) => http
+                .put(&urls[url])
+                .body(body.replace("{n}", &n.to_string())),
+            None => http.get(&urls[url]),
+        };
+        let reply = send(request, &urls[url]);
         let rec = ReadRecord {
             url,
             sent_unix_ms,
@@ -207,6 +232,7 @@ pub fn reads(urls: &[String], pace: ReadPace) -> i32 {
             status: reply.status,
             body: reply.body,
             error: reply.error,
+            headers: reply.headers,
         };
         let line = serde_json::to_string(&rec).unwrap_or_default();
         if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {

@@ -82,7 +82,7 @@ pub async fn run(cli: Cli) -> Result<i32, TestbedError> {
         Command::Partition { a, b } => faults::partition(&run, &a, &b).await?,
         Command::Isolate { host } => faults::isolate(&run, &host).await?,
         Command::Heal => faults::heal(&run).await?,
-        Command::Scenario { name } => scenario::run(&run, name).await?,
+        Command::Scenario { name, doc } => scenario::run(&run, name, doc.as_deref()).await?,
         Command::Wan { command } => wan_command(&run, command).await?,
         Command::Jepsen(opts) => return jepsen::command(&run, opts).await,
         // `main` runs helpers before it builds a runtime; from here they run blocking.
@@ -180,6 +180,7 @@ pub fn run_helper(cli: &Cli) -> Option<i32> {
             max_count,
             max_time,
             stop_on_eof,
+            put,
         } => Some(helper::reads(
             urls,
             helper::ReadPace {
@@ -188,6 +189,7 @@ pub fn run_helper(cli: &Cli) -> Option<i32> {
                 max_count: *max_count,
                 max_time: *max_time,
                 stop_on_eof: *stop_on_eof,
+                put: put.clone(),
             },
         )),
         Command::WanEmulator {

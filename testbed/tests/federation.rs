@@ -8,10 +8,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
-use common::{Run, down_leaves_nothing, gateway, meridian, prefix_of, skip_reason};
+use common::{Run, down_leaves_nothing, gateway, meridian, newest_report, prefix_of, skip_reason};
 
 /// The scenario's checks that must all be there and hold.
 const CHECKS: &[&str] = &[
@@ -54,23 +54,6 @@ const CHECKS: &[&str] = &[
     "remove_dc_no_failed_query",
 ];
 
-/// The newest `federation-*.json` report of the run.
-fn report(run: &Run) -> serde_json::Value {
-    let mut reports: Vec<PathBuf> = std::fs::read_dir(run.path().join("results"))
-        .expect("results dir")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.extension().is_some_and(|e| e == "json")
-                && p.file_name()
-                    .is_some_and(|f| f.to_string_lossy().starts_with("federation-"))
-        })
-        .collect();
-    reports.sort();
-    let last = reports.last().expect("a federation report");
-    serde_json::from_str(&std::fs::read_to_string(last).expect("report")).expect("report json")
-}
-
 /// Every gateway process runs and a server of its DC lists it alive (`status --json`).
 fn gateways_alive(run: &Run) {
     let out = run.testbed(&["status", "--json"]);
@@ -112,7 +95,7 @@ fn three_federated_dcs_survive_gateway_loss_a_blackhole_key_and_ca_rotation_and_
     gateways_alive(&run);
 
     let out = run.testbed(&["scenario", "federation"]);
-    let report = report(&run);
+    let report = newest_report(&run, "federation");
     assert!(out.status.success(), "scenario failed: {report:#}");
     assert_eq!(report["ok"], true, "{report:#}");
     let checks = report["checks"].as_array().expect("checks");

@@ -39,19 +39,17 @@
 //! the rotations and the removal).
 
 mod certs;
-mod dig;
 mod faults;
 mod handshake;
 mod load;
 mod matrix;
 mod remove_dc;
 mod sorted;
-mod stream;
 mod wan_keys;
 
 use std::collections::BTreeMap;
 
-use super::{Report, ScenarioError, plot};
+use super::{Report, ScenarioError, dig, plot, stream};
 use crate::error::TestbedError;
 use crate::gateways;
 use crate::helper::{ReadRecord, unix_ms};

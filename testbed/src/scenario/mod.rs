@@ -5,11 +5,17 @@
 //! A scenario never leaves its faults in force: what it breaks it repairs before it returns
 //! (or says in the report that it could not).
 
+mod beyond;
 mod client_dns;
+mod dig;
+mod failure_matrix;
 mod federation;
+mod inject;
 mod lan_partition;
 mod leader_failover;
 pub mod plot;
+mod sites;
+mod stream;
 pub mod timeline;
 
 use std::collections::BTreeMap;
@@ -149,8 +155,12 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// `testbed scenario NAME`.
-pub async fn run(run_dir: &RunDir, name: ScenarioName) -> Result<(), TestbedError> {
+/// `testbed scenario NAME [--doc PATH]` (`--doc`: where `failure-matrix` writes its Markdown).
+pub async fn run(
+    run_dir: &RunDir,
+    name: ScenarioName,
+    doc: Option<&std::path::Path>,
+) -> Result<(), TestbedError> {
     preflight::require_privileges()?;
     let mut state = run_dir.require()?;
     let label = name.label();
@@ -176,6 +186,10 @@ pub async fn run(run_dir: &RunDir, name: ScenarioName) -> Result<(), TestbedErro
         }
         ScenarioName::Federation => {
             federation::run(run_dir, &mut state, &mut report, progress).await
+        }
+        ScenarioName::Beyond => beyond::run(run_dir, &mut state, &mut report, progress).await,
+        ScenarioName::FailureMatrix => {
+            failure_matrix::run(run_dir, &mut state, &mut report, progress, doc).await
         }
     };
     if let Err(e) = outcome {

@@ -11,6 +11,8 @@
 //! servers = 3
 //! clients = 1
 //! gateways = 1
+//! server_hcl = 'replication { source_datacenter = "dc2" prefixes = ["config/"] }'
+//! client_hcl = 'dns_config { service_failover = "nearest" }'
 //!
 //! [wan_link.dc1.dc2]
 //! delay = "40ms"
@@ -170,6 +172,14 @@ pub struct DatacenterSpec {
     /// WAN gateways: hosts on the DC's LAN and on the WAN segment.
     #[serde(default)]
     pub gateways: u32,
+    /// More agent configuration (HCL) for this datacenter's servers, passed as `-hcl`
+    /// (e.g. a `replication { .. }` block).
+    #[serde(default)]
+    pub server_hcl: Option<String>,
+    /// More agent configuration (HCL) for this datacenter's clients, passed as `-hcl`
+    /// (e.g. `dns_config { service_failover = "nearest" }`).
+    #[serde(default)]
+    pub client_hcl: Option<String>,
 }
 
 fn default_servers() -> u32 {

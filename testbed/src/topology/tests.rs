@@ -138,3 +138,24 @@ fn tls_and_gossip_mistakes_name_the_key() {
         "{e}"
     );
 }
+
+#[test]
+fn extra_agent_hcl_per_datacenter_reads_from_both_formats() {
+    let t = toml(
+        "[datacenter.dc1]\nserver_hcl = '''\nreplication {\n  source_datacenter = \"dc2\"\n}\n'''\n\
+         client_hcl = 'dns_config { service_failover = \"nearest\" }'\n",
+    )
+    .expect("toml");
+    let dc1 = &t.datacenter["dc1"];
+    assert_eq!(
+        dc1.server_hcl.as_deref(),
+        Some("replication {\n  source_datacenter = \"dc2\"\n}\n")
+    );
+    assert_eq!(
+        dc1.client_hcl.as_deref(),
+        Some("dns_config { service_failover = \"nearest\" }")
+    );
+    let h = hcl("datacenter \"dc1\" {\n  client_hcl = \"x {}\"\n}\n").expect("hcl");
+    assert_eq!(h.datacenter["dc1"].client_hcl.as_deref(), Some("x {}"));
+    assert_eq!(h.datacenter["dc1"].server_hcl, None);
+}

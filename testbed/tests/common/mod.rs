@@ -126,6 +126,23 @@ impl Drop for Run {
     }
 }
 
+/// The newest `results/<scenario>-*.json` report of the run.
+pub(crate) fn newest_report(run: &Run, scenario: &str) -> serde_json::Value {
+    let mut reports: Vec<PathBuf> = std::fs::read_dir(run.path().join("results"))
+        .expect("results dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "json")
+                && p.file_name()
+                    .is_some_and(|f| f.to_string_lossy().starts_with(&format!("{scenario}-")))
+        })
+        .collect();
+    reports.sort();
+    let last = reports.last().expect("a report");
+    serde_json::from_str(&std::fs::read_to_string(last).expect("report")).expect("report json")
+}
+
 /// Live (non-zombie) processes whose command line mentions `needle`.
 pub(crate) fn processes_mentioning(needle: &str) -> Vec<String> {
     let mut found = Vec::new();

@@ -27,9 +27,10 @@ use crate::helper::{ReadRecord, unix_ms};
 use crate::out::Progress;
 use crate::plan::HostPlan;
 use crate::scenario::Report;
+use crate::scenario::inject::link;
 use crate::state::{RunDir, State};
 use crate::wait;
-use crate::wan::control::{LinkChange, change};
+use crate::wan::control::LinkChange;
 
 /// Pace of the read loads: 20 reads a second.
 const EVERY: Duration = Duration::from_millis(50);
@@ -367,20 +368,6 @@ impl Window {
     fn inside(&self, r: &ReadRecord) -> bool {
         r.sent_unix_ms as f64 >= self.cut_ms && ended_ms(r) <= self.restored_ms
     }
-}
-
-/// Runs a `testbed wan` change and keeps `state`'s links as the state file now has them
-/// (the change rewrites the file; a later save of `state` must not undo it).
-async fn link(
-    run_dir: &RunDir,
-    state: &mut State,
-    a: &str,
-    b: &str,
-    what: LinkChange,
-) -> Result<(), TestbedError> {
-    change(run_dir, a, b, what).await?;
-    state.wan_links = run_dir.require()?.wan_links;
-    Ok(())
 }
 
 /// The checks on what the loads saw during the blackhole.

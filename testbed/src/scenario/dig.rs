@@ -1,6 +1,7 @@
 //! DNS questions to an agent with `dig` (a client nobody here wrote, as DESIGN.md's
 //! compatibility tier asks), run inside a host's namespace against the host's own agent
-//! (`dig @<lan ip> -p 8600 NAME A`). Only the answer's status and A records are read.
+//! (`dig @<lan ip> -p 8600 NAME A`, or another type). Only the answer's status, its A
+//! records and each answer record's data are read.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -21,6 +22,8 @@ pub(super) struct DigAnswer {
     pub(super) status: Option<String>,
     /// The A records of the answer section.
     pub(super) addrs: Vec<Ipv4Addr>,
+    /// Every answer record's data (`1 1 8080 node.node.dc2.consul.` for an SRV).
+    pub(super) records: Vec<String>,
     /// Seconds dig took (process start included: a few milliseconds).
     pub(super) secs: f64,
     /// Why there was no answer.
@@ -40,6 +43,11 @@ impl DigAnswer {
 
 /// `dig @<host's lan ip> -p 8600 NAME A`, from inside `host`'s namespace.
 pub(super) async fn a(host: &HostPlan, name: &str) -> DigAnswer {
+    ask(host, name, "A").await
+}
+
+/// `dig @<host's lan ip> -p 8600 NAME QTYPE`, from inside `host`'s namespace.
+pub(super) async fn ask(host: &HostPlan, name: &str, qtype: &str) -> DigAnswer {
     let server = format!("@{}", host.lan_ip);
     let wait = format!("+time={}", DIG_WAIT.as_secs());
     let args = [
@@ -51,7 +59,7 @@ pub(super) async fn a(host: &HostPlan, name: &str) -> DigAnswer {
         "-p",
         "8600",
         name,
-        "A",
+        qtype,
         &wait,
         "+tries=1",
     ];
@@ -64,6 +72,7 @@ pub(super) async fn a(host: &HostPlan, name: &str) -> DigAnswer {
             DigAnswer {
                 status,
                 addrs,
+                records: records(&text),
                 secs,
                 error: None,
             }
@@ -96,9 +105,27 @@ fn parse(out: &str) -> (Option<String>, Vec<Ipv4Addr>) {
     (status, addrs)
 }
 
+/// The data of every record of dig's answer section (what follows `IN <type>`).
+fn records(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| !l.starts_with(';'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 4 && f[2] == "IN").then(|| f[4..].join(" "))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::{parse, records};
+
+    #[test]
+    fn reads_every_answer_record() {
+        let out = ";; ANSWER SECTION:\nweb.service.any.consul. 0 IN SRV 1 1 8080 dc2-c1.node.dc2.consul.\n";
+        assert_eq!(records(out), ["1 1 8080 dc2-c1.node.dc2.consul."]);
+        assert!(records(";; nothing\n").is_empty());
+    }
 
     #[test]
     fn reads_the_status_and_the_a_records() {

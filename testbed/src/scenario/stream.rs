@@ -1,4 +1,5 @@
-//! Query loads for the `federation` scenario: the `_reads` helper inside a host's namespace,
+//! Query loads for the federation scenarios (`federation`, `beyond`, `failure-matrix`): the
+//! `_reads` helper inside a host's namespace,
 //! once (a batch of GETs, each timed) or as a running stream (paced GETs until stopped),
 //! and what its records say (the expected answer or not, latency percentiles).
 //!
@@ -55,11 +56,24 @@ pub(super) async fn once(
     host: &HostPlan,
     urls: &[String],
 ) -> Result<Vec<ReadRecord>, TestbedError> {
+    once_with(state, host, urls, None).await
+}
+
+/// As [`once`], but PUTs `put` to every URL when given (timed writes).
+pub(super) async fn once_with(
+    state: &State,
+    host: &HostPlan,
+    urls: &[String],
+    put: Option<&str>,
+) -> Result<Vec<ReadRecord>, TestbedError> {
     let exe = state.testbed.to_string_lossy();
     let count = urls.len().to_string();
     let timeout = format!("{}s", READ_TIMEOUT.as_secs());
     let mut args = vec!["netns", "exec", host.netns.as_str(), exe.as_ref(), "_reads"];
     args.extend(["--max-count", &count, "--timeout", &timeout]);
+    if let Some(body) = put {
+        args.extend(["--put", body]);
+    }
     for u in urls {
         args.extend(["--url", u.as_str()]);
     }
@@ -93,8 +107,40 @@ impl Stream {
         expect: &str,
         every: Duration,
     ) -> Result<Stream, TestbedError> {
-        let mut child = netns::helper(&state.testbed, &host.netns, "_reads")
-            .args(["--url", url])
+        Stream::start(state, host, label, &[url.to_string()], expect, every, None)
+    }
+
+    /// Starts PUTting `body` (`{n}`: the write's number) to each of `urls` once, in
+    /// order, at most one write per `every`; an answer `true` is the expected one.
+    pub(super) fn writes(
+        state: &State,
+        host: &HostPlan,
+        label: &str,
+        urls: &[String],
+        body: &str,
+        every: Duration,
+    ) -> Result<Stream, TestbedError> {
+        Stream::start(state, host, label, urls, "true", every, Some(body))
+    }
+
+    fn start(
+        state: &State,
+        host: &HostPlan,
+        label: &str,
+        urls: &[String],
+        expect: &str,
+        every: Duration,
+        put: Option<&str>,
+    ) -> Result<Stream, TestbedError> {
+        let mut cmd = netns::helper(&state.testbed, &host.netns, "_reads");
+        for u in urls {
+            cmd.args(["--url", u]);
+        }
+        if let Some(body) = put {
+            cmd.args(["--put", body])
+                .args(["--max-count", &urls.len().to_string()]);
+        }
+        let mut child = cmd
             .args(["--every", &format!("{}ms", every.as_millis())])
             .args(["--timeout", &format!("{}s", READ_TIMEOUT.as_secs())])
             .arg("--stop-on-eof")
