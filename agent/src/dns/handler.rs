@@ -123,7 +123,7 @@ impl ConsulDns {
             .collect();
         let deadline = tokio::time::Instant::now() + CROSS_DC_DNS_TIMEOUT;
         let ask = |dc: String| async move {
-            let all = self.source.instances(Some(&dc), service).await?;
+            let all = self.source.live_instances(&dc, service).await?;
             Ok::<_, RpcError>(answer::healthy(all, tag, only_passing))
         };
         let got = fanout::nearest(&others, deadline, ask, |v| !v.is_empty()).await;

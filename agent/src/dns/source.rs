@@ -113,22 +113,43 @@ impl Source {
         self.router.datacenters().await
     }
 
-    /// Every instance of `service` (any health) in `dc`.
+    /// Every instance of `service` (any health) in `dc`; an unreachable datacenter is
+    /// answered from the gateways' copy of its catalog when there is one.
     pub(super) async fn instances(
         &self,
         dc: Option<&str>,
         service: &str,
     ) -> Result<Vec<Instance>, RpcError> {
+        self.instances_with(dc, service, true).await
+    }
+
+    /// [`Self::instances`] from the datacenter itself, never from a copy: failover to the
+    /// nearest datacenter must pick one that answers now, not the last copy of a lost one.
+    pub(super) async fn live_instances(
+        &self,
+        dc: &str,
+        service: &str,
+    ) -> Result<Vec<Instance>, RpcError> {
+        self.instances_with(Some(dc), service, false).await
+    }
+
+    async fn instances_with(
+        &self,
+        dc: Option<&str>,
+        service: &str,
+        copy_ok: bool,
+    ) -> Result<Vec<Instance>, RpcError> {
         match self.backend(dc).await? {
             Backend::Local(state) => Ok(local_instances(&state, service)),
             Backend::Remote(remote) => {
                 let path = format!("/v1/health/service/{}", escape(service));
-                match remote_get::<Vec<RemoteEntry>>(remote, &path, dc).await {
+                match remote_get::<Vec<RemoteEntry>>(remote, &path, dc, copy_ok).await {
                     Ok(rows) => Ok(rows.into_iter().map(RemoteEntry::into_instance).collect()),
-                    Err(e) => Ok(local_instances(
+                    Err(e) if copy_ok => Ok(local_instances(
                         &remote.copy_instead(e).await?.state,
                         service,
                     )),
+                    Err(e) => Err(e),
                 }
             }
         }
@@ -173,7 +194,7 @@ impl Source {
             }
             Backend::Remote(remote) => {
                 let path = format!("/v1/query/{}/execute", escape(name));
-                let found: Option<RemoteExecute> = remote_get(remote, &path, dc).await?;
+                let found: Option<RemoteExecute> = remote_get(remote, &path, dc, true).await?;
                 Ok(found.map(RemoteExecute::into_answer))
             }
         }
@@ -210,7 +231,7 @@ impl Source {
             })),
             Backend::Remote(remote) => {
                 let path = format!("/v1/catalog/node/{}", escape(node));
-                match remote_get::<Option<RemoteNodeServices>>(remote, &path, dc).await {
+                match remote_get::<Option<RemoteNodeServices>>(remote, &path, dc, true).await {
                     Ok(found) => Ok(found.map(|f| f.node.into_record())),
                     Err(e) => {
                         let copy = remote.copy_instead(e).await?;
@@ -245,7 +266,8 @@ impl Source {
                 Ok(out)
             }
             Backend::Remote(remote) => {
-                let nodes: Vec<RemoteNode> = remote_get(remote, "/v1/catalog/nodes", None).await?;
+                let nodes: Vec<RemoteNode> =
+                    remote_get(remote, "/v1/catalog/nodes", None, true).await?;
                 Ok(nodes
                     .into_iter()
                     .filter(|n| same(&n.address))
@@ -379,10 +401,13 @@ fn escape(s: &str) -> String {
 }
 
 /// `GET path?stale[&dc=]` on a server, decoded; 404 is `None`-like (an empty default).
+/// Without `copy_ok`, an answer a server gave from the gateways' copy of an unreachable
+/// datacenter (`X-Meridian-Copy`) is that datacenter's failure.
 async fn remote_get<T: serde::de::DeserializeOwned + Default>(
     remote: Via<'_>,
     path: &str,
     dc: Option<&str>,
+    copy_ok: bool,
 ) -> Result<T, RpcError> {
     let mut uri = format!("{path}?stale");
     if let Some(dc) = dc {
@@ -398,6 +423,17 @@ async fn remote_get<T: serde::de::DeserializeOwned + Default>(
             request_id: None,
         })
         .await?;
+    if !copy_ok
+        && resp
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case(crate::http::COPY_HEADER))
+    {
+        return Err(RpcError::Forward(format!(
+            "datacenter {:?} answered only from the gateways' copy of its catalog",
+            dc.unwrap_or_default()
+        )));
+    }
     match resp.status {
         200 => serde_json::from_slice(&resp.body)
             .map_err(|e| RpcError::Forward(format!("{path}: undecodable answer: {e}"))),

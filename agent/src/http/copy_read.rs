@@ -37,7 +37,7 @@ use crate::cluster::forward::HttpRequest;
 use crate::rpc::RpcError;
 
 /// The header naming the datacenter whose copy answered.
-pub(super) const ANSWERED_FROM_COPY: &str = "x-meridian-copy";
+pub(crate) const ANSWERED_FROM_COPY: &str = "x-meridian-copy";
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new().route(CATALOG_COPY_PATH, get(serve))

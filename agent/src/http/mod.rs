@@ -59,6 +59,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use agent::service_definition;
+/// The header on an answer read from the gateways' copy of an unreachable datacenter.
+pub(crate) use copy_read::ANSWERED_FROM_COPY as COPY_HEADER;
 pub use error::ApiError;
 
 use crate::rpc::Router as RpcRouter;
