@@ -14,7 +14,8 @@
 //! 5. WAN blackhole between the first and third DC: reads to the second DC still succeed,
 //!    reads to the third fail with `rpc error: datacenter "..."` within 8 s (never hang), or
 //!    at once with `datacenter "..." unavailable` once its circuit breaker opened,
-//!    and DNS says SERVFAIL; after the restore the third DC answers again (timed).
+//!    and DNS answers from the gateways' copy of its catalog within 3 s; after the restore
+//!    the third DC answers again (timed).
 //! 6. `/v1/catalog/datacenters` is sorted by WAN round trip (as the topology's link delays
 //!    say, where they differ by ≥ 10 ms), polled in the background from the start.
 //!
