@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Agent;
-use common::federation::{dig_short, two_datacenters, wait_federated};
+use common::federation::{dc1_client, dig_short, two_datacenters, wait_federated};
 use serde_json::{Value, json};
 
 /// A catalog registration in `a`'s datacenter: node `node` at `address` with one `web`
@@ -85,12 +85,7 @@ const READ_DEADLINE: Duration = Duration::from_secs(9);
 fn a_cut_off_datacenter_is_still_read_stale_from_the_gateways_copy() {
     let dirs = tempfile::tempdir().expect("tempdir");
     let (s1, s2, _g1, g2) = two_datacenters(dirs.path());
-    let c1 = Agent::client_of(
-        &dirs.path().join("c1"),
-        "c1",
-        &s1.serf,
-        &["-datacenter", "dc1"],
-    );
+    let c1 = dc1_client(dirs.path(), &s1);
     wait_federated(&s1);
     let first = register(&s2, "n1", "10.0.2.1", "web-1");
     common::wait_until(Duration::from_secs(30), "a copy of dc2 with web-1", || {

@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::federation::{
-    Gateway, dig_short, dig_status, two_datacenters, two_datacenters_with, wait_federated,
+    Gateway, dc1_client, dig_short, dig_status, two_datacenters, two_datacenters_with,
+    wait_federated,
 };
 use common::{Agent, wait_until};
 use serde_json::json;
@@ -18,12 +19,7 @@ use serde_json::json;
 fn two_datacenters_answer_each_other_through_their_gateways() {
     let dirs = tempfile::tempdir().expect("tempdir");
     let (s1, s2, _g1, g2) = two_datacenters(dirs.path());
-    let c1 = Agent::client_of(
-        &dirs.path().join("c1"),
-        "c1",
-        &s1.serf,
-        &["-datacenter", "dc1"],
-    );
+    let c1 = dc1_client(dirs.path(), &s1);
 
     wait_federated(&s1);
     assert_eq!(
@@ -270,12 +266,7 @@ fn a_client_agent_still_reads_other_datacenters_when_its_servers_are_gone() {
     let s2 = Agent::server_named(&dirs.path().join("s2"), "s2", &["-datacenter", "dc2"]);
     let g1 = Gateway::start("dc1", &dirs.path().join("g1"), &s1.serf, None);
     let _g2 = Gateway::start("dc2", &dirs.path().join("g2"), &s2.serf, Some(&g1.serf_wan));
-    let c1 = Agent::client_of(
-        &dirs.path().join("c1"),
-        "c1",
-        &s1.serf,
-        &["-datacenter", "dc1"],
-    );
+    let c1 = dc1_client(dirs.path(), &s1);
     wait_federated(&s1);
     assert_eq!(s2.put("/v1/kv/k", "v2").0, 200);
     wait_until(Duration::from_secs(10), "c1 to know the gateway", || {

@@ -18,13 +18,11 @@ Writes JSON to stdout, progress to stderr. Run by `MODE=beyond bench/federation/
 import json
 import os
 import random
-import signal
-import sys
 import threading
 import time
 
 import fed
-from fed import BIN, PROCS, Dns, KeepAlive, http_call, log, on_signal, pct, start_federation, stop_all
+from fed import Dns, KeepAlive, http_call, log, pct, start_federation
 
 RATE = int(os.environ.get("RATE", "1000"))
 REP_SECONDS = float(os.environ.get("REP_SECONDS", "10"))
@@ -152,38 +150,24 @@ def replication_lag(f, tag):
     return res
 
 
-def main():
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(s, on_signal)
-    tmp = os.environ.get("BENCH_TMP") or sys.exit("BENCH_TMP is not set (run.sh sets it)")
-    for b in ("meridian", "meridian-gateway"):
-        if not os.access(os.path.join(BIN, b), os.X_OK):
-            sys.exit(f"no {b} in {BIN} (build it, or set BENCH_BIN_DIR)")
+def measure_all(tmp):
     rep = 'replication {\n  source_datacenter = "dc1"\n  prefixes = ["rep/"]\n}'
     result = {"seq_n": fed.SEQ_N, "wan_rtt_ms": fed.WAN_RTT_MS, "rate": RATE,
               "rep_seconds": REP_SECONDS, "writers": WRITERS, "settings": {}}
-    try:
-        f = start_federation(tmp, "beyond", wan_proxy=True, server_args={"dc2": ["-hcl", rep]})
-        register(f["dc2"]["http"], "far", FAR_IP)
-        for rtt in (0.0, fed.WAN_RTT_MS):
-            fed.set_delay(f, rtt / 2)
-            fed.wait_for("far via ?dc=any", lambda: FAR_IP.encode() in http_call(
-                f["dc1"]["http"], "GET", "/v1/health/service/far?dc=any")[1])
-            tag = f"proxy-{rtt:g}ms"
-            log(f"{tag}: load average {fed.loadavg()}")
-            result["settings"][tag] = {
-                "wan_rtt_nominal_ms": rtt, "relay_echo": fed.echo_rtt(f),
-                "lookups": lookups(f), "replication": replication_lag(f, tag),
-                "loadavg": fed.loadavg()}
-    except Exception:
-        for p in PROCS:
-            print(f"--- last lines of {p.name}'s log:\n{p.tail()}", file=sys.stderr)
-        raise
-    finally:
-        stop_all()
-    json.dump(result, sys.stdout, indent=2)
-    print()
+    f = start_federation(tmp, "beyond", wan_proxy=True, server_args={"dc2": ["-hcl", rep]})
+    register(f["dc2"]["http"], "far", FAR_IP)
+    for rtt in (0.0, fed.WAN_RTT_MS):
+        fed.set_delay(f, rtt / 2)
+        fed.wait_for("far via ?dc=any", lambda: FAR_IP.encode() in http_call(
+            f["dc1"]["http"], "GET", "/v1/health/service/far?dc=any")[1])
+        tag = f"proxy-{rtt:g}ms"
+        log(f"{tag}: load average {fed.loadavg()}")
+        result["settings"][tag] = {
+            "wan_rtt_nominal_ms": rtt, "relay_echo": fed.echo_rtt(f),
+            "lookups": lookups(f), "replication": replication_lag(f, tag),
+            "loadavg": fed.loadavg()}
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    fed.driver(measure_all)

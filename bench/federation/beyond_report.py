@@ -14,6 +14,8 @@ import subprocess
 import sys
 import tempfile
 
+from report import bars
+
 KINDS = (
     ("http_local", "`GET /v1/health/service/web`"),
     ("http_any_local_hit", "`GET /v1/health/service/web?dc=any` (local has it)"),
@@ -58,15 +60,7 @@ set title "replication lag at {r['rate']} writes/s for {r['rep_seconds']:g} s"
 set xlabel ""
 set ylabel "ms from dc1's ack to visible in dc2"
 set yrange [0:*]
-set style data histogram
-set style histogram clustered gap 1
-set style fill solid 0.85 border -1
-set boxwidth 0.9
-set key top left
-plot "{lag}" using 2:xtic(1) title "p50" lc rgb "#2b7bba", \\
-     "" using 3 title "p99" lc rgb "#e6550d", \\
-     "" using ($0 - 0.15):2:2 with labels offset 0,0.7 notitle, \\
-     "" using ($0 + 0.15):3:3 with labels offset 0,0.7 notitle
+{bars(lag, "p50", "p99", "top left")}
 unset multiplot
 """
         subprocess.run(["gnuplot"], input=gp, text=True, check=True)

@@ -501,34 +501,18 @@ def check_ready(fed, tag):
         fed["dc1"]["http"], "GET", "/v1/kv/k?dc=dc2")[0] == 200)
 
 
-def main():
+def driver(measure_all):
+    """The frame of a bench driver: signals stop it cleanly, BENCH_TMP and the binaries are
+    checked, measure_all(tmp) returns the result, which goes to stdout as JSON; on failure
+    the processes' last log lines go to stderr; every process is stopped whatever happens."""
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(s, on_signal)
     tmp = os.environ.get("BENCH_TMP") or sys.exit("BENCH_TMP is not set (run.sh sets it)")
     for b in ("meridian", "meridian-gateway"):
         if not os.access(os.path.join(BIN, b), os.X_OK):
             sys.exit(f"no {b} in {BIN} (build it, or set BENCH_BIN_DIR)")
-    result = {"seq_n": SEQ_N, "warmup": WARMUP, "wrk": f"-t2 -c{WRK_CONNS} -d{WRK_DURATION}",
-              "wan_rtt_ms": WAN_RTT_MS, "settings": {}}
-    wan_tag = f"proxy-{WAN_RTT_MS:g}ms"
     try:
-        for tag in ("direct", "direct-mtls"):
-            if tag in SETTINGS:
-                fed = start_federation(tmp, tag, wan_proxy=False, mtls=tag.endswith("mtls"))
-                check_ready(fed, tag)
-                result["settings"][tag] = measure(tag, fed, 0.0)
-                stop_all()
-        proxied = [s for s in SETTINGS if s.startswith("proxy")]
-        if proxied:
-            fed = start_federation(tmp, "proxy", wan_proxy=True)
-            set_delay(fed, 0)
-            check_ready(fed, "proxy")
-            if "proxy-0ms" in proxied:
-                result["settings"]["proxy-0ms"] = measure("proxy-0ms", fed, 0.0)
-            if "proxy-wan" in proxied:
-                set_delay(fed, WAN_RTT_MS / 2)
-                check_ready(fed, wan_tag)
-                result["settings"][wan_tag] = measure(wan_tag, fed, WAN_RTT_MS)
+        result = measure_all(tmp)
     except Exception:
         for p in PROCS:
             print(f"--- last lines of {p.name}'s log:\n{p.tail()}", file=sys.stderr)
@@ -539,5 +523,29 @@ def main():
     print()
 
 
+def measure_all(tmp):
+    result = {"seq_n": SEQ_N, "warmup": WARMUP, "wrk": f"-t2 -c{WRK_CONNS} -d{WRK_DURATION}",
+              "wan_rtt_ms": WAN_RTT_MS, "settings": {}}
+    wan_tag = f"proxy-{WAN_RTT_MS:g}ms"
+    for tag in ("direct", "direct-mtls"):
+        if tag in SETTINGS:
+            fed = start_federation(tmp, tag, wan_proxy=False, mtls=tag.endswith("mtls"))
+            check_ready(fed, tag)
+            result["settings"][tag] = measure(tag, fed, 0.0)
+            stop_all()
+    proxied = [s for s in SETTINGS if s.startswith("proxy")]
+    if proxied:
+        fed = start_federation(tmp, "proxy", wan_proxy=True)
+        set_delay(fed, 0)
+        check_ready(fed, "proxy")
+        if "proxy-0ms" in proxied:
+            result["settings"]["proxy-0ms"] = measure("proxy-0ms", fed, 0.0)
+        if "proxy-wan" in proxied:
+            set_delay(fed, WAN_RTT_MS / 2)
+            check_ready(fed, wan_tag)
+            result["settings"][wan_tag] = measure(wan_tag, fed, WAN_RTT_MS)
+    return result
+
+
 if __name__ == "__main__":
-    main()
+    driver(measure_all)

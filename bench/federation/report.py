@@ -15,6 +15,20 @@ import sys
 import tempfile
 
 
+def bars(data, first, second, key):
+    """gnuplot lines for two clustered bars per row of `data` (label, value, value), with
+    the values written on the bars."""
+    return f"""set style data histogram
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set key {key}
+plot "{data}" using 2:xtic(1) title "{first}" lc rgb "#2b7bba", \\
+     "" using 3 title "{second}" lc rgb "#e6550d", \\
+     "" using ($0 - 0.15):2:2 with labels offset 0,0.7 notitle, \\
+     "" using ($0 + 0.15):3:3 with labels offset 0,0.7 notitle"""
+
+
 def plot(r, png):
     names = list(r["settings"])
     m = r["machine"]
@@ -53,15 +67,7 @@ set xlabel ""
 set ylabel "req/s (log scale)"
 set logscale y
 set yrange [10:*]
-set style data histogram
-set style histogram clustered gap 1
-set style fill solid 0.85 border -1
-set boxwidth 0.9
-set key top right
-plot "{rps}" using 2:xtic(1) title "local" lc rgb "#2b7bba", \\
-     "" using 3 title "?dc=dc2" lc rgb "#e6550d", \\
-     "" using ($0 - 0.15):2:2 with labels offset 0,0.7 notitle, \\
-     "" using ($0 + 0.15):3:3 with labels offset 0,0.7 notitle
+{bars(rps, "local", "?dc=dc2", "top right")}
 unset multiplot
 """
         subprocess.run(["gnuplot"], input=gp, text=True, check=True)

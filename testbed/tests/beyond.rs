@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::time::Instant;
 
-use common::{Run, down_leaves_nothing, gateway, meridian, newest_report, prefix_of, skip_reason};
+use common::{Run, down_leaves_nothing, newest_report, skip_reason, up};
 
 /// `beyond`'s checks that must all be there and hold.
 const BEYOND_CHECKS: &[&str] = &[
@@ -89,19 +89,12 @@ fn federation_beyond_consul_acceptance_and_failure_matrix() {
         return;
     }
     let started = Instant::now();
-    let (meridian, gateway) = (meridian(), gateway());
     let run = Run::new();
-    let topo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/beyond.toml");
-    let up = run.testbed(&[
-        "up",
-        &topo.to_string_lossy(),
-        "--meridian",
-        &meridian.to_string_lossy(),
-        "--gateway",
-        &gateway.to_string_lossy(),
-    ]);
-    assert!(up.status.success(), "up failed");
-    let prefix = prefix_of(&run);
+    let prefix = up(
+        &run,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/beyond.toml"),
+        true,
+    );
 
     // Both scenarios run before anything is asserted, so one failure shows both reports.
     let out = run.testbed(&["scenario", "beyond"]);

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Instant;
 
-use common::{Run, down_leaves_nothing, meridian, prefix_of, skip_reason, testbed};
+use common::{Run, down_leaves_nothing, skip_reason, testbed, up};
 
 /// Runs `scenario NAME`; its output and its JSON report (the newest of that name).
 fn run_scenario(run: &Run, name: &str) -> (Output, serde_json::Value) {
@@ -51,19 +51,11 @@ fn leader_failover_on_a_small_testbed_and_nothing_left_behind() {
         return;
     }
     let started = Instant::now();
-    let meridian = meridian();
     let run = Run::new();
     let topo = run.path().join("ci.toml");
     std::fs::write(&topo, "[datacenter.dc1]\nservers = 3\nclients = 1\n").expect("topology");
 
-    let up = run.testbed(&[
-        "up",
-        &topo.to_string_lossy(),
-        "--meridian",
-        &meridian.to_string_lossy(),
-    ]);
-    assert!(up.status.success(), "up failed");
-    let prefix = prefix_of(&run);
+    let prefix = up(&run, &topo, false);
 
     let status = run.testbed(&["status"]);
     assert!(status.status.success());

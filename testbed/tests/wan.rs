@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Run, down_leaves_nothing, meridian, prefix_of, skip_reason};
+use common::{Run, down_leaves_nothing, skip_reason, up};
 
 /// `testbed wan probe ... --json`, parsed.
 fn probe(run: &Run, args: &[&str]) -> serde_json::Value {
@@ -35,7 +35,6 @@ fn wan_link_emulator_delays_drops_and_blackholes_real_packets() {
         return;
     }
     let started = std::time::Instant::now();
-    let meridian = meridian();
     let run = Run::new();
     let topo = run.path().join("wan.toml");
     std::fs::write(
@@ -45,14 +44,7 @@ fn wan_link_emulator_delays_drops_and_blackholes_real_packets() {
          [wan_link.dc1.dc2]\ndelay = \"25ms\"\n",
     )
     .expect("topology");
-    let up = run.testbed(&[
-        "up",
-        &topo.to_string_lossy(),
-        "--meridian",
-        &meridian.to_string_lossy(),
-    ]);
-    assert!(up.status.success(), "up failed");
-    let prefix = prefix_of(&run);
+    let prefix = up(&run, &topo, false);
 
     let p = probe(&run, &["--count", "40", "--interval", "5ms"]);
     assert_eq!(p["udp"]["received"], 40, "{p:#}");

@@ -164,6 +164,11 @@ pub fn two_datacenters_with(
     (s1, s2, g1, g2)
 }
 
+/// A client agent `c1` of dc1, joined to dc1's server `s1`, its data under `dir/c1`.
+pub fn dc1_client(dir: &Path, s1: &Agent) -> Agent {
+    Agent::client_of(&dir.join("c1"), "c1", &s1.serf, &["-datacenter", "dc1"])
+}
+
 /// Waits until dc1's server `s1` lists both datacenters.
 pub fn wait_federated(s1: &Agent) {
     wait_until(Duration::from_secs(30), "dc1 to see dc2", || {

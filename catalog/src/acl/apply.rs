@@ -18,14 +18,9 @@ fn rejected(text: impl Into<String>) -> Response {
     Response::Rejected(text.into())
 }
 
-/// `8-4-4-4-12` hex digits.
-pub(crate) fn is_uuid(s: &str) -> bool {
-    let groups: Vec<&str> = s.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+/// `8-4-4-4-12` hex digits (the only 36-character form `uuid` parses).
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36 && uuid::Uuid::try_parse(s).is_ok()
 }
 
 fn valid_policy_name(name: &str) -> bool {
@@ -430,45 +425,25 @@ impl State {
     }
 
     fn resolve_policy_links(&self, links: &[AclLink]) -> Result<Vec<AclLink>, String> {
-        let mut out: Vec<AclLink> = Vec::new();
-        for l in links {
+        resolve_links(links, "policy", |l| {
             let p = if l.id.is_empty() {
                 self.acl_policy_by_name(&l.name)
-                    .ok_or_else(|| format!("No such ACL policy with name {:?}", l.name))?
             } else {
-                self.acl_policies
-                    .get(&l.id)
-                    .ok_or_else(|| format!("cannot find policy {}", l.id))?
+                self.acl_policies.get(&l.id)
             };
-            if !out.iter().any(|o| o.id == p.id) {
-                out.push(AclLink {
-                    id: p.id.clone(),
-                    name: p.name.clone(),
-                });
-            }
-        }
-        Ok(out)
+            p.map(|p| (p.id.clone(), p.name.clone()))
+        })
     }
 
     fn resolve_role_links(&self, links: &[AclLink]) -> Result<Vec<AclLink>, String> {
-        let mut out: Vec<AclLink> = Vec::new();
-        for l in links {
+        resolve_links(links, "role", |l| {
             let r = if l.id.is_empty() {
                 self.acl_role_by_name(&l.name)
-                    .ok_or_else(|| format!("No such ACL role with name {:?}", l.name))?
             } else {
-                self.acl_roles
-                    .get(&l.id)
-                    .ok_or_else(|| format!("cannot find role {}", l.id))?
+                self.acl_roles.get(&l.id)
             };
-            if !out.iter().any(|o| o.id == r.id) {
-                out.push(AclLink {
-                    id: r.id.clone(),
-                    name: r.name.clone(),
-                });
-            }
-        }
-        Ok(out)
+            r.map(|r| (r.id.clone(), r.name.clone()))
+        })
     }
 
     fn store_token(&mut self, index: u64, t: AclToken) {
@@ -519,6 +494,29 @@ impl State {
             .map(|r| (r.name.clone(), r.id.clone()))
             .collect();
     }
+}
+
+/// Links as stored: each resolved to the (ID, name) `find` gives, duplicates dropped; a
+/// missing one is refused with Consul's text for `kind` (`policy`, `role`).
+fn resolve_links(
+    links: &[AclLink],
+    kind: &str,
+    find: impl Fn(&AclLink) -> Option<(String, String)>,
+) -> Result<Vec<AclLink>, String> {
+    let mut out: Vec<AclLink> = Vec::new();
+    for l in links {
+        let Some((id, name)) = find(l) else {
+            return Err(if l.id.is_empty() {
+                format!("No such ACL {kind} with name {:?}", l.name)
+            } else {
+                format!("cannot find {kind} {}", l.id)
+            });
+        };
+        if !out.iter().any(|o| o.id == id) {
+            out.push(AclLink { id, name });
+        }
+    }
+    Ok(out)
 }
 
 fn bad_identity(kind: &str, name: &str) -> String {

@@ -163,6 +163,22 @@ pub(crate) fn processes_mentioning(needle: &str) -> Vec<String> {
     found
 }
 
+/// `testbed up topo` with this build's `meridian` (and `meridian-gateway` when the topology
+/// has gateways), asserted to succeed; the run's namespace prefix.
+pub(crate) fn up(run: &Run, topo: &Path, gateways: bool) -> String {
+    let (meridian, topo) = (meridian(), topo.to_string_lossy().into_owned());
+    let mut args = vec!["up".to_string(), topo, "--meridian".into()];
+    args.push(meridian.to_string_lossy().into_owned());
+    if gateways {
+        args.push("--gateway".into());
+        args.push(gateway().to_string_lossy().into_owned());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let up = run.testbed(&args);
+    assert!(up.status.success(), "up failed");
+    prefix_of(run)
+}
+
 /// The run's namespace prefix, from its state file.
 pub(crate) fn prefix_of(run: &Run) -> String {
     let state: serde_json::Value = serde_json::from_str(
