@@ -169,19 +169,13 @@ impl Resolver {
         router: &Router,
         secret: &str,
     ) -> Result<Arc<Authorizer>, AclError> {
-        if !self.settings.enabled {
-            return Ok(Arc::new(Authorizer::manage()));
-        }
         let secret = if secret.is_empty() {
             ANONYMOUS_SECRET
         } else {
             secret
         };
-        if ROOT_NAMES.contains(&secret) {
-            return Err(AclError::RootName);
-        }
-        if self.settings.is_recovery(secret) {
-            return Ok(Arc::new(self.settings.recovery_authorizer()));
+        if let Some(answer) = self.without_servers(secret) {
+            return answer;
         }
         match router.local() {
             Some(server) => {
@@ -190,6 +184,20 @@ impl Resolver {
             }
             None => self.resolve_through_servers(router, secret).await,
         }
+    }
+
+    /// The answers no server is asked for: ACLs off, a root name, the recovery token.
+    fn without_servers(&self, secret: &str) -> Option<Result<Arc<Authorizer>, AclError>> {
+        if !self.settings.enabled {
+            return Some(Ok(Arc::new(Authorizer::manage())));
+        }
+        if ROOT_NAMES.contains(&secret) {
+            return Some(Err(AclError::RootName));
+        }
+        if self.settings.is_recovery(secret) {
+            return Some(Ok(Arc::new(self.settings.recovery_authorizer())));
+        }
+        None
     }
 
     /// A server's resolution from its applied state.
@@ -338,5 +346,151 @@ impl Resolver {
                 text.trim()
             )))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use meridian_acl::{Need, Resource};
+    use meridian_config::{AclDefaultPolicy, AclTokensConfig};
+
+    use super::*;
+    use crate::catalog::acl::{AclLink, AclPolicy, AclWrite};
+    use crate::catalog::{Command, Request};
+
+    const SECRET: &str = "aaaaaaaa-1111-2222-3333-444455556666";
+
+    fn settings(default_policy: AclDefaultPolicy) -> Arc<AclSettings> {
+        Arc::new(AclSettings {
+            enabled: true,
+            default_policy,
+            down_policy: AclDownPolicy::ExtendCache,
+            token_ttl: std::time::Duration::from_secs(30),
+            tokens: AclTokensConfig {
+                agent_recovery: Some("recovery".into()),
+                ..AclTokensConfig::default()
+            },
+            datacenter: "dc1".into(),
+            primary_datacenter: "dc1".into(),
+            node_name: "n1".into(),
+            data_dir: None,
+        })
+    }
+
+    fn apply(s: &mut State, index: u64, now: u64, w: AclWrite) {
+        let r = s.apply(index, &Request::new(now, Command::Acl(w)));
+        assert_eq!(r, crate::catalog::Response::Ok);
+    }
+
+    fn policy(rules: &str) -> AclWrite {
+        AclWrite::PolicySet(Box::new(AclPolicy {
+            id: "bbbbbbbb-1111-2222-3333-444455556666".into(),
+            name: "p".into(),
+            rules: rules.into(),
+            ..AclPolicy::default()
+        }))
+    }
+
+    fn token(expiration_ms: Option<u64>) -> AclWrite {
+        AclWrite::TokenSet {
+            token: Box::new(AclToken {
+                accessor_id: "cccccccc-1111-2222-3333-444455556666".into(),
+                secret_id: SECRET.into(),
+                policies: vec![AclLink {
+                    id: String::new(),
+                    name: "p".into(),
+                }],
+                expiration_ms,
+                ..AclToken::default()
+            }),
+            create: true,
+        }
+    }
+
+    #[test]
+    fn a_policy_change_is_seen_by_the_next_resolution_despite_the_cache() {
+        let r = Resolver::new(settings(AclDefaultPolicy::Deny));
+        let mut s = State::new();
+        let now = crate::server::unix_ms();
+        apply(
+            &mut s,
+            1,
+            now,
+            AclWrite::Init {
+                initial_management: None,
+            },
+        );
+        apply(
+            &mut s,
+            2,
+            now,
+            policy("key_prefix \"app/\" { policy = \"read\" }"),
+        );
+        apply(&mut s, 3, now, token(None));
+        let a = r.resolve_in_state(&s, SECRET).expect("resolves");
+        assert!(a.allowed(Resource::Key, "app/x", Need::Read));
+        assert!(!a.allowed(Resource::Key, "app/x", Need::Write));
+        apply(
+            &mut s,
+            4,
+            now,
+            policy("key_prefix \"app/\" { policy = \"write\" }"),
+        );
+        let a = r.resolve_in_state(&s, SECRET).expect("resolves");
+        assert!(a.allowed(Resource::Key, "app/x", Need::Write));
+        // Anonymous has no policies: the default policy (deny) decides, named as anonymous.
+        let anon = r.resolve_in_state(&s, "anonymous").expect("anonymous");
+        let denied = anon
+            .check(Resource::Key, "foo", Need::Read)
+            .expect_err("denied");
+        assert!(denied.to_string().starts_with(
+            "Permission denied: anonymous token lacks permission 'key:read' on \"foo\""
+        ));
+    }
+
+    #[test]
+    fn an_expired_token_is_not_found_and_unknown_tokens_name_the_bootstrap() {
+        let r = Resolver::new(settings(AclDefaultPolicy::Allow));
+        let mut s = State::new();
+        let now = crate::server::unix_ms();
+        let err = r.resolve_in_state(&s, SECRET).err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some(crate::acl::ACL_NOT_FOUND_BOOTSTRAP));
+        // Written two minutes ago to expire 30 s ago (apply checks the 1m minimum against
+        // the writer's clock).
+        apply(
+            &mut s,
+            1,
+            now - 120_000,
+            AclWrite::Init {
+                initial_management: None,
+            },
+        );
+        apply(&mut s, 2, now - 120_000, policy("acl = \"read\""));
+        apply(&mut s, 3, now - 120_000, token(Some(now - 30_000)));
+        let err = r.resolve_in_state(&s, SECRET).err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some(crate::acl::ACL_NOT_FOUND_BOOTSTRAP));
+    }
+
+    #[test]
+    fn root_names_are_refused_and_the_recovery_token_is_local() {
+        let r = Resolver::new(settings(AclDefaultPolicy::Allow));
+        for root in ["allow", "deny", "manage"] {
+            let err = r
+                .without_servers(root)
+                .and_then(|a| a.err())
+                .map(|e| e.to_string());
+            assert_eq!(err.as_deref(), Some(ROOT_ACL));
+        }
+        assert!(
+            r.without_servers(SECRET).is_none(),
+            "a real token is asked for"
+        );
+        let a = r
+            .without_servers("recovery")
+            .and_then(Result::ok)
+            .expect("recovery");
+        assert!(a.allowed(Resource::Agent, "n1", Need::Write));
+        assert!(a.allowed(Resource::Node, "other", Need::Read));
+        assert!(!a.allowed(Resource::Key, "x", Need::Read));
     }
 }
