@@ -543,6 +543,14 @@ fn tokens_policies_and_roles_answer_as_consul() {
         ),
         json!(true)
     );
+    let (s, body) = with(&a, MGMT, "GET", "/v1/acl/list", None);
+    assert_eq!(
+        (s, body.as_str()),
+        (
+            410,
+            "Endpoint /v1/acl/list for the legacy ACL system was removed in Consul 1.11."
+        )
+    );
     let repl = ok(&a, "", "GET", "/v1/acl/replication", None);
     assert_eq!(repl["Enabled"], false);
 }

@@ -39,6 +39,14 @@ pub(super) fn routes(enabled: bool, server: bool) -> Router<ApiState> {
         return agent_token;
     }
     agent_token
+        .route("/v1/acl/create", any(legacy))
+        .route("/v1/acl/update", any(legacy))
+        .route("/v1/acl/list", any(legacy))
+        .route("/v1/acl/destroy/{*id}", any(legacy))
+        .route("/v1/acl/info/{*id}", any(legacy))
+        .route("/v1/acl/clone/{*id}", any(legacy))
+        .route("/v1/acl/rules/translate", any(legacy))
+        .route("/v1/acl/rules/translate/{*id}", any(legacy))
         .route("/v1/acl/bootstrap", put(bootstrap))
         .route("/v1/acl/replication", get(replication))
         .route(crate::acl::RESOLVE_PATH, get(resolve))
@@ -48,6 +56,14 @@ pub(super) fn routes(enabled: bool, server: bool) -> Router<ApiState> {
 
 async fn disabled() -> ApiError {
     ApiError::unauthorized(ACL_DISABLED)
+}
+
+/// The pre-1.4 ACL API, removed in Consul 1.11: 410 naming the path.
+async fn legacy(uri: Uri) -> ApiError {
+    ApiError::gone(format!(
+        "Endpoint {} for the legacy ACL system was removed in Consul 1.11.",
+        uri.path()
+    ))
 }
 
 /// Setting agent tokens over the API is a later phase of #17.
