@@ -516,6 +516,29 @@ fn tokens_policies_and_roles_answer_as_consul() {
     assert_eq!(cloned["Roles"], holder["Roles"]);
     assert_ne!(cloned["AccessorID"], holder["AccessorID"]);
     assert_eq!(cloned["Description"], "copy");
+    // ?expanded lists the role's policy and the identity's synthetic policy.
+    let path = format!(
+        "/v1/acl/token/{}?expanded",
+        holder["AccessorID"].as_str().expect("a")
+    );
+    let x = ok(&a, MGMT, "GET", &path, None);
+    let names: Vec<&str> = x["ExpandedPolicies"]
+        .as_array()
+        .expect("policies")
+        .iter()
+        .filter_map(|p| p["Name"].as_str())
+        .collect();
+    assert_eq!(names.len(), 2, "{x}");
+    assert_eq!(names[0], "acl-reader");
+    assert!(names[1].starts_with("synthetic-policy-"), "{names:?}");
+    assert_eq!(x["ExpandedRoles"][0]["Name"], "ops");
+    assert_eq!(
+        (
+            x["AgentACLDefaultPolicy"].as_str(),
+            x["ResolvedByAgent"].as_str()
+        ),
+        (Some("allow"), Some("crud"))
+    );
     assert_eq!(
         ok(&a, MGMT, "DELETE", &format!("/v1/acl/role/{role_id}"), None),
         json!(true)

@@ -123,6 +123,82 @@ pub(super) fn token(state: &State, t: &AclToken, reveal: bool) -> Value {
     Value::Object(m)
 }
 
+/// What `?expanded` adds to a token (§2.1): every policy it holds (its roles' and synthetic
+/// identity policies included, those of other datacenters too, as Consul lists them), its
+/// roles, and how the answering agent resolves (`ResolvedByAgent`: its node name).
+pub(super) struct Expansion<'a> {
+    /// `acl.default_policy` of the answering agent.
+    pub default_policy: &'a str,
+    /// `acl.down_policy` of the answering agent.
+    pub down_policy: &'a str,
+    /// Its node name.
+    pub node: &'a str,
+}
+
+/// `token` with the `?expanded` fields.
+pub(super) fn token_expanded(
+    state: &State,
+    t: &AclToken,
+    reveal: bool,
+    x: &Expansion<'_>,
+) -> Value {
+    let mut out = token(state, t, reveal);
+    let roles: Vec<&AclRole> = t
+        .roles
+        .iter()
+        .filter_map(|l| state.acl_role(&l.id))
+        .collect();
+    let mut ids: Vec<&str> = t.policies.iter().map(|l| l.id.as_str()).collect();
+    let mut services: Vec<&ServiceIdentity> = t.service_identities.iter().collect();
+    let mut nodes: Vec<&NodeIdentity> = t.node_identities.iter().collect();
+    for r in &roles {
+        ids.extend(r.policies.iter().map(|l| l.id.as_str()));
+        services.extend(r.service_identities.iter());
+        nodes.extend(r.node_identities.iter());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let mut policies: Vec<Value> = ids
+        .into_iter()
+        .filter_map(|id| state.acl_policy(id))
+        .map(policy)
+        .collect();
+    let synthetic = |rules: String, description: String, dcs: Vec<String>| {
+        let name = format!(
+            "synthetic-policy-{}",
+            &hash(&[&rules]).replace(['/', '+', '='], "")[..16]
+        );
+        policy(&AclPolicy {
+            id: String::new(),
+            name,
+            description,
+            rules,
+            datacenters: dcs,
+            create_index: 0,
+            modify_index: 0,
+        })
+    };
+    for s in services {
+        let rules = meridian_acl::service_identity_text(&s.service_name);
+        let why = format!("synthetic policy for service identity {:?}", s.service_name);
+        policies.push(synthetic(rules, why, s.datacenters.clone()));
+    }
+    for n in nodes {
+        let rules = meridian_acl::node_identity_text(&n.node_name);
+        let why = format!("synthetic policy for node identity {:?}", n.node_name);
+        policies.push(synthetic(rules, why, vec![n.datacenter.clone()]));
+    }
+    let roles: Vec<Value> = roles.into_iter().map(|r| role(state, r)).collect();
+    if let Value::Object(m) = &mut out {
+        m.insert("ExpandedPolicies".into(), Value::Array(policies));
+        m.insert("ExpandedRoles".into(), Value::Array(roles));
+        m.insert("AgentACLDefaultPolicy".into(), json!(x.default_policy));
+        m.insert("AgentACLDownPolicy".into(), json!(x.down_policy));
+        m.insert("ResolvedByAgent".into(), json!(x.node));
+    }
+    out
+}
+
 fn policy_hash(p: &AclPolicy) -> String {
     hash(&[&p.name, &p.description, &p.rules, &p.datacenters.join(",")])
 }

@@ -130,8 +130,17 @@ async fn read(
     authz.check(Resource::Acl, "", Need::Read)?;
     let reveal = authz.allowed(Resource::Acl, "", Need::Write);
     let opts = p.read_opts()?;
+    let settings = st.acl.settings();
+    let expanded = p.flag("expanded").then(|| acl_dto::Expansion {
+        default_policy: settings.default_policy.as_str(),
+        down_policy: settings.down_policy.as_str(),
+        node: &settings.node_name,
+    });
     let (meta, token) = blocking(server(&st)?, &opts, |s| {
-        let t = live(s, &id).map(|t| acl_dto::token(s, t, reveal));
+        let t = live(s, &id).map(|t| match &expanded {
+            Some(x) => acl_dto::token_expanded(s, t, reveal, x),
+            None => acl_dto::token(s, t, reveal),
+        });
         (s.table_indexes().acl_tokens, t)
     })
     .await?;
