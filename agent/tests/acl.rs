@@ -52,7 +52,11 @@ fn acls_on_without_the_preview_variable_refuse_to_start() {
 #[test]
 fn bootstrap_happens_once_and_the_reset_file_allows_one_more() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let a = acl_server(dir.path(), "boot", "  default_policy = \"deny\"");
+    let mut a = acl_server(dir.path(), "boot", "  default_policy = \"deny\"");
+    // The agent says loudly that most endpoints are not protected yet.
+    a.wait_log(Duration::from_secs(10), |l| {
+        l.contains("ACLs are on in preview") && l.contains("NOT protected")
+    });
     let unknown = "6d4c1b6e-2a1f-4c83-9d55-2f7e3c1b0a99";
     // Before bootstrap (the leader creates the anonymous token at once; wait for it).
     wait_until(Duration::from_secs(20), "the anonymous token", || {

@@ -449,6 +449,51 @@ mod tests {
     }
 
     #[test]
+    fn a_policy_scoped_to_another_datacenter_leaves_only_the_default_policy() {
+        let r = Resolver::new(settings(AclDefaultPolicy::Deny));
+        let mut s = State::new();
+        let now = crate::server::unix_ms();
+        apply(
+            &mut s,
+            1,
+            now,
+            AclWrite::Init {
+                initial_management: None,
+            },
+        );
+        apply(
+            &mut s,
+            2,
+            now,
+            AclWrite::PolicySet(Box::new(AclPolicy {
+                id: "bbbbbbbb-1111-2222-3333-444455556666".into(),
+                name: "p".into(),
+                rules: "key_prefix \"\" { policy = \"write\" }".into(),
+                datacenters: vec!["dc2".into()],
+                ..AclPolicy::default()
+            })),
+        );
+        apply(&mut s, 3, now, token(None));
+        let a = r.resolve_in_state(&s, SECRET).expect("resolves");
+        assert!(
+            !a.allowed(Resource::Key, "x", Need::Read),
+            "dc2's policy applies in dc1"
+        );
+        let remote = resolution_for(
+            &s,
+            s.acl_token_by_secret(SECRET, now).expect("token"),
+            "dc1",
+        );
+        assert!(remote.policies.is_empty(), "{remote:?}");
+        let there = resolution_for(
+            &s,
+            s.acl_token_by_secret(SECRET, now).expect("token"),
+            "dc2",
+        );
+        assert_eq!(there.policies.len(), 1);
+    }
+
+    #[test]
     fn an_expired_token_is_not_found_and_unknown_tokens_name_the_bootstrap() {
         let r = Resolver::new(settings(AclDefaultPolicy::Allow));
         let mut s = State::new();
