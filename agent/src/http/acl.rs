@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ApiState;
-use super::acl_write::{new_id, propose, server};
+use super::acl_write::{new_id, new_secret, propose, server};
 use super::error::ApiError;
 use super::read::json_body;
 use crate::acl::{ACL_DISABLED, AclError, BOOTSTRAP_RESET_FILE, resolution_for};
@@ -107,7 +107,7 @@ async fn bootstrap(
         Some(done) => Some(reset_index(reset_file.as_deref(), done)?),
     };
     let secret = if req.bootstrapsecret.is_empty() {
-        new_id()
+        new_secret()
     } else {
         req.bootstrapsecret
     };

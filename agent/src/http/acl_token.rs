@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::ApiState;
 use super::acl_authz::{Authz, caller_token};
 use super::acl_dto::{self, TokenBody};
-use super::acl_write::{new_id, propose, server};
+use super::acl_write::{new_id, new_secret, propose, server};
 use super::error::ApiError;
 use super::params::Params;
 use super::read::{blocking, json_body};
@@ -91,7 +91,7 @@ async fn create(
         body.accessorid.clone()
     };
     let secret = if body.secretid.is_empty() {
-        new_id()
+        new_secret()
     } else {
         body.secretid.clone()
     };
@@ -244,7 +244,7 @@ async fn clone(
     };
     let token = AclToken {
         accessor_id: accessor.clone(),
-        secret_id: new_id(),
+        secret_id: new_secret(),
         description,
         ..old
     };

@@ -37,6 +37,13 @@ pub(super) fn refusal(text: String) -> ApiError {
     }
 }
 
+/// A new SecretID: from the OS random source, never derived from the request id (which
+/// travels with a forwarded request and shows in debug logs). A retried write still
+/// answers the first secret: handlers read the token back by its AccessorID.
+pub(super) fn new_secret() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
 /// A fresh UUID for a new object (the proposing server chooses; apply stays deterministic).
 pub(super) fn new_id() -> String {
     crate::server::fresh_uuid().to_string()
