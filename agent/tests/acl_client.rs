@@ -79,6 +79,18 @@ fn a_client_agent_resolves_tokens_through_its_server() {
     // The ACL API is forwarded with the caller's token.
     let me = ok(&client, &secret, "GET", "/v1/acl/token/self", None);
     assert_eq!(me["AccessorID"], reader["AccessorID"]);
+    // A write through the client lands on the server with a secret that works there.
+    let made = ok(
+        &client,
+        MGMT,
+        "PUT",
+        "/v1/acl/token",
+        Some(json!({"Description": "via client"})),
+    );
+    let made_secret = made["SecretID"].as_str().expect("secret");
+    let seen = ok(&server, made_secret, "GET", "/v1/acl/token/self", None);
+    assert_eq!(seen["AccessorID"], made["AccessorID"]);
+    assert_eq!(seen["Description"], "via client");
 
     // The server goes away: the entry this client resolved before is extended, a token
     // it never saw gets the default policy (deny).
