@@ -581,3 +581,49 @@ fn tokens_policies_and_roles_answer_as_consul() {
     let repl = ok(&a, "", "GET", "/v1/acl/replication", None);
     assert_eq!(repl["Enabled"], false);
 }
+
+/// §7.26: a token made with `ExpirationTTL: "1m"` (the minimum) works, then is
+/// `ACL not found`, and is no longer read or listed.
+#[test]
+fn a_token_with_a_one_minute_ttl_expires() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = acl_server(
+        dir.path(),
+        "ttl",
+        &format!("  tokens {{\n    initial_management = \"{MGMT}\"\n  }}"),
+    );
+    wait_initialized(&a);
+    ok(
+        &a,
+        MGMT,
+        "PUT",
+        "/v1/acl/policy",
+        Some(json!({"Name": "reader", "Rules": "acl = \"read\""})),
+    );
+    let t = ok(
+        &a,
+        MGMT,
+        "PUT",
+        "/v1/acl/token",
+        Some(json!({"Policies": [{"Name": "reader"}], "ExpirationTTL": "1m"})),
+    );
+    let (id, secret) = (
+        t["AccessorID"].as_str().expect("a"),
+        t["SecretID"].as_str().expect("s"),
+    );
+    let created = humantime::parse_rfc3339_weak(t["CreateTime"].as_str().expect("create"));
+    let expires = humantime::parse_rfc3339_weak(t["ExpirationTime"].as_str().expect("expiry"));
+    let lifetime = expires
+        .expect("expiry")
+        .duration_since(created.expect("create"))
+        .expect("after");
+    assert_eq!(lifetime, Duration::from_secs(60));
+    assert_eq!(with(&a, secret, "GET", "/v1/acl/policies", None).0, 200);
+    wait_until(Duration::from_secs(90), "the token to expire", || {
+        with(&a, secret, "GET", "/v1/acl/policies", None) == (403, "ACL not found".into())
+    });
+    let path = format!("/v1/acl/token/{id}");
+    assert_eq!(with(&a, MGMT, "GET", &path, None).0, 404);
+    let listed = ok(&a, MGMT, "GET", "/v1/acl/tokens", None);
+    assert!(!listed.to_string().contains(id), "{listed}");
+}

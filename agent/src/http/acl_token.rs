@@ -52,7 +52,7 @@ async fn written(st: &ApiState, id: &str) -> Result<Response, ApiError> {
 }
 
 /// The expiry a new token asks for: `ExpirationTTL` or `ExpirationTime`, not both.
-fn expiration(body: &TokenBody) -> Result<Option<u64>, ApiError> {
+fn expiration(body: &TokenBody, now: u64) -> Result<Option<u64>, ApiError> {
     match (&body.expirationttl, &body.expirationtime) {
         (Some(ttl), Some(_)) if !ttl.0.is_zero() => Err(ApiError::internal(
             "Expiration TTL and Expiration Time cannot both be set",
@@ -64,7 +64,7 @@ fn expiration(body: &TokenBody) -> Result<Option<u64>, ApiError> {
                     meridian_config::duration::format_go_duration(ttl.0)
                 )));
             }
-            Ok(Some(now_ms() + ttl.0.as_millis() as u64))
+            Ok(Some(now + ttl.0.as_millis() as u64))
         }
         (_, Some(t)) if !t.is_empty() => humantime::parse_rfc3339_weak(t)
             .ok()
@@ -84,7 +84,8 @@ async fn create(
 ) -> Result<Response, ApiError> {
     authz.check(Resource::Acl, "", Need::Write)?;
     let body: TokenBody = super::body::decode(&body, false)?;
-    let expiration_ms = expiration(&body)?;
+    let now = now_ms();
+    let expiration_ms = expiration(&body, now)?;
     let accessor = if body.accessorid.is_empty() {
         new_id()
     } else {
@@ -108,6 +109,7 @@ async fn create(
         node_identities,
         local,
         expiration_ms,
+        create_ms: now,
         ..AclToken::default()
     };
     propose(
@@ -178,7 +180,7 @@ async fn update(
     let Some(old) = view.state.acl_token(&id).cloned() else {
         return Err(ApiError::internal(format!("Cannot find token {id:?}")));
     };
-    let expiration_ms = match expiration(&body) {
+    let expiration_ms = match expiration(&body, now_ms()) {
         Ok(None) => old.expiration_ms,
         Ok(Some(_)) => {
             return Err(ApiError::internal(format!(
@@ -246,6 +248,7 @@ async fn clone(
         accessor_id: accessor.clone(),
         secret_id: new_secret(),
         description,
+        create_ms: now_ms(),
         ..old
     };
     propose(
