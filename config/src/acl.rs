@@ -72,8 +72,9 @@ impl Default for AclConfig {
     }
 }
 
-/// `acl.tokens { ... }`: secrets the agent itself holds.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// `acl.tokens { ... }`: secrets the agent itself holds. `Debug` shows which are set, never
+/// their values (configs are printed in errors and test failures).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AclTokensConfig {
     /// The primary leader makes a `global-management` token with this secret.
@@ -90,6 +91,24 @@ pub struct AclTokensConfig {
     pub config_file_service_registration: Option<String>,
     /// DNS lookups; falls back to `default`.
     pub dns: Option<String>,
+}
+
+impl fmt::Debug for AclTokensConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |t: &Option<String>| t.as_ref().map(|_| "<set>");
+        f.debug_struct("AclTokensConfig")
+            .field("initial_management", &set(&self.initial_management))
+            .field("agent", &set(&self.agent))
+            .field("agent_recovery", &set(&self.agent_recovery))
+            .field("default", &set(&self.default))
+            .field("replication", &set(&self.replication))
+            .field(
+                "config_file_service_registration",
+                &set(&self.config_file_service_registration),
+            )
+            .field("dns", &set(&self.dns))
+            .finish()
+    }
 }
 
 /// `acl.default_policy`.

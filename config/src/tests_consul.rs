@@ -218,6 +218,8 @@ fn acl_enabled_starts_only_with_the_preview_variable() {
         c.acl.tokens.initial_management.as_deref(),
         Some("5a1f3bd2-0d5e-4c5e-9c1f-3c0c7a4f9d10")
     );
+    // Secrets never show in Debug output (configs are printed in errors).
+    assert!(!format!("{c:?}").contains("5a1f3bd2"), "{:?}", c.acl.tokens);
     // The variable is no configuration key, so it is not warned about either.
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }

@@ -64,10 +64,19 @@ pub struct ClusterParts {
 }
 
 /// What the primary datacenter's leader does for ACLs (see `leader.rs`).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct AclDuties {
     /// `acl.tokens.initial_management`, created as a management token when missing.
     pub initial_management: Option<String>,
+}
+
+impl std::fmt::Debug for AclDuties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = self.initial_management.as_ref().map(|_| "<set>");
+        f.debug_struct("AclDuties")
+            .field("initial_management", &set)
+            .finish()
+    }
 }
 
 /// A consistent view for one read: the state and what the headers report about it.
