@@ -56,19 +56,29 @@ fn built(text: &str) -> Rules {
 /// A service identity: write on the service and its sidecar proxy, read on every service and
 /// node (what discovery needs).
 pub fn service_identity(name: &str) -> Rules {
+    built(&service_identity_text(name))
+}
+
+/// The rules text of [`service_identity`] (shown as a synthetic policy by `?expanded`).
+pub fn service_identity_text(name: &str) -> String {
     let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
-    built(&format!(
+    format!(
         "service {} {{\n  policy = \"write\"\n}}\nservice {} {{\n  policy = \"write\"\n}}\n\
          service_prefix \"\" {{\n  policy = \"read\"\n}}\nnode_prefix \"\" {{\n  policy = \"read\"\n}}\n",
         q(name),
         q(&format!("{name}-sidecar-proxy"))
-    ))
+    )
 }
 
 /// A node identity: write on the node, read on every service.
 pub fn node_identity(name: &str) -> Rules {
+    built(&node_identity_text(name))
+}
+
+/// The rules text of [`node_identity`].
+pub fn node_identity_text(name: &str) -> String {
     let q = serde_json::to_string(name).unwrap_or_default();
-    built(&format!(
+    format!(
         "node {q} {{\n  policy = \"write\"\n}}\nservice_prefix \"\" {{\n  policy = \"read\"\n}}\n"
-    ))
+    )
 }

@@ -23,6 +23,7 @@ mod tests;
 pub use authorizer::{Authorizer, Decision, Denied, Need, Resource, Root};
 pub use builtin::{
     ANONYMOUS_TOKEN_ID, GLOBAL_MANAGEMENT_ID, GLOBAL_READ_ONLY_ID, RESERVED_ID_PREFIX,
-    global_management_rules, global_read_only_rules, node_identity, service_identity,
+    global_management_rules, global_read_only_rules, node_identity, node_identity_text,
+    service_identity, service_identity_text,
 };
 pub use rules::{Level, Rule, Rules, RulesError};

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //!   main.rs / cli/      flags → Config → agent::run; HTTP-API client subcommands
+//!   acl/                ACL tokens: extraction, resolution to an Authorizer, caches
 //!   agent/              lifecycle: bind sockets + open storage, spawn subsystems, shut down
 //!   http/               axum API in Consul's shapes ──┐
 //!   dns/                DNS on 8600 (hickory) over the same router
@@ -21,6 +22,7 @@
 //! log before they are acknowledged, and carry the leader's clock so `apply` is
 //! deterministic.
 
+pub mod acl;
 pub mod agent;
 pub use meridian_catalog as catalog;
 pub mod cli;

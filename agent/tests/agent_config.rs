@@ -21,6 +21,7 @@ fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
 fn run(args: &[&str]) -> Output {
     Command::new(common::bin())
         .args(args)
+        .env_remove("MERIDIAN_ACL_PREVIEW")
         .output()
         .expect("run meridian")
 }
@@ -86,7 +87,8 @@ acl {
 
 /// Scenario: a Consul server config with ports, addresses, dns_config, performance,
 /// telemetry, connect, ui_config, autopilot, limits and a disabled acl block starts, serves
-/// HTTP, and logs one warning per key that has no effect, naming the key and the file.
+/// HTTP, and logs one warning per key that has no effect (the acl keys now have one),
+/// naming the key and the file.
 #[test]
 fn a_consul_docs_config_starts_and_logs_the_keys_without_effect() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -111,7 +113,13 @@ fn a_consul_docs_config_starts_and_logs_the_keys_without_effect() {
     ]);
     let self_info = a.get_json("/v1/agent/self");
     assert_eq!(self_info["Config"]["PrimaryDatacenter"], "dc1");
-    for key in ["connect", "telemetry", "autopilot", "acl", "ports.grpc_tls"] {
+    // The acl block is typed (ACLs are off here): nothing to warn about.
+    assert!(
+        warnings_with(&a, "key", "acl").is_empty(),
+        "{}",
+        a.log.join("\n")
+    );
+    for key in ["connect", "telemetry", "autopilot", "ports.grpc_tls"] {
         let found = warnings_with(&a, "key", key);
         assert_eq!(
             found.len(),

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
+use crate::acl::AclConfig;
 use crate::consul_keys::ConfigWarning;
 use crate::duration::serde_go;
 use crate::event_handler::EventHandler;
@@ -124,8 +125,7 @@ pub struct Config {
     pub primary_datacenter: Option<String>,
     /// Per-listener bind addresses that override `client_addr`.
     pub addresses: AddressesConfig,
-    /// ACL settings. Only `enabled` is kept, so that `true` can be refused until ACLs are
-    /// enforced; every other `acl` key is accepted and warned about as having no effect.
+    /// ACL settings (`acl { ... }`); `enabled = true` is gated, see [`crate::AclConfig`].
     pub acl: AclConfig,
     /// KV replication from another datacenter (Meridian's; servers only).
     pub replication: crate::replication::ReplicationConfig,
@@ -174,15 +174,6 @@ pub struct AddressesConfig {
     pub dns: Option<String>,
     /// Where the HTTPS API listens. Default: `client_addr`.
     pub https: Option<String>,
-}
-
-/// ACL settings (`acl { ... }`). ACLs are not enforced yet, so `enabled = true` refuses to
-/// start rather than let an operator believe the agent is protected.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AclConfig {
-    /// Whether ACLs are on. Default false.
-    pub enabled: bool,
 }
 
 /// Listener ports. `-1` disables a listener, `0` picks a free port (tests).

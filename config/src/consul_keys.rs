@@ -78,21 +78,39 @@ enum Rule {
     /// Meridian already behaves as the key asks (it never phones home; Consul itself ignores
     /// `snapshot_agent`): accepted silently.
     AlreadySo,
-    /// Consul's deprecated `acl_datacenter`, which also turns ACLs on. It is warned about and
-    /// sets `acl.enabled = true` in its layer, which then refuses to start (fail closed).
+    /// Consul's deprecated `acl_datacenter`: warned about, moved to `primary_datacenter`
+    /// (unless the layer sets that) and sets `acl.enabled = true` in its layer, as Consul does.
     EnablesAcl,
+    /// A deprecated spelling moved within its layer: the value goes to `to` (a dotted path
+    /// relative to the enclosing block) unless the layer already sets that, and the key is
+    /// warned about naming `use_instead`. `also` is set to `true` as well (Consul's
+    /// `acl_replication_token` turns token replication on).
+    MovedTo {
+        /// Where the value goes, relative to the enclosing block.
+        to: &'static str,
+        /// The full current key, for the warning.
+        use_instead: &'static str,
+        /// A boolean key (relative to the enclosing block) the old spelling also sets.
+        also: Option<&'static str>,
+    },
     /// A block some of whose keys Meridian implements: the listed children follow their
     /// rules, the rest go on to the typed config (and are errors there if unknown).
     Block(&'static [(&'static str, Rule)]),
-    /// A block that has no effect, except for the listed children, which stay for the typed
-    /// config (`acl.enabled`, so that `true` can be refused).
-    NoEffectExcept(&'static [&'static str]),
     /// A deprecated spelling the typed config still reads: warned about (naming the key to
     /// use instead) and left in place.
     Deprecated(&'static str),
 }
 
-use Rule::{AlreadySo, Block, Deprecated, EnablesAcl, Listener, NoEffect, NoEffectExcept};
+use Rule::{AlreadySo, Block, Deprecated, EnablesAcl, Listener, MovedTo, NoEffect};
+
+/// A deprecated key moved to `to` (also its name in the warning).
+const fn moved(to: &'static str) -> Rule {
+    MovedTo {
+        to,
+        use_instead: to,
+        also: None,
+    }
+}
 
 /// Consul's top-level keys that the typed `Config` does not have, with their rule. Blocks that
 /// Meridian implements in part list only the children it lacks.
@@ -103,7 +121,7 @@ const TOP: &[(&str, Rule)] = &[
     ("dns_config", Block(DNS_CONFIG)),
     ("limits", Block(LIMITS)),
     ("ui_config", Block(UI_CONFIG)),
-    ("acl", NoEffectExcept(&["enabled"])),
+    ("acl", Block(ACL)),
     ("tls", Block(TLS)),
     // Features Meridian does not have.
     ("audit", NoEffect),
@@ -180,19 +198,32 @@ const TOP: &[(&str, Rule)] = &[
     ("ui_content_path", NoEffect),
     ("ui_dir", NoEffect),
     ("use_streaming_backend", NoEffect),
-    // Deprecated ACL spellings (ACLs are not enforced yet; `acl_datacenter` turns them on).
-    ("acl_agent_master_token", NoEffect),
-    ("acl_agent_token", NoEffect),
+    // Deprecated ACL spellings take effect (Consul's `deprecated.go`), the new key winning.
+    ("acl_agent_master_token", moved("acl.tokens.agent_recovery")),
+    ("acl_agent_token", moved("acl.tokens.agent")),
     ("acl_datacenter", EnablesAcl),
-    ("acl_default_policy", NoEffect),
+    ("acl_default_policy", moved("acl.default_policy")),
     ("acl_disabled_ttl", NoEffect),
-    ("acl_down_policy", NoEffect),
-    ("acl_enable_key_list_policy", NoEffect),
-    ("acl_master_token", NoEffect),
-    ("acl_replication_token", NoEffect),
-    ("acl_token", NoEffect),
-    ("acl_ttl", NoEffect),
-    ("enable_acl_replication", NoEffect),
+    ("acl_down_policy", moved("acl.down_policy")),
+    (
+        "acl_enable_key_list_policy",
+        moved("acl.enable_key_list_policy"),
+    ),
+    ("acl_master_token", moved("acl.tokens.initial_management")),
+    (
+        "acl_replication_token",
+        MovedTo {
+            to: "acl.tokens.replication",
+            use_instead: "acl.tokens.replication",
+            also: Some("acl.enable_token_replication"),
+        },
+    ),
+    ("acl_token", moved("acl.tokens.default")),
+    ("acl_ttl", moved("acl.token_ttl")),
+    (
+        "enable_acl_replication",
+        moved("acl.enable_token_replication"),
+    ),
     // Deprecated top-level TLS spellings still take effect (Consul's `deprecated.go`
     // mapping); only the Go-specific server-preference knob has none.
     ("ca_file", Deprecated("tls.defaults.ca_file")),
@@ -257,6 +288,34 @@ const TOP: &[(&str, Rule)] = &[
     ("snapshot_agent", AlreadySo),
 ];
 
+/// `acl`: the typed keys are in `AclConfig`; these are Consul's leftovers.
+const ACL: &[(&str, Rule)] = &[
+    ("disabled_ttl", NoEffect),
+    ("msp_disable_bootstrap", NoEffect),
+    ("tokens", Block(ACL_TOKENS)),
+];
+
+/// `acl.tokens`: the pre-1.11 names, and the Enterprise-only provider token.
+const ACL_TOKENS: &[(&str, Rule)] = &[
+    (
+        "master",
+        MovedTo {
+            to: "initial_management",
+            use_instead: "acl.tokens.initial_management",
+            also: None,
+        },
+    ),
+    (
+        "agent_master",
+        MovedTo {
+            to: "agent_recovery",
+            use_instead: "acl.tokens.agent_recovery",
+            also: None,
+        },
+    ),
+    ("managed_service_provider", NoEffect),
+];
+
 /// `tls`: `defaults`, `internal_rpc` and `https` are typed; Meridian serves no external
 /// gRPC, so that block has no effect.
 const TLS: &[(&str, Rule)] = &[("grpc", NoEffect)];
@@ -310,6 +369,17 @@ pub(crate) const INERT_TYPED: &[&str] = &[
     "dns_config.disable_compression",
     "dns_config.use_cache",
     "dns_config.cache_max_age",
+    // ACL keys of later phases of #17 (token persistence and replication, key list
+    // policy, remote policy/role caches, the agent's own tokens).
+    "acl.enable_key_list_policy",
+    "acl.enable_token_replication",
+    "acl.enable_token_persistence",
+    "acl.policy_ttl",
+    "acl.role_ttl",
+    "acl.tokens.agent",
+    "acl.tokens.replication",
+    "acl.tokens.config_file_service_registration",
+    "acl.tokens.dns",
 ];
 
 /// Whether `value` asks for a listener to be off (`-1`, or any negative port).
@@ -340,6 +410,13 @@ fn strip_level(
             continue;
         };
         let path = format!("{prefix}{name}");
+        let deprecated = |warnings: &mut Vec<ConfigWarning>, path: &str, use_instead| {
+            warnings.push(ConfigWarning {
+                key: path.to_string(),
+                origin: origin(path),
+                kind: WarningKind::Deprecated { use_instead },
+            })
+        };
         let mut warn = |path: &str| {
             warnings.push(ConfigWarning {
                 key: path.to_string(),
@@ -362,9 +439,22 @@ fn strip_level(
                 dict.remove(*name);
             }
             EnablesAcl => {
-                warn(&path);
-                dict.remove(*name);
-                enable_acl(dict);
+                let value = dict.remove(*name).unwrap_or(Value::Null);
+                deprecated(warnings, &path, "primary_datacenter");
+                move_to(dict, "primary_datacenter", value);
+                move_to(dict, "acl.enabled", Value::Bool(true));
+            }
+            MovedTo {
+                to,
+                use_instead,
+                also,
+            } => {
+                let value = dict.remove(*name).unwrap_or(Value::Null);
+                deprecated(warnings, &path, *use_instead);
+                move_to(dict, to, value);
+                if let Some(also) = also {
+                    move_to(dict, also, Value::Bool(true));
+                }
             }
             Block(children) => {
                 // A block of the wrong type (a list, a string) is left for the typed check,
@@ -378,32 +468,29 @@ fn strip_level(
                 origin: origin(&path),
                 kind: WarningKind::Deprecated { use_instead },
             }),
-            NoEffectExcept(keep) => {
-                warn(&path);
-                match value {
-                    Value::Object(inner) => inner.retain(|k, _| keep.contains(&k.as_str())),
-                    _ => {
-                        dict.remove(*name);
-                    }
-                }
-            }
         }
     }
 }
 
-/// Sets `acl.enabled = true` in a layer, as Consul does for `acl_datacenter`.
-fn enable_acl(dict: &mut Map<String, Value>) {
-    let acl = dict
-        .entry("acl")
-        .or_insert_with(|| Value::Object(Map::new()));
-    match acl {
-        Value::Object(inner) => {
-            inner.insert("enabled".into(), Value::Bool(true));
+/// Sets the dotted `path` of `dict` to `value` unless something is there already (the current
+/// spelling wins over a deprecated one in the same layer). A non-object in the way is left for
+/// the typed check, which names it.
+fn move_to(dict: &mut Map<String, Value>, path: &str, value: Value) {
+    let (head, rest) = match path.split_once('.') {
+        Some((head, rest)) => (head, Some(rest)),
+        None => (path, None),
+    };
+    match rest {
+        None => {
+            dict.entry(head).or_insert(value);
         }
-        other => {
-            let mut inner = Map::new();
-            inner.insert("enabled".into(), Value::Bool(true));
-            *other = Value::Object(inner);
+        Some(rest) => {
+            let inner = dict
+                .entry(head)
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(inner) = inner {
+                move_to(inner, rest, value);
+            }
         }
     }
 }
@@ -457,15 +544,45 @@ mod tests {
     }
 
     #[test]
-    fn acl_keeps_only_enabled_and_acl_datacenter_enables_it() {
+    fn acl_keeps_its_typed_keys_and_deprecated_spellings_move_onto_them() {
         let (left, keys) = strip(json!({
-            "acl": { "enabled": false, "tokens": { "initial_management": "x" } },
+            "acl": { "enabled": false, "disabled_ttl": "30s",
+                     "tokens": { "master": "m", "agent_master": "r" } },
         }));
-        assert_eq!(left, json!({ "acl": { "enabled": false } }));
-        assert_eq!(keys, ["acl"]);
-        let (left, keys) = strip(json!({ "acl_datacenter": "dc1", "acl_master_token": "x" }));
-        assert_eq!(left, json!({ "acl": { "enabled": true } }));
-        assert_eq!(keys, ["acl_datacenter", "acl_master_token"]);
+        assert_eq!(
+            left,
+            json!({ "acl": { "enabled": false,
+                    "tokens": { "initial_management": "m", "agent_recovery": "r" } } })
+        );
+        assert_eq!(
+            keys,
+            [
+                "acl.disabled_ttl",
+                "acl.tokens.master",
+                "acl.tokens.agent_master"
+            ]
+        );
+        let (left, keys) = strip(json!({
+            "acl_datacenter": "dc1", "acl_master_token": "x",
+            "acl": { "tokens": { "initial_management": "new" } },
+            "acl_replication_token": "rep", "acl_ttl": "10s",
+        }));
+        // The current spelling wins within a layer; acl_datacenter turns ACLs on.
+        assert_eq!(
+            left,
+            json!({ "primary_datacenter": "dc1",
+                    "acl": { "enabled": true, "token_ttl": "10s", "enable_token_replication": true,
+                             "tokens": { "initial_management": "new", "replication": "rep" } } })
+        );
+        assert_eq!(
+            keys,
+            [
+                "acl_datacenter",
+                "acl_master_token",
+                "acl_replication_token",
+                "acl_ttl"
+            ]
+        );
     }
 
     #[test]

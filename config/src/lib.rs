@@ -19,6 +19,7 @@
 //! normalization and Go durations. Must not: open sockets, spawn tasks or log.
 #![warn(missing_docs)]
 
+mod acl;
 mod args;
 mod config;
 mod consul_keys;
@@ -42,10 +43,11 @@ mod tests_consul;
 #[cfg(test)]
 mod tests_tls;
 
+pub use acl::{ACL_PREVIEW_ENV, AclConfig, AclDefaultPolicy, AclDownPolicy, AclTokensConfig};
 pub use args::normalize_args;
 pub use config::{
-    AclConfig, AddressesConfig, Config, DnsConfig, LimitsConfig, PerformanceConfig, PortsConfig,
-    RaftTiming, SoaConfig, UiConfig, default_node_name,
+    AddressesConfig, Config, DnsConfig, LimitsConfig, PerformanceConfig, PortsConfig, RaftTiming,
+    SoaConfig, UiConfig, default_node_name,
 };
 pub use consul_keys::{ConfigWarning, WarningKind};
 pub use error::ConfigError;

@@ -43,6 +43,8 @@ const CLIENT_ENV: &[&str] = &[
     "NAMESPACE",
     "PARTITION",
     "DATACENTER_CLI",
+    // Not a key: the temporary ACL gate (`crate::acl`), read by `load_with_env`.
+    "ACL_PREVIEW",
 ];
 
 const LAYER_DEV: &str = "-dev defaults";
@@ -73,6 +75,10 @@ impl Config {
         flags: &AgentFlags,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let preview = env
+            .iter()
+            .any(|(k, v)| k == crate::ACL_PREVIEW_ENV && v == "1");
         let mut warnings = Vec::new();
         let mut fig = Figment::new();
         if flags.dev {
@@ -105,7 +111,7 @@ impl Config {
         }
         let overrides = Layer::stripped(LAYER_FLAGS, flags.overrides(), &mut warnings)?;
         fig = fig.merge(checked(overrides)?);
-        finish(fig, flags.dev, warnings)
+        finish(fig, flags.dev, preview, warnings)
     }
 }
 
@@ -128,7 +134,7 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<Config, ConfigError> {
             fig = fig.merge(file_layer(&file, None, &mut warnings)?);
         }
     }
-    finish(fig, false, warnings)
+    finish(fig, false, false, warnings)
 }
 
 /// [`validate_paths`] for one file's text: `hcl` picks the format its extension would.
@@ -142,7 +148,7 @@ pub fn validate_text(text: &str, hcl: bool) -> Result<Config, ConfigError> {
     };
     let mut warnings = Vec::new();
     let layer = text_layer(Path::new(path), text, format, &mut warnings)?;
-    finish(Figment::new().merge(layer), false, warnings)
+    finish(Figment::new().merge(layer), false, false, warnings)
 }
 
 /// [`validate_paths`] for one file or directory.
@@ -154,11 +160,13 @@ pub fn validate_path(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
 fn finish(
     fig: Figment,
     dev: bool,
+    acl_preview: bool,
     mut warnings: Vec<ConfigWarning>,
 ) -> Result<Config, ConfigError> {
     let mut cfg: Config = fig.extract().map_err(from_figment)?;
     cfg.dev_mode = dev;
-    if cfg.acl.enabled {
+    cfg.acl.preview = acl_preview;
+    if cfg.acl.enabled && !cfg.acl.preview {
         return Err(acl_refused(&fig));
     }
     // `ui` and `ui_config.enabled` are two spellings of one switch.
@@ -172,8 +180,9 @@ fn finish(
     Ok(cfg)
 }
 
-/// Fail closed: ACLs are not enforced yet, so an agent asked to enforce them must not start
-/// and look protected. The error names the source that turned them on.
+/// Fail closed: ACLs are not enforced everywhere yet, so an agent asked to enforce them must
+/// not start and look protected (unless `MERIDIAN_ACL_PREVIEW=1`, see `crate::acl`). The
+/// error names the source that turned them on.
 fn acl_refused(fig: &Figment) -> ConfigError {
     let origin = fig
         .find_metadata("acl.enabled")

@@ -1,6 +1,6 @@
 //! Consul configuration parity: Consul's keys and flags load, keys for features Meridian lacks
-//! are warned about by name and source, unknown keys stay errors, and `acl.enabled = true`
-//! refuses to start (Consul's documented keys: `agent/config/config.go`, `flags.go`).
+//! are warned about by name and source, unknown keys stay errors, deprecated ACL spellings
+//! take effect, and `acl.enabled = true` refuses to start without `MERIDIAN_ACL_PREVIEW=1` (Consul's documented keys: `agent/config/config.go`, `flags.go`).
 
 use std::path::Path;
 
@@ -121,6 +121,7 @@ fn a_consul_docs_config_with_every_common_block_loads_and_names_the_keys_without
         assert_eq!(c.addresses.http.as_deref(), Some("127.0.0.1"));
         assert_eq!(c.primary_datacenter(), "dc1");
         assert!(!c.acl.enabled);
+        assert!(c.acl.enable_token_persistence);
         // Every key without effect is named once, with the file it came from.
         let origin = path.display().to_string();
         assert!(c.warnings.iter().all(|w| w.origin == origin), "{c:?}");
@@ -128,7 +129,7 @@ fn a_consul_docs_config_with_every_common_block_loads_and_names_the_keys_without
         let mut got = keys(&c);
         got.sort_unstable();
         let mut want = vec![
-            "acl",
+            "acl.enable_token_persistence",
             "addresses.grpc",
             "autopilot",
             "connect",
@@ -195,8 +196,124 @@ fn acl_enabled_refuses_to_start_naming_the_key_and_its_source() {
     ]);
     let c = Config::load_with_env(&f, Vec::new()).unwrap();
     assert!(!c.acl.enabled);
-    // Each source's acl block is named: ACLs have no effect either way.
-    assert_eq!(keys(&c), ["acl", "acl"]);
+    // The acl block is typed now: nothing to warn about.
+    assert!(keys(&c).is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn acl_enabled_starts_only_with_the_preview_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let hcl = write(
+        dir.path(),
+        "acl.hcl",
+        "acl {\n  enabled = true\n  default_policy = \"deny\"\n  tokens {\n    initial_management = \"5a1f3bd2-0d5e-4c5e-9c1f-3c0c7a4f9d10\"\n  }\n}\n",
+    );
+    let f = flags(&["-dev", "-config-file", hcl.to_str().unwrap()]);
+    let err = Config::load_with_env(&f, env(&[("MERIDIAN_ACL_PREVIEW", "0")])).unwrap_err();
+    assert!(err.to_string().contains("not enforced"), "{err}");
+    let c = Config::load_with_env(&f, env(&[("MERIDIAN_ACL_PREVIEW", "1")])).unwrap();
+    assert!(c.acl.enabled && c.acl.preview);
+    assert_eq!(c.acl.default_policy, crate::AclDefaultPolicy::Deny);
+    assert_eq!(
+        c.acl.tokens.initial_management.as_deref(),
+        Some("5a1f3bd2-0d5e-4c5e-9c1f-3c0c7a4f9d10")
+    );
+    // Secrets never show in Debug output (configs are printed in errors).
+    assert!(!format!("{c:?}").contains("5a1f3bd2"), "{:?}", c.acl.tokens);
+    // The variable is no configuration key, so it is not warned about either.
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn acl_keys_default_as_consul_and_bad_policies_name_file_and_key() {
+    let c = Config::load_with_env(&flags(&["-dev"]), Vec::new()).unwrap();
+    assert_eq!(c.acl.default_policy, crate::AclDefaultPolicy::Allow);
+    assert_eq!(c.acl.down_policy, crate::AclDownPolicy::ExtendCache);
+    assert_eq!(c.acl.token_ttl.as_secs(), 30);
+    assert_eq!(c.acl.role_ttl.as_secs(), 30);
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(
+        dir.path(),
+        "down.hcl",
+        "acl {\n  down_policy = \"sometimes\"\n}\n",
+    );
+    let err = validate_path(&bad).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(r#"invalid ACL down policy "sometimes""#),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("down.hcl") && msg.contains("acl.down_policy"),
+        "{msg}"
+    );
+    let bad = write(
+        dir.path(),
+        "def.json",
+        r#"{"acl":{"default_policy":"maybe"}}"#,
+    );
+    let msg = validate_path(&bad).unwrap_err().to_string();
+    assert!(
+        msg.contains(r#"invalid ACL default policy "maybe""#),
+        "{msg}"
+    );
+}
+
+#[test]
+fn deprecated_acl_keys_warn_and_take_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = write(
+        dir.path(),
+        "old.hcl",
+        "acl_default_policy = \"deny\"\nacl_down_policy = \"allow\"\nacl_token = \"def\"\n\
+         acl_agent_token = \"agt\"\nacl_agent_master_token = \"rec\"\nacl_ttl = \"45s\"\n\
+         acl_enable_key_list_policy = true\nacl {\n  tokens {\n    master = \"root\"\n  }\n}\n",
+    );
+    let f = flags(&["-dev", "-config-file", old.to_str().unwrap()]);
+    let c = Config::load_with_env(&f, Vec::new()).unwrap();
+    assert_eq!(c.acl.default_policy, crate::AclDefaultPolicy::Deny);
+    assert_eq!(c.acl.down_policy, crate::AclDownPolicy::Allow);
+    assert_eq!(c.acl.tokens.default.as_deref(), Some("def"));
+    assert_eq!(c.acl.tokens.agent.as_deref(), Some("agt"));
+    assert_eq!(c.acl.tokens.agent_recovery.as_deref(), Some("rec"));
+    assert_eq!(c.acl.tokens.initial_management.as_deref(), Some("root"));
+    assert_eq!(c.acl.token_ttl.as_secs(), 45);
+    assert!(c.acl.enable_key_list_policy);
+    let mut got: Vec<_> = c
+        .warnings
+        .iter()
+        .filter(|w| matches!(w.kind, WarningKind::Deprecated { .. }))
+        .map(|w| w.key.as_str())
+        .collect();
+    // Keys that later phases act on are said to have no effect yet, under their new name.
+    let mut inert: Vec<_> = c
+        .warnings
+        .iter()
+        .filter(|w| w.kind == WarningKind::NoEffect)
+        .map(|w| w.key.as_str())
+        .collect();
+    inert.sort_unstable();
+    assert_eq!(inert, ["acl.enable_key_list_policy", "acl.tokens.agent"]);
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        [
+            "acl.tokens.master",
+            "acl_agent_master_token",
+            "acl_agent_token",
+            "acl_default_policy",
+            "acl_down_policy",
+            "acl_enable_key_list_policy",
+            "acl_token",
+            "acl_ttl"
+        ]
+    );
+    // acl_datacenter sets the primary datacenter and turns ACLs on (then gated).
+    let legacy = write(dir.path(), "dc.hcl", "acl_datacenter = \"dc9\"\n");
+    let f = flags(&["-dev", "-config-file", legacy.to_str().unwrap()]);
+    let c = Config::load_with_env(&f, env(&[("MERIDIAN_ACL_PREVIEW", "1")])).unwrap();
+    assert!(c.acl.enabled);
+    assert_eq!(c.primary_datacenter(), "dc9");
 }
 
 #[test]

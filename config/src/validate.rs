@@ -58,7 +58,7 @@ impl Config {
                 format!("{p:?} must contain only a-z, 0-9, '_' and '-'"),
             ));
         }
-        if self.acl.enabled {
+        if self.acl.enabled && !self.acl.preview {
             return Err(ConfigError::invalid(
                 "acl.enabled",
                 "ACLs are not enforced by Meridian yet; remove the acl block or set acl { enabled = false }",

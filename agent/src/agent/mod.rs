@@ -31,6 +31,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 pub use self::error::AgentError;
 pub use self::warnings::log_config_warnings;
+use crate::acl::AclSettings;
 use crate::cluster::raft_rpc::{Channels, RaftService};
 use crate::cluster::{Federation, Forwarder, GrpcTransport, RemoteServers, RpcListener};
 use crate::gossip::{BoundGossip, GossipHandle};
@@ -42,7 +43,7 @@ use crate::local::{LocalAgent, LocalState};
 use crate::raft::{RaftConfig, RaftNode, ServerNode};
 use crate::rpc::Router;
 use crate::server::autopilot::AutopilotConfig;
-use crate::server::{ClusterParts, SelfInfo, ServerHandle};
+use crate::server::{AclDuties, ClusterParts, SelfInfo, ServerHandle};
 
 /// How long shutdown may take before tasks are abandoned.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -491,6 +492,9 @@ impl BoundAgent {
                     .unwrap_or_else(|| "/ui/".into())
             }),
             tls: self.tls.clone(),
+            acl: Arc::new(crate::acl::Resolver::new(AclSettings::from_config(
+                &self.cfg,
+            ))),
         });
         let http_token = token.child_token();
         let root = token.clone();
@@ -722,6 +726,9 @@ fn start_server(
         hold: rpc_hold_timeout(cfg),
         gossip: Some(gossip.clone()),
         autopilot: autopilot_config(cfg),
+        acl: (cfg.acl.enabled && cfg.primary_datacenter() == cfg.datacenter).then(|| AclDuties {
+            initial_management: cfg.acl.tokens.initial_management.clone(),
+        }),
     };
     ServerHandle::start(
         raft.clone(),

@@ -1,6 +1,8 @@
 //! Logging the configuration's warnings at start: Consul keys accepted without effect,
 //! deprecated spellings (naming the key to use instead), and `MERIDIAN_*` variables that
-//! name no key. Logs only; the warnings themselves come from `meridian-config`.
+//! name no key; and ACL settings worth a warning (the preview gate, a non-UUID initial
+//! management token, as Consul warns). Logs only; the warnings themselves come from
+//! `meridian-config`.
 
 use meridian_config::{Config, WarningKind};
 use tracing::warn;
@@ -17,5 +19,17 @@ pub fn log_config_warnings(cfg: &Config) {
             }
             _ => warn!(key = %w.key, source = %w.origin, "config key has no effect in Meridian"),
         }
+    }
+    if cfg.acl.enabled {
+        warn!(
+            "ACLs are on in preview (MERIDIAN_ACL_PREVIEW=1): only the ACL API and \
+             /v1/agent/self check tokens; KV, catalog, health, sessions, events, queries, txn, \
+             operator and DNS are NOT protected yet"
+        );
+    }
+    if let Some(m) = cfg.acl.tokens.initial_management.as_deref()
+        && uuid::Uuid::parse_str(m).is_err()
+    {
+        warn!("acl.tokens.initial_management is not a UUID; Consul expects one");
     }
 }

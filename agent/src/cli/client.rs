@@ -38,6 +38,21 @@ pub struct HttpFlags {
         hide_env_values = true
     )]
     pub consul_http_token: Option<String>,
+    /// File holding the ACL token (used when -token and MERIDIAN_HTTP_TOKEN are absent).
+    /// Env: MERIDIAN_HTTP_TOKEN_FILE, then CONSUL_HTTP_TOKEN_FILE.
+    #[arg(
+        long = "token-file",
+        env = "MERIDIAN_HTTP_TOKEN_FILE",
+        value_name = "PATH"
+    )]
+    pub token_file: Option<std::path::PathBuf>,
+    /// Consul's token-file variable; as in Consul's API client it beats CONSUL_HTTP_TOKEN.
+    #[arg(
+        long = "consul-http-token-file",
+        env = "CONSUL_HTTP_TOKEN_FILE",
+        hide = true
+    )]
+    pub consul_http_token_file: Option<std::path::PathBuf>,
     /// HTTPS: CA, client certificate, server name.
     #[command(flatten)]
     pub tls: TlsFlags,
@@ -84,6 +99,34 @@ pub enum ClientError {
     /// HTTPS could not be set up (a missing CA, an unreadable certificate).
     #[error("HTTPS: {0}")]
     Tls(String),
+    /// The token file could not be read.
+    #[error("error loading token file {path}: {reason}")]
+    TokenFile {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The token to send: `-token`/MERIDIAN_HTTP_TOKEN, else the `-token-file`/
+/// MERIDIAN_HTTP_TOKEN_FILE, else CONSUL_HTTP_TOKEN_FILE, else CONSUL_HTTP_TOKEN.
+fn token_of(flags: &HttpFlags) -> Result<Option<String>, ClientError> {
+    if let Some(t) = flags.token.as_ref().filter(|t| !t.is_empty()) {
+        return Ok(Some(t.clone()));
+    }
+    let file = flags
+        .token_file
+        .as_ref()
+        .or(flags.consul_http_token_file.as_ref());
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| ClientError::TokenFile {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        return Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty()));
+    }
+    Ok(flags.consul_http_token.clone().filter(|t| !t.is_empty()))
 }
 
 /// A client for one agent.
@@ -132,10 +175,7 @@ impl ApiClient {
                 query.push(("stale", String::new()));
             }
         }
-        let token = flags
-            .token
-            .clone()
-            .or_else(|| flags.consul_http_token.clone());
+        let token = token_of(flags)?;
         Ok(ApiClient {
             http,
             base,

@@ -3,7 +3,7 @@
 //! `agent` is dispatched by `main.rs` (it owns the runtime and signals). Everything else runs
 //! here: local commands (`version`, `validate`, `keygen`, `tls`) and HTTP-API clients (`kv`,
 //! `catalog`, `members`, `info`, `operator`, `leave`, `join`, `force-leave`, `event`,
-//! `keyring`, `rtt`) whose output text and exit codes follow
+//! `keyring`, `rtt`, `acl`) whose output text and exit codes follow
 //! Consul's CLI, so scripts written for `consul` keep working. Messages such as
 //! `Error! No key exists at: KEY` keep Consul's wording and capitalization on purpose.
 
@@ -15,6 +15,8 @@ use base64::Engine;
 use clap::{Parser, Subcommand};
 use meridian_config::AgentFlags;
 
+pub mod acl;
+mod acl_print;
 pub mod catalog;
 pub mod client;
 mod client_tls;
@@ -79,6 +81,9 @@ pub enum Command {
     Event(gossip::EventArgs),
     /// Estimate the network round trip time between two nodes.
     Rtt(rtt::RttArgs),
+    /// Manage ACL tokens, policies and roles.
+    #[command(subcommand)]
+    Acl(acl::AclCommand),
     /// Builtin helpers for creating CAs and certificates.
     #[command(subcommand)]
     Tls(tls::TlsCommand),
@@ -191,6 +196,7 @@ pub async fn run_with(command: Command, out: &mut dyn Write) -> Result<(), CliEr
         Command::Event(args) => gossip::event(args, out).await,
         Command::Rtt(args) => rtt::run(args, out).await,
         Command::Tls(cmd) => tls::run(cmd, out),
+        Command::Acl(cmd) => acl::run(cmd, out).await,
     }
 }
 

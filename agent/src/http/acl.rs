@@ -1,24 +1,208 @@
-//! ACL endpoints while ACLs are off (Meridian has none yet): `/v1/acl/*` and
-//! `PUT /v1/agent/token/:type` answer as Consul's do with ACLs disabled, a 401 with body
-//! `ACL support disabled` (`agent_endpoint.go` `AgentToken`, `acl_endpoint.go`
-//! `checkACLDisabled`). Clients map that to "ACLs disabled" (py-consul's `ACLDisabled`)
-//! instead of failing on a 404.
+//! `/v1/acl/*` (reference/acl.md §3): with ACLs off, Consul's 401 `ACL support disabled`
+//! for every ACL path and `PUT /v1/agent/token/:type`; with ACLs on, bootstrap, replication
+//! status and the servers' internal resolve endpoint here, tokens in `acl_token.rs`,
+//! policies and roles in `acl_policy.rs`. A client agent forwards `/v1/acl/*` to a server
+//! (its router's fallback) and answers only the 401 itself.
+//!
+//! Writes go through raft (`acl_write.rs`).
+
+use std::path::Path;
 
 use axum::Router;
-use axum::routing::{any, put};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::http::{Method, Uri};
+use axum::response::Response;
+use axum::routing::{any, get, put};
+use meridian_acl::GLOBAL_MANAGEMENT_ID;
+use serde::Deserialize;
+use serde_json::json;
 
 use super::ApiState;
+use super::acl_write::{new_id, new_secret, propose, server};
 use super::error::ApiError;
+use super::read::json_body;
+use crate::acl::{ACL_DISABLED, AclError, BOOTSTRAP_RESET_FILE, resolution_for};
+use crate::catalog::acl::{AclLink, AclToken, AclWrite};
+use crate::rpc::Consistency;
 
-/// Consul's text; clients match on it.
-const ACL_DISABLED: &str = "ACL support disabled";
-
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/agent/token/{*kind}", put(disabled))
-        .route("/v1/acl/{*rest}", any(disabled))
+/// The routes of a server agent (`server`) or a client agent.
+pub(super) fn routes(enabled: bool, server: bool) -> Router<ApiState> {
+    if !enabled {
+        return Router::new()
+            .route("/v1/agent/token/{*kind}", put(disabled))
+            .route("/v1/acl/{*rest}", any(disabled));
+    }
+    let agent_token = Router::new().route("/v1/agent/token/{*kind}", put(agent_token_missing));
+    if !server {
+        return agent_token;
+    }
+    agent_token
+        .route("/v1/acl/create", any(legacy))
+        .route("/v1/acl/update", any(legacy))
+        .route("/v1/acl/list", any(legacy))
+        .route("/v1/acl/destroy/{*id}", any(legacy))
+        .route("/v1/acl/info/{*id}", any(legacy))
+        .route("/v1/acl/clone/{*id}", any(legacy))
+        .route("/v1/acl/rules/translate", any(legacy))
+        .route("/v1/acl/rules/translate/{*id}", any(legacy))
+        .route("/v1/acl/bootstrap", put(bootstrap))
+        .route("/v1/acl/replication", get(replication))
+        .route(crate::acl::RESOLVE_PATH, get(resolve))
+        .merge(super::acl_token::routes())
+        .merge(super::acl_policy::routes())
 }
 
 async fn disabled() -> ApiError {
     ApiError::unauthorized(ACL_DISABLED)
+}
+
+/// The pre-1.4 ACL API, removed in Consul 1.11: 410 naming the path.
+async fn legacy(uri: Uri) -> ApiError {
+    ApiError::gone(format!(
+        "Endpoint {} for the legacy ACL system was removed in Consul 1.11.",
+        uri.path()
+    ))
+}
+
+/// Setting agent tokens over the API is a later phase of #17.
+async fn agent_token_missing() -> ApiError {
+    ApiError::not_found("PUT /v1/agent/token/:type is not implemented by Meridian yet")
+}
+
+// === bootstrap ===
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct BootstrapBody {
+    bootstrapsecret: String,
+}
+
+/// `PUT /v1/acl/bootstrap`: on the primary's leader; a second bootstrap needs the reset
+/// file (`<data_dir>/acl-bootstrap-reset` holding the index the refusal named).
+async fn bootstrap(
+    State(st): State<ApiState>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if !st.acl.settings().is_primary() {
+        return Err(ApiError::unauthorized(ACL_DISABLED));
+    }
+    let srv = server(&st)?;
+    if let Some(resp) = super::autopilot::on_leader(srv, &method, &uri, &body).await? {
+        return Ok(resp);
+    }
+    let req: BootstrapBody = super::body::decode(&body, true)?;
+    let view = srv.read(Consistency::Default).await?;
+    let reset_file = st
+        .acl
+        .settings()
+        .data_dir
+        .as_deref()
+        .map(|d| d.join(BOOTSTRAP_RESET_FILE));
+    let reset_index = match view.state.acl_bootstrap_index() {
+        None => None,
+        Some(done) => Some(reset_index(reset_file.as_deref(), done)?),
+    };
+    let secret = if req.bootstrapsecret.is_empty() {
+        new_secret()
+    } else {
+        req.bootstrapsecret
+    };
+    let token = AclToken {
+        accessor_id: new_id(),
+        secret_id: secret,
+        description: "Bootstrap Token (Global Management)".into(),
+        policies: vec![AclLink {
+            id: GLOBAL_MANAGEMENT_ID.into(),
+            name: String::new(),
+        }],
+        ..AclToken::default()
+    };
+    let accessor = token.accessor_id.clone();
+    propose(
+        &st,
+        AclWrite::Bootstrap {
+            token: Box::new(token),
+            reset_index,
+        },
+    )
+    .await?;
+    if let (Some(_), Some(file)) = (reset_index, &reset_file)
+        && let Err(e) = std::fs::remove_file(file)
+    {
+        tracing::warn!(file = %file.display(), cause = %e, "could not remove the ACL bootstrap reset file");
+    }
+    let view = srv.read(Consistency::Stale).await?;
+    let t = view
+        .state
+        .acl_token(&accessor)
+        .ok_or_else(|| ApiError::internal("bootstrap token missing after bootstrap"))?;
+    let mut out = super::acl_dto::token(&view.state, t, true);
+    out["ID"] = json!(t.secret_id);
+    Ok(json_body(&out))
+}
+
+/// The reset index the reset file allows, or Consul's refusal.
+fn reset_index(file: Option<&Path>, done: u64) -> Result<u64, ApiError> {
+    let no_more = || {
+        ApiError::forbidden(format!(
+            "Permission denied: ACL bootstrap no longer allowed (reset index: {done})"
+        ))
+    };
+    let Some(text) = file.and_then(|f| std::fs::read_to_string(f).ok()) else {
+        return Err(no_more());
+    };
+    let specified: u64 = text.trim().parse().unwrap_or(0);
+    match specified {
+        0 => Err(no_more()),
+        n if n == done => Ok(n),
+        n => Err(ApiError::internal(format!(
+            "Invalid bootstrap reset index (specified {n}, reset index: {done})"
+        ))),
+    }
+}
+
+// === replication and internal resolution ===
+
+/// `GET /v1/acl/replication`: Meridian does not replicate ACLs yet, so every datacenter
+/// reports what Consul's primary does: all fields zero.
+async fn replication() -> Response {
+    let zero = "0001-01-01T00:00:00Z";
+    json_body(&json!({
+        "Enabled": false, "Running": false, "SourceDatacenter": "", "ReplicationType": "",
+        "ReplicatedIndex": 0, "ReplicatedRoleIndex": 0, "ReplicatedTokenIndex": 0,
+        "LastSuccess": zero, "LastError": zero, "LastErrorMessage": "",
+    }))
+}
+
+/// `GET /v1/internal/acl/resolve` (Meridian's, for client agents): the presented token's
+/// accessor, policy rules and identities in this datacenter; Consul's 403/500 texts when
+/// it does not resolve. The token is the one in the request (never this agent's default).
+async fn resolve(State(st): State<ApiState>, parts: Parts) -> Result<Response, ApiError> {
+    let (secret, _) = crate::acl::extract(
+        super::acl_authz::query_token(&parts).as_deref(),
+        &parts.headers,
+        None,
+    );
+    let secret = if secret.is_empty() {
+        "anonymous"
+    } else {
+        secret.as_str()
+    };
+    if ["allow", "deny", "manage"].contains(&secret) {
+        return Err(AclError::RootName.into());
+    }
+    let view = server(&st)?.read(Consistency::Stale).await?;
+    let Some(token) = view
+        .state
+        .acl_token_by_secret(secret, crate::server::unix_ms())
+    else {
+        let bootstrapped = view.state.acl_bootstrap_index().is_some();
+        return Err(AclError::NotFound { bootstrapped }.into());
+    };
+    let r = resolution_for(&view.state, token, &st.acl.settings().datacenter);
+    Ok(json_body(&r))
 }

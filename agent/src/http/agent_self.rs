@@ -1,7 +1,8 @@
 //! `GET /v1/agent/self`: this agent's description, with exactly the top-level keys of
 //! Consul's `Self` struct (`agent_endpoint.go`): `Config`, `DebugConfig`, `Coord`, `Member`,
 //! `Stats`, `Meta` and `xDS`. Client agents answer it themselves. With TLS on, `Stats` has
-//! a `tls` section of Meridian's own (the certificates in use, by fingerprint).
+//! a `tls` section of Meridian's own (the certificates in use, by fingerprint). Needs
+//! `agent:read` on this node when ACLs are on.
 
 use axum::Router;
 use axum::extract::State;
@@ -9,6 +10,9 @@ use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
 
+use meridian_acl::{Need, Resource};
+
+use super::acl_authz::Authz;
 use super::error::ApiError;
 use super::read::json_body;
 use super::{ApiState, CONSUL_API_VERSION};
@@ -105,7 +109,10 @@ fn tls_stats(tls: &meridian_tls::TlsContext) -> Value {
     })
 }
 
-async fn self_info(State(st): State<ApiState>) -> Result<Response, ApiError> {
+async fn self_info(State(st): State<ApiState>, authz: Authz) -> Result<Response, ApiError> {
+    // The first §5.3 check, here because a client agent answers it itself (so it exercises
+    // the client's resolution through its servers) and the recovery token is for it.
+    authz.check(Resource::Agent, &st.agent.node_name, Need::Read)?;
     let a = &st.agent;
     let meta = st
         .router

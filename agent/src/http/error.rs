@@ -47,6 +47,14 @@ impl ApiError {
         }
     }
 
+    /// 410: a removed endpoint (the legacy ACL API).
+    pub fn gone(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::GONE,
+            message: message.into(),
+        }
+    }
+
     /// 413 (Consul's wording contains `too large`, which clients such as terraform match).
     pub fn too_large(message: impl Into<String>) -> Self {
         Self {

@@ -14,6 +14,11 @@
 //! applied state snapshot, writes go through raft.
 
 mod acl;
+mod acl_authz;
+mod acl_dto;
+mod acl_policy;
+mod acl_token;
+mod acl_write;
 mod agent;
 mod agent_self;
 mod agent_services;
@@ -145,6 +150,8 @@ pub struct ApiContext {
     pub ui_path: Option<String>,
     /// The server RPC TLS context, when TLS is on (`Stats.tls` of `/v1/agent/self`).
     pub tls: Option<meridian_tls::TlsContext>,
+    /// ACL settings and the token resolver (`crate::acl`).
+    pub acl: Arc<crate::acl::Resolver>,
 }
 
 /// Cheap-clone state of the HTTP handlers.
@@ -175,7 +182,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(agent_self::routes())
         .merge(metrics::routes())
         .merge(monitor::routes())
-        .merge(acl::routes())
+        .merge(acl::routes(state.acl.settings().enabled, true))
         .merge(members::routes())
         .merge(event::routes())
         .merge(session::routes())
@@ -194,6 +201,10 @@ pub fn router(state: ApiState) -> axum::Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             cross_dc::route,
+        ))
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            acl_authz::default_policy_header,
         ))
         // Size limits are checked by the handlers so the error text is Consul's; this cap
         // only bounds memory for absurd bodies.
@@ -214,11 +225,15 @@ pub fn client_router(state: ApiState) -> axum::Router {
         .merge(agent_self::routes())
         .merge(metrics::routes())
         .merge(monitor::routes())
-        .merge(acl::routes())
+        .merge(acl::routes(state.acl.settings().enabled, false))
         .fallback(forward::to_server)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             cross_dc::route,
+        ))
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            acl_authz::default_policy_header,
         ))
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(state)

@@ -1,7 +1,9 @@
 //! The leader loop: while this server leads, reconcile the LAN pool into the catalog
 //! (`reconcile.rs`; without a pool, just this server's own registration) and into raft
 //! membership (`autopilot.rs`), expire sessions whose TTL lapsed, and reap old KV
-//! tombstones. It wakes on its tick, on session deadlines and on member changes.
+//! tombstones. In the primary datacenter with ACLs on it also initializes the ACL system
+//! once per leadership (built-in policies, anonymous token, `initial_management`) and reaps
+//! expired tokens. It wakes on its tick, on session deadlines and on member changes.
 
 use std::time::Duration;
 
@@ -12,6 +14,7 @@ use tracing::{debug, info, warn};
 use super::ServerHandle;
 use super::autopilot::{self, Action, Stability};
 use super::reconcile::{self, Local};
+use crate::catalog::acl::{AclToken, AclWrite};
 use crate::catalog::{Check, Command, HealthStatus, Node, RegisterOp, SERF_HEALTH, Service};
 use crate::gossip::Member;
 
@@ -26,6 +29,7 @@ pub(super) async fn run(server: ServerHandle, token: CancellationToken) {
     let mut registered = false;
     let mut stability = Stability::default();
     let mut members_rx = server.gossip().map(|g| g.members_watch());
+    let mut acl_initialized = false;
     loop {
         let now = Instant::now();
         // Until this server is registered, look again soon: clients create sessions on it
@@ -57,6 +61,7 @@ pub(super) async fn run(server: ServerHandle, token: CancellationToken) {
             info!(leader = is_leader, "leadership changed");
             server.session_timers().clear();
             was_leader = is_leader;
+            acl_initialized = false;
         }
         if !is_leader {
             continue;
@@ -76,6 +81,12 @@ pub(super) async fn run(server: ServerHandle, token: CancellationToken) {
             Err(e) => warn!(cause = %e, "failed to register this server in the catalog"),
         }
         expire_sessions(&server).await;
+        if let Some(duties) = server.acl_duties() {
+            if !acl_initialized {
+                acl_initialized = init_acls(&server, duties).await;
+            }
+            reap_expired_tokens(&server).await;
+        }
         if last_reap.elapsed() >= Duration::from_secs(30) {
             last_reap = Instant::now();
             reap_tombstones(&server).await;
@@ -216,5 +227,43 @@ async fn reap_tombstones(server: &ServerHandle) {
             .await
     {
         warn!(cause = %e, "failed to reap KV tombstones");
+    }
+}
+
+/// Proposes `AclWrite::Init` (idempotent in apply); true once it is applied.
+async fn init_acls(server: &ServerHandle, duties: &super::AclDuties) -> bool {
+    let initial_management = duties
+        .initial_management
+        .as_ref()
+        .filter(|s| !s.is_empty())
+        .map(|secret| {
+            Box::new(AclToken {
+                accessor_id: super::fresh_uuid().to_string(),
+                secret_id: secret.clone(),
+                ..AclToken::default()
+            })
+        });
+    let cmd = Command::Acl(AclWrite::Init { initial_management });
+    match server.apply_local(cmd, None).await {
+        Ok(_) => {
+            info!("ACL system initialized");
+            true
+        }
+        Err(e) => {
+            warn!(cause = %e, "failed to initialize the ACL system");
+            false
+        }
+    }
+}
+
+/// Deletes tokens whose expiration time passed (only when there are some).
+async fn reap_expired_tokens(server: &ServerHandle) {
+    let now = super::unix_ms();
+    if server.raft().state().acl_tokens().any(|t| t.expired(now))
+        && let Err(e) = server
+            .apply_local(Command::Acl(AclWrite::ReapExpired { before_ms: now }), None)
+            .await
+    {
+        warn!(cause = %e, "failed to reap expired ACL tokens");
     }
 }

@@ -59,6 +59,24 @@ pub struct ClusterParts {
     pub gossip: Option<GossipHandle>,
     /// Autopilot settings.
     pub autopilot: AutopilotConfig,
+    /// ACL duties of the primary datacenter's leader (`None`: ACLs off, or a secondary).
+    pub acl: Option<AclDuties>,
+}
+
+/// What the primary datacenter's leader does for ACLs (see `leader.rs`).
+#[derive(Clone, Default)]
+pub struct AclDuties {
+    /// `acl.tokens.initial_management`, created as a management token when missing.
+    pub initial_management: Option<String>,
+}
+
+impl std::fmt::Debug for AclDuties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = self.initial_management.as_ref().map(|_| "<set>");
+        f.debug_struct("AclDuties")
+            .field("initial_management", &set)
+            .finish()
+    }
 }
 
 /// A consistent view for one read: the state and what the headers report about it.
@@ -84,6 +102,7 @@ struct Inner {
     gossip: Option<GossipHandle>,
     autopilot: AutopilotConfig,
     sessions: SessionTimers,
+    acl: Option<AclDuties>,
 }
 
 /// Cheap-clone handle to the local server.
@@ -118,9 +137,15 @@ impl ServerHandle {
             gossip: cluster.gossip,
             autopilot: cluster.autopilot,
             sessions: SessionTimers::default(),
+            acl: cluster.acl,
         }));
         tracker.spawn(leader::run(handle.clone(), token));
         handle
+    }
+
+    /// The ACL duties of this server when it leads, if any.
+    pub fn acl_duties(&self) -> Option<&AclDuties> {
+        self.0.acl.as_ref()
     }
 
     /// Waits until this server's state shows it registered with a passing `serfHealth` (the

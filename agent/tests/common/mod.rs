@@ -4,6 +4,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod acl;
 pub mod cluster;
 pub mod federation;
 pub mod pki;

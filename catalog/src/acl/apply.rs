@@ -11,6 +11,8 @@ use crate::{Response, State};
 
 /// SecretID of the anonymous token.
 const ANONYMOUS_SECRET: &str = "anonymous";
+/// How far a writer's `create_ms` may be from the leader's clock and still be used.
+const CREATE_SKEW_MS: u64 = 10_000;
 /// Secrets that name the root authorizers: never a token's.
 const ROOT_NAMES: [&str; 3] = ["allow", "deny", "manage"];
 
@@ -288,13 +290,21 @@ impl State {
                 return rejected("Invalid Token: SecretID is already in use");
             }
         }
+        // A new token's CreateTime is the writer's clock when it turned ExpirationTTL into a
+        // time (so a 1m TTL is not refused for the forwarding delay), within clock skew of
+        // the leader's; otherwise the leader's.
+        let created = if t.create_ms > 0 && t.create_ms.abs_diff(now_ms) <= CREATE_SKEW_MS {
+            t.create_ms
+        } else {
+            now_ms
+        };
         if let Some(e) = t.expiration_ms
             && existing.is_none()
-            && e < now_ms + 60_000
+            && e < created + 60_000
         {
             return rejected(format!(
                 "ExpirationTime cannot be less than 1m0s in the future (was {}s)",
-                e.saturating_sub(now_ms) / 1000
+                e.saturating_sub(created) / 1000
             ));
         }
         if let Err(e) = check_identities(t) {
@@ -311,7 +321,7 @@ impl State {
         let token = AclToken {
             policies,
             roles,
-            create_ms: existing.as_ref().map_or(now_ms, |o| o.create_ms),
+            create_ms: existing.as_ref().map_or(created, |o| o.create_ms),
             create_index: existing.as_ref().map_or(index, |o| o.create_index),
             modify_index: index,
             ..t.clone()

@@ -425,6 +425,37 @@ fn roles_carry_policies_to_tokens() {
 }
 
 #[test]
+fn a_one_minute_ttl_counts_from_the_writers_clock_within_skew() {
+    let mut s = bootstrapped();
+    // The writer turned a 1m TTL into a time 2 s before the leader applied it.
+    let written = NOW - 2_000;
+    let t = AclToken {
+        create_ms: written,
+        expiration_ms: Some(written + 60_000),
+        ..token(7, &[])
+    };
+    let create = AclWrite::TokenSet {
+        token: Box::new(t),
+        create: true,
+    };
+    assert_eq!(apply(&mut s, 10, create), Response::Ok);
+    assert_eq!(s.acl_token(&uuid(7)).map(|t| t.create_ms), Some(written));
+    // A create time far from the leader's clock is not trusted.
+    let t = AclToken {
+        create_ms: NOW - 600_000,
+        expiration_ms: Some(NOW - 500_000),
+        ..token(8, &[])
+    };
+    let create = AclWrite::TokenSet {
+        token: Box::new(t),
+        create: true,
+    };
+    assert!(
+        matches!(apply(&mut s, 11, create), Response::Rejected(m) if m.starts_with("ExpirationTime cannot be less than 1m0s"))
+    );
+}
+
+#[test]
 fn expired_tokens_stop_resolving_and_are_reaped() {
     let mut s = bootstrapped();
     let t = AclToken {
