@@ -87,6 +87,8 @@ pub struct AclSettings {
     pub node_name: String,
     /// Where `acl-bootstrap-reset` is looked for (`None` in `-dev` without a data dir).
     pub data_dir: Option<PathBuf>,
+    /// `acl.enable_key_list_policy`: KV `?recurse`/`?keys` need `key:list` on the prefix.
+    pub enable_key_list_policy: bool,
 }
 
 impl AclSettings {
@@ -102,6 +104,7 @@ impl AclSettings {
             primary_datacenter: cfg.primary_datacenter().to_string(),
             node_name: cfg.node_name.clone(),
             data_dir: cfg.data_dir.clone(),
+            enable_key_list_policy: cfg.acl.enable_key_list_policy,
         })
     }
 

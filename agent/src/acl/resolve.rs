@@ -374,6 +374,7 @@ mod tests {
             primary_datacenter: "dc1".into(),
             node_name: "n1".into(),
             data_dir: None,
+            enable_key_list_policy: false,
         })
     }
 

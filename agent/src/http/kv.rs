@@ -1,5 +1,11 @@
 //! `/v1/kv/*`: get (`recurse`, `keys`, `separator`, `raw`), put (`flags`, `cas`, `acquire`,
 //! `release`) and delete (`recurse`, `cas`), with Consul's size limit.
+//!
+//! ACLs (reference/acl.md §5.3): a single read needs key:read, checked before the key is
+//! looked up (a missing unreadable key is 403, not 404); `recurse`/`keys` prune entries per
+//! key (and with `acl.enable_key_list_policy` first need key:list on the prefix); writes
+//! need key:write, a recursive delete write on everything under the prefix. The token is
+//! resolved once, before a blocking wait, and every wake-up filters with it (§5.7).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -8,7 +14,11 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use meridian_acl::{Need, Resource};
+
 use super::ApiState;
+use super::acl_authz::Authz;
+use super::acl_filter_kv::{check_key_list, keep_readable, mark_filtered};
 use super::error::ApiError;
 use super::params::Params;
 use super::read::{blocking, json_body};
@@ -26,76 +36,107 @@ pub(super) fn routes() -> Router<ApiState> {
 
 /// Without `recurse` or `keys` a GET needs a key: Consul's `KVSGet` answers 400
 /// `Missing key name` rather than looking up the empty key.
-async fn get_root(st: State<ApiState>, p: Params) -> Result<Response, ApiError> {
+async fn get_root(st: State<ApiState>, authz: Authz, p: Params) -> Result<Response, ApiError> {
     if !p.flag("recurse") && !p.flag("keys") {
         return Err(ApiError::bad_request("Missing key name"));
     }
-    kv_get(st, String::new(), p).await
+    kv_get(st, authz, String::new(), p).await
 }
 async fn get_key(
     st: State<ApiState>,
+    authz: Authz,
     Path(key): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
-    kv_get(st, key, p).await
+    kv_get(st, authz, key, p).await
 }
 async fn put_root(_: State<ApiState>) -> Result<Response, ApiError> {
     Err(ApiError::bad_request("Missing key name"))
 }
 async fn put_key(
     st: State<ApiState>,
+    authz: Authz,
     Path(key): Path<String>,
     p: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    authz.check(Resource::Key, &key, Need::Write)?;
     kv_put(st, key, p, body).await
 }
-async fn delete_root(st: State<ApiState>, p: Params) -> Result<Response, ApiError> {
+async fn delete_root(st: State<ApiState>, authz: Authz, p: Params) -> Result<Response, ApiError> {
     if !p.flag("recurse") {
         return Err(ApiError::bad_request("Missing key name"));
     }
+    authz.authorizer.key_write_prefix("").map_err(deny)?;
     kv_delete(st, String::new(), p).await
 }
 async fn delete_key(
     st: State<ApiState>,
+    authz: Authz,
     Path(key): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
+    if p.flag("recurse") {
+        authz.authorizer.key_write_prefix(&key).map_err(deny)?;
+    } else {
+        authz.check(Resource::Key, &key, Need::Write)?;
+    }
     kv_delete(st, key, p).await
 }
 
-async fn kv_get(State(st): State<ApiState>, key: String, p: Params) -> Result<Response, ApiError> {
+/// Consul's 403 for a denied decision.
+fn deny(d: meridian_acl::Denied) -> ApiError {
+    crate::acl::AclError::Denied(d).into()
+}
+
+async fn kv_get(
+    State(st): State<ApiState>,
+    authz: Authz,
+    key: String,
+    p: Params,
+) -> Result<Response, ApiError> {
     let opts = p.read_opts()?;
     let server = st.router.server(opts.dc.as_deref())?;
+    let list_policy = st.acl.settings().enable_key_list_policy;
     if p.flag("keys") {
+        check_key_list(&authz, list_policy, &key)?;
         let sep = p.get("separator").unwrap_or("").to_string();
-        let (meta, keys) = blocking(server, &opts, |s| {
-            (
-                s.kv_prefix_index(&key),
-                list_keys(s.kv_prefix(&key).map(|e| e.key.as_str()), &key, &sep),
-            )
+        let (meta, (keys, pruned)) = blocking(server, &opts, |s| {
+            let (readable, pruned) = keep_readable(
+                &authz,
+                s.kv_prefix(&key).map(|e| e.key.as_str()).collect(),
+                |k| k,
+            );
+            let keys = list_keys(readable.into_iter(), &key, &sep);
+            (s.kv_prefix_index(&key), (keys, pruned))
         })
         .await?;
-        return Ok(if keys.is_empty() {
+        // Everything filtered reads as an empty prefix: `[]` under ACLs (§4.8).
+        let resp = if keys.is_empty() && !pruned {
             meta.not_found()
         } else {
             meta.json(&keys)
-        });
+        };
+        return Ok(mark_filtered(&authz, pruned, resp));
     }
     if p.flag("recurse") {
-        let (meta, entries) = blocking(server, &opts, |s| {
+        check_key_list(&authz, list_policy, &key)?;
+        let (meta, (entries, pruned)) = blocking(server, &opts, |s| {
+            let all = s.kv_prefix(&key).cloned().collect::<Vec<_>>();
             (
                 s.kv_prefix_index(&key),
-                s.kv_prefix(&key).cloned().collect::<Vec<_>>(),
+                keep_readable(&authz, all, |e| e.key.as_str()),
             )
         })
         .await?;
-        return Ok(if entries.is_empty() {
+        let resp = if entries.is_empty() {
             meta.not_found()
         } else {
             meta.json(&entries)
-        });
+        };
+        return Ok(mark_filtered(&authz, pruned, resp));
     }
+    authz.check(Resource::Key, &key, Need::Read)?;
     let (meta, entry) = blocking(server, &opts, |s| {
         (s.kv_key_index(&key), s.kv_get(&key).cloned())
     })

@@ -16,6 +16,7 @@
 mod acl;
 mod acl_authz;
 mod acl_dto;
+mod acl_filter_kv;
 mod acl_policy;
 mod acl_token;
 mod acl_write;
