@@ -1,6 +1,9 @@
 //! `/v1/event/{fire,list}`: Consul user events over LAN gossip (consul.md §1.17). Events are
 //! best-effort and not persisted; each agent lists the last 256 it received and accepted
 //! (the node / service / tag regex filters are applied by each receiving agent).
+//!
+//! ACLs (reference/acl.md §5.3): firing needs event:write on the name; the list keeps only
+//! events the token may read (resolved once, before a blocking wait, §5.7).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -11,7 +14,11 @@ use axum::routing::{get, put};
 use base64::Engine;
 use serde_json::{Value, json};
 
+use meridian_acl::{Need, Resource};
+
 use super::ApiState;
+use super::acl_authz::Authz;
+use super::acl_filter_kv::FILTERED_HEADER;
 use super::error::ApiError;
 use super::params::Params;
 use super::read::json_body;
@@ -51,10 +58,12 @@ fn filter(p: &Params, name: &str) -> Result<String, ApiError> {
 /// `PUT /v1/event/fire/:name?node=&service=&tag=`; the body is the payload.
 async fn fire(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(name): Path<String>,
     p: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    authz.check(Resource::Event, &name, Need::Write)?;
     let payload = (!body.is_empty()).then(|| body.to_vec());
     let mut ev = ConsulEvent::new(name, payload);
     ev.node_filter = filter(&p, "node")?;
@@ -78,7 +87,7 @@ async fn fire(
 /// `GET /v1/event/list?name=&index=&wait=`: received events, oldest first. As Consul's,
 /// `X-Consul-Index` is derived from the newest listed event's ID (1 when there is none); it
 /// is not monotonic, so a blocking read waits while the index *equals* `?index`.
-async fn list(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+async fn list(State(st): State<ApiState>, authz: Authz, p: Params) -> Result<Response, ApiError> {
     let opts = p.read_opts()?;
     let deadline = tokio::time::Instant::now() + opts.wait;
     let mut pushed = st.events.watch();
@@ -98,8 +107,15 @@ async fn list(State(st): State<ApiState>, p: Params) -> Result<Response, ApiErro
             _ = tokio::time::sleep_until(deadline) => break (events, index),
         }
     };
-    let body: Vec<Value> = events.iter().map(event_json).collect();
+    let body: Vec<Value> = events
+        .iter()
+        .filter(|e| authz.allowed(Resource::Event, &e.name, Need::Read))
+        .map(event_json)
+        .collect();
     let mut headers = HeaderMap::new();
     headers.insert("X-Consul-Index", HeaderValue::from(index));
+    if body.len() != events.len() && authz.token_given() {
+        headers.insert(FILTERED_HEADER, HeaderValue::from_static("true"));
+    }
     Ok((headers, json_body(&body)).into_response())
 }
