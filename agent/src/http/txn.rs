@@ -1,5 +1,10 @@
 //! `PUT /v1/txn`: up to 128 KV ops applied atomically (200 committed, 409 rolled back with
 //! `Errors`). Read-only transactions are answered from local state without raft.
+//!
+//! ACLs (reference/acl.md §5.3): every op is checked before anything is applied (`get` and
+//! `get-tree` need nothing up front, their results are pruned on key:read; `check-index` and
+//! `check-session` need key:read; `delete-tree` write on the whole prefix; the rest key:write).
+//! Any denial answers 409 with one `Errors` item per denied op, and nothing is applied.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -12,12 +17,15 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::json;
 
+use meridian_acl::{Need, Resource};
+
 use super::ApiState;
+use super::acl_authz::Authz;
 use super::body::decode;
 use super::error::ApiError;
 use super::params::Params;
 use super::read::json_body;
-use crate::catalog::{Command, KvOp, KvVerb, Response as Applied, TxnOp, TxnResult};
+use crate::catalog::{Command, KvOp, KvVerb, Response as Applied, TxnError, TxnOp, TxnResult};
 
 /// Consul's `maxTxnOps`.
 pub(super) const MAX_TXN_OPS: usize = 128;
@@ -91,7 +99,39 @@ pub(super) fn decode_ops(body: &[u8]) -> Result<Vec<TxnOp>, ApiError> {
         .collect()
 }
 
-async fn txn(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Response, ApiError> {
+/// The ACL refusals of `ops`, one per denied op, in op order (Consul's `txnPreCheck`).
+fn denials(authz: &Authz, ops: &[TxnOp]) -> Vec<TxnError> {
+    ops.iter()
+        .enumerate()
+        .filter_map(|(i, TxnOp::Kv(op))| {
+            let a = &authz.authorizer;
+            let verdict = match op.verb {
+                KvVerb::Get | KvVerb::GetOrEmpty | KvVerb::GetTree => Ok(()),
+                KvVerb::CheckIndex | KvVerb::CheckSession => {
+                    a.check(Resource::Key, &op.key, Need::Read)
+                }
+                KvVerb::DeleteTree => a.key_write_prefix(&op.key),
+                _ => a.check(Resource::Key, &op.key, Need::Write),
+            };
+            verdict.err().map(|d| TxnError {
+                op_index: i,
+                what: crate::acl::AclError::Denied(d).to_string(),
+            })
+        })
+        .collect()
+}
+
+fn rolled_back(errors: &[TxnError]) -> Response {
+    let body = json_body(&json!({ "Results": null, "Errors": errors }));
+    (StatusCode::CONFLICT, body).into_response()
+}
+
+async fn txn(
+    State(st): State<ApiState>,
+    authz: Authz,
+    p: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let max = st.limits.txn_max_req_len;
     if body.len() as u64 > max {
         return Err(ApiError::too_large(format!(
@@ -100,6 +140,10 @@ async fn txn(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Respo
         )));
     }
     let ops = decode_ops(&body)?;
+    let denied = denials(&authz, &ops);
+    if !denied.is_empty() {
+        return Ok(rolled_back(&denied));
+    }
     let read_only = ops.iter().all(|TxnOp::Kv(op)| op.verb.is_read());
     let result = if read_only {
         let opts = p.read_opts()?;
@@ -119,16 +163,15 @@ async fn txn(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Respo
     };
     match result {
         Applied::TxnCommitted(results) => {
+            // Entries the token may not read are left out (Consul's `filterTxnResults`).
             let results: Vec<_> = results
                 .into_iter()
+                .filter(|TxnResult::Kv(e)| authz.allowed(Resource::Key, &e.key, Need::Read))
                 .map(|TxnResult::Kv(e)| json!({ "KV": e }))
                 .collect();
             Ok(json_body(&json!({ "Results": results, "Errors": null })))
         }
-        Applied::TxnRolledBack(errors) => {
-            let body = json_body(&json!({ "Results": null, "Errors": errors }));
-            Ok((StatusCode::CONFLICT, body).into_response())
-        }
+        Applied::TxnRolledBack(errors) => Ok(rolled_back(&errors)),
         other => Err(ApiError::internal(format!(
             "unexpected txn result {other:?}"
         ))),
