@@ -1,0 +1,332 @@
+//! ACL enforcement on KV, txn and events (reference/acl.md §4.8, §5.3–5.5; checklist items
+//! 7, 12, 13, 15, 17, 18, 19, 20, 33) and #17's acceptance slice: under `deny` the anonymous
+//! token can neither read nor write a key or an event, and an `app/` token can do exactly
+//! what its rules say over HTTP, txn and the `meridian kv` CLI. Real `meridian` processes
+//! with `MERIDIAN_ACL_PREVIEW=1` (see `common::acl`).
+
+mod common;
+
+use std::time::Duration;
+
+use common::acl::*;
+use common::{Agent, wait_until};
+use serde_json::{Value, json};
+
+const ANON_FOO: &str = "Permission denied: anonymous token lacks permission 'key:read' on \"foo\". \
+     The anonymous token is used implicitly when a request does not specify a token.";
+
+/// A deny-by-default server with the initial management token, ready for requests.
+fn deny_server(dir: &std::path::Path, extra: &str) -> Agent {
+    let a = acl_server(
+        dir,
+        "kv1",
+        &format!(
+            "  default_policy = \"deny\"\n{extra}\n  tokens {{\n    initial_management = \"{MGMT}\"\n  }}"
+        ),
+    );
+    wait_initialized(&a);
+    a
+}
+
+/// Creates policies with `rules` (one per item) and a token holding them; its secret.
+fn token(a: &Agent, name: &str, rules: &[&str]) -> String {
+    let links: Vec<Value> = rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let pname = format!("{name}-{i}");
+            ok(
+                a,
+                MGMT,
+                "PUT",
+                "/v1/acl/policy",
+                Some(json!({"Name": pname, "Rules": r})),
+            );
+            json!({"Name": pname})
+        })
+        .collect();
+    let t = ok(
+        a,
+        MGMT,
+        "PUT",
+        "/v1/acl/token",
+        Some(json!({"Description": name, "Policies": links})),
+    );
+    t["SecretID"].as_str().expect("secret").to_string()
+}
+
+/// A raw PUT of `body` as `token` ("" sends none): (status, body).
+fn put(a: &Agent, token: &str, path: &str, body: &str) -> (u16, String) {
+    let mut req = reqwest::blocking::Client::new()
+        .put(format!("{}{path}", a.url))
+        .body(body.to_string());
+    if !token.is_empty() {
+        req = req.header("X-Consul-Token", token);
+    }
+    let r = req.send().expect("request");
+    let s = r.status().as_u16();
+    (s, r.text().unwrap_or_default())
+}
+
+/// A request as `token` ("" sends none): (status, filtered header present, body).
+fn req(a: &Agent, token: &str, method: &str, path: &str) -> (u16, bool, String) {
+    let headers: Vec<(&str, &str)> = if token.is_empty() {
+        vec![]
+    } else {
+        vec![("X-Consul-Token", token)]
+    };
+    let (s, h, b) = call(a, method, path, &headers, None);
+    let filtered = match h.get("X-Consul-Results-Filtered-By-ACLs") {
+        Some(v) => {
+            assert_eq!(v, "true", "the header is never false");
+            true
+        }
+        None => false,
+    };
+    (s, filtered, b)
+}
+
+fn keys_of(body: &str) -> Vec<String> {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list: {body}"))
+        .iter()
+        .map(|e| match e {
+            Value::String(s) => s.clone(),
+            other => other["Key"].as_str().expect("Key").to_string(),
+        })
+        .collect()
+}
+
+/// Acceptance slice and items 7, 20: no token under deny reads and writes no key and no
+/// event; a missing unreadable key is 403, a missing readable one 404.
+#[test]
+fn anonymous_under_deny_touches_no_key_and_no_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = deny_server(dir.path(), "");
+    assert_eq!(put(&a, MGMT, "/v1/kv/foo", "v").0, 200);
+
+    // §7.7 and §7.20: existing and missing keys both answer the anonymous 403 text.
+    assert_eq!(
+        req(&a, "", "GET", "/v1/kv/foo"),
+        (403, false, ANON_FOO.into())
+    );
+    let (s, _, b) = req(&a, "", "GET", "/v1/kv/missing");
+    assert_eq!(s, 403, "{b}");
+    assert!(b.contains("'key:read' on \"missing\""), "{b}");
+    let reader = token(
+        &a,
+        "missing-reader",
+        &["key_prefix \"\" { policy = \"read\" }"],
+    );
+    assert_eq!(req(&a, &reader, "GET", "/v1/kv/missing").0, 404);
+
+    // Writes: set, cas, delete, recursive delete, txn; nothing changes.
+    let (s, b) = put(&a, "", "/v1/kv/foo", "anon");
+    assert_eq!(s, 403, "{b}");
+    assert!(b.contains("'key:write' on \"foo\""), "{b}");
+    assert_eq!(put(&a, "", "/v1/kv/new?cas=0", "x").0, 403);
+    assert_eq!(req(&a, "", "DELETE", "/v1/kv/foo").0, 403);
+    assert_eq!(req(&a, "", "DELETE", "/v1/kv/?recurse").0, 403);
+    let set = json!([{"KV": {"Verb": "set", "Key": "foo", "Value": "YQ=="}}]);
+    let (s, b) = put(&a, "", "/v1/txn", &set.to_string());
+    assert_eq!(s, 409, "{b}");
+    let raw = req(&a, MGMT, "GET", "/v1/kv/foo?raw").2;
+    assert_eq!(raw, "v", "nothing written by the anonymous token");
+
+    // Lists: everything is pruned, with no header for a tokenless request.
+    assert_eq!(req(&a, "", "GET", "/v1/kv/?recurse").0, 404);
+    assert_eq!(
+        req(&a, "", "GET", "/v1/kv/?keys"),
+        (200, false, "[]".into())
+    );
+
+    // Events: firing is refused; an event fired by management is not listed.
+    let (s, b) = put(&a, "", "/v1/event/fire/deploy", "");
+    assert_eq!(s, 403, "{b}");
+    assert!(b.contains("'event:write' on \"deploy\""), "{b}");
+    assert_eq!(put(&a, MGMT, "/v1/event/fire/deploy", "").0, 200);
+    wait_until(Duration::from_secs(10), "the event to arrive", || {
+        keys_of_events(&req(&a, MGMT, "GET", "/v1/event/list").2) == ["deploy"]
+    });
+    let (s, filtered, b) = req(&a, "", "GET", "/v1/event/list");
+    assert_eq!((s, filtered, b.as_str()), (200, false, "[]"));
+    let nothing = token(
+        &a,
+        "no-events",
+        &["event_prefix \"\" { policy = \"deny\" }"],
+    );
+    let (s, filtered, b) = req(&a, &nothing, "GET", "/v1/event/list");
+    assert_eq!((s, filtered, b.as_str()), (200, true, "[]"));
+}
+
+fn keys_of_events(body: &str) -> Vec<String> {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list: {body}"))
+        .iter()
+        .map(|e| e["Name"].as_str().expect("Name").to_string())
+        .collect()
+}
+
+/// Items 12, 13, 15, 18, 19, 33 and the `app/` token over HTTP, txn and the CLI.
+#[test]
+fn key_rules_decide_reads_writes_lists_and_txns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = deny_server(dir.path(), "");
+    for k in ["foo", "foo/bar", "x", "a/secret", "app/one", "other/one"] {
+        assert_eq!(put(&a, MGMT, &format!("/v1/kv/{k}"), "v").0, 200, "{k}");
+    }
+
+    // §7.12: an exact rule beats a deny prefix only on its own key.
+    let t12 = token(
+        &a,
+        "t12",
+        &["key_prefix \"\" { policy = \"deny\" }\nkey \"foo\" { policy = \"read\" }"],
+    );
+    assert_eq!(req(&a, &t12, "GET", "/v1/kv/foo").0, 200);
+    let (s, _, b) = req(&a, &t12, "GET", "/v1/kv/foo/bar");
+    assert_eq!(s, 403, "{b}");
+    assert!(b.contains("'key:read' on \"foo/bar\""), "{b}");
+
+    // §7.13: a longer write prefix wins.
+    let t13 = token(
+        &a,
+        "t13",
+        &["key_prefix \"\" { policy = \"deny\" }\nkey_prefix \"a/\" { policy = \"write\" }"],
+    );
+    assert_eq!(put(&a, &t13, "/v1/kv/a/b", "1").0, 200);
+    assert_eq!(put(&a, &t13, "/v1/kv/b", "1").0, 403);
+
+    // §7.15: two policies merge.
+    let t15 = token(
+        &a,
+        "t15",
+        &[
+            "key_prefix \"\" { policy = \"deny\" }",
+            "key \"x\" { policy = \"read\" }",
+        ],
+    );
+    assert_eq!(req(&a, &t15, "GET", "/v1/kv/x").0, 200);
+
+    // §7.18: every key denied: recurse 404, keys [], both marked filtered.
+    let none = token(&a, "none", &["key_prefix \"\" { policy = \"deny\" }"]);
+    assert_eq!(req(&a, &none, "GET", "/v1/kv/?recurse").0, 404);
+    assert_eq!(
+        req(&a, &none, "GET", "/v1/kv/?keys"),
+        (200, true, "[]".into())
+    );
+
+    // §7.19: a read-only key under a write prefix blocks the recursive delete.
+    let t19 = token(
+        &a,
+        "t19",
+        &["key_prefix \"a\" { policy = \"write\" }\nkey \"a/secret\" { policy = \"read\" }"],
+    );
+    let (s, _, b) = req(&a, &t19, "DELETE", "/v1/kv/a?recurse");
+    assert_eq!(s, 403, "{b}");
+    assert_eq!(
+        req(&a, MGMT, "GET", "/v1/kv/a/secret").0,
+        200,
+        "not deleted"
+    );
+
+    // The acceptance token: app/ write, services read.
+    let app = token(
+        &a,
+        "app",
+        &["key_prefix \"app/\" { policy = \"write\" }\nservice_prefix \"\" { policy = \"read\" }"],
+    );
+    assert_eq!(put(&a, &app, "/v1/kv/app/two", "2").0, 200);
+    assert_eq!(req(&a, &app, "GET", "/v1/kv/app/two?raw").2, "2");
+    assert_eq!(put(&a, &app, "/v1/kv/other/two", "2").0, 403);
+    assert_eq!(req(&a, &app, "GET", "/v1/kv/other/one").0, 403);
+    let (s, filtered, b) = req(&a, &app, "GET", "/v1/kv/?recurse");
+    assert_eq!((s, filtered), (200, true), "{b}");
+    assert_eq!(keys_of(&b), ["app/one", "app/two"]);
+    let (s, filtered, b) = req(&a, &app, "GET", "/v1/kv/app/?keys");
+    assert_eq!((s, filtered), (200, false), "nothing pruned: {b}");
+    assert_eq!(keys_of(&b), ["app/one", "app/two"]);
+
+    // §7.33: one unauthorized op rolls the whole txn back, naming its index.
+    let txn = json!([
+        {"KV": {"Verb": "set", "Key": "app/three", "Value": "Mw=="}},
+        {"KV": {"Verb": "set", "Key": "other/three", "Value": "Mw=="}},
+    ]);
+    let (s, b) = put(&a, &app, "/v1/txn", &txn.to_string());
+    assert_eq!(s, 409, "{b}");
+    let v: Value = serde_json::from_str(&b).unwrap_or_else(|e| panic!("{e}: {b}"));
+    assert_eq!(v["Errors"][0]["OpIndex"], 1, "{b}");
+    assert_eq!(v["Errors"].as_array().map(Vec::len), Some(1), "{b}");
+    let what = v["Errors"][0]["What"].as_str().unwrap_or_default();
+    assert!(
+        what.starts_with("Permission denied") && what.contains("other/three"),
+        "{b}"
+    );
+    assert_eq!(
+        req(&a, MGMT, "GET", "/v1/kv/app/three").0,
+        404,
+        "nothing applied"
+    );
+    // Allowed ops commit; a get-tree result is pruned to readable keys.
+    let txn = json!([
+        {"KV": {"Verb": "set", "Key": "app/three", "Value": "Mw=="}},
+        {"KV": {"Verb": "get-tree", "Key": ""}},
+    ]);
+    let (s, b) = put(&a, &app, "/v1/txn", &txn.to_string());
+    assert_eq!(s, 200, "{b}");
+    let v: Value = serde_json::from_str(&b).unwrap_or_else(|e| panic!("{e}: {b}"));
+    let keys: Vec<&str> = v["Results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{b}"))
+        .iter()
+        .filter_map(|r| r["KV"]["Key"].as_str())
+        .collect();
+    assert!(keys.iter().all(|k| k.starts_with("app/")), "{b}");
+    assert!(keys.contains(&"app/one"), "{b}");
+    // check-index needs key:read.
+    let txn = json!([{"KV": {"Verb": "check-index", "Key": "other/one", "Index": 1}}]);
+    let (s, b) = put(&a, &app, "/v1/txn", &txn.to_string());
+    assert_eq!(s, 409, "{b}");
+    assert!(b.contains("'key:read' on \\\"other/one\\\""), "{b}");
+
+    // The CLI with -token.
+    let out = acl_cli(&a, &[], &["kv", "put", "-token", &app, "app/cli", "hi"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let out = acl_cli(&a, &[], &["kv", "get", "-token", &app, "app/cli"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hi");
+    let out = acl_cli(&a, &[], &["kv", "put", "-token", &app, "other/cli", "hi"]);
+    assert!(!out.status.success(), "{}", common::text(&out));
+    assert!(
+        common::text(&out).contains("Permission denied"),
+        "{}",
+        common::text(&out)
+    );
+    let out = acl_cli(&a, &[], &["kv", "get", "other/one"]);
+    assert!(!out.status.success(), "{}", common::text(&out));
+}
+
+/// §7.17: with `enable_key_list_policy`, recurse needs key:list on the prefix.
+#[test]
+fn key_list_policy_gates_recurse_and_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = deny_server(dir.path(), "  enable_key_list_policy = true");
+    assert_eq!(put(&a, MGMT, "/v1/kv/a/one", "1").0, 200);
+    let read = token(&a, "read", &["key_prefix \"a/\" { policy = \"read\" }"]);
+    let (s, _, b) = req(&a, &read, "GET", "/v1/kv/a/?recurse");
+    assert_eq!(s, 403, "{b}");
+    assert!(b.ends_with("lacks permission 'key:list' on \"a/\""), "{b}");
+    assert_eq!(req(&a, &read, "GET", "/v1/kv/a/?keys").0, 403);
+    assert_eq!(
+        req(&a, &read, "GET", "/v1/kv/a/one").0,
+        200,
+        "read still reads"
+    );
+    let list = token(&a, "list", &["key_prefix \"a/\" { policy = \"list\" }"]);
+    let (s, _, b) = req(&a, &list, "GET", "/v1/kv/a/?recurse");
+    assert_eq!(s, 200, "{b}");
+    let v: Value = serde_json::from_str(&b).unwrap_or_else(|e| panic!("{e}: {b}"));
+    assert_eq!(v[0]["Key"], "a/one");
+    assert_eq!(v[0]["Value"], "MQ==", "values included");
+}
