@@ -330,3 +330,52 @@ fn key_list_policy_gates_recurse_and_keys() {
     assert_eq!(v[0]["Key"], "a/one");
     assert_eq!(v[0]["Value"], "MQ==", "values included");
 }
+
+/// Sessions: create, renew and destroy need session:write on the node; reads are pruned.
+#[test]
+fn sessions_need_write_on_their_node_and_lists_are_pruned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = deny_server(dir.path(), "");
+    // The agent's own node is in the catalog (session create checks it).
+    wait_until(Duration::from_secs(20), "node kv1 registered", || {
+        req(&a, MGMT, "GET", "/v1/catalog/node/kv1")
+            .2
+            .contains("\"kv1\"")
+    });
+    let (s, b) = put(&a, "", "/v1/session/create", "{}");
+    assert_eq!(s, 403, "{b}");
+    assert!(b.contains("'session:write' on \"kv1\""), "{b}");
+    let writer = token(&a, "sw", &["session \"kv1\" { policy = \"write\" }"]);
+    let (s, b) = put(&a, &writer, "/v1/session/create", "{}");
+    assert_eq!(s, 200, "{b}");
+    let v: Value = serde_json::from_str(&b).unwrap_or_else(|e| panic!("{e}: {b}"));
+    let id = v["ID"].as_str().expect("ID").to_string();
+
+    let info = format!("/v1/session/info/{id}");
+    assert_eq!(
+        req(&a, "", "GET", "/v1/session/list"),
+        (200, false, "[]".into())
+    );
+    assert_eq!(req(&a, "", "GET", &info), (200, false, "[]".into()));
+    let other = token(
+        &a,
+        "other",
+        &["session \"elsewhere\" { policy = \"read\" }"],
+    );
+    assert_eq!(
+        req(&a, &other, "GET", "/v1/session/node/kv1"),
+        (200, true, "[]".into())
+    );
+    let (s, filtered, b) = req(&a, &writer, "GET", "/v1/session/list");
+    assert_eq!((s, filtered), (200, false), "{b}");
+    assert!(b.contains(&id), "{b}");
+
+    let renew = format!("/v1/session/renew/{id}");
+    let destroy = format!("/v1/session/destroy/{id}");
+    assert_eq!(put(&a, "", &renew, "").0, 403);
+    assert_eq!(put(&a, "", &destroy, "").0, 403);
+    assert!(req(&a, MGMT, "GET", &info).2.contains(&id), "still there");
+    assert_eq!(put(&a, &writer, &renew, "").0, 200);
+    assert_eq!(put(&a, &writer, &destroy, "").0, 200);
+    assert_eq!(req(&a, MGMT, "GET", &info).2, "[]", "destroyed");
+}

@@ -1,5 +1,9 @@
 //! `/v1/session/*`: create, destroy, renew, info, list, node. Bodies in Consul's shapes
 //! (any key case, Go durations, `LockDelay` out as integer nanoseconds).
+//!
+//! ACLs (reference/acl.md §5.3): create, destroy and renew need session:write on the
+//! session's node (a destroy or renew of an unknown session needs nothing: there is no
+//! node to check); info, node and list keep only sessions whose node the token may read.
 
 use std::time::Duration;
 
@@ -8,9 +12,15 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, put};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::http::HeaderValue;
+use meridian_acl::{Need, Resource};
 use serde::Deserialize;
 
 use super::ApiState;
+use super::acl_authz::Authz;
+use super::acl_filter_kv::FILTERED_HEADER;
 use super::body::{GoDuration, decode};
 use super::error::ApiError;
 use super::params::Params;
@@ -118,8 +128,14 @@ pub(super) fn new_session(body: &[u8], node: &str, ttl_min: Duration) -> Result<
     })
 }
 
-async fn create(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Response, ApiError> {
+async fn create(
+    State(st): State<ApiState>,
+    authz: Authz,
+    p: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let session = new_session(&body, &st.node_name, st.session_ttl_min)?;
+    authz.check(Resource::Session, &session.node, Need::Write)?;
     let server = st.router.server(p.dc())?;
     match server
         .apply(Command::SessionCreate(session.clone()))
@@ -143,11 +159,34 @@ async fn create(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Re
     }
 }
 
+/// session:write on the node of session `id`, when it exists.
+async fn check_session_write(
+    st: &ApiState,
+    authz: &Authz,
+    p: &Params,
+    id: &str,
+) -> Result<(), ApiError> {
+    let opts = p.read_opts()?;
+    let server = st.router.server(p.dc())?;
+    let node = server
+        .read(opts.consistency)
+        .await?
+        .state
+        .session(id)
+        .map(|s| s.node.clone());
+    match node {
+        Some(node) => authz.check(Resource::Session, &node, Need::Write),
+        None => Ok(()),
+    }
+}
+
 async fn destroy(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
+    check_session_write(&st, &authz, &p, &id).await?;
     let server = st.router.server(p.dc())?;
     server.apply(Command::SessionDestroy { id }).await?;
     Ok(json_body(&true))
@@ -155,9 +194,11 @@ async fn destroy(
 
 async fn renew(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
+    check_session_write(&st, &authz, &p, &id).await?;
     let server = st.router.server(p.dc())?;
     match server.session_renew(&id).await? {
         Some(s) => Ok(json_body(&[s])),
@@ -165,37 +206,61 @@ async fn renew(
     }
 }
 
+/// `list` over the sessions `query` picks, keeping those the token may read and marking a
+/// pruned answer (§5.4). The token was resolved before any blocking wait (§5.7).
+async fn readable(
+    st: &ApiState,
+    authz: &Authz,
+    p: &Params,
+    query: impl Fn(&crate::catalog::State) -> Vec<Session>,
+) -> Result<Response, ApiError> {
+    let pruned = AtomicBool::new(false);
+    let mut resp = list(st, p, |s| {
+        let all = query(s);
+        let before = all.len();
+        let kept: Vec<Session> = all
+            .into_iter()
+            .filter(|x| authz.allowed(Resource::Session, &x.node, Need::Read))
+            .collect();
+        pruned.store(kept.len() != before, Ordering::Relaxed);
+        (s.table_indexes().sessions, kept)
+    })
+    .await?;
+    if pruned.load(Ordering::Relaxed) && authz.token_given() {
+        resp.headers_mut()
+            .insert(FILTERED_HEADER, HeaderValue::from_static("true"));
+    }
+    Ok(resp)
+}
+
 async fn info(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
-    list(&st, &p, |s| {
-        (
-            s.table_indexes().sessions,
-            s.session(&id).cloned().into_iter().collect(),
-        )
+    readable(&st, &authz, &p, |s| {
+        s.session(&id).cloned().into_iter().collect()
     })
     .await
 }
 
 async fn by_node(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(node): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
-    list(&st, &p, |s| {
-        (
-            s.table_indexes().sessions,
-            s.sessions().filter(|x| x.node == node).cloned().collect(),
-        )
+    readable(&st, &authz, &p, |s| {
+        s.sessions().filter(|x| x.node == node).cloned().collect()
     })
     .await
 }
 
-async fn list_all(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
-    list(&st, &p, |s| {
-        (s.table_indexes().sessions, s.sessions().cloned().collect())
-    })
-    .await
+async fn list_all(
+    State(st): State<ApiState>,
+    authz: Authz,
+    p: Params,
+) -> Result<Response, ApiError> {
+    readable(&st, &authz, &p, |s| s.sessions().cloned().collect()).await
 }
