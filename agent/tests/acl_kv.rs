@@ -1,8 +1,9 @@
 //! ACL enforcement on KV, txn and events (reference/acl.md §4.8, §5.3–5.5; checklist items
 //! 7, 12, 13, 15, 17, 18, 19, 20, 33) and #17's acceptance slice: under `deny` the anonymous
 //! token can neither read nor write a key or an event, and an `app/` token can do exactly
-//! what its rules say over HTTP, txn and the `meridian kv` CLI. Real `meridian` processes
-//! with `MERIDIAN_ACL_PREVIEW=1` (see `common::acl`).
+//! what its rules say over HTTP, txn and the `meridian kv` CLI; DNS (§5.6) answers only what
+//! the `dns` token, else the anonymous token, may read. Real `meridian` processes with
+//! `MERIDIAN_ACL_PREVIEW=1` (see `common::acl`), DNS asked with `dig`.
 
 mod common;
 
@@ -378,4 +379,117 @@ fn sessions_need_write_on_their_node_and_lists_are_pruned() {
     assert_eq!(put(&a, &writer, &renew, "").0, 200);
     assert_eq!(put(&a, &writer, &destroy, "").0, 200);
     assert_eq!(req(&a, MGMT, "GET", &info).2, "[]", "destroyed");
+}
+
+const DNS_SECRET: &str = "3b0f7e2a-9c4d-4e51-8a6b-1d2e3f4a5b6c";
+const ANONYMOUS_ACCESSOR: &str = "00000000-0000-0000-0000-000000000002";
+
+/// `dig +short NAME` against `a` (sorted lines) and the reply's status.
+fn dig(a: &Agent, name: &str) -> (Vec<String>, String) {
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new("dig")
+            .args([
+                "@127.0.0.1",
+                "-p",
+                &a.dns.to_string(),
+                "+time=3",
+                "+tries=1",
+            ])
+            .arg(name)
+            .args(extra)
+            .output()
+            .expect("dig (bind9-dnsutils) must be installed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mut lines: Vec<String> = run(&["+short"]).lines().map(str::to_string).collect();
+    lines.sort();
+    let full = run(&[]);
+    let status = full
+        .split("status: ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap_or("no answer")
+        .to_string();
+    (lines, status)
+}
+
+/// Nodes `n-web` (service web) and `n-db` (service db) in the catalog.
+fn register_two(a: &Agent) {
+    for (node, ip, svc) in [("n-web", "10.9.0.1", "web"), ("n-db", "10.9.0.2", "db")] {
+        let body = json!({"Node": node, "Address": ip, "Service": {"Service": svc, "Port": 80}});
+        let (s, b) = put(a, MGMT, "/v1/catalog/register", &body.to_string());
+        assert_eq!(s, 200, "{b}");
+    }
+}
+
+/// §5.6: with `acl.tokens.dns` set, DNS answers what that token may read, nothing more.
+#[test]
+fn dns_answers_only_what_the_dns_token_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = format!(
+        "  default_policy = \"deny\"\n  tokens {{\n    initial_management = \"{MGMT}\"\n    dns = \"{DNS_SECRET}\"\n  }}"
+    );
+    let a = acl_server(dir.path(), "kv1", &tokens);
+    wait_initialized(&a);
+    register_two(&a);
+    ok(
+        &a,
+        MGMT,
+        "PUT",
+        "/v1/acl/policy",
+        Some(
+            json!({"Name": "dns", "Rules": "service \"web\" { policy = \"read\" }\nnode_prefix \"n-\" { policy = \"read\" }"}),
+        ),
+    );
+    ok(
+        &a,
+        MGMT,
+        "PUT",
+        "/v1/acl/token",
+        Some(json!({"SecretID": DNS_SECRET, "Policies": [{"Name": "dns"}]})),
+    );
+    wait_until(Duration::from_secs(20), "web over DNS", || {
+        dig(&a, "web.service.consul").0 == ["10.9.0.1"]
+    });
+    assert_eq!(dig(&a, "db.service.consul"), (vec![], "NXDOMAIN".into()));
+    assert_eq!(dig(&a, "n-db.node.consul").0, ["10.9.0.2"]);
+    // The server's own node is outside node_prefix "n-".
+    assert_eq!(dig(&a, "kv1.node.consul"), (vec![], "NXDOMAIN".into()));
+}
+
+/// §5.6: without a dns or default token DNS uses the anonymous token: nothing under deny,
+/// and what a policy on the anonymous token then grants.
+#[test]
+fn dns_without_tokens_answers_as_anonymous() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = deny_server(dir.path(), "");
+    register_two(&a);
+    assert_eq!(dig(&a, "web.service.consul"), (vec![], "NXDOMAIN".into()));
+    assert_eq!(dig(&a, "n-web.node.consul"), (vec![], "NXDOMAIN".into()));
+    let mgmt_sees = ok(&a, MGMT, "GET", "/v1/catalog/service/web", None);
+    assert_eq!(
+        mgmt_sees[0]["Address"], "10.9.0.1",
+        "web exists: {mgmt_sees}"
+    );
+    ok(
+        &a,
+        MGMT,
+        "PUT",
+        "/v1/acl/policy",
+        Some(
+            json!({"Name": "anon-dns", "Rules": "service_prefix \"\" { policy = \"read\" }\nnode \"n-web\" { policy = \"read\" }"}),
+        ),
+    );
+    ok(
+        &a,
+        MGMT,
+        "PUT",
+        &format!("/v1/acl/token/{ANONYMOUS_ACCESSOR}"),
+        Some(json!({"Policies": [{"Name": "anon-dns"}]})),
+    );
+    wait_until(Duration::from_secs(20), "web as anonymous", || {
+        dig(&a, "web.service.consul").0 == ["10.9.0.1"]
+    });
+    // db is readable but sits on an unreadable node: fully filtered, so missing.
+    assert_eq!(dig(&a, "db.service.consul"), (vec![], "NXDOMAIN".into()));
 }

@@ -435,11 +435,16 @@ impl BoundAgent {
         }
         .with_federation(federation);
         let dns_port = self.dns.as_ref().map_or(0, crate::dns::BoundDns::port);
+        // One resolver (one cache) for HTTP and DNS.
+        let acl = Arc::new(crate::acl::Resolver::new(AclSettings::from_config(
+            &self.cfg,
+        )));
         let dns_stats = self.dns.map(|dns| {
             spawn_dns(
                 dns,
                 &self.cfg,
                 router.clone(),
+                Arc::clone(&acl),
                 &tracker,
                 token.child_token(),
             )
@@ -492,9 +497,7 @@ impl BoundAgent {
                     .unwrap_or_else(|| "/ui/".into())
             }),
             tls: self.tls.clone(),
-            acl: Arc::new(crate::acl::Resolver::new(AclSettings::from_config(
-                &self.cfg,
-            ))),
+            acl,
         });
         let http_token = token.child_token();
         let root = token.clone();
@@ -760,11 +763,13 @@ fn spawn_dns(
     bound: crate::dns::BoundDns,
     cfg: &Config,
     router: Router,
+    acl: Arc<crate::acl::Resolver>,
     tracker: &TaskTracker,
     token: CancellationToken,
 ) -> Arc<crate::dns::DnsStats> {
     let d = &cfg.dns_config;
-    let source = crate::dns::Source::new(router, cfg.node_name.clone(), d.allow_stale, d.max_stale);
+    let source = crate::dns::Source::new(router, cfg.node_name.clone(), d.allow_stale, d.max_stale)
+        .with_acl(acl);
     let recursors =
         crate::dns::Recursors::new(&cfg.recursors, &d.recursor_strategy, d.recursor_timeout);
     let settings = crate::dns::Settings {

@@ -15,6 +15,7 @@
 //! One owner per socket: hickory's server owns both and answers every request in its own
 //! task, so a slow recursor never holds up catalog answers.
 
+mod acl;
 mod answer;
 mod handler;
 mod name;

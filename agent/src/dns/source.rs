@@ -14,7 +14,10 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use meridian_acl::{Need, Resource};
 use serde::Deserialize;
+
+use super::acl::{DnsAcl, instance_visible};
 
 use crate::catalog::{ExecuteRequest, HealthEntry, HealthStatus, State, execute_query};
 use crate::cluster::copies::{COPY_MARGIN, CatalogCopy};
@@ -85,6 +88,8 @@ pub struct Source {
     /// With `allow_stale`, a server whose last contact with the leader is older than this
     /// asks the leader instead (`max_stale`).
     max_stale_ms: u64,
+    /// Which answers the DNS token may see (§5.6 of reference/acl.md).
+    acl: DnsAcl,
 }
 
 impl Source {
@@ -100,7 +105,14 @@ impl Source {
             node,
             allow_stale,
             max_stale_ms: u64::try_from(max_stale.as_millis()).unwrap_or(u64::MAX),
+            acl: DnsAcl::default(),
         }
+    }
+
+    /// Filters answers with the agent's DNS token, resolved by `resolver`.
+    pub fn with_acl(mut self, resolver: Arc<crate::acl::Resolver>) -> Self {
+        self.acl = DnsAcl(Some(resolver));
+        self
     }
 
     /// The agent's own datacenter.
@@ -120,7 +132,9 @@ impl Source {
         dc: Option<&str>,
         service: &str,
     ) -> Result<Vec<Instance>, RpcError> {
-        self.instances_with(dc, service, true).await
+        let authz = self.acl.authorizer(&self.router).await?;
+        let all = self.instances_with(dc, service, true).await?;
+        Ok(visible(&authz, service, all))
     }
 
     /// [`Self::instances`] from the datacenter itself, never from a copy: failover to the
@@ -130,7 +144,9 @@ impl Source {
         dc: &str,
         service: &str,
     ) -> Result<Vec<Instance>, RpcError> {
-        self.instances_with(Some(dc), service, false).await
+        let authz = self.acl.authorizer(&self.router).await?;
+        let all = self.instances_with(Some(dc), service, false).await?;
+        Ok(visible(&authz, service, all))
     }
 
     async fn instances_with(
@@ -158,6 +174,18 @@ impl Source {
     /// Runs the prepared query `name` (a name, an ID, or a name a template matches) in `dc`;
     /// `None` when no query matches.
     pub(super) async fn query(
+        &self,
+        dc: Option<&str>,
+        name: &str,
+    ) -> Result<Option<QueryAnswer>, RpcError> {
+        let authz = self.acl.authorizer(&self.router).await?;
+        Ok(self.query_unfiltered(dc, name).await?.map(|mut a| {
+            a.instances = visible(&authz, &a.service, std::mem::take(&mut a.instances));
+            a
+        }))
+    }
+
+    async fn query_unfiltered(
         &self,
         dc: Option<&str>,
         name: &str,
@@ -223,6 +251,10 @@ impl Source {
         dc: Option<&str>,
         node: &str,
     ) -> Result<Option<NodeRecord>, RpcError> {
+        let authz = self.acl.authorizer(&self.router).await?;
+        if !authz.allowed(Resource::Node, node, Need::Read) {
+            return Ok(None);
+        }
         match self.backend(dc).await? {
             Backend::Local(state) => Ok(state.node(node).map(|n| NodeRecord {
                 node: n.node.clone(),
@@ -248,6 +280,16 @@ impl Source {
 
     /// Nodes (and, on a server, service instances) whose address is `ip`, in the local DC.
     pub(super) async fn owners_of(&self, ip: IpAddr) -> Result<Vec<Owner>, RpcError> {
+        let authz = self.acl.authorizer(&self.router).await?;
+        let mut owners = self.owners_unfiltered(ip).await?;
+        owners.retain(|o| match o {
+            Owner::Node(n) => authz.allowed(Resource::Node, n, Need::Read),
+            Owner::Service(s) => authz.allowed(Resource::Service, s, Need::Read),
+        });
+        Ok(owners)
+    }
+
+    async fn owners_unfiltered(&self, ip: IpAddr) -> Result<Vec<Owner>, RpcError> {
         let same = |a: &str| a.parse::<IpAddr>().ok() == Some(ip);
         match self.backend(None).await? {
             Backend::Local(state) => {
@@ -302,6 +344,13 @@ impl Source {
             server.read(Consistency::Default).await?.state,
         ))
     }
+}
+
+/// The instances of `service` the DNS token may see (none without service:read).
+fn visible(authz: &meridian_acl::Authorizer, service: &str, all: Vec<Instance>) -> Vec<Instance> {
+    all.into_iter()
+        .filter(|i| instance_visible(authz, service, &i.node))
+        .collect()
 }
 
 /// Longest a DNS question about another datacenter waits for it.
