@@ -493,3 +493,75 @@ fn dns_without_tokens_answers_as_anonymous() {
     // db is readable but sits on an unreadable node: fully filtered, so missing.
     assert_eq!(dig(&a, "db.service.consul"), (vec![], "NXDOMAIN".into()));
 }
+
+/// Prepared queries: writes need query:write on the name, reads are pruned or denied, the
+/// captured token is `<hidden>` without acl:write, and execute filters with the captured
+/// token when the query has one.
+#[test]
+fn prepared_queries_follow_query_rules_and_their_captured_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = deny_server(dir.path(), "");
+    register_two(&a);
+    let def = |name: &str, token: &str| json!({"Name": name, "Token": token, "Service": {"Service": "web"}});
+    let (s, b) = put_post(&a, "", "/v1/query", &def("web-q", ""));
+    assert_eq!(s, 403, "{b}");
+    assert!(b.contains("'query:write' on \"web-q\""), "{b}");
+    let qw = token(
+        &a,
+        "qw",
+        &[
+            "query \"web-q\" { policy = \"write\" }\nservice_prefix \"\" { policy = \"read\" }\nnode_prefix \"\" { policy = \"read\" }",
+        ],
+    );
+    let (s, b) = put_post(&a, &qw, "/v1/query", &def("web-q", ""));
+    assert_eq!(s, 200, "{b}");
+    let v: Value = serde_json::from_str(&b).unwrap_or_else(|e| panic!("{e}: {b}"));
+    let id = v["ID"].as_str().expect("ID").to_string();
+    let (s, b) = put_post(&a, MGMT, "/v1/query", &def("cap-q", &qw));
+    assert_eq!(s, 200, "{b}");
+
+    // Lists: anonymous sees nothing; qw sees its query only, token hidden; management all.
+    assert_eq!(req(&a, "", "GET", "/v1/query"), (200, false, "[]".into()));
+    let (s, filtered, b) = req(&a, &qw, "GET", "/v1/query");
+    assert_eq!((s, filtered), (200, true), "{b}");
+    let v: Value = serde_json::from_str(&b).unwrap_or_else(|e| panic!("{e}: {b}"));
+    assert_eq!(v.as_array().map(Vec::len), Some(1), "{b}");
+    assert_eq!(v[0]["Name"], "web-q");
+    let all = ok(&a, MGMT, "GET", "/v1/query", None);
+    let cap = all
+        .as_array()
+        .and_then(|l| l.iter().find(|q| q["Name"] == "cap-q"))
+        .unwrap_or_else(|| panic!("{all}"));
+    assert_eq!(cap["Token"], qw.as_str(), "acl:write sees the token");
+    let (s, _, b) = req(&a, "", "GET", &format!("/v1/query/{id}"));
+    assert_eq!(s, 403, "{b}");
+    assert_eq!(req(&a, "", "GET", "/v1/query/web-q/explain").0, 403);
+    assert_eq!(req(&a, "", "DELETE", &format!("/v1/query/{id}")).0, 403);
+
+    // Execute: the caller's token without node reads sees no instance; the captured
+    // token of cap-q lets the same caller see n-web.
+    let svc_only = token(
+        &a,
+        "svc-only",
+        &["query_prefix \"\" { policy = \"read\" }\nservice_prefix \"\" { policy = \"read\" }"],
+    );
+    let nodes = |t: &str, q: &str| {
+        let v = ok(&a, t, "GET", &format!("/v1/query/{q}/execute"), None);
+        v["Nodes"].as_array().map_or(usize::MAX, Vec::len)
+    };
+    assert_eq!(nodes(&qw, "web-q"), 1);
+    assert_eq!(nodes(&svc_only, "web-q"), 0);
+    assert_eq!(nodes(&svc_only, "cap-q"), 1);
+    assert_eq!(req(&a, &qw, "DELETE", &format!("/v1/query/{id}")).0, 200);
+}
+
+/// A POST of `body` as `token` ("" sends none): (status, body).
+fn put_post(a: &Agent, token: &str, path: &str, body: &Value) -> (u16, String) {
+    let headers: Vec<(&str, &str)> = if token.is_empty() {
+        vec![]
+    } else {
+        vec![("X-Consul-Token", token)]
+    };
+    let (s, _, b) = call(a, "POST", path, &headers, Some(body.clone()));
+    (s, b)
+}

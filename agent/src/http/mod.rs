@@ -18,6 +18,7 @@ mod acl_authz;
 mod acl_dto;
 mod acl_filter_kv;
 mod acl_policy;
+mod acl_query;
 mod acl_token;
 mod acl_write;
 mod agent;

@@ -1,7 +1,7 @@
 //! `/v1/query`: prepared queries (reference/consul.md §1.10, §2.9). Create, list, read,
 //! update and delete go through raft; execute and explain resolve the query (ID, name or
 //! template prefix) on the state snapshot with the pure `catalog::prepared_query` module,
-//! the same code the DNS server uses.
+//! the same code the DNS server uses. ACL rules: [`super::acl_query`].
 
 use axum::Router;
 use axum::body::Bytes;
@@ -11,10 +11,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::ApiState;
+use super::acl_authz::Authz;
+use super::acl_query::{check_write, filter_nodes, readable, shows_token};
 use super::error::ApiError;
 use super::params::Params;
 use super::query_body::{ExecuteOut, QueryBody, QueryOut};
 use super::read::{blocking, json_body};
+use meridian_acl::{Need, Resource};
+
 use crate::catalog::prepared_query::REDACTED_TOKEN;
 use crate::catalog::{
     Command, ExecuteRequest, PreparedQuery, QueryError, State as CatalogState, execute_query,
@@ -71,7 +75,12 @@ async fn apply(server: &ServerHandle, cmd: Command) -> Result<(), ApiError> {
     }
 }
 
-async fn create(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Response, ApiError> {
+async fn create(
+    State(st): State<ApiState>,
+    authz: Authz,
+    p: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let b = QueryBody::decode(&body)?;
     if !b.id.is_empty() {
         return Err(ApiError::bad_request(
@@ -80,6 +89,7 @@ async fn create(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Re
     }
     let server = st.router.server(p.dc())?;
     let q = b.into_query(crate::server::fresh_uuid().to_string())?;
+    check_write(&authz, &q)?;
     let id = q.id.clone();
     propose(
         server,
@@ -93,15 +103,21 @@ async fn create(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Re
 
 async fn update(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(id): Path<String>,
     p: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let server = st.router.server(p.dc())?;
     let mut q = QueryBody::decode(&body)?.into_query(id)?;
+    // Write on the stored query's name and on the new one.
+    let view = server.read(Consistency::Default).await?;
+    if let Some(stored) = view.state.prepared_query(&q.id) {
+        check_write(&authz, stored)?;
+    }
+    check_write(&authz, &q)?;
     if q.token == REDACTED_TOKEN {
         // A GET → edit → PUT round trip sends the redacted token back: keep the stored one.
-        let view = server.read(Consistency::Default).await?;
         let stored = view.state.prepared_query(&q.id).ok_or_else(not_found)?;
         q.token = stored.token.clone();
     }
@@ -117,40 +133,72 @@ async fn update(
 
 async fn delete(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
     let server = st.router.server(p.dc())?;
+    let view = server.read(Consistency::Default).await?;
+    if let Some(stored) = view.state.prepared_query(&id) {
+        check_write(&authz, stored)?;
+    }
     apply(server, Command::PreparedQueryDelete { id }).await?;
     Ok(().into_response())
 }
 
-async fn list_all(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+async fn list_all(
+    State(st): State<ApiState>,
+    authz: Authz,
+    p: Params,
+) -> Result<Response, ApiError> {
     let opts = p.read_opts()?;
     let server = st.router.server(opts.dc.as_deref())?;
-    let (meta, rows) = blocking(server, &opts, |s| {
-        let rows: Vec<QueryOut> = s.prepared_queries().map(QueryOut::from).collect();
-        (s.table_indexes().prepared_queries, rows)
+    let a = &authz.authorizer;
+    let (meta, (rows, pruned)) = blocking(server, &opts, |s| {
+        let all: Vec<&PreparedQuery> = s.prepared_queries().collect();
+        let rows: Vec<QueryOut> = all
+            .iter()
+            .filter(|q| readable(a, q))
+            .map(|q| QueryOut::shown(q, shows_token(a)))
+            .collect();
+        let pruned = rows.len() != all.len();
+        (s.table_indexes().prepared_queries, (rows, pruned))
     })
     .await?;
-    Ok(meta.json(&rows))
+    Ok(super::acl_filter_kv::mark_filtered(
+        &authz,
+        pruned,
+        meta.json(&rows),
+    ))
 }
 
 /// `GET /v1/query/:id`: by ID only (as in Consul), as a one-element list.
 async fn read_one(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
     let opts = p.read_opts()?;
     let server = st.router.server(opts.dc.as_deref())?;
+    let a = &authz.authorizer;
     let (meta, row) = blocking(server, &opts, |s| {
-        let row = s.prepared_query(&id).map(QueryOut::from);
+        let row = s.prepared_query(&id).map(|q| {
+            (
+                readable(a, q),
+                q.name.clone(),
+                QueryOut::shown(q, shows_token(a)),
+            )
+        });
         (s.table_indexes().prepared_queries, row)
     })
     .await?;
     match row {
-        Some(r) => Ok(meta.json(&[r])),
+        // A single read of a query the token may not see is denied, not hidden.
+        Some((false, name, _)) => {
+            Err(crate::acl::AclError::Denied(a.denied(Resource::Query, &name, Need::Read)).into())
+        }
+        Some((true, _, r)) => Ok(meta.json(&[r])),
         None => Err(not_found()),
     }
 }
@@ -164,6 +212,7 @@ fn answer_index(s: &CatalogState, q: &PreparedQuery) -> u64 {
 
 async fn execute(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(id_or_name): Path<String>,
     headers: HeaderMap,
     p: Params,
@@ -202,6 +251,13 @@ async fn execute(
     let Some((q, mut result)) = out else {
         return Err(not_found());
     };
+    // Results are filtered with the query's captured token if it has one, else the caller's.
+    let filter_with = if q.token.is_empty() {
+        std::sync::Arc::clone(&authz.authorizer)
+    } else {
+        st.acl.resolve(&st.router, &q.token).await?
+    };
+    filter_nodes(&filter_with, &mut result.nodes);
     // No instance here (or SkipLocal): the query's failover datacenters, in Consul's order.
     if (result.nodes.is_empty() || q.service.failover.skips_local())
         && q.service.failover.is_set()
@@ -260,6 +316,7 @@ async fn execute_given(
 
 async fn explain(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(id_or_name): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
@@ -275,7 +332,11 @@ async fn explain(
     })
     .await?;
     match q {
-        Some(q) => Ok(meta.json(&serde_json::json!({ "Query": QueryOut::from(&q) }))),
+        Some(q) => {
+            authz.check(Resource::Query, &q.name, Need::Read)?;
+            let shown = QueryOut::shown(&q, shows_token(&authz.authorizer));
+            Ok(meta.json(&serde_json::json!({ "Query": shown })))
+        }
         None => Err(not_found()),
     }
 }

@@ -176,11 +176,19 @@ pub(super) struct QueryOut {
 
 impl From<&PreparedQuery> for QueryOut {
     fn from(q: &PreparedQuery) -> Self {
+        Self::shown(q, false)
+    }
+}
+
+impl QueryOut {
+    /// `q` as shown to a caller; its captured token only when `token` (acl:write).
+    pub(super) fn shown(q: &PreparedQuery, token: bool) -> Self {
+        let mut query = q.clone();
+        if !token {
+            query.token = REDACTED_TOKEN.to_string();
+        }
         Self {
-            query: PreparedQuery {
-                token: REDACTED_TOKEN.to_string(),
-                ..q.clone()
-            },
+            query,
             raft_index: RaftIndex {
                 create_index: q.create_index,
                 modify_index: q.modify_index,
