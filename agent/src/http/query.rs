@@ -154,12 +154,13 @@ async fn list_all(
     let opts = p.read_opts()?;
     let server = st.router.server(opts.dc.as_deref())?;
     let a = &authz.authorizer;
+    let show = token_shown(&st, &authz);
     let (meta, (rows, pruned)) = blocking(server, &opts, |s| {
         let all: Vec<&PreparedQuery> = s.prepared_queries().collect();
         let rows: Vec<QueryOut> = all
             .iter()
             .filter(|q| readable(a, q))
-            .map(|q| QueryOut::shown(q, shows_token(a)))
+            .map(|q| QueryOut::shown(q, show))
             .collect();
         let pruned = rows.len() != all.len();
         (s.table_indexes().prepared_queries, (rows, pruned))
@@ -182,14 +183,11 @@ async fn read_one(
     let opts = p.read_opts()?;
     let server = st.router.server(opts.dc.as_deref())?;
     let a = &authz.authorizer;
+    let show = token_shown(&st, &authz);
     let (meta, row) = blocking(server, &opts, |s| {
-        let row = s.prepared_query(&id).map(|q| {
-            (
-                readable(a, q),
-                q.name.clone(),
-                QueryOut::shown(q, shows_token(a)),
-            )
-        });
+        let row = s
+            .prepared_query(&id)
+            .map(|q| (readable(a, q), q.name.clone(), QueryOut::shown(q, show)));
         (s.table_indexes().prepared_queries, row)
     })
     .await?;
@@ -201,6 +199,12 @@ async fn read_one(
         Some((true, _, r)) => Ok(meta.json(&[r])),
         None => Err(not_found()),
     }
+}
+
+/// Whether a query's captured token is shown: only with ACLs on and acl:write (with ACLs
+/// off it stays `<hidden>`, as before enforcement).
+fn token_shown(st: &ApiState, authz: &Authz) -> bool {
+    st.acl.settings().enabled && shows_token(&authz.authorizer)
 }
 
 /// The index of an execute or explain answer: the queries table and the service read.
@@ -334,7 +338,7 @@ async fn explain(
     match q {
         Some(q) => {
             authz.check(Resource::Query, &q.name, Need::Read)?;
-            let shown = QueryOut::shown(&q, shows_token(&authz.authorizer));
+            let shown = QueryOut::shown(&q, token_shown(&st, &authz));
             Ok(meta.json(&serde_json::json!({ "Query": shown })))
         }
         None => Err(not_found()),
