@@ -369,9 +369,8 @@ pub(crate) const INERT_TYPED: &[&str] = &[
     "dns_config.disable_compression",
     "dns_config.use_cache",
     "dns_config.cache_max_age",
-    // ACL keys of later phases of #17 (token persistence and replication, key list
-    // policy, remote policy/role caches, the agent's own tokens).
-    "acl.enable_key_list_policy",
+    // ACL keys of later phases of #17 (token persistence and replication, remote
+    // policy/role caches, the agent's own tokens).
     "acl.enable_token_replication",
     "acl.enable_token_persistence",
     "acl.policy_ttl",
@@ -379,7 +378,6 @@ pub(crate) const INERT_TYPED: &[&str] = &[
     "acl.tokens.agent",
     "acl.tokens.replication",
     "acl.tokens.config_file_service_registration",
-    "acl.tokens.dns",
 ];
 
 /// Whether `value` asks for a listener to be off (`-1`, or any negative port).

@@ -293,7 +293,7 @@ fn deprecated_acl_keys_warn_and_take_effect() {
         .map(|w| w.key.as_str())
         .collect();
     inert.sort_unstable();
-    assert_eq!(inert, ["acl.enable_key_list_policy", "acl.tokens.agent"]);
+    assert_eq!(inert, ["acl.tokens.agent"]);
     got.sort_unstable();
     assert_eq!(
         got,
