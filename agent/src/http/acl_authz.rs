@@ -44,8 +44,6 @@ impl Authz {
         self.authorizer.allowed(resource, name, need)
     }
 
-    // Used by the §5.3 enforcement of the non-ACL endpoints (the next phase of #17).
-    #[allow(dead_code)]
     /// Whether a non-empty token string was in play (the request's or the agent's default):
     /// only then does a pruned list say `X-Consul-Results-Filtered-By-ACLs: true` (§5.4).
     pub(crate) fn token_given(&self) -> bool {
