@@ -104,7 +104,7 @@ async fn bootstrap(
         .map(|d| d.join(BOOTSTRAP_RESET_FILE));
     let reset_index = match view.state.acl_bootstrap_index() {
         None => None,
-        Some(done) => Some(reset_index(reset_file.as_deref(), done)?),
+        Some(done) => Some(reset_index(reset_file.as_deref(), done).await?),
     };
     let secret = if req.bootstrapsecret.is_empty() {
         new_secret()
@@ -131,7 +131,7 @@ async fn bootstrap(
     )
     .await?;
     if let (Some(_), Some(file)) = (reset_index, &reset_file)
-        && let Err(e) = std::fs::remove_file(file)
+        && let Err(e) = tokio::fs::remove_file(file).await
     {
         tracing::warn!(file = %file.display(), cause = %e, "could not remove the ACL bootstrap reset file");
     }
@@ -146,13 +146,17 @@ async fn bootstrap(
 }
 
 /// The reset index the reset file allows, or Consul's refusal.
-fn reset_index(file: Option<&Path>, done: u64) -> Result<u64, ApiError> {
+async fn reset_index(file: Option<&Path>, done: u64) -> Result<u64, ApiError> {
     let no_more = || {
         ApiError::forbidden(format!(
             "Permission denied: ACL bootstrap no longer allowed (reset index: {done})"
         ))
     };
-    let Some(text) = file.and_then(|f| std::fs::read_to_string(f).ok()) else {
+    let text = match file {
+        Some(f) => tokio::fs::read_to_string(f).await.ok(),
+        None => None,
+    };
+    let Some(text) = text else {
         return Err(no_more());
     };
     let specified: u64 = text.trim().parse().unwrap_or(0);

@@ -61,6 +61,21 @@ async fn read_one(
 
 // === policies ===
 
+/// Proposes `w` if `exists` holds in the leader's state, else answers `missing`: the
+/// update and delete of a policy or role (the token's own have extra rules).
+async fn write_existing(
+    st: &ApiState,
+    exists: impl Fn(&Catalog) -> bool,
+    missing: ApiError,
+    w: AclWrite,
+) -> Result<(), ApiError> {
+    let view = server(st)?.read(Consistency::Default).await?;
+    if !exists(&view.state) {
+        return Err(missing);
+    }
+    propose(st, w).await.map(|_| ())
+}
+
 fn policy_of(body: PolicyBody, id: String) -> AclPolicy {
     AclPolicy {
         id,
@@ -116,12 +131,10 @@ async fn policy_update(
             "Policy ID in URL and payload do not match",
         ));
     }
-    let view = server(&st)?.read(Consistency::Default).await?;
-    if view.state.acl_policy(&id).is_none() {
-        return Err(ApiError::internal(format!("cannot find policy {id}")));
-    }
-    propose(
+    write_existing(
         &st,
+        |s| s.acl_policy(&id).is_some(),
+        ApiError::internal(format!("cannot find policy {id}")),
         AclWrite::PolicySet(Box::new(policy_of(body, id.clone()))),
     )
     .await?;
@@ -160,11 +173,13 @@ async fn policy_delete(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     authz.check(Resource::Acl, "", Need::Write)?;
-    let view = server(&st)?.read(Consistency::Default).await?;
-    if view.state.acl_policy(&id).is_none() {
-        return Err(ApiError::not_found("Cannot find policy to delete"));
-    }
-    propose(&st, AclWrite::PolicyDelete { id }).await?;
+    write_existing(
+        &st,
+        |s| s.acl_policy(&id).is_some(),
+        ApiError::not_found("Cannot find policy to delete"),
+        AclWrite::PolicyDelete { id: id.clone() },
+    )
+    .await?;
     Ok(json_body(&true))
 }
 
@@ -224,11 +239,13 @@ async fn role_update(
             "Role ID in URL and payload do not match",
         ));
     }
-    let view = server(&st)?.read(Consistency::Default).await?;
-    if view.state.acl_role(&id).is_none() {
-        return Err(ApiError::internal(format!("cannot find role {id}")));
-    }
-    propose(&st, AclWrite::RoleSet(Box::new(body.into_role(id.clone())))).await?;
+    write_existing(
+        &st,
+        |s| s.acl_role(&id).is_some(),
+        ApiError::internal(format!("cannot find role {id}")),
+        AclWrite::RoleSet(Box::new(body.into_role(id.clone()))),
+    )
+    .await?;
     role_written(&st, &id).await
 }
 
@@ -264,11 +281,13 @@ async fn role_delete(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     authz.check(Resource::Acl, "", Need::Write)?;
-    let view = server(&st)?.read(Consistency::Default).await?;
-    if view.state.acl_role(&id).is_none() {
-        return Err(ApiError::not_found("Cannot find role to delete"));
-    }
-    propose(&st, AclWrite::RoleDelete { id }).await?;
+    write_existing(
+        &st,
+        |s| s.acl_role(&id).is_some(),
+        ApiError::not_found("Cannot find role to delete"),
+        AclWrite::RoleDelete { id: id.clone() },
+    )
+    .await?;
     Ok(json_body(&true))
 }
 

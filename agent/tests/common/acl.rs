@@ -18,35 +18,8 @@ pub fn acl_server(dir: &Path, node: &str, acl_hcl: &str) -> Agent {
     std::fs::create_dir_all(dir).expect("data dir");
     let file = dir.join("acl.hcl");
     std::fs::write(&file, format!("acl {{\n  enabled = true\n{acl_hcl}\n}}\n")).expect("config");
-    let data = dir.join("data");
-    let (data, file) = (
-        data.to_string_lossy().to_string(),
-        file.to_string_lossy().to_string(),
-    );
-    Agent::start_env(
-        &[
-            "agent",
-            "-server",
-            "-bootstrap-expect",
-            "1",
-            "-data-dir",
-            &data,
-            "-node",
-            node,
-            "-bind",
-            "127.0.0.1",
-            "-client",
-            "127.0.0.1",
-            "-http-port",
-            "0",
-            "-serf-lan-port",
-            "0",
-            "-log-json",
-            "-config-file",
-            &file,
-        ],
-        PREVIEW,
-    )
+    let file = file.to_string_lossy().to_string();
+    Agent::server_named_env(&dir.join("data"), node, &["-config-file", &file], PREVIEW)
 }
 
 /// A request with headers → (status, headers, body).
@@ -107,32 +80,12 @@ pub fn acl_client(dir: &Path, node: &str, server: &Agent) -> Agent {
         "acl {{\n  enabled = true\n  default_policy = \"deny\"\n  token_ttl = \"0s\"\n  tokens {{\n    agent_recovery = \"{RECOVERY}\"\n  }}\n}}\n"
     );
     std::fs::write(&file, hcl).expect("config");
-    let data = dir.join("data");
-    let (data, file) = (
-        data.to_string_lossy().to_string(),
-        file.to_string_lossy().to_string(),
-    );
-    Agent::start_env(
-        &[
-            "agent",
-            "-data-dir",
-            &data,
-            "-node",
-            node,
-            "-bind",
-            "127.0.0.1",
-            "-client",
-            "127.0.0.1",
-            "-http-port",
-            "0",
-            "-serf-lan-port",
-            "0",
-            "-retry-join",
-            &server.serf,
-            "-log-json",
-            "-config-file",
-            &file,
-        ],
+    let file = file.to_string_lossy().to_string();
+    Agent::client_of_env(
+        &dir.join("data"),
+        node,
+        &server.serf,
+        &["-config-file", &file],
         PREVIEW,
     )
 }

@@ -77,6 +77,16 @@ impl Agent {
     /// A durable single server (`-bootstrap-expect 1`) named `node` on `data_dir`, on free
     /// ports, with `extra` flags.
     pub fn server_named(data_dir: &Path, node: &str, extra: &[&str]) -> Agent {
+        Agent::server_named_env(data_dir, node, extra, &[])
+    }
+
+    /// [`Agent::server_named`] with extra environment variables.
+    pub fn server_named_env(
+        data_dir: &Path,
+        node: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Agent {
         let dir = data_dir.to_string_lossy().to_string();
         let mut args = vec![
             "agent",
@@ -98,12 +108,23 @@ impl Agent {
             "-log-json",
         ];
         args.extend_from_slice(extra);
-        Agent::start(&args)
+        Agent::start_env(&args, env)
     }
 
     /// A client agent named `node` on `data_dir` that joins `join` (a gossip address), on
     /// free ports, with `extra` flags; returns once it knows a leader through a server.
     pub fn client_of(data_dir: &Path, node: &str, join: &str, extra: &[&str]) -> Agent {
+        Agent::client_of_env(data_dir, node, join, extra, &[])
+    }
+
+    /// [`Agent::client_of`] with extra environment variables.
+    pub fn client_of_env(
+        data_dir: &Path,
+        node: &str,
+        join: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Agent {
         let dir = data_dir.to_string_lossy().to_string();
         let mut args = vec![
             "agent",
@@ -124,7 +145,7 @@ impl Agent {
             "-log-json",
         ];
         args.extend_from_slice(extra);
-        Agent::start(&args)
+        Agent::start_env(&args, env)
     }
 
     /// Starts `meridian ARGS` and waits (up to 30 s) until it reports its HTTP address and
