@@ -51,11 +51,15 @@ async fn read_one(
     authz.check(Resource::Acl, "", Need::Read)?;
     let opts = p.read_opts()?;
     let (meta, found) = blocking(server(st)?, &opts, query).await?;
+    let text = format!("Requested {kind} does not exist: ACL not found");
     match found {
         Some(v) => Ok(meta.json(&v)),
-        None => Err(ApiError::not_found(format!(
-            "Requested {kind} does not exist: ACL not found"
-        ))),
+        // Consul answers a missing policy with its "ACL not found" error, which its error
+        // mapping turns into 403; a missing role is a plain 404. Real clients depend on
+        // the difference: py-consul's suite expects policy.read to raise and role.read
+        // to return None.
+        None if kind == "policy" => Err(ApiError::forbidden(text)),
+        None => Err(ApiError::not_found(text)),
     }
 }
 

@@ -148,7 +148,9 @@ async fn read(
     .await?;
     match token {
         Some(t) => Ok(meta.json(&t)),
-        None => Err(ApiError::not_found(
+        // 403, as Consul's "ACL not found" error is (py-consul expects token.read of a
+        // deleted or malformed accessor to raise, not to return None).
+        None => Err(ApiError::forbidden(
             "Requested token does not exist: ACL not found",
         )),
     }
