@@ -7,6 +7,9 @@
 //! other endpoints fail as they always did. Also serves the copy itself to the gateways
 //! of other datacenters ([`CATALOG_COPY_PATH`]).
 //!
+//! ACLs: a read answered from a copy runs the same handlers with the caller's token
+//! resolved here, so it is pruned as a local read is (`acl_filter_catalog.rs`).
+//!
 //! ```text
 //!  GET /v1/health/service/web?dc=dc2&stale ─▶ relay (budget − COPY_MARGIN) ─ok─▶ dc2's answer
 //!                                              └ unreachable ─▶ catalog_copy(dc2) ─▶ handler
@@ -22,11 +25,13 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use meridian_acl::{Need, Resource};
 use meridian_rpc::gateway::CATALOG_COPY_PATH;
 use tokio::time::Instant;
 use tracing::debug;
 
 use super::ApiState;
+use super::acl_authz::Authz;
 use super::error::ApiError;
 use super::params::{CopyRead, Params};
 use super::read::blocking_indexed;
@@ -46,7 +51,20 @@ pub(super) fn routes() -> Router<ApiState> {
 /// `GET /v1/internal/federation/catalog?index=&wait=`: this datacenter's catalog copy
 /// (`meridian_catalog` copy format) at its index, blocking while the index is the
 /// caller's; `304` with no body when `wait` passed without a change.
-async fn serve(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+///
+/// The copy is the whole catalog, unfiltered: under ACLs it takes read on every node and
+/// every service (`NodeReadAll` and `ServiceReadAll`, as Consul's UI metrics proxy), else
+/// 403 — it is no way around the pruning of the catalog reads.
+async fn serve(State(st): State<ApiState>, authz: Authz, p: Params) -> Result<Response, ApiError> {
+    for (resource, all) in [
+        (Resource::Service, "all services"),
+        (Resource::Node, "all nodes"),
+    ] {
+        if !authz.authorizer.read_all(resource) {
+            let denied = authz.authorizer.denied(resource, all, Need::Read);
+            return Err(crate::acl::AclError::Denied(denied).into());
+        }
+    }
     let opts = p.read_opts()?;
     let server = st.router.server(None)?;
     // The state snapshot is an O(1) clone: the body is encoded only when it is sent.
