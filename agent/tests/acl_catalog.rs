@@ -191,6 +191,13 @@ fn anonymous_under_deny_sees_and_writes_nothing_in_the_catalog() {
     );
     assert_eq!(req(&a, "", "GET", "/v1/coordinate/node/n1", None).0, 404);
     assert_eq!(read(&a, "", "/v1/catalog/datacenters").1, json!(["dc1"]));
+    // The gateways' copy of the whole catalog is no way around the pruning.
+    let copy = "/v1/internal/federation/catalog";
+    assert_eq!(
+        req(&a, "", "GET", copy, None),
+        (403, false, anon_denied("service:read", "all services"))
+    );
+    assert_eq!(req(&a, MGMT, "GET", copy, None).0, 200);
 
     // Writes: register, deregister, coordinate update; nothing changes.
     let reg = json!({"Node": "n3", "Address": "10.9.0.3"});
@@ -524,5 +531,34 @@ fn a_blocking_read_keeps_the_permissions_it_began_with() {
     assert_eq!(
         req(&a, &t, "GET", "/v1/catalog/services", None),
         (200, true, "{}".into())
+    );
+}
+
+/// Forwarded reads and writes: a client agent sends the caller's token with the request,
+/// and the server prunes and refuses as for a request of its own.
+#[test]
+fn through_a_client_agent_the_token_travels_and_the_server_prunes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = deny_server(&dir.path().join("server"));
+    seed(&server);
+    let web = token(&server, "web", &["service \"web\" { policy = \"read\" }"]);
+    let client = acl_client(&dir.path().join("client"), "client1", &server);
+    wait_until(
+        Duration::from_secs(20),
+        "the client to reach a server",
+        || req(&client, MGMT, "GET", "/v1/catalog/nodes", None).0 == 200,
+    );
+    assert_eq!(
+        req(&client, "", "GET", "/v1/catalog/services", None),
+        (200, false, "{}".into())
+    );
+    let (filtered, v) = read(&client, &web, "/v1/catalog/services");
+    assert_eq!((filtered, names(&v)), (true, vec!["web".to_string()]));
+    let (filtered, v) = read(&client, &web, "/v1/health/service/web");
+    assert_eq!((filtered, v), (true, json!([])));
+    let reg = json!({"Node": "n3", "Address": "10.9.0.3"});
+    assert_eq!(
+        req(&client, "", "PUT", "/v1/catalog/register", Some(reg)),
+        (403, false, anon_denied("node:write", "n3"))
     );
 }
