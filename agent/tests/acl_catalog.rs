@@ -562,3 +562,107 @@ fn through_a_client_agent_the_token_travels_and_the_server_prunes() {
         (403, false, anon_denied("node:write", "n3"))
     );
 }
+
+/// A deny-by-default server of `dc` with the initial management token (each datacenter is
+/// its own primary here: tokens are not replicated, so a token made in one exists there
+/// only).
+fn dc_server(dir: &std::path::Path, dc: &str) -> Agent {
+    std::fs::create_dir_all(dir).expect("data dir");
+    let file = dir.join("acl.hcl");
+    let hcl = format!(
+        "acl {{\n  enabled = true\n  default_policy = \"deny\"\n  tokens {{\n    initial_management = \"{MGMT}\"\n  }}\n}}\n"
+    );
+    std::fs::write(&file, hcl).expect("config");
+    let file = file.to_string_lossy().to_string();
+    let node = format!("s-{dc}");
+    let args = ["-datacenter", dc, "-config-file", &file];
+    Agent::server_named_env(&dir.join("data"), &node, &args, PREVIEW)
+}
+
+/// A token with `rules` and the given secret in `a`'s datacenter.
+fn token_with_secret(a: &Agent, name: &str, secret: &str, rules: &str) {
+    policy(a, name, rules);
+    let body = json!({"SecretID": secret, "Description": name, "Policies": [{"Name": name}]});
+    ok(a, MGMT, "PUT", "/v1/acl/token", Some(body));
+}
+
+/// `?dc=`, `?dc=*` and `?dc=any` (§6.5): the caller's token travels through the gateways
+/// and is resolved and enforced in the datacenter that answers: a token that exists only
+/// in dc2 reads dc2 through dc1, pruned as dc2's rules say; a merged answer is marked when
+/// a part of it was pruned; a write without permission is refused with the same text.
+#[test]
+fn other_datacenters_check_the_callers_token_where_they_answer() {
+    use common::federation::Gateway;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s1 = dc_server(&dir.path().join("s1"), "dc1");
+    let s2 = dc_server(&dir.path().join("s2"), "dc2");
+    let _g1 = Gateway::start("dc1", &dir.path().join("g1"), &s1.serf, None);
+    let g1_wan = _g1.serf_wan.clone();
+    let _g2 = Gateway::start("dc2", &dir.path().join("g2"), &s2.serf, Some(&g1_wan));
+    wait_initialized(&s1);
+    wait_initialized(&s2);
+    wait_until(Duration::from_secs(30), "dc1 to see dc2", || {
+        read(&s1, "", "/v1/catalog/datacenters").1 == json!(["dc1", "dc2"])
+    });
+    seed(&s2);
+    let only_dc2 = "7d0b6c5e-2f3a-4b8e-9c1d-0a1b2c3d4e5f";
+    token_with_secret(
+        &s2,
+        "web",
+        only_dc2,
+        "service \"web\" { policy = \"read\" }",
+    );
+    let both = "3e9f1a2b-4c5d-4e6f-8a7b-9c0d1e2f3a4b";
+    let rules = "service \"web\" { policy = \"read\" }\nnode_prefix \"\" { policy = \"read\" }";
+    token_with_secret(&s1, "web-nodes", both, rules);
+    token_with_secret(&s2, "web-nodes", both, rules);
+
+    // Anonymous in dc2 through dc1: nothing, no header.
+    assert_eq!(
+        req(&s1, "", "GET", "/v1/catalog/services?dc=dc2", None),
+        (200, false, "{}".into())
+    );
+    let (_, all) = read(&s1, MGMT, "/v1/catalog/services?dc=dc2");
+    assert!(names(&all).contains(&"db".to_string()), "{all}");
+    // A dc2 token: unknown in dc1, honoured in dc2, by header or ?token=.
+    assert_eq!(
+        req(&s1, only_dc2, "GET", "/v1/catalog/services", None),
+        (403, false, "ACL not found".into())
+    );
+    let (filtered, v) = read(&s1, only_dc2, "/v1/catalog/services?dc=dc2");
+    assert_eq!((filtered, names(&v)), (true, vec!["web".to_string()]));
+    let by_query = format!("/v1/catalog/services?dc=dc2&token={only_dc2}");
+    let (filtered, v) = read(&s1, "", &by_query);
+    assert_eq!((filtered, names(&v)), (true, vec!["web".to_string()]));
+    assert_eq!(
+        read(&s1, only_dc2, "/v1/health/service/web?dc=dc2"),
+        (true, json!([]))
+    );
+
+    // ?dc=*: each datacenter prunes; the merge keeps the mark.
+    let (filtered, v) = read(&s1, both, "/v1/catalog/services?dc=*");
+    assert_eq!((filtered, names(&v)), (true, vec!["web".to_string()]));
+    // ?dc=any: dc1 has no web, dc2 answers with what the token reads there.
+    let (s, h, b) = call(
+        &s1,
+        "GET",
+        "/v1/health/service/web?dc=any",
+        &[("X-Consul-Token", both)],
+        None,
+    );
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(h["X-Meridian-Datacenter"], "dc2");
+    let v: Value = serde_json::from_str(&b).expect("json");
+    assert_eq!(v.as_array().map(Vec::len), Some(2), "{v}");
+    assert_eq!(
+        req(&s1, "", "GET", "/v1/health/service/web?dc=any", None),
+        (200, false, "[]".into())
+    );
+
+    // A write in dc2 without permission there.
+    let reg = json!({"Node": "n3", "Address": "10.9.0.3"});
+    assert_eq!(
+        req(&s1, "", "PUT", "/v1/catalog/register?dc=dc2", Some(reg)),
+        (403, false, anon_denied("node:write", "n3"))
+    );
+}
