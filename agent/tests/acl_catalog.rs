@@ -561,6 +561,30 @@ fn through_a_client_agent_the_token_travels_and_the_server_prunes() {
         req(&client, "", "PUT", "/v1/catalog/register", Some(reg)),
         (403, false, anon_denied("node:write", "n3"))
     );
+
+    // A client's `acl.tokens.default` travels with a request that names no token.
+    let default = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
+    token_with_secret(
+        &server,
+        "default",
+        default,
+        "service \"db\" { policy = \"read\" }",
+    );
+    let cdir = dir.path().join("client2");
+    std::fs::create_dir_all(&cdir).expect("data dir");
+    let file = cdir.join("acl.hcl");
+    let hcl = format!(
+        "acl {{\n  enabled = true\n  default_policy = \"deny\"\n  tokens {{\n    default = \"{default}\"\n  }}\n}}\n"
+    );
+    std::fs::write(&file, hcl).expect("config");
+    let file = file.to_string_lossy().to_string();
+    let args = ["-config-file", file.as_str()];
+    let client2 = Agent::client_of_env(&cdir.join("data"), "client2", &server.serf, &args, PREVIEW);
+    let (filtered, v) = read(&client2, "", "/v1/catalog/services");
+    assert_eq!((filtered, names(&v)), (true, vec!["db".to_string()]));
+    // A token in the request still wins over the default.
+    let (filtered, v) = read(&client2, &web, "/v1/catalog/services");
+    assert_eq!((filtered, names(&v)), (true, vec!["web".to_string()]));
 }
 
 /// A deny-by-default server of `dc` with the initial management token (each datacenter is

@@ -80,7 +80,7 @@ pub(super) async fn route(State(st): State<ApiState>, req: Request, next: Next) 
     let mut req = HttpRequest {
         method: parts.method.to_string(),
         uri: parts.uri.to_string(),
-        headers: super::forward::forwarded_headers(&parts.headers).collect(),
+        headers: super::forward::forwarded_headers(&st, &parts.uri, &parts.headers).collect(),
         body: body.to_vec(),
         request_id: None,
     };

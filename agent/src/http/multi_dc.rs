@@ -167,7 +167,7 @@ pub(super) async fn answer(st: &ApiState, scope: Scope, req: Request, next: Next
         let req = HttpRequest {
             method: "GET".into(),
             uri: with_dc(&parts.uri, Some(&dc)),
-            headers: super::forward::forwarded_headers(&parts.headers).collect(),
+            headers: super::forward::forwarded_headers(st, &parts.uri, &parts.headers).collect(),
             body: Vec::new(),
             request_id: None,
         };
