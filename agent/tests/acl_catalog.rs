@@ -562,6 +562,10 @@ fn through_a_client_agent_the_token_travels_and_the_server_prunes() {
         (403, false, anon_denied("node:write", "n3"))
     );
 
+    // The gateways' copy is never forwarded for a user (servers trust it over the RPC).
+    let copy = "/v1/internal/federation/catalog";
+    assert_eq!(req(&client, "", "GET", copy, None).0, 404);
+
     // A client's `acl.tokens.default` travels with a request that names no token.
     let default = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
     token_with_secret(
@@ -689,4 +693,57 @@ fn other_datacenters_check_the_callers_token_where_they_answer() {
         req(&s1, "", "PUT", "/v1/catalog/register?dc=dc2", Some(reg)),
         (403, false, anon_denied("node:write", "n3"))
     );
+
+    // dc1's gateway copies dc2's catalog under deny (it asks over the RPC, with no token);
+    // a user cannot fetch that copy, not even through ?dc=.
+    let (_, h, _) = call(
+        &s2,
+        "GET",
+        "/v1/catalog/services",
+        &[("X-Consul-Token", MGMT)],
+        None,
+    );
+    let dc2_index: u64 = h["X-Consul-Index"]
+        .to_str()
+        .expect("index")
+        .parse()
+        .expect("index");
+    wait_until(Duration::from_secs(30), "dc1's copy of dc2", || {
+        let (_, view) = read(&s1, MGMT, "/v1/operator/federation");
+        let dc2 = view["Datacenters"]
+            .as_array()
+            .and_then(|d| d.iter().find(|d| d["Name"] == "dc2").cloned());
+        dc2.is_some_and(|d| d["Copy"]["Index"].as_u64() >= Some(dc2_index))
+    });
+    assert_eq!(
+        req(
+            &s1,
+            "",
+            "GET",
+            "/v1/internal/federation/catalog?dc=dc2",
+            None
+        ),
+        (403, false, anon_denied("service:read", "all services"))
+    );
+
+    // dc2 cut off: a stale read is answered from the copy, pruned as a dc1 read.
+    s2.kill9();
+    let stale = "/v1/catalog/services?dc=dc2&stale";
+    wait_until(Duration::from_secs(30), "an answer from dc2's copy", || {
+        let (s, h, _) = call(&s1, "GET", stale, &[("X-Consul-Token", MGMT)], None);
+        s == 200 && h.get("x-meridian-copy").is_some_and(|v| v == "dc2")
+    });
+    let (s, h, b) = call(&s1, "GET", stale, &[], None);
+    assert_eq!(
+        (s, b.as_str()),
+        (200, "{}"),
+        "anonymous reads nothing from the copy"
+    );
+    assert!(h.get("X-Consul-Results-Filtered-By-ACLs").is_none());
+    let (s, h, b) = call(&s1, "GET", stale, &[("X-Consul-Token", both)], None);
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(h["x-meridian-copy"], "dc2");
+    assert_eq!(h["X-Consul-Results-Filtered-By-ACLs"], "true");
+    let v: Value = serde_json::from_str(&b).expect("json");
+    assert_eq!(names(&v), ["web"]);
 }

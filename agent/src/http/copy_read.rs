@@ -17,7 +17,6 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
@@ -25,6 +24,7 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 use meridian_acl::{Need, Resource};
 use meridian_rpc::gateway::CATALOG_COPY_PATH;
 use tokio::time::Instant;
@@ -38,7 +38,7 @@ use super::read::blocking_indexed;
 use crate::catalog;
 use crate::cluster::copies::COPY_MARGIN;
 use crate::cluster::federation::CROSS_DC_TIMEOUT;
-use crate::cluster::forward::HttpRequest;
+use crate::cluster::forward::{HttpRequest, ViaCluster};
 use crate::rpc::RpcError;
 
 /// The header naming the datacenter whose copy answered.
@@ -52,15 +52,22 @@ pub(super) fn routes() -> Router<ApiState> {
 /// (`meridian_catalog` copy format) at its index, blocking while the index is the
 /// caller's; `304` with no body when `wait` passed without a change.
 ///
-/// The copy is the whole catalog, unfiltered: under ACLs it takes read on every node and
+/// The copy is the whole catalog, unfiltered. A gateway's request (over the forward RPC,
+/// [`ViaCluster`]) is the cluster's own; any other caller needs read on every node and
 /// every service (`NodeReadAll` and `ServiceReadAll`, as Consul's UI metrics proxy), else
-/// 403 — it is no way around the pruning of the catalog reads.
-async fn serve(State(st): State<ApiState>, authz: Authz, p: Params) -> Result<Response, ApiError> {
+/// 403 — it is no way around the pruning of the catalog reads. Client agents do not
+/// forward this path and `?dc=` does not relay it, so a user cannot arrive over the RPC.
+async fn serve(
+    State(st): State<ApiState>,
+    via: Option<Extension<ViaCluster>>,
+    authz: Authz,
+    p: Params,
+) -> Result<Response, ApiError> {
     for (resource, all) in [
         (Resource::Service, "all services"),
         (Resource::Node, "all nodes"),
     ] {
-        if !authz.authorizer.read_all(resource) {
+        if via.is_none() && !authz.authorizer.read_all(resource) {
             let denied = authz.authorizer.denied(resource, all, Need::Read);
             return Err(crate::acl::AclError::Denied(denied).into());
         }

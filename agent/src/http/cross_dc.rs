@@ -33,6 +33,8 @@ fn takes_dc(path: &str) -> bool {
         && !path.starts_with("/v1/agent/")
         && !path.starts_with("/v1/operator/keyring")
         && !path.starts_with("/v1/operator/federation")
+        // The catalog copy is served to gateways over the RPC only (`copy_read.rs`).
+        && path != meridian_rpc::gateway::CATALOG_COPY_PATH
         && !matches!(
             path,
             "/v1/catalog/datacenters" | "/v1/coordinate/datacenters" | "/v1/event/list"

@@ -30,6 +30,14 @@ pub(super) async fn to_server(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    if uri.path() == meridian_rpc::gateway::CATALOG_COPY_PATH {
+        // Servers trust this path over the RPC (it is their gateways'): never send a
+        // user's request that way (`copy_read.rs`).
+        return Err(ApiError::not_found(format!(
+            "{} is served by servers to gateways only",
+            uri.path()
+        )));
+    }
     if uri.path().starts_with("/v1/agent/") {
         return Err(ApiError::not_found(format!(
             "{} is not available on a client agent yet (agent local state is not built)",
