@@ -21,6 +21,13 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{Command, RequestId, Response};
 use crate::rpc::RpcError;
 
+/// Marks an HTTP API request that arrived over the forward RPC (from a WAN gateway or a
+/// client agent of this datacenter) rather than on the HTTP listener. Only the catalog
+/// copy a gateway streams trusts it (`http/copy_read.rs`); client agents never forward
+/// that path, and `?dc=` does not relay it.
+#[derive(Debug, Clone, Copy)]
+pub struct ViaCluster;
+
 /// An answer of the agent's own API router as an [`HttpResponse`] (for a forwarded request,
 /// or a local one whose body must be read): status, the headers that are text, and the
 /// body up to `max` bytes (an unreadable body is empty).

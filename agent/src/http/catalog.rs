@@ -1,21 +1,29 @@
 //! `/v1/catalog/*` and `/v1/health/*`: registration, deregistration, and the discovery
 //! reads with `tag`, `passing`, `node-meta` and `filter`.
+//!
+//! ACLs (reference/acl.md §5.3): reads prune what the token may not read before `filter`
+//! (`acl_filter_catalog.rs`), never a 403; `node/:n` without node:read is `null`.
+//! Register and deregister are vetted against the current catalog first
+//! (`acl_catalog_write.rs`) and denied with Consul's 403 texts.
 
 use std::collections::BTreeMap;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::ApiState;
+use super::acl_authz::Authz;
+use super::acl_filter_catalog::{self as acl_filter, Readable};
+use super::acl_filter_kv::mark_filtered;
 use super::dto::RegisterBody;
 use super::error::ApiError;
 use super::params::Params;
-use super::read::{blocking, json_body, list, list_indexed, parse_filter, passes, source};
+use super::read::{blocking, json_body, list_readable, parse_filter, passes, source};
 use crate::catalog::{
     Check, DeregisterOp, HealthEntry, HealthStatus, Node, Service, ServiceAddress, ServiceRow,
     Weights,
@@ -39,6 +47,7 @@ pub(super) fn routes() -> Router<ApiState> {
 
 async fn register(
     State(st): State<ApiState>,
+    authz: Authz,
     p: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -49,6 +58,7 @@ async fn register(
         .or_else(|| (!b.datacenter.is_empty()).then(|| b.datacenter.clone()));
     let server = st.router.server(dc.as_deref())?;
     let op = b.into_op(st.router.local_dc())?;
+    super::acl_catalog_write::vet_register(&st, &authz, server, &op).await?;
     server
         .apply(crate::catalog::Command::Register(Box::new(op)))
         .await?;
@@ -67,6 +77,7 @@ pub(super) struct DeregisterBody {
 
 async fn deregister(
     State(st): State<ApiState>,
+    authz: Authz,
     p: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -85,6 +96,7 @@ async fn deregister(
         service_id: (!b.serviceid.is_empty()).then_some(b.serviceid),
         check_id: (!b.checkid.is_empty()).then_some(b.checkid),
     };
+    super::acl_catalog_write::vet_deregister(&st, &authz, server, &op).await?;
     server
         .apply(crate::catalog::Command::Deregister(op))
         .await?;
@@ -111,9 +123,9 @@ fn meta_matches(meta: &BTreeMap<String, String>, want: &[(String, String)]) -> b
     want.iter().all(|(k, v)| meta.get(k) == Some(v))
 }
 
-async fn nodes(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+async fn nodes(State(st): State<ApiState>, authz: Authz, p: Params) -> Result<Response, ApiError> {
     let want = node_meta(&p)?;
-    list(&st, &p, |s| {
+    list_readable(&st, &p, &authz, NO_INDEX, |s| {
         let rows: Vec<Node> = s
             .nodes()
             .filter(|n| meta_matches(&n.meta, &want))
@@ -126,16 +138,26 @@ async fn nodes(State(st): State<ApiState>, p: Params) -> Result<Response, ApiErr
 
 /// `filter` applies to the service instances as `/v1/catalog/service/:name` rows (Consul's
 /// `ListServices` filters `[]ServiceNode`); the answer is the name → tags map of the
-/// instances that pass, so a tag appears only if a matching instance carries it.
-async fn services(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+/// instances that pass, so a tag appears only if a matching instance carries it. ACLs prune
+/// names without service:read first (Consul's `filterServices`).
+async fn services(
+    State(st): State<ApiState>,
+    authz: Authz,
+    p: Params,
+) -> Result<Response, ApiError> {
     let opts = p.read_opts()?;
     let meta_want = node_meta(&p)?;
     let f = parse_filter(&p)?;
     let from = source(&st, &p, &opts)?;
-    let (meta, out) = blocking(from, &opts, |s| {
+    let (meta, (out, pruned)) = blocking(from, &opts, |s| {
         let mut out: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+        let mut pruned = false;
         for n in s.nodes().filter(|n| meta_matches(&n.meta, &meta_want)) {
             for svc in s.node_services(&n.node) {
+                if !acl_filter::service_readable(&authz, &svc.service) {
+                    pruned = true;
+                    continue;
+                }
                 if f.is_some() {
                     let row = CatalogServiceRow::from(ServiceRow {
                         node: n.clone(),
@@ -150,10 +172,10 @@ async fn services(State(st): State<ApiState>, p: Params) -> Result<Response, Api
                     .extend(svc.tags.iter().cloned());
             }
         }
-        (s.table_indexes().services, out)
+        (s.table_indexes().services, (out, pruned))
     })
     .await?;
-    Ok(meta.json(&out))
+    Ok(mark_filtered(&authz, pruned, meta.json(&out)))
 }
 
 /// A `/v1/catalog/service/:name` row, flattened as Consul returns it.
@@ -186,6 +208,12 @@ pub(super) struct CatalogServiceRow {
     modify_index: u64,
 }
 
+impl Readable for CatalogServiceRow {
+    fn readable(&self, authz: &Authz) -> bool {
+        acl_filter::instance_readable(authz, &self.node, &self.service_name)
+    }
+}
+
 impl From<ServiceRow> for CatalogServiceRow {
     fn from(r: ServiceRow) -> Self {
         let (n, s) = (r.node, r.service);
@@ -214,6 +242,9 @@ impl From<ServiceRow> for CatalogServiceRow {
         }
     }
 }
+
+/// No cheap index function: the query runs on every round.
+const NO_INDEX: Option<fn(&crate::catalog::State) -> u64> = None;
 
 /// `?peer=`: instances imported from a cluster peer. Meridian has no peerings, so every
 /// named peer is unknown and, as in Consul, such a read finds nothing (never the local
@@ -248,18 +279,19 @@ fn tags(p: &Params) -> Vec<String> {
 
 async fn service(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(name): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
     let (want, tags) = (node_meta(&p)?, tags(&p));
     if peered(&p) {
-        return list(&st, &p, |s| {
+        return list_readable(&st, &p, &authz, NO_INDEX, |s| {
             (catalog_index(s), Vec::<CatalogServiceRow>::new())
         })
         .await;
     }
     let index_of = |s: &crate::catalog::State| s.service_index(&name);
-    list_indexed(&st, &p, Some(index_of), |s| {
+    list_readable(&st, &p, &authz, Some(index_of), |s| {
         let rows: Vec<CatalogServiceRow> = s
             .service_rows(&name)
             .into_iter()
@@ -271,52 +303,71 @@ async fn service(
     .await
 }
 
+/// Without node:read on the node the answer is `null`, as for a missing node.
 async fn node(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(name): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
     let opts = p.read_opts()?;
     let f = parse_filter(&p)?;
     let from = source(&st, &p, &opts)?;
-    let (meta, out) = blocking(from, &opts, |s| {
-        let out = s.node(&name).map(|n| {
-            let services: BTreeMap<String, Service> = s
-                .node_services(&name)
-                .filter(|x| passes(f.as_ref(), x))
-                .map(|x| (x.id.clone(), x.clone()))
-                .collect();
-            serde_json::json!({ "Node": n, "Services": services })
-        });
-        (s.table_indexes().services.max(s.table_indexes().nodes), out)
+    let (meta, (out, pruned)) = blocking(from, &opts, |s| {
+        let index = s.table_indexes().services.max(s.table_indexes().nodes);
+        let Some(n) = s.node(&name) else {
+            return (index, (None, false));
+        };
+        let Some((services, pruned)) =
+            acl_filter::node_services(&authz, &name, s.node_services(&name))
+        else {
+            return (index, (None, true));
+        };
+        let services: BTreeMap<String, &Service> = services
+            .into_iter()
+            .filter(|x| passes(f.as_ref(), x))
+            .map(|x| (x.id.clone(), x))
+            .collect();
+        let out = serde_json::json!({ "Node": n, "Services": services });
+        (index, (Some(out), pruned))
     })
     .await?;
-    Ok(meta.json(&out))
+    Ok(mark_filtered(&authz, pruned, meta.json(&out)))
 }
 
+/// Without node:read on the node it is missing (404), as in [`node`].
 async fn node_services(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(name): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
     let opts = p.read_opts()?;
     let f = parse_filter(&p)?;
     let from = source(&st, &p, &opts)?;
-    let (meta, out) = blocking(from, &opts, |s| {
-        let out = s.node(&name).map(|n| {
-            let services: Vec<&Service> = s
-                .node_services(&name)
-                .filter(|x| passes(f.as_ref(), x))
-                .collect();
-            serde_json::json!({ "Node": n, "Services": services })
-        });
-        (s.table_indexes().services.max(s.table_indexes().nodes), out)
+    let (meta, (out, pruned)) = blocking(from, &opts, |s| {
+        let index = s.table_indexes().services.max(s.table_indexes().nodes);
+        let Some(n) = s.node(&name) else {
+            return (index, (None, false));
+        };
+        let Some((services, pruned)) =
+            acl_filter::node_services(&authz, &name, s.node_services(&name))
+        else {
+            return (index, (None, true));
+        };
+        let services: Vec<&Service> = services
+            .into_iter()
+            .filter(|x| passes(f.as_ref(), x))
+            .collect();
+        let out = serde_json::json!({ "Node": n, "Services": services });
+        (index, (Some(out), pruned))
     })
     .await?;
-    match out {
-        Some(v) => Ok(meta.json(&v)),
-        None => Err(ApiError::not_found(format!("Node not found: {name:?}"))),
-    }
+    let resp = match out {
+        Some(v) => meta.json(&v),
+        None => ApiError::not_found(format!("Node not found: {name:?}")).into_response(),
+    };
+    Ok(mark_filtered(&authz, pruned, resp))
 }
 
 /// A `/v1/health/service/:name` entry.
@@ -328,17 +379,25 @@ pub(super) struct HealthRow {
     checks: Vec<Check>,
 }
 
+impl Readable for HealthRow {
+    fn readable(&self, authz: &Authz) -> bool {
+        acl_filter::instance_readable(authz, &self.node.node, &self.service.service)
+    }
+}
+
 async fn health_service(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(name): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
     let (want, tags, passing) = (node_meta(&p)?, tags(&p), p.flag("passing"));
     if peered(&p) {
-        return list(&st, &p, |s| (health_index(s), Vec::<HealthRow>::new())).await;
+        let none = |s: &crate::catalog::State| (health_index(s), Vec::<HealthRow>::new());
+        return list_readable(&st, &p, &authz, NO_INDEX, none).await;
     }
     let index_of = |s: &crate::catalog::State| s.service_index(&name);
-    list_indexed(&st, &p, Some(index_of), |s| {
+    list_readable(&st, &p, &authz, Some(index_of), |s| {
         let rows: Vec<HealthRow> = s
             .health_entries(&name)
             .into_iter()
@@ -357,11 +416,12 @@ async fn health_service(
 
 async fn health_checks(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(name): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
     let index_of = |s: &crate::catalog::State| s.service_index(&name);
-    list_indexed(&st, &p, Some(index_of), |s| {
+    list_readable(&st, &p, &authz, Some(index_of), |s| {
         (s.service_index(&name), s.service_checks(&name))
     })
     .await
@@ -369,10 +429,11 @@ async fn health_checks(
 
 async fn health_node(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(name): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
-    list(&st, &p, |s| {
+    list_readable(&st, &p, &authz, NO_INDEX, |s| {
         (
             s.table_indexes().checks,
             s.node_checks(&name).cloned().collect(),
@@ -383,6 +444,7 @@ async fn health_node(
 
 async fn health_state(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(state): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
@@ -393,7 +455,7 @@ async fn health_state(
                 .ok_or_else(|| ApiError::bad_request(format!("Invalid check state {s:?}")))?,
         ),
     };
-    list(&st, &p, |s| {
+    list_readable(&st, &p, &authz, NO_INDEX, |s| {
         let rows: Vec<Check> = s
             .checks()
             .filter(|c| want.is_none_or(|w| c.status == w))

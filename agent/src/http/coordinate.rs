@@ -2,6 +2,10 @@
 //! them (consul.md §1.11, §2.8), blocking on the coordinates table; and
 //! `/v1/coordinate/datacenters`, each datacenter's servers (here) or WAN gateways (others)
 //! with their coordinates.
+//!
+//! ACLs (reference/acl.md §5.3 row Coordinate): `datacenters` needs nothing; `nodes` and
+//! `node/:n` keep the coordinates of nodes the token may read (`acl_filter_catalog.rs`);
+//! `update` needs node:write on the node.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -11,6 +15,9 @@ use axum::routing::{get, put};
 use serde::{Deserialize, Serialize};
 
 use super::ApiState;
+use super::acl_authz::Authz;
+use super::acl_filter_catalog::{self as acl_filter, Readable};
+use super::acl_filter_kv::mark_filtered;
 use super::error::ApiError;
 use super::params::Params;
 use super::read::{self, json_body};
@@ -123,6 +130,12 @@ struct Row {
     coord: Coordinate,
 }
 
+impl Readable for Row {
+    fn readable(&self, authz: &Authz) -> bool {
+        acl_filter::node_readable(authz, &self.node)
+    }
+}
+
 fn rows(s: &Catalog, only: Option<&str>) -> (u64, Vec<Row>) {
     let rows = s
         .coordinates()
@@ -136,23 +149,31 @@ fn rows(s: &Catalog, only: Option<&str>) -> (u64, Vec<Row>) {
     (s.table_indexes().coordinates, rows)
 }
 
-async fn nodes(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
-    read::list(&st, &p, |s| rows(s, None)).await
+async fn nodes(State(st): State<ApiState>, authz: Authz, p: Params) -> Result<Response, ApiError> {
+    let no_index = None::<fn(&Catalog) -> u64>;
+    read::list_readable(&st, &p, &authz, no_index, |s| rows(s, None)).await
 }
 
-/// 404 when the node has no coordinate, as Consul.
+/// 404 when the node has no coordinate, as Consul, or the token may not read the node.
 async fn node(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(node): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
     let opts = p.read_opts()?;
     let server = st.router.server(opts.dc.as_deref())?;
-    let (meta, rows) = read::blocking(server, &opts, |s| rows(s, Some(&node))).await?;
-    if rows.is_empty() {
-        return Ok(meta.not_found());
-    }
-    Ok(meta.json(&rows))
+    let (meta, (rows, pruned)) = read::blocking(server, &opts, |s| {
+        let (index, rows) = rows(s, Some(&node));
+        (index, acl_filter::prune(&authz, rows))
+    })
+    .await?;
+    let resp = if rows.is_empty() {
+        meta.not_found()
+    } else {
+        meta.json(&rows)
+    };
+    Ok(mark_filtered(&authz, pruned, resp))
 }
 
 /// `{"Node", "Segment", "Coord": {"Vec", "Error", "Adjustment", "Height"}}`, keys folded.
@@ -206,8 +227,18 @@ pub(super) fn decode_update(body: &[u8]) -> Result<CoordinateUpdate, ApiError> {
     })
 }
 
-async fn update(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Response, ApiError> {
+async fn update(
+    State(st): State<ApiState>,
+    authz: Authz,
+    p: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let update = decode_update(&body)?;
+    authz.check(
+        meridian_acl::Resource::Node,
+        &update.node,
+        meridian_acl::Need::Write,
+    )?;
     let server = st.router.server(p.dc())?;
     server
         .apply(Command::CoordinateUpdate(vec![update]))

@@ -7,6 +7,9 @@
 //! other endpoints fail as they always did. Also serves the copy itself to the gateways
 //! of other datacenters ([`CATALOG_COPY_PATH`]).
 //!
+//! ACLs: a read answered from a copy runs the same handlers with the caller's token
+//! resolved here, so it is pruned as a local read is (`acl_filter_catalog.rs`).
+//!
 //! ```text
 //!  GET /v1/health/service/web?dc=dc2&stale ─▶ relay (budget − COPY_MARGIN) ─ok─▶ dc2's answer
 //!                                              └ unreachable ─▶ catalog_copy(dc2) ─▶ handler
@@ -14,7 +17,6 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
@@ -22,18 +24,21 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
+use meridian_acl::{Need, Resource};
 use meridian_rpc::gateway::CATALOG_COPY_PATH;
 use tokio::time::Instant;
 use tracing::debug;
 
 use super::ApiState;
+use super::acl_authz::Authz;
 use super::error::ApiError;
 use super::params::{CopyRead, Params};
 use super::read::blocking_indexed;
 use crate::catalog;
 use crate::cluster::copies::COPY_MARGIN;
 use crate::cluster::federation::CROSS_DC_TIMEOUT;
-use crate::cluster::forward::HttpRequest;
+use crate::cluster::forward::{HttpRequest, ViaCluster};
 use crate::rpc::RpcError;
 
 /// The header naming the datacenter whose copy answered.
@@ -46,7 +51,27 @@ pub(super) fn routes() -> Router<ApiState> {
 /// `GET /v1/internal/federation/catalog?index=&wait=`: this datacenter's catalog copy
 /// (`meridian_catalog` copy format) at its index, blocking while the index is the
 /// caller's; `304` with no body when `wait` passed without a change.
-async fn serve(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+///
+/// The copy is the whole catalog, unfiltered. A gateway's request (over the forward RPC,
+/// [`ViaCluster`]) is the cluster's own; any other caller needs read on every node and
+/// every service (`NodeReadAll` and `ServiceReadAll`, as Consul's UI metrics proxy), else
+/// 403 — it is no way around the pruning of the catalog reads. Client agents do not
+/// forward this path and `?dc=` does not relay it, so a user cannot arrive over the RPC.
+async fn serve(
+    State(st): State<ApiState>,
+    via: Option<Extension<ViaCluster>>,
+    authz: Authz,
+    p: Params,
+) -> Result<Response, ApiError> {
+    for (resource, all) in [
+        (Resource::Service, "all services"),
+        (Resource::Node, "all nodes"),
+    ] {
+        if via.is_none() && !authz.authorizer.read_all(resource) {
+            let denied = authz.authorizer.denied(resource, all, Need::Read);
+            return Err(crate::acl::AclError::Denied(denied).into());
+        }
+    }
     let opts = p.read_opts()?;
     let server = st.router.server(None)?;
     // The state snapshot is an O(1) clone: the body is encoded only when it is sent.

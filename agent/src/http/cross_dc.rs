@@ -33,6 +33,8 @@ fn takes_dc(path: &str) -> bool {
         && !path.starts_with("/v1/agent/")
         && !path.starts_with("/v1/operator/keyring")
         && !path.starts_with("/v1/operator/federation")
+        // The catalog copy is served to gateways over the RPC only (`copy_read.rs`).
+        && path != meridian_rpc::gateway::CATALOG_COPY_PATH
         && !matches!(
             path,
             "/v1/catalog/datacenters" | "/v1/coordinate/datacenters" | "/v1/event/list"
@@ -80,7 +82,7 @@ pub(super) async fn route(State(st): State<ApiState>, req: Request, next: Next) 
     let mut req = HttpRequest {
         method: parts.method.to_string(),
         uri: parts.uri.to_string(),
-        headers: super::forward::forwarded_headers(&parts.headers).collect(),
+        headers: super::forward::forwarded_headers(&st, &parts.uri, &parts.headers).collect(),
         body: body.to_vec(),
         request_id: None,
     };

@@ -4,6 +4,11 @@
 //! hold no catalog and forward every such RPC. `near=_agent` is rewritten to this agent's
 //! node first, since `_agent` means the agent that received the request; for the `_agent`
 //! stored in a prepared query, this agent's node also travels in a header.
+//!
+//! The caller's token travels with it (`?token=` in the URI, `X-Consul-Token`,
+//! `Authorization`); a request that names none carries this agent's `acl.tokens.default`
+//! when it has one, as Consul's agents fill it in before any RPC — so the server, or the
+//! datacenter that answers, enforces what this agent would have (reference/acl.md §5.1).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -25,6 +30,14 @@ pub(super) async fn to_server(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    if uri.path() == meridian_rpc::gateway::CATALOG_COPY_PATH {
+        // Servers trust this path over the RPC (it is their gateways'): never send a
+        // user's request that way (`copy_read.rs`).
+        return Err(ApiError::not_found(format!(
+            "{} is served by servers to gateways only",
+            uri.path()
+        )));
+    }
     if uri.path().starts_with("/v1/agent/") {
         return Err(ApiError::not_found(format!(
             "{} is not available on a client agent yet (agent local state is not built)",
@@ -51,7 +64,7 @@ pub(super) fn client_request(
     HttpRequest {
         method: method.to_string(),
         uri: rewrite_near(uri, &st.agent.node_name),
-        headers: forwarded_headers(headers)
+        headers: forwarded_headers(st, uri, headers)
             .chain([(
                 super::query::AGENT_NODE_HEADER.to_string(),
                 st.agent.node_name.clone(),
@@ -62,12 +75,32 @@ pub(super) fn client_request(
     }
 }
 
-/// The request headers a server needs to answer as the receiving agent would have.
-pub(super) fn forwarded_headers(headers: &HeaderMap) -> impl Iterator<Item = (String, String)> {
-    FORWARDED_HEADERS.iter().filter_map(|h| {
-        let v = headers.get(*h)?.to_str().ok()?;
-        Some((h.to_string(), v.to_string()))
-    })
+/// The request headers a server needs to answer as the receiving agent would have: the
+/// caller's, plus this agent's default token when the request names no token.
+pub(super) fn forwarded_headers(
+    st: &ApiState,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> impl Iterator<Item = (String, String)> {
+    let query_token = uri.query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .filter(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())
+            .last()
+    });
+    let default = st.acl.settings().tokens.default.clone();
+    let (secret, source) = crate::acl::extract(query_token.as_deref(), headers, default.as_deref());
+    let agent_default = (source == crate::acl::TokenSource::AgentDefault)
+        .then(|| ("x-consul-token".to_string(), secret));
+    FORWARDED_HEADERS
+        .iter()
+        .filter_map(|h| {
+            let v = headers.get(*h)?.to_str().ok()?;
+            Some((h.to_string(), v.to_string()))
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .chain(agent_default)
 }
 
 /// A forwarded request's answer as this agent's response.

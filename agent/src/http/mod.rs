@@ -15,7 +15,9 @@
 
 mod acl;
 mod acl_authz;
+mod acl_catalog_write;
 mod acl_dto;
+mod acl_filter_catalog;
 mod acl_filter_kv;
 mod acl_policy;
 mod acl_query;

@@ -13,6 +13,10 @@
 //! `X-Meridian-Datacenters-Missing`: never a hang, never silently dropped. Blocking
 //! (`?index=`) does not apply to either: they answer at once.
 //!
+//! ACLs: every datacenter answers with the caller's token (the local handler gets the
+//! request's headers and query, the others the forwarded ones) and prunes there; a merged
+//! answer is `X-Consul-Results-Filtered-By-ACLs: true` when any part of it was.
+//!
 //! ```text
 //!  ?dc=any ─ local (next.run) ─ has one? ─ yes ─▶ answer (X-Meridian-Datacenter: dc1)
 //!                                └─ no ─▶ fanout::nearest(other DCs, relay) ─▶ nearest hit
@@ -28,6 +32,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::ApiState;
+use super::acl_filter_kv::FILTERED_HEADER;
 use super::error::ApiError;
 use crate::cluster::fanout;
 use crate::cluster::federation::CROSS_DC_TIMEOUT;
@@ -162,7 +167,7 @@ pub(super) async fn answer(st: &ApiState, scope: Scope, req: Request, next: Next
         let req = HttpRequest {
             method: "GET".into(),
             uri: with_dc(&parts.uri, Some(&dc)),
-            headers: super::forward::forwarded_headers(&parts.headers).collect(),
+            headers: super::forward::forwarded_headers(st, &parts.uri, &parts.headers).collect(),
             body: Vec::new(),
             request_id: None,
         };
@@ -259,8 +264,16 @@ fn merged(answers: &[(String, HttpResponse)], missing: &[String]) -> Response {
         Value::Array(rows)
     };
     let names: Vec<&str> = answers.iter().map(|(d, _)| d.as_str()).collect();
+    let filtered = answers.iter().any(|(_, r)| {
+        r.headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case(FILTERED_HEADER) && v == "true")
+    });
     let mut resp = (StatusCode::OK, axum::Json(body)).into_response();
     let h = resp.headers_mut();
+    if filtered {
+        h.insert(FILTERED_HEADER, HeaderValue::from_static("true"));
+    }
     h.insert("x-consul-knownleader", HeaderValue::from_static("true"));
     h.insert("x-consul-lastcontact", HeaderValue::from_static("0"));
     if let Ok(v) = HeaderValue::from_str(&names.join(",")) {

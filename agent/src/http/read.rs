@@ -9,6 +9,9 @@
 //! A read's [`Source`] is this server's state, or another datacenter's catalog copy when
 //! that datacenter is cut off (`copy_read.rs`): the same handlers answer both, so filters,
 //! tags, `node-meta` and `near` behave alike.
+//!
+//! Lists of catalog, health and coordinate rows go through [`list_readable`]: ACL pruning
+//! with the authorizer resolved before the wait, on every round, ahead of `?filter=`.
 
 use std::time::Duration;
 
@@ -17,6 +20,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::ApiState;
+use super::acl_authz::Authz;
+use super::acl_filter_catalog::Readable;
+use super::acl_filter_kv::mark_filtered;
 use super::error::ApiError;
 use super::filter::{self, Filter};
 use super::params::{CopyRead, Params, ReadOpts};
@@ -236,6 +242,37 @@ pub(super) async fn list_indexed<T: Serialize>(
     index_of: Option<impl Fn(&State) -> u64>,
     query: impl Fn(&State) -> (u64, Vec<T>),
 ) -> Result<Response, ApiError> {
+    let (resp, _) = list_kept(st, p, index_of, query, |_: &T| true).await?;
+    Ok(resp)
+}
+
+/// [`list_indexed`] of rows the token may or may not read: on every round (blocking
+/// wake-ups included) the rows `authz` may not read are dropped before `?filter=` sees
+/// them, and a pruned answer is marked (reference/acl.md §5.4, `acl_filter_catalog.rs`).
+pub(super) async fn list_readable<T: Serialize + Readable>(
+    st: &ApiState,
+    p: &Params,
+    authz: &Authz,
+    index_of: Option<impl Fn(&State) -> u64>,
+    query: impl Fn(&State) -> (u64, Vec<T>),
+) -> Result<Response, ApiError> {
+    // A token that reads every node and service (ACLs off included) prunes nothing.
+    let all = authz.authorizer.read_all(meridian_acl::Resource::Node)
+        && authz.authorizer.read_all(meridian_acl::Resource::Service);
+    let keep = |r: &T| all || r.readable(authz);
+    let (resp, pruned) = list_kept(st, p, index_of, query, keep).await?;
+    Ok(mark_filtered(authz, pruned, resp))
+}
+
+/// The list read behind [`list_indexed`] and [`list_readable`]: rows failing `keep` are
+/// dropped first (the flag says whether any was), then `?filter=` and `?near=` apply.
+async fn list_kept<T: Serialize>(
+    st: &ApiState,
+    p: &Params,
+    index_of: Option<impl Fn(&State) -> u64>,
+    query: impl Fn(&State) -> (u64, Vec<T>),
+    keep: impl Fn(&T) -> bool,
+) -> Result<(Response, bool), ApiError> {
     let opts = p.read_opts()?;
     let f = parse_filter(p)?;
     let near = p.non_empty("near").map(|n| match n {
@@ -243,23 +280,26 @@ pub(super) async fn list_indexed<T: Serialize>(
         other => other.to_string(),
     });
     let from = source(st, p, &opts)?;
-    let (meta, (rows, source)) = blocking_indexed(from, &opts, index_of, |s| {
+    let (meta, (rows, pruned, source)) = blocking_indexed(from, &opts, index_of, |s| {
         let (index, rows) = query(s);
+        let before = rows.len();
+        let rows: Vec<T> = rows.into_iter().filter(|r| keep(r)).collect();
+        let pruned = rows.len() != before;
         let source = near
             .as_deref()
             .map(|n| (s.coordinate(n).cloned(), s.coordinate_map()));
-        (index, (rows, source))
+        (index, (rows, pruned, source))
     })
     .await?;
     if f.is_none() && source.is_none() {
         // Nothing to filter or sort: serialize the rows once, not via serde_json::Value.
-        return Ok(meta.json(&rows));
+        return Ok((meta.json(&rows), pruned));
     }
     let mut rows = apply_filter(rows, &f);
     if let Some((Some(from), coords)) = source {
         sort_near(&mut rows, &from, &coords);
     }
-    Ok(meta.json(&rows))
+    Ok((meta.json(&rows), pruned))
 }
 
 /// Consul's `sortNodesByDistanceFrom`: a stable sort by estimated RTT from `from` to each

@@ -102,7 +102,8 @@ async fn run_http(router: axum::Router, req: HttpRequest) -> HttpResponse {
     use tower::ServiceExt;
     let mut builder = axum::http::Request::builder()
         .method(req.method.as_str())
-        .uri(req.uri.as_str());
+        .uri(req.uri.as_str())
+        .extension(crate::cluster::forward::ViaCluster);
     for (k, v) in &req.headers {
         builder = builder.header(k.as_str(), v.as_str());
     }
