@@ -13,6 +13,7 @@
 //! (and a changed agent token) tries them all again.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -294,6 +295,10 @@ pub struct Syncer {
     node: NodeInfo,
     acl: SyncAcl,
     blocked: Blocked,
+    /// A token did not resolve because the ACL system is not bootstrapped yet (a new
+    /// cluster whose leader is about to create the initial management token): the next
+    /// full pass comes sooner than `interval`.
+    before_bootstrap: AtomicBool,
 }
 
 impl Syncer {
@@ -304,6 +309,7 @@ impl Syncer {
             node,
             acl,
             blocked: Blocked::default(),
+            before_bootstrap: AtomicBool::new(false),
         }
     }
 
@@ -471,6 +477,14 @@ impl Syncer {
             Ok(a) => a,
             Err(AclError::Rpc(e)) => return Err(e),
             Err(refused) => {
+                if matches!(
+                    refused,
+                    AclError::NotFound {
+                        bootstrapped: false
+                    }
+                ) {
+                    self.before_bootstrap.store(true, Ordering::Relaxed);
+                }
                 self.blocked
                     .record(subject, op, id, fp, &refused.to_string());
                 return Ok(0);
@@ -513,7 +527,13 @@ impl Syncer {
     ) {
         let mut backoff = Duration::from_millis(100);
         let mut full = true;
+        let mut early = Duration::from_secs(1);
         loop {
+            if full {
+                // Sticky across the change-driven passes in between, which skip the
+                // entries this flag is about.
+                self.before_bootstrap.store(false, Ordering::Relaxed);
+            }
             match self.sync(&local, full).await {
                 Ok(n) => {
                     if n > 0 {
@@ -534,12 +554,22 @@ impl Syncer {
                     continue;
                 }
             }
+            // Writes refused only because ACLs are not bootstrapped yet are retried soon
+            // (1 s, doubling up to `interval`), not a minute later.
+            let next_full = if self.before_bootstrap.load(Ordering::Relaxed) {
+                let wait = early.min(interval);
+                early = (early * 2).min(interval);
+                wait
+            } else {
+                early = Duration::from_secs(1);
+                interval
+            };
             full = tokio::select! {
                 biased;
                 _ = token.cancelled() => return,
                 _ = local.full_sync_requested() => true,
                 _ = local.changed() => false,
-                _ = tokio::time::sleep(interval) => true,
+                _ = tokio::time::sleep(next_full) => true,
             };
         }
     }
