@@ -184,6 +184,12 @@ fn agent_endpoints_need_exactly_their_permissions() {
         403
     );
     denied(
+        with(&a, &web, "GET", "/v1/agent/host", None),
+        "'operator:read'",
+    );
+    let host = ok(&a, &op_read, "GET", "/v1/agent/host", None);
+    assert!(host["Host"]["os"].is_string(), "{host}");
+    denied(
         with(&a, &op_read, "GET", "/v1/agent/self", None),
         "'agent:read'",
     );

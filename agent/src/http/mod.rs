@@ -23,6 +23,7 @@ mod acl_token;
 mod acl_write;
 mod agent;
 mod agent_acl;
+mod agent_host;
 mod agent_self;
 mod agent_services;
 mod agent_token;
@@ -184,6 +185,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(agent::routes())
         .merge(agent_services::routes())
         .merge(agent_self::routes())
+        .merge(agent_host::routes())
         .merge(metrics::routes())
         .merge(monitor::routes())
         .merge(acl::routes(state.acl.settings().enabled, true))
@@ -227,6 +229,7 @@ pub fn client_router(state: ApiState) -> axum::Router {
         .merge(agent::routes())
         .merge(agent_services::routes())
         .merge(agent_self::routes())
+        .merge(agent_host::routes())
         .merge(metrics::routes())
         .merge(monitor::routes())
         .merge(acl::routes(state.acl.settings().enabled, false))
