@@ -361,9 +361,9 @@ fn node_info_needs_the_agent_token_and_the_recovery_token_outlives_the_servers()
     );
 }
 
-/// Checklist 30: with `enable_token_persistence` a token set over the API is saved 0600 and
-/// beats the configured one after a restart (seen through the `default` token, which
-/// tokenless requests use).
+/// Checklist 30: with `enable_token_persistence` a token set over the API (here by the CLI)
+/// is saved 0600 and beats the configured one after a restart (seen through the `default`
+/// token, which tokenless requests use).
 #[test]
 fn a_persisted_token_beats_the_configured_one_after_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -378,15 +378,16 @@ fn a_persisted_token_beats_the_configured_one_after_a_restart() {
         json!({}),
     );
     denied(with(&a, "", "GET", "/v1/agent/self", None), "'agent:read'");
+    // Set through the CLI (`acl set-agent-token`, which PUTs /v1/agent/token/default).
+    let out = acl_cli(
+        &a,
+        &[("CONSUL_HTTP_TOKEN", MGMT)],
+        &["acl", "set-agent-token", "default", &reader],
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
     assert_eq!(
-        with(
-            &a,
-            MGMT,
-            "PUT",
-            "/v1/agent/token/default",
-            Some(json!({"Token": reader}))
-        ),
-        (200, String::new())
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ACL token \"default\" set successfully"
     );
     assert_eq!(
         with(&a, "", "GET", "/v1/agent/self", None).0,

@@ -36,9 +36,9 @@ pub struct SetAgentTokenArgs {
     /// `config_file_service_registration` or `dns`.
     #[arg(value_name = "TYPE")]
     kind: String,
-    /// The token's SecretID.
+    /// The token's SecretID (`secret`: `token` is the `-token` flag's name).
     #[arg(value_name = "TOKEN")]
-    token: String,
+    secret: String,
     #[command(flatten)]
     http: HttpFlags,
 }
@@ -342,7 +342,7 @@ async fn set_agent_token(a: SetAgentTokenArgs, out: &mut dyn Write) -> Result<()
     c.put(
         &format!("/v1/agent/token/{path}"),
         &[],
-        json!({ "Token": a.token }).to_string().into_bytes(),
+        json!({ "Token": a.secret }).to_string().into_bytes(),
     )
     .await
     .map_err(CliError::http("Failed setting token"))?;
