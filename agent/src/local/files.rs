@@ -97,3 +97,46 @@ fn read_one<T: DeserializeOwned>(path: PathBuf) -> Result<(T, Registration), Loc
 pub(super) fn remove(dir: &Path, name: &str) {
     let _ = std::fs::remove_file(dir.join(name));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Service;
+
+    #[test]
+    fn files_from_before_tokens_still_load_and_new_ones_are_private() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = Service {
+            id: "old".into(),
+            service: "old".into(),
+            ..Service::default()
+        };
+        std::fs::write(
+            dir.path().join(file_name("old")),
+            serde_json::to_vec(&old).expect("json"),
+        )
+        .expect("write");
+        let reg = Registration {
+            token: "secret".into(),
+            from_config: true,
+        };
+        let new = Service {
+            id: "new".into(),
+            service: "new".into(),
+            ..Service::default()
+        };
+        write(dir.path(), &file_name("new"), &new, &reg).expect("write");
+        let mut got = read_all::<Service>(dir.path()).expect("read");
+        got.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        assert_eq!(got, vec![(new, reg), (old, Registration::default())]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(file_name("new")))
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "the file may hold a token");
+        }
+    }
+}
