@@ -284,6 +284,17 @@ fn anti_entropy_writes_each_service_with_its_own_token() {
         .and_then(|x| x["Value"].as_f64())
         .unwrap_or(0.0);
     assert!(blocked >= 1.0, "{m}");
+    // Registered again, the same definition, with a token that may write it: synced at
+    // once, not at the next full pass a minute later.
+    assert_eq!(
+        register(&a, MGMT, json!({"Name": "cfg-blocked", "Port": 2})).0,
+        200
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "cfg-blocked in the catalog",
+        || in_catalog(&a, "cfg-blocked"),
+    );
 }
 
 /// §5.8 and checklist 31: a client whose agent token lacks node:write cannot sync its node

@@ -466,9 +466,10 @@ impl Syncer {
         token: &str,
         w: Write,
     ) -> Result<usize, RpcError> {
+        // The token is part of it: re-registering with another token is tried at once.
         let fp = match &w {
-            Write::Register(o) => fingerprint(o),
-            Write::Deregister(o, _) => fingerprint(o),
+            Write::Register(o) => fingerprint(&(o, token)),
+            Write::Deregister(o, _) => fingerprint(&(o, token)),
         };
         if self.blocked.waiting(subject, op, id, fp) {
             return Ok(0);
