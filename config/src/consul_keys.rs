@@ -369,15 +369,11 @@ pub(crate) const INERT_TYPED: &[&str] = &[
     "dns_config.disable_compression",
     "dns_config.use_cache",
     "dns_config.cache_max_age",
-    // ACL keys of later phases of #17 (token persistence and replication, remote
-    // policy/role caches, the agent's own tokens).
+    // ACL keys of later phases of #17 (token replication, remote policy/role caches).
     "acl.enable_token_replication",
-    "acl.enable_token_persistence",
     "acl.policy_ttl",
     "acl.role_ttl",
-    "acl.tokens.agent",
     "acl.tokens.replication",
-    "acl.tokens.config_file_service_registration",
 ];
 
 /// Whether `value` asks for a listener to be off (`-1`, or any negative port).

@@ -15,6 +15,7 @@
 
 mod resolve;
 mod token;
+mod tokens;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use meridian_config::{AclDefaultPolicy, AclDownPolicy, AclTokensConfig, Config};
 
 pub use resolve::{RESOLVE_PATH, RemoteResolution, Resolver, resolution_for};
 pub use token::{TokenSource, extract};
+pub use tokens::{AgentTokens, PersistError, TOKENS_FILE, TokenKind};
 
 /// Consul's answer to ACL requests while ACLs are off (401).
 pub const ACL_DISABLED: &str = "ACL support disabled";
@@ -77,7 +79,8 @@ pub struct AclSettings {
     pub down_policy: AclDownPolicy,
     /// `acl.token_ttl`: how long a client agent trusts a remote resolution.
     pub token_ttl: Duration,
-    /// `acl.tokens`.
+    /// `acl.tokens` as configured; the values in effect are [`Resolver::tokens`] (the
+    /// token API and persisted tokens change them).
     pub tokens: AclTokensConfig,
     /// This agent's datacenter.
     pub datacenter: String,
@@ -89,6 +92,8 @@ pub struct AclSettings {
     pub data_dir: Option<PathBuf>,
     /// `acl.enable_key_list_policy`: KV `?recurse`/`?keys` need `key:list` on the prefix.
     pub enable_key_list_policy: bool,
+    /// `acl.enable_token_persistence`: tokens set through the API are saved (`tokens.rs`).
+    pub enable_token_persistence: bool,
 }
 
 impl AclSettings {
@@ -105,6 +110,7 @@ impl AclSettings {
             node_name: cfg.node_name.clone(),
             data_dir: cfg.data_dir.clone(),
             enable_key_list_policy: cfg.acl.enable_key_list_policy,
+            enable_token_persistence: cfg.acl.enable_token_persistence,
         })
     }
 
@@ -132,13 +138,5 @@ impl AclSettings {
         // then the token holds nothing beyond deny-all, which fails closed.
         let rules = Rules::parse(&text).unwrap_or_default();
         Authorizer::new(rules, Root::Deny, Some(RECOVERY_ACCESSOR.into()))
-    }
-
-    /// Whether `secret` is this agent's recovery token.
-    pub fn is_recovery(&self, secret: &str) -> bool {
-        self.tokens
-            .agent_recovery
-            .as_deref()
-            .is_some_and(|r| !r.is_empty() && r == secret)
     }
 }

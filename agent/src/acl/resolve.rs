@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::{ACL_NOT_FOUND, AclError, AclSettings, ROOT_ACL};
+use super::{ACL_NOT_FOUND, AclError, AclSettings, AgentTokens, ROOT_ACL};
 use crate::catalog::State;
 use crate::catalog::acl::AclToken;
 use crate::cluster::forward::HttpRequest;
@@ -144,14 +144,23 @@ struct RemoteEntry {
 /// Resolves secrets to authorizers, with the caches described in the module docs.
 pub struct Resolver {
     settings: Arc<AclSettings>,
+    tokens: Arc<AgentTokens>,
     local: Mutex<HashMap<String, LocalEntry>>,
     remote: Mutex<HashMap<String, RemoteEntry>>,
 }
 
 impl Resolver {
-    /// A resolver with empty caches.
+    /// A resolver with empty caches. The agent's tokens are the configured ones, overridden
+    /// by persisted ones when `enable_token_persistence` is on and there is a data dir.
     pub fn new(settings: Arc<AclSettings>) -> Self {
+        let tokens = match &settings.data_dir {
+            Some(dir) if settings.enabled && settings.enable_token_persistence => {
+                AgentTokens::load(&settings.tokens, dir)
+            }
+            _ => AgentTokens::from_config(&settings.tokens),
+        };
         Resolver {
+            tokens: Arc::new(tokens),
             settings,
             local: Mutex::new(HashMap::new()),
             remote: Mutex::new(HashMap::new()),
@@ -161,6 +170,11 @@ impl Resolver {
     /// The settings it resolves with.
     pub fn settings(&self) -> &Arc<AclSettings> {
         &self.settings
+    }
+
+    /// The agent's own tokens as they are now.
+    pub fn tokens(&self) -> &Arc<AgentTokens> {
+        &self.tokens
     }
 
     /// What `secret` (`""` = anonymous) may do here. ACLs off: everything.
@@ -194,7 +208,7 @@ impl Resolver {
         if ROOT_NAMES.contains(&secret) {
             return Some(Err(AclError::RootName));
         }
-        if self.settings.is_recovery(secret) {
+        if self.tokens.is_recovery(secret) {
             return Some(Ok(Arc::new(self.settings.recovery_authorizer())));
         }
         None
@@ -375,6 +389,7 @@ mod tests {
             node_name: "n1".into(),
             data_dir: None,
             enable_key_list_policy: false,
+            enable_token_persistence: false,
         })
     }
 

@@ -13,6 +13,7 @@ pub mod handlers;
 mod identity;
 pub mod lan;
 mod listen;
+mod local_sync;
 mod pid_file;
 pub mod user_event;
 mod warnings;
@@ -36,10 +37,8 @@ use crate::cluster::raft_rpc::{Channels, RaftService};
 use crate::cluster::{Federation, Forwarder, GrpcTransport, RemoteServers, RpcListener};
 use crate::gossip::{BoundGossip, GossipHandle};
 use crate::http::{AgentInfo, ApiContext, ApiState, Limits};
-use crate::local::checks::Runners;
+use crate::local::LocalState;
 use crate::local::reload::{ConfigSource, Reload};
-use crate::local::sync::{CatalogSync, LocalCatalog, NodeInfo, RemoteCatalog};
-use crate::local::{LocalAgent, LocalState};
 use crate::raft::{RaftConfig, RaftNode, ServerNode};
 use crate::rpc::Router;
 use crate::server::autopilot::AutopilotConfig;
@@ -378,41 +377,20 @@ impl BoundAgent {
             coordinates::sync(self.cfg.clone(), gossip.clone(), sink, token.child_token())
                 .instrument(info_span!("coordinates")),
         );
-        let catalog: Arc<dyn CatalogSync> = match &server {
-            Some(s) => Arc::new(LocalCatalog(s.clone())),
-            None => Arc::new(RemoteCatalog(Arc::clone(&remote))),
-        };
-        let runners = Arc::new(Runners::new(
-            Arc::clone(&self.local),
-            tracker.clone(),
-            token.child_token(),
-        ));
-        runners.reconcile();
-        tracker.spawn(crate::local::checks::reap_critical(
-            Arc::clone(&self.local),
-            token.child_token(),
-        ));
-        let node_info = NodeInfo {
-            id: self.me.node_id.clone(),
-            address: self.me.address.clone(),
-            datacenter: self.cfg.datacenter.clone(),
-        };
-        tracker.spawn(
-            crate::local::sync::run(
-                Arc::clone(&self.local),
-                Arc::clone(&catalog),
-                node_info.clone(),
-                anti_entropy_interval(&self.cfg),
-                token.child_token(),
-            )
-            .instrument(info_span!("anti-entropy")),
+        // One resolver (one cache) for HTTP, DNS and anti-entropy.
+        let acl = Arc::new(crate::acl::Resolver::new(AclSettings::from_config(
+            &self.cfg,
+        )));
+        let local = local_sync::spawn(
+            &self.cfg,
+            &self.me,
+            &self.local,
+            server.as_ref(),
+            &remote,
+            &acl,
+            &tracker,
+            &token,
         );
-        let local = Arc::new(LocalAgent {
-            state: Arc::clone(&self.local),
-            runners,
-            catalog,
-            node: node_info,
-        });
         let federation = Arc::new(Federation::new(
             self.cfg.datacenter.clone(),
             self.cfg.domain.clone(),
@@ -435,10 +413,6 @@ impl BoundAgent {
         }
         .with_federation(federation);
         let dns_port = self.dns.as_ref().map_or(0, crate::dns::BoundDns::port);
-        // One resolver (one cache) for HTTP and DNS.
-        let acl = Arc::new(crate::acl::Resolver::new(AclSettings::from_config(
-            &self.cfg,
-        )));
         let dns_stats = self.dns.map(|dns| {
             spawn_dns(
                 dns,
@@ -689,15 +663,6 @@ fn raft_config(cfg: &Config) -> RaftConfig {
         election_timeout_max: t,
         snapshot_threshold: cfg.raft_snapshot_threshold,
         trailing_logs: cfg.raft_trailing_logs,
-    }
-}
-
-/// Consul's anti-entropy base interval (1 min; -dev agents repair drift within 3 s).
-fn anti_entropy_interval(cfg: &Config) -> Duration {
-    if cfg.dev_mode {
-        Duration::from_secs(3)
-    } else {
-        Duration::from_secs(60)
     }
 }
 

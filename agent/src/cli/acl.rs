@@ -25,6 +25,22 @@ pub enum AclCommand {
     /// Manage roles.
     #[command(subcommand)]
     Role(RoleCommand),
+    /// Set one of the agent's own tokens (`PUT /v1/agent/token/<type>`).
+    SetAgentToken(SetAgentTokenArgs),
+}
+
+/// `acl set-agent-token TYPE TOKEN`.
+#[derive(Debug, clap::Args)]
+pub struct SetAgentTokenArgs {
+    /// `default`, `agent`, `recovery` (or `agent_recovery`), `replication`,
+    /// `config_file_service_registration` or `dns`.
+    #[arg(value_name = "TYPE")]
+    kind: String,
+    /// The token's SecretID (`secret`: `token` is the `-token` flag's name).
+    #[arg(value_name = "TOKEN")]
+    secret: String,
+    #[command(flatten)]
+    http: HttpFlags,
 }
 
 /// Output flags.
@@ -311,7 +327,27 @@ pub async fn run(cmd: AclCommand, out: &mut dyn Write) -> Result<(), CliError> {
         AclCommand::Token(t) => token(t, out).await,
         AclCommand::Policy(p) => policy(p, out).await,
         AclCommand::Role(r) => role(r, out).await,
+        AclCommand::SetAgentToken(a) => set_agent_token(a, out).await,
     }
+}
+
+/// `acl set-agent-token`: Consul's type names map to the agent endpoint's.
+async fn set_agent_token(a: SetAgentTokenArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let path = match a.kind.as_str() {
+        "recovery" | "agent_recovery" | "master" | "agent_master" => "agent_recovery",
+        k @ ("default" | "agent" | "replication" | "config_file_service_registration" | "dns") => k,
+        other => return Err(CliError::msg(format!("Unknown token type {other:?}"))),
+    };
+    let c = client(&a.http)?;
+    c.put(
+        &format!("/v1/agent/token/{path}"),
+        &[],
+        json!({ "Token": a.secret }).to_string().into_bytes(),
+    )
+    .await
+    .map_err(CliError::http("Failed setting token"))?;
+    writeln!(out, "ACL token {:?} set successfully", a.kind)?;
+    Ok(())
 }
 
 fn client(http: &HttpFlags) -> Result<ApiClient, CliError> {

@@ -21,17 +21,14 @@ impl DnsAcl {
         let Some(resolver) = self.0.as_ref().filter(|r| r.settings().enabled) else {
             return Ok(Arc::new(Authorizer::manage()));
         };
-        let tokens = &resolver.settings().tokens;
-        let secret = tokens
-            .dns
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .or(tokens.default.as_deref())
-            .unwrap_or("");
-        resolver.resolve(router, secret).await.map_err(|e| match e {
-            AclError::Rpc(rpc) => rpc,
-            other => RpcError::Rejected(other.to_string()),
-        })
+        let secret = resolver.tokens().dns_token();
+        resolver
+            .resolve(router, &secret)
+            .await
+            .map_err(|e| match e {
+                AclError::Rpc(rpc) => rpc,
+                other => RpcError::Rejected(other.to_string()),
+            })
     }
 }
 

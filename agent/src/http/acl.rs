@@ -34,7 +34,10 @@ pub(super) fn routes(enabled: bool, server: bool) -> Router<ApiState> {
             .route("/v1/agent/token/{*kind}", put(disabled))
             .route("/v1/acl/{*rest}", any(disabled));
     }
-    let agent_token = Router::new().route("/v1/agent/token/{*kind}", put(agent_token_missing));
+    let agent_token = Router::new().route(
+        "/v1/agent/token/{*kind}",
+        put(super::agent_token::set_token),
+    );
     if !server {
         return agent_token;
     }
@@ -64,11 +67,6 @@ async fn legacy(uri: Uri) -> ApiError {
         "Endpoint {} for the legacy ACL system was removed in Consul 1.11.",
         uri.path()
     ))
-}
-
-/// Setting agent tokens over the API is a later phase of #17.
-async fn agent_token_missing() -> ApiError {
-    ApiError::not_found("PUT /v1/agent/token/:type is not implemented by Meridian yet")
 }
 
 // === bootstrap ===

@@ -62,8 +62,12 @@ pub(super) fn query_token(parts: &Parts) -> Option<String> {
 
 /// The secret a request presents (with the agent's default token applied).
 pub(super) fn request_secret(st: &ApiState, parts: &Parts) -> (String, TokenSource) {
-    let default = st.acl.settings().tokens.default.as_deref();
-    crate::acl::extract(query_token(parts).as_deref(), &parts.headers, default)
+    let default = st.acl.tokens().default_token();
+    crate::acl::extract(
+        query_token(parts).as_deref(),
+        &parts.headers,
+        default.as_deref(),
+    )
 }
 
 impl FromRequestParts<ApiState> for Authz {

@@ -1,6 +1,7 @@
 //! `/v1/agent/*`: this agent's self description, and the services and checks it owns
 //! (`local/`): registrations go into local state, are persisted, start their check tasks
-//! and are synced to the catalog before the request returns.
+//! and are synced to the catalog before the request returns. Each write is vetted first
+//! (`agent_acl.rs`) and kept with the request's token, which anti-entropy syncs it with.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -8,7 +9,13 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
 
+use meridian_acl::{Need, Resource};
+
 use super::ApiState;
+use super::acl_authz::Authz;
+use super::agent_acl::{
+    registration, vet_check_target, vet_check_update, vet_service_register, vet_service_update,
+};
 use super::body::decode;
 use super::dto::{CheckBody, ServiceBody};
 use super::error::ApiError;
@@ -75,7 +82,12 @@ fn maintenance_check(
 }
 
 /// `PUT /v1/agent/maintenance?enable=&reason=`: Consul's `_node_maintenance` check.
-async fn node_maintenance(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+async fn node_maintenance(
+    State(st): State<ApiState>,
+    authz: Authz,
+    p: Params,
+) -> Result<Response, ApiError> {
+    authz.check(Resource::Node, &st.node_name, Need::Write)?;
     let id = "_node_maintenance".to_string();
     if enable_flag(&p)? {
         let c = maintenance_check(
@@ -87,7 +99,7 @@ async fn node_maintenance(State(st): State<ApiState>, p: Params) -> Result<Respo
         );
         st.local
             .state
-            .add_check(c)
+            .add_check(c, registration(&authz))
             .map_err(|e| ApiError::internal(e.to_string()))?;
     } else {
         st.local.state.remove_check(&id);
@@ -99,21 +111,18 @@ async fn node_maintenance(State(st): State<ApiState>, p: Params) -> Result<Respo
 /// `PUT /v1/agent/service/maintenance/:id?enable=&reason=`: `_service_maintenance:<id>`.
 async fn service_maintenance(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(service): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
-    if st.local.state.service(&service).is_none() {
-        return Err(ApiError::not_found(format!(
-            "Unknown service ID {service:?}"
-        )));
-    }
+    vet_service_update(&st, &authz, &service)?;
     let id = format!("_service_maintenance:{service}");
     if enable_flag(&p)? {
         let reason = p.get("reason").unwrap_or("");
         let c = maintenance_check(id, "Service Maintenance Mode", &service, reason, "service");
         st.local
             .state
-            .add_check(c)
+            .add_check(c, registration(&authz))
             .map_err(|e| ApiError::internal(e.to_string()))?;
     } else {
         st.local.state.remove_check(&id);
@@ -123,7 +132,8 @@ async fn service_maintenance(
 }
 
 /// `PUT /v1/agent/reload`: re-read the config files and apply their service definitions.
-async fn reload(State(st): State<ApiState>) -> Result<Response, ApiError> {
+async fn reload(State(st): State<ApiState>, authz: Authz) -> Result<Response, ApiError> {
+    authz.check(Resource::Agent, &st.agent.node_name, Need::Write)?;
     st.reload
         .reload()
         .await
@@ -198,13 +208,28 @@ pub fn service_definition(
 
 async fn service_register(
     State(st): State<ApiState>,
+    authz: Authz,
     p: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (service, checks) = service_with_checks(&body, &st.node_name, st.enable_script_checks)?;
+    vet_service_register(&st, &authz, &service)?;
+    for c in &checks {
+        // A check of the same ID bound elsewhere is replaced: the token must cover it too.
+        if let Some(old) = st.local.state.check(&c.check.check_id)
+            && old.check.service_id != service.id
+        {
+            vet_check_target(&st, &authz, &old.check.service_id)?;
+        }
+    }
     st.local
         .state
-        .add_service(service, checks, p.flag("replace-existing-checks"))
+        .add_service(
+            service,
+            checks,
+            p.flag("replace-existing-checks"),
+            registration(&authz),
+        )
         .map_err(|e| ApiError::internal(e.to_string()))?;
     st.local.applied().await;
     Ok(().into_response())
@@ -212,8 +237,10 @@ async fn service_register(
 
 async fn service_deregister(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    vet_service_update(&st, &authz, &id)?;
     if !st.local.state.remove_service(&id) {
         return Err(ApiError::not_found(format!(
             "Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."
@@ -223,7 +250,11 @@ async fn service_deregister(
     Ok(().into_response())
 }
 
-async fn check_register(State(st): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
+async fn check_register(
+    State(st): State<ApiState>,
+    authz: Authz,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let b: CheckBody = decode(&body, false)?;
     if b.name.is_empty() {
         return Err(ApiError::bad_request("Missing check name"));
@@ -236,10 +267,14 @@ async fn check_register(State(st): State<ApiState>, body: Bytes) -> Result<Respo
             check.service_id
         )));
     }
+    vet_check_target(&st, &authz, &check.service_id)?;
+    if let Some(old) = st.local.state.check(&check.check_id) {
+        vet_check_target(&st, &authz, &old.check.service_id)?;
+    }
     let local = local_check(&b, check, st.enable_script_checks)?;
     st.local
         .state
-        .add_check(local)
+        .add_check(local, registration(&authz))
         .map_err(|e| ApiError::internal(e.to_string()))?;
     st.local.applied().await;
     Ok(().into_response())
@@ -247,8 +282,10 @@ async fn check_register(State(st): State<ApiState>, body: Bytes) -> Result<Respo
 
 async fn check_deregister(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    vet_check_update(&st, &authz, &id)?;
     if !st.local.state.remove_check(&id) {
         return Err(ApiError::not_found(format!(
             "Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name."
@@ -260,10 +297,12 @@ async fn check_deregister(
 
 async fn set_status(
     st: &ApiState,
+    authz: &Authz,
     id: String,
     status: HealthStatus,
     output: String,
 ) -> Result<Response, ApiError> {
+    vet_check_update(st, authz, &id)?;
     if !st.local.state.set_status(&id, status, &output) {
         return Err(ApiError::not_found(format!(
             "Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name."
@@ -277,6 +316,7 @@ async fn set_status(
 /// `PUT /v1/agent/check/{pass,warn,fail}/:id?note=`: the verb picks the status.
 async fn check_ttl(
     State(st): State<ApiState>,
+    authz: Authz,
     Path((verb, id)): Path<(String, String)>,
     p: Params,
 ) -> Result<Response, ApiError> {
@@ -290,7 +330,14 @@ async fn check_ttl(
             )));
         }
     };
-    set_status(&st, id, status, p.get("note").unwrap_or("").to_string()).await
+    set_status(
+        &st,
+        &authz,
+        id,
+        status,
+        p.get("note").unwrap_or("").to_string(),
+    )
+    .await
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -302,6 +349,7 @@ struct UpdateBody {
 
 async fn check_update(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -316,5 +364,5 @@ async fn check_update(
             )));
         }
     };
-    set_status(&st, id, status, b.output).await
+    set_status(&st, &authz, id, status, b.output).await
 }

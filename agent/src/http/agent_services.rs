@@ -2,6 +2,12 @@
 //! `?filter=`) and `/v1/agent/service/:id` (hash-blocking). Answered from local state, as
 //! Consul's agent answers them without asking the servers.
 //!
+//! Under ACLs the lists keep what the token may read (a service on service:read, a check
+//! on its service's service:read or this node's node:read) and say
+//! `X-Consul-Results-Filtered-By-ACLs: true` when they pruned something for a named token
+//! (the agent's `default` token counts); `service/:id` needs service:read (reference/acl.md
+//! §5.3, §5.4).
+//!
 //! A service is shown as Consul's `buildAgentService` (`agent_endpoint.go`) shows it: the
 //! registered fields, `Tags`/`Meta` never null, `Datacenter` added, and the empty ones
 //! Consul omits (`Kind`, `TaggedAddresses`, `Proxy`, `Connect`, `Locality`, zero indexes)
@@ -16,7 +22,11 @@ use axum::routing::get;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use meridian_acl::{Need, Resource};
+
 use super::ApiState;
+use super::acl_authz::Authz;
+use super::acl_filter_kv::mark_filtered;
 use super::error::ApiError;
 use super::filter::Filter;
 use super::params::{DEFAULT_WAIT, MAX_WAIT, Params};
@@ -53,26 +63,30 @@ fn filtered(rows: BTreeMap<String, Value>, f: Option<&Filter>) -> BTreeMap<Strin
 }
 
 /// `GET /v1/agent/services[?filter=]`: ID → service.
-async fn services(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+async fn services(
+    State(st): State<ApiState>,
+    authz: Authz,
+    p: Params,
+) -> Result<Response, ApiError> {
     let f = parse_filter(&p)?;
     let dc = &st.agent.datacenter;
-    let rows = st
-        .local
-        .state
-        .services()
+    let all = st.local.state.services();
+    let rows: BTreeMap<String, Value> = all
         .iter()
+        .filter(|s| authz.allowed(Resource::Service, &s.service, Need::Read))
         .map(|s| (s.id.clone(), agent_service(s, dc)))
         .collect();
-    Ok(json_body(&filtered(rows, f.as_ref())))
+    let pruned = rows.len() != all.len();
+    let resp = json_body(&filtered(rows, f.as_ref())).into_response();
+    Ok(mark_filtered(&authz, pruned, resp))
 }
 
 /// `GET /v1/agent/checks[?filter=]`: check ID → check, with its current status.
-async fn checks(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+async fn checks(State(st): State<ApiState>, authz: Authz, p: Params) -> Result<Response, ApiError> {
     let f = parse_filter(&p)?;
-    let rows = st
-        .local
-        .state
-        .checks()
+    let all = st.local.state.checks();
+    let total = all.len();
+    let rows: BTreeMap<String, Value> = all
         .into_iter()
         .map(|c| {
             let mut check: Check = c.check;
@@ -81,11 +95,20 @@ async fn checks(State(st): State<ApiState>, p: Params) -> Result<Response, ApiEr
                 check.service_name = svc.service;
                 check.service_tags = svc.tags;
             }
+            check
+        })
+        .filter(|c| match c.service_name.as_str() {
+            "" => authz.allowed(Resource::Node, &st.node_name, Need::Read),
+            name => authz.allowed(Resource::Service, name, Need::Read),
+        })
+        .map(|check| {
             let row = serde_json::to_value(&check).unwrap_or(Value::Null);
             (check.check_id, row)
         })
         .collect();
-    Ok(json_body(&filtered(rows, f.as_ref())))
+    let pruned = rows.len() != total;
+    let resp = json_body(&filtered(rows, f.as_ref())).into_response();
+    Ok(mark_filtered(&authz, pruned, resp))
 }
 
 /// FNV-1a: a stable 64-bit hash of the response bytes. Consul hashes its struct with
@@ -111,6 +134,7 @@ fn hashed(s: &Service, dc: &str) -> (String, Value) {
 /// differs from it, as Consul's hash-based blocking does.
 async fn service(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
@@ -122,6 +146,7 @@ async fn service(
         let Some(svc) = st.local.state.service(&id) else {
             return Err(ApiError::not_found(format!("unknown service ID: {id}")));
         };
+        authz.check(Resource::Service, &svc.service, Need::Read)?;
         let (hash, body) = hashed(&svc, &st.agent.datacenter);
         let unchanged = p.non_empty("hash") == Some(hash.as_str());
         let woke = unchanged

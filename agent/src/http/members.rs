@@ -1,6 +1,8 @@
 //! `/v1/agent/{members,join,leave,force-leave}`: the LAN gossip pool as Consul shows it
 //! (consul.md §1.2, §2.6), and with `?wan=1` the WAN pool as the gateways see it. Members come from the pool's published snapshot; join, leave and
-//! force-leave are commands to the pool.
+//! force-leave are commands to the pool. Under ACLs (reference/acl.md §5.3) the lists keep
+//! the members whose node the token may read (with `X-Consul-Results-Filtered-By-ACLs`),
+//! join and leave need agent:write on this node, and force-leave operator:write.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -9,7 +11,11 @@ use axum::routing::{get, put};
 use serde_json::{Value, json};
 use tracing::info;
 
+use meridian_acl::{Need, Resource};
+
 use super::ApiState;
+use super::acl_authz::Authz;
+use super::acl_filter_kv::mark_filtered;
 use super::error::ApiError;
 use super::params::Params;
 use super::read::json_body;
@@ -59,7 +65,12 @@ pub(super) fn local_member(st: &ApiState) -> Value {
     }
 }
 
-async fn members(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+async fn members(
+    State(st): State<ApiState>,
+    authz: Authz,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let readable = |name: &str| authz.allowed(Resource::Node, name, Need::Read);
     if p.flag("wan") {
         // The WAN pool is the gateways'; a server shows it as its gateways see it. A client
         // agent, like Consul's, has no WAN view and lists nobody.
@@ -67,13 +78,31 @@ async fn members(State(st): State<ApiState>, p: Params) -> Result<Response, ApiE
             Some(f) => f.view().await,
             None => None,
         };
-        let list: Vec<Value> = view
-            .map(|v| v.members.iter().map(wan_member_json).collect())
-            .unwrap_or_default();
-        return Ok(json_body(&list));
+        let all = view.map(|v| v.members).unwrap_or_default();
+        let list: Vec<Value> = all
+            .iter()
+            .filter(|m| readable(&m.name))
+            .map(wan_member_json)
+            .collect();
+        let pruned = list.len() != all.len();
+        return Ok(mark_filtered(
+            &authz,
+            pruned,
+            json_body(&list).into_response(),
+        ));
     }
-    let list: Vec<Value> = st.gossip.members().iter().map(member_json).collect();
-    Ok(json_body(&list))
+    let all = st.gossip.members();
+    let list: Vec<Value> = all
+        .iter()
+        .filter(|m| readable(&m.name))
+        .map(member_json)
+        .collect();
+    let pruned = list.len() != all.len();
+    Ok(mark_filtered(
+        &authz,
+        pruned,
+        json_body(&list).into_response(),
+    ))
 }
 
 fn gossip_err(e: GossipError) -> ApiError {
@@ -97,9 +126,11 @@ fn force_leave_err(e: GossipError) -> ApiError {
 /// `PUT /v1/agent/join/:address`: joins the LAN pool through `address` (`host[:port]`).
 async fn join(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(address): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
+    authz.check(Resource::Agent, &st.agent.node_name, Need::Write)?;
     if p.flag("wan") {
         return Err(ApiError::internal(
             "joining the WAN pool needs the WAN gateway, which this datacenter does not run yet",
@@ -114,7 +145,8 @@ async fn join(
 }
 
 /// `PUT /v1/agent/leave`: graceful leave, then the agent shuts down (as Consul's).
-async fn leave(State(st): State<ApiState>) -> Result<Response, ApiError> {
+async fn leave(State(st): State<ApiState>, authz: Authz) -> Result<Response, ApiError> {
+    authz.check(Resource::Agent, &st.agent.node_name, Need::Write)?;
     match st.gossip.leave().await {
         Ok(()) => {}
         Err(GossipError::Left) => {}
@@ -130,9 +162,11 @@ async fn leave(State(st): State<ApiState>) -> Result<Response, ApiError> {
 /// removes it (or an already left member) from every member list.
 async fn force_leave(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(node): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
+    authz.check(Resource::Operator, "", Need::Write)?;
     if p.flag("wan") {
         return Err(ApiError::bad_request(
             "force-leave ?wan is not supported yet: the WAN pool lives in the WAN gateway",

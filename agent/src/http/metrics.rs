@@ -11,7 +11,8 @@
 //!
 //! `?format=prometheus` (or an OpenMetrics `Accept`) is answered as Consul answers it without
 //! `telemetry.prometheus_retention_time`: 200, empty body, and the reason in
-//! `X-Consul-Reason` (its handler returns a payload error with no body).
+//! `X-Consul-Reason` (its handler returns a payload error with no body). Needs agent:read
+//! on this node under ACLs.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -23,7 +24,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
+use meridian_acl::{Need, Resource};
+
 use super::ApiState;
+use super::acl_authz::Authz;
 use super::error::ApiError;
 use super::params::Params;
 use super::read::json_body;
@@ -200,6 +204,10 @@ fn gauges(st: &ApiState) -> Vec<Value> {
         "consul.agent.checks",
         st.local.state.checks().len() as f64,
     ));
+    // Anti-entropy writes ACLs refused (reference/acl.md §5.8), as running totals.
+    for (name, n) in st.local.sync.blocked_counters() {
+        out.push(gauge(&format!("consul.{name}"), n as f64));
+    }
     let rt = tokio::runtime::Handle::current().metrics();
     out.push(gauge(
         "consul.runtime.alive_tasks",
@@ -214,9 +222,11 @@ fn gauges(st: &ApiState) -> Vec<Value> {
 
 async fn metrics(
     State(st): State<ApiState>,
+    authz: Authz,
     p: Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    authz.check(Resource::Agent, &st.agent.node_name, Need::Read)?;
     if wants_prometheus(&p, &headers) {
         return Ok(([("x-consul-reason", PROMETHEUS_OFF)], ()).into_response());
     }

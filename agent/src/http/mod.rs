@@ -24,8 +24,11 @@ mod acl_query;
 mod acl_token;
 mod acl_write;
 mod agent;
+mod agent_acl;
+mod agent_host;
 mod agent_self;
 mod agent_services;
+mod agent_token;
 mod autopilot;
 mod body;
 mod catalog;
@@ -184,6 +187,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(agent::routes())
         .merge(agent_services::routes())
         .merge(agent_self::routes())
+        .merge(agent_host::routes())
         .merge(metrics::routes())
         .merge(monitor::routes())
         .merge(acl::routes(state.acl.settings().enabled, true))
@@ -227,6 +231,7 @@ pub fn client_router(state: ApiState) -> axum::Router {
         .merge(agent::routes())
         .merge(agent_services::routes())
         .merge(agent_self::routes())
+        .merge(agent_host::routes())
         .merge(metrics::routes())
         .merge(monitor::routes())
         .merge(acl::routes(state.acl.settings().enabled, false))

@@ -1,7 +1,8 @@
 //! `GET /v1/agent/monitor?loglevel=&logjson`: streams the agent's log lines at or above
 //! `loglevel` (default `INFO`) until the client goes away or the agent stops, as Consul's
 //! `AgentMonitor` does. An unknown level is a 400 `Unknown log level: <level>` before any
-//! streaming. Lines a slow client misses are skipped, never buffered without bound.
+//! streaming. Lines a slow client misses are skipped, never buffered without bound. Needs
+//! agent:read on this node under ACLs.
 
 use std::sync::Arc;
 
@@ -15,7 +16,10 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use tracing::Level;
 
+use meridian_acl::{Need, Resource};
+
 use super::ApiState;
+use super::acl_authz::Authz;
 use super::error::ApiError;
 use super::params::Params;
 use crate::logs::{LogRecord, parse_level};
@@ -58,7 +62,12 @@ impl Feed {
     }
 }
 
-async fn monitor(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+async fn monitor(
+    State(st): State<ApiState>,
+    authz: Authz,
+    p: Params,
+) -> Result<Response, ApiError> {
+    authz.check(Resource::Agent, &st.agent.node_name, Need::Read)?;
     let requested = p.non_empty("loglevel").unwrap_or("INFO");
     let level = parse_level(requested)
         .ok_or_else(|| ApiError::bad_request(format!("Unknown log level: {requested}")))?;

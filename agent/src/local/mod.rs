@@ -11,12 +11,13 @@
 //! ```
 
 pub mod checks;
+mod files;
 pub mod reload;
 pub mod sync;
+pub mod sync_acl;
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,10 +78,38 @@ impl LocalCheck {
     }
 }
 
+/// How a service or check came to this agent: the token it syncs with (reference/acl.md
+/// §5.8). Persisted with it; `Debug` never shows the token.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    /// The token the register request carried (`""`: none).
+    #[serde(rename = "Token", default, skip_serializing_if = "String::is_empty")]
+    pub token: String,
+    /// Defined in a config file: without a token of its own it syncs with
+    /// `acl.tokens.config_file_service_registration`.
+    #[serde(rename = "FromConfig", default, skip_serializing_if = "is_false")]
+    pub from_config: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("token", &(!self.token.is_empty()).then_some("<set>"))
+            .field("from_config", &self.from_config)
+            .finish()
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     services: BTreeMap<String, Service>,
     checks: BTreeMap<String, LocalCheck>,
+    service_regs: BTreeMap<String, Registration>,
+    check_regs: BTreeMap<String, Registration>,
 }
 
 /// The services and checks of this agent. Cheap to share behind an `Arc`.
@@ -89,6 +118,8 @@ pub struct LocalState {
     dir: Option<PathBuf>,
     inner: Mutex<Inner>,
     changed: Notify,
+    /// Asks anti-entropy for a full pass (blocked entries retried): agent token changes.
+    full_sync: Notify,
     /// Bumped on every change; blocking agent reads (`/v1/agent/service/:id?hash=`) wait on it.
     version: watch::Sender<u64>,
 }
@@ -101,62 +132,17 @@ impl std::fmt::Debug for LocalState {
     }
 }
 
-/// File name of an ID: hex, so IDs with `/` or `..` stay inside the directory.
-fn file_name(id: &str) -> String {
-    let hex: String = id.bytes().map(|b| format!("{b:02x}")).collect();
-    format!("{hex}.json")
-}
-
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), LocalError> {
-    let io = |source| LocalError::Io {
-        path: dir.join(name),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    tmp.write_all(bytes).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(dir.join(name)).map_err(|e| io(e.error))?;
-    Ok(())
-}
-
-fn read_all<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<Vec<T>, LocalError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(LocalError::Io {
-                path: dir.to_owned(),
-                source,
-            });
-        }
-    };
-    let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("json") {
-            continue;
-        }
-        let text = std::fs::read(&path).map_err(|source| LocalError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        out.push(
-            serde_json::from_slice(&text).map_err(|source| LocalError::Json { path, source })?,
-        );
-    }
-    Ok(out)
-}
-
 impl LocalState {
     /// Loads what a previous run persisted under `dir` (`None` = memory only).
     pub fn load(node: String, dir: Option<PathBuf>) -> Result<Self, LocalError> {
         let mut inner = Inner::default();
         if let Some(dir) = &dir {
-            for s in read_all::<Service>(&dir.join("services"))? {
+            for (s, reg) in files::read_all::<Service>(&dir.join("services"))? {
+                inner.service_regs.insert(s.id.clone(), reg);
                 inner.services.insert(s.id.clone(), s);
             }
-            for c in read_all::<LocalCheck>(&dir.join("checks"))? {
+            for (c, reg) in files::read_all::<LocalCheck>(&dir.join("checks"))? {
+                inner.check_regs.insert(c.check.check_id.clone(), reg);
                 inner.checks.insert(c.check.check_id.clone(), c);
             }
         }
@@ -165,6 +151,7 @@ impl LocalState {
             dir,
             inner: Mutex::new(inner),
             changed: Notify::new(),
+            full_sync: Notify::new(),
             version: watch::Sender::new(0),
         })
     }
@@ -185,28 +172,35 @@ impl LocalState {
         self.version.subscribe()
     }
 
+    /// Asks anti-entropy for a full pass now, blocked entries included.
+    pub fn request_full_sync(&self) {
+        self.full_sync.notify_one();
+    }
+
+    /// Resolves when [`Self::request_full_sync`] was called.
+    pub async fn full_sync_requested(&self) {
+        self.full_sync.notified().await;
+    }
+
     fn notify(&self) {
         self.version.send_modify(|v| *v = v.wrapping_add(1));
         self.changed.notify_one();
     }
 
-    fn persist_service(&self, s: &Service) -> Result<(), LocalError> {
+    fn persist_service(&self, s: &Service, reg: &Registration) -> Result<(), LocalError> {
         match &self.dir {
-            Some(dir) => write_atomic(
-                &dir.join("services"),
-                &file_name(&s.id),
-                &serde_json::to_vec(s).unwrap_or_default(),
-            ),
+            Some(dir) => files::write(&dir.join("services"), &files::file_name(&s.id), s, reg),
             None => Ok(()),
         }
     }
 
-    fn persist_check(&self, c: &LocalCheck) -> Result<(), LocalError> {
+    fn persist_check(&self, c: &LocalCheck, reg: &Registration) -> Result<(), LocalError> {
         match &self.dir {
-            Some(dir) => write_atomic(
+            Some(dir) => files::write(
                 &dir.join("checks"),
-                &file_name(&c.check.check_id),
-                &serde_json::to_vec(c).unwrap_or_default(),
+                &files::file_name(&c.check.check_id),
+                c,
+                reg,
             ),
             None => Ok(()),
         }
@@ -214,21 +208,22 @@ impl LocalState {
 
     fn unpersist(&self, kind: &str, id: &str) {
         if let Some(dir) = &self.dir {
-            let _ = std::fs::remove_file(dir.join(kind).join(file_name(id)));
+            files::remove(&dir.join(kind), &files::file_name(id));
         }
     }
 
-    /// Adds or replaces a service and its checks; with `replace_checks`, the service's other
-    /// checks are removed. Persisted before it is visible.
+    /// Adds or replaces a service and its checks (all under `reg`); with `replace_checks`,
+    /// the service's other checks are removed. Persisted before it is visible.
     pub fn add_service(
         &self,
         service: Service,
         checks: Vec<LocalCheck>,
         replace_checks: bool,
+        reg: Registration,
     ) -> Result<(), LocalError> {
-        self.persist_service(&service)?;
+        self.persist_service(&service, &reg)?;
         for c in &checks {
-            self.persist_check(c)?;
+            self.persist_check(c, &reg)?;
         }
         let stale: Vec<String> = {
             let mut inner = self.inner.lock();
@@ -246,10 +241,15 @@ impl LocalState {
             };
             for id in &stale {
                 inner.checks.remove(id);
+                inner.check_regs.remove(id);
             }
             for c in checks {
+                inner
+                    .check_regs
+                    .insert(c.check.check_id.clone(), reg.clone());
                 inner.checks.insert(c.check.check_id.clone(), c);
             }
+            inner.service_regs.insert(service.id.clone(), reg);
             inner.services.insert(service.id.clone(), service);
             stale
         };
@@ -267,6 +267,7 @@ impl LocalState {
             if inner.services.remove(id).is_none() {
                 return false;
             }
+            inner.service_regs.remove(id);
             let ids: Vec<String> = inner
                 .checks
                 .values()
@@ -275,6 +276,7 @@ impl LocalState {
                 .collect();
             for c in &ids {
                 inner.checks.remove(c);
+                inner.check_regs.remove(c);
             }
             ids
         };
@@ -286,21 +288,26 @@ impl LocalState {
         true
     }
 
-    /// Adds or replaces a check.
-    pub fn add_check(&self, check: LocalCheck) -> Result<(), LocalError> {
-        self.persist_check(&check)?;
-        self.inner
-            .lock()
-            .checks
-            .insert(check.check.check_id.clone(), check);
+    /// Adds or replaces a check, registered under `reg`.
+    pub fn add_check(&self, check: LocalCheck, reg: Registration) -> Result<(), LocalError> {
+        self.persist_check(&check, &reg)?;
+        {
+            let mut inner = self.inner.lock();
+            inner.check_regs.insert(check.check.check_id.clone(), reg);
+            inner.checks.insert(check.check.check_id.clone(), check);
+        }
         self.notify();
         Ok(())
     }
 
     /// Removes a check; false if it was not registered.
     pub fn remove_check(&self, id: &str) -> bool {
-        if self.inner.lock().checks.remove(id).is_none() {
-            return false;
+        {
+            let mut inner = self.inner.lock();
+            if inner.checks.remove(id).is_none() {
+                return false;
+            }
+            inner.check_regs.remove(id);
         }
         self.unpersist("checks", id);
         self.notify();
@@ -321,10 +328,12 @@ impl LocalState {
             let status_changed = c.check.status != status;
             c.check.status = status;
             c.check.output = output.to_string();
-            status_changed.then(|| c.clone())
+            let c = c.clone();
+            let reg = inner.check_regs.get(id).cloned().unwrap_or_default();
+            status_changed.then_some((c, reg))
         };
-        if let Some(c) = changed
-            && let Err(e) = self.persist_check(&c)
+        if let Some((c, reg)) = changed
+            && let Err(e) = self.persist_check(&c, &reg)
         {
             tracing::warn!(check = id, cause = %e, "could not persist check status");
         }
@@ -340,6 +349,18 @@ impl LocalState {
     /// All services, by ID.
     pub fn services(&self) -> Vec<Service> {
         self.inner.lock().services.values().cloned().collect()
+    }
+
+    /// How a service was registered (default if unknown).
+    pub fn service_registration(&self, id: &str) -> Registration {
+        let inner = self.inner.lock();
+        inner.service_regs.get(id).cloned().unwrap_or_default()
+    }
+
+    /// How a check was registered (default if unknown).
+    pub fn check_registration(&self, id: &str) -> Registration {
+        let inner = self.inner.lock();
+        inner.check_regs.get(id).cloned().unwrap_or_default()
     }
 
     /// A check by ID.
@@ -359,10 +380,15 @@ pub struct LocalAgent {
     pub state: Arc<LocalState>,
     /// Check tasks.
     pub runners: Arc<checks::Runners>,
-    /// Where anti-entropy writes.
-    pub catalog: Arc<dyn sync::CatalogSync>,
-    /// This node as registrations carry it.
-    pub node: sync::NodeInfo,
+    /// Anti-entropy: where it writes, as whom, what ACLs blocked.
+    pub sync: Arc<sync::Syncer>,
+}
+
+impl LocalAgent {
+    /// Asks for a full anti-entropy pass (blocked writes retried): the agent's token changed.
+    pub fn trigger_full_sync(&self) {
+        self.state.request_full_sync();
+    }
 }
 
 /// How long an API write waits for its own sync before answering (the background pass
@@ -374,7 +400,7 @@ impl LocalAgent {
     /// now, so the writer reads it back at once. A failed push is retried in the background.
     pub async fn applied(&self) {
         self.runners.reconcile();
-        let pass = sync::sync_full(&self.state, self.catalog.as_ref(), &self.node);
+        let pass = self.sync.sync(&self.state, false);
         match tokio::time::timeout(SYNC_ON_WRITE, pass).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::debug!(cause = %e, "sync after write failed; will retry"),
@@ -414,9 +440,19 @@ mod tests {
     fn services_and_checks_survive_a_reload_and_ids_stay_in_their_directory() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = LocalState::load("n1".into(), Some(dir.path().into())).expect("load");
-        s.add_service(svc("web/../1"), vec![check("c1", "web/../1")], false)
-            .expect("add");
-        s.add_check(check("node-check", "")).expect("add check");
+        let reg = Registration {
+            token: "t1".into(),
+            from_config: false,
+        };
+        s.add_service(
+            svc("web/../1"),
+            vec![check("c1", "web/../1")],
+            false,
+            reg.clone(),
+        )
+        .expect("add");
+        s.add_check(check("node-check", ""), Registration::default())
+            .expect("add check");
         assert!(s.set_status("c1", HealthStatus::Passing, "ok"));
         let again = LocalState::load("n1".into(), Some(dir.path().into())).expect("reload");
         assert_eq!(again.services(), vec![svc("web/../1")]);
@@ -425,9 +461,21 @@ mod tests {
             again.check("c1").map(|c| c.check.status),
             Some(HealthStatus::Passing)
         );
+        assert_eq!(again.service_registration("web/../1"), reg);
+        assert_eq!(
+            again.check_registration("c1"),
+            reg,
+            "a service's checks share its token"
+        );
+        assert!(!format!("{reg:?}").contains("t1"), "Debug hides the token");
         // Replacing the service's checks drops the others, on disk too.
         again
-            .add_service(svc("web/../1"), vec![check("c2", "web/../1")], true)
+            .add_service(
+                svc("web/../1"),
+                vec![check("c2", "web/../1")],
+                true,
+                Registration::default(),
+            )
             .expect("replace");
         assert!(again.remove_service("web/../1"));
         let third = LocalState::load("n1".into(), Some(dir.path().into())).expect("reload");

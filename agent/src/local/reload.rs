@@ -13,7 +13,16 @@ use meridian_tls::{Purpose, TlsContext};
 use parking_lot::Mutex;
 use tracing::info;
 
-use super::LocalAgent;
+use super::{LocalAgent, Registration};
+
+/// A definition's own `token` (any key case), which its service syncs with (§5.8).
+fn definition_token(def: &serde_json::Value) -> String {
+    def.as_object()
+        .and_then(|m| m.iter().find(|(k, _)| k.eq_ignore_ascii_case("token")))
+        .and_then(|(_, v)| v.as_str())
+        .unwrap_or_default()
+        .to_string()
+}
 
 /// Re-reads the agent's configuration (the same files and flags as at start).
 pub type ConfigSource = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
@@ -74,13 +83,17 @@ impl Reload {
             let scripts = cfg.enable_script_checks || cfg.enable_local_script_checks;
             let (svc, checks) = crate::http::service_definition(def, &node, scripts)
                 .map_err(|e| format!("service definition #{}: {e}", i + 1))?;
-            parsed.push((svc, checks));
+            parsed.push((svc, checks, definition_token(def)));
         }
-        let ids: BTreeSet<String> = parsed.iter().map(|(s, _)| s.id.clone()).collect();
-        for (svc, checks) in parsed {
+        let ids: BTreeSet<String> = parsed.iter().map(|(s, _, _)| s.id.clone()).collect();
+        for (svc, checks, token) in parsed {
+            let reg = Registration {
+                token,
+                from_config: true,
+            };
             self.local
                 .state
-                .add_service(svc, checks, true)
+                .add_service(svc, checks, true, reg)
                 .map_err(|e| e.to_string())?;
         }
         let gone: Vec<String> = {
