@@ -15,6 +15,7 @@
 
 mod acl;
 mod acl_authz;
+mod acl_config;
 mod acl_dto;
 mod acl_filter_kv;
 mod acl_policy;
@@ -52,6 +53,7 @@ mod query;
 mod query_body;
 mod read;
 mod session;
+mod snapshot;
 mod status;
 mod txn;
 mod ui;
@@ -194,6 +196,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(config_entry::routes())
         .merge(usage::routes())
         .merge(status::routes())
+        .merge(snapshot::routes())
         .merge(keyring::routes())
         .merge(coordinate::routes())
         .merge(autopilot::routes())
