@@ -457,3 +457,76 @@ fn dns_prepared_queries_filter_with_the_captured_token() {
     assert_eq!(hop(&nothing), 0);
     assert_eq!(hop(&web_reader), 1);
 }
+
+/// A prepared query that fails over to another datacenter: dc2's answer (ACLs off there, so
+/// unfiltered) is filtered in dc1 with the executing token, over HTTP and DNS, before it
+/// counts as an answer.
+#[test]
+fn failover_answers_are_filtered_with_the_executing_token() {
+    use common::federation::{Gateway, wait_federated};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s1_dir = dir.path().join("s1");
+    std::fs::create_dir_all(&s1_dir).expect("dir");
+    let file = s1_dir.join("acl.hcl");
+    let hcl = format!(
+        "acl {{\n  enabled = true\n  default_policy = \"deny\"\n  tokens {{\n    initial_management = \"{MGMT}\"\n    dns = \"{DNS_SECRET}\"\n  }}\n}}\n"
+    );
+    std::fs::write(&file, hcl).expect("config");
+    let file = file.to_string_lossy().to_string();
+    let args = ["-datacenter", "dc1", "-config-file", &file];
+    let s1 = Agent::server_named_env(&s1_dir.join("data"), "s1", &args, PREVIEW);
+    let s2 = Agent::server_named(&dir.path().join("s2"), "s2", &["-datacenter", "dc2"]);
+    let g1 = Gateway::start_with("dc1", &dir.path().join("g1"), &s1.serf, None, &[]);
+    let g2 = Gateway::start_with(
+        "dc2",
+        &dir.path().join("g2"),
+        &s2.serf,
+        Some(&g1.serf_wan),
+        &[],
+    );
+    wait_initialized(&s1);
+    wait_federated(&s1);
+    let body =
+        json!({"Node": "n2", "Address": "10.2.0.9", "Service": {"Service": "web", "Port": 80}});
+    assert_eq!(s2.put("/v1/catalog/register", body.to_string()).0, 200);
+
+    let q = json!({"Name": "webq", "Service": {"Service": "web", "Failover": {"Datacenters": ["dc2"]}}});
+    ok(&s1, MGMT, "POST", "/v1/query", Some(q));
+    let svc_only =
+        "query_prefix \"\" { policy = \"read\" }\nservice_prefix \"\" { policy = \"read\" }";
+    let (_, blind) = token(&s1, "svc-only", svc_only);
+    let (_, sees) = token(
+        &s1,
+        "sees",
+        &format!("{svc_only}\nnode_prefix \"\" {{ policy = \"read\" }}"),
+    );
+    let execute = |t: &str| ok(&s1, t, "GET", "/v1/query/webq/execute", None);
+    wait_until(Duration::from_secs(30), "webq to fail over to dc2", || {
+        execute(&sees)["Datacenter"] == "dc2"
+    });
+    let r = execute(&sees);
+    assert_eq!(r["Nodes"][0]["Node"]["Node"], "n2", "{r}");
+    let r = execute(&blind);
+    assert_eq!(
+        r["Nodes"],
+        json!([]),
+        "dc2's instance is on a node the token cannot read: {r}"
+    );
+    assert_eq!(
+        r["Datacenter"], "dc1",
+        "no datacenter answered with a visible instance: {r}"
+    );
+    // DNS: the DNS token cannot read nodes, then can.
+    assert!(dig(&s1, "webq.query.consul").is_empty());
+    ok(
+        &s1,
+        MGMT,
+        "PUT",
+        "/v1/acl/token",
+        Some(json!({"SecretID": DNS_SECRET, "Policies": [{"Name": "sees"}]})),
+    );
+    wait_until(Duration::from_secs(20), "webq over DNS", || {
+        dig(&s1, "webq.query.consul") == ["10.2.0.9"]
+    });
+    drop((g2, g1));
+}
