@@ -530,3 +530,100 @@ fn failover_answers_are_filtered_with_the_executing_token() {
     });
     drop((g2, g1));
 }
+
+/// Leader-only operator requests reached on a follower are re-run on the leader with the
+/// caller's token: a follower of a 3-server deny cluster answers autopilot health and
+/// transfers leadership for a token that may, and refuses one that may not.
+#[test]
+fn a_follower_runs_operator_requests_on_the_leader_as_the_caller() {
+    use common::cluster::{agreed_leader, index_of, ports};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("acl.hcl");
+    let hcl = format!(
+        "acl {{\n  enabled = true\n  default_policy = \"deny\"\n  tokens {{\n    initial_management = \"{MGMT}\"\n  }}\n}}\n"
+    );
+    std::fs::write(&file, hcl).expect("config");
+    let file = file.to_string_lossy().to_string();
+    let p: Vec<_> = (0..3).map(|_| ports()).collect();
+    let join = format!("127.0.0.1:{}", p[0].serf);
+    // Each start waits for a leader, which needs the others: start them together.
+    let servers: Vec<Option<Agent>> = std::thread::scope(|s| {
+        let handles: Vec<_> = p
+            .iter()
+            .enumerate()
+            .map(|(i, ports)| {
+                let (dir, file, join) = (dir.path(), &file, &join);
+                s.spawn(move || {
+                    let name = format!("s{i}");
+                    let data = dir.join(&name).to_string_lossy().to_string();
+                    let args = [
+                        "agent",
+                        "-server",
+                        "-bootstrap-expect",
+                        "3",
+                        "-data-dir",
+                        &data,
+                        "-node",
+                        &name,
+                        "-bind",
+                        "127.0.0.1",
+                        "-client",
+                        "127.0.0.1",
+                        "-http-port",
+                        "0",
+                        "-serf-lan-port",
+                        &ports.serf,
+                        "-server-port",
+                        &ports.server,
+                        "-log-json",
+                        "-retry-join",
+                        join,
+                        "-retry-interval",
+                        "200ms",
+                        "-config-file",
+                        file,
+                    ];
+                    Agent::start_env(&args, PREVIEW)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| Some(h.join().expect("server started")))
+            .collect()
+    });
+    let leader = agreed_leader(&servers, "a leader", |_| true);
+    let at = |i: usize| servers[i % 3].as_ref().expect("a server");
+    let (first, follower) = (at(index_of(&p, &leader)), at(index_of(&p, &leader) + 1));
+    wait_initialized(first);
+    // Written on the leader: an ACL write on a follower reads its result back stale and
+    // can answer 500 "missing after its write" (acl_policy.rs / acl_token.rs).
+    let (op_r, op_r_secret) = token(first, "op-read", "operator = \"read\"");
+    let (_, op_w_secret) = token(first, "op-write", "operator = \"write\"");
+    wait_until(
+        Duration::from_secs(20),
+        "the tokens on the follower",
+        || {
+            with(
+                follower,
+                &op_w_secret,
+                "GET",
+                "/v1/operator/raft/configuration",
+                None,
+            )
+            .0 == 200
+        },
+    );
+    let health = "/v1/operator/autopilot/health";
+    let (s, _, b) = req(follower, "", "GET", health, None);
+    assert_eq!((s, b.as_str()), (403, anon("operator:read").as_str()));
+    let (s, _, b) = req(follower, &op_r_secret, "GET", health, None);
+    assert!(s == 200 || s == 429, "{s} {b}");
+    assert!(b.contains("\"Servers\""), "answered by the leader: {b}");
+    let transfer = "/v1/operator/raft/transfer-leader";
+    let (s, _, b) = req(follower, &op_r_secret, "POST", transfer, None);
+    assert_eq!((s, b), (403, lacks(&op_r, "operator:write")));
+    let (s, _, b) = req(follower, &op_w_secret, "POST", transfer, None);
+    assert_eq!(s, 200, "{b}");
+    agreed_leader(&servers, "a new leader", |l| l != leader);
+}
