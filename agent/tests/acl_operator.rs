@@ -272,6 +272,18 @@ fn operator_keyring_and_snapshot_need_their_rules() {
         "{}",
         common::text(&out)
     );
+
+    // A client agent answers the keyring itself (its token resolved through the server)
+    // and forwards the operator endpoints with the caller's token.
+    let c = acl_client(&dir.path().join("c1"), "c1", &a);
+    let keyring = "/v1/operator/keyring";
+    let (s, _, b) = req(&c, "", "GET", keyring, None);
+    assert_eq!((s, b.as_str()), (403, anon("keyring:read").as_str()));
+    assert_ne!(req(&c, &kr_r_secret, "GET", keyring, None).0, 403);
+    let (s, _, b) = req(&c, &op_r_secret, "GET", "/v1/operator/usage", None);
+    assert_eq!(s, 200, "{b}");
+    let (s, _, b) = req(&c, &kr_r_secret, "GET", "/v1/operator/usage", None);
+    assert_eq!((s, b), (403, lacks(&kr_r, "operator:read")));
 }
 
 /// §5.3 Mesh: config entries of a service need service rules on its name (reads denied
