@@ -235,12 +235,20 @@ impl Federation {
     /// as soon as every earlier one answered without or failed; or how many datacenters
     /// were asked without one. `tried` counts the datacenters up to the one that answered
     /// (Consul's `Failovers`).
+    ///
+    /// ACLs: `token` (the query's captured token, else the caller's; `""` for none) goes
+    /// with each request, so the answering datacenter filters with it as Consul's
+    /// `ExecuteRemote` does; and each answer keeps only the instances `keep(node, service)`
+    /// allows here, before "has instances" is judged, so a datacenter whose instances are
+    /// all hidden counts as one without.
     pub async fn execute_query_elsewhere(
         &self,
         query: &PreparedQuery,
         dcs: &[String],
         limit: usize,
         budget: Duration,
+        token: &str,
+        keep: impl Fn(&str, &str) -> bool + Sync,
     ) -> Result<RemoteQueryAnswer, u32> {
         let deadline = Instant::now() + budget;
         let definition = PreparedQuery {
@@ -252,19 +260,32 @@ impl Federation {
         };
         let ask = |dc: String| {
             let dc_param: String = form_urlencoded::byte_serialize(dc.as_bytes()).collect();
+            let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+            if !token.is_empty() {
+                headers.push(("x-consul-token".into(), token.to_string()));
+            }
             let req = HttpRequest {
                 method: "GET".into(),
                 uri: format!("{REMOTE_QUERY_PATH}?dc={dc_param}&limit={limit}"),
-                headers: vec![("content-type".into(), "application/json".into())],
+                headers,
                 body: body.clone(),
                 request_id: None,
             };
+            let keep = &keep;
             async move {
                 let left = deadline.saturating_duration_since(Instant::now());
                 match self.relay(&dc, req, left).await {
                     Ok(resp) if resp.status == 200 => {
-                        serde_json::from_slice::<serde_json::Value>(&resp.body)
-                            .map_err(|e| RpcError::Forward(e.to_string()))
+                        let mut answer = serde_json::from_slice::<serde_json::Value>(&resp.body)
+                            .map_err(|e| RpcError::Forward(e.to_string()))?;
+                        if let Some(nodes) = answer["Nodes"].as_array_mut() {
+                            nodes.retain(|e| {
+                                let node = e["Node"]["Node"].as_str().unwrap_or_default();
+                                let service = e["Service"]["Service"].as_str().unwrap_or_default();
+                                keep(node, service)
+                            });
+                        }
+                        Ok(answer)
                     }
                     Ok(resp) => {
                         debug!(dc = %dc, status = resp.status, "prepared query failover: datacenter refused");

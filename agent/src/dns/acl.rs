@@ -2,7 +2,8 @@
 //! the agent's `acl.tokens.dns`, else `acl.tokens.default`, else the anonymous token,
 //! resolved through the agent's one resolver (a server's own state, or its servers for a
 //! client agent). Instances are kept only when the token may read both the service and the
-//! node; a fully filtered service looks missing (NXDOMAIN).
+//! node; a fully filtered service looks missing (NXDOMAIN). A prepared-query lookup filters
+//! with the query's captured token when it has one, else with the DNS token.
 
 use std::sync::Arc;
 
@@ -16,19 +17,37 @@ use crate::rpc::{Router, RpcError};
 pub(super) struct DnsAcl(pub(super) Option<Arc<Resolver>>);
 
 impl DnsAcl {
+    /// The resolver, while ACLs are on.
+    fn enabled(&self) -> Option<&Resolver> {
+        self.0.as_deref().filter(|r| r.settings().enabled)
+    }
+
+    /// The token DNS answers with (`""`: anonymous); `None` while ACLs are off. Sent along
+    /// when a server or another datacenter is asked, so that it filters as this agent would.
+    pub(super) fn secret(&self) -> Option<String> {
+        Some(self.enabled()?.tokens().dns_token())
+    }
+
     /// What DNS answers may show now (resolved once per question).
     pub(super) async fn authorizer(&self, router: &Router) -> Result<Arc<Authorizer>, RpcError> {
-        let Some(resolver) = self.0.as_ref().filter(|r| r.settings().enabled) else {
+        let secret = self.secret().unwrap_or_default();
+        self.authorizer_of(router, &secret).await
+    }
+
+    /// What `secret` may see (a prepared query's captured token, §5.6); everything while
+    /// ACLs are off.
+    pub(super) async fn authorizer_of(
+        &self,
+        router: &Router,
+        secret: &str,
+    ) -> Result<Arc<Authorizer>, RpcError> {
+        let Some(resolver) = self.enabled() else {
             return Ok(Arc::new(Authorizer::manage()));
         };
-        let secret = resolver.tokens().dns_token();
-        resolver
-            .resolve(router, &secret)
-            .await
-            .map_err(|e| match e {
-                AclError::Rpc(rpc) => rpc,
-                other => RpcError::Rejected(other.to_string()),
-            })
+        resolver.resolve(router, secret).await.map_err(|e| match e {
+            AclError::Rpc(rpc) => rpc,
+            other => RpcError::Rejected(other.to_string()),
+        })
     }
 }
 

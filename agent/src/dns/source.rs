@@ -159,7 +159,9 @@ impl Source {
             Backend::Local(state) => Ok(local_instances(&state, service)),
             Backend::Remote(remote) => {
                 let path = format!("/v1/health/service/{}", escape(service));
-                match remote_get::<Vec<RemoteEntry>>(remote, &path, dc, copy_ok).await {
+                match remote_get::<Vec<RemoteEntry>>(remote, &path, dc, copy_ok, self.acl.secret().as_deref())
+                    .await
+                {
                     Ok(rows) => Ok(rows.into_iter().map(RemoteEntry::into_instance).collect()),
                     Err(e) if copy_ok => Ok(local_instances(
                         &remote.copy_instead(e).await?.state,
@@ -172,20 +174,10 @@ impl Source {
     }
 
     /// Runs the prepared query `name` (a name, an ID, or a name a template matches) in `dc`;
-    /// `None` when no query matches.
+    /// `None` when no query matches. Its instances are filtered with the query's captured
+    /// token if it has one, else the DNS token (§5.6): here for a query this server
+    /// stores, by the server asked (which gets the DNS token) otherwise.
     pub(super) async fn query(
-        &self,
-        dc: Option<&str>,
-        name: &str,
-    ) -> Result<Option<QueryAnswer>, RpcError> {
-        let authz = self.acl.authorizer(&self.router).await?;
-        Ok(self.query_unfiltered(dc, name).await?.map(|mut a| {
-            a.instances = visible(&authz, &a.service, std::mem::take(&mut a.instances));
-            a
-        }))
-    }
-
-    async fn query_unfiltered(
         &self,
         dc: Option<&str>,
         name: &str,
@@ -203,10 +195,21 @@ impl Source {
                     shuffle_seed: rand::random(),
                 };
                 let mut result = execute_query(&state, &q, &req);
+                let secret = if q.token.is_empty() {
+                    self.acl.secret().unwrap_or_default()
+                } else {
+                    q.token.clone()
+                };
+                let authz = self.acl.authorizer_of(&self.router, &secret).await?;
+                // Filtered before failover is judged, as Consul's Execute: instances all
+                // hidden here send the question to the failover datacenters.
+                result
+                    .nodes
+                    .retain(|e| instance_visible(&authz, &e.service.service, &e.node.node));
                 let skip_local = q.service.failover.skips_local();
                 if (result.nodes.is_empty() || skip_local)
                     && q.service.failover.is_set()
-                    && let Some(answer) = self.failover(&q).await
+                    && let Some(answer) = self.failover(&q, &secret, &authz).await
                 {
                     return Ok(Some(answer));
                 }
@@ -222,15 +225,21 @@ impl Source {
             }
             Backend::Remote(remote) => {
                 let path = format!("/v1/query/{}/execute", escape(name));
-                let found: Option<RemoteExecute> = remote_get(remote, &path, dc, true).await?;
+                let found: Option<RemoteExecute> =
+                    remote_get(remote, &path, dc, true, self.acl.secret().as_deref()).await?;
                 Ok(found.map(RemoteExecute::into_answer))
             }
         }
     }
 
-    /// The answer of the first failover datacenter of `q` with instances (Consul's order;
-    /// all asked at once).
-    async fn failover(&self, q: &crate::catalog::PreparedQuery) -> Option<QueryAnswer> {
+    /// The answer of the first failover datacenter of `q` with instances `authz` (the
+    /// resolved `secret`) may see (Consul's order; all asked at once).
+    async fn failover(
+        &self,
+        q: &crate::catalog::PreparedQuery,
+        secret: &str,
+        authz: &meridian_acl::Authorizer,
+    ) -> Option<QueryAnswer> {
         let federation = self.router.federation()?;
         let by_rtt = self.router.datacenters().await;
         let dcs = q
@@ -238,7 +247,9 @@ impl Source {
             .failover
             .datacenters_to_try(self.router.local_dc(), &by_rtt);
         let answer = federation
-            .execute_query_elsewhere(q, &dcs, 0, CROSS_DC_DNS_TIMEOUT)
+            .execute_query_elsewhere(q, &dcs, 0, CROSS_DC_DNS_TIMEOUT, secret, |node, svc| {
+                instance_visible(authz, svc, node)
+            })
             .await
             .ok()?;
         let r: RemoteExecute = serde_json::from_value(answer.body).ok()?;
@@ -263,7 +274,15 @@ impl Source {
             })),
             Backend::Remote(remote) => {
                 let path = format!("/v1/catalog/node/{}", escape(node));
-                match remote_get::<Option<RemoteNodeServices>>(remote, &path, dc, true).await {
+                match remote_get::<Option<RemoteNodeServices>>(
+                    remote,
+                    &path,
+                    dc,
+                    true,
+                    self.acl.secret().as_deref(),
+                )
+                .await
+                {
                     Ok(found) => Ok(found.map(|f| f.node.into_record())),
                     Err(e) => {
                         let copy = remote.copy_instead(e).await?;
@@ -309,7 +328,7 @@ impl Source {
             }
             Backend::Remote(remote) => {
                 let nodes: Vec<RemoteNode> =
-                    remote_get(remote, "/v1/catalog/nodes", None, true).await?;
+                    remote_get(remote, "/v1/catalog/nodes", None, true, self.acl.secret().as_deref()).await?;
                 Ok(nodes
                     .into_iter()
                     .filter(|n| same(&n.address))
@@ -451,23 +470,30 @@ fn escape(s: &str) -> String {
 
 /// `GET path?stale[&dc=]` on a server, decoded; 404 is `None`-like (an empty default).
 /// Without `copy_ok`, an answer a server gave from the gateways' copy of an unreachable
-/// datacenter (`X-Meridian-Copy`) is that datacenter's failure.
+/// datacenter (`X-Meridian-Copy`) is that datacenter's failure. `token` (the DNS token,
+/// while ACLs are on) is sent as `X-Consul-Token`, so the server filters as this agent would.
 async fn remote_get<T: serde::de::DeserializeOwned + Default>(
     remote: Via<'_>,
     path: &str,
     dc: Option<&str>,
     copy_ok: bool,
+    token: Option<&str>,
 ) -> Result<T, RpcError> {
     let mut uri = format!("{path}?stale");
     if let Some(dc) = dc {
         uri.push_str("&dc=");
         uri.push_str(&escape(dc));
     }
+    let headers = token
+        .filter(|t| !t.is_empty())
+        .map(|t| ("x-consul-token".to_string(), t.to_string()))
+        .into_iter()
+        .collect();
     let resp = remote
         .http(HttpRequest {
             method: "GET".into(),
             uri,
-            headers: Vec::new(),
+            headers,
             body: Vec::new(),
             request_id: None,
         })

@@ -2,7 +2,8 @@
 //! template, whose empty name is the `query_prefix ""` rule) need query:write on the name,
 //! nameless queries are open to whoever holds the ID; reads need query:read on the name
 //! (nameless ones acl:write); the captured `Token` shows only with acl:write; execute
-//! results keep the instances whose node and service the executing token may read.
+//! results, failover answers from other datacenters included, keep the instances whose
+//! node and service the executing token may read.
 
 use meridian_acl::{Authorizer, Need, Resource};
 
@@ -33,8 +34,11 @@ pub(super) fn shows_token(authz: &Authorizer) -> bool {
 
 /// Keeps the instances whose node and service `authz` may read.
 pub(super) fn filter_nodes(authz: &Authorizer, nodes: &mut Vec<HealthEntry>) {
-    nodes.retain(|e| {
-        authz.allowed(Resource::Node, &e.node.node, Need::Read)
-            && authz.allowed(Resource::Service, &e.service.service, Need::Read)
-    });
+    nodes.retain(|e| instance_readable(authz, &e.node.node, &e.service.service));
+}
+
+/// Whether an instance of `service` on `node` may be shown: node:read and service:read.
+pub(super) fn instance_readable(authz: &Authorizer, node: &str, service: &str) -> bool {
+    authz.allowed(Resource::Node, node, Need::Read)
+        && authz.allowed(Resource::Service, service, Need::Read)
 }

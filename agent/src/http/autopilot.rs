@@ -1,6 +1,8 @@
 //! `/v1/operator/autopilot/{configuration,health,state}` (Consul's operator autopilot API) and the
 //! leader-only raft operations reached on a follower: such requests are re-run on the
 //! leader through the server RPC port, so any server answers them as Consul's do.
+//! ACLs (reference/acl.md §5.3): reads need operator:read, the configuration's PUT
+//! operator:write; the caller's token goes with a request re-run on the leader.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -11,7 +13,10 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
 
+use meridian_acl::{Need, Resource};
+
 use super::ApiState;
+use super::acl_authz::Authz;
 use super::body::{GoDuration, decode};
 use super::error::ApiError;
 use super::params::Params;
@@ -32,19 +37,37 @@ pub(super) fn routes() -> Router<ApiState> {
 }
 
 /// Re-runs this request on the leader when this server does not lead; `None` = answer here.
+/// It carries no token: for requests that need none (ACL bootstrap).
 pub(super) async fn on_leader(
     server: &ServerHandle,
     method: &Method,
     uri: &Uri,
     body: &[u8],
 ) -> Result<Option<Response>, ApiError> {
+    on_leader_as(server, method, uri, body, "").await
+}
+
+/// [`on_leader`] carrying the caller's token (`secret`, `""` for none), so that the leader
+/// checks it again as the follower did (the caller's token travels with the request,
+/// reference/acl.md §6.5).
+pub(super) async fn on_leader_as(
+    server: &ServerHandle,
+    method: &Method,
+    uri: &Uri,
+    body: &[u8],
+    secret: &str,
+) -> Result<Option<Response>, ApiError> {
     if server.raft().is_leader() {
         return Ok(None);
+    }
+    let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+    if !secret.is_empty() {
+        headers.push(("x-consul-token".into(), secret.to_string()));
     }
     let req = HttpRequest {
         method: method.to_string(),
         uri: uri.to_string(),
-        headers: vec![("content-type".into(), "application/json".into())],
+        headers,
         body: body.to_vec(),
         request_id: None,
     };
@@ -68,7 +91,12 @@ fn ms(d: u64) -> String {
     meridian_config::duration::format_go_duration(std::time::Duration::from_millis(d))
 }
 
-async fn get_config(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+async fn get_config(
+    State(st): State<ApiState>,
+    authz: Authz,
+    p: Params,
+) -> Result<Response, ApiError> {
+    authz.check(Resource::Operator, "", Need::Read)?;
     let opts = p.read_opts()?;
     let server = st.router.server(opts.dc.as_deref())?;
     let view = server.read(opts.consistency).await?;
@@ -100,9 +128,11 @@ struct ConfigBody {
 
 async fn set_config(
     State(st): State<ApiState>,
+    authz: Authz,
     p: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    authz.check(Resource::Operator, "", Need::Write)?;
     let b: ConfigBody = decode(&body, false)?;
     let cas = p
         .non_empty("cas")
@@ -244,12 +274,14 @@ fn assess(server: &ServerHandle) -> Result<Assessment, ApiError> {
 /// 429 when any server is unhealthy.
 async fn health(
     State(st): State<ApiState>,
+    authz: Authz,
     p: Params,
     method: Method,
     uri: Uri,
 ) -> Result<Response, ApiError> {
+    authz.check(Resource::Operator, "", Need::Read)?;
     let server = st.router.server(p.dc())?;
-    if let Some(resp) = on_leader(server, &method, &uri, &[]).await? {
+    if let Some(resp) = on_leader_as(server, &method, &uri, &[], &authz.secret).await? {
         return Ok(resp);
     }
     let assessed = assess(server)?;
@@ -294,12 +326,14 @@ async fn health(
 /// Go's zero time: Meridian does not record when a server became healthy.
 async fn state(
     State(st): State<ApiState>,
+    authz: Authz,
     p: Params,
     method: Method,
     uri: Uri,
 ) -> Result<Response, ApiError> {
+    authz.check(Resource::Operator, "", Need::Read)?;
     let server = st.router.server(p.dc())?;
-    if let Some(resp) = on_leader(server, &method, &uri, &[]).await? {
+    if let Some(resp) = on_leader_as(server, &method, &uri, &[], &authz.secret).await? {
         return Ok(resp);
     }
     let assessed = assess(server)?;

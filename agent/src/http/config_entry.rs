@@ -8,7 +8,9 @@
 //! - `DELETE /v1/config/:kind/:name` answers `{}`, or `true`/`false` with `?cas=`.
 //!
 //! Entries are stored and replicated but Meridian does not act on them (most kinds
-//! configure Connect); see `catalog::config_entry`.
+//! configure Connect); see `catalog::config_entry`. ACL rules: [`super::acl_config`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -19,6 +21,9 @@ use axum::routing::{get, put};
 use serde_json::{Map, Value};
 
 use super::ApiState;
+use super::acl_authz::Authz;
+use super::acl_config::{check_read, check_write, readable};
+use super::acl_filter_kv::mark_filtered;
 use super::error::ApiError;
 use super::params::Params;
 use super::read::{blocking, json_body, list};
@@ -100,8 +105,14 @@ async fn propose(st: &ApiState, p: &Params, cmd: Command) -> Result<bool, ApiErr
     }
 }
 
-async fn apply(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Response, ApiError> {
+async fn apply(
+    State(st): State<ApiState>,
+    authz: Authz,
+    p: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let entry = decode_entry(&body)?;
+    check_write(&authz, &entry.kind, &entry.name)?;
     let cas = p.u64("cas")?;
     let cmd = Command::ConfigEntrySet {
         entry: Box::new(entry),
@@ -110,28 +121,43 @@ async fn apply(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Res
     Ok(json_body(&propose(&st, &p, cmd).await?))
 }
 
+/// Entries the token may not read are left out (before `?filter=`).
 async fn list_kind(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(kind): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
     config_entry::validate_kind(&kind).map_err(invalid)?;
-    list(&st, &p, |s| {
+    // Set by the last run of the query (a blocking read may run it several times).
+    let pruned = AtomicBool::new(false);
+    let resp = list(&st, &p, |s| {
+        let mut hidden = false;
         let entries: Vec<Value> = s
             .config_entries_of(&kind)
+            .filter(|e| {
+                let ok = readable(&authz.authorizer, &e.kind, &e.name);
+                hidden |= !ok;
+                ok
+            })
             .map(ConfigEntry::to_api)
             .collect();
+        pruned.store(hidden, Ordering::Relaxed);
         (s.table_indexes().config_entries, entries)
     })
-    .await
+    .await?;
+    Ok(mark_filtered(&authz, pruned.load(Ordering::Relaxed), resp))
 }
 
 async fn read(
     State(st): State<ApiState>,
+    authz: Authz,
     Path((kind, name)): Path<(String, String)>,
     p: Params,
 ) -> Result<Response, ApiError> {
     config_entry::validate_kind(&kind).map_err(invalid)?;
+    // Denied before existence is known, as Consul's `CanRead` on the looked-up entry.
+    check_read(&authz, &kind, &name)?;
     let opts = p.read_opts()?;
     let server = st.router.server(opts.dc.as_deref())?;
     let (meta, entry) = blocking(server, &opts, |s| {
@@ -159,10 +185,12 @@ async fn delete_kind_only(Path(_kind): Path<String>) -> Result<Response, ApiErro
 /// delete with whether it happened.
 async fn delete(
     State(st): State<ApiState>,
+    authz: Authz,
     Path((kind, name)): Path<(String, String)>,
     p: Params,
 ) -> Result<Response, ApiError> {
     config_entry::validate_kind(&kind).map_err(invalid)?;
+    check_write(&authz, &kind, &name)?;
     let cas = p.u64("cas")?;
     let cmd = Command::ConfigEntryDelete { kind, name, cas };
     let deleted = propose(&st, &p, cmd).await?;

@@ -2,6 +2,8 @@
 //! datacenter with its gateways alive and WAN round trip), and the removal of a datacenter
 //! that is gone for good (`DELETE /v1/operator/federation/datacenter/:dc`, CLI `operator
 //! federation remove-dc`): Meridian's own endpoints; Consul has no clean un-federate.
+//! ACLs, as Consul's operator endpoints: the view needs operator:read, the removal
+//! operator:write.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -9,7 +11,10 @@ use axum::response::Response;
 use axum::routing::{delete, get};
 use serde_json::json;
 
+use meridian_acl::{Need, Resource};
+
 use super::ApiState;
+use super::acl_authz::Authz;
 use super::error::ApiError;
 use super::read::json_body;
 
@@ -35,7 +40,8 @@ fn federation(st: &ApiState) -> Result<&std::sync::Arc<crate::cluster::Federatio
 /// [...]} | null}`, nearest first (the health fields for other datacenters only: this
 /// server's calls to them, the answering gateway's copy of their catalog and the reads
 /// this server answered from copies); just this datacenter when no gateway answers.
-async fn view(State(st): State<ApiState>) -> Result<Response, ApiError> {
+async fn view(State(st): State<ApiState>, authz: Authz) -> Result<Response, ApiError> {
+    authz.check(Resource::Operator, "", Need::Read)?;
     let fed = federation(&st)?;
     let view = fed.view().await.unwrap_or_default();
     let rfc3339 = |t: std::time::SystemTime| humantime::format_rfc3339_millis(t).to_string();
@@ -106,8 +112,10 @@ async fn view(State(st): State<ApiState>) -> Result<Response, ApiError> {
 /// `DELETE .../datacenter/:dc`: the WAN members removed, as a JSON list.
 async fn remove_datacenter(
     State(st): State<ApiState>,
+    authz: Authz,
     Path(dc): Path<String>,
 ) -> Result<Response, ApiError> {
+    authz.check(Resource::Operator, "", Need::Write)?;
     if dc == st.agent.datacenter {
         return Err(ApiError::bad_request(format!(
             "{dc:?} is this agent's own datacenter"

@@ -6,6 +6,8 @@
 //! both pools at once and so forces one key on every datacenter, the WAN keyring is
 //! separate: `?wan=1` (CLI `-wan`) changes the WAN pool's keys, without it the LAN's.
 //! As in Consul, a member that failed or did not answer makes the request a 500 naming it.
+//! ACLs (reference/acl.md §5.3): listing needs keyring:read, every change keyring:write,
+//! checked by the agent that receives the request, before any member is asked.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -15,7 +17,10 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use meridian_acl::{Need, Resource};
+
 use super::ApiState;
+use super::acl_authz::Authz;
 use super::body;
 use super::error::ApiError;
 use super::params::Params;
@@ -116,7 +121,8 @@ async fn run(st: &ApiState, p: &Params, op: KeyOp) -> Result<KeyringSummary, Api
 /// `GET`: the keys of every alive member, with how many hold each: the WAN pool's block
 /// (where there is one) and the LAN's, or with `?wan=1` the WAN's alone. `?local-only`
 /// reports this agent's LAN keyring without asking anyone.
-async fn list(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+async fn list(State(st): State<ApiState>, authz: Authz, p: Params) -> Result<Response, ApiError> {
+    authz.check(Resource::Keyring, "", Need::Read)?;
     if p.flag("wan") {
         if p.flag("local-only") {
             return Err(ApiError::bad_request(
@@ -162,19 +168,37 @@ async fn list(State(st): State<ApiState>, p: Params) -> Result<Response, ApiErro
 }
 
 /// `POST {"Key"}`: installs the key everywhere (it decrypts at once, seals after `PUT`).
-async fn install(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Response, ApiError> {
+async fn install(
+    State(st): State<ApiState>,
+    authz: Authz,
+    p: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authz.check(Resource::Keyring, "", Need::Write)?;
     run(&st, &p, KeyOp::Install(key_of(&body)?)).await?;
     Ok(().into_response())
 }
 
 /// `PUT {"Key"}`: makes an installed key the primary everywhere.
-async fn use_key(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Response, ApiError> {
+async fn use_key(
+    State(st): State<ApiState>,
+    authz: Authz,
+    p: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authz.check(Resource::Keyring, "", Need::Write)?;
     run(&st, &p, KeyOp::Use(key_of(&body)?)).await?;
     Ok(().into_response())
 }
 
 /// `DELETE {"Key"}`: removes a key everywhere; the primary is refused.
-async fn remove(State(st): State<ApiState>, p: Params, body: Bytes) -> Result<Response, ApiError> {
+async fn remove(
+    State(st): State<ApiState>,
+    authz: Authz,
+    p: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authz.check(Resource::Keyring, "", Need::Write)?;
     run(&st, &p, KeyOp::Remove(key_of(&body)?)).await?;
     Ok(().into_response())
 }

@@ -16,6 +16,7 @@
 mod acl;
 mod acl_authz;
 mod acl_catalog_write;
+mod acl_config;
 mod acl_dto;
 mod acl_filter_catalog;
 mod acl_filter_kv;
@@ -57,6 +58,7 @@ mod query;
 mod query_body;
 mod read;
 mod session;
+mod snapshot;
 mod status;
 mod txn;
 mod ui;
@@ -200,6 +202,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(config_entry::routes())
         .merge(usage::routes())
         .merge(status::routes())
+        .merge(snapshot::routes())
         .merge(keyring::routes())
         .merge(coordinate::routes())
         .merge(autopilot::routes())

@@ -12,7 +12,7 @@ use axum::routing::get;
 
 use super::ApiState;
 use super::acl_authz::Authz;
-use super::acl_query::{check_write, filter_nodes, readable, shows_token};
+use super::acl_query::{check_write, filter_nodes, instance_readable, readable, shows_token};
 use super::error::ApiError;
 use super::params::Params;
 use super::query_body::{ExecuteOut, QueryBody, QueryOut};
@@ -255,11 +255,18 @@ async fn execute(
     let Some((q, mut result)) = out else {
         return Err(not_found());
     };
-    // Results are filtered with the query's captured token if it has one, else the caller's.
-    let filter_with = if q.token.is_empty() {
-        std::sync::Arc::clone(&authz.authorizer)
+    // Results are filtered with the query's captured token if it has one, else the caller's;
+    // so are the failover datacenters' answers (there and here).
+    let (filter_with, filter_token) = if q.token.is_empty() {
+        (
+            std::sync::Arc::clone(&authz.authorizer),
+            authz.secret.as_str(),
+        )
     } else {
-        st.acl.resolve(&st.router, &q.token).await?
+        (
+            st.acl.resolve(&st.router, &q.token).await?,
+            q.token.as_str(),
+        )
     };
     filter_nodes(&filter_with, &mut result.nodes);
     // No instance here (or SkipLocal): the query's failover datacenters, in Consul's order.
@@ -270,7 +277,14 @@ async fn execute(
         let by_rtt = st.router.datacenters().await;
         let dcs = q.service.failover.datacenters_to_try(&datacenter, &by_rtt);
         match federation
-            .execute_query_elsewhere(&q, &dcs, limit, CROSS_DC_TIMEOUT)
+            .execute_query_elsewhere(
+                &q,
+                &dcs,
+                limit,
+                CROSS_DC_TIMEOUT,
+                filter_token,
+                |node, service| instance_readable(&filter_with, node, service),
+            )
             .await
         {
             Ok(answer) => {
@@ -291,8 +305,12 @@ async fn execute(
 
 /// `GET /v1/internal/query/execute` with a query definition as the body: runs a query this
 /// datacenter does not store (the failover hop of another datacenter's prepared query).
+/// The instances are filtered with the request's token (the asking datacenter sends the
+/// query's captured token, else its caller's), so the path is no way around node and
+/// service rules.
 async fn execute_given(
     State(st): State<ApiState>,
+    authz: Authz,
     p: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -315,6 +333,8 @@ async fn execute_given(
         (answer_index(s, &q), execute_query(s, &q, &req))
     })
     .await?;
+    let mut result = result;
+    filter_nodes(&authz.authorizer, &mut result.nodes);
     Ok(meta.json(&ExecuteOut::from(result)))
 }
 

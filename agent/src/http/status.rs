@@ -1,5 +1,6 @@
 //! `/v1/status/*` and `/v1/operator/raft/*`: leader, peers, raft configuration and peer
-//! removal.
+//! removal. ACLs (reference/acl.md §5.3): `status/*` needs no token, as in Consul; the raft
+//! configuration needs operator:read, peer removal and leadership transfer operator:write.
 
 use axum::Router;
 use axum::extract::State;
@@ -9,7 +10,10 @@ use axum::routing::get;
 use serde_json::json;
 
 use super::ApiState;
-use super::autopilot::on_leader;
+use meridian_acl::{Need, Resource};
+
+use super::acl_authz::Authz;
+use super::autopilot::on_leader_as;
 use super::error::ApiError;
 use super::params::Params;
 use super::read::json_body;
@@ -48,7 +52,12 @@ async fn peers(State(st): State<ApiState>, p: Params) -> Result<Response, ApiErr
     Ok(json_body(&addrs))
 }
 
-async fn configuration(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+async fn configuration(
+    State(st): State<ApiState>,
+    authz: Authz,
+    p: Params,
+) -> Result<Response, ApiError> {
+    authz.check(Resource::Operator, "", Need::Read)?;
     let opts = p.read_opts()?;
     let server = st.router.server(opts.dc.as_deref())?;
     // The read only enforces the consistency mode (a leader for the default mode); the
@@ -77,12 +86,14 @@ async fn configuration(State(st): State<ApiState>, p: Params) -> Result<Response
 
 async fn remove_peer(
     State(st): State<ApiState>,
+    authz: Authz,
     p: Params,
     method: Method,
     uri: Uri,
 ) -> Result<Response, ApiError> {
+    authz.check(Resource::Operator, "", Need::Write)?;
     let server = st.router.server(p.dc())?;
-    if let Some(resp) = on_leader(server, &method, &uri, &[]).await? {
+    if let Some(resp) = on_leader_as(server, &method, &uri, &[], &authz.secret).await? {
         return Ok(resp);
     }
     let all = members(server);
@@ -111,12 +122,14 @@ async fn remove_peer(
 /// raft ID, node ID or name), or to the most up-to-date other voter.
 async fn transfer_leader(
     State(st): State<ApiState>,
+    authz: Authz,
     p: Params,
     method: Method,
     uri: Uri,
 ) -> Result<Response, ApiError> {
+    authz.check(Resource::Operator, "", Need::Write)?;
     let server = st.router.server(p.dc())?;
-    if let Some(resp) = on_leader(server, &method, &uri, &[]).await? {
+    if let Some(resp) = on_leader_as(server, &method, &uri, &[], &authz.secret).await? {
         return Ok(resp);
     }
     let raft = server.raft();

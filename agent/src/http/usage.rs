@@ -1,5 +1,6 @@
 //! `/v1/operator/usage[?global]`: counts of services, instances and nodes per datacenter,
-//! computed from the catalog, in the shape of Consul's `structs.Usage`.
+//! computed from the catalog, in the shape of Consul's `structs.Usage`. Needs operator:read
+//! (reference/acl.md §5.3).
 //!
 //! Consul's handler returns the whole RPC reply, so the query metadata travels twice: as the
 //! usual `X-Consul-*` headers and, because `structs.QueryMeta` is embedded in the reply, as
@@ -14,7 +15,10 @@ use axum::response::Response;
 use axum::routing::get;
 use serde::Serialize;
 
+use meridian_acl::{Need, Resource};
+
 use super::ApiState;
+use super::acl_authz::Authz;
 use super::error::ApiError;
 use super::params::Params;
 use super::read::blocking;
@@ -92,7 +96,8 @@ fn count(s: &Catalog) -> ServiceUsage {
 
 /// `?global` asks every known datacenter; until federation the local one is the only one
 /// Meridian knows (`rpc::Router::datacenters`), so both forms answer with it.
-async fn usage(State(st): State<ApiState>, p: Params) -> Result<Response, ApiError> {
+async fn usage(State(st): State<ApiState>, authz: Authz, p: Params) -> Result<Response, ApiError> {
+    authz.check(Resource::Operator, "", Need::Read)?;
     let opts = p.read_opts()?;
     let server = st.router.server(opts.dc.as_deref())?;
     let dc = opts
