@@ -52,6 +52,7 @@ mod query;
 mod query_body;
 mod read;
 mod session;
+mod snapshot;
 mod status;
 mod txn;
 mod ui;
@@ -198,6 +199,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(coordinate::routes())
         .merge(autopilot::routes())
         .merge(query::routes())
+        .merge(snapshot::routes())
         .merge(federation::routes())
         .merge(copy_read::routes())
         .layer(axum::middleware::from_fn_with_state(
