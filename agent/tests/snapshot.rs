@@ -153,7 +153,8 @@ fn a_restore_reaches_every_server_and_survives_a_new_leader() {
 }
 
 /// Scenario: `meridian snapshot save` writes a verified file and says its index; `inspect`
-/// prints Consul's ID/Size/Index/Term/Version block for it; `restore` puts a changed key back.
+/// prints Consul's ID/Size/Index/Term/Version block for it; `restore` puts a changed key back
+/// and wakes a blocking read of it.
 #[test]
 fn the_cli_saves_inspects_and_restores_a_file() {
     let a = Agent::dev();
@@ -189,10 +190,23 @@ fn the_cli_saves_inspects_and_restores_a_file() {
     assert!(shown.contains(" Kv "), "per-table counts: {shown}");
 
     put_kv(&a, "app/config", "v2");
+    // A watcher of the key, blocked past its current index: the restore moves the key's
+    // index back, so only the restore itself can wake it (Consul abandons the old state).
+    let (_, h, _) = a.get("/v1/kv/app/config");
+    let at: u64 = h["X-Consul-Index"].to_str().expect("index").parse().expect("u64");
+    let url = format!("{}/v1/kv/app/config?raw&index={at}&wait=30s", a.url);
+    let watcher = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let body = reqwest::blocking::get(url).and_then(|r| r.text());
+        (started.elapsed(), body.unwrap_or_default())
+    });
     let out = a.cli(&["snapshot", "restore", &file_s]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(text(&out).trim(), "Restored snapshot");
     assert_eq!(a.get("/v1/kv/app/config?raw").2, "v1");
+    let (waited, body) = watcher.join().expect("watcher");
+    assert_eq!(body, "v1");
+    assert!(waited < Duration::from_secs(15), "woken by the restore, not the wait: {waited:?}");
 
     // A file that is not a snapshot is refused by inspect and by the agent.
     let junk = dir.path().join("junk.snap");
