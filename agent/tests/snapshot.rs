@@ -68,7 +68,8 @@ fn wait_all_show(servers: &[Option<Agent>], want: &[(&str, Option<&str>)], what:
 
 /// Scenario: three servers; `a`, `b` written and saved through the leader; then `a`
 /// changed, `b` deleted, `c` added; the snapshot restored through a follower. Every server
-/// reads the snapshot's values on its own (`?stale`). A truncated archive is refused with
+/// reads the snapshot's values on its own (`?stale`); a client agent forwards save and
+/// restore to a server. A truncated archive is refused with
 /// 400 and changes nothing. After the leader stops, the new leader still serves the
 /// restored state, and the old leader restarts from its disk with it.
 #[test]
@@ -111,6 +112,21 @@ fn a_restore_reaches_every_server_and_survives_a_new_leader() {
     );
     let restored = [("a", Some("1")), ("b", Some("1")), ("c", None)];
     wait_all_show(&servers, &restored, "the snapshot's values on every server");
+
+    // A client agent forwards both to a server.
+    let client = Agent::client_of(&dir.path().join("c1"), "c1", &seed, &[]);
+    wait_until(CONVERGE, "the client reaching a server", || {
+        client.get("/v1/kv/a?raw").2 == "1"
+    });
+    let (code, _, via_client) = save(&client, "", "");
+    assert_eq!(code, 200);
+    assert_eq!(&via_client[..2], &[0x1f, 0x8b]);
+    assert_eq!(restore(&client, "", via_client), (200, String::new()));
+    wait_all_show(
+        &servers,
+        &restored,
+        "the same values after the client's restore",
+    );
 
     // A damaged archive is refused before anything changes.
     put_kv(on(&servers, lead), "d", "after");
@@ -193,7 +209,11 @@ fn the_cli_saves_inspects_and_restores_a_file() {
     // A watcher of the key, blocked past its current index: the restore moves the key's
     // index back, so only the restore itself can wake it (Consul abandons the old state).
     let (_, h, _) = a.get("/v1/kv/app/config");
-    let at: u64 = h["X-Consul-Index"].to_str().expect("index").parse().expect("u64");
+    let at: u64 = h["X-Consul-Index"]
+        .to_str()
+        .expect("index")
+        .parse()
+        .expect("u64");
     let url = format!("{}/v1/kv/app/config?raw&index={at}&wait=30s", a.url);
     let watcher = std::thread::spawn(move || {
         let started = std::time::Instant::now();
@@ -206,7 +226,10 @@ fn the_cli_saves_inspects_and_restores_a_file() {
     assert_eq!(a.get("/v1/kv/app/config?raw").2, "v1");
     let (waited, body) = watcher.join().expect("watcher");
     assert_eq!(body, "v1");
-    assert!(waited < Duration::from_secs(15), "woken by the restore, not the wait: {waited:?}");
+    assert!(
+        waited < Duration::from_secs(15),
+        "woken by the restore, not the wait: {waited:?}"
+    );
 
     // A file that is not a snapshot is refused by inspect and by the agent.
     let junk = dir.path().join("junk.snap");
