@@ -14,6 +14,7 @@
 //!   server/             ServerHandle: apply/read through raft; leader duties (sessions TTL,
 //!                       self-registration, tombstone reaping)
 //!   raft/ + store/      openraft adapters; raft log and state machine in SQLite
+//!   snapshot.rs         the /v1/snapshot archive (gzipped tar, SHA256SUMS-checked)
 //!   catalog/            the pure, deterministic state machine (no I/O)
 //! ```
 //!
@@ -37,4 +38,5 @@ pub mod logs;
 pub mod raft;
 pub mod rpc;
 pub mod server;
+pub mod snapshot;
 pub mod store;

@@ -101,6 +101,8 @@ pub enum Command {
     },
     /// An ACL write (tokens, policies, roles, bootstrap).
     Acl(crate::acl::AclWrite),
+    /// Replace the whole state with a snapshot's rows (`PUT /v1/snapshot`).
+    Restore(Box<super::RestoreOp>),
 }
 
 impl Command {
@@ -123,6 +125,7 @@ impl Command {
             Command::PreparedQueryDelete { .. } => "prepared-query-delete",
             Command::ConfigEntrySet { .. } => "config-entry-set",
             Command::ConfigEntryDelete { .. } => "config-entry-delete",
+            Command::Restore(_) => "restore",
             Command::Acl(w) => match w {
                 crate::acl::AclWrite::Bootstrap { .. } => "acl-bootstrap",
                 crate::acl::AclWrite::Init { .. } => "acl-init",

@@ -26,6 +26,7 @@ pub mod prepared_query;
 mod query;
 mod registry;
 mod requests;
+mod restore;
 mod rows;
 mod session;
 #[cfg(test)]
@@ -44,6 +45,7 @@ pub use copy::{COPY_FORMAT, COPY_VERSION, CopyError};
 pub use prepared_query::{ExecuteRequest, PreparedQuery, QueryError, QueryResult, execute_query};
 pub use query::{HealthEntry, ServiceRow};
 pub use requests::{MAX_REQUESTS, REQUEST_RETENTION_MS, RequestId, RequestRecord};
+pub use restore::{RestoreOp, RestoreRow};
 pub use rows::{Row, RowChange, RowError, Table};
 pub use types::{
     AutopilotSettings, Check, CheckDefinition, HealthStatus, KvEntry, Node, Service,
@@ -137,6 +139,9 @@ pub struct State {
     pub(crate) acl_role_names: OrdMap<String, String>,
     /// The raft index of the ACL bootstrap, once done.
     pub(crate) acl_bootstrap: Option<u64>,
+    /// Raft index of the last snapshot restore (0: never); blocking reads that began before
+    /// it return at once, as Consul's do when its state store is abandoned.
+    pub(crate) restored: u64,
     pub(crate) tables: TableIndexes,
     /// Request id → the result of its first apply (exactly-once writes; see `requests.rs`).
     pub(crate) requests: OrdMap<RequestId, RequestRecord>,
@@ -273,6 +278,7 @@ impl State {
                 self.config_entry_delete(index, kind, name, *cas)
             }
             Command::Acl(w) => self.acl_apply(index, now, w),
+            Command::Restore(op) => self.restore_snapshot(index, op),
         }
     }
 

@@ -128,6 +128,13 @@ struct Meta {
     autopilot: Option<super::AutopilotSettings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     acl_bootstrap: Option<u64>,
+    /// Raft index of the last snapshot restore (0: never).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    restored: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 fn pair_key(a: &str, b: &str) -> String {
@@ -159,6 +166,7 @@ impl State {
                 tables: self.tables.clone(),
                 autopilot: self.autopilot.clone(),
                 acl_bootstrap: self.acl_bootstrap,
+                restored: self.restored,
             })),
             Table::Nodes => self.nodes.get(key).map(enc),
             Table::Services => self.services.get(&split_pair(key)).map(enc),
@@ -200,6 +208,7 @@ impl State {
                     tables: self.tables.clone(),
                     autopilot: self.autopilot.clone(),
                     acl_bootstrap: self.acl_bootstrap,
+                    restored: self.restored,
                 }),
             );
         }
@@ -298,6 +307,7 @@ impl State {
                     s.tables = m.tables;
                     s.autopilot = m.autopilot;
                     s.acl_bootstrap = m.acl_bootstrap;
+                    s.restored = m.restored;
                 }
                 Table::Nodes => {
                     let v = serde_json::from_slice(&value).map_err(err)?;

@@ -3,7 +3,7 @@
 //! `agent` is dispatched by `main.rs` (it owns the runtime and signals). Everything else runs
 //! here: local commands (`version`, `validate`, `keygen`, `tls`) and HTTP-API clients (`kv`,
 //! `catalog`, `members`, `info`, `operator`, `leave`, `join`, `force-leave`, `event`,
-//! `keyring`, `rtt`, `acl`) whose output text and exit codes follow
+//! `keyring`, `rtt`, `acl`, `snapshot`) whose output text and exit codes follow
 //! Consul's CLI, so scripts written for `consul` keep working. Messages such as
 //! `Error! No key exists at: KEY` keep Consul's wording and capitalization on purpose.
 
@@ -28,6 +28,7 @@ pub mod kv;
 pub mod members;
 pub mod operator;
 pub mod rtt;
+pub mod snapshot;
 mod table;
 pub mod tls;
 
@@ -87,6 +88,9 @@ pub enum Command {
     /// Builtin helpers for creating CAs and certificates.
     #[command(subcommand)]
     Tls(tls::TlsCommand),
+    /// Save, restore and inspect snapshots of the servers' state.
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCommand),
 }
 
 /// `meridian validate PATH...`
@@ -197,6 +201,7 @@ pub async fn run_with(command: Command, out: &mut dyn Write) -> Result<(), CliEr
         Command::Rtt(args) => rtt::run(args, out).await,
         Command::Tls(cmd) => tls::run(cmd, out),
         Command::Acl(cmd) => acl::run(cmd, out).await,
+        Command::Snapshot(cmd) => snapshot::run(cmd, out).await,
     }
 }
 

@@ -171,9 +171,14 @@ async fn on_server<T>(
     let deadline = tokio::time::Instant::now() + with_jitter(opts.wait);
     let mut mode = opts.consistency;
     let mut last: Option<(ReadMeta, T)> = None;
+    // A snapshot restore replaces the state and may move indexes back: a read that began
+    // before one answers at once, as Consul's do when the state store is abandoned.
+    let mut began_after: Option<u64> = None;
     loop {
         applied.borrow_and_update();
         let view = server.read(mode).await?;
+        let restored = view.state.restored_index();
+        let was_restored = *began_after.get_or_insert(restored) != restored;
         // A consistent read confirms leadership once; later rounds read the same leader.
         if mode == Consistency::Consistent {
             mode = Consistency::Default;
@@ -184,23 +189,28 @@ async fn on_server<T>(
             last_contact_ms: view.last_contact_ms,
             consistency: opts.consistency,
         };
-        let unchanged = match (&index_of, &mut last) {
-            (Some(f), Some((meta, _))) => {
-                let index = f(&view.state);
-                let still = index <= opts.index;
-                if still {
-                    *meta = meta_at(index);
+        let unchanged = !was_restored
+            && match (&index_of, &mut last) {
+                (Some(f), Some((meta, _))) => {
+                    let index = f(&view.state);
+                    let still = index <= opts.index;
+                    if still {
+                        *meta = meta_at(index);
+                    }
+                    still
                 }
-                still
-            }
-            _ => false,
-        };
+                _ => false,
+            };
         if !unchanged {
             let (index, out) = query(&view.state);
             last = Some((meta_at(index), out));
         }
         let index = last.as_ref().map_or(0, |(m, _)| m.index);
-        if opts.index == 0 || index > opts.index || tokio::time::Instant::now() >= deadline {
+        if opts.index == 0
+            || index > opts.index
+            || was_restored
+            || tokio::time::Instant::now() >= deadline
+        {
             return Ok(last.expect("evaluated at least once"));
         }
         tokio::select! {

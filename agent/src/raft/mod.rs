@@ -300,6 +300,17 @@ impl RaftNode {
         self.inner.state.load_full()
     }
 
+    /// The term of the last applied entry when it is `index` (a snapshot's `Term`),
+    /// else the current term: the metrics and the published state move in separate steps.
+    pub fn term_at_applied(&self, index: u64) -> u64 {
+        let m = self.inner.raft.metrics();
+        let m = m.borrow_watched();
+        match &m.last_applied {
+            Some(l) if l.index == index => l.leader_id.term,
+            _ => m.current_term,
+        }
+    }
+
     /// Watches the raft index of the last applied entry.
     pub fn applied_rx(&self) -> watch::Receiver<u64> {
         self.inner.applied_rx.clone()

@@ -44,6 +44,12 @@ struct SnapshotBody {
 
 fn encode_snapshot(meta: &SnapshotMeta, rows: Vec<Row>) -> Result<Vec<u8>, StoreError> {
     let meta_json = serde_json::to_vec(meta).map_err(StoreError::json("snapshot meta"))?;
+    encode_body(meta_json, rows)
+}
+
+/// The snapshot body of `rows` with `meta_json` as its informational meta: what raft
+/// snapshots hold, and the `state.bin` of a `/v1/snapshot` archive.
+pub(crate) fn encode_body(meta_json: Vec<u8>, rows: Vec<Row>) -> Result<Vec<u8>, StoreError> {
     let body = SnapshotBody {
         format: SNAPSHOT_FORMAT,
         meta_json,
