@@ -369,14 +369,12 @@ pub(crate) const INERT_TYPED: &[&str] = &[
     "dns_config.disable_compression",
     "dns_config.use_cache",
     "dns_config.cache_max_age",
-    // ACL keys of later phases of #17 (token persistence and replication, remote
-    // policy/role caches, the agent's own tokens).
-    "acl.enable_token_replication",
+    // ACL keys of later phases of #17 (token persistence, remote policy/role caches, the
+    // agent's own tokens).
     "acl.enable_token_persistence",
     "acl.policy_ttl",
     "acl.role_ttl",
     "acl.tokens.agent",
-    "acl.tokens.replication",
     "acl.tokens.config_file_service_registration",
 ];
 

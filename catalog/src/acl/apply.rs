@@ -138,6 +138,10 @@ impl State {
                 }
                 Response::Ok
             }
+            AclWrite::Replicate(batch) => {
+                self.acl_replicate(index, batch);
+                Response::Ok
+            }
             AclWrite::ReapExpired { before_ms } => {
                 let expired: Vec<String> = self
                     .acl_tokens
@@ -456,7 +460,7 @@ impl State {
         })
     }
 
-    fn store_token(&mut self, index: u64, t: AclToken) {
+    pub(super) fn store_token(&mut self, index: u64, t: AclToken) {
         if let Some(old) = self.acl_tokens.get(&t.accessor_id) {
             let old_secret = old.secret_id.clone();
             self.acl_secrets.remove(&old_secret);
@@ -472,7 +476,7 @@ impl State {
         self.acl_tokens.insert(t.accessor_id.clone(), t);
     }
 
-    fn store_policy(&mut self, index: u64, p: AclPolicy) {
+    pub(super) fn store_policy(&mut self, index: u64, p: AclPolicy) {
         if let Some(old) = self.acl_policies.get(&p.id).map(|o| o.name.clone()) {
             self.acl_policy_names.remove(&old);
         }

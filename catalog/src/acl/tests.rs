@@ -499,3 +499,55 @@ fn rows_restore_the_acl_tables_and_their_lookups() {
     assert!(r.acl_policy_by_name("p").is_some());
     assert_eq!(r.table_indexes(), s.table_indexes());
 }
+
+#[test]
+fn a_replicated_batch_stores_rows_with_missing_links_and_deletes_first() {
+    let mut s = State::new();
+    // A token whose policy comes in a later batch, a role likewise, and a local token
+    // (never replicated: dropped).
+    let global = AclToken {
+        policies: vec![AclLink {
+            id: uuid(90),
+            name: "later".into(),
+        }],
+        modify_index: 777,
+        ..token(91, &[])
+    };
+    let local = AclToken {
+        local: true,
+        ..token(92, &[])
+    };
+    let old = policy(93, "shared-name", "");
+    let batch = AclReplicated {
+        policies: vec![old],
+        tokens: vec![global, local],
+        ..AclReplicated::default()
+    };
+    assert_eq!(
+        apply(&mut s, 3, AclWrite::Replicate(Box::new(batch))),
+        Response::Ok
+    );
+    let t = s
+        .acl_token_by_secret(&uuid(1091), NOW)
+        .expect("global copied");
+    assert_eq!(t.policies[0].id, uuid(90), "missing link kept");
+    assert_eq!((t.create_index, t.modify_index), (3, 3), "local indexes");
+    assert!(s.acl_token(&uuid(92)).is_none(), "local token not copied");
+    // The primary renamed: 93 deleted, 94 took its name, in one batch.
+    let batch = AclReplicated {
+        policies: vec![policy(94, "shared-name", "")],
+        policy_deletes: vec![uuid(93)],
+        token_deletes: vec![uuid(91)],
+        ..AclReplicated::default()
+    };
+    assert_eq!(
+        apply(&mut s, 4, AclWrite::Replicate(Box::new(batch))),
+        Response::Ok
+    );
+    assert_eq!(
+        s.acl_policy_by_name("shared-name").map(|p| p.id.clone()),
+        Some(uuid(94))
+    );
+    assert!(s.acl_token_by_secret(&uuid(1091), NOW).is_none());
+    assert_eq!(s.table_indexes().acl_tokens, 4);
+}
