@@ -11,6 +11,15 @@
 //! primary) compares everything again, as does the round after an error. Progress is in
 //! `GET /v1/acl/replication`.
 //!
+//! Moving the primary (reference/acl.md §6.6): set `primary_datacenter` to the new one on
+//! every agent of every datacenter and restart them. Its leader then stops replicating and
+//! initializes as a primary (built-in policies and anonymous token ensured, rows copied so
+//! far kept with their IDs and secrets); the old primary's local tokens are lost. The
+//! bootstrap marker is not replicated: with `initial_management` configured (and copied),
+//! that token closes `/v1/acl/bootstrap` again; without it, bootstrap reopens on the new
+//! primary — bootstrap it at once. `meridian operator federation promote-primary` does not
+//! exist yet (no runtime switch).
+//!
 //! ```text
 //!  leader? ─▶ relay GET …/replicate/policies?index=N ─▶ diff with local rows
 //!     ▲                                                    │ Replicate{upserts, deletes}
@@ -246,7 +255,7 @@ impl AclReplicator {
         };
         let budget = req.budget(CROSS_DC_TIMEOUT);
         let resp = federation
-            .relay(&self.source, req, budget)
+            .relay_background(&self.source, req, budget)
             .await
             .map_err(|e| e.to_string())?;
         if resp.status != 200 {
