@@ -223,8 +223,9 @@ impl Resolver {
         }
         let Some(token) = state.acl_token_by_secret(secret, now) else {
             self.local.lock().remove(secret);
+            // The bootstrap marker is the primary's (not replicated).
             return Err(AclError::NotFound {
-                bootstrapped: state.acl_bootstrap_index().is_some(),
+                bootstrapped: state.acl_bootstrap_index().is_some() || !self.settings.is_primary(),
             });
         };
         let resolution = state.acl_token_rules(token, &self.settings.datacenter);

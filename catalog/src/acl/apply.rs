@@ -246,10 +246,16 @@ impl State {
                 ..t.clone()
             };
             self.store_token(index, token);
-            if self.acl_bootstrap.is_none() {
-                self.acl_bootstrap = Some(index);
-                self.touch(Table::Meta, String::new());
-            }
+        }
+        // The initial management token counts as the bootstrap, also when it came by
+        // replication: a secondary promoted to primary (the marker is not replicated) does
+        // not reopen `/v1/acl/bootstrap` when it has `initial_management` configured.
+        if let Some(t) = initial
+            && self.acl_secrets.contains_key(&t.secret_id)
+            && self.acl_bootstrap.is_none()
+        {
+            self.acl_bootstrap = Some(index);
+            self.touch(Table::Meta, String::new());
         }
     }
 

@@ -551,3 +551,38 @@ fn a_replicated_batch_stores_rows_with_missing_links_and_deletes_first() {
     assert!(s.acl_token_by_secret(&uuid(1091), NOW).is_none());
     assert_eq!(s.table_indexes().acl_tokens, 4);
 }
+
+#[test]
+fn a_promoted_secondary_with_initial_management_replicated_counts_as_bootstrapped() {
+    let mut s = State::new();
+    // The primary's initial management token, copied by replication; no bootstrap marker.
+    let copied = AclToken {
+        policies: vec![AclLink {
+            id: GLOBAL_MANAGEMENT_ID.into(),
+            name: "global-management".into(),
+        }],
+        ..token(1, &[])
+    };
+    let batch = AclReplicated {
+        tokens: vec![copied],
+        ..AclReplicated::default()
+    };
+    apply(&mut s, 2, AclWrite::Replicate(Box::new(batch)));
+    assert_eq!(s.acl_bootstrap_index(), None);
+    // Promoted: its leader initializes with the same initial_management secret (another
+    // AccessorID chosen): the token is not duplicated, and bootstrap is closed.
+    let init = AclWrite::Init {
+        initial_management: Some(Box::new(AclToken {
+            accessor_id: uuid(50),
+            secret_id: uuid(1001),
+            ..AclToken::default()
+        })),
+    };
+    assert_eq!(apply(&mut s, 3, init), Response::Ok);
+    assert_eq!(s.acl_bootstrap_index(), Some(3));
+    assert!(s.acl_token(&uuid(50)).is_none());
+    assert!(
+        s.acl_token(ANONYMOUS_TOKEN_ID).is_some(),
+        "anonymous ensured"
+    );
+}
