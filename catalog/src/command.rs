@@ -136,6 +136,7 @@ impl Command {
                 crate::acl::AclWrite::RoleSet(_) => "acl-role-set",
                 crate::acl::AclWrite::RoleDelete { .. } => "acl-role-delete",
                 crate::acl::AclWrite::ReapExpired { .. } => "acl-reap-expired",
+                crate::acl::AclWrite::Replicate(_) => "acl-replicate",
             },
         }
     }

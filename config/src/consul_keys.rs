@@ -369,11 +369,9 @@ pub(crate) const INERT_TYPED: &[&str] = &[
     "dns_config.disable_compression",
     "dns_config.use_cache",
     "dns_config.cache_max_age",
-    // ACL keys of later phases of #17 (token replication, remote policy/role caches).
-    "acl.enable_token_replication",
+    // ACL keys of later phases of #17 (remote policy/role caches).
     "acl.policy_ttl",
     "acl.role_ttl",
-    "acl.tokens.replication",
 ];
 
 /// Whether `value` asks for a listener to be off (`-1`, or any negative port).

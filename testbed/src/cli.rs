@@ -357,6 +357,10 @@ pub enum ScenarioName {
     /// Datacenters with gateways: `?dc=` and DNS from every DC to every other, an unknown
     /// DC, a gateway killed under load, a WAN link blackholed and restored.
     Federation,
+    /// Issue #17's federation acceptance on examples/federation.toml (after `federation`):
+    /// a policy and token made in the primary apply in the last DC, also while the WAN
+    /// link between them is blackholed.
+    AclFederation,
     /// Issue #16's acceptance on examples/beyond.toml: `?dc=any` nearest and failover,
     /// `?dc=*` with a DC cut off, stale reads from the gateways' copy, KV replication
     /// across a leader kill.
@@ -374,6 +378,7 @@ impl ScenarioName {
             ScenarioName::ClientDns => "client-dns",
             ScenarioName::LanPartition => "lan-partition",
             ScenarioName::Federation => "federation",
+            ScenarioName::AclFederation => "acl-federation",
             ScenarioName::Beyond => "beyond",
             ScenarioName::FailureMatrix => "failure-matrix",
         }

@@ -3,7 +3,9 @@
 //! server + 1 gateway, WAN links of 10, 25 and 40 ms; mTLS on every RPC hop, a LAN key
 //! per DC and a WAN key), `scenario federation` (`?dc=` and DNS between every pair of DCs,
 //! an unknown DC, a gateway killed under load, a WAN blackhole, WAN key and CA rotation
-//! under load, remove-dc), down, and nothing of the run left. Skipped, saying why, where
+//! under load, remove-dc) after `scenario acl-federation` (ACLs are on in every DC: a
+//! policy and token made in dc1 apply in dc3, also with dc1 cut off), down, and nothing of
+//! the run left. Skipped, saying why, where
 //! network namespaces cannot be made.
 
 mod common;
@@ -54,6 +56,17 @@ const CHECKS: &[&str] = &[
     "remove_dc_no_failed_query",
 ];
 
+/// `acl-federation`'s checks.
+const ACL_CHECKS: &[&str] = &[
+    "acl_replication_running_in_dc2",
+    "acl_replication_running_in_dc3",
+    "policy_and_token_created_in_the_primary",
+    "primary_policy_applies_in_the_last_dc",
+    "last_dc_refuses_outside_the_policy",
+    "cut_off_dc_authorizes_replicated_token",
+    "cut_off_dc_still_refuses_outside_the_policy",
+];
+
 /// Every gateway process runs and a server of its DC lists it alive (`status --json`).
 fn gateways_alive(run: &Run) {
     let out = run.testbed(&["status", "--json"]);
@@ -86,6 +99,23 @@ fn three_federated_dcs_survive_gateway_loss_a_blackhole_key_and_ca_rotation_and_
         true,
     );
     gateways_alive(&run);
+
+    // ACLs across the datacenters (#17) first: it waits until every secondary replicates,
+    // so the agents' default token (the management token) resolves everywhere before
+    // `federation` asks without a token.
+    let out = run.testbed(&["scenario", "acl-federation"]);
+    let report = newest_report(&run, "acl-federation");
+    assert!(out.status.success(), "scenario failed: {report:#}");
+    for name in ACL_CHECKS {
+        let check = report["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == *name));
+        assert_eq!(
+            check.map(|c| &c["ok"]),
+            Some(&serde_json::json!(true)),
+            "{name}: {report:#}"
+        );
+    }
 
     let out = run.testbed(&["scenario", "federation"]);
     let report = newest_report(&run, "federation");

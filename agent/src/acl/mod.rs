@@ -24,7 +24,7 @@ use std::time::Duration;
 use meridian_acl::{Authorizer, Denied, Root, Rules};
 use meridian_config::{AclDefaultPolicy, AclDownPolicy, AclTokensConfig, Config};
 
-pub use resolve::{RESOLVE_PATH, RemoteResolution, Resolver, resolution_for};
+pub use resolve::{RESOLVE_DC_PARAM, RESOLVE_PATH, RemoteResolution, Resolver, resolution_for};
 pub use token::{TokenSource, extract};
 pub use tokens::{AgentTokens, PersistError, TOKENS_FILE, TokenKind};
 
@@ -94,6 +94,8 @@ pub struct AclSettings {
     pub enable_key_list_policy: bool,
     /// `acl.enable_token_persistence`: tokens set through the API are saved (`tokens.rs`).
     pub enable_token_persistence: bool,
+    /// `acl.enable_token_replication`: a secondary copies global tokens and holds local ones.
+    pub enable_token_replication: bool,
 }
 
 impl AclSettings {
@@ -111,6 +113,7 @@ impl AclSettings {
             data_dir: cfg.data_dir.clone(),
             enable_key_list_policy: cfg.acl.enable_key_list_policy,
             enable_token_persistence: cfg.acl.enable_token_persistence,
+            enable_token_replication: cfg.acl.enable_token_replication,
         })
     }
 
@@ -138,5 +141,17 @@ impl AclSettings {
         // then the token holds nothing beyond deny-all, which fails closed.
         let rules = Rules::parse(&text).unwrap_or_default();
         Authorizer::new(rules, Root::Deny, Some(RECOVERY_ACCESSOR.into()))
+    }
+
+    /// The replication token, when one is set (a secondary replicates only with it).
+    pub fn replication_token(&self) -> Option<&str> {
+        self.tokens.replication.as_deref().filter(|t| !t.is_empty())
+    }
+
+    /// Whether tokens live in this datacenter: in the primary, or in a secondary that
+    /// replicates tokens with a replication token (else `Local tokens are disabled`, and
+    /// token reads go to the primary; reference/acl.md §6.3).
+    pub fn tokens_here(&self) -> bool {
+        self.is_primary() || (self.enable_token_replication && self.replication_token().is_some())
     }
 }

@@ -3,6 +3,8 @@
 //! - **Server**: from the applied state (stale read: no raft round trip per request). The
 //!   result is cached per secret and dropped when the ACL tables' indexes or the bootstrap
 //!   marker move, so a write is seen by the next request on every server that applied it.
+//! - **Secondary server without token replication** (reference/acl.md §6.4): as a client
+//!   agent, but asking the primary datacenter through the gateways.
 //! - **Client agent**: asks a server of its datacenter (`GET /v1/internal/acl/resolve`, the
 //!   token in `X-Consul-Token`) and trusts the answer for `token_ttl`. When no server
 //!   answers, `down_policy` decides: `extend-cache`/`async-cache` keep using an expired
@@ -36,6 +38,9 @@ const ANONYMOUS_SECRET: &str = "anonymous";
 const CACHE_MAX: usize = 1024;
 /// The servers' internal endpoint a client agent resolves through.
 pub const RESOLVE_PATH: &str = "/v1/internal/acl/resolve";
+/// [`RESOLVE_PATH`]'s parameter naming the datacenter the rules are wanted for (a
+/// secondary's server asking the primary); default: the answering server's.
+pub const RESOLVE_DC_PARAM: &str = "for_dc";
 
 /// What a server tells a client agent about a token in the client's datacenter: enough to
 /// build the same authorizer the server would.
@@ -192,10 +197,12 @@ impl Resolver {
             return answer;
         }
         match router.local() {
-            Some(server) => {
+            Some(server) if self.settings.tokens_here() => {
                 let view = server.read(Consistency::Stale).await?;
                 self.resolve_in_state(&view.state, secret)
             }
+            // A secondary without token replication: tokens live in the primary.
+            Some(_) => self.resolve_through_servers(router, secret).await,
             None => self.resolve_through_servers(router, secret).await,
         }
     }
@@ -230,8 +237,9 @@ impl Resolver {
         }
         let Some(token) = state.acl_token_by_secret(secret, now) else {
             self.local.lock().remove(secret);
+            // The bootstrap marker is the primary's (not replicated).
             return Err(AclError::NotFound {
-                bootstrapped: state.acl_bootstrap_index().is_some(),
+                bootstrapped: state.acl_bootstrap_index().is_some() || !self.settings.is_primary(),
             });
         };
         let resolution = state.acl_token_rules(token, &self.settings.datacenter);
@@ -259,7 +267,8 @@ impl Resolver {
         Ok(authorizer)
     }
 
-    /// A client agent's resolution through its servers, cached for `token_ttl`.
+    /// A client agent's resolution through its servers, or a secondary server's through
+    /// the primary datacenter, cached for `token_ttl`.
     async fn resolve_through_servers(
         &self,
         router: &Router,
@@ -327,15 +336,29 @@ impl Resolver {
         router: &Router,
         secret: &str,
     ) -> Result<Arc<Authorizer>, AclError> {
-        let servers = router.remote().ok_or(RpcError::NoServers)?;
-        let req = HttpRequest {
+        let mut req = HttpRequest {
             method: "GET".into(),
             uri: RESOLVE_PATH.into(),
             headers: vec![("x-consul-token".into(), secret.to_string())],
             body: Vec::new(),
             request_id: None,
         };
-        let resp = servers.http(req).await?;
+        let resp = match router.remote() {
+            Some(servers) => servers.http(req).await?,
+            None => {
+                // A secondary's server asks the primary, for the rules valid here.
+                let dc: String =
+                    form_urlencoded::byte_serialize(self.settings.datacenter.as_bytes()).collect();
+                req.uri = format!("{RESOLVE_PATH}?{RESOLVE_DC_PARAM}={dc}");
+                let federation = router.federation().ok_or_else(|| {
+                    RpcError::NoPathToDatacenter(self.settings.primary_datacenter.clone())
+                })?;
+                let budget = req.budget(crate::cluster::federation::CROSS_DC_TIMEOUT);
+                federation
+                    .relay(&self.settings.primary_datacenter, req, budget)
+                    .await?
+            }
+        };
         let text = String::from_utf8_lossy(&resp.body).into_owned();
         match StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR) {
             StatusCode::OK => {
@@ -390,6 +413,7 @@ mod tests {
             data_dir: None,
             enable_key_list_policy: false,
             enable_token_persistence: false,
+            enable_token_replication: false,
         })
     }
 

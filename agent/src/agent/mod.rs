@@ -407,6 +407,26 @@ impl BoundAgent {
             }
             _ => None,
         };
+        let acl_replicator = match &server {
+            Some(s) => {
+                let settings = AclSettings::from_config(&self.cfg);
+                match settings.replication_token() {
+                    Some(t) if settings.enabled && !settings.is_primary() => {
+                        let r = crate::server::acl_replication::AclReplicator::new(
+                            settings.primary_datacenter.clone(),
+                            t.to_string(),
+                            settings.enable_token_replication,
+                        );
+                        let run =
+                            Arc::clone(&r).run(s.clone(), Arc::clone(&federation), token.clone());
+                        tracker.spawn(run.instrument(info_span!("acl-replication")));
+                        Some(r)
+                    }
+                    _ => None,
+                }
+            }
+            None => None,
+        };
         let router = match &server {
             Some(s) => Router::new(self.cfg.datacenter.clone(), s.clone()),
             None => Router::client(self.cfg.datacenter.clone(), Arc::clone(&remote)),
@@ -461,6 +481,7 @@ impl BoundAgent {
             events: event_log,
             dns_stats,
             replicator,
+            acl_replicator,
             logs: self.logs.clone(),
             shutdown: token.clone(),
             ui_path: self.cfg.ui_enabled().then(|| {

@@ -160,12 +160,38 @@ impl Federation {
         req: HttpRequest,
         budget: Duration,
     ) -> Result<HttpResponse, RpcError> {
-        if let Admit::Refuse(retry_in) = self.breakers.admit(dc) {
+        self.relay_judged(dc, req, budget, true).await
+    }
+
+    /// [`Federation::relay`] for a background follower (ACL replication): its failures do
+    /// not count toward `dc`'s breaker. Its long polls are always in flight, so every
+    /// connection reset would end several at once and open the breaker for the requests
+    /// of users; they retry with their own backoff, and still honour an open breaker.
+    pub async fn relay_background(
+        &self,
+        dc: &str,
+        req: HttpRequest,
+        budget: Duration,
+    ) -> Result<HttpResponse, RpcError> {
+        self.relay_judged(dc, req, budget, false).await
+    }
+
+    async fn relay_judged(
+        &self,
+        dc: &str,
+        req: HttpRequest,
+        budget: Duration,
+        judge: bool,
+    ) -> Result<HttpResponse, RpcError> {
+        let admit = self.breakers.admit(dc);
+        if let Admit::Refuse(retry_in) = admit {
             return Err(RpcError::DatacenterUnavailable {
                 dc: dc.to_string(),
                 retry_in,
             });
         }
+        // A trial's outcome is always recorded: the breaker waits for it.
+        let judge = judge || admit == Admit::Trial;
         let started = Instant::now();
         let blocking = req.is_blocking();
         let got = self.relay_once(dc, req, budget).await;
@@ -177,7 +203,8 @@ impl Federation {
             }
             // An unknown datacenter has no health to keep.
             Err(RpcError::NoPathToDatacenter(_)) => self.breakers.forget(dc),
-            Err(e) => self.breakers.failure(dc, &e.to_string()),
+            Err(e) if judge => self.breakers.failure(dc, &e.to_string()),
+            Err(_) => {}
         }
         got
     }

@@ -1,7 +1,7 @@
 //! `/v1/acl/*` (reference/acl.md §3): with ACLs off, Consul's 401 `ACL support disabled`
 //! for every ACL path and `PUT /v1/agent/token/:type`; with ACLs on, bootstrap, replication
-//! status and the servers' internal resolve endpoint here, tokens in `acl_token.rs`,
-//! policies and roles in `acl_policy.rs`. A client agent forwards `/v1/acl/*` to a server
+//! and the servers' internal resolve endpoint here, tokens in `acl_token.rs`, policies
+//! and roles in `acl_policy.rs`, replication in `acl_replicate.rs`. A client agent forwards `/v1/acl/*` to a server
 //! (its router's fallback) and answers only the 401 itself.
 //!
 //! Writes go through raft (`acl_write.rs`).
@@ -23,9 +23,10 @@ use super::ApiState;
 use super::acl_write::{new_id, new_secret, propose, server};
 use super::error::ApiError;
 use super::read::json_body;
-use crate::acl::{ACL_DISABLED, AclError, BOOTSTRAP_RESET_FILE, resolution_for};
+use crate::acl::{ACL_DISABLED, AclError, BOOTSTRAP_RESET_FILE, RESOLVE_DC_PARAM, resolution_for};
 use crate::catalog::acl::{AclLink, AclToken, AclWrite};
 use crate::rpc::Consistency;
+use crate::server::acl_replication::REPLICATE_PATH;
 
 /// The routes of a server agent (`server`) or a client agent.
 pub(super) fn routes(enabled: bool, server: bool) -> Router<ApiState> {
@@ -51,7 +52,11 @@ pub(super) fn routes(enabled: bool, server: bool) -> Router<ApiState> {
         .route("/v1/acl/rules/translate", any(legacy))
         .route("/v1/acl/rules/translate/{*id}", any(legacy))
         .route("/v1/acl/bootstrap", put(bootstrap))
-        .route("/v1/acl/replication", get(replication))
+        .route("/v1/acl/replication", get(super::acl_replicate::status))
+        .route(
+            &format!("{REPLICATE_PATH}{{kind}}"),
+            get(super::acl_replicate::list),
+        )
         .route(crate::acl::RESOLVE_PATH, get(resolve))
         .merge(super::acl_token::routes())
         .merge(super::acl_policy::routes())
@@ -167,18 +172,7 @@ async fn reset_index(file: Option<&Path>, done: u64) -> Result<u64, ApiError> {
     }
 }
 
-// === replication and internal resolution ===
-
-/// `GET /v1/acl/replication`: Meridian does not replicate ACLs yet, so every datacenter
-/// reports what Consul's primary does: all fields zero.
-async fn replication() -> Response {
-    let zero = "0001-01-01T00:00:00Z";
-    json_body(&json!({
-        "Enabled": false, "Running": false, "SourceDatacenter": "", "ReplicationType": "",
-        "ReplicatedIndex": 0, "ReplicatedRoleIndex": 0, "ReplicatedTokenIndex": 0,
-        "LastSuccess": zero, "LastError": zero, "LastErrorMessage": "",
-    }))
-}
+// === internal resolution ===
 
 /// `GET /v1/internal/acl/resolve` (Meridian's, for client agents): the presented token's
 /// accessor, policy rules and identities in this datacenter; Consul's 403/500 texts when
@@ -197,6 +191,19 @@ async fn resolve(State(st): State<ApiState>, parts: Parts) -> Result<Response, A
     if ["allow", "deny", "manage"].contains(&secret) {
         return Err(AclError::RootName.into());
     }
+    let settings = st.acl.settings();
+    if !settings.tokens_here() {
+        // A secondary without token replication: the primary resolves (§6.4).
+        let dc: String = form_urlencoded::byte_serialize(settings.datacenter.as_bytes()).collect();
+        let req = crate::cluster::forward::HttpRequest {
+            method: "GET".into(),
+            uri: format!("{}?{RESOLVE_DC_PARAM}={dc}", crate::acl::RESOLVE_PATH),
+            headers: vec![("x-consul-token".into(), secret.to_string())],
+            body: Vec::new(),
+            request_id: None,
+        };
+        return Ok(super::cross_dc::relay(&st, &settings.primary_datacenter, req).await);
+    }
     let view = server(&st)?.read(Consistency::Stale).await?;
     let Some(token) = view
         .state
@@ -205,6 +212,14 @@ async fn resolve(State(st): State<ApiState>, parts: Parts) -> Result<Response, A
         let bootstrapped = view.state.acl_bootstrap_index().is_some();
         return Err(AclError::NotFound { bootstrapped }.into());
     };
-    let r = resolution_for(&view.state, token, &st.acl.settings().datacenter);
-    Ok(json_body(&r))
+    let dc = parts
+        .uri
+        .query()
+        .and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == RESOLVE_DC_PARAM)
+                .map(|(_, v)| v.into_owned())
+        })
+        .unwrap_or_else(|| st.acl.settings().datacenter.clone());
+    Ok(json_body(&resolution_for(&view.state, token, &dc)))
 }

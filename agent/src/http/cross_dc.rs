@@ -3,6 +3,7 @@
 //! (its headers — `X-Consul-Index`, `X-Consul-KnownLeader` — included). A server relays it
 //! through its datacenter's WAN gateways; a client agent hands it to one of its servers,
 //! and when none answers, sends a read to the gateways itself.
+//! A local ACL token of this datacenter is not sent along (`acl_route.rs`).
 //! A write gets a request id here, so a retry through another gateway is applied once.
 //! `?dc=any` and `?dc=*` are answered by a server across datacenters (`multi_dc.rs`).
 //! A stale catalog or health read of a datacenter that cannot be reached is answered from
@@ -79,10 +80,18 @@ pub(super) async fn route(State(st): State<ApiState>, req: Request, next: Next) 
             Err(e) => ApiError::from(e).into_response(),
         };
     }
+    // A local token of this datacenter means nothing there: the request goes without it.
+    let (headers, uri) = super::acl_route::strip_local_token(&st, &parts)
+        .unwrap_or_else(|| (parts.headers.clone(), parts.uri.to_string()));
     let mut req = HttpRequest {
         method: parts.method.to_string(),
-        uri: parts.uri.to_string(),
-        headers: super::forward::forwarded_headers(&st, &parts.uri, &parts.headers).collect(),
+        headers: super::forward::forwarded_headers(
+            &st,
+            &uri.parse().unwrap_or_else(|_| parts.uri.clone()),
+            &headers,
+        )
+        .collect(),
+        uri,
         body: body.to_vec(),
         request_id: None,
     };
@@ -96,7 +105,7 @@ pub(super) async fn route(State(st): State<ApiState>, req: Request, next: Next) 
 }
 
 /// Through this datacenter's gateways.
-async fn relay(st: &ApiState, dc: &str, req: HttpRequest) -> Response {
+pub(super) async fn relay(st: &ApiState, dc: &str, req: HttpRequest) -> Response {
     let Some(federation) = st.router.federation() else {
         return ApiError::from(RpcError::NoPathToDatacenter(dc.to_string())).into_response();
     };

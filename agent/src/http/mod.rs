@@ -22,6 +22,8 @@ mod acl_filter_catalog;
 mod acl_filter_kv;
 mod acl_policy;
 mod acl_query;
+mod acl_replicate;
+mod acl_route;
 mod acl_token;
 mod acl_write;
 mod agent;
@@ -155,6 +157,9 @@ pub struct ApiContext {
     pub shutdown: CancellationToken,
     /// KV replication from another datacenter (servers with a `replication` block).
     pub replicator: Option<Arc<crate::server::replication::Replicator>>,
+    /// ACL replication from the primary datacenter (servers of a secondary with a
+    /// replication token).
+    pub acl_replicator: Option<Arc<crate::server::acl_replication::AclReplicator>>,
     /// The web UI's content path (`/ui/`) when the UI is on, `None` when it is off.
     pub ui_path: Option<String>,
     /// The server RPC TLS context, when TLS is on (`Stats.tls` of `/v1/agent/self`).
@@ -209,6 +214,10 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(query::routes())
         .merge(federation::routes())
         .merge(copy_read::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            acl_route::route,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             cross_dc::route,

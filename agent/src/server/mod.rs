@@ -5,6 +5,7 @@
 //! leader's clock into the command, and read with [`ServerHandle::read`], which honours the
 //! consistency mode and never holds a lock across an await.
 
+pub mod acl_replication;
 pub mod autopilot;
 pub mod forward_handler;
 mod leader;

@@ -138,6 +138,10 @@ impl State {
                 }
                 Response::Ok
             }
+            AclWrite::Replicate(batch) => {
+                self.acl_replicate(index, batch);
+                Response::Ok
+            }
             AclWrite::ReapExpired { before_ms } => {
                 let expired: Vec<String> = self
                     .acl_tokens
@@ -242,10 +246,16 @@ impl State {
                 ..t.clone()
             };
             self.store_token(index, token);
-            if self.acl_bootstrap.is_none() {
-                self.acl_bootstrap = Some(index);
-                self.touch(Table::Meta, String::new());
-            }
+        }
+        // The initial management token counts as the bootstrap, also when it came by
+        // replication: a secondary promoted to primary (the marker is not replicated) does
+        // not reopen `/v1/acl/bootstrap` when it has `initial_management` configured.
+        if let Some(t) = initial
+            && self.acl_secrets.contains_key(&t.secret_id)
+            && self.acl_bootstrap.is_none()
+        {
+            self.acl_bootstrap = Some(index);
+            self.touch(Table::Meta, String::new());
         }
     }
 
@@ -456,7 +466,7 @@ impl State {
         })
     }
 
-    fn store_token(&mut self, index: u64, t: AclToken) {
+    pub(super) fn store_token(&mut self, index: u64, t: AclToken) {
         if let Some(old) = self.acl_tokens.get(&t.accessor_id) {
             let old_secret = old.secret_id.clone();
             self.acl_secrets.remove(&old_secret);
@@ -472,7 +482,7 @@ impl State {
         self.acl_tokens.insert(t.accessor_id.clone(), t);
     }
 
-    fn store_policy(&mut self, index: u64, p: AclPolicy) {
+    pub(super) fn store_policy(&mut self, index: u64, p: AclPolicy) {
         if let Some(old) = self.acl_policies.get(&p.id).map(|o| o.name.clone()) {
             self.acl_policy_names.remove(&old);
         }

@@ -12,12 +12,14 @@
 //! ```
 
 mod apply;
+mod replicate;
 #[cfg(test)]
 mod tests;
 mod types;
 
 pub use types::{
-    AclLink, AclPolicy, AclRole, AclToken, AclWrite, NodeIdentity, ServiceIdentity, TokenResolution,
+    AclLink, AclPolicy, AclReplicated, AclRole, AclToken, AclWrite, NodeIdentity, ServiceIdentity,
+    TokenResolution,
 };
 
 use meridian_acl::Rules;

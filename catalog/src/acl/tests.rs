@@ -499,3 +499,90 @@ fn rows_restore_the_acl_tables_and_their_lookups() {
     assert!(r.acl_policy_by_name("p").is_some());
     assert_eq!(r.table_indexes(), s.table_indexes());
 }
+
+#[test]
+fn a_replicated_batch_stores_rows_with_missing_links_and_deletes_first() {
+    let mut s = State::new();
+    // A token whose policy comes in a later batch, a role likewise, and a local token
+    // (never replicated: dropped).
+    let global = AclToken {
+        policies: vec![AclLink {
+            id: uuid(90),
+            name: "later".into(),
+        }],
+        modify_index: 777,
+        ..token(91, &[])
+    };
+    let local = AclToken {
+        local: true,
+        ..token(92, &[])
+    };
+    let old = policy(93, "shared-name", "");
+    let batch = AclReplicated {
+        policies: vec![old],
+        tokens: vec![global, local],
+        ..AclReplicated::default()
+    };
+    assert_eq!(
+        apply(&mut s, 3, AclWrite::Replicate(Box::new(batch))),
+        Response::Ok
+    );
+    let t = s
+        .acl_token_by_secret(&uuid(1091), NOW)
+        .expect("global copied");
+    assert_eq!(t.policies[0].id, uuid(90), "missing link kept");
+    assert_eq!((t.create_index, t.modify_index), (3, 3), "local indexes");
+    assert!(s.acl_token(&uuid(92)).is_none(), "local token not copied");
+    // The primary renamed: 93 deleted, 94 took its name, in one batch.
+    let batch = AclReplicated {
+        policies: vec![policy(94, "shared-name", "")],
+        policy_deletes: vec![uuid(93)],
+        token_deletes: vec![uuid(91)],
+        ..AclReplicated::default()
+    };
+    assert_eq!(
+        apply(&mut s, 4, AclWrite::Replicate(Box::new(batch))),
+        Response::Ok
+    );
+    assert_eq!(
+        s.acl_policy_by_name("shared-name").map(|p| p.id.clone()),
+        Some(uuid(94))
+    );
+    assert!(s.acl_token_by_secret(&uuid(1091), NOW).is_none());
+    assert_eq!(s.table_indexes().acl_tokens, 4);
+}
+
+#[test]
+fn a_promoted_secondary_with_initial_management_replicated_counts_as_bootstrapped() {
+    let mut s = State::new();
+    // The primary's initial management token, copied by replication; no bootstrap marker.
+    let copied = AclToken {
+        policies: vec![AclLink {
+            id: GLOBAL_MANAGEMENT_ID.into(),
+            name: "global-management".into(),
+        }],
+        ..token(1, &[])
+    };
+    let batch = AclReplicated {
+        tokens: vec![copied],
+        ..AclReplicated::default()
+    };
+    apply(&mut s, 2, AclWrite::Replicate(Box::new(batch)));
+    assert_eq!(s.acl_bootstrap_index(), None);
+    // Promoted: its leader initializes with the same initial_management secret (another
+    // AccessorID chosen): the token is not duplicated, and bootstrap is closed.
+    let init = AclWrite::Init {
+        initial_management: Some(Box::new(AclToken {
+            accessor_id: uuid(50),
+            secret_id: uuid(1001),
+            ..AclToken::default()
+        })),
+    };
+    assert_eq!(apply(&mut s, 3, init), Response::Ok);
+    assert_eq!(s.acl_bootstrap_index(), Some(3));
+    assert!(s.acl_token(&uuid(50)).is_none());
+    assert!(
+        s.acl_token(ANONYMOUS_TOKEN_ID).is_some(),
+        "anonymous ensured"
+    );
+}

@@ -193,6 +193,28 @@ pub enum AclWrite {
         /// Cutoff in unix ms.
         before_ms: u64,
     },
+    /// A batch copied from the primary datacenter by a secondary's leader (`reference/acl.md`
+    /// §6.2): rows stored as the primary has them, without the write checks (the primary
+    /// made them; links may name objects not copied yet), and deletes of rows it no
+    /// longer has.
+    Replicate(Box<AclReplicated>),
+}
+
+/// One replication batch (see [`AclWrite::Replicate`]).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AclReplicated {
+    /// Policies to store.
+    pub policies: Vec<AclPolicy>,
+    /// Policy IDs to delete.
+    pub policy_deletes: Vec<String>,
+    /// Roles to store.
+    pub roles: Vec<AclRole>,
+    /// Role IDs to delete.
+    pub role_deletes: Vec<String>,
+    /// Global tokens to store.
+    pub tokens: Vec<AclToken>,
+    /// Token AccessorIDs to delete.
+    pub token_deletes: Vec<String>,
 }
 
 /// What a token holds in one datacenter.

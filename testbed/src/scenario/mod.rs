@@ -5,6 +5,7 @@
 //! A scenario never leaves its faults in force: what it breaks it repairs before it returns
 //! (or says in the report that it could not).
 
+mod acl_federation;
 mod beyond;
 mod client_dns;
 mod dig;
@@ -186,6 +187,9 @@ pub async fn run(
         }
         ScenarioName::Federation => {
             federation::run(run_dir, &mut state, &mut report, progress).await
+        }
+        ScenarioName::AclFederation => {
+            acl_federation::run(run_dir, &mut state, &mut report, progress).await
         }
         ScenarioName::Beyond => beyond::run(run_dir, &mut state, &mut report, progress).await,
         ScenarioName::FailureMatrix => {
