@@ -256,8 +256,8 @@ fn tokens_policies_and_roles_answer_as_consul() {
     );
     assert_eq!(by_name["ID"], "00000000-0000-0000-0000-000000000002");
 
-    // §7.22: unknown accessors. Reads answer Consul's "ACL not found" error as 403 (what
-    // py-consul's suite, run against Consul 1.20-1.22, expects), deletes 404.
+    // §7.22: unknown accessors. A token read answers Consul's "ACL not found" error as 403
+    // (what py-consul's suite, run against Consul 1.20-1.22, expects), a policy read 404.
     let ghost = "2b7e1516-28ae-4d2a-abf7-158809cf4f3c";
     assert_eq!(
         with(&a, MGMT, "GET", &format!("/v1/acl/token/{ghost}"), None),
@@ -269,7 +269,7 @@ fn tokens_policies_and_roles_answer_as_consul() {
     );
     assert_eq!(
         with(&a, MGMT, "GET", &format!("/v1/acl/policy/{ghost}"), None),
-        (403, "Requested policy does not exist: ACL not found".into())
+        (404, "Requested policy does not exist: ACL not found".into())
     );
     assert_eq!(
         with(&a, ghost, "GET", "/v1/acl/token/self", None),

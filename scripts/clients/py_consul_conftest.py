@@ -6,8 +6,8 @@ JSON file and passed with `-config-file`, and the same command-line flags it pas
 (`agent -dev -log-level trace`; `-client` is 127.0.0.1 here, as tests talk to loopback only).
 The fixtures keep py-consul's names and shapes so its tests run unchanged.
 
-ACL-enabled instances are skipped until Meridian enforces ACLs (the ACL issue): Meridian
-refuses to start with `acl { enabled = true }` rather than run open.
+ACL-enabled instances get py-consul's ACL configuration unchanged too (`primary_datacenter`
+and `acl { enabled, tokens { initial_management = <uuid4 hex> } }`, default policy allow).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import os
 import subprocess
 import tempfile
 import time
+import uuid
 
 import pytest
 import requests
@@ -73,12 +74,21 @@ def _wait_ready(base_uri: str, proc: subprocess.Popen, deadline: float) -> None:
     raise TimeoutError("meridian did not show a registered service within the deadline")
 
 
-def setup_and_teardown_meridian(request):
+def setup_and_teardown_meridian(request, acl_master_token: str | None = None):
     binary = os.environ["MERIDIAN_BIN"]
+    config_doc = dict(BASE_CONFIG)
+    env = dict(os.environ)
+    if acl_master_token:
+        # py-consul's acl_config, unchanged (conftest.py, start_consul_container).
+        config_doc.update({
+            "primary_datacenter": "dc1",
+            "acl": {"enabled": True, "tokens": {"initial_management": acl_master_token}},
+        })
+        env["MERIDIAN_ACL_PREVIEW"] = "1"  # harmless once the ACL preview gate is gone
     with tempfile.TemporaryDirectory(prefix="py-consul-") as tmp:
         config = os.path.join(tmp, "consul.json")
         with open(config, "w", encoding="utf-8") as f:
-            json.dump(BASE_CONFIG, f)
+            json.dump(config_doc, f)
         port = 8500
         log_path = os.path.join(LOGS_DIR, f"{request.node.name}.log")
         with open(log_path, "w", encoding="utf-8") as log:
@@ -92,12 +102,14 @@ def setup_and_teardown_meridian(request):
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env=env,
             )
             try:
                 base_uri = f"http://127.0.0.1:{port}/v1/"
                 _wait_ready(base_uri, proc, time.time() + 30)
                 version = requests.get(base_uri + "agent/self", timeout=10).json()["Config"]["Version"].strip()
-                yield ConsulInstance(proc, port, version)
+                instance = ConsulInstance(proc, port, version)
+                yield instance if acl_master_token is None else (instance, acl_master_token)
             finally:
                 proc.terminate()
                 try:
@@ -114,7 +126,7 @@ def consul_instance(request):
 
 @pytest.fixture
 def acl_consul_instance(request):
-    pytest.skip("ACLs are not enforced yet (ACL issue); Meridian refuses acl.enabled=true")
+    yield from setup_and_teardown_meridian(request, acl_master_token=uuid.uuid4().hex)
 
 
 @pytest.fixture

@@ -159,8 +159,14 @@ impl Source {
             Backend::Local(state) => Ok(local_instances(&state, service)),
             Backend::Remote(remote) => {
                 let path = format!("/v1/health/service/{}", escape(service));
-                match remote_get::<Vec<RemoteEntry>>(remote, &path, dc, copy_ok, self.acl.secret().as_deref())
-                    .await
+                match remote_get::<Vec<RemoteEntry>>(
+                    remote,
+                    &path,
+                    dc,
+                    copy_ok,
+                    self.acl.secret().as_deref(),
+                )
+                .await
                 {
                     Ok(rows) => Ok(rows.into_iter().map(RemoteEntry::into_instance).collect()),
                     Err(e) if copy_ok => Ok(local_instances(
@@ -327,8 +333,14 @@ impl Source {
                 Ok(out)
             }
             Backend::Remote(remote) => {
-                let nodes: Vec<RemoteNode> =
-                    remote_get(remote, "/v1/catalog/nodes", None, true, self.acl.secret().as_deref()).await?;
+                let nodes: Vec<RemoteNode> = remote_get(
+                    remote,
+                    "/v1/catalog/nodes",
+                    None,
+                    true,
+                    self.acl.secret().as_deref(),
+                )
+                .await?;
                 Ok(nodes
                     .into_iter()
                     .filter(|n| same(&n.address))

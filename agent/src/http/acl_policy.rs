@@ -54,11 +54,6 @@ async fn read_one(
     let text = format!("Requested {kind} does not exist: ACL not found");
     match found {
         Some(v) => Ok(meta.json(&v)),
-        // Consul answers a missing policy with its "ACL not found" error, which its error
-        // mapping turns into 403; a missing role is a plain 404. Real clients depend on
-        // the difference: py-consul's suite expects policy.read to raise and role.read
-        // to return None.
-        None if kind == "policy" => Err(ApiError::forbidden(text)),
         None => Err(ApiError::not_found(text)),
     }
 }
@@ -151,6 +146,13 @@ async fn policy_read(
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
+    // Consul looks policies up in a UUID index, which refuses other strings with an error
+    // (500) before "not found" (404) can be said; py-consul's suite checks both.
+    if uuid::Uuid::try_parse(&id).is_err() {
+        return Err(ApiError::internal(
+            "failed acl policy lookup: index error: UUID must be 36 characters",
+        ));
+    }
     read_one(&st, &authz, &p, "policy", |s| {
         let found = s.acl_policy(&id).map(acl_dto::policy);
         (s.table_indexes().acl_policies, found)

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# bench/acl: requests per second with ACLs on vs off, side by side in one run (issue #17,
+# goal >= 0.9x). See acl.py for the setup and the workloads. Writes bench/acl/results.json,
+# bench/acl/acl.png and prints the table for BENCHMARKS.md.
+#
+# Usage: bench/acl/run.sh      (env: ROUNDS, WRK_DURATION, WRK_CONNS)
+# Installs what it needs on Debian 12 (as root). The binary is taken from $CARGO_TARGET_DIR
+# (default: target/) after `cargo build --release`.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+CMDLINE="bench/acl/run.sh"
+for v in ROUNDS WRK_DURATION WRK_CONNS; do
+  [[ -n ${!v:-} ]] && CMDLINE="$v=${!v} $CMDLINE"
+done
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v gnuplot >/dev/null || need+=(gnuplot-nox)
+if ((${#need[@]})); then
+  log "installing ${need[*]} (apt)"
+  sudo=""
+  ((EUID == 0)) || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+[[ -x $HOME/.cargo/bin/cargo ]] && export PATH="$HOME/.cargo/bin:$PATH"
+
+log "building meridian (cargo build --release; the first build takes several minutes)"
+(cd "$ROOT" && cargo build --release -p meridian-agent --bin meridian)
+
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)
+git -C "$ROOT" diff --quiet HEAD || COMMIT+=" (+ uncommitted changes)"
+/usr/bin/python3 "$HERE/acl.py" >"$HERE/results.json.tmp" || { rm -f "$HERE/results.json.tmp"; die "acl.py failed"; }
+/usr/bin/python3 - "$HERE/results.json.tmp" "$CMDLINE" "$COMMIT" <<'PY' >"$HERE/results.json"
+import json, os, sys
+r = json.load(open(sys.argv[1]))
+r = {"command": sys.argv[2], "meridian_commit": sys.argv[3],
+     "machine": {"nproc": os.cpu_count(), "kernel": os.uname().release}, **r}
+json.dump(r, sys.stdout, indent=2)
+PY
+rm -f "$HERE/results.json.tmp"
+log "wrote bench/acl/results.json"
+
+/usr/bin/python3 - "$HERE/results.json" >"$HERE/bars.dat" <<'PY'
+import json, sys
+for name, w in json.load(open(sys.argv[1]))["workloads"].items():
+    print(name.replace("_", "-"), w["off"]["rps_median"], w["on"]["rps_median"])
+PY
+gnuplot <<GP
+set terminal pngcairo size 900,420 font "sans,10"
+set output "$HERE/acl.png"
+set title "Meridian: requests/s with ACLs off vs on (median of rounds, $(nproc) CPUs)"
+set style data histogram
+set style histogram cluster gap 1
+set style fill solid 0.85 border -1
+set ylabel "requests/s"
+set yrange [0:*]
+set grid ytics
+set key top right
+plot "$HERE/bars.dat" using 2:xtic(1) title "ACLs off" lc rgb "#999999", "" using 3 title "ACLs on (app token)" lc rgb "#2b7bba"
+GP
+rm -f "$HERE/bars.dat"
+log "wrote bench/acl/acl.png"
+
+/usr/bin/python3 - "$HERE/results.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"Command: `{r['command']}` at commit {r['meridian_commit']}; {r['machine']['nproc']} CPUs, "
+      f"Linux {r['machine']['kernel']}; load average at start {r['loadavg_start']}, at end "
+      f"{r['loadavg_end']}; wrk -t2 -c{r['conns']} -d{r['duration']}, median of {r['rounds']} "
+      f"alternating rounds per side.\n")
+print("| workload | ACLs off req/s | ACLs on req/s | on / off | p50 off → on (ms) |")
+print("|---|---:|---:|---:|---:|")
+worst = None
+for name, w in r["workloads"].items():
+    off, on = w["off"], w["on"]
+    print(f"| {name} | {off['rps_median']:,.0f} | {on['rps_median']:,.0f} | {w['ratio']:.2f}× | "
+          f"{off['p50_ms_median']:.2f} → {on['p50_ms_median']:.2f} |")
+    worst = w["ratio"] if worst is None else min(worst, w["ratio"])
+print(f"\nGoal (ACLs on >= 0.9x of off on every workload): **{'met' if worst >= 0.9 else 'not met'}** "
+      f"(lowest ratio {worst:.2f}×).")
+PY
