@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, State};
-use axum::http::HeaderValue;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use meridian_acl::{Authorizer, Need, Resource};
 
@@ -125,4 +125,41 @@ pub(super) fn caller_token<'s>(
         secret.as_str()
     };
     state.acl_token_by_secret(secret, crate::server::unix_ms())
+}
+
+/// A request leaving for another datacenter, without its token when that token is a local
+/// one here: the request's headers (minus `X-Consul-Token` and `Authorization`) and its URI
+/// (minus `?token=`). `None` when the token may travel.
+pub(super) fn strip_local_token(st: &ApiState, parts: &Parts) -> Option<(HeaderMap, String)> {
+    if !st.acl.settings().enabled {
+        return None;
+    }
+    let (secret, _) = crate::acl::extract(query_token(parts).as_deref(), &parts.headers, None);
+    if secret.is_empty() {
+        return None;
+    }
+    let server = st.router.server(None).ok()?;
+    let state = server.raft().state();
+    let token = state.acl_token_by_secret(&secret, crate::server::unix_ms())?;
+    if !token.local {
+        return None;
+    }
+    let mut headers = parts.headers.clone();
+    headers.remove("x-consul-token");
+    headers.remove("authorization");
+    let uri = match parts.uri.query() {
+        Some(q) => {
+            let kept: Vec<&str> = q
+                .split('&')
+                .filter(|kv| kv.split('=').next() != Some("token"))
+                .collect();
+            if kept.is_empty() {
+                parts.uri.path().to_string()
+            } else {
+                format!("{}?{}", parts.uri.path(), kept.join("&"))
+            }
+        }
+        None => parts.uri.to_string(),
+    };
+    Some((headers, uri))
 }

@@ -9,12 +9,11 @@
 //! else Consul's `Local tokens are disabled` (500).
 //!
 //! On a request for another datacenter (`?dc=`), a local token of this datacenter is
-//! stripped ([`strip_local_token`]): it means nothing there, so the request runs there as
+//! stripped (`acl_authz::strip_local_token`): it means nothing there, so the request runs there as
 //! that datacenter's anonymous token (Consul 1.16+, #21863).
 
 use axum::extract::{Request, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -127,47 +126,6 @@ fn asks_local(body: &[u8]) -> bool {
     };
     m.iter()
         .any(|(k, v)| k.eq_ignore_ascii_case("local") && v.as_bool() == Some(true))
-}
-
-/// A request leaving for another datacenter, without its token when that token is a local
-/// one here: the request's headers (minus `X-Consul-Token` and `Authorization`) and its URI
-/// (minus `?token=`). `None` when the token may travel.
-pub(super) fn strip_local_token(st: &ApiState, parts: &Parts) -> Option<(HeaderMap, String)> {
-    if !st.acl.settings().enabled {
-        return None;
-    }
-    let (secret, _) = crate::acl::extract(
-        super::acl_authz::query_token(parts).as_deref(),
-        &parts.headers,
-        None,
-    );
-    if secret.is_empty() {
-        return None;
-    }
-    let server = st.router.server(None).ok()?;
-    let state = server.raft().state();
-    let token = state.acl_token_by_secret(&secret, crate::server::unix_ms())?;
-    if !token.local {
-        return None;
-    }
-    let mut headers = parts.headers.clone();
-    headers.remove("x-consul-token");
-    headers.remove("authorization");
-    let uri = match parts.uri.query() {
-        Some(q) => {
-            let kept: Vec<&str> = q
-                .split('&')
-                .filter(|kv| kv.split('=').next() != Some("token"))
-                .collect();
-            if kept.is_empty() {
-                parts.uri.path().to_string()
-            } else {
-                format!("{}?{}", parts.uri.path(), kept.join("&"))
-            }
-        }
-        None => parts.uri.to_string(),
-    };
-    Some((headers, uri))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! (its headers — `X-Consul-Index`, `X-Consul-KnownLeader` — included). A server relays it
 //! through its datacenter's WAN gateways; a client agent hands it to one of its servers,
 //! and when none answers, sends a read to the gateways itself.
-//! A local ACL token of this datacenter is not sent along (`acl_route.rs`).
+//! A local ACL token of this datacenter is not sent along (`acl_authz::strip_local_token`).
 //! A write gets a request id here, so a retry through another gateway is applied once.
 //! `?dc=any` and `?dc=*` are answered by a server across datacenters (`multi_dc.rs`).
 //! A stale catalog or health read of a datacenter that cannot be reached is answered from
@@ -81,7 +81,7 @@ pub(super) async fn route(State(st): State<ApiState>, req: Request, next: Next) 
         };
     }
     // A local token of this datacenter means nothing there: the request goes without it.
-    let (headers, uri) = super::acl_route::strip_local_token(&st, &parts)
+    let (headers, uri) = super::acl_authz::strip_local_token(&st, &parts)
         .unwrap_or_else(|| (parts.headers.clone(), parts.uri.to_string()));
     let mut req = HttpRequest {
         method: parts.method.to_string(),
