@@ -4,9 +4,10 @@
 //! [`AclError`] becomes an HTTP status (§5.5), and the `X-Consul-Default-ACL-Policy` header
 //! every response carries (§1).
 //!
-//! Enforcement on the non-ACL endpoints (§5.3) is not wired yet: those handlers will take
-//! an `Authz` argument and call `check`/`allowed`, and lists set
-//! `X-Consul-Results-Filtered-By-ACLs` when [`Authz::token_given`] and something was pruned.
+//! Every endpoint family (§5.3) takes an `Authz` argument and calls `check`/`allowed`; lists
+//! set `X-Consul-Results-Filtered-By-ACLs` when [`Authz::token_given`] and something was
+//! pruned. Also here: dropping a local token from a request bound for another datacenter
+//! (§6.5, [`strip_local_token`]).
 
 use std::sync::Arc;
 
