@@ -52,11 +52,7 @@ fn acls_on_without_the_preview_variable_refuse_to_start() {
 #[test]
 fn bootstrap_happens_once_and_the_reset_file_allows_one_more() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut a = acl_server(dir.path(), "boot", "  default_policy = \"deny\"");
-    // The agent says loudly that most endpoints are not protected yet.
-    a.wait_log(Duration::from_secs(10), |l| {
-        l.contains("ACLs are on in preview") && l.contains("NOT protected")
-    });
+    let a = acl_server(dir.path(), "boot", "  default_policy = \"deny\"");
     let unknown = "6d4c1b6e-2a1f-4c83-9d55-2f7e3c1b0a99";
     // Before bootstrap (the leader creates the anonymous token at once; wait for it).
     wait_until(Duration::from_secs(20), "the anonymous token", || {
@@ -623,8 +619,13 @@ fn a_token_with_a_one_minute_ttl_expires() {
     wait_until(Duration::from_secs(90), "the token to expire", || {
         with(&a, secret, "GET", "/v1/acl/policies", None) == (403, "ACL not found".into())
     });
+    // An expired token reads as one that does not exist (Consul: 403, not 404).
     let path = format!("/v1/acl/token/{id}");
-    assert_eq!(with(&a, MGMT, "GET", &path, None).0, 404);
+    let (s, body) = with(&a, MGMT, "GET", &path, None);
+    assert_eq!(
+        (s, body.as_str()),
+        (403, "Requested token does not exist: ACL not found")
+    );
     let listed = ok(&a, MGMT, "GET", "/v1/acl/tokens", None);
     assert!(!listed.to_string().contains(id), "{listed}");
 }

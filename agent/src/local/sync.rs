@@ -333,7 +333,9 @@ impl Syncer {
             datacenter: self.node.datacenter.clone(),
             ..Node::default()
         };
-        let mut writes = self.sync_node_info(&remote, &agent_token).await?;
+        let mut writes = self
+            .sync_node_info(&remote, &node_row, &agent_token)
+            .await?;
         let services = local.services();
         let checks = local.checks();
         for s in &services {
@@ -426,13 +428,17 @@ impl Syncer {
         Ok(writes)
     }
 
-    /// Node info (`node_meta`) with the agent token. A node the catalog does not have yet
-    /// is left to the leader, which registers every pool member.
-    async fn sync_node_info(&self, remote: &NodeState, token: &str) -> Result<usize, RpcError> {
-        let Some(row) = &remote.node else {
-            return Ok(0);
-        };
-        if row.meta == self.node.meta {
+    /// Node info (`node_meta`) with the agent token: registers this node as the agent knows it when the catalog's row differs, or when the
+    /// catalog shows none: not registered yet, or hidden from a token without `node:read`
+    /// (as Consul does, the write then tells which, and is blocked if the token may not).
+    async fn sync_node_info(
+        &self,
+        remote: &NodeState,
+        fallback: &Node,
+        token: &str,
+    ) -> Result<usize, RpcError> {
+        let row = remote.node.as_ref().unwrap_or(fallback);
+        if remote.node.is_some() && row.meta == self.node.meta {
             self.blocked
                 .clear(Subject::Node, Op::Registration, &row.node);
             return Ok(0);
