@@ -1,7 +1,7 @@
 //! ACLs, phase 1 of #17 (reference/acl.md §7): bootstrap and its reset file, unknown-token
 //! texts, token/policy/role CRUD with Consul's validation texts and JSON, redacted secrets
-//! and token extraction order. Real `meridian` processes; `acl.enabled = true` needs
-//! `MERIDIAN_ACL_PREVIEW=1` for now (see `common::acl`).
+//! and token extraction order. Real `meridian` processes (see `common::acl`), and the
+//! acceptance that Consul's own ACL configuration starts them unchanged.
 
 mod common;
 
@@ -22,29 +22,50 @@ fn acls_off_answer_401_and_data_needs_no_token() {
     assert_eq!(a.get("/v1/kv/x").0, 200);
 }
 
-/// Without `MERIDIAN_ACL_PREVIEW=1` an agent asked to enforce ACLs refuses to start.
+/// #17's acceptance: Consul's ACL configuration (deny by default, an initial management
+/// token) starts the agent unchanged, with nothing in its environment; without a token no
+/// key, service, node or event can be read or written, and the management token can.
 #[test]
-fn acls_on_without_the_preview_variable_refuse_to_start() {
-    let out = std::process::Command::new(common::bin())
-        .args([
-            "agent",
-            "-dev",
-            "-http-port",
-            "0",
-            "-serf-lan-port",
-            "0",
-            "-hcl",
-            "acl { enabled = true }",
-        ])
-        .env_remove("MERIDIAN_ACL_PREVIEW")
-        .output()
-        .expect("run meridian");
-    assert!(!out.status.success());
-    let text = common::text(&out);
-    assert!(
-        text.contains("acl.enabled") && text.contains("not enforced"),
-        "{text}"
+fn a_consul_acl_configuration_starts_unchanged_and_denies_without_a_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path()).expect("dir");
+    let file = dir.path().join("acl.hcl");
+    std::fs::write(
+        &file,
+        format!(
+            "acl {{\n  enabled = true\n  default_policy = \"deny\"\n  tokens {{\n    initial_management = \"{MGMT}\"\n  }}\n}}\n"
+        ),
+    )
+    .expect("config");
+    let file = file.to_string_lossy().to_string();
+    let a = Agent::server_named(&dir.path().join("data"), "plain", &["-config-file", &file]);
+    wait_until(
+        Duration::from_secs(20),
+        "the initial management token",
+        || with(&a, MGMT, "GET", "/v1/acl/token/self", None).0 == 200,
     );
+    let anonymous = [
+        ("GET", "/v1/kv/app/k", None),
+        ("PUT", "/v1/kv/app/k", Some(json!("v"))),
+        ("GET", "/v1/catalog/service/consul", None),
+        ("GET", "/v1/catalog/node/plain", None),
+        ("PUT", "/v1/event/fire/deploy", None),
+        (
+            "PUT",
+            "/v1/catalog/register",
+            Some(json!({"Node": "n1", "Address": "10.0.0.1", "Service": {"Service": "web"}})),
+        ),
+    ];
+    for (method, path, body) in anonymous {
+        let (s, b) = with(&a, "", method, path, body.clone());
+        // Reads of lists answer 200 with nothing in them; single objects and writes 403.
+        match (method, path) {
+            ("GET", "/v1/catalog/service/consul") => assert_eq!((s, b.as_str()), (200, "[]")),
+            ("GET", "/v1/catalog/node/plain") => assert_eq!((s, b.as_str()), (200, "null")),
+            _ => assert_eq!(s, 403, "{method} {path}: {b}"),
+        }
+        assert_ne!(with(&a, MGMT, method, path, body).0, 403, "{method} {path}");
+    }
 }
 
 /// §7.2–7.6: unknown tokens before and after bootstrap, one bootstrap, and the reset file

@@ -40,7 +40,7 @@ fn server(dir: &Path, node: &str, acl_extra: &str, tokens_extra: &str, extra: &s
     );
     std::fs::write(&file, hcl).expect("config");
     let file = file.to_string_lossy().to_string();
-    Agent::server_named_env(&dir.join("data"), node, &["-config-file", &file], PREVIEW)
+    Agent::server_named(&dir.join("data"), node, &["-config-file", &file])
 }
 
 fn denied(got: (u16, String), perm: &str) {
@@ -322,12 +322,11 @@ fn node_info_needs_the_agent_token_and_the_recovery_token_outlives_the_servers()
     )
     .expect("config");
     let file = file.to_string_lossy().to_string();
-    let mut client = Agent::client_of_env(
+    let mut client = Agent::client_of(
         &cdir.join("data"),
         "ni-client",
         &server.serf,
         &["-config-file", &file],
-        PREVIEW,
     );
     client.wait_log(Duration::from_secs(20), |l| {
         l.contains("Node info update blocked by ACLs") && l.contains("ni-client")

@@ -3,8 +3,7 @@
 //! pruned to what the token may read (before `?filter=`), marked
 //! `X-Consul-Results-Filtered-By-ACLs: true` only when a token was given, never 403;
 //! registrations and deregistrations are denied with Consul's texts; a blocking read keeps
-//! the permissions it started with. Real `meridian` processes with `MERIDIAN_ACL_PREVIEW=1`
-//! (see `common::acl`).
+//! the permissions it started with. Real `meridian` processes (see `common::acl`).
 
 mod common;
 
@@ -583,7 +582,7 @@ fn through_a_client_agent_the_token_travels_and_the_server_prunes() {
     std::fs::write(&file, hcl).expect("config");
     let file = file.to_string_lossy().to_string();
     let args = ["-config-file", file.as_str()];
-    let client2 = Agent::client_of_env(&cdir.join("data"), "client2", &server.serf, &args, PREVIEW);
+    let client2 = Agent::client_of(&cdir.join("data"), "client2", &server.serf, &args);
     let (filtered, v) = read(&client2, "", "/v1/catalog/services");
     assert_eq!((filtered, names(&v)), (true, vec!["db".to_string()]));
     // A token in the request still wins over the default.
@@ -604,7 +603,7 @@ fn dc_server(dir: &std::path::Path, dc: &str) -> Agent {
     let file = file.to_string_lossy().to_string();
     let node = format!("s-{dc}");
     let args = ["-datacenter", dc, "-config-file", &file];
-    Agent::server_named_env(&dir.join("data"), &node, &args, PREVIEW)
+    Agent::server_named(&dir.join("data"), &node, &args)
 }
 
 /// A token with `rules` and the given secret in `a`'s datacenter.

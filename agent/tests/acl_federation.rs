@@ -10,8 +10,8 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::acl::{MGMT, PREVIEW, ok, with};
-use common::federation::{two_datacenters_env, wait_federated};
+use common::acl::{MGMT, ok, with};
+use common::federation::{two_datacenters_with, wait_federated};
 use common::wait_until;
 use serde_json::{Value, json};
 
@@ -68,11 +68,10 @@ fn a_secondary_replicates_routes_global_writes_to_the_primary_and_survives_its_l
             "  down_policy = \"deny\"\n  enable_token_replication = true\n  tokens {{\n    replication = \"{MGMT}\"\n  }}"
         ),
     );
-    let (s1, s2, g1, _g2) = two_datacenters_env(
+    let (s1, s2, g1, _g2) = two_datacenters_with(
         dirs.path(),
         [&["-config-file", &dc1], &["-config-file", &dc2]],
         [&[], &[]],
-        PREVIEW,
     );
     wait_federated(&s1);
     common::acl::wait_initialized(&s1);
@@ -186,11 +185,10 @@ fn without_token_replication_the_primary_resolves_and_a_cached_token_outlives_it
             "  down_policy = \"extend-cache\"\n  token_ttl = \"1s\"\n  tokens {{\n    replication = \"{MGMT}\"\n  }}"
         ),
     );
-    let (s1, s2, g1, _g2) = two_datacenters_env(
+    let (s1, s2, g1, _g2) = two_datacenters_with(
         dirs.path(),
         [&["-config-file", &dc1], &["-config-file", &dc2]],
         [&[], &[]],
-        PREVIEW,
     );
     wait_federated(&s1);
     common::acl::wait_initialized(&s1);

@@ -3,7 +3,7 @@
 //! token can neither read nor write a key or an event, and an `app/` token can do exactly
 //! what its rules say over HTTP, txn and the `meridian kv` CLI; DNS (§5.6) answers only what
 //! the `dns` token, else the anonymous token, may read. Real `meridian` processes with
-//! `MERIDIAN_ACL_PREVIEW=1` (see `common::acl`), DNS asked with `dig`.
+//! (see `common::acl`), DNS asked with `dig`.
 
 mod common;
 

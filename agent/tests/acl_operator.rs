@@ -1,8 +1,8 @@
 //! ACL enforcement on the operator families (reference/acl.md §5.3 rows Operator,
 //! Status/Snapshot, Mesh; checklist 32's snapshot part), on config entries, and on
 //! prepared queries answered over DNS (§5.6: the query's captured token, else the DNS
-//! token) and through the failover hop. Real `meridian` processes with
-//! `MERIDIAN_ACL_PREVIEW=1` (see `common::acl`), DNS asked with `dig`.
+//! token) and through the failover hop. Real `meridian` processes
+//! (see `common::acl`), DNS asked with `dig`.
 
 mod common;
 
@@ -487,7 +487,7 @@ fn failover_answers_are_filtered_with_the_executing_token() {
     std::fs::write(&file, hcl).expect("config");
     let file = file.to_string_lossy().to_string();
     let args = ["-datacenter", "dc1", "-config-file", &file];
-    let s1 = Agent::server_named_env(&s1_dir.join("data"), "s1", &args, PREVIEW);
+    let s1 = Agent::server_named(&s1_dir.join("data"), "s1", &args);
     let s2 = Agent::server_named(&dir.path().join("s2"), "s2", &["-datacenter", "dc2"]);
     let g1 = Gateway::start_with("dc1", &dir.path().join("g1"), &s1.serf, None, &[]);
     let g2 = Gateway::start_with(
@@ -596,7 +596,7 @@ fn a_follower_runs_operator_requests_on_the_leader_as_the_caller() {
                         "-config-file",
                         file,
                     ];
-                    Agent::start_env(&args, PREVIEW)
+                    Agent::start(&args)
                 })
             })
             .collect();

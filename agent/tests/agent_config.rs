@@ -21,7 +21,6 @@ fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
 fn run(args: &[&str]) -> Output {
     Command::new(common::bin())
         .args(args)
-        .env_remove("MERIDIAN_ACL_PREVIEW")
         .output()
         .expect("run meridian")
 }
@@ -156,22 +155,34 @@ fn the_py_consul_config_starts() {
     assert!(!warns.iter().any(|l| l.contains("no effect")), "{warns:?}");
 }
 
-/// Scenario: `acl { enabled = true }` (py-consul's ACL config) must not start an agent that
-/// enforces nothing: it exits non-zero naming `acl.enabled` and the file.
+/// Scenario: py-consul's ACL config (`acl { enabled = true }`, a non-UUID management token)
+/// starts the agent as it starts Consul: enforcing, and warning that the token is no UUID.
 #[test]
-fn acl_enabled_refuses_to_start() {
+fn py_consuls_acl_config_starts_and_enforces() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = write(
         dir.path(),
         "acl.json",
-        r#"{"primary_datacenter":"dc1","acl":{"enabled":true,"tokens":{"initial_management":"root"}}}"#,
+        r#"{"primary_datacenter":"dc1","acl":{"enabled":true,"default_policy":"deny","tokens":{"initial_management":"root"}}}"#,
     );
-    let o = run(&["agent", "-dev", "-config-file", &file.to_string_lossy()]);
-    assert!(!o.status.success(), "{}", text(&o));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("acl.enabled"), "{err}");
-    assert!(err.contains("not enforced"), "{err}");
-    assert!(err.contains(&*file.to_string_lossy()), "{err}");
+    let mut a = Agent::start(&dev_args(&["-config-file", &file.to_string_lossy()]));
+    a.wait_log(Duration::from_secs(10), |l| {
+        l.contains("acl.tokens.initial_management is not a UUID")
+    });
+    let anonymous = a.get("/v1/kv/x");
+    assert_eq!(anonymous.0, 403, "{}", anonymous.2);
+    // The leader creates the management token just after it is elected.
+    wait_until(
+        Duration::from_secs(20),
+        "the management token to read (no such key: 404)",
+        || {
+            reqwest::blocking::Client::new()
+                .get(format!("{}/v1/kv/x", a.url))
+                .header("X-Consul-Token", "root")
+                .send()
+                .is_ok_and(|r| r.status().as_u16() == 404)
+        },
+    );
 }
 
 /// Scenario: an unknown key is still an error naming the file and the key.

@@ -34,7 +34,6 @@ DURATION = os.environ.get("WRK_DURATION", "5s")
 CONNS = int(os.environ.get("WRK_CONNS", "32"))
 SERVICES = 100
 MGMT = "7d4c0a52-3b1e-4f8e-9d6a-2c5b8e1f4a90"
-PREVIEW = {"MERIDIAN_ACL_PREVIEW": "1"}  # harmless once the ACL preview gate is gone
 VALUE = "x" * 128
 RULES = ('key_prefix "app/" { policy = "write" }\n'
          'service_prefix "" { policy = "read" }\n'
@@ -53,14 +52,12 @@ class Agent(bl.Proc):
         if join:
             args += ["-retry-join", f"127.0.0.1:{join}", "-retry-interval", "200ms"]
         self.serf = serf
-        env = {}
         if acl_hcl:
             path = os.path.join(tmp, f"{name}.hcl")
             with open(path, "w") as f:
                 f.write(acl_hcl)
             args += ["-config-file", path]
-            env = PREVIEW
-        super().__init__(name, args, tmp, env)
+        super().__init__(name, args, tmp, {})
 
 
 def call(port, method, path, body=None, token=""):

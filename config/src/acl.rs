@@ -6,10 +6,9 @@
 //! `acl_master_token`, `acl_datacenter`, ...) are moved onto these keys per layer in
 //! `consul_keys.rs`. Must not: resolve tokens or do I/O.
 //!
-//! **Temporary gate.** ACL enforcement is incomplete (phase 1 covers the `/v1/acl/*` API only,
-//! not §5.3 of the reference), so `enabled = true` is still refused unless the agent process
-//! has `MERIDIAN_ACL_PREVIEW=1` in its environment ([`AclConfig::preview`]). The gate is removed
-//! when enforcement covers every endpoint family of reference/acl.md §5.3.
+//! `enabled = true` starts as it does in Consul: enforcement covers every endpoint family of
+//! reference/acl.md §5.3 and DNS. (The `MERIDIAN_ACL_PREVIEW=1` gate of earlier versions is
+//! gone; the variable is ignored.)
 
 use std::fmt;
 use std::time::Duration;
@@ -17,9 +16,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::serde_go;
-
-/// Environment variable that lets `acl.enabled = true` start while enforcement is partial.
-pub const ACL_PREVIEW_ENV: &str = "MERIDIAN_ACL_PREVIEW";
 
 /// ACL settings (`acl { ... }`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,10 +44,6 @@ pub struct AclConfig {
     pub enable_token_persistence: bool,
     /// The agent's special tokens.
     pub tokens: AclTokensConfig,
-    /// Set from the `MERIDIAN_ACL_PREVIEW=1` environment variable, never from a file: lets
-    /// `enabled = true` start while enforcement is partial (see the module docs).
-    #[serde(skip)]
-    pub preview: bool,
 }
 
 impl Default for AclConfig {
@@ -67,7 +59,6 @@ impl Default for AclConfig {
             enable_token_replication: false,
             enable_token_persistence: false,
             tokens: AclTokensConfig::default(),
-            preview: false,
         }
     }
 }

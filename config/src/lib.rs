@@ -43,7 +43,7 @@ mod tests_consul;
 #[cfg(test)]
 mod tests_tls;
 
-pub use acl::{ACL_PREVIEW_ENV, AclConfig, AclDefaultPolicy, AclDownPolicy, AclTokensConfig};
+pub use acl::{AclConfig, AclDefaultPolicy, AclDownPolicy, AclTokensConfig};
 pub use args::normalize_args;
 pub use config::{
     AddressesConfig, Config, DnsConfig, LimitsConfig, PerformanceConfig, PortsConfig, RaftTiming,

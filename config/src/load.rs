@@ -43,7 +43,7 @@ const CLIENT_ENV: &[&str] = &[
     "NAMESPACE",
     "PARTITION",
     "DATACENTER_CLI",
-    // Not a key: the temporary ACL gate (`crate::acl`), read by `load_with_env`.
+    // Not a key: the former ACL gate (`MERIDIAN_ACL_PREVIEW`), now ignored.
     "ACL_PREVIEW",
 ];
 
@@ -76,9 +76,6 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
         let env: Vec<(String, String)> = env.into_iter().collect();
-        let preview = env
-            .iter()
-            .any(|(k, v)| k == crate::ACL_PREVIEW_ENV && v == "1");
         let mut warnings = Vec::new();
         let mut fig = Figment::new();
         if flags.dev {
@@ -111,7 +108,7 @@ impl Config {
         }
         let overrides = Layer::stripped(LAYER_FLAGS, flags.overrides(), &mut warnings)?;
         fig = fig.merge(checked(overrides)?);
-        finish(fig, flags.dev, preview, warnings)
+        finish(fig, flags.dev, warnings)
     }
 }
 
@@ -134,7 +131,7 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<Config, ConfigError> {
             fig = fig.merge(file_layer(&file, None, &mut warnings)?);
         }
     }
-    finish(fig, false, false, warnings)
+    finish(fig, false, warnings)
 }
 
 /// [`validate_paths`] for one file's text: `hcl` picks the format its extension would.
@@ -148,7 +145,7 @@ pub fn validate_text(text: &str, hcl: bool) -> Result<Config, ConfigError> {
     };
     let mut warnings = Vec::new();
     let layer = text_layer(Path::new(path), text, format, &mut warnings)?;
-    finish(Figment::new().merge(layer), false, false, warnings)
+    finish(Figment::new().merge(layer), false, warnings)
 }
 
 /// [`validate_paths`] for one file or directory.
@@ -160,15 +157,10 @@ pub fn validate_path(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
 fn finish(
     fig: Figment,
     dev: bool,
-    acl_preview: bool,
     mut warnings: Vec<ConfigWarning>,
 ) -> Result<Config, ConfigError> {
     let mut cfg: Config = fig.extract().map_err(from_figment)?;
     cfg.dev_mode = dev;
-    cfg.acl.preview = acl_preview;
-    if cfg.acl.enabled && !cfg.acl.preview {
-        return Err(acl_refused(&fig));
-    }
     // `ui` and `ui_config.enabled` are two spellings of one switch.
     let ui = cfg.ui_enabled();
     cfg.ui = ui;
@@ -178,24 +170,6 @@ fn finish(
     warnings.dedup();
     cfg.warnings = warnings;
     Ok(cfg)
-}
-
-/// Fail closed: ACLs are not enforced everywhere yet, so an agent asked to enforce them must
-/// not start and look protected (unless `MERIDIAN_ACL_PREVIEW=1`, see `crate::acl`). The
-/// error names the source that turned them on.
-fn acl_refused(fig: &Figment) -> ConfigError {
-    let origin = fig
-        .find_metadata("acl.enabled")
-        .map(|m| origin_of(m, "acl.enabled"))
-        .unwrap_or_else(|| "configuration".into());
-    ConfigError::invalid(
-        "acl.enabled",
-        format!(
-            "ACLs are not enforced by Meridian yet, so it refuses to start rather than run \
-             unprotected; acl.enabled = true is set by {origin} (Consul's deprecated \
-             acl_datacenter turns it on too). Remove the acl block or set acl {{ enabled = false }}"
-        ),
-    )
 }
 
 /// Warnings for the keys of the typed `Config` that Meridian does not act on yet, named by

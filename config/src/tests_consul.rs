@@ -1,6 +1,6 @@
 //! Consul configuration parity: Consul's keys and flags load, keys for features Meridian lacks
 //! are warned about by name and source, unknown keys stay errors, deprecated ACL spellings
-//! take effect, and `acl.enabled = true` refuses to start without `MERIDIAN_ACL_PREVIEW=1` (Consul's documented keys: `agent/config/config.go`, `flags.go`).
+//! take effect, and `acl { enabled = true }` loads as Consul's (Consul's documented keys: `agent/config/config.go`, `flags.go`).
 
 use std::path::Path;
 
@@ -160,7 +160,7 @@ fn the_py_consul_test_config_loads_without_warnings() {
 }
 
 #[test]
-fn acl_enabled_refuses_to_start_naming_the_key_and_its_source() {
+fn acl_enabled_is_turned_on_by_every_spelling_and_the_last_source_wins() {
     let dir = tempfile::tempdir().unwrap();
     let json = write(
         dir.path(),
@@ -172,19 +172,12 @@ fn acl_enabled_refuses_to_start_naming_the_key_and_its_source() {
     let legacy = write(dir.path(), "legacy.hcl", "acl_datacenter = \"dc1\"\n");
     for path in [&json, &hcl, &legacy] {
         let f = flags(&["-dev", "-config-file", path.to_str().unwrap()]);
-        let err = Config::load_with_env(&f, Vec::new()).unwrap_err();
-        assert_eq!(err.key(), Some("acl.enabled"), "{err}");
-        let msg = err.to_string();
-        assert!(msg.contains("not enforced"), "{msg}");
-        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        let c = Config::load_with_env(&f, Vec::new()).unwrap();
+        assert!(c.acl.enabled, "{}", path.display());
     }
-    let err = Config::load_with_env(&flags(&["-dev"]), env(&[("MERIDIAN_ACL__ENABLED", "true")]))
-        .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("environment variable MERIDIAN_ACL__ENABLED"),
-        "{err}"
-    );
+    let c = Config::load_with_env(&flags(&["-dev"]), env(&[("MERIDIAN_ACL__ENABLED", "true")]))
+        .unwrap();
+    assert!(c.acl.enabled, "MERIDIAN_ACL__ENABLED");
     // A later source that turns ACLs off wins, as in Consul's merge.
     let f = flags(&[
         "-dev",
@@ -200,7 +193,7 @@ fn acl_enabled_refuses_to_start_naming_the_key_and_its_source() {
 }
 
 #[test]
-fn acl_enabled_starts_only_with_the_preview_variable() {
+fn acl_enabled_loads_with_nothing_in_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let hcl = write(
         dir.path(),
@@ -208,10 +201,11 @@ fn acl_enabled_starts_only_with_the_preview_variable() {
         "acl {\n  enabled = true\n  default_policy = \"deny\"\n  tokens {\n    initial_management = \"5a1f3bd2-0d5e-4c5e-9c1f-3c0c7a4f9d10\"\n  }\n}\n",
     );
     let f = flags(&["-dev", "-config-file", hcl.to_str().unwrap()]);
-    let err = Config::load_with_env(&f, env(&[("MERIDIAN_ACL_PREVIEW", "0")])).unwrap_err();
-    assert!(err.to_string().contains("not enforced"), "{err}");
+    let c = Config::load_with_env(&f, env(&[])).unwrap();
+    assert!(c.acl.enabled);
+    // The former gate's variable is ignored without a warning.
     let c = Config::load_with_env(&f, env(&[("MERIDIAN_ACL_PREVIEW", "1")])).unwrap();
-    assert!(c.acl.enabled && c.acl.preview);
+    assert!(c.acl.enabled && c.warnings.is_empty(), "{:?}", c.warnings);
     assert_eq!(c.acl.default_policy, crate::AclDefaultPolicy::Deny);
     assert_eq!(
         c.acl.tokens.initial_management.as_deref(),
@@ -306,10 +300,10 @@ fn deprecated_acl_keys_warn_and_take_effect() {
             "acl_ttl"
         ]
     );
-    // acl_datacenter sets the primary datacenter and turns ACLs on (then gated).
+    // acl_datacenter sets the primary datacenter and turns ACLs on.
     let legacy = write(dir.path(), "dc.hcl", "acl_datacenter = \"dc9\"\n");
     let f = flags(&["-dev", "-config-file", legacy.to_str().unwrap()]);
-    let c = Config::load_with_env(&f, env(&[("MERIDIAN_ACL_PREVIEW", "1")])).unwrap();
+    let c = Config::load_with_env(&f, env(&[])).unwrap();
     assert!(c.acl.enabled);
     assert_eq!(c.primary_datacenter(), "dc9");
 }

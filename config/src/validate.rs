@@ -58,12 +58,6 @@ impl Config {
                 format!("{p:?} must contain only a-z, 0-9, '_' and '-'"),
             ));
         }
-        if self.acl.enabled && !self.acl.preview {
-            return Err(ConfigError::invalid(
-                "acl.enabled",
-                "ACLs are not enforced by Meridian yet; remove the acl block or set acl { enabled = false }",
-            ));
-        }
         if let Some(id) = self.node_id.as_ref().filter(|id| !is_uuid(id)) {
             return Err(ConfigError::invalid(
                 "node_id",

@@ -84,7 +84,6 @@ def setup_and_teardown_meridian(request, acl_master_token: str | None = None):
             "primary_datacenter": "dc1",
             "acl": {"enabled": True, "tokens": {"initial_management": acl_master_token}},
         })
-        env["MERIDIAN_ACL_PREVIEW"] = "1"  # harmless once the ACL preview gate is gone
     with tempfile.TemporaryDirectory(prefix="py-consul-") as tmp:
         config = os.path.join(tmp, "consul.json")
         with open(config, "w", encoding="utf-8") as f:

@@ -95,9 +95,6 @@ pub fn spawn_in(ns: &str, argv: &[String], log: &Path) -> Result<HostProcess, Pr
         .stdin(Stdio::null())
         // Plain text logs: `testbed logs` and editors show them without escape codes.
         .env("NO_COLOR", "1")
-        // ACLs (#17) are refused without it until the whole issue lands; a topology turns
-        // them on with `server_hcl`/`client_hcl`, and without an `acl` block it does nothing.
-        .env("MERIDIAN_ACL_PREVIEW", "1")
         .stdout(out)
         .stderr(err)
         .process_group(0)

@@ -1,4 +1,4 @@
-//! ACL test support: agents with ACLs on (`MERIDIAN_ACL_PREVIEW=1`), requests carrying a
+//! ACL test support: agents with ACLs on, requests carrying a
 //! token, and the `meridian acl` CLI.
 
 use std::path::Path;
@@ -10,7 +10,6 @@ use super::{Agent, wait_until};
 
 pub const MGMT: &str = "5a1f3bd2-0d5e-4c5e-9c1f-3c0c7a4f9d10";
 pub const RECOVERY: &str = "0c6e1a4e-8f5b-4d7a-9a0e-6d2b9b1f7c33";
-pub const PREVIEW: &[(&str, &str)] = &[("MERIDIAN_ACL_PREVIEW", "1")];
 pub const BOOTSTRAP_404: &str = "ACL system must be bootstrapped before making any requests that require authorization: ACL not found";
 
 /// A single durable server with ACLs on and `acl_hcl` inside the `acl` block.
@@ -19,7 +18,7 @@ pub fn acl_server(dir: &Path, node: &str, acl_hcl: &str) -> Agent {
     let file = dir.join("acl.hcl");
     std::fs::write(&file, format!("acl {{\n  enabled = true\n{acl_hcl}\n}}\n")).expect("config");
     let file = file.to_string_lossy().to_string();
-    Agent::server_named_env(&dir.join("data"), node, &["-config-file", &file], PREVIEW)
+    Agent::server_named(&dir.join("data"), node, &["-config-file", &file])
 }
 
 /// A request with headers → (status, headers, body).
@@ -81,12 +80,11 @@ pub fn acl_client(dir: &Path, node: &str, server: &Agent) -> Agent {
     );
     std::fs::write(&file, hcl).expect("config");
     let file = file.to_string_lossy().to_string();
-    Agent::client_of_env(
+    Agent::client_of(
         &dir.join("data"),
         node,
         &server.serf,
         &["-config-file", &file],
-        PREVIEW,
     )
 }
 

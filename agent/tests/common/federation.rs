@@ -147,20 +147,10 @@ pub fn two_datacenters_with(
     servers: [&[&str]; 2],
     gateways: [&[&str]; 2],
 ) -> (Agent, Agent, Gateway, Gateway) {
-    two_datacenters_env(dir, servers, gateways, &[])
-}
-
-/// [`two_datacenters_with`] with extra environment variables for both servers.
-pub fn two_datacenters_env(
-    dir: &Path,
-    servers: [&[&str]; 2],
-    gateways: [&[&str]; 2],
-    env: &[(&str, &str)],
-) -> (Agent, Agent, Gateway, Gateway) {
     let server = |n: usize| {
         let dc = format!("dc{n}");
         let args = [&["-datacenter", dc.as_str()][..], servers[n - 1]].concat();
-        Agent::server_named_env(&dir.join(format!("s{n}")), &format!("s{n}"), &args, env)
+        Agent::server_named(&dir.join(format!("s{n}")), &format!("s{n}"), &args)
     };
     let (s1, s2) = (server(1), server(2));
     let g1 = Gateway::start_with("dc1", &dir.join("g1"), &s1.serf, None, gateways[0]);
