@@ -53,9 +53,9 @@ fn acls_on_without_the_preview_variable_refuse_to_start() {
 fn bootstrap_happens_once_and_the_reset_file_allows_one_more() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut a = acl_server(dir.path(), "boot", "  default_policy = \"deny\"");
-    // The agent says loudly that most endpoints are not protected yet.
+    // The agent says loudly that ACLs are a preview.
     a.wait_log(Duration::from_secs(10), |l| {
-        l.contains("ACLs are on in preview") && l.contains("NOT protected")
+        l.contains("ACLs are on in preview") && l.contains("missing")
     });
     let unknown = "6d4c1b6e-2a1f-4c83-9d55-2f7e3c1b0a99";
     // Before bootstrap (the leader creates the anonymous token at once; wait for it).
