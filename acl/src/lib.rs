@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!   policy Rules (HCL or JSON) ──parse──▶ Rules ─┐
-//!   identities (service / node) ──expand──▶ Rules ─┼─merge──▶ Authorizer ──▶ check(key:write "app/x")
+//!   identities (service/node/templated) ──expand──▶ Rules ─┼─merge──▶ Authorizer ──▶ check(key:write "app/x")
 //!                                                 │             │ no rule matched
 //!                                  default_policy ─────────────▶ Root (allow | deny)
 //! ```
@@ -17,6 +17,7 @@
 mod authorizer;
 mod builtin;
 mod rules;
+mod templated;
 #[cfg(test)]
 mod tests;
 
@@ -27,3 +28,4 @@ pub use builtin::{
     service_identity, service_identity_text,
 };
 pub use rules::{Level, Rule, Rules, RulesError};
+pub use templated::{TEMPLATES, Template, synthetic_policy_id, template, valid_identity_name};

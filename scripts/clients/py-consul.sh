@@ -3,8 +3,8 @@
 # `meridian agent -dev` started with py-consul's own agent configuration (see
 # py_consul_conftest.py). The suite comes unchanged from py-consul's source package on PyPI;
 # only its Docker-starting conftest.py is replaced. Skipped, and why:
-#   - ACL tests that need what Meridian lacks: templated policies (Consul 1.17+) and auth
-#     methods, binding rules, login and logout. The other ACL tests run, with py-consul's ACL
+#   - ACL tests that need what Meridian lacks: auth methods, binding rules, login and logout.
+#     The other ACL tests (templated policies included) run, with py-consul's ACL
 #     configuration (the ACL issue, #17);
 #   - Connect: tests/api/test_connect.py and test_discovery_chain.py, the sidecar registration
 #     in test_agent.py and the ingress-gateway services in test_catalog.py. Meridian has no
@@ -56,8 +56,6 @@ exec "$work/venv/bin/python" -m pytest -o addopts="" -p no:cacheprovider -q \
   --ignore=tests/api/test_connect.py --ignore=tests/api/test_discovery_chain.py \
   --deselect tests/api/test_agent.py::TestAgent::test_agent_service_connect \
   --deselect tests/api/test_catalog.py::TestCatalog::test_catalog_gateway_services \
-  --ignore=tests/api/test_acl_templated_policy.py \
-  --deselect tests/api/test_acl.py::TestConsulAcl::test_acl_token_create_templated \
   --deselect tests/api/test_acl.py::TestConsulAcl::test_acl_login_unknown_auth_method \
   --deselect tests/api/test_acl.py::TestConsulAcl::test_acl_logout_invalid_token \
   --deselect tests/api/test_acl.py::TestConsulAcl::test_acl_auth_method_crud \

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use super::{ACL_NOT_FOUND, AclError, AclSettings, AgentTokens, ROOT_ACL};
 use crate::catalog::State;
-use crate::catalog::acl::AclToken;
+use crate::catalog::acl::{AclToken, TemplatedPolicy};
 use crate::cluster::forward::HttpRequest;
 use crate::rpc::{Consistency, Router, RpcError};
 
@@ -50,7 +50,8 @@ pub struct RemoteResolution {
     /// The token's AccessorID; `None` for the anonymous token.
     #[serde(rename = "AccessorID")]
     pub accessor_id: Option<String>,
-    /// The rules texts of its policies (its roles' included) valid in the datacenter.
+    /// The rules texts of its policies (its roles' included) valid in the datacenter, and
+    /// of its (and its roles') templated policies there, rendered.
     pub policies: Vec<String>,
     /// Service identities valid in the datacenter, by service name.
     pub service_identities: Vec<String>,
@@ -99,20 +100,30 @@ pub fn resolution_for(state: &State, token: &AclToken, dc: &str) -> RemoteResolu
             );
         };
     add_identities(&token.service_identities, &token.node_identities);
+    let mut templated: Vec<&TemplatedPolicy> = token.templated_policies.iter().collect();
     for link in &token.roles {
         if let Some(role) = state.acl_role(&link.id) {
             policy_ids.extend(role.policies.iter().map(|l| l.id.as_str()));
             add_identities(&role.service_identities, &role.node_identities);
+            templated.extend(role.templated_policies.iter());
         }
     }
     policy_ids.sort_unstable();
     policy_ids.dedup();
-    let policies = policy_ids
+    let mut policies: Vec<String> = policy_ids
         .into_iter()
         .filter_map(|id| state.acl_policy(id))
         .filter(|p| p.datacenters.is_empty() || p.datacenters.iter().any(|d| d == dc))
         .map(|p| p.rules.clone())
         .collect();
+    // Templated policies travel rendered, as policy texts: the client needs no template
+    // table, and one a client does not know still grants what the server resolved.
+    policies.extend(
+        templated
+            .into_iter()
+            .filter(|t| t.applies_in(dc))
+            .filter_map(TemplatedPolicy::rules_text),
+    );
     RemoteResolution {
         accessor_id: (token.accessor_id != ANONYMOUS_TOKEN_ID).then(|| token.accessor_id.clone()),
         policies,

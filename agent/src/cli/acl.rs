@@ -75,6 +75,12 @@ pub struct LinkFlags {
     /// `NAME:DC`: a node identity (repeatable).
     #[arg(long = "node-identity")]
     node_identity: Vec<String>,
+    /// A templated policy to link (`builtin/service`, ...), with its `-var`s.
+    #[arg(long = "templated-policy")]
+    templated_policy: Option<String>,
+    /// `VARIABLE:VALUE` for `-templated-policy` (`-var name:api`; repeatable).
+    #[arg(long = "var", requires = "templated_policy")]
+    var: Vec<String>,
 }
 
 /// Token fields.
@@ -401,6 +407,19 @@ fn links(l: &LinkFlags) -> Result<Vec<(&'static str, Value)>, CliError> {
             ids.push(json!({"NodeName": name, "Datacenter": dc}));
         }
         out.push(("NodeIdentities", Value::Array(ids)));
+    }
+    if let Some(name) = &l.templated_policy {
+        let mut vars = serde_json::Map::new();
+        for v in &l.var {
+            let Some((k, value)) = v.split_once(':') else {
+                return Err(CliError::msg(format!(
+                    "Malformed -var argument: {v:?}, expecting VariableName:Value"
+                )));
+            };
+            vars.insert(k.to_ascii_lowercase(), json!(value));
+        }
+        let tp = json!({"TemplateName": name, "TemplateVariables": vars});
+        out.push(("TemplatedPolicies", Value::Array(vec![tp])));
     }
     Ok(out)
 }

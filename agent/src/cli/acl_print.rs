@@ -98,6 +98,24 @@ fn identities(out: &mut dyn Write, v: &Value) -> Result<(), CliError> {
             )?;
         }
     }
+    if let Some(items) = v["TemplatedPolicies"].as_array().filter(|a| !a.is_empty()) {
+        writeln!(out, "Templated Policies:")?;
+        for i in items {
+            writeln!(out, "   {}", s(&i["TemplateName"]))?;
+            if let Some(name) = i["TemplateVariables"]["name"].as_str() {
+                writeln!(out, "      Name: {name}")?;
+            }
+            let dcs = i["Datacenters"]
+                .as_array()
+                .map(|d| d.iter().map(s).collect::<Vec<_>>().join(", "))
+                .filter(|d| !d.is_empty());
+            writeln!(
+                out,
+                "      Datacenters: {}",
+                dcs.unwrap_or_else(|| "all".into())
+            )?;
+        }
+    }
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! `/v1/acl/*` (reference/acl.md §3): with ACLs off, Consul's 401 `ACL support disabled`
 //! for every ACL path and `PUT /v1/agent/token/:type`; with ACLs on, bootstrap, replication
 //! and the servers' internal resolve endpoint here, tokens in `acl_token.rs`, policies
-//! and roles in `acl_policy.rs`, replication in `acl_replicate.rs`. A client agent forwards `/v1/acl/*` to a server
+//! and roles in `acl_policy.rs`, templated policies in `acl_templated.rs`, replication in
+//! `acl_replicate.rs`. A client agent forwards `/v1/acl/*` to a server
 //! (its router's fallback) and answers only the 401 itself.
 //!
 //! Writes go through raft (`acl_write.rs`).
@@ -60,6 +61,7 @@ pub(super) fn routes(enabled: bool, server: bool) -> Router<ApiState> {
         .route(crate::acl::RESOLVE_PATH, get(resolve))
         .merge(super::acl_token::routes())
         .merge(super::acl_policy::routes())
+        .merge(super::acl_templated::routes())
 }
 
 async fn disabled() -> ApiError {

@@ -14,7 +14,10 @@ use serde_json::{Map, Value, json};
 
 use super::body::GoDuration;
 use crate::catalog::State;
-use crate::catalog::acl::{AclLink, AclPolicy, AclRole, AclToken, NodeIdentity, ServiceIdentity};
+use crate::catalog::acl::{
+    AclLink, AclPolicy, AclRole, AclToken, NodeIdentity, ServiceIdentity, TemplateVariables,
+    TemplatedPolicy,
+};
 
 /// What a caller without `acl:write` sees instead of a secret.
 pub(super) const HIDDEN: &str = "<hidden>";
@@ -33,8 +36,16 @@ fn hash(parts: &[&str]) -> String {
     base64::engine::general_purpose::STANDARD.encode(ctx.finish().as_ref())
 }
 
-fn identities_hash(s: &[ServiceIdentity], n: &[NodeIdentity]) -> String {
+fn identities_hash(s: &[ServiceIdentity], n: &[NodeIdentity], t: &[TemplatedPolicy]) -> String {
     let mut out = String::new();
+    for i in t {
+        out.push_str(&format!(
+            "t:{}:{}:{};",
+            i.template_name,
+            i.name_var().unwrap_or(""),
+            i.datacenters.join(",")
+        ));
+    }
     for i in s {
         out.push_str(&format!(
             "s:{}:{};",
@@ -68,7 +79,12 @@ fn put_nonempty(m: &mut Map<String, Value>, key: &str, items: Vec<Value>) {
     }
 }
 
-fn identities(m: &mut Map<String, Value>, s: &[ServiceIdentity], n: &[NodeIdentity]) {
+fn identities(
+    m: &mut Map<String, Value>,
+    s: &[ServiceIdentity],
+    n: &[NodeIdentity],
+    t: &[TemplatedPolicy],
+) {
     put_nonempty(
         m,
         "ServiceIdentities",
@@ -83,6 +99,13 @@ fn identities(m: &mut Map<String, Value>, s: &[ServiceIdentity], n: &[NodeIdenti
             .filter_map(|i| serde_json::to_value(i).ok())
             .collect(),
     );
+    put_nonempty(
+        m,
+        "TemplatedPolicies",
+        t.iter()
+            .filter_map(|i| serde_json::to_value(i).ok())
+            .collect(),
+    );
 }
 
 /// A token (read, create, update, clone, self, and the list stubs).
@@ -94,7 +117,12 @@ pub(super) fn token(state: &State, t: &AclToken, reveal: bool) -> Value {
     m.insert("Description".into(), json!(t.description));
     put_nonempty(&mut m, "Policies", links(state, &t.policies, true));
     put_nonempty(&mut m, "Roles", links(state, &t.roles, false));
-    identities(&mut m, &t.service_identities, &t.node_identities);
+    identities(
+        &mut m,
+        &t.service_identities,
+        &t.node_identities,
+        &t.templated_policies,
+    );
     m.insert("Local".into(), json!(t.local));
     if let Some(e) = t.expiration_ms {
         m.insert("ExpirationTime".into(), json!(rfc3339(e)));
@@ -115,7 +143,11 @@ pub(super) fn token(state: &State, t: &AclToken, reveal: bool) -> Value {
             if t.local { "local" } else { "global" },
             &ids(&t.policies),
             &ids(&t.roles),
-            &identities_hash(&t.service_identities, &t.node_identities),
+            &identities_hash(
+                &t.service_identities,
+                &t.node_identities,
+                &t.templated_policies
+            ),
         ])),
     );
     m.insert("CreateIndex".into(), json!(t.create_index));
@@ -151,10 +183,12 @@ pub(super) fn token_expanded(
     let mut ids: Vec<&str> = t.policies.iter().map(|l| l.id.as_str()).collect();
     let mut services: Vec<&ServiceIdentity> = t.service_identities.iter().collect();
     let mut nodes: Vec<&NodeIdentity> = t.node_identities.iter().collect();
+    let mut templated: Vec<&TemplatedPolicy> = t.templated_policies.iter().collect();
     for r in &roles {
         ids.extend(r.policies.iter().map(|l| l.id.as_str()));
         services.extend(r.service_identities.iter());
         nodes.extend(r.node_identities.iter());
+        templated.extend(r.templated_policies.iter());
     }
     ids.sort_unstable();
     ids.dedup();
@@ -188,6 +222,11 @@ pub(super) fn token_expanded(
         let why = format!("synthetic policy for node identity {:?}", n.node_name);
         policies.push(synthetic(rules, why, vec![n.datacenter.clone()]));
     }
+    for tp in templated {
+        if let Some(p) = synthetic_templated(tp) {
+            policies.push(policy(&p));
+        }
+    }
     let roles: Vec<Value> = roles.into_iter().map(|r| role(state, r)).collect();
     if let Value::Object(m) = &mut out {
         m.insert("ExpandedPolicies".into(), Value::Array(policies));
@@ -197,6 +236,26 @@ pub(super) fn token_expanded(
         m.insert("ResolvedByAgent".into(), json!(x.node));
     }
     out
+}
+
+/// The synthetic policy Consul shows for a templated policy (`?expanded`, and the template
+/// preview): ID and name from the rendered rules, as Consul derives them. `None` when the
+/// template is unknown or its variables invalid.
+pub(super) fn synthetic_templated(tp: &TemplatedPolicy) -> Option<AclPolicy> {
+    let rules = tp.rules_text()?;
+    let id = meridian_acl::synthetic_policy_id(&rules);
+    Some(AclPolicy {
+        name: format!("synthetic-policy-{id}"),
+        id,
+        description: format!(
+            "synthetic policy generated from templated policy: {}",
+            tp.template_name
+        ),
+        rules,
+        datacenters: tp.datacenters.clone(),
+        create_index: 0,
+        modify_index: 0,
+    })
 }
 
 fn policy_hash(p: &AclPolicy) -> String {
@@ -239,7 +298,12 @@ pub(super) fn role(state: &State, r: &AclRole) -> Value {
     m.insert("Name".into(), json!(r.name));
     m.insert("Description".into(), json!(r.description));
     put_nonempty(&mut m, "Policies", links(state, &r.policies, true));
-    identities(&mut m, &r.service_identities, &r.node_identities);
+    identities(
+        &mut m,
+        &r.service_identities,
+        &r.node_identities,
+        &r.templated_policies,
+    );
     let ids: Vec<&str> = r.policies.iter().map(|l| l.id.as_str()).collect();
     m.insert(
         "Hash".into(),
@@ -247,7 +311,11 @@ pub(super) fn role(state: &State, r: &AclRole) -> Value {
             &r.name,
             &r.description,
             &ids.join(","),
-            &identities_hash(&r.service_identities, &r.node_identities),
+            &identities_hash(
+                &r.service_identities,
+                &r.node_identities,
+                &r.templated_policies
+            ),
         ])),
     );
     m.insert("CreateIndex".into(), json!(r.create_index));
@@ -290,6 +358,35 @@ pub(super) struct NodeIdentityBody {
     datacenter: String,
 }
 
+/// `{"Name"}` (or `{"name"}`, as Consul writes it): a templated policy's variables.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct TemplateVariablesBody {
+    pub name: String,
+}
+
+/// `{"TemplateName", "TemplateVariables", "Datacenters"}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct TemplatedPolicyBody {
+    templatename: String,
+    templatevariables: Option<TemplateVariablesBody>,
+    datacenters: Vec<String>,
+}
+
+/// Templated policies as written (checked by `acl_templated::check`).
+pub(super) fn templated_policies(v: Vec<TemplatedPolicyBody>) -> Vec<TemplatedPolicy> {
+    v.into_iter()
+        .map(|t| TemplatedPolicy {
+            template_name: t.templatename,
+            template_variables: t
+                .templatevariables
+                .map(|v| TemplateVariables { name: v.name }),
+            datacenters: t.datacenters,
+        })
+        .collect()
+}
+
 fn service_identities(v: Vec<ServiceIdentityBody>) -> Vec<ServiceIdentity> {
     v.into_iter()
         .map(|s| ServiceIdentity {
@@ -319,6 +416,7 @@ pub(super) struct TokenBody {
     pub roles: Vec<LinkBody>,
     pub serviceidentities: Vec<ServiceIdentityBody>,
     pub nodeidentities: Vec<NodeIdentityBody>,
+    pub templatedpolicies: Vec<TemplatedPolicyBody>,
     pub local: Option<bool>,
     pub expirationtime: Option<String>,
     pub expirationttl: Option<GoDuration>,
@@ -364,6 +462,7 @@ pub(super) struct RoleBody {
     pub policies: Vec<LinkBody>,
     pub serviceidentities: Vec<ServiceIdentityBody>,
     pub nodeidentities: Vec<NodeIdentityBody>,
+    pub templatedpolicies: Vec<TemplatedPolicyBody>,
 }
 
 impl RoleBody {
@@ -376,6 +475,7 @@ impl RoleBody {
             policies: self.policies.into_iter().map(Into::into).collect(),
             service_identities: service_identities(self.serviceidentities),
             node_identities: node_identities(self.nodeidentities),
+            templated_policies: templated_policies(self.templatedpolicies),
             create_index: 0,
             modify_index: 0,
         }

@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::ApiState;
 use super::acl_authz::Authz;
 use super::acl_dto::{self, PolicyBody, RoleBody};
+use super::acl_templated::check;
 use super::acl_write::{new_id, propose, server};
 use super::error::ApiError;
 use super::params::Params;
@@ -228,7 +229,9 @@ async fn role_create(
         ));
     }
     let id = new_id();
-    propose(&st, AclWrite::RoleSet(Box::new(body.into_role(id.clone())))).await?;
+    let role = body.into_role(id.clone());
+    check(&role.templated_policies, false)?;
+    propose(&st, AclWrite::RoleSet(Box::new(role))).await?;
     role_written(&st, &id).await
 }
 
@@ -245,11 +248,13 @@ async fn role_update(
             "Role ID in URL and payload do not match",
         ));
     }
+    let role = body.into_role(id.clone());
+    check(&role.templated_policies, false)?;
     write_existing(
         &st,
         |s| s.acl_role(&id).is_some(),
         ApiError::internal(format!("cannot find role {id}")),
-        AclWrite::RoleSet(Box::new(body.into_role(id.clone()))),
+        AclWrite::RoleSet(Box::new(role)),
     )
     .await?;
     role_written(&st, &id).await

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use super::ApiState;
 use super::acl_authz::{Authz, caller_token};
 use super::acl_dto::{self, TokenBody};
+use super::acl_templated::check;
 use super::acl_write::{new_id, new_secret, propose, server};
 use super::error::ApiError;
 use super::params::Params;
@@ -83,7 +84,9 @@ async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     authz.check(Resource::Acl, "", Need::Write)?;
-    let body: TokenBody = super::body::decode(&body, false)?;
+    let mut body: TokenBody = super::body::decode(&body, false)?;
+    let templated_policies =
+        acl_dto::templated_policies(std::mem::take(&mut body.templatedpolicies));
     let now = now_ms();
     let expiration_ms = expiration(&body, now)?;
     let accessor = if body.accessorid.is_empty() {
@@ -98,6 +101,7 @@ async fn create(
     };
     let description = body.description.clone().unwrap_or_default();
     let local = body.local.unwrap_or(false);
+    check(&templated_policies, local)?;
     let (policies, roles, service_identities, node_identities) = body.links();
     let token = AclToken {
         accessor_id: accessor.clone(),
@@ -107,6 +111,7 @@ async fn create(
         roles,
         service_identities,
         node_identities,
+        templated_policies,
         local,
         expiration_ms,
         create_ms: now,
@@ -172,7 +177,9 @@ async fn update(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     authz.check(Resource::Acl, "", Need::Write)?;
-    let body: TokenBody = super::body::decode(&body, false)?;
+    let mut body: TokenBody = super::body::decode(&body, false)?;
+    let templated_policies =
+        acl_dto::templated_policies(std::mem::take(&mut body.templatedpolicies));
     if !body.accessorid.is_empty() && body.accessorid != id {
         return Err(ApiError::bad_request(
             "Token Accessor ID in URL and payload do not match",
@@ -197,6 +204,7 @@ async fn update(
         body.secretid.clone()
     };
     let local = body.local.unwrap_or(old.local);
+    check(&templated_policies, local)?;
     let description = body.description.clone().unwrap_or_default();
     let (policies, roles, service_identities, node_identities) = body.links();
     let token = AclToken {
@@ -207,6 +215,7 @@ async fn update(
         roles,
         service_identities,
         node_identities,
+        templated_policies,
         local,
         expiration_ms,
         ..old

@@ -24,6 +24,7 @@ mod acl_policy;
 mod acl_query;
 mod acl_replicate;
 mod acl_route;
+mod acl_templated;
 mod acl_token;
 mod acl_write;
 mod agent;

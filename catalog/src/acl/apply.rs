@@ -5,7 +5,9 @@ use meridian_acl::{
     ANONYMOUS_TOKEN_ID, GLOBAL_MANAGEMENT_ID, GLOBAL_READ_ONLY_ID, RESERVED_ID_PREFIX, Rules,
 };
 
-use super::types::{AclLink, AclPolicy, AclRole, AclToken, AclWrite, NodeIdentity};
+use super::types::{
+    AclLink, AclPolicy, AclRole, AclToken, AclWrite, NodeIdentity, TemplatedPolicy,
+};
 use crate::rows::Table;
 use crate::{Response, State};
 
@@ -320,6 +322,10 @@ impl State {
         if let Err(e) = check_identities(t) {
             return rejected(e);
         }
+        let templated_policies = match check_templated(&t.templated_policies, t.local) {
+            Ok(tp) => tp,
+            Err(e) => return rejected(e),
+        };
         let policies = match self.resolve_policy_links(&t.policies) {
             Ok(p) => p,
             Err(e) => return rejected(e),
@@ -331,6 +337,7 @@ impl State {
         let token = AclToken {
             policies,
             roles,
+            templated_policies,
             create_ms: existing.as_ref().map_or(created, |o| o.create_ms),
             create_index: existing.as_ref().map_or(index, |o| o.create_index),
             modify_index: index,
@@ -422,6 +429,10 @@ impl State {
         if let Err(e) = check_nodes(&r.node_identities, "role") {
             return rejected(e);
         }
+        let templated_policies = match check_templated(&r.templated_policies, false) {
+            Ok(tp) => tp,
+            Err(e) => return rejected(e),
+        };
         let policies = match self.resolve_policy_links(&r.policies) {
             Ok(p) => p,
             Err(e) => return rejected(e),
@@ -429,6 +440,7 @@ impl State {
         let existing = self.acl_roles.get(&r.id);
         let role = AclRole {
             policies,
+            templated_policies,
             create_index: existing.map_or(index, |o| o.create_index),
             modify_index: index,
             ..r.clone()
@@ -572,4 +584,45 @@ fn check_identities(t: &AclToken) -> Result<(), String> {
         }
     }
     check_nodes(&t.node_identities, "token")
+}
+
+/// Templated policies as stored: each names a built-in template and carries the variables
+/// its schema wants (those it does not take dropped), none has datacenters on a local
+/// token, and duplicates (same template and variables) are dropped. Consul's texts.
+pub fn check_templated(
+    tps: &[TemplatedPolicy],
+    local: bool,
+) -> Result<Vec<TemplatedPolicy>, String> {
+    let mut out: Vec<TemplatedPolicy> = Vec::new();
+    for tp in tps {
+        let Some(base) = meridian_acl::template(&tp.template_name) else {
+            return Err(format!(
+                "templated policy {:?} does not exist",
+                tp.template_name
+            ));
+        };
+        base.validate(tp.name_var())
+            .map_err(|e| format!("templated policy failed validation. Error: {e}"))?;
+        if local && !tp.datacenters.is_empty() {
+            return Err(format!(
+                "templated policy {:?} cannot specify a list of datacenters on a local token",
+                tp.template_name
+            ));
+        }
+        let tp = TemplatedPolicy {
+            template_variables: if base.takes_name() {
+                tp.template_variables.clone()
+            } else {
+                None
+            },
+            ..tp.clone()
+        };
+        let same = |o: &TemplatedPolicy| {
+            o.template_name == tp.template_name && o.template_variables == tp.template_variables
+        };
+        if !out.iter().any(same) {
+            out.push(tp);
+        }
+    }
+    Ok(out)
 }

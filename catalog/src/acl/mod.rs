@@ -1,4 +1,5 @@
-//! ACL objects in the replicated state (#17): tokens, policies and roles, the bootstrap
+//! ACL objects in the replicated state (#17): tokens, policies and roles (with their service
+//! and node identities and templated policies), the bootstrap
 //! marker, and the writes that change them, validated in `apply` with Consul's texts
 //! (`reference/acl.md` §2.5) so every server refuses the same way.
 //!
@@ -8,7 +9,7 @@
 //!
 //! ```text
 //!   AclTokenSet ─▶ validate (ids, secret unique, links exist) ─▶ tokens[accessor]
-//!   secret ──▶ tokens_by_secret ──▶ token ──▶ policies + roles' policies + identities ──▶ Rules
+//!   secret ──▶ tokens_by_secret ──▶ token ──▶ policies + roles' policies + identities + templated ──▶ Rules
 //! ```
 
 mod apply;
@@ -17,9 +18,10 @@ mod replicate;
 mod tests;
 mod types;
 
+pub use apply::check_templated;
 pub use types::{
     AclLink, AclPolicy, AclReplicated, AclRole, AclToken, AclWrite, NodeIdentity, ServiceIdentity,
-    TokenResolution,
+    TemplateVariables, TemplatedPolicy, TokenResolution,
 };
 
 use meridian_acl::Rules;
@@ -85,18 +87,20 @@ impl State {
 
     /// The rules `token` holds in datacenter `dc`: its policies and its roles' policies
     /// (those scoped to other datacenters dropped), and its roles' and its own service and
-    /// node identities, merged. Policies are parsed here; the agent caches the result by
+    /// node identities and templated policies, merged. Policies are parsed here; the agent caches the result by
     /// the ACL tables' indexes.
     pub fn acl_token_rules(&self, token: &AclToken, dc: &str) -> TokenResolution {
         let mut rules = Rules::default();
         let mut policy_ids: Vec<&str> = token.policies.iter().map(|l| l.id.as_str()).collect();
         let mut services: Vec<&ServiceIdentity> = token.service_identities.iter().collect();
         let mut nodes: Vec<&NodeIdentity> = token.node_identities.iter().collect();
+        let mut templated: Vec<&TemplatedPolicy> = token.templated_policies.iter().collect();
         for link in &token.roles {
             if let Some(role) = self.acl_roles.get(&link.id) {
                 policy_ids.extend(role.policies.iter().map(|l| l.id.as_str()));
                 services.extend(role.service_identities.iter());
                 nodes.extend(role.node_identities.iter());
+                templated.extend(role.templated_policies.iter());
             }
         }
         policy_ids.sort_unstable();
@@ -130,6 +134,15 @@ impl State {
             if n.datacenter == dc {
                 rules.merge(&meridian_acl::node_identity(&n.node_name));
                 applied += 1;
+            }
+        }
+        for t in templated.into_iter().filter(|t| t.applies_in(dc)) {
+            match t.rules_text().map(|text| Rules::parse(&text)) {
+                Some(Ok(r)) => {
+                    rules.merge(&r);
+                    applied += 1;
+                }
+                _ => broken.push(format!("templated policy {}", t.template_name)),
             }
         }
         TokenResolution {

@@ -586,3 +586,86 @@ fn a_promoted_secondary_with_initial_management_replicated_counts_as_bootstrappe
         "anonymous ensured"
     );
 }
+
+fn templated(name: &str, var: Option<&str>, dcs: &[&str]) -> TemplatedPolicy {
+    TemplatedPolicy {
+        template_name: name.into(),
+        template_variables: var.map(|n| TemplateVariables { name: n.into() }),
+        datacenters: dcs.iter().map(|d| (*d).to_string()).collect(),
+    }
+}
+
+#[test]
+fn templated_policies_are_checked_deduplicated_and_resolved_per_datacenter() {
+    let mut s = bootstrapped();
+    let bad = AclToken {
+        templated_policies: vec![templated("builtin/nope", None, &[])],
+        ..token(10, &[])
+    };
+    let r = apply(
+        &mut s,
+        6,
+        AclWrite::TokenSet {
+            token: Box::new(bad),
+            create: true,
+        },
+    );
+    assert_eq!(
+        rejected(&r),
+        "templated policy \"builtin/nope\" does not exist"
+    );
+    let t = AclToken {
+        templated_policies: vec![
+            templated("builtin/service", Some("api"), &[]),
+            templated("builtin/service", Some("api"), &[]),
+            // Variables a template does not take are dropped; dns twice is one.
+            templated("builtin/dns", Some("x"), &[]),
+            templated("builtin/dns", None, &[]),
+            templated("builtin/node", Some("n1"), &["dc2"]),
+        ],
+        ..token(11, &[])
+    };
+    let r = apply(
+        &mut s,
+        7,
+        AclWrite::TokenSet {
+            token: Box::new(t),
+            create: true,
+        },
+    );
+    assert_eq!(r, Response::Ok);
+    let stored = s.acl_token(&uuid(11)).expect("stored").clone();
+    assert_eq!(stored.templated_policies.len(), 3, "{stored:?}");
+    assert_eq!(stored.templated_policies[1].template_variables, None);
+
+    let authz = |s: &State, dc: &str| {
+        let r = s.acl_token_rules(&stored, dc);
+        assert!(r.broken.is_empty(), "{:?}", r.broken);
+        meridian_acl::Authorizer::new(r.rules, Root::Deny, None)
+    };
+    let dc1 = authz(&s, "dc1");
+    assert!(dc1.allowed(Resource::Service, "api", Need::Write));
+    assert!(!dc1.allowed(Resource::Service, "web", Need::Write));
+    assert!(dc1.allowed(Resource::Query, "q", Need::Read), "builtin/dns");
+    assert!(
+        !dc1.allowed(Resource::Node, "n1", Need::Write),
+        "node is dc2's"
+    );
+    assert!(authz(&s, "dc2").allowed(Resource::Node, "n1", Need::Write));
+
+    // A secondary's copy (rows travel as JSON) resolves the same.
+    let json = serde_json::to_string(&stored).expect("json");
+    let copied: AclToken = serde_json::from_str(&json).expect("row");
+    let mut secondary = State::new();
+    let batch = AclReplicated {
+        tokens: vec![copied],
+        ..AclReplicated::default()
+    };
+    apply(&mut secondary, 2, AclWrite::Replicate(Box::new(batch)));
+    let there = secondary.acl_token(&uuid(11)).expect("copied");
+    assert_eq!(there.templated_policies, stored.templated_policies);
+    let r = secondary.acl_token_rules(there, "dc2");
+    let a = meridian_acl::Authorizer::new(r.rules, Root::Deny, None);
+    assert!(a.allowed(Resource::Node, "n1", Need::Write));
+    assert!(a.allowed(Resource::Service, "api", Need::Write));
+}

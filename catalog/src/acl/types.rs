@@ -37,6 +37,52 @@ pub struct NodeIdentity {
     pub datacenter: String,
 }
 
+/// The variables of a templated policy (Consul's JSON key is lowercase `name`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TemplateVariables {
+    /// The `name` variable (service, node, gateway, ...).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+}
+
+/// `{TemplateName, TemplateVariables, Datacenters}`: a built-in template
+/// (`meridian_acl::TEMPLATES`) with its variables, expanded into rules like an identity.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TemplatedPolicy {
+    /// `builtin/service`, ...
+    pub template_name: String,
+    /// Its variables (`None` for templates that take none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_variables: Option<TemplateVariables>,
+    /// Where it applies (every datacenter when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datacenters: Vec<String>,
+}
+
+impl TemplatedPolicy {
+    /// The `name` variable, if set.
+    pub fn name_var(&self) -> Option<&str> {
+        self.template_variables
+            .as_ref()
+            .map(|v| v.name.as_str())
+            .filter(|n| !n.is_empty())
+    }
+
+    /// Whether it applies in datacenter `dc`.
+    pub fn applies_in(&self, dc: &str) -> bool {
+        self.datacenters.is_empty() || self.datacenters.iter().any(|d| d == dc)
+    }
+
+    /// Its rules text (`None` if the template is unknown or the variables invalid: stored
+    /// ones were checked when written, so only a newer binary dropping a template can).
+    pub fn rules_text(&self) -> Option<String> {
+        meridian_acl::template(&self.template_name)?
+            .render(self.name_var())
+            .ok()
+    }
+}
+
 /// A token.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -62,6 +108,9 @@ pub struct AclToken {
     /// Node identities.
     #[serde(default)]
     pub node_identities: Vec<NodeIdentity>,
+    /// Templated policies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub templated_policies: Vec<TemplatedPolicy>,
     /// Valid only in the datacenter that made it (never replicated).
     #[serde(default)]
     pub local: bool,
@@ -133,6 +182,9 @@ pub struct AclRole {
     /// Node identities.
     #[serde(default)]
     pub node_identities: Vec<NodeIdentity>,
+    /// Templated policies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub templated_policies: Vec<TemplatedPolicy>,
     /// Raft indexes.
     #[serde(default)]
     pub create_index: u64,
