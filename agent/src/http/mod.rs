@@ -113,8 +113,6 @@ pub struct AgentInfo {
     pub node_id: String,
     /// Datacenter.
     pub datacenter: String,
-    /// `primary_datacenter` (default: `datacenter`).
-    pub primary_datacenter: String,
     /// Server mode.
     pub server: bool,
     /// Advertised address.
