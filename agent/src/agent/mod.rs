@@ -38,7 +38,7 @@ use crate::cluster::{Federation, Forwarder, GrpcTransport, RemoteServers, RpcLis
 use crate::gossip::{BoundGossip, GossipHandle};
 use crate::http::{AgentInfo, ApiContext, ApiState, Limits};
 use crate::local::LocalState;
-use crate::local::reload::{ConfigSource, Reload};
+use crate::local::reload::{ConfigSource, Reload, ReloadHook};
 use crate::raft::{RaftConfig, RaftNode, ServerNode};
 use crate::rpc::Router;
 use crate::server::autopilot::AutopilotConfig;
@@ -442,7 +442,11 @@ impl BoundAgent {
         });
         let reload = Arc::new(
             Reload::new(self.config_source, Arc::clone(&local))
-                .with_tls(self.tls.clone(), self.api.https_tls.clone()),
+                .with_tls(self.tls.clone(), self.api.https_tls.clone())
+                .with_hook(primary_on_reload(
+                    Arc::clone(&acl.settings().primary),
+                    server.clone(),
+                )),
         );
         {
             let (reload, cfg) = (Arc::clone(&reload), self.cfg.clone());
@@ -743,6 +747,32 @@ fn start_server(
         );
     }
     server
+}
+
+/// A reload whose `primary_datacenter` differs from the last one loaded moves the ACL
+/// primary there (on a server: the record with the next epoch, unless that datacenter is
+/// already the primary in effect); an unchanged value changes nothing (`acl_primary.rs`).
+fn primary_on_reload(cell: Arc<PrimaryCell>, server: Option<ServerHandle>) -> ReloadHook {
+    Box::new(move |cfg: &Config| {
+        let (cell, server) = (Arc::clone(&cell), server.clone());
+        let dc = cfg.primary_datacenter().to_string();
+        let on = cfg.acl.enabled;
+        Box::pin(async move {
+            if !cell.set_configured(&dc) || !on {
+                return Ok(());
+            }
+            let Some(server) = server else {
+                return Ok(());
+            };
+            match acl_primary::promote(&server, &cell, &dc).await {
+                Ok(moved) => {
+                    info!(primary = %dc, moved = moved.is_some(), "primary_datacenter changed on reload");
+                    Ok(())
+                }
+                Err(e) => Err(format!("moving the ACL primary to {dc:?}: {e}")),
+            }
+        })
+    })
 }
 
 /// A server's ACL federation duties: replication from the primary in effect (under the

@@ -21,6 +21,7 @@ mod acl_dto;
 mod acl_filter_catalog;
 mod acl_filter_kv;
 mod acl_policy;
+mod acl_primary;
 mod acl_query;
 mod acl_replicate;
 mod acl_route;
@@ -211,6 +212,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(autopilot::routes())
         .merge(query::routes())
         .merge(federation::routes())
+        .merge(acl_primary::routes())
         .merge(copy_read::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
