@@ -41,9 +41,9 @@ use crate::local::LocalState;
 use crate::local::reload::{ConfigSource, Reload, ReloadHook};
 use crate::raft::{RaftConfig, RaftNode, ServerNode};
 use crate::rpc::Router;
-use crate::server::autopilot::AutopilotConfig;
 use crate::server::acl_primary::{self, PrimaryCell};
 use crate::server::acl_replication::AclReplicator;
+use crate::server::autopilot::AutopilotConfig;
 use crate::server::{AclDuties, ClusterParts, SelfInfo, ServerHandle};
 
 /// How long shutdown may take before tasks are abandoned.
@@ -415,13 +415,9 @@ impl BoundAgent {
             _ => None,
         };
         let acl_replicator = match &server {
-            Some(s) if acl.settings().enabled => Some(spawn_acl_primary(
-                s,
-                &acl,
-                &federation,
-                &tracker,
-                &token,
-            )),
+            Some(s) if acl.settings().enabled => {
+                Some(spawn_acl_primary(s, &acl, &federation, &tracker, &token))
+            }
             _ => None,
         };
         let router = match &server {

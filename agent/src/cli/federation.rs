@@ -231,7 +231,10 @@ async fn promote(a: PromoteArgs, out: &mut dyn Write) -> Result<(), CliError> {
     )?;
     writeln!(out, "Acknowledged: {}", p.acknowledged.join(", "))?;
     for (dc, why) in &p.not_reached {
-        writeln!(out, "Not reached: {dc} ({why}); it learns the move when reachable")?;
+        writeln!(
+            out,
+            "Not reached: {dc} ({why}); it learns the move when reachable"
+        )?;
     }
     for (dc, why) in &p.unknown {
         writeln!(out, "Outcome unknown: {dc} ({why})")?;

@@ -30,8 +30,8 @@ use super::acl_write::server;
 use super::error::ApiError;
 use super::read::json_body;
 use crate::catalog::Command;
-use crate::catalog::acl::{AclPrimary, AclWrite};
 use crate::catalog::Response as Applied;
+use crate::catalog::acl::{AclPrimary, AclWrite};
 use crate::server::acl_primary::{self, Ack, PRIMARY_PATH};
 
 pub(super) fn routes() -> Router<ApiState> {

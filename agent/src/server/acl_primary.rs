@@ -238,11 +238,7 @@ pub async fn announce(
 /// Until `cancel`: while this server leads, every [`POLL_EVERY`], asks every other
 /// datacenter the gateways know for its record and applies the best one that beats this
 /// datacenter's.
-pub async fn poll(
-    server: ServerHandle,
-    federation: Arc<Federation>,
-    cancel: CancellationToken,
-) {
+pub async fn poll(server: ServerHandle, federation: Arc<Federation>, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(POLL_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -264,16 +260,13 @@ pub async fn poll(
             .map(|d| ask(&federation, d.name.clone()));
         let answers = futures::future::join_all(asks).await;
         let held = server.raft().state().acl_primary().cloned();
-        let best = answers
-            .into_iter()
-            .flatten()
-            .fold(held.clone(), |best, r| {
-                if r.beats(best.as_ref()) {
-                    Some(r)
-                } else {
-                    best
-                }
-            });
+        let best = answers.into_iter().flatten().fold(held.clone(), |best, r| {
+            if r.beats(best.as_ref()) {
+                Some(r)
+            } else {
+                best
+            }
+        });
         if let Some(best) = best
             && best.beats(held.as_ref())
         {

@@ -18,8 +18,8 @@ mod tests;
 mod types;
 
 pub use types::{
-    AclLink, AclPolicy, AclPrimary, AclReplicated, AclRole, AclToken, AclWrite, NodeIdentity, ServiceIdentity,
-    TokenResolution,
+    AclLink, AclPolicy, AclPrimary, AclReplicated, AclRole, AclToken, AclWrite, NodeIdentity,
+    ServiceIdentity, TokenResolution,
 };
 
 use meridian_acl::Rules;
