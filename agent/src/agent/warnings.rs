@@ -23,7 +23,7 @@ pub fn log_config_warnings(cfg: &Config) {
     if cfg.acl.enabled {
         warn!(
             "ACLs are on in preview (MERIDIAN_ACL_PREVIEW=1): every endpoint and DNS check \
-             tokens, but templated policies, auth methods and primary promotion are missing \
+             tokens, but templated policies and auth methods are missing \
              and ACL overhead is not yet within 10% (issue #17)"
         );
     }
