@@ -6,6 +6,7 @@
 //! when `leave_on_terminate`, or per signal through [`Stopper`]) → raft shuts down (flushing
 //! storage) → tasks are awaited, bounded by a grace period.
 
+mod acl_wiring;
 mod coordinates;
 mod error;
 pub mod events;
@@ -30,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 
+use self::acl_wiring::{primary_on_reload, spawn_acl_primary};
 pub use self::error::AgentError;
 pub use self::warnings::log_config_warnings;
 use crate::acl::AclSettings;
@@ -38,11 +40,10 @@ use crate::cluster::{Federation, Forwarder, GrpcTransport, RemoteServers, RpcLis
 use crate::gossip::{BoundGossip, GossipHandle};
 use crate::http::{AgentInfo, ApiContext, ApiState, Limits};
 use crate::local::LocalState;
-use crate::local::reload::{ConfigSource, Reload, ReloadHook};
+use crate::local::reload::{ConfigSource, Reload};
 use crate::raft::{RaftConfig, RaftNode, ServerNode};
 use crate::rpc::Router;
 use crate::server::acl_primary::{self, PrimaryCell};
-use crate::server::acl_replication::AclReplicator;
 use crate::server::autopilot::AutopilotConfig;
 use crate::server::{AclDuties, ClusterParts, SelfInfo, ServerHandle};
 
@@ -743,58 +744,6 @@ fn start_server(
         );
     }
     server
-}
-
-/// A reload whose `primary_datacenter` differs from the last one loaded moves the ACL
-/// primary there (on a server: the record with the next epoch, unless that datacenter is
-/// already the primary in effect); an unchanged value changes nothing (`acl_primary.rs`).
-fn primary_on_reload(cell: Arc<PrimaryCell>, server: Option<ServerHandle>) -> ReloadHook {
-    Box::new(move |cfg: &Config| {
-        let (cell, server) = (Arc::clone(&cell), server.clone());
-        let dc = cfg.primary_datacenter().to_string();
-        let on = cfg.acl.enabled;
-        Box::pin(async move {
-            if !cell.set_configured(&dc) || !on {
-                return Ok(());
-            }
-            let Some(server) = server else {
-                return Ok(());
-            };
-            match acl_primary::promote(&server, &cell, &dc).await {
-                Ok(moved) => {
-                    info!(primary = %dc, moved = moved.is_some(), "primary_datacenter changed on reload");
-                    Ok(())
-                }
-                Err(e) => Err(format!("moving the ACL primary to {dc:?}: {e}")),
-            }
-        })
-    })
-}
-
-/// A server's ACL federation duties: replication from the primary in effect (under the
-/// replication token in effect) and the leader's polling of the other datacenters'
-/// primary records.
-fn spawn_acl_primary(
-    server: &ServerHandle,
-    acl: &Arc<crate::acl::Resolver>,
-    federation: &Arc<Federation>,
-    tracker: &TaskTracker,
-    token: &CancellationToken,
-) -> Arc<AclReplicator> {
-    let settings = acl.settings();
-    let tokens = Arc::clone(acl.tokens());
-    let r = AclReplicator::new(
-        Arc::clone(&settings.primary),
-        Arc::new(move || tokens.replication_token()),
-        settings.enable_token_replication,
-    );
-    let run = Arc::clone(&r).run(server.clone(), Arc::clone(federation), token.clone());
-    tracker.spawn(run.instrument(info_span!("acl-replication")));
-    tracker.spawn(
-        acl_primary::poll(server.clone(), Arc::clone(federation), token.child_token())
-            .instrument(info_span!("acl-primary")),
-    );
-    r
 }
 
 /// How long a request waits for a leader: two maximal election timeouts, between 1 s and
