@@ -3,7 +3,9 @@
 //! tokens; writes of global objects in dc2 land in dc1; a dc2 local token stays in dc2 and
 //! is stripped on `?dc=dc1`; with dc1 gone, dc2 keeps authorizing from its replica (its
 //! `down_policy = "deny"` unused). Without token replication, dc2 resolves tokens at dc1,
-//! keeps a resolved one through the outage (extend-cache) and refuses local tokens.
+//! keeps a resolved one through the outage (extend-cache) and refuses local tokens. With
+//! dc1 gone, `meridian operator federation promote-primary dc2` moves the ACL authority to
+//! dc2; dc1, back, learns it and replicates from dc2.
 
 mod common;
 
@@ -11,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::acl::{MGMT, ok, with};
-use common::federation::{two_datacenters_with, wait_federated};
+use common::federation::{Gateway, two_datacenters_with, wait_federated};
 use common::wait_until;
 use serde_json::{Value, json};
 
@@ -109,6 +111,7 @@ fn a_secondary_replicates_routes_global_writes_to_the_primary_and_survives_its_l
     assert_eq!(code, 403, "{body}");
     // A local token stays in dc2.
     let (local_id, local) = create_token(&s2, "app-write", true);
+    // Not in dc1: Consul's "ACL not found" error for a missing token is a 403.
     let (code, body) = with(&s1, MGMT, "GET", &format!("/v1/acl/token/{local_id}"), None);
     assert_eq!(
         (code, body.trim()),
@@ -226,4 +229,114 @@ fn without_token_replication_the_primary_resolves_and_a_cached_token_outlives_it
     let (code, body) = with(&s2, unseen, "GET", "/v1/kv/app/b", None);
     assert_eq!(code, 403, "{body}");
     assert!(!body.contains("ACL not found"), "{body}");
+}
+
+#[test]
+fn promote_primary_moves_the_acl_authority_and_the_old_primary_follows_when_back() {
+    let dirs = tempfile::tempdir().expect("tempdir");
+    // The same replication token everywhere: whichever DC ends up secondary replicates.
+    let replication = format!(
+        "  enable_token_replication = true\n  tokens {{\n    initial_management = \"{MGMT}\"\n    replication = \"{MGMT}\"\n  }}"
+    );
+    let dc1 = acl_file(&dirs.path().join("c1"), "dc1.hcl", &replication);
+    let dc2 = acl_file(&dirs.path().join("c2"), "dc2.hcl", &replication);
+    let (s1, s2, g1, g2) = two_datacenters_with(
+        dirs.path(),
+        [&["-config-file", &dc1], &["-config-file", &dc2]],
+        [&[], &[]],
+    );
+    wait_federated(&s1);
+    common::acl::wait_initialized(&s1);
+    create_policy(
+        &s1,
+        "app-write",
+        "key_prefix \"app/\" { policy = \"write\" }",
+    );
+    let (_, global) = create_token(&s1, "app-write", false);
+    wait_until(
+        Duration::from_secs(20),
+        "the global token works in dc2",
+        || with(&s2, &global, "PUT", "/v1/kv/app/a", Some(json!("v"))).0 == 200,
+    );
+    assert_eq!(
+        ok(&s2, MGMT, "GET", "/v1/agent/self", None)["Config"]["PrimaryDatacenter"],
+        "dc1"
+    );
+
+    // dc1 is lost; dc2 takes the ACL authority through the real CLI.
+    s1.kill9();
+    drop(g1);
+    let out = s2.cli(&[
+        "operator",
+        "federation",
+        "promote-primary",
+        "-token",
+        MGMT,
+        "dc2",
+    ]);
+    let text = common::text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("ACL primary datacenter is now \"dc2\" (epoch 1)"),
+        "{text}"
+    );
+    let line = |p: &str| {
+        text.lines()
+            .find(|l| l.starts_with(p))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(line("Acknowledged:"), "Acknowledged: dc2", "{text}");
+    assert!(line("Not reached: dc1").contains("dc1"), "{text}");
+    // A bad name is a 400 naming the field.
+    let (code, body) = with(
+        &s2,
+        MGMT,
+        "PUT",
+        "/v1/operator/federation/primary",
+        Some(json!({ "Datacenter": "dc9" })),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.starts_with("Datacenter: unknown datacenter"), "{body}");
+
+    // dc2 is the primary in effect: it says so, writes policies itself, and the token it
+    // replicated from dc1 keeps working.
+    let me = ok(&s2, MGMT, "GET", "/v1/agent/self", None);
+    assert_eq!(me["Config"]["PrimaryDatacenter"], "dc2", "{me}");
+    let r = ok(&s2, MGMT, "GET", "/v1/acl/replication", None);
+    assert_eq!(
+        (r["Enabled"].clone(), r["SourceDatacenter"].clone()),
+        (json!(false), json!("dc2")),
+        "{r}"
+    );
+    let p = create_policy(
+        &s2,
+        "made-in-dc2",
+        "key_prefix \"new/\" { policy = \"read\" }",
+    );
+    let new_id = p["ID"].as_str().expect("policy id").to_string();
+    let (code, body) = with(&s2, &global, "PUT", "/v1/kv/app/b", Some(json!("v")));
+    assert_eq!((code, body.trim()), (200, "true"));
+
+    // dc1 comes back (same data, new ports): it learns dc2 is the primary and replicates
+    // the policy made there.
+    let s1 = common::Agent::server_named(
+        &dirs.path().join("s1"),
+        "s1",
+        &["-datacenter", "dc1", "-config-file", &dc1],
+    );
+    let _g1 = Gateway::start("dc1", &dirs.path().join("g1"), &s1.serf, Some(&g2.serf_wan));
+    wait_until(Duration::from_secs(30), "dc1 follows dc2", || {
+        with(&s1, MGMT, "GET", "/v1/agent/self", None)
+            .1
+            .contains("\"PrimaryDatacenter\":\"dc2\"")
+    });
+    wait_until(
+        Duration::from_secs(20),
+        "dc2's policy replicated to dc1",
+        || with(&s1, MGMT, "GET", &format!("/v1/acl/policy/{new_id}"), None).0 == 200,
+    );
+    let r = ok(&s1, MGMT, "GET", "/v1/acl/replication", None);
+    assert_eq!(r["SourceDatacenter"], "dc2", "{r}");
+    assert_eq!(r["Enabled"], true, "{r}");
 }

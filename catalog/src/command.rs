@@ -137,6 +137,7 @@ impl Command {
                 crate::acl::AclWrite::RoleDelete { .. } => "acl-role-delete",
                 crate::acl::AclWrite::ReapExpired { .. } => "acl-reap-expired",
                 crate::acl::AclWrite::Replicate(_) => "acl-replicate",
+                crate::acl::AclWrite::SetPrimary(_) => "acl-set-primary",
             },
         }
     }

@@ -139,6 +139,8 @@ pub struct State {
     pub(crate) acl_role_names: OrdMap<String, String>,
     /// The raft index of the ACL bootstrap, once done.
     pub(crate) acl_bootstrap: Option<u64>,
+    /// The ACL primary chosen at runtime (`None`: the configured one).
+    pub(crate) acl_primary: Option<acl::AclPrimary>,
     /// Raft index of the last snapshot restore (0: never); blocking reads that began before
     /// it return at once, as Consul's do when its state store is abandoned.
     pub(crate) restored: u64,

@@ -128,6 +128,8 @@ struct Meta {
     autopilot: Option<super::AutopilotSettings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     acl_bootstrap: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    acl_primary: Option<super::acl::AclPrimary>,
     /// Raft index of the last snapshot restore (0: never).
     #[serde(default, skip_serializing_if = "is_zero")]
     restored: u64,
@@ -166,6 +168,7 @@ impl State {
                 tables: self.tables.clone(),
                 autopilot: self.autopilot.clone(),
                 acl_bootstrap: self.acl_bootstrap,
+                acl_primary: self.acl_primary.clone(),
                 restored: self.restored,
             })),
             Table::Nodes => self.nodes.get(key).map(enc),
@@ -208,6 +211,7 @@ impl State {
                     tables: self.tables.clone(),
                     autopilot: self.autopilot.clone(),
                     acl_bootstrap: self.acl_bootstrap,
+                    acl_primary: self.acl_primary.clone(),
                     restored: self.restored,
                 }),
             );
@@ -307,6 +311,7 @@ impl State {
                     s.tables = m.tables;
                     s.autopilot = m.autopilot;
                     s.acl_bootstrap = m.acl_bootstrap;
+                    s.acl_primary = m.acl_primary;
                     s.restored = m.restored;
                 }
                 Table::Nodes => {

@@ -24,6 +24,8 @@ use std::time::Duration;
 use meridian_acl::{Authorizer, Denied, Root, Rules};
 use meridian_config::{AclDefaultPolicy, AclDownPolicy, AclTokensConfig, Config};
 
+use crate::server::acl_primary::PrimaryCell;
+
 pub use resolve::{RESOLVE_DC_PARAM, RESOLVE_PATH, RemoteResolution, Resolver, resolution_for};
 pub use token::{TokenSource, extract};
 pub use tokens::{AgentTokens, PersistError, TOKENS_FILE, TokenKind};
@@ -84,8 +86,9 @@ pub struct AclSettings {
     pub tokens: AclTokensConfig,
     /// This agent's datacenter.
     pub datacenter: String,
-    /// `primary_datacenter` (default: `datacenter`).
-    pub primary_datacenter: String,
+    /// The ACL primary in effect: `primary_datacenter` (default: `datacenter`) until a
+    /// record moves it (`server::acl_primary`).
+    pub primary: Arc<PrimaryCell>,
     /// This agent's node name (the recovery token's `agent` rule).
     pub node_name: String,
     /// Where `acl-bootstrap-reset` is looked for (`None` in `-dev` without a data dir).
@@ -108,7 +111,7 @@ impl AclSettings {
             token_ttl: cfg.acl.token_ttl,
             tokens: cfg.acl.tokens.clone(),
             datacenter: cfg.datacenter.clone(),
-            primary_datacenter: cfg.primary_datacenter().to_string(),
+            primary: PrimaryCell::new(&cfg.datacenter, cfg.primary_datacenter()),
             node_name: cfg.node_name.clone(),
             data_dir: cfg.data_dir.clone(),
             enable_key_list_policy: cfg.acl.enable_key_list_policy,
@@ -125,9 +128,14 @@ impl AclSettings {
         }
     }
 
-    /// Whether this agent is in the primary datacenter.
+    /// Whether this agent is in the primary datacenter (the one in effect).
     pub fn is_primary(&self) -> bool {
-        self.datacenter == self.primary_datacenter
+        self.primary.is_me()
+    }
+
+    /// The primary datacenter in effect.
+    pub fn primary_datacenter(&self) -> String {
+        self.primary.datacenter()
     }
 
     /// The recovery token's authorizer: `agent "<this node>"` write and `node_prefix ""`
@@ -141,17 +149,5 @@ impl AclSettings {
         // then the token holds nothing beyond deny-all, which fails closed.
         let rules = Rules::parse(&text).unwrap_or_default();
         Authorizer::new(rules, Root::Deny, Some(RECOVERY_ACCESSOR.into()))
-    }
-
-    /// The replication token, when one is set (a secondary replicates only with it).
-    pub fn replication_token(&self) -> Option<&str> {
-        self.tokens.replication.as_deref().filter(|t| !t.is_empty())
-    }
-
-    /// Whether tokens live in this datacenter: in the primary, or in a secondary that
-    /// replicates tokens with a replication token (else `Local tokens are disabled`, and
-    /// token reads go to the primary; reference/acl.md §6.3).
-    pub fn tokens_here(&self) -> bool {
-        self.is_primary() || (self.enable_token_replication && self.replication_token().is_some())
     }
 }

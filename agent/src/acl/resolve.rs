@@ -193,6 +193,14 @@ impl Resolver {
         &self.tokens
     }
 
+    /// Whether tokens live in this datacenter: in the primary in effect, or in a secondary
+    /// that replicates tokens with a replication token in effect (else `Local tokens are
+    /// disabled`, and token reads go to the primary; reference/acl.md §6.3).
+    pub fn tokens_here(&self) -> bool {
+        self.settings.is_primary()
+            || (self.settings.enable_token_replication && self.tokens.replication_token().is_some())
+    }
+
     /// What `secret` (`""` = anonymous) may do here. ACLs off: everything.
     pub async fn resolve(
         &self,
@@ -208,7 +216,7 @@ impl Resolver {
             return answer;
         }
         match router.local() {
-            Some(server) if self.settings.tokens_here() => {
+            Some(server) if self.tokens_here() => {
                 let view = server.read(Consistency::Stale).await?;
                 self.resolve_in_state(&view.state, secret)
             }
@@ -361,13 +369,12 @@ impl Resolver {
                 let dc: String =
                     form_urlencoded::byte_serialize(self.settings.datacenter.as_bytes()).collect();
                 req.uri = format!("{RESOLVE_PATH}?{RESOLVE_DC_PARAM}={dc}");
-                let federation = router.federation().ok_or_else(|| {
-                    RpcError::NoPathToDatacenter(self.settings.primary_datacenter.clone())
-                })?;
+                let primary = self.settings.primary_datacenter();
+                let federation = router
+                    .federation()
+                    .ok_or_else(|| RpcError::NoPathToDatacenter(primary.clone()))?;
                 let budget = req.budget(crate::cluster::federation::CROSS_DC_TIMEOUT);
-                federation
-                    .relay(&self.settings.primary_datacenter, req, budget)
-                    .await?
+                federation.relay(&primary, req, budget).await?
             }
         };
         let text = String::from_utf8_lossy(&resp.body).into_owned();
@@ -419,7 +426,7 @@ mod tests {
                 ..AclTokensConfig::default()
             },
             datacenter: "dc1".into(),
-            primary_datacenter: "dc1".into(),
+            primary: crate::server::acl_primary::PrimaryCell::new("dc1", "dc1"),
             node_name: "n1".into(),
             data_dir: None,
             enable_key_list_policy: false,

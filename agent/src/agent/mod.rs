@@ -6,6 +6,7 @@
 //! when `leave_on_terminate`, or per signal through [`Stopper`]) → raft shuts down (flushing
 //! storage) → tasks are awaited, bounded by a grace period.
 
+mod acl_wiring;
 mod coordinates;
 mod error;
 pub mod events;
@@ -30,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 
+use self::acl_wiring::{primary_on_reload, spawn_acl_primary};
 pub use self::error::AgentError;
 pub use self::warnings::log_config_warnings;
 use crate::acl::AclSettings;
@@ -41,6 +43,7 @@ use crate::local::LocalState;
 use crate::local::reload::{ConfigSource, Reload};
 use crate::raft::{RaftConfig, RaftNode, ServerNode};
 use crate::rpc::Router;
+use crate::server::acl_primary::{self, PrimaryCell};
 use crate::server::autopilot::AutopilotConfig;
 use crate::server::{AclDuties, ClusterParts, SelfInfo, ServerHandle};
 
@@ -330,11 +333,20 @@ impl BoundAgent {
             );
         }
         let forwarder = Forwarder::new(self.cfg.datacenter.clone(), Arc::clone(&self.channels));
+        // One resolver (one cache) for HTTP, DNS and anti-entropy; its settings hold the
+        // ACL primary in effect, which the leader's ACL duties follow too.
+        let acl = Arc::new(crate::acl::Resolver::new(AclSettings::from_config(
+            &self.cfg,
+        )));
         let (server, rpc) = match self.server {
             Some(side) => {
-                let server = start_server(
-                    &self.cfg, &self.me, &side.raft, &forwarder, &gossip, &tracker, &token,
-                );
+                let parts = ServerParts {
+                    raft: &side.raft,
+                    forwarder: &forwarder,
+                    gossip: &gossip,
+                    primary: &acl.settings().primary,
+                };
+                let server = start_server(&self.cfg, &self.me, parts, &tracker, &token);
                 (Some(server), Some((side.rpc, side.raft)))
             }
             None => (None, None),
@@ -377,10 +389,6 @@ impl BoundAgent {
             coordinates::sync(self.cfg.clone(), gossip.clone(), sink, token.child_token())
                 .instrument(info_span!("coordinates")),
         );
-        // One resolver (one cache) for HTTP, DNS and anti-entropy.
-        let acl = Arc::new(crate::acl::Resolver::new(AclSettings::from_config(
-            &self.cfg,
-        )));
         let local = local_sync::spawn(
             &self.cfg,
             &self.me,
@@ -408,24 +416,10 @@ impl BoundAgent {
             _ => None,
         };
         let acl_replicator = match &server {
-            Some(s) => {
-                let settings = AclSettings::from_config(&self.cfg);
-                match settings.replication_token() {
-                    Some(t) if settings.enabled && !settings.is_primary() => {
-                        let r = crate::server::acl_replication::AclReplicator::new(
-                            settings.primary_datacenter.clone(),
-                            t.to_string(),
-                            settings.enable_token_replication,
-                        );
-                        let run =
-                            Arc::clone(&r).run(s.clone(), Arc::clone(&federation), token.clone());
-                        tracker.spawn(run.instrument(info_span!("acl-replication")));
-                        Some(r)
-                    }
-                    _ => None,
-                }
+            Some(s) if acl.settings().enabled => {
+                Some(spawn_acl_primary(s, &acl, &federation, &tracker, &token))
             }
-            None => None,
+            _ => None,
         };
         let router = match &server {
             Some(s) => Router::new(self.cfg.datacenter.clone(), s.clone()),
@@ -445,7 +439,11 @@ impl BoundAgent {
         });
         let reload = Arc::new(
             Reload::new(self.config_source, Arc::clone(&local))
-                .with_tls(self.tls.clone(), self.api.https_tls.clone()),
+                .with_tls(self.tls.clone(), self.api.https_tls.clone())
+                .with_hook(primary_on_reload(
+                    Arc::clone(&acl.settings().primary),
+                    server.clone(),
+                )),
         );
         {
             let (reload, cfg) = (Arc::clone(&reload), self.cfg.clone());
@@ -470,7 +468,6 @@ impl BoundAgent {
                 node_name: self.cfg.node_name.clone(),
                 node_id: self.me.node_id.clone(),
                 datacenter: self.cfg.datacenter.clone(),
-                primary_datacenter: self.cfg.primary_datacenter().to_string(),
                 server: server.is_some(),
                 advertise_addr: self.me.address.clone(),
                 rpc_port: self.me.rpc_port,
@@ -687,16 +684,29 @@ fn raft_config(cfg: &Config) -> RaftConfig {
     }
 }
 
+/// What [`start_server`] wires together.
+struct ServerParts<'a> {
+    raft: &'a RaftNode,
+    forwarder: &'a Forwarder,
+    gossip: &'a GossipHandle,
+    /// The ACL primary in effect (the leader's ACL duties follow it).
+    primary: &'a Arc<PrimaryCell>,
+}
+
 /// Starts the server role: `-bootstrap-expect`, the server handle with its leader duties.
 fn start_server(
     cfg: &Config,
     me: &SelfInfo,
-    raft: &RaftNode,
-    forwarder: &Forwarder,
-    gossip: &GossipHandle,
+    parts: ServerParts<'_>,
     tracker: &TaskTracker,
     token: &CancellationToken,
 ) -> ServerHandle {
+    let ServerParts {
+        raft,
+        forwarder,
+        gossip,
+        primary,
+    } = parts;
     if cfg.bootstrap_expect > 1 {
         tracker.spawn(
             crate::cluster::bootstrap::run(
@@ -715,17 +725,25 @@ fn start_server(
         hold: rpc_hold_timeout(cfg),
         gossip: Some(gossip.clone()),
         autopilot: autopilot_config(cfg),
-        acl: (cfg.acl.enabled && cfg.primary_datacenter() == cfg.datacenter).then(|| AclDuties {
+        acl: cfg.acl.enabled.then(|| AclDuties {
             initial_management: cfg.acl.tokens.initial_management.clone(),
+            primary: Arc::clone(primary),
         }),
     };
-    ServerHandle::start(
+    let server = ServerHandle::start(
         raft.clone(),
         me.clone(),
         cluster,
         tracker,
         token.child_token(),
-    )
+    );
+    if cfg.acl.enabled {
+        tracker.spawn(
+            acl_primary::follow_state(server.clone(), Arc::clone(primary), token.child_token())
+                .instrument(info_span!("acl-primary")),
+        );
+    }
+    server
 }
 
 /// How long a request waits for a leader: two maximal election timeouts, between 1 s and

@@ -1,6 +1,8 @@
-//! `meridian operator federation list | remove-dc DC`: the federation as this datacenter's
-//! gateways see it, and the clean removal of a datacenter that is gone for good (its
-//! gateways stopped), through `/v1/operator/federation`.
+//! `meridian operator federation list | status | remove-dc DC | promote-primary DC`: the
+//! federation as this datacenter's gateways see it, the clean removal of a datacenter that
+//! is gone for good (its gateways stopped), and the move of the ACL primary to another
+//! datacenter (`PUT /v1/operator/federation/primary`; which datacenters acknowledged it,
+//! which were not reached and whose outcome is unknown), through `/v1/operator/federation`.
 
 use std::io::Write;
 
@@ -20,6 +22,34 @@ pub enum FederationCommand {
     Status(ListArgs),
     /// Remove a datacenter whose gateways are all stopped from the WAN pool, at once.
     RemoveDc(RemoveDcArgs),
+    /// Make DC the ACL primary datacenter (needs acl:write); datacenters not reached now
+    /// learn it when they are reachable again.
+    PromotePrimary(PromoteArgs),
+}
+
+/// `operator federation promote-primary DC`
+#[derive(Debug, clap::Args)]
+pub struct PromoteArgs {
+    /// The datacenter to make the ACL primary.
+    pub datacenter: String,
+    /// The datacenter whose servers run the promotion (default: the agent's).
+    #[arg(long = "datacenter", value_name = "DC")]
+    pub via: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub http: HttpFlags,
+}
+
+/// `PUT /v1/operator/federation/primary`'s answer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct Promoted {
+    datacenter: String,
+    epoch: u64,
+    acknowledged: Vec<String>,
+    not_reached: std::collections::BTreeMap<String, String>,
+    unknown: std::collections::BTreeMap<String, String>,
+    superseded: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// `operator federation list`
@@ -175,6 +205,42 @@ pub async fn run(cmd: FederationCommand, out: &mut dyn Write) -> Result<(), CliE
                 removed.join(", ")
             )?;
         }
+        FederationCommand::PromotePrimary(a) => promote(a, out).await?,
+    }
+    Ok(())
+}
+
+async fn promote(a: PromoteArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let server = super::client::ServerFlags {
+        datacenter: a.via.clone(),
+        stale: false,
+    };
+    let client = ApiClient::new(&a.http, Some(&server))
+        .map_err(CliError::http("Error initializing client"))?;
+    let body = serde_json::json!({ "Datacenter": a.datacenter }).to_string();
+    let got = client
+        .put("/v1/operator/federation/primary", &[], body.into_bytes())
+        .await
+        .map_err(|e| CliError::msg(format!("Error promoting {:?}: {e}", a.datacenter)))?;
+    let p: Promoted = serde_json::from_slice(&got)
+        .map_err(|e| CliError::msg(format!("Error decoding the answer: {e}")))?;
+    writeln!(
+        out,
+        "ACL primary datacenter is now {:?} (epoch {})",
+        p.datacenter, p.epoch
+    )?;
+    writeln!(out, "Acknowledged: {}", p.acknowledged.join(", "))?;
+    for (dc, why) in &p.not_reached {
+        writeln!(
+            out,
+            "Not reached: {dc} ({why}); it learns the move when reachable"
+        )?;
+    }
+    for (dc, why) in &p.unknown {
+        writeln!(out, "Outcome unknown: {dc} ({why})")?;
+    }
+    for (dc, held) in &p.superseded {
+        writeln!(out, "Superseded: {dc} holds a newer choice {held}")?;
     }
     Ok(())
 }

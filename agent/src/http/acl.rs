@@ -194,7 +194,7 @@ async fn resolve(State(st): State<ApiState>, parts: Parts) -> Result<Response, A
         return Err(AclError::RootName.into());
     }
     let settings = st.acl.settings();
-    if !settings.tokens_here() {
+    if !st.acl.tokens_here() {
         // A secondary without token replication: the primary resolves (§6.4).
         let dc: String = form_urlencoded::byte_serialize(settings.datacenter.as_bytes()).collect();
         let req = crate::cluster::forward::HttpRequest {
@@ -204,7 +204,7 @@ async fn resolve(State(st): State<ApiState>, parts: Parts) -> Result<Response, A
             body: Vec::new(),
             request_id: None,
         };
-        return Ok(super::cross_dc::relay(&st, &settings.primary_datacenter, req).await);
+        return Ok(super::cross_dc::relay(&st, &settings.primary_datacenter(), req).await);
     }
     let view = server(&st)?.read(Consistency::Stale).await?;
     let Some(token) = view

@@ -42,24 +42,27 @@ pub(super) async fn list(
     Ok(meta.json(&rows))
 }
 
-/// `GET /v1/acl/replication`: the leader's replication status; zeros in the primary and
-/// where no replication token is set (`Enabled: false`).
+/// `GET /v1/acl/replication`: the leader's replication status. `SourceDatacenter` is the
+/// ACL primary in effect everywhere; `Enabled` is false (and the rest zero) in the primary
+/// and where no replication token is in effect.
 pub(super) async fn status(
     State(st): State<ApiState>,
     method: Method,
     uri: Uri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    if st.acl_replicator.is_some()
+    let enabled = st.acl_replicator.as_ref().filter(|r| r.enabled());
+    if enabled.is_some()
         && let Some(resp) = super::autopilot::on_leader(server(&st)?, &method, &uri, &body).await?
     {
         return Ok(resp);
     }
     let zero = "0001-01-01T00:00:00Z";
     let time = |t: std::time::SystemTime| humantime::format_rfc3339_seconds(t).to_string();
-    let Some(r) = &st.acl_replicator else {
+    let source = st.acl.settings().primary_datacenter();
+    let Some(r) = enabled else {
         return Ok(json_body(&json!({
-            "Enabled": false, "Running": false, "SourceDatacenter": "", "ReplicationType": "",
+            "Enabled": false, "Running": false, "SourceDatacenter": source, "ReplicationType": "",
             "ReplicatedIndex": 0, "ReplicatedRoleIndex": 0, "ReplicatedTokenIndex": 0,
             "LastSuccess": zero, "LastError": zero, "LastErrorMessage": "",
         })));
@@ -72,7 +75,7 @@ pub(super) async fn status(
     Ok(json_body(&json!({
         "Enabled": true,
         "Running": s.running,
-        "SourceDatacenter": r.source(),
+        "SourceDatacenter": source,
         "ReplicationType": r.replication_type(),
         "ReplicatedIndex": s.policy_index,
         "ReplicatedRoleIndex": s.role_index,

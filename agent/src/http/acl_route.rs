@@ -1,6 +1,6 @@
 //! Where an ACL request is answered in a federation (reference/acl.md §6.3, §6.5).
 //!
-//! In a secondary datacenter (`primary_datacenter` is another), a server sends to the
+//! In a secondary datacenter (the ACL primary in effect is another), a server sends to the
 //! primary, through the WAN gateways and with the caller's token: policy and role writes,
 //! global token writes (create without `Local`, and update, clone or delete of a token that
 //! is not a local one here), and — when this datacenter holds no tokens (no token
@@ -54,7 +54,7 @@ pub(super) async fn route(State(st): State<ApiState>, req: Request, next: Next) 
         &parts.method,
         parts.uri.path(),
         &body,
-        settings.tokens_here(),
+        st.acl.tokens_here(),
         local_token,
     ) {
         Route::Here => next.run(Request::from_parts(parts, body.into())).await,
@@ -73,7 +73,7 @@ pub(super) async fn route(State(st): State<ApiState>, req: Request, next: Next) 
             if !req.is_read() {
                 req.request_id = Some(crate::server::write::relay_request_id().to_string());
             }
-            super::cross_dc::relay(&st, &settings.primary_datacenter, req).await
+            super::cross_dc::relay(&st, &settings.primary_datacenter(), req).await
         }
     }
 }

@@ -122,7 +122,8 @@ async fn self_info(State(st): State<ApiState>, authz: Authz) -> Result<Response,
     let ttl_min = st.session_ttl_min.as_nanos() as u64;
     let config = json!({
         "Datacenter": a.datacenter,
-        "PrimaryDatacenter": a.primary_datacenter,
+        // The ACL primary in effect (it can move at runtime: `server::acl_primary`).
+        "PrimaryDatacenter": st.acl.settings().primary_datacenter(),
         "NodeName": a.node_name,
         "NodeID": a.node_id,
         "Server": a.server,

@@ -33,7 +33,9 @@ fn takes_dc(path: &str) -> bool {
     path.starts_with("/v1/")
         && !path.starts_with("/v1/agent/")
         && !path.starts_with("/v1/operator/keyring")
-        && !path.starts_with("/v1/operator/federation")
+        // The federation's view is this datacenter's; a promotion may be sent elsewhere.
+        && (!path.starts_with("/v1/operator/federation")
+            || path == "/v1/operator/federation/primary")
         // The catalog copy is served to gateways over the RPC only (`copy_read.rs`).
         && path != meridian_rpc::gateway::CATALOG_COPY_PATH
         && !matches!(

@@ -21,6 +21,7 @@ mod acl_dto;
 mod acl_filter_catalog;
 mod acl_filter_kv;
 mod acl_policy;
+mod acl_primary;
 mod acl_query;
 mod acl_replicate;
 mod acl_route;
@@ -114,8 +115,6 @@ pub struct AgentInfo {
     pub node_id: String,
     /// Datacenter.
     pub datacenter: String,
-    /// `primary_datacenter` (default: `datacenter`).
-    pub primary_datacenter: String,
     /// Server mode.
     pub server: bool,
     /// Advertised address.
@@ -214,6 +213,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(autopilot::routes())
         .merge(query::routes())
         .merge(federation::routes())
+        .merge(acl_primary::routes())
         .merge(copy_read::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -27,6 +27,11 @@ fn definition_token(def: &serde_json::Value) -> String {
 /// Re-reads the agent's configuration (the same files and flags as at start).
 pub type ConfigSource = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
 
+/// Something else a reload applies from the new configuration (e.g. a changed
+/// `primary_datacenter`); its error is the reload's.
+pub type ReloadHook =
+    Box<dyn Fn(&Config) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
 /// Applies config-defined services to local state, at start and on every reload.
 pub struct Reload {
     source: Option<ConfigSource>,
@@ -39,6 +44,8 @@ pub struct Reload {
     tls: Option<TlsContext>,
     /// HTTPS API TLS, likewise.
     https_tls: Option<TlsContext>,
+    /// Run on every reload (not at start), after the above.
+    hooks: Vec<ReloadHook>,
 }
 
 impl std::fmt::Debug for Reload {
@@ -57,7 +64,14 @@ impl Reload {
             serial: tokio::sync::Mutex::new(()),
             tls: None,
             https_tls: None,
+            hooks: Vec::new(),
         }
+    }
+
+    /// Also runs `hook` with the new configuration on every reload.
+    pub fn with_hook(mut self, hook: ReloadHook) -> Self {
+        self.hooks.push(hook);
+        self
     }
 
     /// Also reloads the certificates of `rpc` (server RPC) and `https` (the HTTPS API) on
@@ -117,7 +131,8 @@ impl Reload {
     }
 
     /// Re-reads the configuration and applies it: service definitions, then the TLS
-    /// certificates (each is tried even if the other failed; the first error is returned).
+    /// certificates, then the hooks (each is tried even if another failed; the first error
+    /// is returned).
     pub async fn reload(&self) -> Result<(), String> {
         let Some(source) = &self.source else {
             return Err("this agent was started without config files to reload".into());
@@ -126,6 +141,11 @@ impl Reload {
         let services = self.apply(&cfg).await;
         let tls = crate::cluster::tls::reload(self.tls.as_ref(), &cfg, Purpose::Rpc);
         let https = crate::cluster::tls::reload(self.https_tls.as_ref(), &cfg, Purpose::Https);
-        services.and(tls).and(https)
+        let mut hooks = Ok(());
+        for hook in &self.hooks {
+            let done = hook(&cfg).await;
+            hooks = hooks.and(done);
+        }
+        services.and(tls).and(https).and(hooks)
     }
 }

@@ -1,7 +1,8 @@
 //! ACL replication from the primary datacenter (#17, reference/acl.md §6.1–6.2): in every
-//! other datacenter, while this server leads and a replication token is set, one loop per
-//! kind copies the primary's policies, roles and (with `acl.enable_token_replication`)
-//! global tokens into this datacenter's raft. Local tokens stay where they were made.
+//! other datacenter, while this server leads and a replication token is in effect, one
+//! loop per kind copies the primary's policies, roles and (with
+//! `acl.enable_token_replication`) global tokens into this datacenter's raft. Local tokens
+//! stay where they were made.
 //!
 //! Same shape as KV replication (`replication.rs`): a blocking read of the primary through
 //! the WAN gateways (`GET /v1/internal/acl/replicate/<kind>?index=N`, under the replication
@@ -11,14 +12,23 @@
 //! primary) compares everything again, as does the round after an error. Progress is in
 //! `GET /v1/acl/replication`.
 //!
-//! Moving the primary (reference/acl.md §6.6): set `primary_datacenter` to the new one on
-//! every agent of every datacenter and restart them. Its leader then stops replicating and
-//! initializes as a primary (built-in policies and anonymous token ensured, rows copied so
-//! far kept with their IDs and secrets); the old primary's local tokens are lost. The
-//! bootstrap marker is not replicated: with `initial_management` configured (and copied),
-//! that token closes `/v1/acl/bootstrap` again; without it, bootstrap reopens on the new
-//! primary — bootstrap it at once. `meridian operator federation promote-primary` does not
-//! exist yet (no runtime switch).
+//! The loops run on every server with ACLs on and decide each round: the source is the
+//! primary in effect (`acl_primary.rs`; a move cancels the round in flight and starts a
+//! full comparison against the new one), and the token is the one in effect
+//! (`acl.tokens.replication`, or `PUT /v1/agent/token/replication`). While this
+//! datacenter is the primary, or no token is set, they idle.
+//!
+//! Moving the primary (reference/acl.md §6.6) at runtime:
+//! `meridian operator federation promote-primary DC` (or a reload with a changed
+//! `primary_datacenter`; rules in `acl_primary.rs`). The new primary's leader stops
+//! replicating and initializes as a primary (built-in policies and anonymous token
+//! ensured, rows copied so far kept with their IDs and secrets); the old primary, when it
+//! is reachable again, learns the move and replicates from the new one — so it needs a
+//! replication token too (set the same one everywhere). What the old primary alone held
+//! is lost: its local tokens elsewhere, and objects written there while it was cut off
+//! (its next replication round deletes them). The bootstrap marker is not replicated: with
+//! `initial_management` configured (and copied), that token closes `/v1/acl/bootstrap`
+//! again; without it, bootstrap reopens on the new primary — bootstrap it at once.
 //!
 //! ```text
 //!  leader? ─▶ relay GET …/replicate/policies?index=N ─▶ diff with local rows
@@ -37,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::ServerHandle;
+use super::acl_primary::PrimaryCell;
 use crate::catalog::acl::{AclPolicy, AclReplicated, AclRole, AclToken, AclWrite};
 use crate::catalog::{Command, State};
 use crate::cluster::federation::{CROSS_DC_TIMEOUT, Federation};
@@ -121,29 +132,51 @@ pub struct AclReplicationStatus {
     pub last_error: Option<(SystemTime, String)>,
 }
 
-/// A secondary's ACL replication.
-#[derive(Debug)]
+/// The replication token in effect, read at every round.
+pub type TokenSource = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
+/// A server's ACL replication (idle while its datacenter is the primary).
 pub struct AclReplicator {
-    source: String,
-    token: String,
+    primary: Arc<PrimaryCell>,
+    token: TokenSource,
     tokens: bool,
     status: Mutex<AclReplicationStatus>,
 }
 
+impl std::fmt::Debug for AclReplicator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AclReplicator")
+            .field("primary", &self.primary.get())
+            .field("tokens", &self.tokens)
+            .finish_non_exhaustive()
+    }
+}
+
 impl AclReplicator {
-    /// Replication from `source` under `token`; global tokens too when `tokens`.
-    pub fn new(source: String, token: String, tokens: bool) -> Arc<Self> {
+    /// Replication from the primary in effect under the token `token` gives; global
+    /// tokens too when `tokens`.
+    pub fn new(primary: Arc<PrimaryCell>, token: TokenSource, tokens: bool) -> Arc<Self> {
         Arc::new(AclReplicator {
-            source,
+            primary,
             token,
             tokens,
             status: Mutex::new(AclReplicationStatus::default()),
         })
     }
 
-    /// The primary datacenter.
-    pub fn source(&self) -> &str {
-        &self.source
+    /// The primary datacenter in effect.
+    pub fn source(&self) -> String {
+        self.primary.datacenter()
+    }
+
+    /// Whether this datacenter replicates now: it is not the primary and a replication
+    /// token is in effect.
+    pub fn enabled(&self) -> bool {
+        !self.primary.is_me() && self.current_token().is_some()
+    }
+
+    fn current_token(&self) -> Option<String> {
+        (self.token)().filter(|t| !t.is_empty())
     }
 
     /// `tokens` when global tokens are copied, else `policies` (roles included).
@@ -190,22 +223,34 @@ impl AclReplicator {
     ) {
         let mut index = 0u64;
         let mut backoff = FIRST_BACKOFF;
+        let mut moves = self.primary.subscribe();
+        let mut source = String::new();
         loop {
             if cancel.is_cancelled() {
                 return;
             }
-            if !server.raft().is_leader() {
+            let primary = moves.borrow_and_update().datacenter.clone();
+            let token = self.current_token();
+            let idle = !server.raft().is_leader() || self.primary.is_me();
+            let (false, Some(token)) = (idle, token) else {
                 index = 0;
                 self.status.lock().running = false;
                 tokio::select! {
                     _ = cancel.cancelled() => return,
+                    _ = moves.changed() => continue,
                     _ = tokio::time::sleep(FOLLOWER_TICK) => continue,
                 }
+            };
+            if primary != source {
+                // A new source: compare everything against it.
+                index = 0;
+                source = primary;
             }
             self.status.lock().running = true;
             let round = tokio::select! {
                 _ = cancel.cancelled() => return,
-                r = self.round(kind, index, &server, &federation) => r,
+                _ = moves.changed() => continue,
+                r = self.round(kind, index, &source, &token, &server, &federation) => r,
             };
             match round {
                 Ok(next) => {
@@ -239,6 +284,8 @@ impl AclReplicator {
         &self,
         kind: Kind,
         index: u64,
+        source: &str,
+        token: &str,
         server: &ServerHandle,
         federation: &Federation,
     ) -> Result<u64, String> {
@@ -249,13 +296,13 @@ impl AclReplicator {
         let req = HttpRequest {
             method: "GET".into(),
             uri,
-            headers: vec![("x-consul-token".into(), self.token.clone())],
+            headers: vec![("x-consul-token".into(), token.to_string())],
             body: Vec::new(),
             request_id: None,
         };
         let budget = req.budget(CROSS_DC_TIMEOUT);
         let resp = federation
-            .relay_background(&self.source, req, budget)
+            .relay_background(source, req, budget)
             .await
             .map_err(|e| e.to_string())?;
         if resp.status != 200 {

@@ -1,8 +1,9 @@
 //! The leader loop: while this server leads, reconcile the LAN pool into the catalog
 //! (`reconcile.rs`; without a pool, just this server's own registration) and into raft
 //! membership (`autopilot.rs`), expire sessions whose TTL lapsed, and reap old KV
-//! tombstones. In the primary datacenter with ACLs on it also initializes the ACL system
-//! once per leadership (built-in policies, anonymous token, `initial_management`) and reaps
+//! tombstones. While its datacenter is the ACL primary in effect (ACLs on) it also
+//! initializes the ACL system once per leadership and once per move of the primary to here
+//! (built-in policies, anonymous token, `initial_management`; `acl_primary.rs`) and reaps
 //! expired tokens. It wakes on its tick, on session deadlines and on member changes.
 
 use std::time::Duration;
@@ -29,7 +30,8 @@ pub(super) async fn run(server: ServerHandle, token: CancellationToken) {
     let mut registered = false;
     let mut stability = Stability::default();
     let mut members_rx = server.gossip().map(|g| g.members_watch());
-    let mut acl_initialized = false;
+    // The primary record the ACL system was initialized under in this leadership.
+    let mut acl_initialized: Option<crate::catalog::acl::AclPrimary> = None;
     loop {
         let now = Instant::now();
         // Until this server is registered, look again soon: clients create sessions on it
@@ -61,7 +63,7 @@ pub(super) async fn run(server: ServerHandle, token: CancellationToken) {
             info!(leader = is_leader, "leadership changed");
             server.session_timers().clear();
             was_leader = is_leader;
-            acl_initialized = false;
+            acl_initialized = None;
         }
         if !is_leader {
             continue;
@@ -81,9 +83,12 @@ pub(super) async fn run(server: ServerHandle, token: CancellationToken) {
             Err(e) => warn!(cause = %e, "failed to register this server in the catalog"),
         }
         expire_sessions(&server).await;
-        if let Some(duties) = server.acl_duties() {
-            if !acl_initialized {
-                acl_initialized = init_acls(&server, duties).await;
+        if let Some(duties) = server.acl_duties()
+            && duties.primary.is_me()
+        {
+            let primary = duties.primary.get();
+            if acl_initialized.as_ref() != Some(&primary) && init_acls(&server, duties).await {
+                acl_initialized = Some(primary);
             }
             reap_expired_tokens(&server).await;
         }

@@ -5,6 +5,7 @@
 //! leader's clock into the command, and read with [`ServerHandle::read`], which honours the
 //! consistency mode and never holds a lock across an await.
 
+pub mod acl_primary;
 pub mod acl_replication;
 pub mod autopilot;
 pub mod forward_handler;
@@ -60,15 +61,18 @@ pub struct ClusterParts {
     pub gossip: Option<GossipHandle>,
     /// Autopilot settings.
     pub autopilot: AutopilotConfig,
-    /// ACL duties of the primary datacenter's leader (`None`: ACLs off, or a secondary).
+    /// ACL duties of the leader while its datacenter is the ACL primary (`None`: ACLs off).
     pub acl: Option<AclDuties>,
 }
 
-/// What the primary datacenter's leader does for ACLs (see `leader.rs`).
-#[derive(Clone, Default)]
+/// What the leader does for ACLs while its datacenter is the primary in effect (see
+/// `leader.rs`).
+#[derive(Clone)]
 pub struct AclDuties {
     /// `acl.tokens.initial_management`, created as a management token when missing.
     pub initial_management: Option<String>,
+    /// The ACL primary in effect (it can move at runtime: `acl_primary.rs`).
+    pub primary: Arc<acl_primary::PrimaryCell>,
 }
 
 impl std::fmt::Debug for AclDuties {
@@ -76,6 +80,7 @@ impl std::fmt::Debug for AclDuties {
         let set = self.initial_management.as_ref().map(|_| "<set>");
         f.debug_struct("AclDuties")
             .field("initial_management", &set)
+            .field("primary", &self.primary.get())
             .finish()
     }
 }

@@ -144,6 +144,14 @@ impl State {
                 self.acl_replicate(index, batch);
                 Response::Ok
             }
+            AclWrite::SetPrimary(p) => {
+                let kept = p.beats(self.acl_primary.as_ref());
+                if kept {
+                    self.acl_primary = Some(p.clone());
+                    self.touch(Table::Meta, String::new());
+                }
+                Response::Bool(kept)
+            }
             AclWrite::ReapExpired { before_ms } => {
                 let expired: Vec<String> = self
                     .acl_tokens

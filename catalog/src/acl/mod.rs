@@ -20,8 +20,8 @@ mod types;
 
 pub use apply::check_templated;
 pub use types::{
-    AclLink, AclPolicy, AclReplicated, AclRole, AclToken, AclWrite, NodeIdentity, ServiceIdentity,
-    TemplateVariables, TemplatedPolicy, TokenResolution,
+    AclLink, AclPolicy, AclPrimary, AclReplicated, AclRole, AclToken, AclWrite, NodeIdentity,
+    ServiceIdentity, TemplateVariables, TemplatedPolicy, TokenResolution,
 };
 
 use meridian_acl::Rules;
@@ -83,6 +83,12 @@ impl State {
     /// The raft index of the bootstrap, once the ACL system was bootstrapped.
     pub fn acl_bootstrap_index(&self) -> Option<u64> {
         self.acl_bootstrap
+    }
+
+    /// The stored ACL primary record, if a primary was ever chosen at runtime (without
+    /// one, the configured `primary_datacenter` is in effect).
+    pub fn acl_primary(&self) -> Option<&AclPrimary> {
+        self.acl_primary.as_ref()
     }
 
     /// The rules `token` holds in datacenter `dc`: its policies and its roles' policies

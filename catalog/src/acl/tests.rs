@@ -668,4 +668,29 @@ fn templated_policies_are_checked_deduplicated_and_resolved_per_datacenter() {
     let a = meridian_acl::Authorizer::new(r.rules, Root::Deny, None);
     assert!(a.allowed(Resource::Node, "n1", Need::Write));
     assert!(a.allowed(Resource::Service, "api", Need::Write));
+
+#[test]
+fn the_primary_record_keeps_the_highest_epoch_and_the_smallest_name_on_ties() {
+    let rec = |dc: &str, epoch| AclPrimary {
+        datacenter: dc.into(),
+        epoch,
+    };
+    let set = |s: &mut State, i, p: AclPrimary| apply(s, i, AclWrite::SetPrimary(p));
+    let mut s = State::new();
+    assert_eq!(s.acl_primary(), None);
+    // Epoch 0 is the configured value: never stored.
+    assert_eq!(set(&mut s, 1, rec("dc2", 0)), Response::Bool(false));
+    assert_eq!(set(&mut s, 2, rec("dc2", 1)), Response::Bool(true));
+    assert_eq!(s.acl_primary(), Some(&rec("dc2", 1)));
+    // Applied again (a retried announcement): nothing changes.
+    assert_eq!(set(&mut s, 3, rec("dc2", 1)), Response::Bool(false));
+    // Older and same-epoch-larger-name records lose; a same-epoch smaller name wins.
+    assert_eq!(set(&mut s, 4, rec("dc1", 0)), Response::Bool(false));
+    assert_eq!(set(&mut s, 5, rec("dc3", 1)), Response::Bool(false));
+    assert_eq!(set(&mut s, 6, rec("dc1", 1)), Response::Bool(true));
+    assert_eq!(set(&mut s, 7, rec("dc3", 2)), Response::Bool(true));
+    assert_eq!(s.acl_primary(), Some(&rec("dc3", 2)));
+    // The record survives a snapshot.
+    let restored = State::restore(s.rows()).expect("restore");
+    assert_eq!(restored.acl_primary(), Some(&rec("dc3", 2)));
 }

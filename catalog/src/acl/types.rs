@@ -250,6 +250,35 @@ pub enum AclWrite {
     /// made them; links may name objects not copied yet), and deletes of rows it no
     /// longer has.
     Replicate(Box<AclReplicated>),
+    /// Records which datacenter is the ACL primary (a promotion, a config change on
+    /// reload, or another datacenter's record learned through the gateways). Kept only if
+    /// it [beats](AclPrimary::beats) the record held, so applying it twice, late or out of
+    /// order ends in the same record everywhere.
+    SetPrimary(AclPrimary),
+}
+
+/// The ACL primary datacenter in effect and the epoch of that choice. Every move raises
+/// the epoch; datacenters exchange records and keep the one that [beats](Self::beats).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AclPrimary {
+    /// The primary datacenter.
+    pub datacenter: String,
+    /// The choice's epoch (0: only the configured `primary_datacenter`, never stored).
+    pub epoch: u64,
+}
+
+impl AclPrimary {
+    /// Whether this record replaces `held`: a higher epoch wins; at equal epochs the
+    /// lexically smallest datacenter name, so every datacenter settles on the same one.
+    pub fn beats(&self, held: Option<&AclPrimary>) -> bool {
+        match held {
+            None => self.epoch > 0 && !self.datacenter.is_empty(),
+            Some(h) => {
+                self.epoch > h.epoch || (self.epoch == h.epoch && self.datacenter < h.datacenter)
+            }
+        }
+    }
 }
 
 /// One replication batch (see [`AclWrite::Replicate`]).
