@@ -668,6 +668,7 @@ fn templated_policies_are_checked_deduplicated_and_resolved_per_datacenter() {
     let a = meridian_acl::Authorizer::new(r.rules, Root::Deny, None);
     assert!(a.allowed(Resource::Node, "n1", Need::Write));
     assert!(a.allowed(Resource::Service, "api", Need::Write));
+}
 
 #[test]
 fn the_primary_record_keeps_the_highest_epoch_and_the_smallest_name_on_ties() {
