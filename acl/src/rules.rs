@@ -119,6 +119,10 @@ pub(crate) const SCALARS: [(Scalar, &str); 5] = [
 pub(crate) struct Table {
     pub(crate) exact: BTreeMap<String, Rule>,
     pub(crate) prefix: BTreeMap<String, Rule>,
+    /// The byte lengths of the `prefix` keys, longest first, each once: `lookup` tries only
+    /// these cuts of a name (a policy with `service_prefix ""` alone costs one map probe,
+    /// not one per byte of the name). Kept by [`Table::insert_prefix`].
+    prefix_lens: Vec<usize>,
 }
 
 impl Table {
@@ -128,21 +132,22 @@ impl Table {
         if let Some(r) = self.exact.get(name) {
             return Some(*r);
         }
-        // Walk down from the longest candidate; a prefix may end inside a UTF-8 sequence only
-        // if a rule was written so, which `str` keys cannot hold, so char boundaries suffice.
-        let mut end = name.len();
-        loop {
-            if let Some(r) = self.prefix.get(&name[..end]) {
-                return Some(*r);
-            }
-            if end == 0 {
-                return None;
-            }
-            end -= 1;
-            while !name.is_char_boundary(end) {
-                end -= 1;
-            }
+        // Longest candidate first; a cut inside a UTF-8 sequence matches no `str` key.
+        self.prefix_lens
+            .iter()
+            .filter(|&&len| len <= name.len() && name.is_char_boundary(len))
+            .find_map(|&len| self.prefix.get(&name[..len]).copied())
+    }
+
+    /// Adds (or merges into) the prefix rule `name`.
+    pub(crate) fn insert_prefix(&mut self, name: String, rule: Rule) {
+        if let Err(at) = self
+            .prefix_lens
+            .binary_search_by(|probe| name.len().cmp(probe))
+        {
+            self.prefix_lens.insert(at, name.len());
         }
+        Self::insert(&mut self.prefix, name, rule);
     }
 
     fn insert(map: &mut BTreeMap<String, Rule>, name: String, rule: Rule) {
@@ -156,7 +161,7 @@ impl Table {
             Self::insert(&mut self.exact, k.clone(), *r);
         }
         for (k, r) in &other.prefix {
-            Self::insert(&mut self.prefix, k.clone(), *r);
+            self.insert_prefix(k.clone(), *r);
         }
     }
 }
@@ -272,12 +277,12 @@ impl Rules {
             }
         };
         let table = &mut self.labeled[i];
-        let map = if prefix {
-            &mut table.prefix
+        let rule = Rule { level, intentions };
+        if prefix {
+            table.insert_prefix(label, rule);
         } else {
-            &mut table.exact
-        };
-        Table::insert(map, label, Rule { level, intentions });
+            Table::insert(&mut table.exact, label, rule);
+        }
         Ok(())
     }
 

@@ -317,3 +317,41 @@ fn hcl1_object_form_and_utf8_names() {
     assert!(!b.allowed(KEY, "a", Need::Read));
     assert_eq!(Level::List.to_string(), "list");
 }
+
+/// The lookup tries only the lengths of the prefixes written (merged from several policies
+/// too), and the read-everything shortcut never hides a rule that denies one name.
+#[test]
+fn prefix_cuts_across_merged_policies_and_the_read_all_shortcut_keep_consuls_answers() {
+    let a = authz(
+        &[
+            "service_prefix \"\" { policy = \"read\" }",
+            "service_prefix \"ab\" { policy = \"deny\" }\nservice_prefix \"abcd\" { policy = \"write\" }",
+            "service \"abc\" { policy = \"write\" }",
+        ],
+        Root::Deny,
+    );
+    let svc = Resource::Service;
+    assert!(a.allowed(svc, "x", Need::Read) && !a.allowed(svc, "x", Need::Write));
+    assert!(!a.allowed(svc, "ab", Need::Read) && !a.allowed(svc, "abz", Need::Read));
+    assert!(
+        a.allowed(svc, "abc", Need::Write),
+        "exact beats the ab prefix"
+    );
+    assert!(
+        a.allowed(svc, "abcde", Need::Write),
+        "abcd is the longest prefix"
+    );
+    assert!(!a.allowed(svc, "abcX", Need::Read), "back to ab: denied");
+    assert!(a.allowed(svc, "a", Need::Read) && a.allowed(svc, "", Need::Read));
+    // A cut that falls inside a multi-byte character matches nothing and is skipped.
+    assert!(!a.allowed(svc, "abcé", Need::Read));
+    assert!(!a.read_all(svc), "the ab deny rules out reading everything");
+    // Without the deny, every name reads without matching rules, and writes still do.
+    let b = authz(&["service_prefix \"\" { policy = \"read\" }"], Root::Deny);
+    assert!(b.read_all(svc) && b.allowed(svc, "anything", Need::Read));
+    assert!(!b.allowed(svc, "anything", Need::Write));
+    assert!(
+        !b.allowed(Resource::Node, "n1", Need::Read),
+        "other resources unaffected"
+    );
+}
