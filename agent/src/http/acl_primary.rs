@@ -54,12 +54,20 @@ struct OfferBody {
     epoch: u64,
 }
 
-/// A datacenter name as Consul accepts it: letters, digits, `-` and `_`.
-fn valid_dc(dc: &str) -> bool {
-    (1..=64).contains(&dc.len())
+/// A datacenter name as Consul accepts it (letters, digits, `-` and `_`), else the 400
+/// naming the field.
+fn check_dc(dc: &str) -> Result<(), ApiError> {
+    let ok = (1..=64).contains(&dc.len())
         && dc
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "Datacenter: {dc:?} is not a valid datacenter name"
+        )))
+    }
 }
 
 fn acl_on(st: &ApiState) -> Result<(), ApiError> {
@@ -79,11 +87,7 @@ async fn promote(
     authz.check(Resource::Acl, "", Need::Write)?;
     let req: PromoteBody = super::body::decode(&body, false)?;
     let dc = req.datacenter;
-    if !valid_dc(&dc) {
-        return Err(ApiError::bad_request(format!(
-            "Datacenter: {dc:?} is not a valid datacenter name"
-        )));
-    }
+    check_dc(&dc)?;
     let srv = server(&st)?;
     let me = st.agent.datacenter.clone();
     let federation = st.router.federation();
@@ -161,12 +165,7 @@ async fn offered(
     acl_on(&st)?;
     authz.check(Resource::Acl, "", Need::Write)?;
     let req: OfferBody = super::body::decode(&body, false)?;
-    if !valid_dc(&req.datacenter) {
-        return Err(ApiError::bad_request(format!(
-            "Datacenter: {:?} is not a valid datacenter name",
-            req.datacenter
-        )));
-    }
+    check_dc(&req.datacenter)?;
     if req.epoch == 0 {
         return Err(ApiError::bad_request("Epoch: must be at least 1"));
     }

@@ -43,15 +43,6 @@ fn valid_role_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn valid_identity_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    let inner = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    (1..=256).contains(&b.len())
-        && b.first().is_some_and(inner)
-        && b.last().is_some_and(inner)
-        && b.iter().all(|c| inner(c) || *c == b'-' || *c == b'_')
-}
-
 fn builtin_policy(id: &str, name: &str, rules: String, description: &str) -> AclPolicy {
     AclPolicy {
         id: id.into(),
@@ -430,7 +421,7 @@ impl State {
             ));
         }
         for s in &r.service_identities {
-            if !valid_identity_name(&s.service_name) {
+            if !meridian_acl::valid_identity_name(&s.service_name) {
                 return rejected(bad_identity("Service", &s.service_name));
             }
         }
@@ -567,7 +558,7 @@ fn bad_identity(kind: &str, name: &str) -> String {
 
 fn check_nodes(nodes: &[NodeIdentity], on: &str) -> Result<(), String> {
     for n in nodes {
-        if !valid_identity_name(&n.node_name) {
+        if !meridian_acl::valid_identity_name(&n.node_name) {
             return Err(bad_identity("Node", &n.node_name));
         }
         if n.datacenter.is_empty() {
@@ -581,7 +572,7 @@ fn check_nodes(nodes: &[NodeIdentity], on: &str) -> Result<(), String> {
 
 fn check_identities(t: &AclToken) -> Result<(), String> {
     for s in &t.service_identities {
-        if !valid_identity_name(&s.service_name) {
+        if !meridian_acl::valid_identity_name(&s.service_name) {
             return Err(bad_identity("Service", &s.service_name));
         }
         if t.local && !s.datacenters.is_empty() {
