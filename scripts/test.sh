@@ -42,6 +42,10 @@ echo "==> no crate cycles, no new import circles (scripts/check-cycles.py)"
 python3 scripts/check-cycles.py
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+echo "==> binaries the tests start (meridian, meridian-gateway, testbed)"
+# Built up front with the workspace's features: a test that finds meridian-gateway missing
+# builds it itself (another package's binary), inside its own 300 s limit.
+cargo build --workspace --bins --tests
 echo "==> tests"
 cargo nextest run --workspace --no-fail-fast
 echo "==> py-consul's own test suite against meridian agent -dev (scripts/clients)"
