@@ -342,13 +342,23 @@ impl RaftNode {
             .is_some_and(|at| openraft::Instant::elapsed(&**at) <= self.inner.lease)
     }
 
-    /// The current leader and its address, if known (not ourselves while our quorum is
-    /// out of reach).
+    /// The current leader and its address, if known: not ourselves while our quorum is out
+    /// of reach, and not another server that has not reached us within the lease. Without
+    /// that, a server that cannot elect (a non-voter, or one whose peers are all gone) would
+    /// name a dead leader for as long as it runs; hashicorp/raft, under Consul, forgets the
+    /// leader on its follower heartbeat timeout, and `/v1/status/leader` then answers `""`.
     pub fn leader(&self) -> Option<(u64, ServerNode)> {
         let m = self.inner.raft.metrics();
         let m = m.borrow_watched();
         let id = m.current_leader?;
-        if id == self.inner.id && !self.quorum_fresh(&m) {
+        let fresh = if id == self.inner.id {
+            self.quorum_fresh(&m)
+        } else {
+            // Not `last_contact()`: it borrows the metrics again, under this borrow.
+            let at = *self.inner.last_contact.lock();
+            at.is_some_and(|at| at.elapsed() <= self.inner.lease)
+        };
+        if !fresh {
             return None;
         }
         let node = m.membership_config.membership().get_node(&id)?.clone();

@@ -10,7 +10,7 @@ use crate::gateways::in_lan_pool;
 use crate::plan::HostPlan;
 use crate::probe;
 use crate::scenario::inject;
-use crate::scenario::sites::{Sites, get};
+use crate::scenario::sites::{Site, Sites, get};
 use crate::state::{RunDir, State};
 use crate::up::wait_dc_leader;
 use crate::wait;
@@ -69,21 +69,58 @@ pub(super) async fn inject(
                     .filter(|h| !victims.iter().any(|v| v.name == h.name))
                     .cloned()
                     .collect();
-                wait::until(
+                // What each survivor last said, for the error: a timeout alone does not
+                // tell a leader that kept its lease from an agent that stopped answering.
+                let last = std::sync::Mutex::new(Vec::new());
+                let waited = wait::until(
                     "the surviving server knowing no leader",
                     REPAIR,
                     "",
                     || async {
+                        let mut seen = Vec::new();
+                        let mut done = true;
                         for h in &survivor {
                             let v = probe::view(&state.testbed, &state.plan, h).await;
-                            if !v.reachable || v.leader.is_some() {
-                                return None;
-                            }
+                            done &= v.reachable && v.leader.is_none();
+                            seen.push(format!(
+                                "{}: reachable {}, leader {:?}, error {:?}",
+                                h.name, v.reachable, v.leader, v.error
+                            ));
                         }
-                        Some(())
+                        *last
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = seen;
+                        done.then_some(())
                     },
                 )
-                .await?;
+                .await;
+                if let Err(TestbedError::Timeout { what, after, .. }) = waited {
+                    let last = last
+                        .into_inner()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    // The run directory goes with the testbed: quote the logs' tails.
+                    let logs: Vec<String> = survivor
+                        .iter()
+                        .map(|h| {
+                            let text = std::fs::read_to_string(run_dir.log_path(&h.name))
+                                .unwrap_or_default();
+                            let lines: Vec<&str> = text.lines().collect();
+                            let tail = lines[lines.len().saturating_sub(12)..].join("\n  ");
+                            format!("{}'s log ends:\n  {tail}", h.name)
+                        })
+                        .collect();
+                    let killed: Vec<&str> = victims.iter().map(|v| v.name.as_str()).collect();
+                    return Err(TestbedError::Timeout {
+                        what,
+                        after,
+                        hint: format!(
+                            "; killed {killed:?}; last seen: {}\n{}",
+                            last.join("; "),
+                            logs.join("\n")
+                        ),
+                    });
+                }
+                waited?;
             }
             Ok(())
         }
@@ -130,6 +167,33 @@ pub(super) async fn repair(
     healthy(run_dir, state, s).await
 }
 
+/// Waits until every server of `site` is a raft voter again. A server killed long enough
+/// to be marked failed is removed by autopilot (`cleanup_dead_servers`) and comes back as a
+/// non-voter until it has been stable for `server_stabilization_time`; a fault that starts
+/// before then is a different fault (killing the two voters leaves a non-voter that can
+/// never elect, not a lost quorum of three).
+async fn all_voters(state: &State, site: &Site) -> Result<(), TestbedError> {
+    let what = format!("every server of {} a raft voter", site.name);
+    wait::until(&what, REPAIR, "", || async {
+        let r = get(state, &site.asker, "/v1/operator/raft/configuration").await;
+        if r.status != Some(200) {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&r.body).ok()?;
+        let servers = v.get("Servers")?.as_array()?;
+        site.servers
+            .iter()
+            .all(|h| {
+                servers.iter().any(|x| {
+                    x.get("Node").and_then(|n| n.as_str()) == Some(h.name.as_str())
+                        && x.get("Voter").and_then(serde_json::Value::as_bool) == Some(true)
+                })
+            })
+            .then_some(())
+    })
+    .await
+}
+
 /// Waits until each DC has a leader all its agents name, dc1's gateways are alive in its
 /// LAN pool, and `?dc=*` from dc1 answers all three DCs with none missing.
 pub(super) async fn healthy(
@@ -139,6 +203,7 @@ pub(super) async fn healthy(
 ) -> Result<(), TestbedError> {
     for site in [&s.near, &s.mid, &s.far] {
         wait_dc_leader(run_dir, state, &site.name, REPAIR).await?;
+        all_voters(state, site).await?;
     }
     wait::until(
         "dc1's gateways alive in its LAN pool",
