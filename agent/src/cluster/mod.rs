@@ -16,6 +16,7 @@
 
 pub mod bootstrap;
 pub mod breaker;
+mod coalesce;
 pub mod copies;
 pub mod fanout;
 pub mod federation;

@@ -3,12 +3,14 @@
 //! it while it answers, and moves to another when it fails or leaves the pool, so load
 //! spreads as the pool changes. Requests travel over the forward RPC (`forward.rs`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use rand::seq::SliceRandom;
 
 use super::Forwarder;
+use super::coalesce::{Coalescer, is_blocking_read};
 use super::forward::{ForwardError, HttpRequest, HttpResponse};
 use crate::gossip::{GossipHandle, MemberStatus, Role};
 use crate::rpc::RpcError;
@@ -41,6 +43,8 @@ pub struct RemoteServers {
     gossip: GossipHandle,
     forwarder: Forwarder,
     preferred: Mutex<Option<String>>,
+    /// Identical blocking reads in flight, shared (`coalesce.rs`).
+    shared: Arc<Coalescer>,
 }
 
 impl RemoteServers {
@@ -51,6 +55,7 @@ impl RemoteServers {
             gossip,
             forwarder,
             preferred: Mutex::new(None),
+            shared: Arc::default(),
         }
     }
 
@@ -74,6 +79,18 @@ impl RemoteServers {
             all.swap(0, pos);
         }
         all
+    }
+
+    /// [`Self::http`] for a client's API request: a blocking read identical to one in
+    /// flight waits for that one's answer instead of asking again.
+    pub async fn http_shared(self: &Arc<Self>, req: HttpRequest) -> Result<HttpResponse, RpcError> {
+        if !is_blocking_read(&req) {
+            return self.http(req).await;
+        }
+        let this = Arc::clone(self);
+        self.shared
+            .share(req, move |req| async move { this.http(req).await })
+            .await
     }
 
     /// Runs an HTTP API request on a server, trying the next one when a server cannot be

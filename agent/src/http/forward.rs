@@ -9,6 +9,9 @@
 //! `Authorization`); a request that names none carries this agent's `acl.tokens.default`
 //! when it has one, as Consul's agents fill it in before any RPC — so the server, or the
 //! datacenter that answers, enforces what this agent would have (reference/acl.md §5.1).
+//!
+//! Identical blocking reads (same URI, index, token...) share one forwarded request
+//! (`cluster/coalesce.rs`): 10,000 watchers of one service cost the server one watch.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -49,7 +52,9 @@ pub(super) async fn to_server(
         .remote()
         .ok_or_else(|| ApiError::internal("no servers to forward to"))?;
     let req = client_request(&st, &method, &uri, &headers, &body);
-    Ok(into_response(remote.http(req).await?))
+    // A parked watcher keeps only what it needs to be answered.
+    drop((uri, headers, body));
+    Ok(into_response(remote.http_shared(req).await?))
 }
 
 /// The request as a client agent forwards it: `near=_agent` and a prepared query's own

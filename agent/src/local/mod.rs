@@ -11,6 +11,7 @@
 //! ```
 
 pub mod checks;
+pub mod dirty;
 mod files;
 pub mod reload;
 pub mod sync;
@@ -110,6 +111,18 @@ struct Inner {
     checks: BTreeMap<String, LocalCheck>,
     service_regs: BTreeMap<String, Registration>,
     check_regs: BTreeMap<String, Registration>,
+    /// What the catalog has not seen yet.
+    dirty: dirty::Dirty,
+}
+
+impl Inner {
+    /// The name of local service `id` (empty if none).
+    fn service_name(&self, id: &str) -> String {
+        self.services
+            .get(id)
+            .map(|s| s.service.clone())
+            .unwrap_or_default()
+    }
 }
 
 /// The services and checks of this agent. Cheap to share behind an `Arc`.
@@ -122,6 +135,8 @@ pub struct LocalState {
     full_sync: Notify,
     /// Bumped on every change; blocking agent reads (`/v1/agent/service/:id?hash=`) wait on it.
     version: watch::Sender<u64>,
+    /// [`dirty::Dirty::synced_through`], for API writes waiting for their own change.
+    synced: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for LocalState {
@@ -153,6 +168,7 @@ impl LocalState {
             changed: Notify::new(),
             full_sync: Notify::new(),
             version: watch::Sender::new(0),
+            synced: watch::Sender::new(0),
         })
     }
 
@@ -242,13 +258,16 @@ impl LocalState {
             for id in &stale {
                 inner.checks.remove(id);
                 inner.check_regs.remove(id);
+                inner.dirty.check(id, &service.service);
             }
             for c in checks {
+                inner.dirty.check(&c.check.check_id, &service.service);
                 inner
                     .check_regs
                     .insert(c.check.check_id.clone(), reg.clone());
                 inner.checks.insert(c.check.check_id.clone(), c);
             }
+            inner.dirty.service(&service.id, &service.service);
             inner.service_regs.insert(service.id.clone(), reg);
             inner.services.insert(service.id.clone(), service);
             stale
@@ -264,9 +283,10 @@ impl LocalState {
     pub fn remove_service(&self, id: &str) -> bool {
         let removed_checks: Vec<String> = {
             let mut inner = self.inner.lock();
-            if inner.services.remove(id).is_none() {
+            let Some(gone) = inner.services.remove(id) else {
                 return false;
-            }
+            };
+            inner.dirty.service(id, &gone.service);
             inner.service_regs.remove(id);
             let ids: Vec<String> = inner
                 .checks
@@ -277,6 +297,7 @@ impl LocalState {
             for c in &ids {
                 inner.checks.remove(c);
                 inner.check_regs.remove(c);
+                inner.dirty.forget_check(c);
             }
             ids
         };
@@ -293,6 +314,8 @@ impl LocalState {
         self.persist_check(&check, &reg)?;
         {
             let mut inner = self.inner.lock();
+            let name = inner.service_name(&check.check.service_id);
+            inner.dirty.check(&check.check.check_id, &name);
             inner.check_regs.insert(check.check.check_id.clone(), reg);
             inner.checks.insert(check.check.check_id.clone(), check);
         }
@@ -304,9 +327,11 @@ impl LocalState {
     pub fn remove_check(&self, id: &str) -> bool {
         {
             let mut inner = self.inner.lock();
-            if inner.checks.remove(id).is_none() {
+            let Some(gone) = inner.checks.remove(id) else {
                 return false;
-            }
+            };
+            let name = inner.service_name(&gone.check.service_id);
+            inner.dirty.check(id, &name);
             inner.check_regs.remove(id);
         }
         self.unpersist("checks", id);
@@ -329,6 +354,8 @@ impl LocalState {
             c.check.status = status;
             c.check.output = output.to_string();
             let c = c.clone();
+            let name = inner.service_name(&c.check.service_id);
+            inner.dirty.check(id, &name);
             let reg = inner.check_regs.get(id).cloned().unwrap_or_default();
             status_changed.then_some((c, reg))
         };
@@ -372,6 +399,50 @@ impl LocalState {
     pub fn checks(&self) -> Vec<LocalCheck> {
         self.inner.lock().checks.values().cloned().collect()
     }
+
+    /// The checks of service `id`, as the catalog rows a registration carries.
+    pub fn service_checks(&self, id: &str) -> Vec<Check> {
+        let inner = self.inner.lock();
+        inner
+            .checks
+            .values()
+            .filter(|c| c.check.service_id == id)
+            .map(|c| c.check.clone())
+            .collect()
+    }
+
+    /// The generation of the last change (see `dirty.rs`).
+    pub fn generation(&self) -> u64 {
+        self.inner.lock().dirty.generation()
+    }
+
+    /// The entries the catalog has not seen yet.
+    pub fn pending(&self) -> dirty::Pending {
+        self.inner.lock().dirty.pending()
+    }
+
+    /// Marks `done` synced (unless changed again since).
+    pub fn settle(&self, done: &[(dirty::Kind, String, u64)]) {
+        if done.is_empty() {
+            return;
+        }
+        let through = {
+            let mut inner = self.inner.lock();
+            inner.dirty.settle(done);
+            inner.dirty.synced_through()
+        };
+        self.synced.send_if_modified(|v| {
+            let moved = through > *v;
+            *v = (*v).max(through);
+            moved
+        });
+    }
+
+    /// Resolves once every change up to generation `seq` is synced.
+    pub async fn synced_through(&self, seq: u64) {
+        let mut rx = self.synced.subscribe();
+        let _ = rx.wait_for(|v| *v >= seq).await;
+    }
 }
 
 /// The local state with its check runners and catalog side, as the API uses them.
@@ -391,8 +462,8 @@ impl LocalAgent {
     }
 }
 
-/// How long an API write waits for its own sync before answering (the background pass
-/// retries if this one fails).
+/// How long an API write waits for its own sync before answering (the background loop
+/// retries if it fails).
 const SYNC_ON_WRITE: Duration = Duration::from_secs(5);
 
 impl LocalAgent {
@@ -400,11 +471,12 @@ impl LocalAgent {
     /// now, so the writer reads it back at once. A failed push is retried in the background.
     pub async fn applied(&self) {
         self.runners.reconcile();
-        let pass = self.sync.sync(&self.state, false);
-        match tokio::time::timeout(SYNC_ON_WRITE, pass).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::debug!(cause = %e, "sync after write failed; will retry"),
-            Err(_) => tracing::debug!("sync after write timed out; will retry"),
+        // Anti-entropy's loop writes just the changed entries (batched with other writers'
+        // changes); this waits until ours are among the synced ones.
+        let seq = self.state.generation();
+        let synced = self.state.synced_through(seq);
+        if tokio::time::timeout(SYNC_ON_WRITE, synced).await.is_err() {
+            tracing::debug!("sync after write timed out; will retry");
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Anti-entropy (Consul's `ae` + `State.SyncFull`): make the catalog's view of this node
-//! agree with the agent's local state. A change syncs at once; a full pass also runs every
+//! agree with the agent's local state. A change syncs at once, and only what changed
+//! (`dirty.rs`, [`Syncer::sync_changes`]: one write per changed service or check, nothing
+//! read back), so registering n services costs O(n); a full pass also runs every
 //! `interval` (scaled with the pool as Consul's `aeScale`) and repairs drift both ways:
 //! local services and checks missing or different in the catalog are registered, and the
 //! catalog's services and checks of this node that the agent does not own are removed — the
@@ -16,12 +18,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::LocalState;
+use super::dirty::Kind;
 use super::sync_acl::{
     Blocked, Op, Subject, fingerprint, is_acl_refusal, vet_deregister, vet_register,
 };
@@ -282,6 +285,20 @@ fn same_check(local: &Check, cat: &Check) -> bool {
         && local.definition == cat.definition
 }
 
+/// How many of a change-driven pass's writes are in flight at once.
+const SYNC_CONCURRENCY: usize = 64;
+
+/// One write of a change-driven pass: what [`Syncer::write`] takes, and the marks it
+/// settles once written.
+type Job<'a> = (
+    Subject,
+    Op,
+    &'a String,
+    String,
+    Write,
+    Vec<(Kind, String, u64)>,
+);
+
 /// One catalog write anti-entropy wants to make.
 enum Write {
     Register(Box<RegisterOp>),
@@ -336,6 +353,8 @@ impl Syncer {
         let mut writes = self
             .sync_node_info(&remote, &node_row, &agent_token)
             .await?;
+        // What this pass covers: every change marked before it reads the local state.
+        let covered = local.pending();
         let services = local.services();
         let checks = local.checks();
         for s in &services {
@@ -425,7 +444,134 @@ impl Syncer {
                 )
                 .await?;
         }
+        local.settle(&covered.all());
         Ok(writes)
+    }
+
+    /// Syncs only the entries changed since they were last synced (`dirty.rs`): a changed
+    /// service is registered with its checks, a removed one deregistered (its checks go
+    /// with it), a changed check registered or deregistered alone. Nothing is read back
+    /// from the catalog, and the writes go out together; drift made behind the agent's
+    /// back is left to the full pass.
+    pub async fn sync_changes(&self, local: &LocalState) -> Result<usize, RpcError> {
+        let pending = local.pending();
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let name = local.node().to_string();
+        let agent_token = self.acl.tokens.agent_token();
+        let node_row = Node {
+            id: self.node.id.clone(),
+            node: name.clone(),
+            address: self.node.address.clone(),
+            datacenter: self.node.datacenter.clone(),
+            ..Node::default()
+        };
+        let mut jobs: Vec<Job<'_>> = Vec::new();
+        let mut registered = std::collections::HashSet::new();
+        for (id, e) in &pending.services {
+            let settles = vec![(Kind::Service, id.clone(), e.seq)];
+            let job = match local.service(id) {
+                Some(s) => {
+                    registered.insert(id.as_str());
+                    let op = RegisterOp {
+                        node: node_row.clone(),
+                        skip_node_update: true,
+                        service: Some(s),
+                        checks: local.service_checks(id),
+                    };
+                    let token = self.acl.entry_token(&local.service_registration(id));
+                    let w = Write::Register(Box::new(op));
+                    (Subject::Service, Op::Registration, id, token, w, settles)
+                }
+                None => {
+                    let op = DeregisterOp {
+                        node: name.clone(),
+                        service_id: Some(id.clone()),
+                        ..Default::default()
+                    };
+                    let w = Write::Deregister(op, Some(e.service.clone()));
+                    let token = agent_token.clone();
+                    (Subject::Service, Op::Deregistration, id, token, w, settles)
+                }
+            };
+            jobs.push(job);
+        }
+        for (id, e) in &pending.checks {
+            let settle = (Kind::Check, id.clone(), e.seq);
+            let job = match local.check(id) {
+                // Its service's registration in this batch carries it.
+                Some(c) if registered.contains(c.check.service_id.as_str()) => {
+                    if let Some(j) = jobs
+                        .iter_mut()
+                        .find(|j| j.0 == Subject::Service && *j.2 == c.check.service_id)
+                    {
+                        j.5.push(settle);
+                    }
+                    continue;
+                }
+                Some(c) => {
+                    let mut check = c.check;
+                    if let Some(svc) = local.service(&check.service_id) {
+                        check.service_name = svc.service;
+                    }
+                    let op = RegisterOp {
+                        node: node_row.clone(),
+                        skip_node_update: true,
+                        service: None,
+                        checks: vec![check],
+                    };
+                    let token = self.acl.entry_token(&local.check_registration(id));
+                    let w = Write::Register(Box::new(op));
+                    (Subject::Check, Op::Registration, id, token, w, vec![settle])
+                }
+                None => {
+                    let op = DeregisterOp {
+                        node: name.clone(),
+                        check_id: Some(id.clone()),
+                        ..Default::default()
+                    };
+                    let w = Write::Deregister(op, Some(e.service.clone()));
+                    let token = agent_token.clone();
+                    (
+                        Subject::Check,
+                        Op::Deregistration,
+                        id,
+                        token,
+                        w,
+                        vec![settle],
+                    )
+                }
+            };
+            jobs.push(job);
+        }
+        let writes: Vec<BoxFuture<'_, _>> = jobs
+            .into_iter()
+            .map(|(subject, op, id, token, w, settles)| {
+                async move { (self.write(subject, op, id, &token, w).await, settles) }.boxed()
+            })
+            .collect();
+        let results: Vec<_> = futures::stream::iter(writes)
+            .buffer_unordered(SYNC_CONCURRENCY)
+            .collect()
+            .await;
+        let mut writes = 0;
+        let mut done = Vec::new();
+        let mut failed = None;
+        for (r, settles) in results {
+            match r {
+                Ok(n) => {
+                    writes += n;
+                    done.extend(settles);
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
+        local.settle(&done);
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(writes),
+        }
     }
 
     /// Node info (`node_meta`) with the agent token: registers this node as the agent knows it when the catalog's row differs, or when the
@@ -541,7 +687,12 @@ impl Syncer {
                 // entries this flag is about.
                 self.before_bootstrap.store(false, Ordering::Relaxed);
             }
-            match self.sync(&local, full).await {
+            let pass = if full {
+                self.sync(&local, true).await
+            } else {
+                self.sync_changes(&local).await
+            };
+            match pass {
                 Ok(n) => {
                     if n > 0 {
                         debug!(writes = n, "anti-entropy synced");
