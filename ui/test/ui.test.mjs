@@ -9,7 +9,8 @@
 //                                    SCREENSHOTS=dir to save a PNG of every view.
 // Exits 0 with a printed reason when chromium is not installed (the test is skipped).
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createInterface } from 'node:readline';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +20,7 @@ import { chromium } from 'playwright-core';
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..', '..');
 const bin = process.env.MERIDIAN_BIN ?? join(root, 'target', 'debug', 'meridian');
+const gatewayBin = join(dirname(bin), 'meridian-gateway');
 const shots = process.env.SCREENSHOTS ? resolve(process.env.SCREENSHOTS) : null;
 const DEADLINE_MS = 15000;
 
@@ -49,32 +51,59 @@ async function until(what, cond, ms = DEADLINE_MS) {
   throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
 }
 
-/** Starts `meridian agent -dev` on free ports; resolves with its base URL once it has a leader. */
-async function startAgent() {
-  const args = ['agent', '-dev', '-node', 'ui-node', '-log-json'];
-  for (const f of ['-http-port', '-serf-lan-port', '-server-port', '-dns-port']) args.push(f, '0');
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts `program args` (JSON logs) and resolves with the `fields` of its first log line
+ * containing `marker` (the addresses it bound), or fails with its log after 30 s.
+ */
+function startProcess(program, args, marker) {
+  const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
   const log = [];
-  const url = await new Promise((resolveUrl, reject) => {
-    const timer = setTimeout(() => reject(new Error(`agent did not start:\n${log.join('\n')}`)), 30000);
-    child.on('exit', (code) => reject(new Error(`agent exited (${code}):\n${log.join('\n')}`)));
+  return new Promise((resolveFields, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${program} did not start:\n${log.join('\n')}`)), 30000);
+    child.on('exit', (code) => reject(new Error(`${program} exited (${code}):\n${log.join('\n')}`)));
     for (const s of [child.stdout, child.stderr]) {
       createInterface({ input: s }).on('line', (line) => {
         log.push(line);
-        if (!line.includes('Meridian agent running')) return;
+        if (!line.includes(marker)) return;
         try {
-          const http = JSON.parse(line).fields.http;
+          const fields = JSON.parse(line).fields;
           clearTimeout(timer);
-          resolveUrl(`http://${http}`);
+          resolveFields(fields);
         } catch {
           // not the JSON line
         }
       });
     }
   });
-  await until('a leader', async () => (await (await fetch(`${url}/v1/status/leader`)).json()) !== '');
-  return { child, url, log };
 }
+
+/** Every process this test started, stopped at the end. */
+const children = [];
+
+/** `meridian agent -dev` on free ports; resolves once it has a leader. */
+async function startAgent(extra = []) {
+  const args = ['agent', '-dev', '-log-json', ...extra];
+  for (const f of ['-http-port', '-serf-lan-port', '-server-port', '-dns-port']) args.push(f, '0');
+  const fields = await startProcess(bin, args, 'Meridian agent running');
+  const url = `http://${fields.http}`;
+  await until('a leader', async () => (await (await fetch(`${url}/v1/status/leader`)).json()) !== '');
+  return { url, serf: fields.serf_lan };
+}
+
+/** `meridian-gateway` of `dc`, joined to its server's LAN pool and, optionally, another WAN. */
+async function startGateway(dc, lanJoin, wanJoin) {
+  const dir = mkdtempSync(join(tmpdir(), `meridian-ui-${dc}-`));
+  dirs.push(dir);
+  const args = ['-datacenter', dc, '-node', `gw-${dc}`, '-bind', '127.0.0.1', '-data-dir', dir];
+  for (const f of ['-server-port', '-serf-lan-port', '-serf-wan-port']) args.push(f, '0');
+  args.push('-retry-join', lanJoin, '-retry-interval', '200ms', '-log-json');
+  if (wanJoin) args.push('-retry-join-wan', wanJoin);
+  const fields = await startProcess(gatewayBin, args, 'gateway running');
+  return { serfWan: fields.serf_wan };
+}
+
+const dirs = [];
 
 async function api(url, path, method = 'GET', body) {
   const r = await fetch(`${url}${path}`, { method, body });
@@ -91,15 +120,51 @@ async function main() {
   }
   if (!existsSync(bin)) throw new Error(`${bin} not found: cargo build -p meridian-agent --bin meridian`);
   const started = Date.now();
-  const agent = await startAgent();
   const browser = await chromium.launch({ executablePath: chrome, headless: true, args: ['--no-sandbox'] });
   try {
-    await run(agent.url, browser);
+    const dc1 = await startAgent(['-node', 'ui-node']);
+    await run(dc1.url, browser);
+    if (existsSync(gatewayBin)) {
+      await federated(dc1, browser);
+    } else {
+      console.log(`SKIP: ui browser test, two datacenters: ${gatewayBin} not built (cargo build -p meridian-gateway)`);
+    }
   } finally {
     await browser.close();
-    agent.child.kill('SIGTERM');
+    for (const c of children) c.kill('SIGTERM');
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }
   console.log(`ok: ui browser test (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+}
+
+/**
+ * A second datacenter (a -dev agent of dc2), federated through one gateway each as in the
+ * README: dc2 appears in the switcher, and choosing it shows dc2's services through dc1's
+ * agent (`?dc=dc2`); the federation view lists both with their gateways.
+ */
+async function federated(dc1, browser) {
+  step('two datacenters');
+  const dc2 = await startAgent(['-node', 'dc2-node', '-datacenter', 'dc2']);
+  await api(dc2.url, '/v1/agent/service/register', 'PUT', JSON.stringify({ Name: 'api-dc2', Port: 9000 }));
+  const g1 = await startGateway('dc1', dc1.serf);
+  await startGateway('dc2', dc2.serf, g1.serfWan);
+  await until('dc1 to see dc2', async () => (await api(dc1.url, '/v1/catalog/datacenters')).text === '["dc1","dc2"]', 30000);
+  step('federated');
+  const page = await browser.newPage({ viewport: { width: 1200, height: 700 } });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(`${dc1.url}/ui/dc1/services`);
+  const select = page.locator('select[aria-label="Datacenter"]');
+  await until('the switcher to list dc2', async () => (await select.locator('option').allInnerTexts()).includes('dc2'));
+  await select.selectOption('dc2');
+  await page.waitForURL(/\/ui\/dc2\/services$/);
+  await page.locator('tr[data-service="api-dc2"]').waitFor({ timeout: DEADLINE_MS });
+  await page.goto(`${dc1.url}/ui/dc1/federation`);
+  await until('the federation view to show dc2 with its gateway', async () =>
+    /1\/1 alive/.test(await page.locator('tr[data-dc="dc2"]').innerText()), 20000);
+  await shot(page, 'federation');
+  assert.deepEqual(errors, [], 'no script errors in the page');
+  await page.close();
 }
 
 async function shot(page, name) {
@@ -108,7 +173,13 @@ async function shot(page, name) {
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 }
 
+const t0 = Date.now();
+function step(what) {
+  if (process.env.UI_TEST_VERBOSE) console.log(`${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
+}
+
 async function run(url, browser) {
+  step('agent and browser up');
   const page = await browser.newPage({ viewport: { width: 1200, height: 700 } });
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
@@ -131,12 +202,14 @@ async function run(url, browser) {
   assert.match(await web.innerText(), /primary/, 'tags shown');
   await shot(page, 'services');
 
+  step('A failing check t');
   // A failing check turns it critical in the open page: no reload (the marker survives).
   await page.evaluate(() => { window.__sameDocument = true; });
   await api(url, '/v1/agent/check/fail/web-ttl?note=connection%20refused', 'PUT');
   await until('web to turn critical', async () => (await web.getAttribute('data-health')) === 'critical');
   assert.equal(await page.evaluate(() => window.__sameDocument), true, 'updated without a reload');
 
+  step('The instance view');
   // The instance view: its checks with their output.
   await web.locator('a').click();
   await page.waitForURL(/\/ui\/dc1\/services\/web$/);
@@ -149,11 +222,13 @@ async function run(url, browser) {
   await page.locator('tr[data-dc="dc1"]').waitFor({ timeout: DEADLINE_MS });
   await until('dc1 row to count 1 instance', async () => /critical/.test(await page.locator('tr[data-dc="dc1"]').innerText()));
 
+  step('The switcher');
   // The switcher lists every datacenter from /v1/catalog/datacenters.
   const dcs = (await api(url, '/v1/catalog/datacenters')).json();
   const options = await page.locator('select[aria-label="Datacenter"] option').allInnerTexts();
   assert.deepEqual(options, dcs, 'switcher lists the datacenters');
 
+  step('A shared link');
   // A shared link opens straight on its view (the server answers index.html for it).
   await page.goto(`${url}/ui/dc1/nodes`);
   const node = page.locator('tr[data-node="ui-node"]');
@@ -165,6 +240,7 @@ async function run(url, browser) {
   await until('the node page lists web', async () => (await page.locator('main').innerText()).includes('web-1'));
   await shot(page, 'node');
 
+  step('KV: create');
   // KV: create under a folder.
   await page.goto(`${url}/ui/dc1/kv/`);
   await page.locator('form[aria-label="Create a key"]').waitFor({ timeout: DEADLINE_MS });
@@ -176,12 +252,14 @@ async function run(url, browser) {
   const editor = page.locator('form[aria-label="Edit the key"] textarea');
   await until('the editor to show the value', async () => (await editor.inputValue()) === 'first');
 
+  step('Edit, saved');
   // Edit, saved with check-and-set.
   await editor.fill('second');
   await page.click('form[aria-label="Edit the key"] button[type="submit"]');
   await until('the key to hold "second"', async () => (await api(url, '/v1/kv/config/app/name?raw')).text === 'second');
   await page.getByText('Saved.').waitFor({ timeout: DEADLINE_MS });
 
+  step('Someone else');
   // Someone else writes while we edit: our save is refused, theirs is kept.
   await editor.fill('mine');
   await api(url, '/v1/kv/config/app/name', 'PUT', 'theirs');
@@ -195,6 +273,7 @@ async function run(url, browser) {
   await page.locator('li[data-key="config/app/name"]').waitFor({ timeout: DEADLINE_MS });
   await shot(page, 'kv');
 
+  step('Binary values');
   // Binary values are shown and kept byte for byte.
   await api(url, '/v1/kv/bin/blob', 'PUT', new Uint8Array([0, 255, 1, 128]));
   await page.goto(`${url}/ui/dc1/kv/bin/blob`);
@@ -204,6 +283,7 @@ async function run(url, browser) {
   const raw = new Uint8Array(await (await fetch(`${url}/v1/kv/bin/blob?raw`)).arrayBuffer());
   assert.deepEqual([...raw], [0, 255, 1, 128], 'saving a binary value keeps its bytes');
 
+  step('Delete.');
   // Delete.
   await page.goto(`${url}/ui/dc1/kv/config/app/name`);
   await until('the editor', async () => (await editor.inputValue()) === 'theirs');
@@ -211,6 +291,7 @@ async function run(url, browser) {
   await page.waitForURL(/\/ui\/dc1\/kv\/config\/app\/$/, { timeout: DEADLINE_MS });
   await until('the key to be gone', async () => (await api(url, '/v1/kv/config/app/name')).status === 404);
 
+  step('Sessions:');
   // Sessions: one created through the API appears live.
   await page.goto(`${url}/ui/dc1/sessions`);
   await page.locator('main h1').waitFor({ timeout: DEADLINE_MS });
@@ -218,12 +299,14 @@ async function run(url, browser) {
   await page.locator(`tr[data-session="${id}"]`).waitFor({ timeout: DEADLINE_MS });
   await shot(page, 'sessions');
 
+  step('Federation:');
   // Federation: this datacenter, as its own gateways' view (none in -dev) and the catalog's list.
   await page.goto(`${url}/ui/dc1/federation`);
   await page.locator('tr[data-dc="dc1"]').waitFor({ timeout: DEADLINE_MS });
   await shot(page, 'federation');
 
   assert.deepEqual(errors, [], 'no script errors in the page');
+  await page.close();
 }
 
 main().catch((e) => {

@@ -97,9 +97,13 @@ export function Federation({ dc }: { dc: string }) {
             ))}
             {unseen.map((d) => (
               <tr key={d} data-dc={d}>
-                <td>{d}</td>
+                <td>
+                  <a href={href(d, 'services')}>{d}</a>
+                </td>
                 <td colSpan={6} class="muted">
-                  in the catalog's list, not in the gateways' view
+                  {d === (view.Datacenter ?? dc)
+                    ? 'this datacenter: no WAN gateway has joined it (not federated)'
+                    : "in the catalog's list, but no gateway reports it"}
                 </td>
               </tr>
             ))}
