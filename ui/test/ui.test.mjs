@@ -9,7 +9,7 @@
 //                                    SCREENSHOTS=dir to save a PNG of every view.
 // Exits 0 with a printed reason when chromium is not installed (the test is skipped).
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createInterface } from 'node:readline';
 import { dirname, join, resolve } from 'node:path';
@@ -124,6 +124,7 @@ async function main() {
   try {
     const dc1 = await startAgent(['-node', 'ui-node']);
     await run(dc1.url, browser);
+    await withAcls(browser);
     if (existsSync(gatewayBin)) {
       await federated(dc1, browser);
     } else {
@@ -135,6 +136,30 @@ async function main() {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }
   console.log(`ok: ui browser test (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+}
+
+/**
+ * ACLs on, default deny: without a token the services view says permission denied; the
+ * token typed in the header is kept (localStorage) and sent, and the services appear.
+ */
+async function withAcls(browser) {
+  step('ACLs');
+  const dir = mkdtempSync(join(tmpdir(), 'meridian-ui-acl-'));
+  dirs.push(dir);
+  const token = '6d4c2e6b-2f0a-4f6e-9b8e-0c1d2e3f4a5b';
+  const cfg = join(dir, 'acl.hcl');
+  writeFileSync(cfg, `acl {\n enabled = true\n default_policy = "deny"\n tokens {\n initial_management = "${token}"\n }\n}\n`);
+  const agent = await startAgent(['-node', 'acl-node', '-config-file', cfg]);
+  const page = await browser.newPage();
+  await page.goto(`${agent.url}/ui/dc1/services`);
+  // Consul's list endpoints filter out what the token may not read (or answer 403).
+  await page.getByText(/403|Nothing here yet/).first().waitFor({ timeout: DEADLINE_MS });
+  assert.equal(await page.locator('tr[data-service="consul"]').count(), 0, 'nothing shown without a token');
+  await page.fill('input[aria-label="ACL token"]', token);
+  await page.click('form.token button');
+  await page.locator('tr[data-service="consul"]').waitFor({ timeout: DEADLINE_MS });
+  assert.equal(await page.evaluate(() => localStorage.getItem('meridian:token')), token);
+  await page.close();
 }
 
 /**
@@ -183,6 +208,8 @@ async function run(url, browser) {
   const page = await browser.newPage({ viewport: { width: 1200, height: 700 } });
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
+  // The agent's Content-Security-Policy must not block anything the UI itself does.
+  page.on('console', (m) => /Content Security Policy/i.test(m.text()) && errors.push(m.text()));
   page.on('dialog', (d) => d.accept());
 
   // A service with a TTL check, passing.

@@ -81,6 +81,13 @@ pub(super) fn routes(ui_path: Option<&str>) -> Router<ApiState> {
     let site = Arc::new(Site::load(&dir));
     let at_dir = site.clone();
     let under_dir = site;
+    // At the root (`content_path = "/"`) only the page and its assets: a catch-all there
+    // would also answer API paths that no route matches (a client agent forwards those).
+    let (wildcard, strip) = if dir == "/" {
+        ("/assets/{*rest}".to_string(), "assets/")
+    } else {
+        (format!("{dir}{{*rest}}"), "")
+    };
     let mut r = Router::new()
         .route(
             &dir,
@@ -90,10 +97,10 @@ pub(super) fn routes(ui_path: Option<&str>) -> Router<ApiState> {
             }),
         )
         .route(
-            &format!("{dir}{{*rest}}"),
+            &wildcard,
             get(move |Path(rest): Path<String>, h: HeaderMap| {
                 let site = under_dir.clone();
-                async move { site.serve(&rest, &h) }
+                async move { site.serve(&format!("{strip}{rest}"), &h) }
             }),
         );
     if dir != "/" {
