@@ -120,7 +120,7 @@ function Folder({ dc, prefix }: { dc: string; prefix: string }) {
         <ul class="kv-list">
           {keys.map((k) => (
             <li key={k} class={k.endsWith('/') ? 'folder' : 'key'} data-key={k}>
-              <a href={href(dc, 'kv', keyPath(k))}>{k.slice(prefix.length)}</a>
+              <a href={href(dc, 'kv', keyPath(k))}>{k.slice(prefix.length).replace(/\/$/, '')}</a>
             </li>
           ))}
         </ul>
