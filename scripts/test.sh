@@ -40,6 +40,8 @@ if cargo tree -i aws-lc-rs >/dev/null 2>&1; then
 fi
 echo "==> no crate cycles, no new import circles (scripts/check-cycles.py)"
 python3 scripts/check-cycles.py
+echo "==> the web UI bundle (ui/dist) is what ui/ builds to (scripts/ui-build.sh)"
+bash scripts/ui-build.sh
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "==> binaries the tests start (meridian, meridian-gateway, testbed)"
@@ -48,5 +50,7 @@ echo "==> binaries the tests start (meridian, meridian-gateway, testbed)"
 cargo build --workspace --bins --tests
 echo "==> tests"
 cargo nextest run --workspace --no-fail-fast
+echo "==> the web UI in headless chromium (scripts/ui-test.sh)"
+bash scripts/ui-test.sh
 echo "==> py-consul's own test suite against meridian agent -dev (scripts/clients)"
 bash scripts/clients/py-consul.sh

@@ -32,29 +32,76 @@ fn dev_agent_redirects_root_to_the_ui_which_reads_the_api() {
         .expect("GET /ui");
     assert_eq!(bare.status().as_u16(), 301);
 
-    for path in ["/ui/", "/ui/dc1/services"] {
+    // Every path under /ui/ that is not an asset is the single-page app (shared links work),
+    // revalidated on every load.
+    let mut script = String::new();
+    for path in ["/ui/", "/ui/dc1/services", "/ui/dc2/kv/config/"] {
         let page = client
             .get(format!("{}{path}", agent.url))
             .send()
             .expect("GET");
         assert_eq!(page.status().as_u16(), 200, "{path}");
-        let ctype = page.headers()["content-type"]
-            .to_str()
-            .unwrap_or("")
-            .to_string();
+        let h = page.headers().clone();
+        let ctype = h["content-type"].to_str().unwrap_or("");
         assert!(ctype.starts_with("text/html"), "{path}: {ctype}");
+        assert_eq!(h["cache-control"], "no-cache", "{path}");
         let html = page.text().unwrap_or_default();
         assert!(html.contains("<title>Meridian</title>"), "{path}: {html}");
-        // The page reads the same API endpoints a user would.
-        for endpoint in [
-            "catalog/services",
-            "health/state/any",
-            "catalog/nodes",
-            "agent/self",
-        ] {
-            assert!(html.contains(endpoint), "the page reads {endpoint}");
-        }
+        assert!(
+            !html.contains("__MERIDIAN_UI__"),
+            "the base path is rewritten: {html}"
+        );
+        script = html
+            .split("src=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap_or_default()
+            .to_string();
+        assert!(script.starts_with("/ui/assets/"), "{path}: {script}");
     }
+
+    // The bundle is served from the binary, with its type, cached for good, gzipped on request.
+    let js = client
+        .get(format!("{}{script}", agent.url))
+        .header("accept-encoding", "gzip")
+        .send()
+        .expect("GET script");
+    assert_eq!(js.status().as_u16(), 200, "{script}");
+    let h = js.headers().clone();
+    assert!(
+        h["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("application/javascript"),
+        "{h:?}"
+    );
+    assert!(
+        h["cache-control"]
+            .to_str()
+            .unwrap_or("")
+            .contains("immutable"),
+        "{h:?}"
+    );
+    assert_eq!(h["content-encoding"], "gzip");
+    let etag = h["etag"].clone();
+    let again = client
+        .get(format!("{}{script}", agent.url))
+        .header("if-none-match", etag)
+        .send()
+        .expect("GET script again");
+    assert_eq!(again.status().as_u16(), 304, "revalidation by ETag");
+    let plain = client
+        .get(format!("{}{script}", agent.url))
+        .send()
+        .expect("GET script without gzip");
+    assert!(plain.headers().get("content-encoding").is_none());
+    let code = plain.text().unwrap_or_default();
+    for endpoint in ["/v1/catalog/services", "/v1/health/state/any", "/v1/kv/"] {
+        assert!(code.contains(endpoint), "the UI reads {endpoint}");
+    }
+    // A missing asset is a 404, not the page.
+    let (s, _, _) = agent.get("/ui/assets/no-such-file.js");
+    assert_eq!(s, 404);
 
     // An HTTP check on the agent's own root follows the redirect and passes, as on Consul.
     let check = format!(
@@ -66,6 +113,29 @@ fn dev_agent_redirects_root_to_the_ui_which_reads_the_api() {
     wait_until(Duration::from_secs(20), "the root check to pass", || {
         agent.get_json("/v1/agent/checks")["root"]["Status"] == "passing"
     });
+}
+
+#[test]
+fn the_ui_is_served_at_its_content_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("ui.hcl");
+    std::fs::write(&cfg, r#"ui_config { content_path = "/console/" }"#).expect("write config");
+    let cfg = cfg.to_string_lossy().to_string();
+    let agent = Agent::start(&common::dev_args(&["-config-file", &cfg]));
+    let root = no_redirects()
+        .get(format!("{}/", agent.url))
+        .send()
+        .expect("GET /");
+    assert_eq!(
+        root.headers().get("location").and_then(|v| v.to_str().ok()),
+        Some("/console/")
+    );
+    let (s, _, html) = agent.get("/console/dc1/nodes");
+    assert_eq!(s, 200);
+    assert!(html.contains("content=\"/console/\""), "{html}");
+    assert!(html.contains("src=\"/console/assets/"), "{html}");
+    let (s, _, _) = agent.get("/ui/");
+    assert_eq!(s, 404, "only the configured path serves the UI");
 }
 
 #[test]
