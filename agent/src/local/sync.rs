@@ -394,18 +394,7 @@ impl Syncer {
                 self.blocked.clear(Subject::Check, Op::Registration, id);
                 continue;
             }
-            let mut check = c.check.clone();
-            if let Some(svc) = local.service(&check.service_id) {
-                check.service_name = svc.service;
-            }
-            let op = RegisterOp {
-                node: node_row.clone(),
-                skip_node_update: true,
-                service: None,
-                checks: vec![check],
-            };
-            let token = self.acl.entry_token(&local.check_registration(id));
-            let w = Write::Register(Box::new(op));
+            let (token, w) = self.check_write(local, &node_row, id, c.check.clone());
             writes += self
                 .write(Subject::Check, Op::Registration, id, &token, w)
                 .await?;
@@ -446,6 +435,28 @@ impl Syncer {
         }
         local.settle(&covered.all());
         Ok(writes)
+    }
+
+    /// A check's own registration (without its service, whose name it carries), under
+    /// the token it was registered with: the same write for the full and the change pass.
+    fn check_write(
+        &self,
+        local: &LocalState,
+        node_row: &Node,
+        id: &str,
+        mut check: Check,
+    ) -> (String, Write) {
+        if let Some(svc) = local.service(&check.service_id) {
+            check.service_name = svc.service;
+        }
+        let op = RegisterOp {
+            node: node_row.clone(),
+            skip_node_update: true,
+            service: None,
+            checks: vec![check],
+        };
+        let token = self.acl.entry_token(&local.check_registration(id));
+        (token, Write::Register(Box::new(op)))
     }
 
     /// Syncs only the entries changed since they were last synced (`dirty.rs`): a changed
@@ -511,18 +522,7 @@ impl Syncer {
                     continue;
                 }
                 Some(c) => {
-                    let mut check = c.check;
-                    if let Some(svc) = local.service(&check.service_id) {
-                        check.service_name = svc.service;
-                    }
-                    let op = RegisterOp {
-                        node: node_row.clone(),
-                        skip_node_update: true,
-                        service: None,
-                        checks: vec![check],
-                    };
-                    let token = self.acl.entry_token(&local.check_registration(id));
-                    let w = Write::Register(Box::new(op));
+                    let (token, w) = self.check_write(local, &node_row, id, c.check);
                     (Subject::Check, Op::Registration, id, token, w, vec![settle])
                 }
                 None => {
