@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use meridian_tls::{TlsConnector, TlsContext};
 use parking_lot::Mutex;
+use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 
 /// Largest message accepted or sent (raft snapshots travel whole).
@@ -20,13 +21,23 @@ pub const MAX_MESSAGE: usize = 1 << 30;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// HTTP/2 ping interval, and how long a ping may go unanswered.
 const KEEPALIVE: Duration = Duration::from_secs(5);
+/// How long a channel may go without an answer before a timed-out call drops it
+/// ([`Channels::forget_if_stalled`]).
+pub const STALLED_AFTER: Duration = KEEPALIVE;
 
 /// Channels by `host:port` (and server name under TLS).
 #[derive(Debug, Default)]
 pub struct Channels {
     /// Keyed by `(addr, server name)`; the name is empty for plaintext channels.
-    map: Mutex<HashMap<(String, String), Channel>>,
+    map: Mutex<HashMap<(String, String), Entry>>,
     tls: Option<ChannelTls>,
+}
+
+/// A channel and when its peer was last heard from (or, before that, when it was made).
+#[derive(Debug)]
+struct Entry {
+    channel: Channel,
+    heard: Instant,
 }
 
 #[derive(Debug)]
@@ -88,8 +99,8 @@ impl Channels {
         };
         let key = (addr.to_string(), name.to_string());
         let mut map = self.map.lock();
-        if let Some(ch) = map.get(&key) {
-            return Ok(ch.clone());
+        if let Some(e) = map.get(&key) {
+            return Ok(e.channel.clone());
         }
         // Pings every 5 s, also while idle, and a connection whose ping goes unanswered for
         // 5 s is dropped: after a WAN or peer outage the next request reconnects instead of
@@ -109,18 +120,81 @@ impl Channels {
             )),
             None => endpoint.connect_timeout(CONNECT_TIMEOUT).connect_lazy(),
         };
-        map.insert(key, ch.clone());
+        map.insert(
+            key,
+            Entry {
+                channel: ch.clone(),
+                heard: Instant::now(),
+            },
+        );
         Ok(ch)
     }
 
-    /// Forgets the channel to `addr` (under `server_name`, or the default name when
-    /// `None`), so the next call dials afresh; calls in flight on it go on. Called when a
-    /// peer stopped answering on a connection that may be stalled.
-    pub fn forget(&self, addr: &str, server_name: Option<&str>) {
+    /// Notes that the peer at `addr` (under `server_name`, or the default name when `None`)
+    /// answered a call just now.
+    pub fn heard(&self, addr: &str, server_name: Option<&str>) {
+        let key = self.key(addr, server_name);
+        if let Some(e) = self.map.lock().get_mut(&key) {
+            e.heard = Instant::now();
+        }
+    }
+
+    /// After a call to `addr` timed out: forgets its channel, so the next call dials
+    /// afresh, when the peer has not answered anything on it for [`STALLED_AFTER`] (the
+    /// connection may be stalled in TCP's retransmission backoff, as after a WAN outage).
+    /// A channel whose peer answered lately is kept: the call was slow, not the connection
+    /// dead (a lossy link loses a packet now and then), and dialling afresh would cost a
+    /// TCP and TLS handshake — more than a short call's whole budget on a long link, so
+    /// every call would time out and forget the next half-made connection in turn. A new
+    /// channel counts as heard when made: its connect has its own timeout. Calls in flight
+    /// on a forgotten channel go on. Returns whether it forgot.
+    pub fn forget_if_stalled(&self, addr: &str, server_name: Option<&str>) -> bool {
+        let key = self.key(addr, server_name);
+        let mut map = self.map.lock();
+        match map.get(&key) {
+            Some(e) if e.heard.elapsed() >= STALLED_AFTER => {
+                map.remove(&key);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn key(&self, addr: &str, server_name: Option<&str>) -> (String, String) {
         let name = match &self.tls {
             Some(t) => server_name.unwrap_or(&t.default_name).to_string(),
             None => String::new(),
         };
-        self.map.lock().remove(&(addr.to_string(), name));
+        (addr.to_string(), name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn same(a: &Channels, addr: &str) -> bool {
+        // Two handles of one cached channel share its entry; a fresh one is a new entry.
+        let n = a.map.lock().len();
+        let _ = a.get(addr);
+        a.map.lock().len() == n
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timed_out_call_drops_a_channel_only_when_its_peer_went_quiet() {
+        let ch = Channels::new();
+        ch.get("127.0.0.1:1").expect("channel");
+        // Just made (still connecting): kept.
+        assert!(!ch.forget_if_stalled("127.0.0.1:1", None));
+        tokio::time::advance(STALLED_AFTER - Duration::from_millis(1)).await;
+        ch.heard("127.0.0.1:1", None);
+        tokio::time::advance(STALLED_AFTER - Duration::from_millis(1)).await;
+        // Answered lately: a slow call, not a dead connection.
+        assert!(!ch.forget_if_stalled("127.0.0.1:1", None));
+        assert!(same(&ch, "127.0.0.1:1"));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        // Quiet for STALLED_AFTER: dialled afresh.
+        assert!(ch.forget_if_stalled("127.0.0.1:1", None));
+        assert!(!same(&ch, "127.0.0.1:1"));
     }
 }

@@ -59,13 +59,11 @@ pub async fn call(
 ) -> Result<Vec<u8>, TransportError> {
     let channel = channels.get(addr);
     let got = call_on(channel, addr, datacenter, payload, timeout).await;
-    if timed_out(&got) {
-        channels.forget(addr, None);
-    }
+    note_outcome(channels, addr, None, &got);
     got
 }
 
-/// Whether a call gave up waiting (the connection may be stalled: dial afresh next time).
+/// Whether a call gave up waiting (the connection may be stalled).
 fn timed_out(r: &Result<Vec<u8>, TransportError>) -> bool {
     matches!(r, Err(TransportError::NoAnswer { reason, .. }) if reason.starts_with(TIMED_OUT))
 }
@@ -84,10 +82,27 @@ pub async fn call_named(
 ) -> Result<Vec<u8>, TransportError> {
     let channel = channels.get_named(addr, server_name);
     let got = call_on(channel, addr, datacenter, payload, timeout).await;
-    if timed_out(&got) {
-        channels.forget(addr, Some(server_name));
-    }
+    note_outcome(channels, addr, Some(server_name), &got);
     got
+}
+
+/// An answer (a reply, or the peer's refusal) shows the connection alive; a call that gave
+/// up waiting may mean it is stalled ([`Channels::forget_if_stalled`] decides).
+fn note_outcome(
+    channels: &Channels,
+    addr: &str,
+    server_name: Option<&str>,
+    got: &Result<Vec<u8>, TransportError>,
+) {
+    match got {
+        Ok(_) | Err(TransportError::Protocol(_)) => channels.heard(addr, server_name),
+        r if timed_out(r) => {
+            if channels.forget_if_stalled(addr, server_name) {
+                tracing::debug!(peer = %addr, "no answer for a while: dialling afresh next time");
+            }
+        }
+        Err(_) => {}
+    }
 }
 
 async fn call_on(

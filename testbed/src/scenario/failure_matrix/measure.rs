@@ -195,14 +195,35 @@ async fn dns(ctx: &Ctx<'_>, op: Op) -> Vec<Attempt> {
         let path = format!("/v1/catalog/service/{WEB}?dc={}&stale", s.mid.name);
         let r = get(ctx.state, &s.near.asker, &path).await;
         if r.headers.contains_key("x-meridian-copy") {
+            // Why the live read failed, for whoever reads a surprising cell.
+            let why = last_error(ctx, &s.mid.name).await;
+            let said = format!(
+                " (the agent's ?dc={}&stale read says, in {:.0} ms: from the copy; {}'s last error for {}: {why})",
+                s.mid.name, r.ms, s.near.name, s.mid.name
+            );
             for (a, _) in out.iter_mut().zip(&mid_answered).filter(|(_, m)| **m) {
                 a.class = Outcome::Stale;
-                a.note
-                    .push_str(" (the agent's ?dc=dc2&stale read says: from the copy)");
+                a.note.push_str(&said);
             }
         }
     }
     out
+}
+
+/// The last error `dc`'s federation health (`/v1/operator/federation`, asked of dc1's
+/// client) records, or what kept us from learning it.
+async fn last_error(ctx: &Ctx<'_>, dc: &str) -> String {
+    let r = get(ctx.state, &ctx.s.near.asker, "/v1/operator/federation").await;
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&r.body) else {
+        return format!("unknown ({})", brief(&r));
+    };
+    let entry = v["Datacenters"]
+        .as_array()
+        .and_then(|d| d.iter().find(|e| e["Name"] == dc));
+    match entry {
+        Some(e) => format!("{} (breaker {})", e["LastError"], e["Breaker"]),
+        None => format!("unknown ({dc} not in the answer)"),
+    }
 }
 
 /// KV replication's attempts: a key written in dc1, then polled in dc2 (`?stale` through
