@@ -3,24 +3,31 @@
 //! Consul's (hclog's) text and JSON line shapes.
 //!
 //! ```text
-//!   tracing event ──EnvFilter──▶ fmt layer (stderr)
-//!                        └─────▶ LogLayer ──broadcast(cap)──▶ each monitor request
+//!   tracing event ──EnvFilter (log_level)──▶ fmt layer (stderr)
+//!              └──Wanted (monitors' levels)──▶ LogLayer ──broadcast(cap)──▶ each monitor
 //! ```
 //!
-//! The layer sits under the agent's log filter, so a monitor sees what the agent logs (at
-//! `log_level`), narrowed to its own level. Nothing is formatted while nobody listens, and a
-//! subscriber that falls more than the channel's capacity behind skips the lines it missed
-//! rather than slowing the agent. No I/O here.
+//! As Consul's monitor, a monitor sees events at its own level whatever the agent's
+//! `log_level` (an agent logging at `warn` still streams `debug` to `meridian monitor
+//! -log-level debug`): the layer has its own per-layer filter, open to the most verbose
+//! level a connected monitor asked for and closed while nobody listens, so nothing is
+//! captured or formatted for nobody. Other crates' chatter is held to what the agent's
+//! default filter lets through (`info`; `warn` for openraft, sqlx and hickory, whose
+//! `info`/`debug` is per request). A subscriber that falls more than the channel's capacity
+//! behind skips the lines it missed rather than slowing the agent. No I/O here.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use tokio::sync::broadcast;
 use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
+use tracing::subscriber::Interest;
+use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::Layer;
-use tracing_subscriber::layer::Context;
+use tracing_subscriber::layer::{Context, Filter};
+use tracing_subscriber::registry::LookupSpan;
 
 /// Lines kept for a slow monitor before it starts skipping (Consul's monitor buffers 512).
 pub const DEFAULT_CAPACITY: usize = 512;
@@ -44,6 +51,7 @@ pub struct LogRecord {
 #[derive(Debug, Clone)]
 pub struct LogStream {
     tx: broadcast::Sender<Arc<LogRecord>>,
+    wanted: Arc<Wanted>,
 }
 
 impl Default for LogStream {
@@ -52,24 +60,104 @@ impl Default for LogStream {
     }
 }
 
+/// Connected monitors per level, most severe first (`ERROR` … `TRACE`).
+#[derive(Debug, Default)]
+pub struct Wanted([AtomicUsize; 5]);
+
+fn slot(level: Level) -> usize {
+    match level {
+        Level::ERROR => 0,
+        Level::WARN => 1,
+        Level::INFO => 2,
+        Level::DEBUG => 3,
+        Level::TRACE => 4,
+    }
+}
+
+impl Wanted {
+    /// Whether some monitor wants events at `level`: one at that level or a more verbose one.
+    fn wants(&self, level: Level) -> bool {
+        self.0[slot(level)..]
+            .iter()
+            .any(|n| n.load(Ordering::Relaxed) > 0)
+    }
+}
+
+/// Whether an event of another crate goes to monitors at all: as the agent's default
+/// filter, at most `info`, and `warn` for the crates that log per request or per RPC.
+fn chatter_allowed(meta: &Metadata<'_>) -> bool {
+    const QUIET: [&str; 3] = ["openraft", "sqlx", "hickory"];
+    let target = meta.target();
+    if target.starts_with("meridian") {
+        return true;
+    }
+    let most = if QUIET.iter().any(|q| target.starts_with(q)) {
+        Level::WARN
+    } else {
+        Level::INFO
+    };
+    *meta.level() <= most
+}
+
+/// The [`LogLayer`]'s per-layer filter: open while a monitor wants the event's level.
+#[derive(Debug, Clone)]
+pub struct WantedFilter(Arc<Wanted>);
+
+impl<S> Filter<S> for WantedFilter {
+    fn enabled(&self, meta: &Metadata<'_>, _cx: &Context<'_, S>) -> bool {
+        self.0.wants(*meta.level()) && chatter_allowed(meta)
+    }
+
+    // Asked per event: the answer changes as monitors come and go.
+    fn callsite_enabled(&self, _meta: &'static Metadata<'static>) -> Interest {
+        Interest::sometimes()
+    }
+}
+
+/// A monitor's feed: records from now on; while it lives, events at its level are captured.
+#[derive(Debug)]
+pub struct Subscription {
+    /// The records.
+    pub rx: broadcast::Receiver<Arc<LogRecord>>,
+    wanted: Arc<Wanted>,
+    level: Level,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.wanted.0[slot(self.level)].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl LogStream {
     /// A stream keeping up to `capacity` records for each subscriber.
     pub fn new(capacity: usize) -> Self {
         Self {
             tx: broadcast::Sender::new(capacity.max(1)),
+            wanted: Arc::default(),
         }
     }
 
-    /// The layer to install in the process's subscriber.
-    pub fn layer(&self) -> LogLayer {
+    /// The layer to install in the process's subscriber, with its own filter.
+    pub fn layer<S>(&self) -> impl Layer<S> + use<S>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
         LogLayer {
             tx: self.tx.clone(),
         }
+        .with_filter(WantedFilter(Arc::clone(&self.wanted)))
     }
 
-    /// Records logged from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LogRecord>> {
-        self.tx.subscribe()
+    /// Records logged from now on, at `level` and more severe (and, for other monitors'
+    /// sake, possibly more verbose ones: the subscriber narrows).
+    pub fn subscribe(&self, level: Level) -> Subscription {
+        self.wanted.0[slot(level)].fetch_add(1, Ordering::Relaxed);
+        Subscription {
+            rx: self.tx.subscribe(),
+            wanted: Arc::clone(&self.wanted),
+            level,
+        }
     }
 
     /// Publishes a record (the layer does this; tests use it directly).
@@ -202,12 +290,12 @@ mod tests {
     #[test]
     fn events_reach_subscribers_with_their_fields() {
         let logs = LogStream::new(8);
-        let mut rx = logs.subscribe();
+        let mut sub = logs.subscribe(Level::INFO);
         let subscriber = tracing_subscriber::registry().with(logs.layer());
         tracing::subscriber::with_default(subscriber, || {
             tracing::warn!(node = "n1", count = 3, "member failed");
         });
-        let rec = rx.try_recv().expect("a record");
+        let rec = sub.rx.try_recv().expect("a record");
         assert_eq!(rec.level, Level::WARN);
         assert_eq!(rec.message, "member failed");
         let text = rec.text_line();
@@ -219,9 +307,46 @@ mod tests {
     }
 
     #[test]
+    fn monitors_get_their_level_whatever_the_agents_and_nothing_once_gone() {
+        let logs = LogStream::new(16);
+        // The agent logs at warn; a debug monitor still sees its debug lines.
+        let agent = tracing_subscriber::filter::LevelFilter::WARN;
+        let stderr_seen = Arc::new(AtomicUsize::new(0));
+        let counter = Counter(Arc::clone(&stderr_seen));
+        let subscriber = tracing_subscriber::registry()
+            .with(logs.layer())
+            .with(counter.with_filter(agent));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::debug!(target: "meridian::x", "before any monitor");
+            let mut debug = logs.subscribe(Level::DEBUG);
+            tracing::debug!(target: "meridian::x", "synced service");
+            tracing::debug!(target: "openraft::core", "append entries");
+            tracing::trace!(target: "meridian::x", "too verbose");
+            let rec = debug.rx.try_recv().expect("the debug line");
+            assert_eq!(rec.message, "synced service");
+            // openraft's debug is per RPC: held back; trace is beyond what was asked.
+            assert!(debug.rx.try_recv().is_err());
+            drop(debug);
+            let mut info = logs.subscribe(Level::INFO);
+            tracing::debug!(target: "meridian::x", "after the debug monitor left");
+            assert!(info.rx.try_recv().is_err());
+        });
+        // The agent's own output kept to its level.
+        assert_eq!(stderr_seen.load(Ordering::Relaxed), 0);
+    }
+
+    struct Counter(Arc<AtomicUsize>);
+
+    impl<S: Subscriber> Layer<S> for Counter {
+        fn on_event(&self, _e: &Event<'_>, _cx: Context<'_, S>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
     fn a_lagging_subscriber_skips_instead_of_blocking() {
         let logs = LogStream::new(2);
-        let mut rx = logs.subscribe();
+        let mut sub = logs.subscribe(Level::INFO);
         for i in 0..5 {
             logs.publish(LogRecord {
                 time: SystemTime::now(),
@@ -232,11 +357,11 @@ mod tests {
             });
         }
         assert!(matches!(
-            rx.try_recv(),
+            sub.rx.try_recv(),
             Err(broadcast::error::TryRecvError::Lagged(3))
         ));
         assert_eq!(
-            rx.try_recv().map(|r| r.message.clone()).ok(),
+            sub.rx.try_recv().map(|r| r.message.clone()).ok(),
             Some("3".into())
         );
     }

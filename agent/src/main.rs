@@ -1,7 +1,7 @@
 //! The `meridian` binary: parse Consul-style arguments, set up logging, run the subcommand and
 //! turn its outcome into an exit code. No logic that tests need lives here.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -14,9 +14,9 @@ use meridian_agent::local::reload::{ConfigSource, Reload};
 use meridian_agent::logs::LogStream;
 use meridian_config::{AgentFlags, Config, normalize_args};
 use tokio::signal::unix::{Signal, SignalKind, signal};
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 fn main() -> ExitCode {
     // Only ring is meant to be compiled in; installing it explicitly keeps rustls from
@@ -108,8 +108,8 @@ async fn stop_on_signal(stopper: Stopper, mut int: Signal, mut term: Signal) {
 }
 
 /// Text or JSON logs to stderr at `level` (Consul's names; `err` means `error`). `RUST_LOG`,
-/// when set, wins, for per-module debugging. The same events go to the returned stream for
-/// `/v1/agent/monitor`.
+/// when set, wins, for per-module debugging. Colour only on a terminal. The returned stream
+/// feeds `/v1/agent/monitor` at each monitor's own level (`logs.rs`).
 fn init_tracing(level: &str, json: bool) -> LogStream {
     let level = match level.to_ascii_lowercase().as_str() {
         "err" => "error".to_string(),
@@ -130,14 +130,15 @@ fn init_tracing(level: &str, json: bool) -> LogStream {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{level},openraft=warn,sqlx=warn{quiet}{dns}")));
     let logs = LogStream::default();
-    let registry = tracing_subscriber::registry()
-        .with(filter)
-        .with(logs.layer());
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(logs.layer());
+    // Colour codes only on a terminal: a file or a pipe gets plain text.
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = if json {
-        registry.with(stderr.json()).try_init()
+        registry.with(stderr.json().with_filter(filter)).try_init()
     } else {
-        registry.with(stderr).try_init()
+        registry.with(stderr.with_filter(filter)).try_init()
     };
     logs
 }

@@ -358,7 +358,9 @@ fn ttl_checks_keep_notes_take_output_and_expire() {
     let a = Agent::dev();
     let (code, body) = a.put(
         "/v1/agent/check/register",
-        r#"{"Name":"ttl_check","TTL":"100ms","Notes":"foo"}"#,
+        // py-consul uses 100 ms; 2 s keeps the warn read-back inside the TTL on a loaded
+        // machine (the expiry is waited for below, not slept).
+        r#"{"Name":"ttl_check","TTL":"2s","Notes":"foo"}"#,
     );
     assert_eq!(code, 200, "{body}");
     assert_eq!(a.get_json("/v1/agent/checks")["ttl_check"]["Notes"], "foo");

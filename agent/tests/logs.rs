@@ -1,12 +1,13 @@
 //! The agent's own log, read as JSON from real `meridian` processes: a shutdown we asked for
 //! (SIGTERM or SIGINT, even right after the election) writes no ERROR line, and DNS queries
 //! are not logged one by one at the default level (they show from `-log-level debug` on, as
-//! Consul logs them at debug).
+//! Consul logs them at debug); text logs to a pipe carry no colour codes; and `meridian
+//! monitor` follows a running agent's log at its own level.
 
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{Agent, dev_args};
 
@@ -120,4 +121,85 @@ fn dns_queries_are_logged_at_debug_only() {
         l.contains("hickory") && l.contains("consul.service.consul")
     });
     assert!(line.contains("consul.service.consul"), "{line}");
+}
+
+/// A text log (no `-log-json`) written to a pipe is plain text: no terminal colour codes.
+#[test]
+fn text_logs_to_a_pipe_have_no_colour_codes() {
+    let mut a = Agent::launch_early(&["agent", "-dev", "-http-port", "0", "-serf-lan-port", "0"]);
+    let line = a.wait_log(WAIT, |l| l.contains("Meridian agent running"));
+    assert!(line.contains("INFO"), "{line}");
+    let coloured: Vec<&String> = a.log.iter().filter(|l| l.contains('\x1b')).collect();
+    assert!(coloured.is_empty(), "colour codes in: {coloured:?}");
+}
+
+/// Issue #18's acceptance: `meridian monitor -log-level debug` shows a service registration
+/// as it happens, and debug lines the agent (at `info`) leaves out of its own log; when the
+/// agent stops, the monitor says so and exits 1, as `consul monitor` does.
+#[test]
+fn monitor_cli_shows_a_registration_as_it_happens_at_its_own_level() {
+    let mut a = Agent::start(&dev_args(&[]));
+    let mut m = Agent::launch_early(&["monitor", "-log-level", "debug", "-http-addr", &a.addr]);
+    let register = |body: String, what: &str| {
+        let (code, text) = a.put(what, body);
+        assert_eq!(code, 200, "{what}: {text}");
+    };
+    // The monitor subscribes some time after it starts: register one service more each
+    // round until one shows (a bounded wait for the line, not a sleep).
+    let deadline = Instant::now() + WAIT;
+    let mut shown = None;
+    for i in 0.. {
+        assert!(
+            Instant::now() < deadline,
+            "no registration shown: {:?}",
+            m.log
+        );
+        let name = format!("web-{i}");
+        register(
+            format!(r#"{{"Name":"{name}","Port":80}}"#),
+            "/v1/agent/service/register",
+        );
+        let want = format!("Synced service: service={name}");
+        if let Some(line) = m.try_wait_log(Duration::from_secs(1), |l| l.contains(&want)) {
+            shown = Some(line);
+            break;
+        }
+    }
+    let line = shown.expect("a registration line");
+    assert!(line.contains(" [INFO]  "), "{line}");
+    // A check's sync is logged at debug: the monitor shows it, the agent's own log does not.
+    register(
+        r#"{"Name":"probe","TTL":"30s"}"#.to_string(),
+        "/v1/agent/check/register",
+    );
+    let check = m.wait_log(WAIT, |l| l.contains("Synced check: check=probe"));
+    assert!(check.contains(" [DEBUG] "), "{check}");
+    register(
+        r#"{"Name":"after","Port":80}"#.to_string(),
+        "/v1/agent/service/register",
+    );
+    a.wait_log(WAIT, |l| {
+        l.contains("Synced service") && l.contains("after")
+    });
+    let leaked: Vec<&String> = a
+        .log
+        .iter()
+        .filter(|l| l.contains("Synced check"))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "the info agent logged debug lines: {leaked:?}"
+    );
+    assert!(
+        !m.log.iter().any(|l| l.contains('\x1b')),
+        "colour codes in the monitor's output: {:?}",
+        m.log
+    );
+
+    a.terminate();
+    let status = m
+        .wait_exit(WAIT)
+        .expect("the monitor exits once the agent is gone");
+    assert_eq!(status.code(), Some(1), "{:?}", m.log);
+    m.wait_log(WAIT, |l| l.contains("Remote side ended the monitor!"));
 }

@@ -257,13 +257,33 @@ impl ApiClient {
             .ok_or_else(not_found)
     }
 
-    async fn send(
+    /// GET `path` and hand back the response as soon as its head is in, for a body that
+    /// streams (`/v1/agent/monitor`); an error status is an error (404 too).
+    pub async fn stream(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<reqwest::Response, ClientError> {
+        let resp = self.start(reqwest::Method::GET, path, query, None).await?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let bytes = resp.bytes().await.map_err(|e| self.connect_error(&e))?;
+        Err(ClientError::Status {
+            status: status.as_u16(),
+            body: String::from_utf8_lossy(&bytes).trim().to_string(),
+        })
+    }
+
+    /// Sends a request and waits for the response's head.
+    async fn start(
         &self,
         method: reqwest::Method,
         path: &str,
         query: &[(&str, String)],
         body: Option<Vec<u8>>,
-    ) -> Result<Option<Vec<u8>>, ClientError> {
+    ) -> Result<reqwest::Response, ClientError> {
         let url = format!("{}{}", self.base, path);
         let mut req = self
             .http
@@ -276,7 +296,17 @@ impl ApiClient {
         if let Some(body) = body {
             req = req.body(body);
         }
-        let resp = req.send().await.map_err(|e| self.connect_error(&e))?;
+        req.send().await.map_err(|e| self.connect_error(&e))
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
+        let resp = self.start(method, path, query, body).await?;
         let status = resp.status();
         let bytes = resp
             .bytes()

@@ -3,7 +3,7 @@
 //! `agent` is dispatched by `main.rs` (it owns the runtime and signals). Everything else runs
 //! here: local commands (`version`, `validate`, `keygen`, `tls`) and HTTP-API clients (`kv`,
 //! `catalog`, `members`, `info`, `operator`, `leave`, `join`, `force-leave`, `event`,
-//! `keyring`, `rtt`, `acl`, `snapshot`) whose output text and exit codes follow
+//! `keyring`, `rtt`, `acl`, `snapshot`, `monitor`) whose output text and exit codes follow
 //! Consul's CLI, so scripts written for `consul` keep working. Messages such as
 //! `Error! No key exists at: KEY` keep Consul's wording and capitalization on purpose.
 
@@ -26,6 +26,7 @@ pub mod info;
 pub mod keyring;
 pub mod kv;
 pub mod members;
+pub mod monitor;
 pub mod operator;
 pub mod rtt;
 pub mod snapshot;
@@ -82,6 +83,8 @@ pub enum Command {
     Event(gossip::EventArgs),
     /// Estimate the network round trip time between two nodes.
     Rtt(rtt::RttArgs),
+    /// Stream the logs of a running agent.
+    Monitor(monitor::MonitorArgs),
     /// Manage ACL tokens, policies and roles.
     #[command(subcommand)]
     Acl(acl::AclCommand),
@@ -199,6 +202,7 @@ pub async fn run_with(command: Command, out: &mut dyn Write) -> Result<(), CliEr
         Command::ForceLeave(args) => gossip::force_leave(args, out).await,
         Command::Event(args) => gossip::event(args, out).await,
         Command::Rtt(args) => rtt::run(args, out).await,
+        Command::Monitor(args) => monitor::run(args, out).await,
         Command::Tls(cmd) => tls::run(cmd, out),
         Command::Acl(cmd) => acl::run(cmd, out).await,
         Command::Snapshot(cmd) => snapshot::run(cmd, out).await,

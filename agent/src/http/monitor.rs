@@ -4,14 +4,11 @@
 //! streaming. Lines a slow client misses are skipped, never buffered without bound. Needs
 //! agent:read on this node under ACLs.
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use tracing::Level;
@@ -22,7 +19,7 @@ use super::ApiState;
 use super::acl_authz::Authz;
 use super::error::ApiError;
 use super::params::Params;
-use crate::logs::{LogRecord, parse_level};
+use crate::logs::{Subscription, parse_level};
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new().route("/v1/agent/monitor", get(monitor))
@@ -30,7 +27,7 @@ pub(super) fn routes() -> Router<ApiState> {
 
 /// What one monitor request reads from.
 struct Feed {
-    rx: broadcast::Receiver<Arc<LogRecord>>,
+    sub: Subscription,
     level: Level,
     json: bool,
     stop: CancellationToken,
@@ -43,7 +40,7 @@ impl Feed {
             let got = tokio::select! {
                 biased;
                 _ = self.stop.cancelled() => return None,
-                got = self.rx.recv() => got,
+                got = self.sub.rx.recv() => got,
             };
             match got {
                 // `Level` orders by verbosity: ERROR < WARN < ... < TRACE.
@@ -72,7 +69,7 @@ async fn monitor(
     let level = parse_level(requested)
         .ok_or_else(|| ApiError::bad_request(format!("Unknown log level: {requested}")))?;
     let feed = Feed {
-        rx: st.logs.subscribe(),
+        sub: st.logs.subscribe(level),
         level,
         json: p.get("logjson").is_some(),
         stop: st.shutdown.clone(),

@@ -21,7 +21,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::LocalState;
 use super::dirty::Kind;
@@ -252,6 +252,18 @@ impl CatalogSync for RemoteCatalog {
             })
         }
         .boxed()
+    }
+}
+
+/// Logs a write as Consul's anti-entropy does: services at info (`Synced service:
+/// service=web`), checks and the node at debug (a check's every status change is a write).
+fn log_written(subject: Subject, op: Op, id: &str) {
+    match (subject, op) {
+        (Subject::Service, Op::Registration) => info!(service = %id, "Synced service"),
+        (Subject::Service, Op::Deregistration) => info!(service = %id, "Deregistered service"),
+        (Subject::Check, Op::Registration) => debug!(check = %id, "Synced check"),
+        (Subject::Check, Op::Deregistration) => debug!(check = %id, "Deregistered check"),
+        (Subject::Node, _) => debug!(node = %id, "Synced node info"),
     }
 }
 
@@ -659,6 +671,7 @@ impl Syncer {
         match written {
             Ok(()) => {
                 self.blocked.clear(subject, op, id);
+                log_written(subject, op, id);
                 Ok(1)
             }
             Err(e) if is_acl_refusal(&e) => {

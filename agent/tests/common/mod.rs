@@ -252,9 +252,27 @@ impl Agent {
 
     /// Waits for a log line matching `pred`; panics with the log after `timeout`.
     pub fn wait_log(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        match self.try_wait_log(timeout, pred) {
+            Some(line) => line,
+            None => {
+                let status = self.child.try_wait().ok().flatten();
+                panic!(
+                    "no matching log line within {timeout:?} (exit: {status:?}); log:\n{}",
+                    self.log.join("\n")
+                );
+            }
+        }
+    }
+
+    /// Waits for a log line matching `pred`; `None` after `timeout`.
+    pub fn try_wait_log(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
         let deadline = Instant::now() + timeout;
         if let Some(l) = self.log.iter().find(|l| pred(l)) {
-            return l.clone();
+            return Some(l.clone());
         }
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -262,16 +280,10 @@ impl Agent {
                 Ok(line) => {
                     self.log.push(line.clone());
                     if pred(&line) {
-                        return line;
+                        return Some(line);
                     }
                 }
-                Err(_) => {
-                    let status = self.child.try_wait().ok().flatten();
-                    panic!(
-                        "no matching log line within {timeout:?} (exit: {status:?}); log:\n{}",
-                        self.log.join("\n")
-                    );
-                }
+                Err(_) => return None,
             }
         }
     }
