@@ -125,13 +125,11 @@ async function main() {
     const dc1 = await startAgent(['-node', 'ui-node']);
     await run(dc1.url, browser);
     await withAcls(browser);
-    // Opt-in: written to the README's two-DC setup but not yet seen to pass (see the
-    // comment on `federated`).
-    if (process.env.UI_TEST_FEDERATION && existsSync(gatewayBin)) {
-      await federated(dc1, browser);
-    } else {
-      console.log('SKIP: ui browser test, two datacenters: set UI_TEST_FEDERATION=1 (needs meridian-gateway built)');
+    // scripts/test.sh builds meridian-gateway before this runs; alone, build it first.
+    if (!existsSync(gatewayBin)) {
+      throw new Error(`${gatewayBin} not found: cargo build -p meridian-gateway --bin meridian-gateway`);
     }
+    await federated(dc1, browser);
   } finally {
     await browser.close();
     for (const c of children) c.kill('SIGTERM');
@@ -168,8 +166,6 @@ async function withAcls(browser) {
  * A second datacenter (a -dev agent of dc2), federated through one gateway each as in the
  * README: dc2 appears in the switcher, and choosing it shows dc2's services through dc1's
  * agent (`?dc=dc2`); the federation view lists both with their gateways.
- * Not yet run to a pass (meridian-gateway did not finish building in the time the UI work
- * had), hence opt-in with UI_TEST_FEDERATION=1.
  */
 async function federated(dc1, browser) {
   step('two datacenters');
