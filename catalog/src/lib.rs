@@ -113,6 +113,9 @@ pub struct State {
     pub(crate) kv: OrdMap<String, KvEntry>,
     pub(crate) tombstones: OrdMap<String, Tombstone>,
     pub(crate) sessions: OrdMap<String, Session>,
+    /// Node → the IDs of its sessions: derived from `sessions` (never stored), so a node's
+    /// deregistration or a critical check looks at that node's sessions, not every one.
+    pub(crate) sessions_by_node: OrdMap<String, imbl::OrdSet<String>>,
     /// Session ID → the KV keys it holds locked: derived from `kv` (never stored), so
     /// invalidating a session touches its keys only, not every key of the store.
     pub(crate) session_keys: OrdMap<String, imbl::OrdSet<String>>,

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{KvEntry, RequestId, Service, State, TableIndexes, Tombstone};
+use super::{KvEntry, RequestId, Service, Session, State, TableIndexes, Tombstone};
 
 /// Tables of the state store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -340,7 +340,8 @@ impl State {
                     s.tombstones.insert(key, v);
                 }
                 Table::Sessions => {
-                    let v = serde_json::from_slice(&value).map_err(err)?;
+                    let v: Session = serde_json::from_slice(&value).map_err(err)?;
+                    s.index_node_session(&v.node, &key, true);
                     s.sessions.insert(key, v);
                 }
                 Table::LockDelays => {

@@ -17,6 +17,7 @@ impl State {
         s.create_index = index;
         s.modify_index = index;
         let id = s.id.clone();
+        self.index_node_session(&s.node, &id, true);
         self.sessions.insert(id.clone(), s);
         self.tables.sessions = index;
         self.touch(Table::Sessions, id.clone());
@@ -50,6 +51,7 @@ impl State {
         let Some(s) = self.sessions.remove(id) else {
             return;
         };
+        self.index_node_session(&s.node, id, false);
         self.tables.sessions = index;
         self.touch(Table::Sessions, id.to_string());
         self.delete_session_queries(index, id);
@@ -88,7 +90,7 @@ impl State {
     }
 
     /// Invalidates every session tied to `(node, check)`; called when that check turns
-    /// critical or disappears.
+    /// critical or is removed. Only the node's own sessions are looked at.
     pub(crate) fn invalidate_sessions_for_check(
         &mut self,
         index: u64,
@@ -97,14 +99,13 @@ impl State {
         check: &str,
     ) {
         let ids: Vec<String> = self
-            .sessions
-            .values()
-            .filter(|s| {
-                s.node == node
-                    && (s.node_checks.iter().any(|c| c == check)
-                        || s.service_checks.iter().any(|c| c.id == check))
+            .node_session_ids(node)
+            .filter(|id| {
+                self.sessions.get(id.as_str()).is_some_and(|s| {
+                    s.node_checks.iter().any(|c| c == check)
+                        || s.service_checks.iter().any(|c| c.id == check)
+                })
             })
-            .map(|s| s.id.clone())
             .collect();
         for id in ids {
             self.session_invalidate(index, now, &id);
@@ -113,14 +114,32 @@ impl State {
 
     /// Invalidates every session of a node; called when the node is deregistered.
     pub(crate) fn invalidate_sessions_for_node(&mut self, index: u64, now: u64, node: &str) {
-        let ids: Vec<String> = self
-            .sessions
-            .values()
-            .filter(|s| s.node == node)
-            .map(|s| s.id.clone())
-            .collect();
+        let ids: Vec<String> = self.node_session_ids(node).collect();
         for id in ids {
             self.session_invalidate(index, now, &id);
+        }
+    }
+
+    /// The IDs of `node`'s sessions, from the node → sessions index.
+    fn node_session_ids(&self, node: &str) -> impl Iterator<Item = String> + '_ {
+        self.sessions_by_node
+            .get(node)
+            .into_iter()
+            .flat_map(|ids| ids.iter().cloned())
+    }
+
+    /// Adds (`add`) or removes session `id` of `node` in the node → sessions index.
+    pub(crate) fn index_node_session(&mut self, node: &str, id: &str, add: bool) {
+        if add {
+            self.sessions_by_node
+                .entry(node.to_string())
+                .or_default()
+                .insert(id.to_string());
+        } else if let Some(ids) = self.sessions_by_node.get_mut(node) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.sessions_by_node.remove(node);
+            }
         }
     }
 

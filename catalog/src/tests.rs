@@ -562,3 +562,31 @@ fn the_session_index_is_rebuilt_by_a_snapshot_restore() {
     // And a state loaded from the rows (a snapshot install) has it too.
     destroy_and_check(State::restore(saved).expect("rows decode"));
 }
+
+/// A node's deregistration ends that node's sessions and no other's, also in a state
+/// loaded from rows (the node → sessions index is derived, rebuilt on load).
+#[test]
+fn deregistering_a_node_ends_only_its_sessions() {
+    let build = || {
+        let mut s = State::new();
+        register_node(&mut s, 1, "n1");
+        register_node(&mut s, 2, "n2");
+        s.apply(3, &req(0, session("a", "n1", SessionBehavior::Release, 0)));
+        s.apply(4, &req(0, session("b", "n2", SessionBehavior::Release, 0)));
+        s.apply(5, &req(0, session("c", "n1", SessionBehavior::Release, 0)));
+        s
+    };
+    let ids = |s: &State| s.sessions().map(|x| x.id.clone()).collect::<Vec<_>>();
+    for mut s in [
+        build(),
+        State::restore(build().rows()).expect("rows decode"),
+    ] {
+        let de = DeregisterOp {
+            node: "n1".into(),
+            ..DeregisterOp::default()
+        };
+        s.apply(10, &req(0, Command::Deregister(de)));
+        assert_eq!(ids(&s), vec!["b"]);
+        assert!(!s.sessions_by_node.contains_key("n1"), "emptied entries go");
+    }
+}
