@@ -294,4 +294,28 @@ fn a_kv_prefix_replicates_from_the_source_datacenter_deletes_included() {
             .any(|x| x["Name"] == "meridian.replication.lag_seconds")),
         "{m}"
     );
+    // Per remote datacenter: its alive gateways, and the time of calls relayed there (the
+    // JSON shows the last complete 10 s interval, so ask across one while calling).
+    assert!(
+        m["Gauges"].as_array().is_some_and(|g| g
+            .iter()
+            .any(|x| x["Name"] == "meridian.federation.gateways_alive"
+                && x["Labels"]["datacenter"] == "dc1"
+                && x["Value"].as_f64() >= Some(1.0))),
+        "{m}"
+    );
+    common::wait_until(
+        Duration::from_secs(25),
+        "federation.rpc samples for dc1",
+        || {
+            assert_eq!(s2.get("/v1/kv/config/c?dc=dc1").0, 200);
+            s2.get_json("/v1/agent/metrics")["Samples"]
+                .as_array()
+                .is_some_and(|s| {
+                    s.iter().any(|x| {
+                        x["Name"] == "meridian.federation.rpc" && x["Labels"]["datacenter"] == "dc1"
+                    })
+                })
+        },
+    );
 }
