@@ -107,6 +107,53 @@ fn counters_and_samples_show_what_the_agent_did() {
     assert!(gauge(&workers), "{workers} missing: {last}");
 }
 
+/// Gathers the names of `Counters` across polls of `a` (each 10 s interval shows once it is
+/// complete) until `want` are all there, doing `each` before every poll.
+fn wait_for_counters(a: &Agent, want: &[&str], mut each: impl FnMut()) {
+    let mut seen: Vec<String> = Vec::new();
+    wait_until(
+        Duration::from_secs(30),
+        &format!("counters {want:?}"),
+        || {
+            each();
+            let m = a.get_json("/v1/agent/metrics");
+            for e in m["Counters"].as_array().into_iter().flatten() {
+                if let Some(n) = e["Name"].as_str() {
+                    seen.push(n.to_string());
+                }
+            }
+            want.iter().all(|w| seen.iter().any(|n| n == w))
+        },
+    );
+}
+
+/// A client agent joining, forwarding a write and leaving shows on its server as serf's
+/// member counters and Consul's `consul.rpc.request`.
+#[test]
+fn member_events_and_forwarded_rpcs_are_counted_on_the_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Agent::dev_named("hub", &[]);
+    server.wait_for_leader(Duration::from_secs(10));
+    let client = Agent::client_of(&dir.path().join("c"), "spoke", &server.serf, &[]);
+    wait_until(
+        Duration::from_secs(20),
+        "a write through the client",
+        || client.put("/v1/kv/from-client", "x").0 == 200,
+    );
+    wait_for_counters(
+        &server,
+        &["consul.serf.member.join", "consul.rpc.request"],
+        || {},
+    );
+    let mut client = Some(client);
+    wait_for_counters(&server, &["consul.serf.member.left"], || {
+        // SIGTERM: a client leaves the pool gracefully (leave_on_terminate).
+        if let Some(c) = client.take() {
+            c.terminate();
+        }
+    });
+}
+
 /// `promtool check metrics` on `text`: its output (it exits non-zero on lint findings too).
 fn promtool(text: &str) -> (bool, String) {
     let mut child = Command::new("promtool")
