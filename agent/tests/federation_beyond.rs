@@ -197,6 +197,19 @@ fn a_failing_datacenter_opens_its_breaker_and_the_probe_closes_it_when_back() {
     let status = s1.cli(&["operator", "federation", "status"]);
     let text = String::from_utf8_lossy(&status.stdout).into_owned();
     assert!(text.contains("open (retry in"), "{text}");
+    // The failures are counted per datacenter (the JSON shows the last complete 10 s
+    // interval, so keep failing across one).
+    common::wait_until(Duration::from_secs(25), "federation.errors for dc2", || {
+        let (code, _, _) = s1.get("/v1/kv/k?dc=dc2");
+        assert_ne!(code, 200, "dc2 has no gateway");
+        s1.get_json("/v1/agent/metrics")["Counters"]
+            .as_array()
+            .is_some_and(|c| {
+                c.iter().any(|x| {
+                    x["Name"] == "meridian.federation.errors" && x["Labels"]["datacenter"] == "dc2"
+                })
+            })
+    });
 
     // A new dc2 gateway: the background probe closes the breaker without any request.
     let _g2b = common::federation::Gateway::start(
