@@ -17,6 +17,8 @@ command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
 # The testbed (testbed/) drives iproute2 for network namespaces and nftables for partitions.
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v nft >/dev/null || need_apt+=(nftables)
+# The metrics test checks the Prometheus output with Prometheus' own promtool.
+command -v promtool >/dev/null || need_apt+=(prometheus)
 if ((${#need_apt[@]})); then
   echo "==> installing ${need_apt[*]}"
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null

@@ -40,3 +40,4 @@ pub mod rpc;
 pub mod server;
 pub mod snapshot;
 pub mod store;
+pub mod telemetry;

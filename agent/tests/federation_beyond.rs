@@ -197,6 +197,19 @@ fn a_failing_datacenter_opens_its_breaker_and_the_probe_closes_it_when_back() {
     let status = s1.cli(&["operator", "federation", "status"]);
     let text = String::from_utf8_lossy(&status.stdout).into_owned();
     assert!(text.contains("open (retry in"), "{text}");
+    // The failures are counted per datacenter (the JSON shows the last complete 10 s
+    // interval, so keep failing across one).
+    common::wait_until(Duration::from_secs(25), "federation.errors for dc2", || {
+        let (code, _, _) = s1.get("/v1/kv/k?dc=dc2");
+        assert_ne!(code, 200, "dc2 has no gateway");
+        s1.get_json("/v1/agent/metrics")["Counters"]
+            .as_array()
+            .is_some_and(|c| {
+                c.iter().any(|x| {
+                    x["Name"] == "meridian.federation.errors" && x["Labels"]["datacenter"] == "dc2"
+                })
+            })
+    });
 
     // A new dc2 gateway: the background probe closes the breaker without any request.
     let _g2b = common::federation::Gateway::start(
@@ -293,5 +306,29 @@ fn a_kv_prefix_replicates_from_the_source_datacenter_deletes_included() {
             .iter()
             .any(|x| x["Name"] == "meridian.replication.lag_seconds")),
         "{m}"
+    );
+    // Per remote datacenter: its alive gateways, and the time of calls relayed there (the
+    // JSON shows the last complete 10 s interval, so ask across one while calling).
+    assert!(
+        m["Gauges"].as_array().is_some_and(|g| g
+            .iter()
+            .any(|x| x["Name"] == "meridian.federation.gateways_alive"
+                && x["Labels"]["datacenter"] == "dc1"
+                && x["Value"].as_f64() >= Some(1.0))),
+        "{m}"
+    );
+    common::wait_until(
+        Duration::from_secs(25),
+        "federation.rpc samples for dc1",
+        || {
+            assert_eq!(s2.get("/v1/kv/config/c?dc=dc1").0, 200);
+            s2.get_json("/v1/agent/metrics")["Samples"]
+                .as_array()
+                .is_some_and(|s| {
+                    s.iter().any(|x| {
+                        x["Name"] == "meridian.federation.rpc" && x["Labels"]["datacenter"] == "dc1"
+                    })
+                })
+        },
     );
 }

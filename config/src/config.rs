@@ -129,6 +129,8 @@ pub struct Config {
     pub acl: AclConfig,
     /// KV replication from another datacenter (Meridian's; servers only).
     pub replication: crate::replication::ReplicationConfig,
+    /// Metrics output (`telemetry { prometheus_retention_time disable_hostname }`).
+    pub telemetry: crate::telemetry::TelemetryConfig,
     /// TLS (`tls { defaults { ... } internal_rpc { ... } https { ... } }`); see
     /// [`Config::internal_rpc_tls`] and [`Config::https_tls`].
     pub tls: TlsConfig,
@@ -365,6 +367,7 @@ impl Default for Config {
             addresses: AddressesConfig::default(),
             acl: AclConfig::default(),
             replication: crate::replication::ReplicationConfig::default(),
+            telemetry: crate::telemetry::TelemetryConfig::default(),
             tls: TlsConfig::default(),
             ca_file: None,
             ca_path: None,

@@ -123,6 +123,7 @@ const TOP: &[(&str, Rule)] = &[
     ("ui_config", Block(UI_CONFIG)),
     ("acl", Block(ACL)),
     ("tls", Block(TLS)),
+    ("telemetry", Block(TELEMETRY)),
     // Features Meridian does not have.
     ("audit", NoEffect),
     ("auto_config", NoEffect),
@@ -145,7 +146,6 @@ const TOP: &[(&str, Rule)] = &[
     ("raft_logstore", NoEffect),
     ("reporting", NoEffect),
     ("rpc", NoEffect),
-    ("telemetry", NoEffect),
     ("unix_sockets", NoEffect),
     ("watches", NoEffect),
     ("xds", NoEffect),
@@ -319,6 +319,35 @@ const ACL_TOKENS: &[(&str, Rule)] = &[
 /// `tls`: `defaults`, `internal_rpc` and `https` are typed; Meridian serves no external
 /// gRPC, so that block has no effect.
 const TLS: &[(&str, Rule)] = &[("grpc", NoEffect)];
+
+/// `telemetry`: `prometheus_retention_time` and `disable_hostname` are typed; Meridian
+/// pushes metrics to no sink and filters none.
+const TELEMETRY: &[(&str, Rule)] = &[
+    ("circonus_api_app", NoEffect),
+    ("circonus_api_token", NoEffect),
+    ("circonus_api_url", NoEffect),
+    ("circonus_broker_id", NoEffect),
+    ("circonus_broker_select_tag", NoEffect),
+    ("circonus_check_display_name", NoEffect),
+    ("circonus_check_force_metric_activation", NoEffect),
+    ("circonus_check_id", NoEffect),
+    ("circonus_check_instance_id", NoEffect),
+    ("circonus_check_search_tag", NoEffect),
+    ("circonus_check_tags", NoEffect),
+    ("circonus_submission_interval", NoEffect),
+    ("circonus_submission_url", NoEffect),
+    ("disable_compat_1.9", NoEffect),
+    ("disable_per_tenancy_usage_metrics", NoEffect),
+    ("dogstatsd_addr", NoEffect),
+    ("dogstatsd_tags", NoEffect),
+    ("enable_host_metrics", NoEffect),
+    ("filter_default", NoEffect),
+    ("metrics_prefix", NoEffect),
+    ("prefix_filter", NoEffect),
+    ("retry_failed_connection", NoEffect),
+    ("statsd_address", NoEffect),
+    ("statsite_address", NoEffect),
+];
 
 /// `ports`: listeners Meridian does not open (`https` and `grpc` are typed, see
 /// [`INERT_TYPED`]).
@@ -512,7 +541,8 @@ mod tests {
         }));
         assert_eq!(
             left,
-            json!({ "datacenter": "dc1", "ports": { "http": 1 }, "addresses": { "http": "0.0.0.0" } })
+            json!({ "datacenter": "dc1", "ports": { "http": 1 }, "addresses": { "http": "0.0.0.0" },
+                    "telemetry": {} })
         );
         assert_eq!(
             keys,
@@ -520,7 +550,7 @@ mod tests {
                 "ports.grpc_tls",
                 "ports.proxy_min_port",
                 "addresses.grpc",
-                "telemetry"
+                "telemetry.statsd_address"
             ]
         );
     }

@@ -31,6 +31,7 @@ mod flags;
 mod hcl_scan;
 mod load;
 mod replication;
+mod telemetry;
 mod tls;
 mod validate;
 
@@ -55,4 +56,5 @@ pub use event_handler::{EventFilter, EventHandler, EventHandlerError};
 pub use flags::{AgentFlags, parse_duration_flag};
 pub use load::{ENV_PREFIX, Hcl, validate_path, validate_paths, validate_text};
 pub use replication::ReplicationConfig;
+pub use telemetry::TelemetryConfig;
 pub use tls::{ResolvedTls, TlsConfig, TlsProtocol, TlsProtocolConfig, TlsVersion};

@@ -122,6 +122,11 @@ fn a_consul_docs_config_with_every_common_block_loads_and_names_the_keys_without
         assert_eq!(c.primary_datacenter(), "dc1");
         assert!(!c.acl.enabled);
         assert!(c.acl.enable_token_persistence);
+        assert_eq!(
+            c.telemetry.prometheus_retention(),
+            Some(std::time::Duration::from_secs(24 * 3600))
+        );
+        assert!(c.telemetry.disable_hostname);
         // Every key without effect is named once, with the file it came from.
         let origin = path.display().to_string();
         assert!(c.warnings.iter().all(|w| w.origin == origin), "{c:?}");
@@ -136,11 +141,37 @@ fn a_consul_docs_config_with_every_common_block_loads_and_names_the_keys_without
             "limits.rpc_handshake_timeout",
             "ports.grpc",
             "ports.grpc_tls",
-            "telemetry",
         ];
         want.sort_unstable();
         assert_eq!(got, want, "{name}");
     }
+}
+
+#[test]
+fn a_bad_prometheus_retention_time_is_an_error_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, bad) in ["\"-5s\"", "\"soon\"", "true"].iter().enumerate() {
+        let path = write(
+            dir.path(),
+            &format!("t{i}.hcl"),
+            &format!("telemetry {{\n  prometheus_retention_time = {bad}\n}}\n"),
+        );
+        let err = validate_path(&path).unwrap_err();
+        assert_eq!(
+            err.key(),
+            Some("telemetry.prometheus_retention_time"),
+            "{bad}: {err}"
+        );
+    }
+    // Unset or zero: Prometheus output stays off.
+    let zero = write(
+        dir.path(),
+        "z.hcl",
+        "data_dir = \"/tmp/z\"\ntelemetry {\n  prometheus_retention_time = \"0s\"\n}\n",
+    );
+    let c = validate_path(&zero).unwrap();
+    assert_eq!(c.telemetry.prometheus_retention(), None);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
 
 #[test]
@@ -355,7 +386,7 @@ fn a_meridian_env_var_that_is_no_key_is_a_warning_naming_it() {
     let bin = c.warnings.iter().find(|w| w.key == "MERIDIAN_BIN");
     assert_eq!(bin.map(|w| w.kind), Some(WarningKind::NotAKey), "{c:?}");
     assert!(warned(&c).contains(&(
-        "telemetry".into(),
+        "telemetry.statsd_address".into(),
         "environment variable MERIDIAN_TELEMETRY__STATSD_ADDRESS".into()
     )));
     // A variable that names a key with a bad value is still an error.

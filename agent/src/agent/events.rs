@@ -121,6 +121,47 @@ impl Scope {
     }
 }
 
+/// serf's flap window: a member back within this long of failing flapped.
+const FLAP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// serf's member counters (`consul.serf.member.join|left|failed|flap`) from the pool's
+/// member events.
+#[derive(Debug, Default)]
+struct MemberMetrics {
+    /// When each member last failed, for flaps.
+    failed_at: std::collections::HashMap<String, std::time::Instant>,
+}
+
+impl MemberMetrics {
+    fn count(&mut self, ev: &Event, now: std::time::Instant) {
+        use crate::telemetry::incr;
+        match ev {
+            Event::MemberJoin(m) => {
+                incr("consul.serf.member.join", &[]);
+                if self
+                    .failed_at
+                    .remove(&m.name)
+                    .is_some_and(|t| now.saturating_duration_since(t) < FLAP_TIMEOUT)
+                {
+                    incr("consul.serf.member.flap", &[]);
+                }
+            }
+            Event::MemberLeave(m) => {
+                incr("consul.serf.member.left", &[]);
+                self.failed_at.remove(&m.name);
+            }
+            Event::MemberFailed(m) => {
+                incr("consul.serf.member.failed", &[]);
+                self.failed_at.insert(m.name.clone(), now);
+            }
+            Event::MemberReap(m) => {
+                self.failed_at.remove(&m.name);
+            }
+            Event::MemberUpdate(_) | Event::User(_) => {}
+        }
+    }
+}
+
 /// Copies every received user event that passes its filters into `log`, and hands those and
 /// every member event to the event handlers (if any), until `token` is cancelled or the pool
 /// stops.
@@ -133,6 +174,7 @@ pub(super) async fn record(
 ) {
     let mut rx = gossip.subscribe();
     drop(gossip);
+    let mut members = MemberMetrics::default();
     loop {
         let ev = tokio::select! {
             _ = token.cancelled() => return,
@@ -151,6 +193,7 @@ pub(super) async fn record(
                 Err(e) => warn!(name = %u.name, cause = %e, "dropping undecodable user event"),
             },
             Ok(member_event) => {
+                members.count(&member_event, std::time::Instant::now());
                 if let Some(h) = &handlers
                     && let Some(job) = Job::member(&member_event)
                 {

@@ -490,6 +490,7 @@ impl BoundAgent {
             }),
             tls: self.tls.clone(),
             acl,
+            telemetry: self.cfg.telemetry.clone(),
         });
         let http_token = token.child_token();
         let root = token.clone();

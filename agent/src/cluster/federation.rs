@@ -27,6 +27,7 @@ use super::copies::{self, CatalogCopy, CopyCache};
 use crate::catalog::PreparedQuery;
 use crate::gossip::{GossipHandle, KeyOp, KeyringSummary, MemberStatus, Role};
 use crate::rpc::RpcError;
+use crate::telemetry;
 
 /// Time a non-blocking cross-datacenter request may take, every hop included.
 pub const CROSS_DC_TIMEOUT: Duration = Duration::from_secs(7);
@@ -185,6 +186,7 @@ impl Federation {
     ) -> Result<HttpResponse, RpcError> {
         let admit = self.breakers.admit(dc);
         if let Admit::Refuse(retry_in) = admit {
+            telemetry::incr("meridian.federation.errors", &[("datacenter", dc)]);
             return Err(RpcError::DatacenterUnavailable {
                 dc: dc.to_string(),
                 retry_in,
@@ -195,6 +197,17 @@ impl Federation {
         let started = Instant::now();
         let blocking = req.is_blocking();
         let got = self.relay_once(dc, req, budget).await;
+        // A blocking query's time is its wait, not the link's.
+        if !blocking {
+            telemetry::sample_ms(
+                "meridian.federation.rpc",
+                &[("datacenter", dc)],
+                started.elapsed(),
+            );
+        }
+        if got.is_err() {
+            telemetry::incr("meridian.federation.errors", &[("datacenter", dc)]);
+        }
         match &got {
             Ok(_) => {
                 self.breakers
@@ -401,6 +414,19 @@ impl Federation {
             }
             other => Err(RpcError::Forward(format!("unexpected reply {other:?}"))),
         }
+    }
+
+    /// Alive gateways of every other datacenter, from [`Federation::view`] (empty when no
+    /// gateway answered yet).
+    pub async fn gateways_alive(&self) -> Vec<(String, usize)> {
+        let Some(view) = self.view().await else {
+            return Vec::new();
+        };
+        view.datacenters
+            .into_iter()
+            .filter(|d| d.name != self.datacenter)
+            .map(|d| (d.name, d.gateways_alive))
+            .collect()
     }
 
     /// The federation as a gateway sees it: asked again when the last answer is older than

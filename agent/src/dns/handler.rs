@@ -211,6 +211,7 @@ impl RequestHandler for ConsulDns {
         mut handle: R,
     ) -> ResponseInfo {
         self.stats.queries.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
         let mut meta = Metadata::response_from_request(&req.metadata);
         meta.recursion_available = !self.recursors.is_empty();
         let edns = req.edns.as_ref().map(|client| {
@@ -252,6 +253,12 @@ impl RequestHandler for ConsulDns {
             &self.settings.domains,
             qtype == RecordType::SRV,
         );
+        // Consul's timings of answered names: its own domain's, and reverse lookups.
+        let metric = match &parsed {
+            Parsed::Catalog { .. } => Some("consul.dns.domain_query"),
+            Parsed::Reverse(_) => Some("consul.dns.ptr_query"),
+            Parsed::Outside => None,
+        };
         let mut q = Question {
             name,
             qtype,
@@ -319,7 +326,11 @@ impl RequestHandler for ConsulDns {
             soa.iter(),
             reply.additionals.iter(),
         );
-        send(&mut handle, resp, meta).await
+        let sent = send(&mut handle, resp, meta).await;
+        if let Some(metric) = metric {
+            crate::telemetry::sample_since(metric, &[("node", self.source.node_name())], started);
+        }
+        sent
     }
 }
 

@@ -109,6 +109,11 @@ impl Source {
         }
     }
 
+    /// This agent's node name.
+    pub fn node_name(&self) -> &str {
+        &self.node
+    }
+
     /// Filters answers with the agent's DNS token, resolved by `resolver`.
     pub fn with_acl(mut self, resolver: Arc<crate::acl::Resolver>) -> Self {
         self.acl = DnsAcl(Some(resolver));

@@ -1,25 +1,33 @@
 //! `GET /v1/agent/metrics`: what the agent can tell about itself, in the JSON shape of
 //! Consul's in-memory sink (go-metrics `MetricsSummary`: `Timestamp`, `Gauges`, `Points`,
-//! `Counters`, `Samples`).
+//! `Counters`, `Samples`), or in Prometheus text format.
 //!
-//! Kept small and honest: every value is read when asked (member table, catalog state,
-//! raft progress, DNS and gossip counters, process memory), so all of it is in `Gauges`.
-//! Meridian keeps running totals, not go-metrics' per-interval aggregates, so totals appear
-//! as gauges named `*_total` and `Counters`/`Samples` stay empty. Names follow Consul's
-//! telemetry reference where Meridian measures the same thing (`consul.members.servers`,
-//! `consul.state.nodes`, ...).
+//! Gauges are read when asked (member table, catalog state, raft progress, DNS and gossip
+//! counters, process memory); running totals Meridian keeps outside go-metrics' model appear
+//! as gauges named `*_total`. `Counters` and `Samples` come from the process-wide
+//! [`telemetry`](crate::telemetry) registry (`consul.raft.commitTime`, `consul.api.http`,
+//! `consul.serf.member.join`, ...): go-metrics' 10 s aggregates of the last complete interval
+//! (the current one while the agent is younger than that), `Timestamp` being its start. Names
+//! follow Consul's telemetry reference where Meridian measures the same thing.
 //!
-//! `?format=prometheus` (or an OpenMetrics `Accept`) is answered as Consul answers it without
-//! `telemetry.prometheus_retention_time`: 200, empty body, and the reason in
-//! `X-Consul-Reason` (its handler returns a payload error with no body). Needs agent:read
-//! on this node under ACLs.
+//! As in Consul, the runtime gauges carry the host name (`consul.<host>.runtime.workers`)
+//! unless `telemetry.disable_hostname`. Consul's go-metrics puts it into every gauge name;
+//! Meridian keeps the other gauges' names stable (documented difference).
+//!
+//! `?format=prometheus` (or an OpenMetrics `Accept`) answers Prometheus text format 0.0.4
+//! (`telemetry/prometheus.rs`) when `telemetry.prometheus_retention_time` is positive, leaving
+//! out counters and samples not updated within it (the `*_total` gauges are typed counters
+//! there, which they are); without it, as Consul answers: 200, empty
+//! body, and the reason in `X-Consul-Reason`. Needs agent:read on this node under ACLs.
 
+use std::sync::LazyLock;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderMap;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
@@ -33,16 +41,57 @@ use super::params::Params;
 use super::read::json_body;
 use crate::gossip::MemberStatus;
 use crate::gossip::identity::Role;
+use crate::telemetry::{self, Aggregate, Key, prometheus};
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new().route("/v1/agent/metrics", get(metrics))
+}
+
+/// Consul's `path` label of `consul.api.http`: the route without its leading slash, `.`
+/// between segments and `_` for each variable one (`/v1/kv/{*key}` → `v1.kv._`).
+fn path_label(route: &str) -> String {
+    route
+        .trim_start_matches('/')
+        .split('/')
+        .map(|seg| {
+            if seg.is_empty() || seg.starts_with(['{', ':', '*']) {
+                "_"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Route layer: the time each matched request took to answer, as Consul's
+/// `consul.api.http` sample with `method` and `path` labels.
+pub(super) async fn measure(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().as_str().to_string();
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| path_label(p.as_str()));
+    let resp = next.run(req).await;
+    if let Some(path) = path {
+        telemetry::sample_since(
+            "consul.api.http",
+            &[("method", &method), ("path", &path)],
+            started,
+        );
+    }
+    resp
 }
 
 /// Consul's `X-Consul-Reason` when Prometheus output is not enabled.
 const PROMETHEUS_OFF: &str = "Prometheus is not enabled since its retention time is not positive";
 
 /// go-metrics' aggregation interval.
-const INTERVAL: Duration = Duration::from_secs(10);
+const INTERVAL: Duration = telemetry::INTERVAL;
+
+/// The host name Consul's go-metrics puts into gauge names (`os.Hostname()`).
+static HOSTNAME: LazyLock<String> = LazyLock::new(meridian_config::default_node_name);
 
 /// Consul's `enablePrometheusOutput`: `?format=prometheus` or an OpenMetrics `Accept`.
 fn wants_prometheus(p: &Params, headers: &HeaderMap) -> bool {
@@ -86,9 +135,66 @@ fn resident_bytes() -> Option<f64> {
     Some(kb * 1024.0)
 }
 
+/// A counter or sample of one interval as go-metrics' `SampledValue`.
+fn sampled(key: &Key, a: &Aggregate) -> Value {
+    let labels: serde_json::Map<String, Value> = key
+        .labels
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), Value::String(v.clone())))
+        .collect();
+    json!({
+        "Name": key.name,
+        "Count": a.count,
+        "Rate": a.rate(),
+        "Sum": a.sum,
+        "Min": a.min,
+        "Max": a.max,
+        "Mean": a.mean(),
+        "Stddev": a.stddev(),
+        "Labels": labels,
+    })
+}
+
+/// The gauges as the Prometheus encoder takes them.
+fn prometheus_gauges(gauges: &[Value]) -> Vec<prometheus::Gauge> {
+    gauges
+        .iter()
+        .map(|g| prometheus::Gauge {
+            name: g["Name"].as_str().unwrap_or_default().to_string(),
+            labels: g["Labels"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            value: g["Value"].as_f64().unwrap_or(f64::NAN),
+        })
+        .collect()
+}
+
+/// The name of a runtime gauge: `consul.<host>.runtime.<what>` unless the host name is off.
+fn runtime_name(what: &str, hostname: Option<&str>) -> String {
+    match hostname {
+        Some(h) => format!("consul.{h}.runtime.{what}"),
+        None => format!("consul.runtime.{what}"),
+    }
+}
+
 /// Every gauge the agent can fill right now.
-fn gauges(st: &ApiState) -> Vec<Value> {
+async fn gauges(st: &ApiState) -> Vec<Value> {
     let mut out = Vec::new();
+    // Gateways of each remote datacenter alive in the WAN pool (the view is cached a second).
+    if let Some(f) = st.router.federation() {
+        for (dc, alive) in f.gateways_alive().await {
+            out.push(json!({
+                "Name": "meridian.federation.gateways_alive",
+                "Value": alive as f64,
+                "Labels": { "datacenter": dc },
+            }));
+        }
+    }
     let members = st.gossip.members();
     let alive = |role: Role| {
         members
@@ -208,14 +314,18 @@ fn gauges(st: &ApiState) -> Vec<Value> {
     for (name, n) in st.local.sync.blocked_counters() {
         out.push(gauge(&format!("consul.{name}"), n as f64));
     }
+    let host = (!st.telemetry.disable_hostname).then_some(HOSTNAME.as_str());
     let rt = tokio::runtime::Handle::current().metrics();
     out.push(gauge(
-        "consul.runtime.alive_tasks",
+        &runtime_name("alive_tasks", host),
         rt.num_alive_tasks() as f64,
     ));
-    out.push(gauge("consul.runtime.workers", rt.num_workers() as f64));
+    out.push(gauge(
+        &runtime_name("workers", host),
+        rt.num_workers() as f64,
+    ));
     if let Some(rss) = resident_bytes() {
-        out.push(gauge("consul.runtime.resident_bytes", rss));
+        out.push(gauge(&runtime_name("resident_bytes", host), rss));
     }
     out
 }
@@ -228,14 +338,23 @@ async fn metrics(
 ) -> Result<Response, ApiError> {
     authz.check(Resource::Agent, &st.agent.node_name, Need::Read)?;
     if wants_prometheus(&p, &headers) {
-        return Ok(([("x-consul-reason", PROMETHEUS_OFF)], ()).into_response());
+        let Some(retention) = st.telemetry.prometheus_retention() else {
+            return Ok(([("x-consul-reason", PROMETHEUS_OFF)], ()).into_response());
+        };
+        let now = Instant::now();
+        let series = telemetry::global().cumulative(now, retention);
+        let text = prometheus::encode(&prometheus_gauges(&gauges(&st).await), &series, now);
+        return Ok(([("content-type", prometheus::CONTENT_TYPE)], text).into_response());
     }
+    let view = telemetry::global().interval_view(SystemTime::now());
+    let all = |list: &[(Key, Aggregate)]| list.iter().map(|(k, a)| sampled(k, a)).collect();
+    let (counters, samples): (Vec<Value>, Vec<Value>) = (all(&view.counters), all(&view.samples));
     Ok(json_body(&json!({
-        "Timestamp": interval_timestamp(SystemTime::now()),
-        "Gauges": gauges(&st),
+        "Timestamp": interval_timestamp(view.start),
+        "Gauges": gauges(&st).await,
         "Points": [],
-        "Counters": [],
-        "Samples": [],
+        "Counters": counters,
+        "Samples": samples,
     })))
 }
 
@@ -247,6 +366,26 @@ mod tests {
     fn timestamps_are_interval_starts_in_gos_format() {
         let t = UNIX_EPOCH + Duration::from_secs(1_700_000_007);
         assert_eq!(interval_timestamp(t), "2023-11-14 22:13:20 +0000 UTC");
+    }
+
+    #[test]
+    fn path_labels_are_consuls() {
+        assert_eq!(path_label("/v1/kv/{*key}"), "v1.kv._");
+        assert_eq!(path_label("/v1/kv/"), "v1.kv._");
+        assert_eq!(path_label("/v1/agent/metrics"), "v1.agent.metrics");
+        assert_eq!(
+            path_label("/v1/catalog/service/{service}"),
+            "v1.catalog.service._"
+        );
+    }
+
+    #[test]
+    fn runtime_gauges_carry_the_host_unless_disabled() {
+        assert_eq!(
+            runtime_name("workers", Some("box-1")),
+            "consul.box-1.runtime.workers"
+        );
+        assert_eq!(runtime_name("workers", None), "consul.runtime.workers");
     }
 
     #[test]

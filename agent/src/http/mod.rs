@@ -166,6 +166,8 @@ pub struct ApiContext {
     pub tls: Option<meridian_tls::TlsContext>,
     /// ACL settings and the token resolver (`crate::acl`).
     pub acl: Arc<crate::acl::Resolver>,
+    /// `telemetry { prometheus_retention_time disable_hostname }`.
+    pub telemetry: meridian_config::TelemetryConfig,
 }
 
 /// Cheap-clone state of the HTTP handlers.
@@ -215,6 +217,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(federation::routes())
         .merge(acl_primary::routes())
         .merge(copy_read::routes())
+        .route_layer(axum::middleware::from_fn(metrics::measure))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             acl_route::route,
@@ -248,6 +251,7 @@ pub fn client_router(state: ApiState) -> axum::Router {
         .merge(metrics::routes())
         .merge(monitor::routes())
         .merge(acl::routes(state.acl.settings().enabled, false))
+        .route_layer(axum::middleware::from_fn(metrics::measure))
         .fallback(forward::to_server)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

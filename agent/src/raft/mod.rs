@@ -255,7 +255,10 @@ impl RaftNode {
     /// Proposes `req` and returns its log index and the state machine's response once it is
     /// committed and applied (and so visible through [`state`](Self::state)).
     pub async fn write(&self, req: Request) -> Result<(u64, Response), RaftError> {
+        let started = std::time::Instant::now();
         let resp = self.inner.raft.client_write(req).await?;
+        // Only a leader's write succeeds: Consul's leader-side commit time.
+        crate::telemetry::sample_since("consul.raft.commitTime", &[], started);
         Ok((resp.log_id.index, resp.data))
     }
 
@@ -331,6 +334,21 @@ impl RaftNode {
         let m = self.inner.raft.metrics();
         let m = m.borrow_watched();
         m.current_leader == Some(self.inner.id) && self.quorum_fresh(&m)
+    }
+
+    /// On a leader with followers: how long ago a quorum last acknowledged it (Consul's
+    /// `raft.leader.lastContact`). `None` alone or when no quorum answered yet.
+    pub fn last_quorum_contact(&self) -> Option<std::time::Duration> {
+        let m = self.inner.raft.metrics();
+        let m = m.borrow_watched();
+        if m.current_leader != Some(self.inner.id)
+            || m.membership_config.membership().voter_ids().count() <= 1
+        {
+            return None;
+        }
+        m.last_quorum_acked
+            .as_ref()
+            .map(|at| openraft::Instant::elapsed(&**at))
     }
 
     fn quorum_fresh(&self, m: &openraft::RaftMetrics<TypeConfig>) -> bool {

@@ -30,6 +30,7 @@ pub fn forward_service(
 #[async_trait::async_trait]
 impl meridian_rpc::Handler for ForwardHandler {
     async fn handle(&self, payload: Vec<u8>) -> Result<Vec<u8>, tonic::Status> {
+        crate::telemetry::incr("consul.rpc.request", &[]);
         let (mut op, body): (Op, Vec<u8>) =
             unpack("forward request", &payload).map_err(tonic::Status::invalid_argument)?;
         if let Op::Http(r) = &mut op {

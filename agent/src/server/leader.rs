@@ -61,12 +61,18 @@ pub(super) async fn run(server: ServerHandle, token: CancellationToken) {
         let is_leader = server.raft().is_leader();
         if is_leader != was_leader {
             info!(leader = is_leader, "leadership changed");
+            if is_leader {
+                crate::telemetry::incr("consul.raft.state.leader", &[]);
+            }
             server.session_timers().clear();
             was_leader = is_leader;
             acl_initialized = None;
         }
         if !is_leader {
             continue;
+        }
+        if let Some(since) = server.raft().last_quorum_contact() {
+            crate::telemetry::sample_ms("consul.raft.leader.lastContact", &[], since);
         }
         if let Some(gossip) = server.gossip() {
             let members = gossip.members();
