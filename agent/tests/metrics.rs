@@ -290,3 +290,84 @@ fn without_retention_prometheus_is_off() {
         "Prometheus is not enabled since its retention time is not positive"
     );
 }
+
+/// Issue #18's acceptance, as a user would set it up: Prometheus from Debian's package,
+/// configured as for Consul (`metrics_path: /v1/agent/metrics`, `format=prometheus`),
+/// scrapes the agent: the target is up with no scrape error and a query finds the raft
+/// commit timings of the KV write.
+#[test]
+fn debians_prometheus_scrapes_the_agent() {
+    let a = Agent::dev_named(
+        "scraped-node",
+        &[
+            "-hcl",
+            "telemetry {\n  prometheus_retention_time = \"60s\"\n}",
+        ],
+    );
+    exercise(&a);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: meridian\n    \
+             metrics_path: /v1/agent/metrics\n    params:\n      format: [prometheus]\n    \
+             static_configs:\n      - targets: ['{}']\n",
+            a.addr
+        ),
+    )
+    .expect("write prometheus.yml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let web = format!("127.0.0.1:{port}");
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address={web}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("prometheus not found ({e}): install Debian's `prometheus` package")
+        });
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _prometheus = Reap(child);
+    let api = |path: &str| -> Value {
+        reqwest::blocking::get(format!("http://{web}{path}"))
+            .and_then(|r| r.json())
+            .unwrap_or(Value::Null)
+    };
+    let mut last = Value::Null;
+    wait_until(
+        Duration::from_secs(60),
+        "Prometheus to scrape the agent",
+        || {
+            last = api("/api/v1/targets");
+            let t = &last["data"]["activeTargets"][0];
+            t["health"] == "up" && t["lastError"] == ""
+        },
+    );
+    let mut found = Value::Null;
+    wait_until(
+        Duration::from_secs(30),
+        "the commit timings in Prometheus",
+        || {
+            found = api("/api/v1/query?query=consul_raft_commitTime_count");
+            found["data"]["result"][0]["value"][1]
+                .as_str()
+                .and_then(|v| v.parse::<f64>().ok())
+                .is_some_and(|n| n >= 1.0)
+        },
+    );
+}
