@@ -269,8 +269,7 @@ fn gauge(metrics: &Value, name: &str) -> Option<f64> {
         .as_f64()
 }
 
-/// `/v1/agent/metrics` is go-metrics' JSON shape with real values; Prometheus output is off
-/// as on a Consul without `prometheus_retention_time`.
+/// `/v1/agent/metrics` is go-metrics' JSON shape with real values.
 #[test]
 fn metrics_have_consuls_shape_and_real_values() {
     let a = Agent::dev();
@@ -292,13 +291,7 @@ fn metrics_have_consuls_shape_and_real_values() {
     assert_eq!(gauge(&m, "consul.state.service_instances"), Some(3.0));
     assert_eq!(gauge(&m, "consul.agent.services"), Some(2.0));
     assert!(gauge(&m, "consul.raft.applied_index").is_some_and(|i| i >= 3.0));
-
-    let (code, headers, body) = a.get("/v1/agent/metrics?format=prometheus");
-    assert_eq!((code, body.as_str()), (200, ""));
-    assert_eq!(
-        headers["x-consul-reason"],
-        "Prometheus is not enabled since its retention time is not positive"
-    );
+    // Prometheus output: tests/metrics.rs.
 }
 
 /// `/v1/agent/monitor`: an unknown level is a 400 before streaming; a valid one streams the

@@ -64,6 +64,7 @@ performance {
 telemetry {
   prometheus_retention_time = "24h"
   disable_hostname = true
+  statsd_address = "127.0.0.1:8125"
 }
 connect {
   enabled = true
@@ -118,7 +119,12 @@ fn a_consul_docs_config_starts_and_logs_the_keys_without_effect() {
         "{}",
         a.log.join("\n")
     );
-    for key in ["connect", "telemetry", "autopilot", "ports.grpc_tls"] {
+    for key in [
+        "connect",
+        "telemetry.statsd_address",
+        "autopilot",
+        "ports.grpc_tls",
+    ] {
         let found = warnings_with(&a, "key", key);
         assert_eq!(
             found.len(),
@@ -132,8 +138,10 @@ fn a_consul_docs_config_starts_and_logs_the_keys_without_effect() {
             "config key has no effect in Meridian"
         );
     }
-    // Implemented keys are not warned about.
+    // Implemented keys are not warned about (telemetry's Prometheus keys are; its sinks not).
     assert!(warnings_with(&a, "key", "performance").is_empty());
+    assert!(warnings_with(&a, "key", "telemetry").is_empty());
+    assert!(warnings_with(&a, "key", "telemetry.prometheus_retention_time").is_empty());
     assert!(warnings_with(&a, "key", "addresses.http").is_empty());
 }
 
@@ -241,13 +249,16 @@ fn validate_prints_the_keys_without_effect() {
     let file = write(
         dir.path(),
         "v.hcl",
-        "data_dir = \"/tmp/x\"\ntelemetry {\n  disable_hostname = true\n}\n",
+        "data_dir = \"/tmp/x\"\ntelemetry {\n  statsd_address = \"127.0.0.1:8125\"\n}\n",
     );
     let o = run(&["validate", &file.to_string_lossy()]);
     assert!(o.status.success(), "{}", text(&o));
     // As Consul's: warnings on stderr, the verdict alone on stdout.
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("telemetry: config key has no effect"), "{err}");
+    assert!(
+        err.contains("telemetry.statsd_address: config key has no effect"),
+        "{err}"
+    );
     assert_eq!(
         String::from_utf8_lossy(&o.stdout).trim(),
         "Configuration is valid!"
