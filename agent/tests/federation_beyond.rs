@@ -202,6 +202,8 @@ fn a_failing_datacenter_opens_its_breaker_and_the_probe_closes_it_when_back() {
     common::wait_until(Duration::from_secs(25), "federation.errors for dc2", || {
         let (code, _, _) = s1.get("/v1/kv/k?dc=dc2");
         assert_ne!(code, 200, "dc2 has no gateway");
+        // A `?dc=` typo is no datacenter: it must not become a series of its own.
+        assert_ne!(s1.get("/v1/kv/k?dc=no-such-dc").0, 200);
         s1.get_json("/v1/agent/metrics")["Counters"]
             .as_array()
             .is_some_and(|c| {
@@ -210,6 +212,12 @@ fn a_failing_datacenter_opens_its_breaker_and_the_probe_closes_it_when_back() {
                 })
             })
     });
+    // The JSON shows the last complete 10 s interval, which held the typo requests too.
+    let m_errors = s1.get_json("/v1/agent/metrics");
+    assert!(
+        !m_errors.to_string().contains("no-such-dc"),
+        "an unknown datacenter got a series: {m_errors}"
+    );
 
     // A new dc2 gateway: the background probe closes the breaker without any request.
     let _g2b = common::federation::Gateway::start(

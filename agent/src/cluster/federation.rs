@@ -197,15 +197,18 @@ impl Federation {
         let started = Instant::now();
         let blocking = req.is_blocking();
         let got = self.relay_once(dc, req, budget).await;
-        // A blocking query's time is its wait, not the link's.
-        if !blocking {
+        // An unknown datacenter (a `?dc=` typo) is no series: its name comes from the
+        // caller, and each would be kept for good. A blocking query's time is its wait, not
+        // the link's.
+        let known = !matches!(got, Err(RpcError::NoPathToDatacenter(_)));
+        if known && !blocking {
             telemetry::sample_ms(
                 "meridian.federation.rpc",
                 &[("datacenter", dc)],
                 started.elapsed(),
             );
         }
-        if got.is_err() {
+        if known && got.is_err() {
             telemetry::incr("meridian.federation.errors", &[("datacenter", dc)]);
         }
         match &got {
