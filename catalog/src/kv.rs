@@ -140,6 +140,10 @@ impl State {
             }
             Some(LockChange::Release) => entry.session = None,
         }
+        let old = prev.and_then(|p| p.session.clone());
+        if old != entry.session {
+            self.index_session_key(&key, old.as_deref(), entry.session.as_deref());
+        }
         self.kv.insert(key.clone(), entry);
         if self.tombstones.remove(&key).is_some() {
             self.touch(Table::Tombstones, key.clone());
@@ -149,7 +153,10 @@ impl State {
     }
 
     pub(crate) fn kv_delete(&mut self, index: u64, now: u64, key: &str) {
-        if self.kv.remove(key).is_some() {
+        if let Some(old) = self.kv.remove(key) {
+            if let Some(sid) = old.session.as_deref() {
+                self.index_session_key(key, Some(sid), None);
+            }
             self.tombstones
                 .insert(key.to_string(), Tombstone { index, at_ms: now });
             self.tables.kv = index;
@@ -196,6 +203,34 @@ impl State {
             .max()
             .unwrap_or(0);
         live.max(dead).max(1)
+    }
+}
+
+impl State {
+    /// Moves `key` in the session → keys index from session `old` to session `new`.
+    pub(crate) fn index_session_key(&mut self, key: &str, old: Option<&str>, new: Option<&str>) {
+        if let Some(sid) = old
+            && let Some(keys) = self.session_keys.get_mut(sid)
+        {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.session_keys.remove(sid);
+            }
+        }
+        if let Some(sid) = new {
+            self.session_keys
+                .entry(sid.to_string())
+                .or_default()
+                .insert(key.to_string());
+        }
+    }
+
+    /// The keys session `id` holds locked, in key order (from the index, no scan).
+    pub fn session_held_keys(&self, id: &str) -> Vec<String> {
+        self.session_keys
+            .get(id)
+            .map(|keys| keys.iter().cloned().collect())
+            .unwrap_or_default()
     }
 }
 

@@ -113,6 +113,9 @@ pub struct State {
     pub(crate) kv: OrdMap<String, KvEntry>,
     pub(crate) tombstones: OrdMap<String, Tombstone>,
     pub(crate) sessions: OrdMap<String, Session>,
+    /// Session ID → the KV keys it holds locked: derived from `kv` (never stored), so
+    /// invalidating a session touches its keys only, not every key of the store.
+    pub(crate) session_keys: OrdMap<String, imbl::OrdSet<String>>,
     /// Key → unix ms until which the lock may not be acquired (after a session was invalidated).
     pub(crate) lock_delays: OrdMap<String, u64>,
     /// Service name → last index at which any instance, its checks or its node changed.
@@ -123,6 +126,9 @@ pub struct State {
     pub(crate) coordinates: OrdMap<(String, String), meridian_gossip::coordinate::Coordinate>,
     /// Prepared queries by ID.
     pub(crate) prepared_queries: OrdMap<String, PreparedQuery>,
+    /// Query ID → its compiled `Template.Regexp`: derived from `prepared_queries` (never
+    /// stored), so a template's regexp is compiled when the query is written, not per execution.
+    pub(crate) query_regexes: OrdMap<String, std::sync::Arc<regex::Regex>>,
     /// (kind, name) → config entry.
     pub(crate) config_entries: OrdMap<(String, String), ConfigEntry>,
     /// ACL tokens by AccessorID.

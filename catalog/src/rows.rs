@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{RequestId, Service, State, TableIndexes, Tombstone};
+use super::{KvEntry, RequestId, Service, State, TableIndexes, Tombstone};
 
 /// Tables of the state store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -329,7 +329,10 @@ impl State {
                     s.checks.insert(split_pair(&key), v);
                 }
                 Table::Kv => {
-                    let v = serde_json::from_slice(&value).map_err(err)?;
+                    let v: KvEntry = serde_json::from_slice(&value).map_err(err)?;
+                    if let Some(sid) = v.session.as_deref() {
+                        s.index_session_key(&key, None, Some(sid));
+                    }
                     s.kv.insert(key, v);
                 }
                 Table::Tombstones => {
@@ -354,6 +357,7 @@ impl State {
                 }
                 Table::PreparedQueries => {
                     let v = serde_json::from_slice(&value).map_err(err)?;
+                    s.index_query_regex(&v);
                     s.prepared_queries.insert(key, v);
                 }
                 Table::ConfigEntries => {

@@ -53,12 +53,8 @@ impl State {
         self.tables.sessions = index;
         self.touch(Table::Sessions, id.to_string());
         self.delete_session_queries(index, id);
-        let held: Vec<String> = self
-            .kv
-            .iter()
-            .filter(|(_, e)| e.session.as_deref() == Some(id))
-            .map(|(k, _)| k.clone())
-            .collect();
+        // From the session → keys index: the store is not scanned.
+        let held = self.session_held_keys(id);
         let delay_ms = s.lock_delay / 1_000_000;
         for key in held {
             match s.behavior {
@@ -67,6 +63,7 @@ impl State {
                         e.session = None;
                         e.modify_index = index;
                     }
+                    self.index_session_key(&key, Some(id), None);
                     self.tables.kv = index;
                     self.touch(Table::Kv, key.clone());
                 }

@@ -479,3 +479,86 @@ fn service_rows_follow_the_by_name_index_through_renames_deregisters_and_restore
     assert!(!s.services_by_name.contains_key("web"));
     assert_eq!(s.services_by_name.len(), 1);
 }
+
+/// Every key's (session, modify index), in key order.
+fn locks(s: &State) -> Vec<(String, Option<String>, u64)> {
+    s.kv_prefix("")
+        .map(|e| (e.key.clone(), e.session.clone(), e.modify_index))
+        .collect()
+}
+
+/// Sessions s1 (release) holding a and c, s2 (delete) holding b and d, s3 holding e; f is
+/// unlocked, g was locked by s1 and unlocked, h was locked by s3 and deleted.
+fn three_sessions_with_locks() -> State {
+    let mut s = State::new();
+    register_node(&mut s, 1, "n1");
+    s.apply(2, &req(0, session("s1", "n1", SessionBehavior::Release, 0)));
+    s.apply(3, &req(0, session("s2", "n1", SessionBehavior::Delete, 0)));
+    s.apply(4, &req(0, session("s3", "n1", SessionBehavior::Release, 0)));
+    let mut i = 5;
+    for (key, sid) in [
+        ("a", "s1"),
+        ("b", "s2"),
+        ("c", "s1"),
+        ("d", "s2"),
+        ("e", "s3"),
+        ("g", "s1"),
+        ("h", "s3"),
+    ] {
+        let r = s.apply(i, &req(0, kv(KvVerb::Lock, key, 0, Some(sid))));
+        assert_eq!(r, Response::Bool(true), "lock {key}");
+        i += 1;
+    }
+    s.apply(i, &req(0, set("f", "v")));
+    s.apply(i + 1, &req(0, kv(KvVerb::Unlock, "g", 0, Some("s1"))));
+    s.apply(i + 2, &req(0, kv(KvVerb::Delete, "h", 0, None)));
+    s
+}
+
+/// Destroying s1 then s2 changes exactly their keys: s1's are released, s2's deleted.
+fn destroy_and_check(mut s: State) {
+    assert_eq!(s.session_held_keys("s1"), vec!["a", "c"]);
+    assert_eq!(s.session_held_keys("s2"), vec!["b", "d"]);
+    assert_eq!(s.session_held_keys("s3"), vec!["e"], "h was deleted");
+    let before = locks(&s);
+    s.apply(100, &req(1, Command::SessionDestroy { id: "s1".into() }));
+    let want: Vec<_> = before
+        .iter()
+        .map(|(k, sid, idx)| match k.as_str() {
+            "a" | "c" => (k.clone(), None, 100),
+            _ => (k.clone(), sid.clone(), *idx),
+        })
+        .collect();
+    assert_eq!(locks(&s), want, "only s1's keys released");
+    assert!(s.session_held_keys("s1").is_empty());
+    s.apply(101, &req(1, Command::SessionDestroy { id: "s2".into() }));
+    let keys: Vec<String> = locks(&s).into_iter().map(|(k, _, _)| k).collect();
+    assert_eq!(keys, vec!["a", "c", "e", "f", "g"], "s2's keys deleted");
+    assert_eq!(s.kv_get("e").unwrap().session.as_deref(), Some("s3"));
+    // A released key taken by another session moves to that session in the index.
+    s.apply(102, &req(1, kv(KvVerb::Lock, "a", 0, Some("s3"))));
+    assert_eq!(s.session_held_keys("s3"), vec!["a", "e"]);
+}
+
+#[test]
+fn destroying_a_session_releases_exactly_its_keys() {
+    destroy_and_check(three_sessions_with_locks());
+}
+
+#[test]
+fn the_session_index_is_rebuilt_by_a_snapshot_restore() {
+    let saved = three_sessions_with_locks().rows();
+    // A restore over a state with other locks: the index must be the snapshot's only.
+    let mut s = State::new();
+    register_node(&mut s, 1, "n1");
+    s.apply(2, &req(0, session("s1", "n1", SessionBehavior::Release, 0)));
+    s.apply(3, &req(0, kv(KvVerb::Lock, "zz", 0, Some("s1"))));
+    let op = restore::RestoreOp::from_rows(saved.clone()).expect("valid rows");
+    assert_eq!(
+        s.apply(50, &req(0, Command::Restore(Box::new(op)))),
+        Response::Ok
+    );
+    destroy_and_check(s);
+    // And a state loaded from the rows (a snapshot install) has it too.
+    destroy_and_check(State::restore(saved).expect("rows decode"));
+}

@@ -111,6 +111,7 @@ impl State {
             modify_index: index,
             ..q.clone()
         };
+        self.index_query_regex(&stored);
         self.prepared_queries.insert(q.id.clone(), stored);
         self.tables.prepared_queries = index;
         self.touch(Table::PreparedQueries, q.id.clone());
@@ -122,6 +123,7 @@ impl State {
         if self.prepared_queries.remove(id).is_none() {
             return Response::Rejected(QueryError::NotFound.to_string());
         }
+        self.query_regexes.remove(id);
         self.tables.prepared_queries = index;
         self.touch(Table::PreparedQueries, id.to_string());
         Response::Ok
@@ -137,6 +139,7 @@ impl State {
             .collect();
         for id in ids {
             self.prepared_queries.remove(&id);
+            self.query_regexes.remove(&id);
             self.tables.prepared_queries = index;
             self.touch(Table::PreparedQueries, id);
         }

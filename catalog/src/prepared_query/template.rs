@@ -131,20 +131,18 @@ pub(super) fn check(q: &PreparedQuery) -> Result<(), QueryError> {
         .map_err(|(field, reason)| QueryError::Invalid { field, reason })
 }
 
-/// Renders template `q` for the queried `name`. Strings that fail to interpolate (only
-/// possible for rows stored before validation) are kept as they are.
-fn render(q: &PreparedQuery, name: &str) -> PreparedQuery {
-    let matches = match compile(q) {
-        Ok(Some(re)) => re
-            .captures(name)
-            .map(|c| {
-                c.iter()
-                    .map(|m| m.map_or_else(String::new, |m| m.as_str().to_string()))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    };
+/// Renders template `q` for the queried `name` with `re`, its regexp compiled when the
+/// query was stored. Strings that fail to interpolate (only possible for rows stored before
+/// validation) are kept as they are.
+fn render(q: &PreparedQuery, re: Option<&Regex>, name: &str) -> PreparedQuery {
+    let matches = re
+        .and_then(|re| re.captures(name))
+        .map(|c| {
+            c.iter()
+                .map(|m| m.map_or_else(String::new, |m| m.as_str().to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
     let vars = Vars {
         full: name,
         prefix: &q.name,
@@ -163,6 +161,26 @@ fn render(q: &PreparedQuery, name: &str) -> PreparedQuery {
 }
 
 impl State {
+    /// Compiles `q`'s `Template.Regexp` once, when `q` is stored (apply or restore), into
+    /// the index `resolve_query` reads. A regexp that does not compile (refused by
+    /// validation, so only in rows from before it) gets no entry: no captures, as before.
+    pub(crate) fn index_query_regex(&mut self, q: &PreparedQuery) {
+        match compile(q) {
+            Ok(Some(re)) if q.is_template() => {
+                self.query_regexes
+                    .insert(q.id.clone(), std::sync::Arc::new(re));
+            }
+            _ => {
+                self.query_regexes.remove(&q.id);
+            }
+        }
+    }
+
+    /// The compiled `Template.Regexp` of query `id` (`None`: not a template, no regexp).
+    pub fn query_regex(&self, id: &str) -> Option<&std::sync::Arc<Regex>> {
+        self.query_regexes.get(id)
+    }
+
     /// Finds the query that answers `id_or_name` and returns it ready to execute (a
     /// template rendered for that name). Order: exact ID, exact name, then the template
     /// with the longest name that is a prefix of `id_or_name` (Name "" matches everything).
@@ -180,7 +198,8 @@ impl State {
             })
         })?;
         Some(if found.is_template() {
-            render(found, id_or_name)
+            let re = self.query_regexes.get(&found.id).map(|re| &**re);
+            render(found, re, id_or_name)
         } else {
             found.clone()
         })

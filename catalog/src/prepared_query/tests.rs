@@ -382,3 +382,43 @@ fn failover_order_is_nearest_n_then_the_list_each_once_never_local() {
     assert_eq!(targets.datacenters_to_try("dc1", &by_rtt), ["dc2"]);
     assert!(!QueryFailover::default().is_set());
 }
+
+#[test]
+fn a_template_regexp_is_compiled_once_when_stored() {
+    let mut s = State::new();
+    assert_eq!(
+        create(
+            &mut s,
+            1,
+            template(ID1, "geo-", "^geo-(.*)$", "${match(1)}")
+        ),
+        Response::Ok
+    );
+    create(&mut s, 2, query(ID2, "plain", "redis"));
+    assert!(s.query_regex(ID2).is_none(), "a static query has no regexp");
+    let compiled = s.query_regex(ID1).expect("compiled at create").clone();
+    // Executions reuse that compiled regexp: the same one, and it still captures.
+    for name in ["geo-a", "geo-b", "geo-c"] {
+        let q = s.resolve_query(name).expect("resolved");
+        assert_eq!(q.service.service, &name[4..]);
+        assert!(std::sync::Arc::ptr_eq(
+            &compiled,
+            s.query_regex(ID1).unwrap()
+        ));
+    }
+    // An update compiles the new regexp; a restore compiles from the rows; a delete drops it.
+    let mut t = template(ID1, "geo-", "^geo-x(.*)$", "${match(1)}");
+    t.create_index = 1;
+    let r = s.apply(3, &req(Command::PreparedQueryUpdate(Box::new(t))));
+    assert_eq!(r, Response::Ok);
+    assert_eq!(s.query_regex(ID1).unwrap().as_str(), "^geo-x(.*)$");
+    assert_eq!(s.resolve_query("geo-xyz").unwrap().service.service, "yz");
+    let restored = State::restore(s.rows()).expect("rows decode");
+    assert_eq!(restored.query_regex(ID1).unwrap().as_str(), "^geo-x(.*)$");
+    assert_eq!(
+        restored.resolve_query("geo-xq").unwrap().service.service,
+        "q"
+    );
+    s.apply(4, &req(Command::PreparedQueryDelete { id: ID1.into() }));
+    assert!(s.query_regex(ID1).is_none());
+}
