@@ -116,6 +116,8 @@ pub struct AgentTokens {
     file: Option<PathBuf>,
     /// One file write at a time, in the order the API set them.
     write: tokio::sync::Mutex<()>,
+    /// Moves on every `set`: caches of what a token may see (DNS answers) compare it.
+    version: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for AgentTokens {
@@ -141,6 +143,7 @@ impl AgentTokens {
             }),
             file: None,
             write: tokio::sync::Mutex::new(()),
+            version: Default::default(),
         }
     }
 
@@ -183,6 +186,7 @@ impl AgentTokens {
             inner: RwLock::new(Inner { current, persisted }),
             file: Some(file),
             write: tokio::sync::Mutex::new(()),
+            version: Default::default(),
         }
     }
 
@@ -196,6 +200,8 @@ impl AgentTokens {
             *inner.persisted.slot(kind) = secret;
             inner.persisted.clone()
         };
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         let Some(file) = self.file.clone() else {
             return Ok(());
         };
@@ -243,6 +249,11 @@ impl AgentTokens {
         self.get(TokenKind::ConfigFileRegistration)
             .or_else(|| self.default_token())
             .unwrap_or_default()
+    }
+
+    /// How many times a token was set: a change means any token may differ now.
+    pub fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// `dns`, else `default`, else `""`.

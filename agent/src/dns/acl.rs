@@ -28,6 +28,11 @@ impl DnsAcl {
         Some(self.enabled()?.tokens().dns_token())
     }
 
+    /// Moves whenever the DNS token may have changed (0 while ACLs are off).
+    pub(super) fn version(&self) -> u64 {
+        self.enabled().map_or(0, |r| r.tokens().version())
+    }
+
     /// What DNS answers may show now (resolved once per question).
     pub(super) async fn authorizer(&self, router: &Router) -> Result<Arc<Authorizer>, RpcError> {
         let secret = self.secret().unwrap_or_default();

@@ -21,9 +21,10 @@ use meridian_config::DnsConfig;
 use rand::seq::SliceRandom;
 
 use super::answer::{self, Question, Reply, SoaTimers};
+use super::cache::AnswerCache;
 use super::name::{self, Lookup, Parsed};
 use super::recursor::Recursors;
-use super::source::{CROSS_DC_DNS_TIMEOUT, Instance, Source};
+use super::source::{CROSS_DC_DNS_TIMEOUT, Generation, Instance, Source};
 use super::trim::{self, Frame, Limits, Transport};
 use crate::cluster::fanout;
 use crate::rpc::RpcError;
@@ -59,6 +60,7 @@ pub struct ConsulDns {
     settings: Arc<Settings>,
     recursors: Recursors,
     stats: Arc<DnsStats>,
+    cache: Arc<AnswerCache>,
 }
 
 impl ConsulDns {
@@ -69,7 +71,23 @@ impl ConsulDns {
             settings: Arc::new(settings),
             recursors,
             stats: Arc::new(DnsStats::default()),
+            cache: Arc::new(AnswerCache::default()),
         }
+    }
+
+    /// The answer cache the socket loops consult before this handler.
+    pub(super) fn cache(&self) -> &Arc<AnswerCache> {
+        &self.cache
+    }
+
+    /// What answers read now would be built from; `None` when they are not cached.
+    pub(super) fn generation(&self) -> Option<Generation> {
+        self.source.cache_generation()
+    }
+
+    /// Counts `n` questions answered from the cache.
+    pub(super) fn count_cached(&self, n: u64) {
+        self.stats.queries.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The counters.
@@ -208,8 +226,37 @@ impl RequestHandler for ConsulDns {
     async fn handle_request<R: ResponseHandler, T: Time>(
         &self,
         req: &Request,
-        mut handle: R,
+        handle: R,
     ) -> ResponseInfo {
+        self.respond(req, handle).await.0
+    }
+}
+
+/// Whether the answer to `lookup` is read only from this server's own state (and so may be
+/// cached): service and node lookups in the local datacenter without nearest failover,
+/// and `.addr.` names. Prepared queries are not (their failover asks other datacenters).
+fn local_only(lookup: &Lookup, dns: &DnsConfig, local_dc: &str) -> bool {
+    let here = |dc: &Option<String>| dc.as_deref().is_none_or(|d| d == local_dc);
+    match lookup {
+        Lookup::Service { dc, .. } => match dc.as_deref() {
+            None => !dns.nearest_failover(),
+            Some(d) => d == local_dc,
+        },
+        Lookup::Node { dc, .. } => here(dc),
+        Lookup::Addr { .. } => true,
+        Lookup::Query { .. } | Lookup::Apex | Lookup::Invalid => false,
+    }
+}
+
+impl ConsulDns {
+    /// Answers `req` through `handle`; also says whether the reply may be cached, and at
+    /// which generation (read before the catalog, so a later write always invalidates).
+    pub(super) async fn respond<R: ResponseHandler>(
+        &self,
+        req: &Request,
+        mut handle: R,
+    ) -> (ResponseInfo, Option<Generation>) {
+        let generation = self.generation();
         self.stats.queries.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
         let mut meta = Metadata::response_from_request(&req.metadata);
@@ -241,8 +288,14 @@ impl RequestHandler for ConsulDns {
         }
         let info = match info {
             Ok(info) if req.metadata.op_code == OpCode::Query => info,
-            Ok(_) => return reply_code(&mut handle, builder, meta, ResponseCode::NotImp).await,
-            Err(_) => return reply_code(&mut handle, builder, meta, ResponseCode::FormErr).await,
+            Ok(_) => {
+                let info = reply_code(&mut handle, builder, meta, ResponseCode::NotImp).await;
+                return (info, None);
+            }
+            Err(_) => {
+                let info = reply_code(&mut handle, builder, meta, ResponseCode::FormErr).await;
+                return (info, None);
+            }
         };
         let qtype = info.query.query_type();
         let asked = Name::from(info.query.name().clone());
@@ -265,22 +318,25 @@ impl RequestHandler for ConsulDns {
             domain: self.settings.domains[0].clone(),
             dc: self.source.local_dc().to_string(),
         };
+        let mut cacheable = false;
         let result = match parsed {
             Parsed::Catalog { lookup, domain } => {
                 q.domain = domain;
+                cacheable = local_only(&lookup, &self.settings.dns, self.source.local_dc());
                 self.catalog(&mut q, lookup).await
             }
             Parsed::Reverse(ip) => match self.source.owners_of(ip).await {
                 Ok(owners) if owners.is_empty() && !self.recursors.is_empty() => {
-                    return self.relay(req, &mut handle, builder, meta).await;
+                    return (self.relay(req, &mut handle, builder, meta).await, None);
                 }
                 Ok(owners) => Ok(answer::ptr(&q, &owners, secs(self.settings.dns.node_ttl))),
                 Err(e) => Err(e),
             },
             Parsed::Outside if self.recursors.is_empty() => {
-                return reply_code(&mut handle, builder, meta, ResponseCode::Refused).await;
+                let info = reply_code(&mut handle, builder, meta, ResponseCode::Refused).await;
+                return (info, None);
             }
-            Parsed::Outside => return self.relay(req, &mut handle, builder, meta).await,
+            Parsed::Outside => return (self.relay(req, &mut handle, builder, meta).await, None),
         };
         let mut reply = match result {
             Ok(r) => r,
@@ -296,6 +352,7 @@ impl RequestHandler for ConsulDns {
                 .additionals
                 .retain(|r| r.record_type() != RecordType::TXT);
         }
+        let kept = (reply.answers.len(), reply.additionals.len());
         let limits = self.limits();
         trim::limit_addresses(&mut reply, limits.a_record_limit);
         let transport = match req.protocol() {
@@ -308,6 +365,13 @@ impl RequestHandler for ConsulDns {
         };
         reply.truncated = trim::trim(&mut reply, &frame, transport, &limits);
         self.count(&reply);
+        // Only whole positive answers: a trimmed one would freeze which records were kept,
+        // a negative one carries the SOA, whose serial is the time.
+        cacheable = cacheable
+            && reply.rcode == ResponseCode::NoError
+            && !reply.soa
+            && !reply.truncated
+            && kept == (reply.answers.len(), reply.additionals.len());
         meta.authoritative = true;
         meta.response_code = reply.rcode;
         // Consul trims silently unless asked to say so (`enable_truncate`, default false).
@@ -326,15 +390,13 @@ impl RequestHandler for ConsulDns {
             soa.iter(),
             reply.additionals.iter(),
         );
-        let sent = send(&mut handle, resp, meta).await;
+        let info = send(&mut handle, resp, meta).await;
         if let Some(metric) = metric {
             crate::telemetry::sample_since(metric, &[("node", self.source.node_name())], started);
         }
-        sent
+        (info, generation.filter(|_| cacheable))
     }
-}
 
-impl ConsulDns {
     fn count(&self, reply: &Reply) {
         match reply.rcode {
             ResponseCode::NXDomain => self.stats.nxdomain.fetch_add(1, Ordering::Relaxed),

@@ -2,8 +2,9 @@
 //! (reference/consul.md §1.9, §4.3).
 //!
 //! ```text
-//!   UDP + TCP sockets (bound with the other listeners, before anything runs)
-//!        │ hickory Server: framing, FORMERR for unparsable messages, per-request tasks
+//!   UDP: SO_REUSEPORT sockets, one per CPU, a thread each (udp.rs)   TCP: tcp.rs
+//!        │ answer cache first (cache.rs: query bytes → reply, reshuffled per hit)
+//!        │ miss: raw.rs (hickory's parse, FORMERR) ──▶ the handler on the runtime
 //!        ▼
 //!   handler.rs  ConsulDns ── name.rs (what is asked) ── answer.rs (records) ── trim.rs (sizes)
 //!        │                         └── recursor.rs (names outside the domains)
@@ -12,16 +13,20 @@
 //!               by a client agent
 //! ```
 //!
-//! One owner per socket: hickory's server owns both and answers every request in its own
-//! task, so a slow recursor never holds up catalog answers.
+//! Every miss is answered in its own task, so a slow recursor never holds up catalog
+//! answers on UDP; a TCP connection is answered in order, as Consul's.
 
 mod acl;
 mod answer;
+mod cache;
 mod handler;
 mod name;
+mod raw;
 mod recursor;
 mod source;
+mod tcp;
 mod trim;
+mod udp;
 
 #[cfg(test)]
 mod tests;
@@ -29,8 +34,7 @@ mod tests;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use hickory_server::Server;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use handler::{ConsulDns, DnsStats, Settings};
@@ -43,7 +47,8 @@ const TCP_IDLE: Duration = Duration::from_secs(10);
 /// DNS sockets bound on every client address, not yet serving.
 #[derive(Debug)]
 pub struct BoundDns {
-    udp: Vec<UdpSocket>,
+    /// Per address, its `SO_REUSEPORT` group (one socket per CPU).
+    udp: Vec<std::net::UdpSocket>,
     tcp: Vec<TcpListener>,
     port: u16,
 }
@@ -69,11 +74,14 @@ impl BoundDns {
             tcp: Vec::new(),
             port,
         };
+        let per_address = udp::sockets_per_address();
         for &ip in ips {
-            let udp = UdpSocket::bind(SocketAddr::new(ip, out.port)).await?;
-            out.port = udp.local_addr()?.port();
+            let group = udp::bind_reuseport(SocketAddr::new(ip, out.port), per_address)?;
+            if let Some(first) = group.first() {
+                out.port = first.local_addr()?.port();
+            }
             let tcp = TcpListener::bind(SocketAddr::new(ip, out.port)).await?;
-            out.udp.push(udp);
+            out.udp.extend(group);
             out.tcp.push(tcp);
         }
         Ok(out)
@@ -84,20 +92,21 @@ impl BoundDns {
         self.port
     }
 
-    /// Serves `handler` until `token` is cancelled.
+    /// Serves `handler` until `token` is cancelled; returns once every socket is closed.
     pub async fn serve(self, handler: ConsulDns, token: CancellationToken) -> std::io::Result<()> {
-        let mut server = Server::new(handler);
+        let mut udp_loops = Vec::new();
         for s in self.udp {
-            server.register_socket(s);
+            udp_loops.push(udp::spawn(s, handler.clone(), token.clone())?);
         }
+        let mut tcp_loops = Vec::new();
         for l in self.tcp {
-            server.register_listener(l, TCP_IDLE, 16);
+            let serve = tcp::serve(l, handler.clone(), TCP_IDLE, token.clone());
+            tcp_loops.push(tokio::spawn(serve));
         }
-        tokio::select! {
-            r = server.block_until_done() => r.map_err(std::io::Error::other),
-            _ = token.cancelled() => {
-                server.shutdown_gracefully().await.map_err(std::io::Error::other)
-            }
+        token.cancelled().await;
+        for h in udp_loops.into_iter().chain(tcp_loops) {
+            h.await.map_err(std::io::Error::other)?;
         }
+        Ok(())
     }
 }

@@ -77,6 +77,15 @@ pub(super) struct QueryAnswer {
     pub(super) datacenter: String,
 }
 
+/// What a cached answer was built from (see [`Source::cache_generation`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Generation {
+    /// Applied raft index of the local state.
+    pub(super) applied: u64,
+    /// Version of the agent's ACL tokens.
+    pub(super) tokens: u64,
+}
+
 /// Reads the catalog for DNS.
 #[derive(Clone)]
 pub struct Source {
@@ -118,6 +127,25 @@ impl Source {
     pub fn with_acl(mut self, resolver: Arc<crate::acl::Resolver>) -> Self {
         self.acl = DnsAcl(Some(resolver));
         self
+    }
+
+    /// What every answer read from this agent's own state depends on, for the answer cache
+    /// ([`super::cache`]): the applied index of the state a stale read sees and the version
+    /// of the agent's tokens. `None` when answers are not read from a local state without
+    /// waiting (a client agent, `allow_stale = false`, a server past `max_stale`): those are
+    /// never cached.
+    pub(super) fn cache_generation(&self) -> Option<Generation> {
+        if self.router.remote().is_some() || !self.allow_stale {
+            return None;
+        }
+        let server = self.router.server(None).ok()?;
+        if server.last_contact_ms() > self.max_stale_ms {
+            return None;
+        }
+        Some(Generation {
+            applied: server.applied_now(),
+            tokens: self.acl.version(),
+        })
     }
 
     /// The agent's own datacenter.

@@ -325,6 +325,20 @@ impl ServerHandle {
         }
     }
 
+    /// The index of the state a stale read sees now (no wait, no lock).
+    pub fn applied_now(&self) -> u64 {
+        self.0.raft.state().applied_index()
+    }
+
+    /// Milliseconds since the leader was last heard from (0 on the leader, and before any
+    /// contact), as [`ReadView::last_contact_ms`].
+    pub fn last_contact_ms(&self) -> u64 {
+        self.0
+            .raft
+            .last_contact()
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
     /// A receiver of the applied index; changes after every applied batch.
     pub fn applied_rx(&self) -> watch::Receiver<u64> {
         self.0.raft.applied_rx()
