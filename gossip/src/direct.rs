@@ -1,5 +1,5 @@
-//! Point-to-point messages that travel outside SWIM: RTT pings for network coordinates and
-//! replies to keyring queries. They share the pool's socket and encryption with foca; one
+//! Point-to-point messages that travel outside SWIM: RTT pings for network coordinates,
+//! replies to keyring queries, tag requests and replies, and push-pull state sync. They share the pool's socket and encryption with foca; one
 //! byte at the start of every (opened) payload says which of the two a datagram carries,
 //! because foca's postcard frames have no magic of their own.
 //!
@@ -11,6 +11,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use super::coordinate::Coordinate;
+use super::identity::TagsUpdate;
+use super::pushpull::PushPull;
 use super::query::KeyReply;
 
 /// Kind byte of a foca (SWIM) payload.
@@ -27,17 +29,24 @@ pub enum Direct {
         /// Sender's sequence number, echoed in the pong.
         seq: u64,
     },
-    /// Answer to a ping.
+    /// Answer to a ping (the sequence number and the sender's address say who answers).
     Pong {
         /// The ping's sequence number.
         seq: u64,
-        /// Responder's node name.
-        name: String,
         /// Responder's current coordinate.
         coord: Coordinate,
     },
     /// A member's answer to a keyring query, sent to the query's origin.
     KeyReply(KeyReply),
+    /// "Send me the tags you hold for these members" (first sight of an identity).
+    TagsRequest {
+        /// Member names.
+        names: Vec<String>,
+    },
+    /// Tags held for the members asked about (those the responder knows).
+    Tags(Vec<TagsUpdate>),
+    /// Part of a push-pull state exchange.
+    PushPull(PushPull),
 }
 
 /// A payload whose kind byte or body could not be read.
@@ -91,7 +100,6 @@ mod tests {
         assert!(matches!(parse(&framed), Ok(Payload::Foca(b"swim"))));
         let pong = Direct::Pong {
             seq: 9,
-            name: "n1".into(),
             coord: Coordinate::new(&VivaldiConfig::default()),
         };
         let framed = frame_direct(&pong).expect("encodes");
