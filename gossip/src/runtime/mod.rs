@@ -263,12 +263,15 @@ impl Runtime {
             Direct::Ping { seq } => {
                 let pong = Direct::Pong {
                     seq,
-                    coord: self.pinger.coordinate().clone(),
+                    coord: self.pinger.coordinate().into(),
                 };
                 self.send_direct(from, &pong);
             }
             Direct::Pong { seq, coord } => {
-                if !self.pinger.pong(seq, from, &coord, Instant::now()) {
+                if !self
+                    .pinger
+                    .pong(seq, from, &(&coord).into(), Instant::now())
+                {
                     debug!(%from, seq, "ignored pong");
                 }
             }
