@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use super::identity::NodeId;
+use super::identity::{NodeId, TagsUpdate};
 use super::query::KeyQuery;
 
 /// A user event as subscribers see it (serf `UserEvent`).
@@ -56,6 +56,8 @@ pub enum GossipMessage {
     Leave(LeaveIntent),
     /// A keyring query.
     Query(KeyQuery),
+    /// A member's new tags (tags travel apart from the identity).
+    Tags(TagsUpdate),
 }
 
 impl GossipMessage {
@@ -108,6 +110,13 @@ pub enum BroadcastKey {
         /// Query ID.
         id: u64,
     },
+    /// A member's tags.
+    Tags {
+        /// Member name.
+        name: String,
+        /// Identity bump the tags were published under.
+        bump: u64,
+    },
 }
 
 impl foca::Invalidates for BroadcastKey {
@@ -115,6 +124,9 @@ impl foca::Invalidates for BroadcastKey {
         match (self, other) {
             (Self::Leave { name: a, ltime: ta }, Self::Leave { name: b, ltime: tb }) => {
                 a == b && ta >= tb
+            }
+            (Self::Tags { name: a, bump: ba }, Self::Tags { name: b, bump: bb }) => {
+                a == b && ba >= bb
             }
             _ => self == other,
         }
@@ -164,6 +176,8 @@ pub struct Handler {
     seen_queries: BTreeSet<(u64, String, u64)>,
     /// The newest leave intent per member, as (incarnation bump, ltime).
     leave_ltimes: HashMap<String, (u64, u64)>,
+    /// The newest tag broadcast per member (its bump).
+    tag_bumps: HashMap<String, u64>,
 }
 
 /// The clocks a [`Handler`] witnesses.
@@ -190,6 +204,18 @@ impl Handler {
             seen_events: BTreeSet::new(),
             seen_queries: BTreeSet::new(),
             leave_ltimes: HashMap::new(),
+            tag_bumps: HashMap::new(),
+        }
+    }
+
+    /// A tag broadcast is new when its bump is above the last one seen for the member.
+    fn tags_are_new(&mut self, update: &TagsUpdate) -> bool {
+        match self.tag_bumps.get(&update.name) {
+            Some(&last) if last >= update.bump => false,
+            _ => {
+                self.tag_bumps.insert(update.name.clone(), update.bump);
+                true
+            }
         }
     }
 
@@ -289,6 +315,15 @@ impl foca::BroadcastHandler<NodeId> for Handler {
                     id: q.id,
                 }
             }
+            GossipMessage::Tags(update) => {
+                if !self.tags_are_new(update) {
+                    return Ok(None);
+                }
+                BroadcastKey::Tags {
+                    name: update.name.clone(),
+                    bump: update.bump,
+                }
+            }
         };
         self.inbox.lock().push_back(msg);
         Ok(Some(key))
@@ -370,6 +405,30 @@ mod tests {
             ltime,
         };
         assert!(k(3).invalidates(&k(2)) && !k(2).invalidates(&k(3)));
+    }
+
+    #[test]
+    fn newer_tags_replace_older_ones() {
+        let (mut h, inbox, _) = handler();
+        let tags = |bump| {
+            GossipMessage::Tags(TagsUpdate {
+                name: "n2".into(),
+                bump,
+                tags: crate::Tags::new(crate::Role::Server, "dc1"),
+            })
+            .encode()
+            .expect("encodes")
+        };
+        assert!(h.receive_item(&tags(4), None).expect("ok").is_some());
+        assert!(h.receive_item(&tags(4), None).expect("ok").is_none());
+        assert!(h.receive_item(&tags(3), None).expect("ok").is_none());
+        assert!(h.receive_item(&tags(5), None).expect("ok").is_some());
+        assert_eq!(inbox.lock().len(), 2);
+        let k = |bump| BroadcastKey::Tags {
+            name: "n2".into(),
+            bump,
+        };
+        assert!(k(5).invalidates(&k(4)) && !k(4).invalidates(&k(5)));
     }
 
     #[test]

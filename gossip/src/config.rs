@@ -39,6 +39,10 @@ pub struct GossipConfig {
     pub indirect_checks: usize,
     /// Retransmit limit = mult × ceil(log10(N+1)) (`retransmit_mult`).
     pub retransmit_mult: u32,
+    /// How often each member syncs its full state with one random peer, for pools of up to
+    /// 32 members (scaled up past that, see `pushpull`); zero disables it. memberlist's
+    /// `PushPullInterval`.
+    pub push_pull_interval: Duration,
     /// Cluster size the derived values are computed for until the pool grows past it.
     pub expected_cluster_size: u32,
     /// How long a failed member is kept (and retried) before it is reaped.
@@ -114,6 +118,7 @@ impl GossipConfig {
             gossip_nodes: 3,
             indirect_checks: 3,
             retransmit_mult: 4,
+            push_pull_interval: Duration::from_secs(30),
             expected_cluster_size: 10,
             reconnect_timeout: Duration::from_secs(72 * 3600),
             tombstone_timeout: Duration::from_secs(24 * 3600),
@@ -142,6 +147,7 @@ impl GossipConfig {
             suspicion_mult: 6,
             gossip_interval: Duration::from_millis(500),
             gossip_nodes: 4,
+            push_pull_interval: Duration::from_secs(60),
             join_timeout: Duration::from_secs(30),
             ..Self::lan(node_name, bind_addr)
         }
@@ -243,10 +249,9 @@ impl GossipConfig {
             p.frequency = self.gossip_interval;
             p.num_members = NonZeroUsize::new(self.gossip_nodes).unwrap_or(NonZeroUsize::MIN);
         }
-        if let Some(p) = cfg.periodic_announce.as_mut() {
-            // foca's LAN default (30s) matches memberlist's push/pull interval.
-            p.frequency = p.frequency.min(self.probe_interval * 30);
-        }
+        // Push-pull (`pushpull.rs`) replaces foca's periodic announce: a full state in
+        // several datagrams rather than one packet's worth of members.
+        cfg.periodic_announce = None;
         if let Some(p) = cfg.periodic_announce_to_down_members.as_mut() {
             p.frequency = p.frequency.min(self.probe_interval * 30);
         }
@@ -289,6 +294,7 @@ mod tests {
         assert_eq!(lan.suspect_to_down_after, Duration::from_secs(4));
         assert_eq!(lan.max_packet_size.get(), 1400 - 29);
         assert_eq!(lan.max_transmissions.get(), 8);
+        assert!(lan.periodic_announce.is_none(), "push-pull replaces it");
         let big = GossipConfig::lan("a", addr()).foca_config(1000);
         assert_eq!(big.suspect_to_down_after, Duration::from_secs(12));
     }

@@ -89,7 +89,7 @@ impl BoundGossip {
         let (commands_tx, commands_rx) = mpsc::channel(cfg.command_queue); // gossip.commands
         let (events_tx, _) = broadcast::channel(cfg.event_queue); // gossip.events
         let (members_tx, members_rx) = watch::channel(MembersView::default());
-        let identity = NodeId::new(cfg.node_name.clone(), self.advertise, cfg.tags.clone());
+        let identity = NodeId::new(cfg.node_name.clone(), self.advertise);
 
         self.transport
             .spawn(&tracker, token.clone(), inbound_tx, outbound_rx);
@@ -106,7 +106,7 @@ impl BoundGossip {
             keys: Arc::clone(&keys),
             coordinates: Arc::clone(&coordinates),
         };
-        let runtime = Runtime::new(identity, self.config.clone(), wiring);
+        let runtime = Runtime::new(identity, &self.config.tags, self.config.clone(), wiring);
         let span = info_span!("gossip", node = %self.config.node_name);
         tracker.spawn(
             runtime

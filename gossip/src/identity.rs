@@ -1,9 +1,12 @@
-//! A member's gossip identity (foca `Identity`): name, address, a bump that orders restarts
-//! and tag changes, and the tags themselves. Pure data; no I/O.
+//! A member's gossip identity (foca `Identity`): name, address and a bump that orders
+//! restarts and tag changes; and the member tags, which travel apart. Pure data; no I/O.
 //!
-//! Tags travel inside the identity so a node that joins late learns everyone's tags from
-//! the membership feed. Changing tags = switching to an identity with a higher bump (foca's
-//! `change_identity`); peers see it as a rename and report `member-update`.
+//! foca puts the sender's and the destination's identity in every SWIM header, so the
+//! identity is kept compact (~20-40 bytes). Tags (~200 bytes with Consul's) go by custom
+//! broadcast when they change, in push-pull state exchanges, and by a direct request on
+//! first sight of an identity whose tags are unknown (`runtime/sync.rs`). Changing tags
+//! still switches to an identity with a higher bump (foca's `change_identity`), so every
+//! member learns that newer tags exist even if the broadcast is lost.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -124,9 +127,21 @@ impl Tags {
     }
 }
 
+/// A member's tags as published under one identity bump: what tag broadcasts, tag replies
+/// and push-pull entries carry. A newer bump supersedes an older one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagsUpdate {
+    /// Member name.
+    pub name: String,
+    /// The identity bump the member had when it published these tags.
+    pub bump: u64,
+    /// The tags.
+    pub tags: Tags,
+}
+
 /// foca's identity for a member. `bump` orders incarnations of the same address: a restart
 /// starts from the wall clock (microseconds), so it beats anything the previous run used;
-/// `renew` and tag changes add one.
+/// `renew` and tag changes add one. Tags are not part of it (see the module doc).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct NodeId {
     /// Node name.
@@ -135,13 +150,11 @@ pub struct NodeId {
     pub addr: SocketAddr,
     /// Incarnation of this name at this address; higher wins.
     pub bump: u64,
-    /// The member's tags.
-    pub tags: Tags,
 }
 
 impl NodeId {
     /// A fresh identity whose bump is the current wall-clock time in microseconds.
-    pub fn new(name: impl Into<String>, addr: SocketAddr, tags: Tags) -> Self {
+    pub fn new(name: impl Into<String>, addr: SocketAddr) -> Self {
         let bump = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
@@ -150,7 +163,6 @@ impl NodeId {
             name: name.into(),
             addr,
             bump,
-            tags,
         }
     }
 
@@ -161,14 +173,12 @@ impl NodeId {
             name: String::new(),
             addr,
             bump: 0,
-            tags: Tags::default(),
         }
     }
 
-    /// The same member with new tags and a higher bump.
-    pub fn with_tags(&self, tags: Tags) -> Self {
+    /// The same member with a higher bump (new tags, or refuting a leave intent).
+    pub fn bumped(&self) -> Self {
         Self {
-            tags,
             bump: self.bump.saturating_add(1),
             ..self.clone()
         }
@@ -202,12 +212,12 @@ mod tests {
 
     #[test]
     fn renew_and_tag_changes_win_over_the_old_identity() {
-        let a = NodeId::new("a", SocketAddr::from(([127, 0, 0, 1], 1)), Tags::default());
+        let a = NodeId::new("a", SocketAddr::from(([127, 0, 0, 1], 1)));
         let renewed = a.renew().expect("renews");
         assert!(renewed.win_addr_conflict(&a) && !a.win_addr_conflict(&renewed));
-        let tagged = a.with_tags(Tags::new(Role::Server, "dc1"));
+        let tagged = a.bumped();
         assert!(tagged.win_addr_conflict(&a));
-        let restarted = NodeId::new("a", a.addr, Tags::default());
+        let restarted = NodeId::new("a", a.addr);
         assert!(
             restarted.win_addr_conflict(&a),
             "a restart starts from a later clock"
@@ -228,5 +238,13 @@ mod tests {
         assert_eq!(t.get("port"), Some("8300"));
         assert_eq!(t.raft_id(), Some(7));
         assert_eq!(t.build(), Some("0.1.0"));
+    }
+
+    /// The identity rides in every SWIM header: it must stay small (tags travel apart).
+    #[test]
+    fn identity_is_compact_on_the_wire() {
+        let id = NodeId::new("node-17", SocketAddr::from(([10, 0, 0, 1], 8301)));
+        let bytes = postcard::to_allocvec(&id).expect("encodes");
+        assert!(bytes.len() <= 32, "{} bytes", bytes.len());
     }
 }

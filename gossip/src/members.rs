@@ -2,6 +2,11 @@
 //! members with serf's statuses (alive, leaving, left, failed), emits serf's event kinds, and
 //! reaps failed/left members after their timeouts. Pure: the caller passes the time, and this
 //! module never touches a socket or a channel; the runtime publishes [`MembersView`].
+//!
+//! Tags travel apart from foca's identity (see `identity.rs`), so the table also keeps the
+//! newest tags heard per member. A member foca reports up before its tags were ever heard
+//! is held back (not shown, no event) until they arrive: readers never see a member
+//! without its role and datacenter. [`MemberTable::tags_wanted`] says whom to ask.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -49,11 +54,11 @@ pub struct Member {
 }
 
 impl Member {
-    fn from_id(id: &NodeId, status: MemberStatus) -> Self {
+    fn from_id(id: &NodeId, tags: Tags, status: MemberStatus) -> Self {
         Self {
             name: id.name.clone(),
             addr: id.addr,
-            tags: id.tags.clone(),
+            tags,
             status,
             incarnation: id.bump,
         }
@@ -132,17 +137,23 @@ pub struct MemberTable {
     local: String,
     entries: BTreeMap<String, Entry>,
     leave_intents: HashMap<String, Intent>,
+    /// The newest tags heard per member, with the identity bump they were published under.
+    tags: HashMap<String, (u64, Tags)>,
+    /// Members foca reports up whose tags were never heard; shown once they are.
+    pending: HashMap<String, NodeId>,
 }
 
 impl MemberTable {
-    /// A table holding only the local node, alive.
-    pub fn new(local: &NodeId, now: Instant) -> (Self, Vec<Event>) {
+    /// A table holding only the local node, alive, with its tags.
+    pub fn new(local: &NodeId, tags: &Tags, now: Instant) -> (Self, Vec<Event>) {
         let mut table = Self {
             local: local.name.clone(),
             entries: BTreeMap::new(),
             leave_intents: HashMap::new(),
+            tags: HashMap::from([(local.name.clone(), (local.bump, tags.clone()))]),
+            pending: HashMap::new(),
         };
-        let member = Member::from_id(local, MemberStatus::Alive);
+        let member = Member::from_id(local, tags.clone(), MemberStatus::Alive);
         table.entries.insert(
             local.name.clone(),
             Entry {
@@ -192,11 +203,18 @@ impl MemberTable {
         }
     }
 
-    /// foca `MemberUp`.
+    /// foca `MemberUp`. A member whose tags were never heard waits in `pending`.
     pub fn member_up(&mut self, id: &NodeId, now: Instant) -> Vec<Event> {
         let mut events: Vec<Event> = self.refresh(id, now).into_iter().collect();
         let Some(e) = self.entries.get_mut(&id.name) else {
-            let member = Member::from_id(id, MemberStatus::Alive);
+            let Some((_, tags)) = self.tags.get(&id.name) else {
+                if self.pending.get(&id.name).is_none_or(|p| p.bump <= id.bump) {
+                    self.pending.insert(id.name.clone(), id.clone());
+                }
+                return Vec::new();
+            };
+            self.pending.remove(&id.name);
+            let member = Member::from_id(id, tags.clone(), MemberStatus::Alive);
             self.entries.insert(
                 id.name.clone(),
                 Entry {
@@ -238,6 +256,14 @@ impl MemberTable {
             .filter(|i| i.bump >= id.bump);
         let (intent_applies, prune) = (intent.is_some(), intent.is_some_and(|i| i.prune));
         let Some(e) = self.entries.get_mut(&id.name) else {
+            // Never shown (tags unknown): it just stops waiting for them.
+            if self
+                .pending
+                .get(&id.name)
+                .is_some_and(|p| p.bump <= id.bump)
+            {
+                self.pending.remove(&id.name);
+            }
             return Vec::new();
         };
         if e.member.incarnation > id.bump || id.name == self.local {
@@ -245,7 +271,6 @@ impl MemberTable {
         }
         e.member.incarnation = id.bump;
         e.member.addr = id.addr;
-        e.member.tags = id.tags.clone();
         let (status, event): (_, fn(Member) -> Event) = if intent_applies {
             (MemberStatus::Left, Event::MemberLeave)
         } else {
@@ -264,9 +289,63 @@ impl MemberTable {
     }
 
     /// foca `Rename`: the member switched to a newer identity (tags changed, or restarted).
-    /// Status changes arrive separately as `MemberUp`/`MemberDown`.
+    /// Status changes arrive separately as `MemberUp`/`MemberDown`; new tags through
+    /// [`Self::learn_tags`].
     pub fn renamed(&mut self, new: &NodeId, now: Instant) -> Vec<Event> {
+        if let Some(p) = self.pending.get_mut(&new.name)
+            && p.bump < new.bump
+        {
+            *p = new.clone();
+        }
         self.refresh(new, now).into_iter().collect()
+    }
+
+    /// Tags a member published under identity bump `bump` (broadcast, push-pull or a
+    /// direct reply). Older than what we hold: ignored. A member waiting for its tags is
+    /// shown now (`member-join`); a shown one whose tags changed gets `member-update`.
+    pub fn learn_tags(&mut self, name: &str, bump: u64, tags: &Tags, now: Instant) -> Vec<Event> {
+        if self.tags.get(name).is_some_and(|(held, _)| *held >= bump) {
+            return Vec::new();
+        }
+        self.tags.insert(name.to_owned(), (bump, tags.clone()));
+        if let Some(id) = self.pending.remove(name) {
+            return self.member_up(&id, now);
+        }
+        let Some(e) = self.entries.get_mut(name) else {
+            return Vec::new();
+        };
+        if e.member.tags == *tags {
+            return Vec::new();
+        }
+        e.member.tags = tags.clone();
+        let alive = e.member.status == MemberStatus::Alive;
+        alive
+            .then(|| Event::MemberUpdate(e.member.clone()))
+            .into_iter()
+            .collect()
+    }
+
+    /// The newest tags held for a member, with their bump (to answer tag requests).
+    pub fn tags_of(&self, name: &str) -> Option<(u64, &Tags)> {
+        self.tags.get(name).map(|(bump, tags)| (*bump, tags))
+    }
+
+    /// Members whose current identity is newer than the tags we hold (or who wait for
+    /// their first tags), with the address to ask.
+    pub fn tags_wanted(&self) -> Vec<(String, SocketAddr)> {
+        let stale = |name: &str, bump: u64| self.tags.get(name).is_none_or(|(b, _)| *b < bump);
+        let waiting = self.pending.values().map(|id| (id.name.clone(), id.addr));
+        let shown = self
+            .entries
+            .values()
+            .map(|e| &e.member)
+            .filter(|m| {
+                m.name != self.local
+                    && matches!(m.status, MemberStatus::Alive | MemberStatus::Leaving)
+                    && stale(&m.name, m.incarnation)
+            })
+            .map(|m| (m.name.clone(), m.addr));
+        waiting.chain(shown).collect()
     }
 
     /// A new leave intent: alive → leaving, failed → left (force-leave). A prune intent
@@ -341,6 +420,7 @@ impl MemberTable {
         for name in expired {
             if let Some(e) = self.entries.remove(&name) {
                 self.leave_intents.remove(&name);
+                self.tags.remove(&name);
                 events.push(Event::MemberReap(e.member));
             }
         }
@@ -351,15 +431,14 @@ impl MemberTable {
     }
 
     /// Adopts a newer identity for a known member; `member-update` if it stays alive and its
-    /// tags or address changed.
+    /// address changed (tag changes arrive through [`Self::learn_tags`]).
     fn refresh(&mut self, id: &NodeId, now: Instant) -> Option<Event> {
         let e = self.entries.get_mut(&id.name)?;
         if id.bump <= e.member.incarnation {
             return None;
         }
-        let changed = e.member.tags != id.tags || e.member.addr != id.addr;
+        let changed = e.member.addr != id.addr;
         e.member.incarnation = id.bump;
-        e.member.tags = id.tags.clone();
         e.member.addr = id.addr;
         if e.member.status == MemberStatus::Leaving && id.name != self.local {
             // A newer incarnation supersedes an intent about an older one.
@@ -381,8 +460,16 @@ mod tests {
             name: name.into(),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             bump,
-            tags: Tags::default(),
         }
+    }
+
+    /// A table for "me" that already holds (empty) tags for `known`.
+    fn table(t0: Instant, known: &[&str]) -> (MemberTable, Vec<Event>) {
+        let (mut t, ev) = MemberTable::new(&id("me", 1, 1), &Tags::default(), t0);
+        for name in known {
+            assert!(t.learn_tags(name, 0, &Tags::default(), t0).is_empty());
+        }
+        (t, ev)
     }
 
     fn kinds(events: &[Event]) -> Vec<&'static str> {
@@ -392,7 +479,7 @@ mod tests {
     #[test]
     fn join_fail_rejoin_and_reap() {
         let t0 = Instant::now();
-        let (mut t, ev) = MemberTable::new(&id("me", 1, 1), t0);
+        let (mut t, ev) = table(t0, &["b"]);
         assert_eq!(kinds(&ev), ["member-join"]);
         assert_eq!(kinds(&t.member_up(&id("b", 2, 5), t0)), ["member-join"]);
         assert_eq!(kinds(&t.member_down(&id("b", 2, 5), t0)), ["member-failed"]);
@@ -416,7 +503,7 @@ mod tests {
     #[test]
     fn leave_intent_makes_down_a_leave_and_force_leave_works() {
         let t0 = Instant::now();
-        let (mut t, _) = MemberTable::new(&id("me", 1, 1), t0);
+        let (mut t, _) = table(t0, &["b", "c"]);
         let _ = t.member_up(&id("b", 2, 5), t0);
         let _ = t.member_up(&id("c", 3, 5), t0);
         let intent = |name: &str, ltime| LeaveIntent {
@@ -441,7 +528,7 @@ mod tests {
     #[test]
     fn prune_reaps_failed_left_and_leaving_members() {
         let t0 = Instant::now();
-        let (mut t, _) = MemberTable::new(&id("me", 1, 1), t0);
+        let (mut t, _) = table(t0, &["failed", "left", "leaving"]);
         for (name, port) in [("failed", 2), ("left", 3), ("leaving", 4)] {
             let _ = t.member_up(&id(name, port, 5), t0);
         }
@@ -486,16 +573,41 @@ mod tests {
     #[test]
     fn tag_change_is_an_update() {
         let t0 = Instant::now();
-        let (mut t, _) = MemberTable::new(&id("me", 1, 1), t0);
+        let (mut t, _) = table(t0, &["b"]);
         let _ = t.member_up(&id("b", 2, 5), t0);
-        let mut newer = id("b", 2, 6);
-        newer.tags = Tags::new(Role::Server, "dc1");
-        let ev = t.renamed(&newer, t0);
+        // The rename says newer tags exist; until they arrive the old ones are shown.
+        assert!(t.renamed(&id("b", 2, 6), t0).is_empty());
+        assert_eq!(t.tags_wanted(), vec![("b".to_string(), id("b", 2, 6).addr)]);
+        let server = Tags::new(Role::Server, "dc1");
+        let ev = t.learn_tags("b", 6, &server, t0);
         assert_eq!(kinds(&ev), ["member-update"]);
         assert_eq!(
             t.view().get("b").map(|m| m.tags.role()),
             Some(Some(Role::Server))
         );
+        assert!(t.tags_wanted().is_empty());
+        // Older tags arriving late change nothing.
+        assert!(t.learn_tags("b", 5, &Tags::default(), t0).is_empty());
+        assert_eq!(t.tags_of("b").map(|(bump, _)| bump), Some(6));
         assert_eq!(MemberStatus::Failed.as_serf(), 4);
+    }
+
+    #[test]
+    fn a_member_without_tags_waits_until_they_arrive() {
+        let t0 = Instant::now();
+        let (mut t, _) = table(t0, &[]);
+        assert!(t.member_up(&id("b", 2, 5), t0).is_empty(), "held back");
+        assert!(t.view().get("b").is_none());
+        assert_eq!(t.tags_wanted(), vec![("b".to_string(), id("b", 2, 5).addr)]);
+        let client = Tags::new(Role::Client, "dc1");
+        let ev = t.learn_tags("b", 5, &client, t0);
+        assert_eq!(kinds(&ev), ["member-join"]);
+        assert_eq!(t.view().get("b").map(|m| m.tags.clone()), Some(client));
+        // One that goes down before its tags arrive is never shown.
+        assert!(t.member_up(&id("c", 3, 5), t0).is_empty());
+        assert!(t.member_down(&id("c", 3, 5), t0).is_empty());
+        assert!(t.tags_wanted().is_empty());
+        assert!(t.learn_tags("c", 5, &Tags::default(), t0).is_empty());
+        assert!(t.view().get("c").is_none());
     }
 }

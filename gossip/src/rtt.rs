@@ -40,7 +40,8 @@ pub type SharedCoordinates = Arc<RwLock<Coordinates>>;
 pub(crate) struct Pinger {
     vivaldi: VivaldiClient,
     seq: u64,
-    pending: HashMap<u64, (String, Instant)>,
+    /// Open pings: sequence number → (member, its address, when sent).
+    pending: HashMap<u64, (String, SocketAddr, Instant)>,
     order: Vec<(String, SocketAddr)>,
     next: usize,
     shared: SharedCoordinates,
@@ -74,7 +75,7 @@ impl Pinger {
         now: Instant,
     ) -> Option<(SocketAddr, Direct)> {
         self.pending
-            .retain(|_, (_, sent)| now.duration_since(*sent) < PING_EXPIRY);
+            .retain(|_, (_, _, sent)| now.duration_since(*sent) < PING_EXPIRY);
         if self.next >= self.order.len() {
             self.order = alive();
             self.order.shuffle(&mut rand::rng());
@@ -83,20 +84,27 @@ impl Pinger {
         let (name, addr) = self.order.get(self.next)?.clone();
         self.next += 1;
         self.seq = self.seq.wrapping_add(1);
-        self.pending.insert(self.seq, (name, now));
+        self.pending.insert(self.seq, (name, addr, now));
         Some((addr, Direct::Ping { seq: self.seq }))
     }
 
-    /// Handles a pong: a sample when it answers one of our pings from the member we asked.
+    /// Handles a pong: a sample when it answers one of our pings from the address we asked.
     /// Returns whether it was used.
-    pub(crate) fn pong(&mut self, seq: u64, name: &str, coord: &Coordinate, now: Instant) -> bool {
+    pub(crate) fn pong(
+        &mut self,
+        seq: u64,
+        from: SocketAddr,
+        coord: &Coordinate,
+        now: Instant,
+    ) -> bool {
         match self.pending.get(&seq) {
-            Some((asked, _)) if asked == name => {}
+            Some((_, asked, _)) if *asked == from => {}
             _ => return false,
         }
-        let Some((_, sent)) = self.pending.remove(&seq) else {
+        let Some((name, _, sent)) = self.pending.remove(&seq) else {
             return false;
         };
+        let name = name.as_str();
         let rtt = now.duration_since(sent);
         if !self.vivaldi.update(name, coord, rtt, rand::random::<f64>) {
             return false;
@@ -150,10 +158,10 @@ mod tests {
         let later = now + Duration::from_millis(10);
         let seq_for_b = seen[0].1;
         // A pong from someone we did not ask is ignored.
-        assert!(!p.pong(seq_for_b, "c", &far, later));
-        assert!(p.pong(seq_for_b, "b", &far, later));
+        assert!(!p.pong(seq_for_b, addr(3), &far, later));
+        assert!(p.pong(seq_for_b, addr(2), &far, later));
         // The same sequence number twice: only once.
-        assert!(!p.pong(seq_for_b, "b", &far, later));
+        assert!(!p.pong(seq_for_b, addr(2), &far, later));
         assert_ne!(p.coordinate(), &origin);
         assert!(shared.read().peers.contains_key("b"));
         p.forget("b");
@@ -173,6 +181,6 @@ mod tests {
         // The next tick after the expiry drops it, so a very late pong is not a sample.
         let late = now + PING_EXPIRY + Duration::from_millis(1);
         let _ = p.tick(|| vec![("b".into(), addr(2))], late);
-        assert!(!p.pong(seq, "b", &coord, late));
+        assert!(!p.pong(seq, addr(2), &coord, late));
     }
 }

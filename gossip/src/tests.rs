@@ -635,3 +635,102 @@ async fn snapshot_tracks_peers_events_and_leave_and_restores_the_clock() {
     restored.shutdown().await;
     nodes[1].shutdown().await;
 }
+
+/// A node joining a 20-member pool learns every member, with its tags, from the push-pull
+/// exchange of its join. The pool probes and gossips once a minute, and the names are long
+/// enough that foca's one-packet announce reply cannot carry them all, so nothing but the
+/// push-pull can deliver the whole pool within the deadline.
+#[tokio::test]
+async fn joiner_learns_a_20_member_pool_through_push_pull() {
+    let slow = |cfg: &mut GossipConfig| {
+        cfg.probe_interval = Duration::from_secs(60);
+        cfg.probe_timeout = Duration::from_secs(1);
+        cfg.gossip_interval = Duration::from_secs(60);
+        cfg.push_pull_interval = Duration::ZERO;
+    };
+    let long = |i: usize| format!("member-{i:02}-{}", "x".repeat(70));
+    let mut pool = Vec::new();
+    for i in 0..20 {
+        let mut tags = Tags::new(Role::Client, "dc1");
+        tags.set("idx", i.to_string());
+        pool.push(
+            start_with(&long(i), ring(1), |c| {
+                slow(c);
+                c.tags = tags;
+            })
+            .await,
+        );
+    }
+    let seed = pool[0].advertise_addr();
+    for node in &pool[1..] {
+        assert_eq!(node.join(&[seed]).await.expect("join"), 1);
+    }
+    wait_until("the seed sees 20 alive", || alive(&pool[0]) == 20).await;
+    let joiner = start_with("joiner", ring(1), slow).await;
+    assert_eq!(joiner.join(&[seed]).await.expect("join"), 1);
+    wait_until("the joiner sees all 21 alive with their tags", || {
+        let members = joiner.members();
+        let tagged = (0..20).all(|i| {
+            members.iter().any(|m| {
+                m.name == long(i)
+                    && m.status == MemberStatus::Alive
+                    && m.tags.get("idx") == Some(i.to_string().as_str())
+                    && m.tags.datacenter() == Some("dc1")
+            })
+        });
+        tagged && alive(&joiner) == 21
+    })
+    .await;
+    // No member was ever shown without its tags.
+    assert!(
+        joiner
+            .members()
+            .iter()
+            .all(|m| m.tags.datacenter() == Some("dc1") || m.name == "joiner")
+    );
+    joiner.shutdown().await;
+    shutdown_all(&pool).await;
+}
+
+/// Tags changed after the join (twice, quickly) reach every member: each ends with the
+/// newest tags and saw `member-update`, and nobody saw the member fail or leave.
+#[tokio::test]
+async fn tags_changed_after_join_reach_every_member() {
+    let nodes = cluster(6, 1).await;
+    let mut subs: Vec<_> = nodes.iter().map(GossipHandle::subscribe).collect();
+    let mut first = Tags::new(Role::Client, "dc1");
+    first.set("stage", "one");
+    let mut second = first.clone();
+    second.set("stage", "two");
+    nodes[2].update_tags(first).await.expect("first update");
+    nodes[2]
+        .update_tags(second.clone())
+        .await
+        .expect("second update");
+    wait_until("the newest tags everywhere", || {
+        nodes.iter().all(|h| {
+            h.members()
+                .iter()
+                .any(|m| m.name == "n2" && m.tags == second && m.status == MemberStatus::Alive)
+        })
+    })
+    .await;
+    for (i, rx) in subs.iter_mut().enumerate() {
+        let mut seen = Vec::new();
+        drain(rx, &mut seen);
+        assert!(
+            seen.iter()
+                .any(|e| matches!(e, Event::MemberUpdate(m) if m.name == "n2")),
+            "n{i}: {seen:?}"
+        );
+        assert!(
+            !seen.iter().any(|e| matches!(
+                e,
+                Event::MemberFailed(_) | Event::MemberLeave(_) | Event::MemberJoin(_)
+            )),
+            "n{i}: {seen:?}"
+        );
+    }
+    assert!(nodes.iter().all(|h| alive(h) == 6));
+    shutdown_all(&nodes).await;
+}

@@ -4,7 +4,7 @@
 //! a deadline heap this task sleeps on, notifications and broadcasts into the member table,
 //! whose snapshot is published on a `watch` and whose events on a `broadcast`. Beside SWIM
 //! it answers and sends the `direct` messages: RTT pings (`rtt.rs`) and keyring query
-//! replies (`query.rs`).
+//! replies (`query.rs`); tag requests and push-pull state sync live in `sync.rs`.
 //!
 //! Timers live in this task rather than a separate scheduler task: foca wants them fired in
 //! deadline order (foca issues #26/#36), a heap here gives that without a channel that could
@@ -30,11 +30,13 @@ use super::GossipError;
 use super::broadcast::{Clocks, GossipMessage, Handler, Inbox, LeaveIntent, UserEvent};
 use super::config::GossipConfig;
 use super::direct::{self, Direct, Payload};
-use super::identity::{NodeId, Tags};
+use super::identity::{NodeId, Tags, TagsUpdate};
 use super::members::{Event, MemberStatus, MemberTable, MembersView};
 use super::query::{KeyOp, KeyQuery, KeyReply, KeyStore};
 use super::rtt::{Pinger, SharedCoordinates};
 use super::transport::Counters;
+
+mod sync;
 
 type FocaT = Foca<NodeId, PostcardCodec, StdRng, Handler>;
 type Reply<T> = oneshot::Sender<Result<T, GossipError>>;
@@ -93,6 +95,11 @@ pub(crate) struct Runtime {
     left: bool,
     /// When to refute a leave intent about us (someone force-left this running node).
     refute_at: Option<Instant>,
+    /// When we last asked each member for its tags (asks are repeated at most once per
+    /// probe interval).
+    asked_tags: std::collections::HashMap<String, Instant>,
+    /// When to sync state with a random peer next (`None`: push-pull disabled).
+    next_push_pull: Option<Instant>,
 }
 
 /// The channels the task is wired to.
@@ -111,11 +118,12 @@ enum Branch {
     Data(SocketAddr, Bytes),
     Ping,
     Reap,
+    PushPull,
 }
 
 impl Runtime {
-    /// Builds foca and the member table for `identity`; publishes the first view.
-    pub(crate) fn new(identity: NodeId, config: GossipConfig, wiring: Wiring) -> Self {
+    /// Builds foca and the member table for `identity` with `tags`; publishes the first view.
+    pub(crate) fn new(identity: NodeId, tags: &Tags, config: GossipConfig, wiring: Wiring) -> Self {
         let inbox = Inbox::default();
         let clocks = Clocks::default();
         let mut handler = Handler::new(Arc::clone(&inbox), &clocks, config.event_buffer);
@@ -131,7 +139,9 @@ impl Runtime {
             PostcardCodec,
             handler,
         );
-        let (table, events) = MemberTable::new(&identity, Instant::now());
+        let (table, events) = MemberTable::new(&identity, tags, Instant::now());
+        let next_push_pull = (!config.push_pull_interval.is_zero())
+            .then(|| Instant::now() + config.push_pull_interval);
         let mut rt = Self {
             foca,
             config,
@@ -150,6 +160,8 @@ impl Runtime {
             sized_for,
             left: false,
             refute_at: None,
+            asked_tags: std::collections::HashMap::new(),
+            next_push_pull,
         };
         rt.publish(events);
         rt
@@ -172,6 +184,7 @@ impl Runtime {
                 (a, b) => a.or(b),
             };
             let far = Instant::now() + Duration::from_secs(3600);
+            let push_pull = self.next_push_pull;
             let branch = tokio::select! {
                 biased;
                 _ = token.cancelled() => break,
@@ -183,6 +196,7 @@ impl Runtime {
                 Some((from, data)) = inbound_rx.recv() => Branch::Data(from, data),
                 _ = ping.tick() => Branch::Ping,
                 _ = reap.tick() => Branch::Reap,
+                _ = sleep_until(push_pull.unwrap_or(far)), if push_pull.is_some() => Branch::PushPull,
             };
             match branch {
                 Branch::Timers => self.handle_timers(),
@@ -190,6 +204,7 @@ impl Runtime {
                 Branch::Data(from, data) => self.handle_data(from, &data),
                 Branch::Ping => self.handle_ping(),
                 Branch::Reap => self.handle_reap(),
+                Branch::PushPull => self.periodic_push_pull(),
             }
         }
         debug!("gossip runtime stopped");
@@ -248,26 +263,33 @@ impl Runtime {
             Direct::Ping { seq } => {
                 let pong = Direct::Pong {
                     seq,
-                    name: self.foca.identity().name.clone(),
-                    coord: self.pinger.coordinate().clone(),
+                    coord: self.pinger.coordinate().into(),
                 };
                 self.send_direct(from, &pong);
             }
-            Direct::Pong { seq, name, coord } => {
-                if !self.pinger.pong(seq, &name, &coord, Instant::now()) {
+            Direct::Pong { seq, coord } => {
+                if !self
+                    .pinger
+                    .pong(seq, from, &(&coord).into(), Instant::now())
+                {
                     debug!(%from, seq, "ignored pong");
                 }
             }
             Direct::KeyReply(reply) => self.deliver_key_reply(reply),
+            Direct::TagsRequest { names } => self.answer_tags_request(from, &names),
+            Direct::Tags(updates) => self.learn_tags(&updates),
+            Direct::PushPull(state) => self.receive_push_pull(from, state),
         }
     }
 
-    /// Pings the next member for an RTT sample; drops replies channels nobody reads.
+    /// Pings the next member for an RTT sample; asks again for tags still missing; drops
+    /// replies channels nobody reads.
     fn handle_ping(&mut self) {
         self.queries.retain(|_, tx| !tx.is_closed());
         if self.left {
             return;
         }
+        self.request_tags();
         let table = &self.table;
         let own = self.foca.identity().name.clone();
         let alive = || {
@@ -350,7 +372,7 @@ impl Runtime {
 
     fn handle_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Announce(addrs) => self.announce(&addrs),
+            Command::Announce(addrs) => self.join_announce(&addrs),
             Command::LeaveIntent(reply) => {
                 let _ = reply.send(self.leave_intent());
             }
@@ -469,12 +491,40 @@ impl Runtime {
     fn update_tags(&mut self, tags: Tags) -> Result<(), GossipError> {
         self.ensure_active()?;
         let current = self.foca.identity().clone();
-        if current.tags == tags {
+        if self.own_tags() == tags {
             return Ok(());
         }
-        let events = self.switch_identity(current.with_tags(tags))?;
+        let mut events = self.switch_identity(current.bumped())?;
+        events.extend(self.publish_own_tags(tags));
         self.publish(events);
         Ok(())
+    }
+
+    /// The tags we publish.
+    fn own_tags(&self) -> Tags {
+        let own = &self.foca.identity().name;
+        self.table
+            .tags_of(own)
+            .map(|(_, t)| t.clone())
+            .unwrap_or_default()
+    }
+
+    /// Records `tags` under our current identity and broadcasts them, so members that see
+    /// the new identity need not ask. Returns our own `member-update`, if any.
+    fn publish_own_tags(&mut self, tags: Tags) -> Vec<Event> {
+        let id = self.foca.identity().clone();
+        let events = self
+            .table
+            .learn_tags(&id.name, id.bump, &tags, Instant::now());
+        let update = TagsUpdate {
+            name: id.name,
+            bump: id.bump,
+            tags,
+        };
+        if let Err(e) = self.add_broadcast(&GossipMessage::Tags(update)) {
+            warn!(cause = %e, "could not broadcast our tags; members will ask for them");
+        }
+        events
     }
 
     /// Moves to `new_id` (a higher bump) and tells a few members at once.
@@ -518,11 +568,13 @@ impl Runtime {
             bump = current.bump,
             "refuting a leave intent about this node"
         );
-        self.switch_identity(current.with_tags(current.tags.clone()))
-            .unwrap_or_else(|e| {
-                warn!(cause = %e, "could not refute a leave intent");
-                Vec::new()
-            })
+        let mut events = self.switch_identity(current.bumped()).unwrap_or_else(|e| {
+            warn!(cause = %e, "could not refute a leave intent");
+            Vec::new()
+        });
+        let tags = self.own_tags();
+        events.extend(self.publish_own_tags(tags));
+        events
     }
 
     fn user_event(&mut self, name: String, payload: Vec<u8>) -> Result<(), GossipError> {
@@ -553,9 +605,13 @@ impl Runtime {
                     events.extend(self.table.leave_intent(&intent, now));
                 }
                 GossipMessage::Query(q) => self.answer_key_query(&q),
+                GossipMessage::Tags(u) => {
+                    events.extend(self.table.learn_tags(&u.name, u.bump, &u.tags, now));
+                }
             }
         }
         let mut dirty = intents || !events.is_empty();
+        let mut rejoined = false;
         for note in std::mem::take(&mut self.notes) {
             dirty = true;
             match note {
@@ -569,13 +625,19 @@ impl Runtime {
                     warn!(bump = new.bump, "declared down by the cluster; rejoined");
                     self.table.set_local_status(MemberStatus::Alive, now);
                     events.extend(self.table.local_changed(&new, now));
+                    rejoined = true;
                 }
                 other => debug!(notification = ?other, "foca"),
             }
         }
+        if rejoined {
+            let tags = self.own_tags();
+            events.extend(self.publish_own_tags(tags));
+        }
         if dirty {
             self.resize();
             self.publish(events);
+            self.request_tags();
         }
     }
 
