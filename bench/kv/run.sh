@@ -12,7 +12,8 @@
 #        bench/kv/run.sh cluster    3 Meridian servers vs a 3-member etcd cluster, at 32 and
 #                                   256 connections, plus leader failover (see main_cluster)
 # Installs what it needs on a fresh Debian 12 machine (as root). The binary is taken from
-# $CARGO_TARGET_DIR (default: target/) after `cargo build --release`.
+# $CARGO_TARGET_DIR (default: target/) after `cargo build --release`, or from $BENCH_BIN
+# (then nothing is built). FAILOVER=0 bench/kv/run.sh cluster skips the failover runs.
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
@@ -22,9 +23,14 @@ DEADLINE_SECS=60 # how long a server may take to become ready
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-MERIDIAN="${CARGO_TARGET_DIR:-$ROOT/target}/release/meridian"
+# BENCH_BIN=path/to/meridian runs that binary and skips the build (e.g. a baseline build).
+BENCH_BIN=${BENCH_BIN:-}
+MERIDIAN="${BENCH_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/meridian}"
+# FAILOVER=0 skips the leader-kill runs of cluster mode (wrk points only).
+FAILOVER=${FAILOVER:-1}
 CMDLINE="bench/kv/run.sh"
 [[ $DURATION != 10s ]] && CMDLINE="DURATION=$DURATION $CMDLINE"
+[[ -n $BENCH_BIN ]] && CMDLINE="BENCH_BIN=$BENCH_BIN $CMDLINE"
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -47,6 +53,17 @@ install_deps() {
   # cargo comes with the machine (rustup's toolchain); nothing else is fetched from outside.
   [[ -x $HOME/.cargo/bin/cargo ]] && export PATH="$HOME/.cargo/bin:$PATH"
   command -v cargo >/dev/null || die "cargo is required to build meridian"
+}
+
+# Builds the release binary unless BENCH_BIN names one.
+build_meridian() {
+  if [[ -n $BENCH_BIN ]]; then
+    [[ -x $BENCH_BIN ]] || die "BENCH_BIN=$BENCH_BIN is not an executable"
+    log "using $BENCH_BIN (BENCH_BIN set: not building)"
+    return
+  fi
+  log "building meridian (cargo build --release; the first build takes several minutes)"
+  (cd "$ROOT" && cargo build --release -p meridian-agent --bin meridian)
 }
 
 # --- processes, ports, cleanup ----------------------------------------------------------
@@ -463,13 +480,14 @@ failover() {
 main_cluster() {
   CMDLINE="bench/kv/run.sh cluster"
   [[ $DURATION != 10s ]] && CMDLINE="DURATION=$DURATION $CMDLINE"
+  [[ $FAILOVER != 1 ]] && CMDLINE="FAILOVER=$FAILOVER $CMDLINE"
+  [[ -n $BENCH_BIN ]] && CMDLINE="BENCH_BIN=$BENCH_BIN $CMDLINE"
   install_deps
   /usr/bin/python3 -c 'import aiohttp' 2>/dev/null || {
     log "installing python3-aiohttp (apt)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-aiohttp >/dev/null
   }
-  log "building meridian (cargo build --release; the first build takes several minutes)"
-  (cd "$ROOT" && cargo build --release -p meridian-agent --bin meridian)
+  build_meridian
   ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
   LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -497,14 +515,18 @@ main_cluster() {
   for pid in "${M_PID[@]}"; do r=$(peak_rss_kib "$pid"); ((r > M_RSS)) && M_RSS=$r; done
   for pid in "${E_PID[@]}"; do r=$(peak_rss_kib "$pid"); ((r > E_RSS)) && E_RSS=$r; done
 
-  failover meridian meridian-default
-  failover etcd etcd
+  if [[ $FAILOVER == 1 ]]; then
+    failover meridian meridian-default
+    failover etcd etcd
+  fi
   stop_pids "${M_PID[@]}" "${E_PID[@]}"
-  # Consul's recommended production timing (raft_multiplier 1: election timeout 1-2 s,
-  # heartbeat 200 ms) is the same as etcd's defaults (election 1 s, randomized up to 2 s).
-  start_meridian_cluster f 'performance { raft_multiplier = 1 }'
-  failover meridian meridian-m1
-  stop_pids "${M_PID[@]}"
+  if [[ $FAILOVER == 1 ]]; then
+    # Consul's recommended production timing (raft_multiplier 1: election timeout 1-2 s,
+    # heartbeat 200 ms) is the same as etcd's defaults (election 1 s, randomized up to 2 s).
+    start_meridian_cluster f 'performance { raft_multiplier = 1 }'
+    failover meridian meridian-m1
+    stop_pids "${M_PID[@]}"
+  fi
 
   /usr/bin/python3 "$HERE/report_cluster.py" "$TMP" "$HERE" "$CMDLINE" \
     "$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD || echo ' (+ uncommitted changes)')" \
@@ -517,8 +539,7 @@ main_cluster() {
 
 main() {
   install_deps
-  log "building meridian (cargo build --release; the first build takes several minutes)"
-  (cd "$ROOT" && cargo build --release -p meridian-agent --bin meridian)
+  build_meridian
 
   # Both servers and wrk share this machine's CPUs: other load skews the numbers.
   BUSY_BEFORE=$(cpu_busy_pct)
