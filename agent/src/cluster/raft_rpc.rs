@@ -621,6 +621,7 @@ impl RaftRpc for RaftService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     use crate::catalog::{Command, KvOp, KvVerb, Request};
     use crate::raft::{RaftConfig, RaftNode};
@@ -667,11 +668,14 @@ mod tests {
             tempfile::tempdir().expect("dir"),
             tempfile::tempdir().expect("dir"),
         );
-        let (leader, _) = node(1, d1.path()).await;
-        let (follower, f_node) = node(2, d2.path()).await;
-        leader.bootstrap_single().await.expect("bootstrap");
-        leader.wait_for_leader(DEADLINE).await.expect("leader");
-        leader.add_learner(2, f_node).await.expect("add learner");
+        let (n1, s1) = node(1, d1.path()).await;
+        let (n2, s2) = node(2, d2.path()).await;
+        // Two voters: no write commits without the other server's acks on the stream.
+        n1.initialize(BTreeMap::from([(1, s1), (2, s2)]))
+            .await
+            .expect("initialize");
+        let (leader_id, _) = n1.wait_for_leader(DEADLINE).await.expect("leader");
+        let (leader, follower) = if leader_id == 1 { (n1, n2) } else { (n2, n1) };
         let writes = (0..64).map(|i| {
             let leader = leader.clone();
             tokio::spawn(async move {
