@@ -89,6 +89,13 @@ colors = {"meridian-default": "#7fb3e0", "meridian-m1": "#2b7bba", "etcd": "#e08
 plots = ", ".join(
     f'"{tl}" index {i} using 1:2 with steps lw 2 lc rgb "{colors[k]}" title "{titles[k]}"'
     for i, k in enumerate(series))
+# FAILOVER=0 runs have no failover timeline: leave that panel empty.
+failover_plot = f"""set style data lines
+set title "acknowledged writes/s, SIGKILL of the leader at t=0"
+set xlabel "seconds since the kill"
+set xrange [-2:*]
+set key top right
+plot {plots}""" if series else ""
 gp = f"""
 set terminal pngcairo size 1300,450 font "sans,10" noenhanced
 set output "{os.path.join(here, 'kv-cluster.png')}"
@@ -104,12 +111,7 @@ set xtics font ",8"
 set bmargin 4
 set title "req/s at the leader (wrk -t{threads}, {duration} per point)"
 plot "{dat}" using 2:xtic(1) title "Meridian" lc rgb "#2b7bba", "" using 3 title "etcd" lc rgb "#e0803a"
-set style data lines
-set title "acknowledged writes/s, SIGKILL of the leader at t=0"
-set xlabel "seconds since the kill"
-set xrange [-2:*]
-set key top right
-plot {plots}
+{failover_plot}
 unset multiplot
 """
 subprocess.run(["gnuplot"], input=gp.encode(), check=True)

@@ -24,9 +24,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use openraft::async_runtime::WatchReceiver;
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendError,
+    StreamAppendResult, VoteRequest, VoteResponse,
 };
 use openraft::{ChangeMembers, Raft, ReadPolicy, SnapshotPolicy};
 use tokio::sync::watch;
@@ -579,6 +581,28 @@ impl RaftNode {
             *self.inner.last_contact.lock() = Some(Instant::now());
         }
         Ok(resp)
+    }
+
+    /// Handles a pipelined stream of AppendEntries RPCs from the leader: hands them to raft in
+    /// order without waiting for earlier answers, and yields one answer per request, in order,
+    /// each once its entries are durable. The stream ends after the first error or when
+    /// `input` ends.
+    pub fn handle_stream_append<S>(
+        &self,
+        input: S,
+    ) -> impl futures::Stream<Item = Result<StreamAppendResult<TypeConfig>, RaftError>> + Send + 'static
+    where
+        S: futures::Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + 'static,
+    {
+        let node = self.clone();
+        self.inner.raft.stream_append(input).map(move |r| {
+            // As for a single AppendEntries: anything but "higher vote" is contact with the
+            // current leader.
+            if !matches!(r, Ok(Err(StreamAppendError::HigherVote(_)))) {
+                *node.inner.last_contact.lock() = Some(Instant::now());
+            }
+            r.map_err(RaftError::from)
+        })
     }
 
     /// Handles a RequestVote RPC (`pre_vote` for the pre-vote round).

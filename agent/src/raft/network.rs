@@ -7,18 +7,26 @@
 //! is [`NoTransport`], which reports every peer as unreachable; it never pretends an RPC
 //! succeeded.
 //!
-//! The receiving side is [`RaftNode::handle_append_entries`](super::RaftNode::handle_append_entries)
-//! and friends.
+//! Replication is pipelined when the transport says it [streams](RaftTransport::pipelines)
+//! (the gRPC transport does): openraft's replication stream then sends each new batch of
+//! entries as soon as the leader has submitted it, while earlier batches are still in flight,
+//! and the follower answers them in order. A transport that does not stream gets openraft's
+//! one-request-at-a-time fallback.
+//!
+//! The receiving side is [`RaftNode::handle_append_entries`](super::RaftNode::handle_append_entries),
+//! [`RaftNode::handle_stream_append`](super::RaftNode::handle_stream_append) and friends.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
 use openraft::errors::{RPCError, ReplicationClosed, StreamingError, Unreachable};
-use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::network::{RPCOption, RaftNetworkFactory, stream_append_sequential};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult, VoteRequest,
+    VoteResponse,
 };
 use openraft::{OptionalSend, RaftNetworkV2};
 
@@ -26,6 +34,13 @@ use super::type_config::{ServerNode, Snapshot, SnapshotData, TypeConfig, Vote};
 
 /// Result of an RPC that the transport could not deliver or that failed remotely.
 pub type RpcResult<T> = Result<T, RPCError<TypeConfig>>;
+
+/// AppendEntries requests to one peer, in log order (see [`RaftTransport::stream_append`]).
+pub type AppendStream = BoxStream<'static, AppendEntriesRequest<TypeConfig>>;
+
+/// The answers to an [`AppendStream`]: one per request, in the same order. The stream ends
+/// after the first error.
+pub type AppendResults = BoxStream<'static, RpcResult<StreamAppendResult<TypeConfig>>>;
 
 /// What a transport counts about one peer (`/v1/agent/metrics`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +68,30 @@ pub trait RaftTransport: Send + Sync + 'static {
         req: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> BoxFuture<'static, RpcResult<AppendEntriesResponse<TypeConfig>>>;
+
+    /// Whether [`stream_append`](Self::stream_append) pipelines. When `false` (the default),
+    /// replication sends one AppendEntries at a time through
+    /// [`append_entries`](Self::append_entries) and waits for each answer.
+    fn pipelines(&self) -> bool {
+        false
+    }
+
+    /// Pipelined replication: sends every request of `input` as soon as raft yields it,
+    /// without waiting for the answers to earlier ones, and returns the answers in order.
+    /// Only called when [`pipelines`](Self::pipelines) says so.
+    fn stream_append(
+        &self,
+        target: u64,
+        node: &ServerNode,
+        input: AppendStream,
+        option: RPCOption,
+    ) -> BoxFuture<'static, RpcResult<AppendResults>> {
+        let _ = (input, option);
+        let err = RPCError::Unreachable(Unreachable::from_string(format!(
+            "the transport to node {target} ({node}) does not stream appends"
+        )));
+        async move { Err(err) }.boxed()
+    }
 
     /// Sends a RequestVote (or pre-vote, when `pre_vote`) request.
     fn vote(
@@ -169,6 +208,32 @@ pub struct PeerClient {
 
 impl RaftNetworkV2<TypeConfig> for PeerClient {
     type SnapshotData = SnapshotData;
+
+    /// Pipelined when the transport streams (openraft then keeps sending new entries while
+    /// earlier ones are in flight), else one request at a time.
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<'s, RpcResult<BoxStream<'s, RpcResult<StreamAppendResult<TypeConfig>>>>>
+    where
+        S: futures::Stream<Item = AppendEntriesRequest<TypeConfig>>
+            + OptionalSend
+            + Unpin
+            + 'static,
+    {
+        if !self.transport.pipelines() {
+            return stream_append_sequential(self, input, option);
+        }
+        let sent = self
+            .transport
+            .stream_append(self.target, &self.node, input.boxed(), option);
+        async move {
+            let results: BoxStream<'s, _> = sent.await?;
+            Ok(results)
+        }
+        .boxed()
+    }
 
     async fn append_entries(
         &mut self,

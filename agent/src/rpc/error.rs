@@ -4,15 +4,23 @@
 
 use crate::raft::RaftError;
 
-/// How fresh a read must be (Consul's consistency modes).
+/// How fresh a read must be (Consul's consistency modes). Every mode answers from a state
+/// snapshot of the server that serves it; they differ in how far that server first catches
+/// up (`ServerHandle::read`, `ServerHandle::leader_read_index`):
+///
+/// | mode | Meridian | Consul |
+/// |---|---|---|
+/// | default | linearizable while clocks drift less than the lease margin: the leader's read index comes from its leader lease (a quorum acked it within the election timeout; followers refuse votes for that long), else a ReadIndex round | leader lease without a quorum check: a deposed leader may answer stale data for a short window |
+/// | consistent | linearizable, no clock assumption: a ReadIndex round (a heartbeat quorum sent after the read arrived) before every read; concurrent reads share one round | the same (`verifyLeader` per read) |
+/// | stale | any server's own state, possibly behind; `X-Consul-LastContact` says how far | the same |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Consistency {
-    /// The leader answers without confirming leadership.
+    /// The leader answers at the read index its lease vouches for (see the table above).
     #[default]
     Default,
     /// Any server answers from its local state, even without a leader.
     Stale,
-    /// The leader confirms leadership with a quorum first.
+    /// The leader confirms leadership with a quorum round sent after the read arrived.
     Consistent,
 }
 

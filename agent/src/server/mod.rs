@@ -202,9 +202,11 @@ impl ServerHandle {
         &self.0.sessions
     }
 
-    /// On the leader: the index a read must see. `consistent` confirms leadership with a
-    /// quorum first (ReadIndex); otherwise the leader trusts its lease (Consul's default
-    /// mode: no round trip) and reads at its commit index — which is at least the first
+    /// On the leader: the index a read must see (the guarantees per mode are tabled at
+    /// [`Consistency`]). `consistent` confirms leadership with a quorum first (ReadIndex: a
+    /// heartbeat round sent after the read arrived; openraft coalesces the rounds of
+    /// concurrent reads, so many reads share one round trip); otherwise the leader trusts its
+    /// lease (Consul's default mode: no round trip) and reads at its commit index — which is at least the first
     /// entry of its own term, so a just-elected leader never answers from before a write
     /// its predecessor acknowledged, and at least what any follower may have applied. Both
     /// wait until this server applied that far.
