@@ -23,11 +23,12 @@ use meridian_agent::gossip::broadcast::{
 };
 use meridian_agent::gossip::config::GossipConfig;
 use meridian_agent::gossip::coordinate::{Coordinate, VivaldiConfig};
-use meridian_agent::gossip::direct::{Direct, frame_direct, frame_foca, parse};
+use meridian_agent::gossip::direct::{Direct, WireCoordinate, frame_direct, frame_foca, parse};
 use meridian_agent::gossip::keyring::{GossipKey, Keyring};
+use meridian_agent::gossip::pushpull::PushPull;
 use meridian_agent::gossip::query::{KeyOp, KeyQuery, KeyReply};
 use meridian_agent::gossip::transport::unwrap;
-use meridian_agent::gossip::{NodeId, Role, Tags};
+use meridian_agent::gossip::{NodeId, Role, Tags, TagsUpdate};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::json;
@@ -61,7 +62,6 @@ fn member(name: &str, port: u16) -> F {
         name: name.into(),
         addr,
         bump: 1,
-        tags: Tags::new(Role::Server, "dc1").with_raft_id(1),
     };
     let handler = Handler::new(Inbox::default(), &Clocks::default(), 64);
     let cfg = GossipConfig::lan(name, addr).foca_config(3);
@@ -135,9 +135,21 @@ fn gossip_payloads() -> Vec<Vec<u8>> {
         Direct::Ping { seq: 1 },
         Direct::Pong {
             seq: 1,
-            name: "b".into(),
-            coord,
+            coord: WireCoordinate::from(&coord),
         },
+        Direct::TagsRequest {
+            names: vec!["a".into()],
+        },
+        Direct::Tags(vec![TagsUpdate {
+            name: "a".into(),
+            bump: 1,
+            tags: Tags::new(Role::Server, "dc1").with_raft_id(1),
+        }]),
+        Direct::PushPull(PushPull {
+            reply: true,
+            want_tags: false,
+            entries: Vec::new(),
+        }),
         Direct::KeyReply(KeyReply {
             id: 9,
             node: "b".into(),

@@ -85,9 +85,17 @@ impl ConsulDns {
         self.source.cache_generation()
     }
 
-    /// Counts `n` questions answered from the cache.
-    pub(super) fn count_cached(&self, n: u64) {
+    /// Counts `n` questions answered from the cache since `started`: in the agent's counters
+    /// and as `consul.dns.domain_query` samples (only catalog names are cached), one
+    /// registry update for the batch.
+    pub(super) fn count_cached(&self, n: u64, started: std::time::Instant) {
         self.stats.queries.fetch_add(n, Ordering::Relaxed);
+        crate::telemetry::sample_many(
+            "consul.dns.domain_query",
+            &[("node", self.source.node_name())],
+            started.elapsed(),
+            n,
+        );
     }
 
     /// The counters.
@@ -215,6 +223,29 @@ impl ConsulDns {
             ResponseCode::ServFail
         })
     }
+}
+
+/// Consul's debug line for every question answered (`agent.dns: request served from
+/// client`), from the handler and, for cached answers, from the socket loops.
+pub(super) fn served(
+    name: &str,
+    qtype: RecordType,
+    client: std::net::SocketAddr,
+    network: Protocol,
+    latency: std::time::Duration,
+) {
+    tracing::debug!(
+        name,
+        r#type = %qtype,
+        latency = ?latency,
+        client = %client,
+        client_network = match network {
+            Protocol::Udp => "udp",
+            Protocol::Tcp => "tcp",
+            _ => "other",
+        },
+        "request served from client"
+    );
 }
 
 fn secs(d: std::time::Duration) -> u32 {
@@ -394,6 +425,13 @@ impl ConsulDns {
         if let Some(metric) = metric {
             crate::telemetry::sample_since(metric, &[("node", self.source.node_name())], started);
         }
+        served(
+            &asked_text,
+            qtype,
+            req.src(),
+            req.protocol(),
+            started.elapsed(),
+        );
         (info, generation.filter(|_| cacheable))
     }
 

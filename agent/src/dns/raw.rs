@@ -31,6 +31,31 @@ pub(super) struct Answered {
     pub(super) cacheable: Option<Generation>,
 }
 
+/// Logs a question answered from the cache, at debug (parsed only when debug is on, so
+/// the hot path pays one `enabled!` check).
+pub(super) fn served_cached(
+    raw: &[u8],
+    src: SocketAddr,
+    protocol: Protocol,
+    started: std::time::Instant,
+) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let Ok(msg) = hickory_server::proto::op::Message::from_bytes(raw) else {
+        return;
+    };
+    if let Some(q) = msg.queries.first() {
+        super::handler::served(
+            &q.name().to_ascii(),
+            q.query_type(),
+            src,
+            protocol,
+            started.elapsed(),
+        );
+    }
+}
+
 impl ConsulDns {
     /// The reply to the message `raw` from `src`; `None` when nothing is to be sent.
     pub(super) async fn answer_raw(

@@ -76,11 +76,13 @@ async fn connection(
         }
         reply.clear();
         reply.extend_from_slice(&[0, 0]);
+        let started = Instant::now();
         let hit = dns.generation().is_some_and(|g| {
-            cache.answer_into(Wire::Tcp, &query, g, Instant::now(), &mut rng, &mut reply)
+            cache.answer_into(Wire::Tcp, &query, g, started, &mut rng, &mut reply)
         });
         if hit {
-            dns.count_cached(1);
+            super::raw::served_cached(&query, peer, Protocol::Tcp, started);
+            dns.count_cached(1, started);
         } else {
             let Some(a) = dns.answer_raw(query.clone(), peer, Protocol::Tcp).await else {
                 continue;

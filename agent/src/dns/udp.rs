@@ -158,6 +158,11 @@ impl Loop {
                 cache.answer_into(Wire::Udp, query, g, now, &mut self.rng, &mut self.arena)
             });
             if hit {
+                if tracing::enabled!(tracing::Level::DEBUG)
+                    && let Ok(src) = SocketAddr::try_from(from.clone())
+                {
+                    super::raw::served_cached(query, src, Protocol::Udp, now);
+                }
                 self.out.push((start, self.arena.len(), i));
             } else if let Ok(src) = SocketAddr::try_from(from.clone()) {
                 self.miss(query.to_vec(), src);
@@ -166,8 +171,8 @@ impl Loop {
         if self.out.is_empty() {
             return;
         }
-        self.dns.count_cached(self.out.len() as u64);
         self.send_hits();
+        self.dns.count_cached(self.out.len() as u64, now);
     }
 
     fn send_hits(&mut self) {

@@ -404,16 +404,23 @@ impl RaftNode {
 
     /// Waits up to `timeout` until a leader is known and returns it.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Result<(u64, ServerNode), RaftError> {
-        let waited = self
-            .inner
-            .raft
-            .wait(Some(timeout))
-            .metrics(|m| m.current_leader.is_some(), "a leader is known")
-            .await;
-        match waited {
-            Ok(_) => self.leader().ok_or(RaftError::NoLeader),
-            Err(openraft::metrics::WaitError::ShuttingDown) => Err(RaftError::Shutdown),
-            Err(openraft::metrics::WaitError::Timeout(..)) => Err(RaftError::NoLeader),
+        // `leader()`, not the metrics' `current_leader`: right after an election the leader
+        // may not yet have a fresh quorum, nor a follower a contact within the lease. A
+        // follower's contact is no metrics change, so the loop also looks again every 20 ms.
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut metrics = self.inner.raft.metrics();
+        loop {
+            if let Some(leader) = self.leader() {
+                return Ok(leader);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(RaftError::NoLeader);
+            }
+            let wake = deadline.min(now + Duration::from_millis(20));
+            if let Ok(Err(_)) = tokio::time::timeout_at(wake, metrics.changed()).await {
+                return Err(RaftError::Shutdown);
+            }
         }
     }
 

@@ -91,10 +91,15 @@ impl Aggregate {
         }
     }
 
-    fn ingest(&mut self, v: f64) {
-        self.count += 1;
-        self.sum += v;
-        self.sum_sq += v * v;
+    /// Adds `n` observations of `v`.
+    fn ingest(&mut self, v: f64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let k = n as f64;
+        self.count += n;
+        self.sum += v * k;
+        self.sum_sq += v * v * k;
         self.min = self.min.min(v);
         self.max = self.max.max(v);
     }
@@ -254,6 +259,19 @@ pub fn sample_ms(name: &'static str, labels: &[(&'static str, &str)], took: Dura
     );
 }
 
+/// Records `n` samples of `took` (milliseconds) for `name` with `labels`, under one lock.
+pub fn sample_many(name: &'static str, labels: &[(&'static str, &str)], took: Duration, n: u64) {
+    GLOBAL.record_many(
+        Kind::Sample,
+        name,
+        labels,
+        took.as_secs_f64() * 1000.0,
+        n,
+        SystemTime::now(),
+        Instant::now(),
+    );
+}
+
 impl Registry {
     /// Records `value` for the series `name`/`labels` at wall time `now` (for the interval)
     /// and monotonic time `mono` (for retention and quantiles).
@@ -266,6 +284,25 @@ impl Registry {
         now: SystemTime,
         mono: Instant,
     ) {
+        self.record_many(kind, name, labels, value, 1, now, mono);
+    }
+
+    /// Records `n` observations of `value` at once: one lock for a batch of equal ones (the
+    /// DNS cache's hits of one `sendmmsg` batch). `n == 0` records nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_many(
+        &self,
+        kind: Kind,
+        name: &'static str,
+        labels: &[(&'static str, &str)],
+        value: f64,
+        n: u64,
+        now: SystemTime,
+        mono: Instant,
+    ) {
+        if n == 0 {
+            return;
+        }
         let key = Key::new(name, labels);
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let interval = inner.interval(now);
@@ -274,9 +311,11 @@ impl Registry {
             Kind::Sample => &mut interval.samples,
         };
         match map.get_mut(&key) {
-            Some(a) => a.ingest(value),
+            Some(a) => a.ingest(value, n),
             None => {
-                map.insert(key.clone(), Aggregate::first(value));
+                let mut a = Aggregate::first(value);
+                a.ingest(value, n - 1);
+                map.insert(key.clone(), a);
             }
         }
         let c = inner.cumulative.entry(key).or_insert_with(|| Cumulative {
@@ -286,18 +325,21 @@ impl Registry {
             updated: mono,
             recent: VecDeque::new(),
         });
-        c.count += 1;
-        c.sum += value;
+        c.count += n;
+        c.sum += value * n as f64;
         c.updated = mono;
         if kind == Kind::Sample {
-            while c.recent.len() >= RECENT_CAP
+            let add = usize::try_from(n).unwrap_or(usize::MAX).min(RECENT_CAP);
+            while c.recent.len() + add > RECENT_CAP
                 || c.recent
                     .front()
                     .is_some_and(|(t, _)| mono.saturating_duration_since(*t) > QUANTILE_WINDOW)
             {
-                c.recent.pop_front();
+                if c.recent.pop_front().is_none() {
+                    break;
+                }
             }
-            c.recent.push_back((mono, value));
+            c.recent.extend(std::iter::repeat_n((mono, value), add));
         }
     }
 
@@ -392,5 +434,32 @@ mod tests {
         assert_eq!(c.quantile(0.5, later), 3.0);
         assert_eq!(c.quantile(0.99, later), 100.0);
         assert!(c.quantile(0.5, later + Duration::from_secs(11)).is_nan());
+    }
+
+    /// A batch of `n` equal samples is the same as `n` single ones: count, sum, min/max,
+    /// standard deviation and quantiles.
+    #[test]
+    fn a_batch_of_samples_counts_as_each_one() {
+        let (one, many) = (Registry::default(), Registry::default());
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            one.record(Kind::Sample, "s", &[], 2.0, at(1000), t0);
+        }
+        one.record(Kind::Sample, "s", &[], 5.0, at(1000), t0);
+        many.record_many(Kind::Sample, "s", &[], 2.0, 3, at(1000), t0);
+        many.record_many(Kind::Sample, "s", &[], 5.0, 1, at(1000), t0);
+        many.record_many(Kind::Sample, "s", &[], 9.0, 0, at(1000), t0);
+        let agg = |r: &Registry| {
+            let v = r.interval_view(at(1011));
+            let a = v.samples.into_iter().next().expect("one series").1;
+            (a.count, a.sum, a.min, a.max, a.stddev())
+        };
+        assert_eq!(agg(&one), agg(&many));
+        assert_eq!(agg(&many).0, 4);
+        let c = |r: &Registry| r.cumulative(t0, Duration::from_secs(60))[0].1.clone();
+        let (a, b) = (c(&one), c(&many));
+        assert_eq!((a.count, a.sum), (b.count, b.sum));
+        assert_eq!(a.quantile(0.5, t0), b.quantile(0.5, t0));
+        assert_eq!(b.quantile(0.99, t0), 5.0);
     }
 }

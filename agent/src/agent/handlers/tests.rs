@@ -137,8 +137,10 @@ async fn a_hung_script_is_killed_with_its_process_group() {
         )),
         handler(&format!("user:next=echo ran > {}", after.display())),
     ];
+    // Long enough for a shell to start and write the pid on a loaded machine (at 300 ms
+    // under a full test run the script was sometimes killed before `echo`).
     let cfg = HandlerConfig {
-        timeout: Duration::from_millis(300),
+        timeout: Duration::from_secs(2),
         ..HandlerConfig::default()
     };
     let tracker = TaskTracker::new();
