@@ -153,3 +153,36 @@ fn answers_trimmed_to_the_udp_limit_keep_varying_their_records() {
     // given address with probability 0.7^20 ~ 8e-4.
     assert!(seen.len() >= 8, "addresses seen: {seen:?}");
 }
+
+/// The cache is used: `dig` asking the same question one after another (the next question
+/// leaves as soon as the reply arrives) is answered from the cache from the second time
+/// on, as `meridian.dns.cache_hits` counts; the answers stay right.
+#[test]
+fn a_question_asked_again_is_answered_from_the_cache() {
+    let a = Agent::dev_named(
+        "cache-node",
+        &[
+            "-hcl",
+            "telemetry {\n  prometheus_retention_time = \"60s\"\n}",
+        ],
+    );
+    for i in 0..3 {
+        register(&a, i);
+    }
+    // No cookie: dig's client cookie is random per run, and it is part of the question.
+    for _ in 0..5 {
+        assert_eq!(
+            sorted(addresses(a.dns, "web.service.consul", &["+nocookie"])),
+            addrs(0..3)
+        );
+    }
+    let (code, _, text) = a.get("/v1/agent/metrics?format=prometheus");
+    assert_eq!(code, 200, "{text}");
+    let hits: f64 = text
+        .lines()
+        .find(|l| l.starts_with("meridian_dns_cache_hits{"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no meridian_dns_cache_hits series in:\n{text}"));
+    assert!(hits >= 4.0, "{hits} of 5 questions answered from the cache");
+}

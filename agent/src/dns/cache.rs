@@ -20,10 +20,13 @@
 //! `MAX_AGE` bounds what nothing announces, such as a token's expiry.
 //!
 //! Consul shuffles service answers on every query. A cached reply with several answers is
-//! stored only if they can be permuted as byte blocks: every answer an A (or every one an
-//! AAAA) record owned by a pointer to the question, nothing else in the authority section
-//! and only the OPT record in the additional one, so no name points into the answers. Each
-//! hit permutes those blocks (Fisher-Yates with a per-thread xorshift generator).
+//! stored only if they are all A (or all AAAA) records of the question's name, each owner
+//! written as a pointer to the question, as a pointer to an earlier answer's name, or in
+//! full. Each hit permutes what follows the owner names (TTL, length and address: a block
+//! of the same length in every answer) with Fisher-Yates and a per-thread xorshift
+//! generator. Names stay where they are, so a pointer anywhere in the reply stays valid
+//! (hickory writes the first answer's owner in full and points the others at it, since the
+//! question is re-encoded apart; see `question_section`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -42,7 +45,6 @@ const HEADER: usize = 12;
 const QNAME_POINTER: [u8; 2] = [0xC0, 0x0C];
 const TYPE_A: u16 = 1;
 const TYPE_AAAA: u16 = 28;
-const TYPE_OPT: u16 = 41;
 
 /// Which map: UDP and TCP replies differ (trimming, sizes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,15 +55,13 @@ pub(super) enum Wire {
     Tcp,
 }
 
-/// The answer blocks of a reply that are permuted on every hit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The answer tails of a reply that are permuted on every hit.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Shuffle {
-    /// Offset of the first answer record.
-    start: usize,
-    /// Length of each answer record.
+    /// Offset of each answer's tail: TTL, RDLENGTH and RDATA, after type and class.
+    tails: Box<[usize]>,
+    /// Length of each tail (the same in every answer).
     len: usize,
-    /// How many.
-    count: usize,
 }
 
 #[derive(Debug)]
@@ -113,8 +113,8 @@ impl AnswerCache {
         out.extend_from_slice(&e.reply);
         let reply = &mut out[at..];
         reply[..2].copy_from_slice(&query[..2]);
-        if let Some(s) = e.shuffle {
-            shuffle_blocks(&mut reply[s.start..s.start + s.len * s.count], s.len, rng);
+        if let Some(s) = &e.shuffle {
+            shuffle_tails(reply, s, rng);
         }
         true
     }
@@ -148,14 +148,20 @@ impl AnswerCache {
     }
 }
 
-/// Permutes the `len`-byte blocks of `area` uniformly (Fisher-Yates).
-fn shuffle_blocks(area: &mut [u8], len: usize, rng: &mut Rng) {
-    let count = area.len() / len;
-    for i in (1..count).rev() {
+/// Longest tail swapped: TTL (4), RDLENGTH (2) and an AAAA address (16).
+const MAX_TAIL: usize = 22;
+
+/// Permutes the answers' tails uniformly (Fisher-Yates), in place.
+fn shuffle_tails(reply: &mut [u8], s: &Shuffle, rng: &mut Rng) {
+    let mut tmp = [0u8; MAX_TAIL];
+    let len = s.len;
+    for i in (1..s.tails.len()).rev() {
         let j = (rng.next() % (i as u64 + 1)) as usize;
         if i != j {
-            let (lo, hi) = area.split_at_mut(i * len);
-            lo[j * len..(j + 1) * len].swap_with_slice(&mut hi[..len]);
+            let (a, b) = (s.tails[i], s.tails[j]);
+            tmp[..len].copy_from_slice(&reply[a..a + len]);
+            reply.copy_within(b..b + len, a);
+            reply[b..b + len].copy_from_slice(&tmp[..len]);
         }
     }
 }
@@ -188,48 +194,56 @@ fn record(b: &[u8], at: usize) -> Option<(u16, usize)> {
 }
 
 /// Whether `reply` may be cached: `Some(None)` with at most one answer, `Some(Some(..))`
-/// when its answers are same-type A/AAAA blocks that may be permuted, `None` otherwise.
+/// when its answers are A (or AAAA) records of the question's name whose tails may be
+/// permuted, `None` otherwise.
 fn layout(reply: &[u8]) -> Option<Option<Shuffle>> {
     let questions = u16_at(reply, 4)?;
     let answers = usize::from(u16_at(reply, 6)?);
-    let authorities = u16_at(reply, 8)?;
-    let additionals = u16_at(reply, 10)?;
     if questions != 1 {
         return None;
     }
-    let start = skip_name(reply, HEADER)? + 4;
+    let qname_end = skip_name(reply, HEADER)?;
     if answers <= 1 {
         return Some(None);
     }
-    if authorities != 0 {
-        return None;
+    let qname = &reply[HEADER..qname_end];
+    if qname.iter().any(|&b| b & 0xC0 == 0xC0) {
+        return None; // a compressed question: re-encoded replies never have one
     }
-    let mut at = start;
+    // Offsets at which a name equal to the question's is written in full.
+    let mut owners: Vec<usize> = vec![HEADER];
+    let mut at = qname_end + 4;
     let mut first: Option<(u16, usize)> = None;
+    let mut tails = Vec::with_capacity(answers);
     for _ in 0..answers {
-        if reply.get(at..at + 2)? != QNAME_POINTER {
-            return None;
-        }
+        let name_end = skip_name(reply, at)?;
+        let name = &reply[at..name_end];
+        let same_owner = if name.len() == 2 && name[0] & 0xC0 == 0xC0 {
+            let to = usize::from(u16::from_be_bytes([name[0] & 0x3F, name[1]]));
+            owners.contains(&to)
+        } else if name.eq_ignore_ascii_case(qname) {
+            owners.push(at);
+            true
+        } else {
+            false
+        };
         let (rtype, end) = record(reply, at)?;
-        let this = (rtype, end - at);
-        if !matches!(rtype, TYPE_A | TYPE_AAAA) || first.is_some_and(|f| f != this) {
+        let tail = (name_end + 4, end - name_end - 4);
+        if !same_owner
+            || !matches!(rtype, TYPE_A | TYPE_AAAA)
+            || tail.1 > MAX_TAIL
+            || first.is_some_and(|f| f != (rtype, tail.1))
+        {
             return None;
         }
-        first = Some(this);
+        first = Some((rtype, tail.1));
+        tails.push(tail.0);
         at = end;
     }
     let (_, len) = first?;
-    for _ in 0..additionals {
-        let (rtype, end) = record(reply, at)?;
-        if rtype != TYPE_OPT {
-            return None;
-        }
-        at = end;
-    }
     Some(Some(Shuffle {
-        start,
+        tails: tails.into(),
         len,
-        count: answers,
     }))
 }
 
@@ -341,21 +355,73 @@ mod tests {
     #[test]
     fn replies_whose_answers_cannot_be_permuted_are_not_kept() {
         let c = AnswerCache::default();
-        // A name in the additional section (not OPT) could point into the answers.
-        let mut r = a_reply(2);
-        let opt = r.len() - 11;
-        r[opt + 2] = 16; // type TXT
-        c.insert(Wire::Udp, &query(1), G, &r);
         // An answer owned by another name than the question.
         let mut r = a_reply(2);
         r[12 + 20 + 4 + 1] = 0x0D;
         c.insert(Wire::Udp, &query(3), G, &r);
+        // Answers of another type (TXT) than A/AAAA.
+        let mut r = a_reply(2);
+        r[12 + 20 + 4 + 3] = 16;
+        r[12 + 20 + 4 + 16 + 3] = 16;
+        c.insert(Wire::Udp, &query(4), G, &r);
         assert_eq!(c.len(), 0);
-        // One answer needs no shuffle, whatever follows it.
+        // One answer needs no shuffle, whatever it is.
         let mut one = a_reply(1);
-        let opt = one.len() - 11;
-        one[opt + 2] = 16;
+        one[12 + 20 + 4 + 3] = 16;
         c.insert(Wire::Udp, &query(1), G, &one);
         assert_eq!(c.len(), 1);
+    }
+
+    /// hickory's encoding: the first answer's owner in full, the next ones pointing at it;
+    /// and a TXT record in the additional section. Kept, and each hit holds the same
+    /// records, reshuffled, with every name where it was.
+    #[test]
+    fn answers_pointing_at_the_first_answers_name_are_reshuffled() {
+        let mut r = vec![0xAB, 0xCD, 0x84, 0x00, 0, 1, 0, 3, 0, 0, 0, 1];
+        let qname: Vec<u8> = b"\x03web\x07service\x06consul\x00".to_vec();
+        r.extend_from_slice(&qname);
+        r.extend_from_slice(&[0, 1, 0, 1]);
+        let first = r.len();
+        r.extend_from_slice(&qname);
+        r.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 0, 0, 4, 10, 0, 0, 1]);
+        for i in 2..=3u8 {
+            r.extend_from_slice(&[0xC0, first as u8]);
+            r.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 0, 0, 4, 10, 0, 0, i]);
+        }
+        r.extend_from_slice(&[0xC0, first as u8, 0, 16, 0, 1, 0, 0, 0, 0, 0, 2, 1, b'x']);
+        let c = AnswerCache::default();
+        let mut q = r[..first].to_vec();
+        q[2] = 0x01;
+        q[6..12].copy_from_slice(&[0, 0, 0, 0, 0, 0]);
+        c.insert(Wire::Udp, &q, G, &r);
+        assert_eq!(c.len(), 1, "kept");
+        let mut rng = Rng::new();
+        let mut orders = HashSet::new();
+        for id in 0..30 {
+            let got = hit(
+                &c,
+                &{
+                    let mut q = q.clone();
+                    q[..2].copy_from_slice(&u16::to_be_bytes(id));
+                    q
+                },
+                G,
+                &mut rng,
+            )
+            .expect("cached");
+            assert_eq!(got.len(), r.len());
+            assert_eq!(
+                got[2..first + qname.len()],
+                r[2..first + qname.len()],
+                "names stay"
+            );
+            let a = |k: usize| got[first + qname.len() + 13 + k * 16];
+            let mut order = vec![a(0), a(1), a(2)];
+            orders.insert(order.clone());
+            order.sort_unstable();
+            assert_eq!(order, vec![1, 2, 3]);
+            assert_eq!(got[got.len() - 14..], r[r.len() - 14..], "TXT kept");
+        }
+        assert!(orders.len() >= 4, "orders vary: {orders:?}");
     }
 }

@@ -85,17 +85,14 @@ impl ConsulDns {
         self.source.cache_generation()
     }
 
-    /// Counts `n` questions answered from the cache since `started`: in the agent's counters
-    /// and as `consul.dns.domain_query` samples (only catalog names are cached), one
-    /// registry update for the batch.
+    /// Counts `n` questions answered from the cache since `started`: in the agent's counters,
+    /// as `consul.dns.domain_query` samples (only catalog names are cached) and in
+    /// `meridian.dns.cache_hits`, one registry update each for the batch.
     pub(super) fn count_cached(&self, n: u64, started: std::time::Instant) {
         self.stats.queries.fetch_add(n, Ordering::Relaxed);
-        crate::telemetry::sample_many(
-            "consul.dns.domain_query",
-            &[("node", self.source.node_name())],
-            started.elapsed(),
-            n,
-        );
+        let node = [("node", self.source.node_name())];
+        crate::telemetry::sample_many("consul.dns.domain_query", &node, started.elapsed(), n);
+        crate::telemetry::count_many("meridian.dns.cache_hits", &node, n);
     }
 
     /// The counters.

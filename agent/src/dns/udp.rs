@@ -215,11 +215,13 @@ impl Loop {
             let Some(a) = dns.answer_raw(query.clone(), src, Protocol::Udp).await else {
                 return;
             };
-            if let Err(e) = sock.send_to(&a.bytes, src) {
-                tracing::debug!(cause = %e, "DNS UDP reply not sent");
-            }
+            // Cached before it is sent: a client asking again as soon as it has the reply
+            // (dig in a loop, a resolver retrying) must find it.
             if let Some(g) = a.cacheable {
                 dns.cache().insert(Wire::Udp, &query, g, &a.bytes);
+            }
+            if let Err(e) = sock.send_to(&a.bytes, src) {
+                tracing::debug!(cause = %e, "DNS UDP reply not sent");
             }
         });
     }

@@ -259,6 +259,19 @@ pub fn sample_ms(name: &'static str, labels: &[(&'static str, &str)], took: Dura
     );
 }
 
+/// Adds `n` to the counter `name` with `labels`, under one lock.
+pub fn count_many(name: &'static str, labels: &[(&'static str, &str)], n: u64) {
+    GLOBAL.record_many(
+        Kind::Counter,
+        name,
+        labels,
+        1.0,
+        n,
+        SystemTime::now(),
+        Instant::now(),
+    );
+}
+
 /// Records `n` samples of `took` (milliseconds) for `name` with `labels`, under one lock.
 pub fn sample_many(name: &'static str, labels: &[(&'static str, &str)], took: Duration, n: u64) {
     GLOBAL.record_many(
