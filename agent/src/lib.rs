@@ -15,6 +15,7 @@
 //!                       self-registration, tombstone reaping)
 //!   raft/ + store/      openraft adapters; raft log and state machine in SQLite
 //!   snapshot.rs         the /v1/snapshot archive (gzipped tar, SHA256SUMS-checked)
+//!   single_flight.rs    identical requests in flight share one answer (blocking reads)
 //!   catalog/            the pure, deterministic state machine (no I/O)
 //! ```
 //!
@@ -38,6 +39,7 @@ pub mod logs;
 pub mod raft;
 pub mod rpc;
 pub mod server;
+mod single_flight;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;

@@ -8,18 +8,11 @@
 //! different token is a different request. The task removes its entry before it publishes,
 //! so a request arriving after an answer asks again.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use parking_lot::Mutex;
-use tokio::sync::watch;
 
 use super::forward::{HttpRequest, HttpResponse};
 use crate::rpc::RpcError;
-
-/// The answer of one upstream request, shared by its subscribers.
-type Outcome = Arc<Result<HttpResponse, RpcError>>;
+use crate::single_flight::Inflight;
 
 /// Everything of a request the server's answer depends on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -43,44 +36,23 @@ impl Key {
     }
 }
 
-struct Slot {
-    id: u64,
-    rx: watch::Receiver<Option<Outcome>>,
-}
-
 /// The in-flight shared requests of one agent.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Coalescer {
-    inflight: Mutex<HashMap<Key, Slot>>,
-    next: AtomicU64,
+    inflight: Arc<Inflight<Key, Result<HttpResponse, RpcError>>>,
 }
 
-impl std::fmt::Debug for Coalescer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Coalescer")
-            .field("inflight", &self.inflight.lock().len())
-            .finish()
-    }
-}
-
-/// Whether `req` is a blocking read (a `GET` with a non-zero `?index=`): only those wait
-/// long enough, and only for them is a shared answer as good as a fresh one (each caller
-/// gets an answer past its index, or the wait's end).
+/// Whether `req` is a blocking read ([`crate::single_flight::is_blocking_read`]).
 pub(crate) fn is_blocking_read(req: &HttpRequest) -> bool {
-    req.method == "GET"
-        && req.uri.split_once('?').is_some_and(|(_, q)| {
-            q.split('&').any(|kv| {
-                kv.strip_prefix("index=")
-                    .is_some_and(|v| !v.is_empty() && v != "0")
-            })
-        })
+    let query = req.uri.split_once('?').map(|(_, q)| q);
+    crate::single_flight::is_blocking_read(&req.method, query)
 }
 
 impl Coalescer {
     /// The answer to `req`, from an identical request in flight or from `send(req)` run in
     /// a task of its own (it finishes even if every caller goes away).
     pub(crate) async fn share<F, Fut>(
-        self: &Arc<Self>,
+        &self,
         req: HttpRequest,
         send: F,
     ) -> Result<HttpResponse, RpcError>
@@ -88,39 +60,14 @@ impl Coalescer {
         F: FnOnce(HttpRequest) -> Fut,
         Fut: Future<Output = Result<HttpResponse, RpcError>> + Send + 'static,
     {
-        let key = Key::of(&req);
-        let mut rx = {
-            let mut inflight = self.inflight.lock();
-            match inflight.get(&key) {
-                Some(slot) => slot.rx.clone(),
-                None => {
-                    let (tx, rx) = watch::channel(None);
-                    let id = self.next.fetch_add(1, Ordering::Relaxed);
-                    inflight.insert(key.clone(), Slot { id, rx: rx.clone() });
-                    let upstream = send(req);
-                    let this = Arc::clone(self);
-                    tokio::spawn(async move {
-                        let out = upstream.await;
-                        {
-                            let mut inflight = this.inflight.lock();
-                            if inflight.get(&key).is_some_and(|s| s.id == id) {
-                                inflight.remove(&key);
-                            }
-                        }
-                        tx.send_replace(Some(Arc::new(out)));
-                    });
-                    rx
-                }
-            }
-        };
-        let outcome = match rx.wait_for(Option::is_some).await {
-            Ok(v) => v.clone(),
-            Err(_) => return Err(RpcError::ShuttingDown),
-        };
-        match outcome.as_deref() {
-            Some(Ok(resp)) => Ok(resp.clone()),
-            Some(Err(e)) => Err(same_error(e)),
-            None => Err(RpcError::ShuttingDown),
+        let outcome = self
+            .inflight
+            .share(Key::of(&req), || send(req))
+            .await
+            .ok_or(RpcError::ShuttingDown)?;
+        match &*outcome {
+            Ok(resp) => Ok(resp.clone()),
+            Err(e) => Err(same_error(e)),
         }
     }
 }
@@ -141,6 +88,10 @@ fn same_error(e: &RpcError) -> RpcError {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use tokio::sync::watch;
+
     use super::*;
 
     fn get(uri: &str) -> HttpRequest {
@@ -197,8 +148,9 @@ mod tests {
                 tokio::spawn(async move { c.share(req, send).await })
             })
             .collect();
-        // Let every waiter subscribe before the upstream answers.
-        for _ in 0..20 {
+        // On this current-thread runtime tasks run in spawn order: once both upstream
+        // requests (started by the first waiter of each token) are in, every waiter joined.
+        while calls.load(Ordering::SeqCst) < 2 {
             tokio::task::yield_now().await;
         }
         go_tx.send_replace(true);
@@ -207,6 +159,6 @@ mod tests {
             assert_eq!(r.body, uri.as_bytes());
         }
         assert_eq!(calls.load(Ordering::SeqCst), 2, "one per token");
-        assert!(c.inflight.lock().is_empty());
+        assert_eq!(c.inflight.in_flight(), 0);
     }
 }

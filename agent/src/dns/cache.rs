@@ -41,8 +41,6 @@ const MAX_AGE: Duration = Duration::from_secs(1);
 const MAX_ENTRIES: usize = 4096;
 /// DNS header length.
 const HEADER: usize = 12;
-/// A compression pointer to the question's name, the first name of every message.
-const QNAME_POINTER: [u8; 2] = [0xC0, 0x0C];
 const TYPE_A: u16 = 1;
 const TYPE_AAAA: u16 = 28;
 
@@ -273,6 +271,9 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
+
+    /// A compression pointer to the question's name, the first name of every message.
+    const QNAME_POINTER: [u8; 2] = [0xC0, 0x0C];
 
     const G: Generation = Generation {
         applied: 7,

@@ -62,6 +62,7 @@ mod query;
 mod query_body;
 mod read;
 mod session;
+mod shared;
 mod snapshot;
 mod status;
 mod txn;
@@ -233,6 +234,10 @@ pub fn router(state: ApiState) -> axum::Router {
         // Size limits are checked by the handlers so the error text is Consul's; this cap
         // only bounds memory for absurd bodies.
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
+        .layer(axum::middleware::from_fn_with_state(
+            shared::SharedReads::default(),
+            shared::share,
+        ))
         .with_state(state)
 }
 
@@ -262,6 +267,10 @@ pub fn client_router(state: ApiState) -> axum::Router {
             acl_authz::default_policy_header,
         ))
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
+        .layer(axum::middleware::from_fn_with_state(
+            shared::SharedReads::default(),
+            shared::share,
+        ))
         .with_state(state)
 }
 
