@@ -106,16 +106,18 @@ trap 'exit 130' INT TERM HUP
 # port_open PORT: something accepts TCP connections on 127.0.0.1:PORT.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-USED_PORTS=" "
+# The ports free_port handed out: a file, as free_port runs in $(...) subshells.
+PORTS_TAKEN=$(mktemp -t bench-ports.XXXXXX)
+CLEANUP_PATHS+=("$PORTS_TAKEN")
 # free_port: a port on 127.0.0.1 free for TCP and UDP (and not handed out before in this run).
 free_port() {
   local p
   while :; do
     p=$((20000 + RANDOM % 40000))
-    [[ $USED_PORTS == *" $p "* ]] && continue
+    grep -qx "$p" "$PORTS_TAKEN" && continue
     port_open "$p" && continue
     ss -Hlun "sport = :$p" 2>/dev/null | grep -q . && continue
-    USED_PORTS+="$p "
+    echo "$p" >>"$PORTS_TAKEN"
     echo "$p"
     return
   done
