@@ -326,24 +326,9 @@ plot() {
       echo "${s% *}-c${s#* } ${QPS[m-$k]} ${QPS[k-$k]} ${AVG[m-$k]} ${AVG[k-$k]} ${RATIO[$k]}"
     done
   } >"$dat"
-  gnuplot <<GP || die "gnuplot failed"
-set terminal pngcairo size 1100,450 font "sans,11"
-set output "$HERE/dns.png"
-set multiplot layout 1,2 title "Meridian vs Knot DNS $(knotd -V | awk '{print $NF}') — dnsperf -T 1 -e, ${DURATION}s, $(nproc) CPUs, $PINNING"
-set style data histogram
-set style histogram clustered gap 1
-set style fill solid 0.85 border -1
-set boxwidth 0.9
-set grid ytics
-set key below horizontal
-set yrange [0:*]
-set bmargin 4
-set title "queries/s (higher is better)"
-plot "$dat" using 2:xtic(sprintf("%s\\n(%s×)", strcol(1), strcol(6))) title "Meridian" lc rgb "#2b7bba", "" using 3 title "Knot" lc rgb "#e0803a"
-set title "average latency (ms, lower is better)"
-plot "$dat" using 4:xtic(1) title "Meridian" lc rgb "#2b7bba", "" using 5 title "Knot" lc rgb "#e0803a"
-unset multiplot
-GP
+  plot_vs "$HERE/dns.png" \
+    "Meridian vs Knot DNS $(knotd -V | awk '{print $NF}') — dnsperf -T 1 -e, ${DURATION}s, $(nproc) CPUs, $PINNING" \
+    Knot "$dat" "queries/s (higher is better)" "average latency (ms, lower is better)"
 }
 
 # --- main --------------------------------------------------------------------------------

@@ -219,25 +219,10 @@ plot() {
         'BEGIN { printf "%s %s %s %.3f %.3f %.1f\n", w, mr, er, mp / 1000, ep / 1000, mr / er }'
     done
   } >"$dat"
-  gnuplot <<GP || die "gnuplot failed"
-set terminal pngcairo size 1100,450 font "sans,11"
-set output "$HERE/kv.png"
-set multiplot layout 1,2 title "Meridian vs etcd $(etcd --version | awk '/etcd Version/ {print $3}') — wrk -t$THREADS -c$CONNS -d$DURATION, $(nproc) CPUs"
-set style data histogram
-set style histogram clustered gap 1
-set style fill solid 0.85 border -1
-set boxwidth 0.9
-set grid ytics
-set key below horizontal
-set yrange [0:*]
-set xrange [-0.6:1.6]
-set bmargin 4
-set title "throughput (req/s, higher is better)"
-plot "$dat" using 2:xtic(sprintf("%s\\n(Meridian %s×)", strcol(1), strcol(6))) title "Meridian" lc rgb "#2b7bba", "" using 3 title "etcd" lc rgb "#e0803a"
-set title "p99 latency (ms, lower is better)"
-plot "$dat" using 4:xtic(1) title "Meridian" lc rgb "#2b7bba", "" using 5 title "etcd" lc rgb "#e0803a"
-unset multiplot
-GP
+  plot_vs "$HERE/kv.png" \
+    "Meridian vs etcd $(etcd --version | awk '/etcd Version/ {print $3}') — wrk -t$THREADS -c$CONNS -d$DURATION, $(nproc) CPUs" \
+    etcd "$dat" "throughput (req/s, higher is better)" "p99 latency (ms, lower is better)" \
+    "Meridian " "set xrange [-0.6:1.6]"
 }
 
 # --- cluster mode: 3 Meridian servers vs 3 etcd members ------------------------------------

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/lib/lib.sh: the shell helpers the bench/*/run.sh drivers share, one copy each (issue #12
 # item 6). Source it right after `set -euo pipefail`, from a script in bench/<name>/:
 #
@@ -21,6 +22,7 @@
 #   loadavg / cpu_busy_pct         the 1/5/15 min load / % of the CPUs busy over 1 s
 #   note_load                      LOAD_BEFORE and BUSY_BEFORE, logged (warns when busy)
 #   ratio A B                      A/B with 2 decimals (0 when B is 0)
+#   plot_vs PNG TITLE PEER DAT ... the two-panel Meridian-vs-peer bar chart of kv and dns
 #   commit_of [PATH...]            the checkout's commit, marked when PATHs have changes
 #   cmdline SCRIPT VAR...          "VAR=value ... SCRIPT" for the VARs that are set
 #   wrap_results IN CMDLINE COMMIT LOADAVG [KEY=VALUE...]
@@ -190,6 +192,33 @@ note_load() {
 # --- results -----------------------------------------------------------------------------
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }'; }
+
+# plot_vs PNG TITLE PEER DAT LEFT RIGHT [RATIO-PREFIX [EXTRA]]: two panels of grouped bars,
+# Meridian vs PEER, from DAT's rows "label meridian peer meridian peer ratio": columns 2 and 3
+# on the left (titled LEFT, each group labelled with "(RATIO-PREFIX<ratio>×)"), 4 and 5 on the
+# right (titled RIGHT). EXTRA: more gnuplot settings for both panels.
+plot_vs() {
+  local png=$1 title=$2 peer=$3 dat=$4 left=$5 right=$6 prefix=${7:-} extra=${8:-}
+  gnuplot <<GP || die "gnuplot failed"
+set terminal pngcairo size 1100,450 font "sans,11"
+set output "$png"
+set multiplot layout 1,2 title "$title"
+set style data histogram
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set grid ytics
+set key below horizontal
+set yrange [0:*]
+$extra
+set bmargin 4
+set title "$left"
+plot "$dat" using 2:xtic(sprintf("%s\\n(${prefix}%s×)", strcol(1), strcol(6))) title "Meridian" lc rgb "#2b7bba", "" using 3 title "$peer" lc rgb "#e0803a"
+set title "$right"
+plot "$dat" using 4:xtic(1) title "Meridian" lc rgb "#2b7bba", "" using 5 title "$peer" lc rgb "#e0803a"
+unset multiplot
+GP
+}
 
 # commit_of [PATH...]: the checkout's short commit, with " (+ uncommitted changes)" when the
 # working tree (or just PATHs, when given) differs from it.
