@@ -3,7 +3,7 @@
 # item 6). Source it right after `set -euo pipefail`, from a script in bench/<name>/:
 #
 #   HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-#   # shellcheck source=../lib/lib.sh
+#   # shellcheck source-path=SCRIPTDIR source=../lib/lib.sh
 #   . "$HERE/../lib/lib.sh"
 #
 # (or `. "$ROOT/bench/lib/lib.sh"` where ROOT is the checkout). It sets ROOT (the checkout) and
