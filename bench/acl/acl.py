@@ -28,7 +28,6 @@ import tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import benchlib as bl  # noqa: E402
 
-MERIDIAN = os.environ.get("BENCH_MERIDIAN_BIN", bl.binary("meridian"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 DURATION = os.environ.get("WRK_DURATION", "5s")
 CONNS = int(os.environ.get("WRK_CONNS", "32"))
@@ -38,26 +37,6 @@ VALUE = "x" * 128
 RULES = ('key_prefix "app/" { policy = "write" }\n'
          'service_prefix "" { policy = "read" }\n'
          'node_prefix "" { policy = "read" }\n')
-
-
-class Agent(bl.Proc):
-    def __init__(self, name, tmp, server, acl_hcl=None, join=None):
-        self.http, rpc, serf, wan, dns, grpc = bl.free_ports(6)
-        args = [MERIDIAN, "agent", "-data-dir", os.path.join(tmp, name), "-node", name,
-                "-bind", "127.0.0.1", "-client", "127.0.0.1", "-http-port", str(self.http),
-                "-serf-lan-port", str(serf), "-serf-wan-port", str(wan), "-dns-port", str(dns),
-                "-grpc-port", str(grpc), "-log-level", "warn"]
-        if server:
-            args += ["-server", "-bootstrap-expect", "1", "-server-port", str(rpc)]
-        if join:
-            args += ["-retry-join", f"127.0.0.1:{join}", "-retry-interval", "200ms"]
-        self.serf = serf
-        if acl_hcl:
-            path = os.path.join(tmp, f"{name}.hcl")
-            with open(path, "w") as f:
-                f.write(acl_hcl)
-            args += ["-config-file", path]
-        super().__init__(name, args, tmp, {})
 
 
 def call(port, method, path, body=None, token=""):
@@ -88,8 +67,8 @@ def start_side(tmp, acl):
                       f'  tokens {{\n    initial_management = "{MGMT}"\n  }}\n}}\n')
         client_hcl = (f'acl {{\n  enabled = true\n  default_policy = "deny"\n'
                       f'  tokens {{\n    agent = "{MGMT}"\n  }}\n}}\n')
-    server = Agent(f"{tag}-server", tmp, True, server_hcl)
-    client = Agent(f"{tag}-client", tmp, False, client_hcl, join=server.serf)
+    server = bl.Agent(f"{tag}-server", tmp, True, config_hcl=server_hcl)
+    client = bl.Agent(f"{tag}-client", tmp, False, join=server.serf, config_hcl=client_hcl)
     mgmt = MGMT if acl else ""
     leader_ready(server.http, mgmt)
     bl.wait_for(f"{tag}: the client agent in the catalog",
@@ -137,7 +116,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="bench-acl-")
     out = {"rounds": ROUNDS, "duration": DURATION, "conns": CONNS, "services": SERVICES,
            "rules": RULES, "loadavg_start": bl.loadavg(), "workloads": {}}
-    try:
+    with bl.stopping_all():
         bl.log("starting two server + client pairs (ACLs off, ACLs on)")
         sides = {"off": start_side(tmp, False), "on": start_side(tmp, True)}
         for name, on_client, method, path, expect, body in WORKLOADS:
@@ -159,8 +138,6 @@ def main():
             bl.log(f"{name}: off {w['off']['rps_median']:,.0f} req/s, on "
                    f"{w['on']['rps_median']:,.0f} req/s: {w['ratio']:.2f}x")
             out["workloads"][name] = w
-    finally:
-        bl.stop_all()
     out["loadavg_end"] = bl.loadavg()
     json.dump(out, sys.stdout, indent=2)
 

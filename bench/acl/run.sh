@@ -9,39 +9,17 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-CMDLINE="bench/acl/run.sh"
-for v in ROUNDS WRK_DURATION WRK_CONNS; do
-  [[ -n ${!v:-} ]] && CMDLINE="$v=${!v} $CMDLINE"
-done
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=../lib/lib.sh
+. "$HERE/../lib/lib.sh"
+CMDLINE=$(cmdline bench/acl/run.sh ROUNDS WRK_DURATION WRK_CONNS)
 
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-command -v gnuplot >/dev/null || need+=(gnuplot-nox)
-if ((${#need[@]})); then
-  log "installing ${need[*]} (apt)"
-  sudo=""
-  ((EUID == 0)) || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-[[ -x $HOME/.cargo/bin/cargo ]] && export PATH="$HOME/.cargo/bin:$PATH"
+install_missing wrk=wrk gnuplot=gnuplot-nox
+build_release meridian -p meridian-agent --bin meridian
 
-log "building meridian (cargo build --release; the first build takes several minutes)"
-(cd "$ROOT" && cargo build --release -p meridian-agent --bin meridian)
-
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)
-git -C "$ROOT" diff --quiet HEAD || COMMIT+=" (+ uncommitted changes)"
-/usr/bin/python3 "$HERE/acl.py" >"$HERE/results.json.tmp" || { rm -f "$HERE/results.json.tmp"; die "acl.py failed"; }
-/usr/bin/python3 - "$HERE/results.json.tmp" "$CMDLINE" "$COMMIT" <<'PY' >"$HERE/results.json"
-import json, os, sys
-r = json.load(open(sys.argv[1]))
-r = {"command": sys.argv[2], "meridian_commit": sys.argv[3],
-     "machine": {"nproc": os.cpu_count(), "kernel": os.uname().release}, **r}
-json.dump(r, sys.stdout, indent=2)
-PY
+COMMIT=$(commit_of)
+CLEANUP_PATHS+=("$HERE/results.json.tmp")
+/usr/bin/python3 "$HERE/acl.py" >"$HERE/results.json.tmp" || die "acl.py failed"
+wrap_results "$HERE/results.json.tmp" "$CMDLINE" "$COMMIT" "" >"$HERE/results.json"
 rm -f "$HERE/results.json.tmp"
 log "wrote bench/acl/results.json"
 

@@ -22,10 +22,6 @@ Writes a JSON document on stdout; progress goes to stderr.
 import asyncio
 import json
 import os
-import random
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,12 +33,10 @@ try:
 except ImportError:  # plain asyncio works too, just slower on the client side
     uvloop = None
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
-MERIDIAN = os.environ.get(
-    "BENCH_MERIDIAN_BIN",
-    os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")),
-                 "release/meridian"))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import benchlib as bl  # noqa: E402
+
 CLIENTS = int(os.environ.get("CLIENTS", "5"))
 SERVICES = int(os.environ.get("SERVICES", "1000"))
 WATCHERS = int(os.environ.get("WATCHERS", "10000"))
@@ -50,92 +44,14 @@ REG_CONC = int(os.environ.get("REG_CONC", "8"))
 WRK_DURATION = os.environ.get("WRK_DURATION", "10s")
 WATCH_ON = os.environ.get("WATCH_ON", "client")  # client: client agent c0; server: the server
 DEADLINE = 120.0
-PORT_BASE = int(os.environ.get("PORT_BASE", "21000"))  # below the ephemeral range
 
 
-def log(msg):
-    print(f"==> {msg}", file=sys.stderr, flush=True)
-
-
-def free_ports(n):
-    """n distinct ports from PORT_BASE up that nothing listens on (TCP and UDP)."""
-    out, p = [], PORT_BASE
-    while len(out) < n:
-        p += 1
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", p))
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        out.append(p)
-    return out
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def wait_for(what, cond, deadline=DEADLINE, poll=0.1):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            if cond():
-                return
-        except OSError:
-            pass
-        time.sleep(poll)
-    raise RuntimeError(f"timed out after {deadline}s waiting for {what}")
-
-
-def http(port, method, path, body=None, timeout=10):
-    """One request with a fresh connection; returns (status, headers, body bytes)."""
-    import http.client
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        c.request(method, path, body=body)
-        r = c.getresponse()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-    finally:
-        c.close()
-
-
-class Agent:
-    def __init__(self, name, tmp, server, join=None):
-        self.name = name
-        self.http, rpc, self.serf, wan, dns, grpc = free_ports(6)
-        global PORT_BASE
-        PORT_BASE = max(PORT_BASE, self.http, rpc, self.serf, wan, dns, grpc)
-        args = [MERIDIAN, "agent", "-data-dir", os.path.join(tmp, name), "-node", name,
-                "-bind", "127.0.0.1", "-client", "127.0.0.1", "-http-port", str(self.http),
-                "-serf-lan-port", str(self.serf), "-serf-wan-port", str(wan),
-                "-dns-port", str(dns), "-grpc-port", str(grpc), "-log-level", "warn"]
-        if server:
-            args += ["-server", "-bootstrap-expect", "1", "-server-port", str(rpc)]
-        if join:
-            args += ["-retry-join", f"127.0.0.1:{join}", "-retry-interval", "200ms"]
-        self.logf = open(os.path.join(tmp, f"{name}.log"), "w")
-        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT)
-
-    def get_json(self, path):
-        code, headers, body = http(self.http, "GET", path)
-        if code != 200:
-            raise OSError(f"{self.name} GET {path}: {code} {body[:200]!r}")
-        return headers, json.loads(body) if body else None
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+def get_json(agent, path):
+    """(lower-cased headers, decoded body) of GET path on agent; fails on a non-200 reply."""
+    code, headers, body = bl.http_call(agent.http, "GET", path)
+    if code != 200:
+        raise OSError(f"{agent.name} GET {path}: {code} {body[:200]!r}")
+    return headers, json.loads(body) if body else None
 
 
 # --- registration --------------------------------------------------------------------------
@@ -169,7 +85,7 @@ async def register_all(clients):
     async def progress():
         while done < total:
             await asyncio.sleep(2)
-            log(f"  registered {done}/{total} ({time.monotonic() - t0:.1f}s)")
+            bl.log(f"  registered {done}/{total} ({time.monotonic() - t0:.1f}s)")
 
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -184,7 +100,7 @@ async def register_all(clients):
 def catalog_instances(server, clients):
     n = 0
     for c in clients:
-        _, node = server.get_json(f"/v1/catalog/node/{c.name}")
+        _, node = get_json(server, f"/v1/catalog/node/{c.name}")
         n += len(node["Services"]) if node else 0
     return n
 
@@ -193,20 +109,11 @@ def catalog_instances(server, clients):
 
 
 def run_wrk(label, port, conns=32):
-    env = dict(os.environ, SERVICES=str(SERVICES), INSTANCES=str(CLIENTS))
-    log(f"{label}: wrk -t2 -c{conns} -d{WRK_DURATION} /v1/health/service/<random>?passing")
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{conns}", f"-d{WRK_DURATION}", "--latency", "-s",
-         os.path.join(HERE, "health.lua"), f"http://127.0.0.1:{port}"],
-        env=env, capture_output=True, text=True, check=True).stdout
-    line = next((l for l in out.splitlines() if l.startswith("RESULT ")), None)
-    if line is None:
-        raise RuntimeError(f"{label}: no RESULT from wrk:\n{out}")
-    r = {k: float(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
-    errs = r["bad"] + r["connect"] + r["read"] + r["write"] + r["timeout"]
-    if errs or r["requests"] == 0:
-        raise RuntimeError(f"{label}: {errs:.0f} failed requests:\n{out}")
-    log(f"  {r['rps']:.0f} req/s, p50 {r['p50_us'] / 1000:.2f} ms, p99 {r['p99_us'] / 1000:.2f} ms")
+    bl.log(f"{label}: wrk -t2 -c{conns} -d{WRK_DURATION} /v1/health/service/<random>?passing")
+    r = bl.wrk_run(label, port, os.path.join(HERE, "health.lua"),
+                   {"SERVICES": str(SERVICES), "INSTANCES": str(CLIENTS)}, conns, WRK_DURATION)
+    bl.log(f"  {r['rps']:.0f} req/s, p50 {r['p50_us'] / 1000:.2f} ms, "
+           f"p99 {r['p99_us'] / 1000:.2f} ms")
     return {"rps": r["rps"], "p50_us": int(r["p50_us"]), "p99_us": int(r["p99_us"]),
             "requests": int(r["requests"]), "conns": conns}
 
@@ -265,13 +172,13 @@ class Watcher(asyncio.Protocol):
 
 async def watch(agent, changer, server_pid):
     loop = asyncio.get_running_loop()
-    headers, rows = agent.get_json("/v1/health/service/svc-0?passing")
+    headers, rows = get_json(agent, "/v1/health/service/svc-0?passing")
     index = int(headers["x-consul-index"])
-    log(f"watchers: svc-0 has {len(rows)} passing instances at index {index}")
+    bl.log(f"watchers: svc-0 has {len(rows)} passing instances at index {index}")
     request = (f"GET /v1/health/service/svc-0?passing&index={index}&wait=60s HTTP/1.1\r\n"
                f"Host: 127.0.0.1:{agent.http}\r\n\r\n").encode()
-    rss_before = rss_kib(agent.proc.pid)
-    srv_before = rss_kib(server_pid)
+    rss_before = bl.rss_kib(agent.proc.pid)
+    srv_before = bl.rss_kib(server_pid)
     sent = []
     watchers = []
     t0 = time.monotonic()
@@ -293,27 +200,28 @@ async def watch(agent, changer, server_pid):
     opener = asyncio.gather(*(open_one() for _ in range(WATCHERS)))
     while not opener.done():
         await asyncio.sleep(1)
-        log(f"  {len(sent)}/{WATCHERS} watchers connected and sent ({time.monotonic() - t0:.1f}s)")
+        bl.log(f"  {len(sent)}/{WATCHERS} watchers connected and sent "
+               f"({time.monotonic() - t0:.1f}s)")
     await opener
     # Let the agent read every request and park it (forwarded to the server) before changing.
     settle_end = time.monotonic() + 5
     while time.monotonic() < settle_end:
         await asyncio.sleep(0.5)
     early = sum(1 for w in watchers if w.done_at is not None or w.error)
-    rss_parked = rss_kib(agent.proc.pid)
-    srv_parked = rss_kib(server_pid)
-    log(f"watchers: {len(watchers)} parked ({early} returned early); agent RSS "
-        f"{rss_before / 1024:.1f} -> {rss_parked / 1024:.1f} MiB")
+    rss_parked = bl.rss_kib(agent.proc.pid)
+    srv_parked = bl.rss_kib(server_pid)
+    bl.log(f"watchers: {len(watchers)} parked ({early} returned early); agent RSS "
+           f"{rss_before / 1024:.1f} -> {rss_parked / 1024:.1f} MiB")
 
     # The change: a new instance of svc-0, registered through another client agent.
     body = json.dumps({"Name": "svc-0", "ID": "svc-0-extra", "Port": 9999})
     t_change = time.monotonic()
     code, _, out = await loop.run_in_executor(
-        None, lambda: http(changer.http, "PUT", "/v1/agent/service/register", body))
+        None, lambda: bl.http_call(changer.http, "PUT", "/v1/agent/service/register", body))
     t_ack = time.monotonic()
     if code != 200:
         raise RuntimeError(f"change failed: {code} {out!r}")
-    log(f"change registered through {changer.name} in {(t_ack - t_change) * 1000:.0f} ms")
+    bl.log(f"change registered through {changer.name} in {(t_ack - t_change) * 1000:.0f} ms")
     end = time.monotonic() + 70
     last_log = 0.0
     while time.monotonic() < end:
@@ -321,11 +229,11 @@ async def watch(agent, changer, server_pid):
         if n == len(watchers):
             break
         if time.monotonic() - last_log >= 0.5:
-            log(f"  {n}/{len(watchers)} watchers returned ({time.monotonic() - t_change:.2f}s)")
+            bl.log(f"  {n}/{len(watchers)} watchers returned ({time.monotonic() - t_change:.2f}s)")
             last_log = time.monotonic()
         await asyncio.sleep(0.01)
-    rss_after = rss_kib(agent.proc.pid)
-    srv_after = rss_kib(server_pid)
+    rss_after = bl.rss_kib(agent.proc.pid)
+    srv_after = bl.rss_kib(server_pid)
     for w in watchers:
         if w.transport:
             w.transport.abort()
@@ -361,9 +269,9 @@ async def watch(agent, changer, server_pid):
                  q / 2] for q in range(0, 201)] if returned else [],
         "client": "uvloop" if uvloop else "asyncio",
     }
-    log(f"watchers: first {res['first_s']}s, p50 {res['p50_s']}s, p99 {res['p99_s']}s, last "
-        f"{res['last_s']}s after the change; {res['within_1s']}/{WATCHERS} within 1 s; "
-        f"errors {errors or 'none'}")
+    bl.log(f"watchers: first {res['first_s']}s, p50 {res['p50_s']}s, p99 {res['p99_s']}s, last "
+           f"{res['last_s']}s after the change; {res['within_1s']}/{WATCHERS} within 1 s; "
+           f"errors {errors or 'none'}")
     return res
 
 
@@ -371,34 +279,29 @@ async def watch(agent, changer, server_pid):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="meridian-bench-catalog.")
-    agents = []
     result = {"clients": CLIENTS, "services": SERVICES, "instances": SERVICES * CLIENTS}
-    try:
-        server = Agent("srv", tmp, server=True)
-        agents.append(server)
-        log(f"server srv: http {server.http}, serf {server.serf}")
-        wait_for("a leader", lambda: server.get_json("/v1/status/leader")[1] not in ("", None))
-        clients = []
-        for j in range(CLIENTS):
-            c = Agent(f"c{j}", tmp, server=False, join=server.serf)
-            agents.append(c)
-            clients.append(c)
-        log(f"{CLIENTS} client agents: http {', '.join(str(c.http) for c in clients)}")
-        wait_for(f"{CLIENTS + 1} nodes in the catalog",
-                 lambda: len(server.get_json("/v1/catalog/nodes")[1]) == CLIENTS + 1)
-        for a in agents:
-            if a.proc.poll() is not None:
-                raise RuntimeError(f"{a.name} exited")
+    with tempfile.TemporaryDirectory(prefix="meridian-bench-catalog.",
+                                     ignore_cleanup_errors=True) as tmp, bl.stopping_all():
+        server = bl.Agent("srv", tmp, server=True)
+        bl.log(f"server srv: http {server.http}, serf {server.serf}")
+        bl.wait_for("a leader", lambda: get_json(server, "/v1/status/leader")[1] not in ("", None),
+                    deadline=DEADLINE)
+        clients = [bl.Agent(f"c{j}", tmp, server=False, join=server.serf) for j in range(CLIENTS)]
+        agents = [server] + clients
+        bl.log(f"{CLIENTS} client agents: http {', '.join(str(c.http) for c in clients)}")
+        bl.wait_for(f"{CLIENTS + 1} nodes in the catalog",
+                    lambda: len(get_json(server, "/v1/catalog/nodes")[1]) == CLIENTS + 1,
+                    deadline=DEADLINE)
 
-        log(f"registering {SERVICES} services x {CLIENTS} instances through the client agents")
+        bl.log(f"registering {SERVICES} services x {CLIENTS} instances through the client agents")
         t_api = asyncio.run(register_all(clients))
         t0 = time.monotonic() - t_api
-        wait_for("every instance in the catalog",
-                 lambda: catalog_instances(server, clients) == SERVICES * CLIENTS, poll=0.2)
+        bl.wait_for("every instance in the catalog",
+                    lambda: catalog_instances(server, clients) == SERVICES * CLIENTS,
+                    deadline=DEADLINE, poll=0.2)
         t_cat = time.monotonic() - t0
-        log(f"registered {SERVICES * CLIENTS} instances: acknowledged after {t_api:.1f}s, "
-            f"all in the catalog after {t_cat:.1f}s")
+        bl.log(f"registered {SERVICES * CLIENTS} instances: acknowledged after {t_api:.1f}s, "
+               f"all in the catalog after {t_cat:.1f}s")
         result["register"] = {"acked_s": round(t_api, 2), "in_catalog_s": round(t_cat, 2),
                               "per_s": round(SERVICES * CLIENTS / t_cat, 1),
                               "concurrency_per_agent": REG_CONC}
@@ -411,11 +314,7 @@ def main():
         watched = clients[0] if WATCH_ON == "client" else server
         result["watch"] = asyncio.run(watch(watched, clients[1], server.proc.pid))
         result["watch"]["agent"] = WATCH_ON
-        result["rss_kib_end"] = {a.name: rss_kib(a.proc.pid) for a in agents}
-    finally:
-        for a in agents:
-            a.stop()
-        subprocess.run(["rm", "-rf", tmp], check=False)
+        result["rss_kib_end"] = {a.name: bl.rss_kib(a.proc.pid) for a in agents}
     json.dump(result, sys.stdout, indent=2)
     print()
 

@@ -16,31 +16,12 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-CMDLINE="bench/catalog/run.sh"
-for v in CLIENTS SERVICES WATCHERS WRK_DURATION REG_CONC WATCH_ON; do
-  [[ -n ${!v:-} ]] && CMDLINE="$v=${!v} $CMDLINE"
-done
+# shellcheck source-path=SCRIPTDIR source=../lib/lib.sh
+. "$HERE/../lib/lib.sh"
+CMDLINE=$(cmdline bench/catalog/run.sh CLIENTS SERVICES WATCHERS WRK_DURATION REG_CONC WATCH_ON)
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-command -v gnuplot >/dev/null || need+=(gnuplot-nox)
-/usr/bin/python3 -c 'import aiohttp' 2>/dev/null || need+=(python3-aiohttp)
-/usr/bin/python3 -c 'import uvloop' 2>/dev/null || need+=(python3-uvloop)
-if ((${#need[@]})); then
-  log "installing ${need[*]} (apt)"
-  sudo=""
-  ((EUID == 0)) || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-[[ -x $HOME/.cargo/bin/cargo ]] && export PATH="$HOME/.cargo/bin:$PATH"
-
-log "building meridian (cargo build --release; the first build takes several minutes)"
-(cd "$ROOT" && cargo build --release -p meridian-agent --bin meridian)
+install_missing wrk=wrk gnuplot=gnuplot-nox py:aiohttp=python3-aiohttp py:uvloop=python3-uvloop
+build_release meridian -p meridian-agent --bin meridian
 
 # 10,000 watcher sockets on each side (the client and the watched agent): raise the limit as
 # far as this machine allows (both processes inherit it).
@@ -48,22 +29,15 @@ ulimit -n "$(ulimit -Hn)"
 WANT=$((${WATCHERS:-10000} + 1000))
 (($(ulimit -n) >= WANT)) || die "open-files limit $(ulimit -n) < $WANT needed for the watchers"
 
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_BEFORE=$(loadavg)
 log "load average at start: $LOAD_BEFORE"
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)
-git -C "$ROOT" diff --quiet HEAD || COMMIT+=" (+ uncommitted changes)"
+COMMIT=$(commit_of)
 
 # catalog.py starts and stops every agent itself (SIGTERM, then SIGKILL after 10 s) and
 # removes its temporary data dirs, on success and on failure.
-/usr/bin/python3 "$HERE/catalog.py" >"$HERE/results.json.tmp" || { rm -f "$HERE/results.json.tmp"; die "catalog.py failed"; }
-/usr/bin/python3 - "$HERE/results.json.tmp" "$CMDLINE" "$COMMIT" "$LOAD_BEFORE" <<'PY' >"$HERE/results.json"
-import json, os, sys
-r = json.load(open(sys.argv[1]))
-r = {"command": sys.argv[2], "meridian_commit": sys.argv[3],
-     "machine": {"nproc": os.cpu_count(), "kernel": os.uname().release,
-                 "loadavg_before": sys.argv[4]}, **r}
-json.dump(r, sys.stdout, indent=2)
-PY
+CLEANUP_PATHS+=("$HERE/results.json.tmp")
+/usr/bin/python3 "$HERE/catalog.py" >"$HERE/results.json.tmp" || die "catalog.py failed"
+wrap_results "$HERE/results.json.tmp" "$CMDLINE" "$COMMIT" "$LOAD_BEFORE" >"$HERE/results.json"
 rm -f "$HERE/results.json.tmp"
 log "wrote bench/catalog/results.json"
 

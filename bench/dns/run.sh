@@ -34,7 +34,8 @@ DEADLINE_SECS=60 # how long a server may take to become ready
 SETTINGS=("udp 1" "udp 8" "tcp 8")
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=../lib/lib.sh
+. "$HERE/../lib/lib.sh"
 CMDLINE="bench/dns/run.sh"
 [[ $DURATION != 15 ]] && CMDLINE="DURATION=$DURATION $CMDLINE"
 [[ $LAT_QPS != 5000 ]] && CMDLINE="LAT_QPS=$LAT_QPS $CMDLINE"
@@ -42,68 +43,6 @@ CMDLINE="bench/dns/run.sh"
 [[ $PIN != 1 ]] && CMDLINE="PIN=$PIN $CMDLINE"
 BENCH_BIN=${BENCH_BIN:-}
 [[ -n $BENCH_BIN ]] && CMDLINE="BENCH_BIN=$BENCH_BIN $CMDLINE"
-
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
-# --- dependencies -----------------------------------------------------------------------
-
-install_deps() {
-  local need=()
-  command -v curl >/dev/null || need+=(curl)
-  command -v knotd >/dev/null || need+=(knot)
-  command -v dnsperf >/dev/null || need+=(dnsperf)
-  command -v dig >/dev/null || need+=(bind9-dnsutils)
-  command -v gnuplot >/dev/null || need+=(gnuplot-nox)
-  command -v taskset >/dev/null || need+=(util-linux)
-  if ((${#need[@]})); then
-    log "installing ${need[*]} (apt)"
-    local sudo=""
-    ((EUID == 0)) || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-  fi
-  # cargo comes with the machine (rustup's toolchain); nothing else is fetched from outside.
-  [[ -x $HOME/.cargo/bin/cargo ]] && export PATH="$HOME/.cargo/bin:$PATH"
-  command -v cargo >/dev/null || die "cargo is required to build meridian"
-}
-
-# --- processes, ports, cleanup ----------------------------------------------------------
-
-TMP=""
-PIDS=()
-
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  # Give each process up to 10 s to exit on SIGTERM, then SIGKILL it.
-  local deadline=$((SECONDS + 10))
-  for pid in "${PIDS[@]}"; do
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  [[ -n $TMP ]] && rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-USED_PORTS=" "
-# A port on 127.0.0.1 free for TCP and UDP (and not handed out before in this run).
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 40000))
-    [[ $USED_PORTS == *" $p "* ]] && continue
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
-    ss -Hlun "sport = :$p" 2>/dev/null | grep -q . && continue
-    USED_PORTS+="$p "
-    echo "$p"
-    return
-  done
-}
 
 # Pinning: servers on CPU 0, dnsperf on CPU 1 (when there are 2+ CPUs and PIN=1).
 if ((PIN)) && (($(nproc) >= 2)); then
@@ -122,23 +61,12 @@ dig_a() {
     awk '$4 == "A" {print $5}' | sort -V || true # not answering yet is not an error
 }
 
-# wait_dns NAME PID PORT LOG: until the server answers with all INSTANCES records.
-wait_dns() {
-  local name=$1 pid=$2 port=$3 logf=$4 got
-  local deadline=$((SECONDS + DEADLINE_SECS))
-  while :; do
-    got=$(dig_a "$port" | wc -l)
-    ((got == INSTANCES)) && return 0
-    if ! kill -0 "$pid" 2>/dev/null; then
-      tail -n 30 "$logf" >&2 || true
-      die "$name exited before it answered (log above)"
-    fi
-    if ((SECONDS >= deadline)); then
-      tail -n 30 "$logf" >&2 || true
-      die "$name: web.service.consul had $got A records after ${DEADLINE_SECS}s, want $INSTANCES"
-    fi
-    sleep 0.1 # poll interval, not a wait for readiness
-  done
+# has_all PORT: the server on PORT answers with all INSTANCES records.
+has_all() {
+  local got
+  got=$(dig_a "$1" | wc -l)
+  WAIT_LAST="$got A records for web.service.consul, want $INSTANCES"
+  ((got == INSTANCES))
 }
 
 addr() { echo "127.1.0.$1"; } # instance addresses: loopback, never contacted
@@ -147,7 +75,7 @@ addr() { echo "127.1.0.$1"; } # instance addresses: loopback, never contacted
 
 start_meridian() {
   local target=${CARGO_TARGET_DIR:-$ROOT/target}
-  local bin=${BENCH_BIN:-$target/release/meridian} hp i body out deadline
+  local bin=${BENCH_BIN:-$target/release/meridian} hp i body out
   MDNS=$(free_port)
   hp=$(free_port)
   log "starting meridian -dev (dns 127.0.0.1:$MDNS, http 127.0.0.1:$hp; ${SERVER_CPU[*]:-unpinned})"
@@ -157,12 +85,8 @@ start_meridian() {
   MPID=$!
   PIDS+=("$MPID")
   # Registering needs a leader; -dev elects itself within a second or two.
-  deadline=$((SECONDS + DEADLINE_SECS))
-  until [[ $(curl -s --max-time 2 "http://127.0.0.1:$hp/v1/status/leader" || true) =~ ^\"[^\"]+\"$ ]]; do
-    kill -0 "$MPID" 2>/dev/null || { tail -n 30 "$TMP/meridian.log" >&2; die "meridian exited (log above)"; }
-    ((SECONDS < deadline)) || { tail -n 30 "$TMP/meridian.log" >&2; die "meridian: no leader after ${DEADLINE_SECS}s"; }
-    sleep 0.1 # poll interval
-  done
+  wait_until "meridian leader" "$MPID" "$TMP/meridian.log" \
+    url_says "http://127.0.0.1:$hp/v1/status/leader" leader_known
   log "registering $INSTANCES instances of web (PUT /v1/catalog/register)"
   for i in $(seq 1 "$INSTANCES"); do
     body="{\"Node\":\"web-$i\",\"Address\":\"$(addr "$i")\",\"Service\":{\"Service\":\"web\",\"Port\":80}}"
@@ -170,7 +94,7 @@ start_meridian() {
       die "meridian: register web-$i failed"
     [[ $out == *true* ]] || die "meridian: register web-$i returned '$out'"
   done
-  wait_dns meridian "$MPID" "$MDNS" "$TMP/meridian.log"
+  wait_until meridian "$MPID" "$TMP/meridian.log" has_all "$MDNS"
 }
 
 start_knot() {
@@ -210,7 +134,7 @@ EOF
   "${SERVER_CPU[@]}" knotd -c "$d/knot.conf" >"$TMP/knot.log" 2>&1 &
   KPID=$!
   PIDS+=("$KPID")
-  wait_dns knot "$KPID" "$KDNS" "$TMP/knot.log"
+  wait_until knot "$KPID" "$TMP/knot.log" has_all "$KDNS"
 }
 
 # Both must answer the same records, or the comparison means nothing.
@@ -296,8 +220,6 @@ run_latency() {
     "${P99[$key]}" "${MAX[$key]}" >&2
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }'; }
-
 # --- report ------------------------------------------------------------------------------
 
 setting_key() { echo "${1/ /-c}"; } # "udp 8" -> udp-c8
@@ -309,9 +231,7 @@ report() {
   if [[ -n $BENCH_BIN ]]; then
     commit=${BENCH_COMMIT:-"binary $BENCH_BIN"} # what the caller says it was built from
   else
-    commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-    git -C "$ROOT" diff --quiet HEAD -- agent config proto Cargo.lock 2>/dev/null ||
-      commit+=" (+ uncommitted changes)"
+    commit=$(commit_of agent config proto Cargo.lock)
   fi
   knot_ver=$(knotd -V | awk '{print $NF}')
   dnsperf_ver=$(dnsperf -h 2>&1 | awk '/^Version/ {print $2}')
@@ -406,58 +326,18 @@ plot() {
       echo "${s% *}-c${s#* } ${QPS[m-$k]} ${QPS[k-$k]} ${AVG[m-$k]} ${AVG[k-$k]} ${RATIO[$k]}"
     done
   } >"$dat"
-  gnuplot <<GP || die "gnuplot failed"
-set terminal pngcairo size 1100,450 font "sans,11"
-set output "$HERE/dns.png"
-set multiplot layout 1,2 title "Meridian vs Knot DNS $(knotd -V | awk '{print $NF}') — dnsperf -T 1 -e, ${DURATION}s, $(nproc) CPUs, $PINNING"
-set style data histogram
-set style histogram clustered gap 1
-set style fill solid 0.85 border -1
-set boxwidth 0.9
-set grid ytics
-set key below horizontal
-set yrange [0:*]
-set bmargin 4
-set title "queries/s (higher is better)"
-plot "$dat" using 2:xtic(sprintf("%s\\n(%s×)", strcol(1), strcol(6))) title "Meridian" lc rgb "#2b7bba", "" using 3 title "Knot" lc rgb "#e0803a"
-set title "average latency (ms, lower is better)"
-plot "$dat" using 4:xtic(1) title "Meridian" lc rgb "#2b7bba", "" using 5 title "Knot" lc rgb "#e0803a"
-unset multiplot
-GP
-}
-
-# Percent of all CPUs busy over one second (from /proc/stat), before anything is started.
-cpu_busy_pct() {
-  local a b
-  a=$(head -1 /proc/stat)
-  sleep 1 # a measurement window, not a wait for anything
-  b=$(head -1 /proc/stat)
-  awk -v a="$a" -v b="$b" 'BEGIN {
-    na = split(a, x); split(b, y); total = 0
-    for (i = 2; i <= na; i++) total += y[i] - x[i]
-    idle = (y[5] - x[5]) + (y[6] - x[6])
-    printf "%d", (total > 0) ? 100 * (total - idle) / total : 0 }'
+  plot_vs "$HERE/dns.png" \
+    "Meridian vs Knot DNS $(knotd -V | awk '{print $NF}') — dnsperf -T 1 -e, ${DURATION}s, $(nproc) CPUs, $PINNING" \
+    Knot "$dat" "queries/s (higher is better)" "average latency (ms, lower is better)"
 }
 
 # --- main --------------------------------------------------------------------------------
 
 main() {
-  install_deps
-  if [[ -n $BENCH_BIN ]]; then
-    [[ -x $BENCH_BIN ]] || die "BENCH_BIN=$BENCH_BIN is not an executable"
-    log "using $BENCH_BIN (not building)"
-  else
-    log "building meridian (cargo build --release; the first build takes several minutes)"
-    (cd "$ROOT" && cargo build --release -p meridian-agent --bin meridian)
-  fi
-
-  # Servers and dnsperf share this machine's CPUs: other load skews the numbers.
-  LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-  BUSY_BEFORE=$(cpu_busy_pct)
-  log "load average $LOAD_BEFORE, CPUs ${BUSY_BEFORE}% busy"
-  if ((BUSY_BEFORE > 20)); then
-    log "warning: the CPUs were ${BUSY_BEFORE}% busy before the run; results will be noisy"
-  fi
+  install_missing curl=curl knotd=knot dnsperf=dnsperf dig=bind9-dnsutils gnuplot=gnuplot-nox \
+    taskset=util-linux
+  build_meridian
+  note_load
 
   TMP=$(mktemp -d -t meridian-bench-dns.XXXXXX)
   echo "web.service.consul A" >"$TMP/queries"

@@ -18,11 +18,14 @@ Writes JSON to stdout, progress to stderr. Run by `MODE=beyond bench/federation/
 import json
 import os
 import random
+import sys
 import threading
 import time
 
-import fed
-from fed import Dns, KeepAlive, http_call, log, pct, start_federation
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import benchlib as bl  # noqa: E402
+import fed  # noqa: E402
+from fed import Dns, KeepAlive, start_federation  # noqa: E402
 
 RATE = int(os.environ.get("RATE", "1000"))
 REP_SECONDS = float(os.environ.get("REP_SECONDS", "10"))
@@ -32,7 +35,7 @@ FAR_IP = "10.9.9.9"
 
 def register(port, name, ip):
     body = json.dumps({"Name": name, "Port": 80, "Address": ip})
-    code, text = http_call(port, "PUT", "/v1/agent/service/register", body)
+    code, _, text = bl.http_call(port, "PUT", "/v1/agent/service/register", body)
     if code != 200:
         raise RuntimeError(f"register {name}: {code} {text!r}")
 
@@ -61,12 +64,12 @@ def lookups(f):
                 c.get()
                 samples[k].append((time.perf_counter() - t) * 1000)
             if (i + 1) % 500 == 0:
-                log(f"  lookups: {i + 1}/{fed.SEQ_N} rounds")
+                bl.log(f"  lookups: {i + 1}/{fed.SEQ_N} rounds")
     finally:
         for c in kinds.values():
             c.close()
     out = {k: fed.summarize(v) for k, v in samples.items()}
-    log("  p50 " + ", ".join(f"{k} {v['p50_ms']:.3f}" for k, v in out.items()) + " ms")
+    bl.log("  p50 " + ", ".join(f"{k} {v['p50_ms']:.3f}" for k, v in out.items()) + " ms")
     return out
 
 
@@ -137,12 +140,12 @@ def replication_lag(f, tag):
     lags.sort()
     res = {"target_rate": RATE, "writes": written, "achieved_rate": round(written / elapsed, 1),
            "write_errors": len(errors), "samples": len(lags), "watched": len(watchers),
-           **({"lag_p50_ms": round(pct(lags, 50), 1), "lag_p99_ms": round(pct(lags, 99), 1),
+           **({"lag_p50_ms": round(bl.pct(lags, 50), 1), "lag_p99_ms": round(bl.pct(lags, 99), 1),
                "lag_max_ms": round(max(lags), 1)} if lags else {})}
-    log(f"  replication: {res}")
+    bl.log(f"  replication: {res}")
     # The trees compared at the end: dc2 holds exactly the keys and values dc1 has.
     tree = lambda port: {e["Key"]: e["Value"] for e in json.loads(
-        http_call(port, "GET", f"/v1/kv/rep/{tag}/?recurse")[1] or b"[]")}
+        bl.http_call(port, "GET", f"/v1/kv/rep/{tag}/?recurse")[2] or b"[]")}
     t_end = time.monotonic()
     fed.wait_for("dc2's tree to equal dc1's", lambda: tree(p2) == tree(p1), deadline=60)
     res["trees_equal_after_s"] = round(time.monotonic() - t_end, 2)
@@ -158,14 +161,14 @@ def measure_all(tmp):
     register(f["dc2"]["http"], "far", FAR_IP)
     for rtt in (0.0, fed.WAN_RTT_MS):
         fed.set_delay(f, rtt / 2)
-        fed.wait_for("far via ?dc=any", lambda: FAR_IP.encode() in http_call(
-            f["dc1"]["http"], "GET", "/v1/health/service/far?dc=any")[1])
+        fed.wait_for("far via ?dc=any", lambda: FAR_IP.encode() in bl.http_call(
+            f["dc1"]["http"], "GET", "/v1/health/service/far?dc=any")[2])
         tag = f"proxy-{rtt:g}ms"
-        log(f"{tag}: load average {fed.loadavg()}")
+        bl.log(f"{tag}: load average {bl.loadavg()}")
         result["settings"][tag] = {
             "wan_rtt_nominal_ms": rtt, "relay_echo": fed.echo_rtt(f),
             "lookups": lookups(f), "replication": replication_lag(f, tag),
-            "loadavg": fed.loadavg()}
+            "loadavg": bl.loadavg()}
     return result
 
 

@@ -22,13 +22,14 @@ import concurrent.futures
 import http.client
 import json
 import os
-import signal
 import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import benchlib as bl  # noqa: E402
 import fed  # noqa: E402  (the federation helpers of bench/federation)
 
 LEVELS = [int(x) for x in os.environ.get("LEVELS", "0,1000,5000,10000").split(",")]
@@ -38,11 +39,10 @@ SETTLE_S = float(os.environ.get("SETTLE_S", "3"))
 
 
 def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
+    kib = bl.rss_kib(pid)
+    if not kib:
+        raise RuntimeError(f"no VmRSS for {pid}")
+    return kib
 
 
 def register_one(port, i):
@@ -56,7 +56,7 @@ def register_one(port, i):
         "Check": {"CheckID": f"service:bench-{i}", "Name": "bench check",
                   "ServiceID": f"bench-{i}", "Status": "passing"},
     })
-    code, text = fed.http_call(port, "PUT", "/v1/catalog/register", body)
+    code, _, text = bl.http_call(port, "PUT", "/v1/catalog/register", body)
     if code != 200:
         raise RuntimeError(f"register bench-{i}: {code} {text[:200]!r}")
 
@@ -68,7 +68,7 @@ def register_range(port, start, end):
         for _ in pool.map(lambda i: register_one(port, i), range(start, end)):
             done += 1
             if done % 1000 == 0:
-                fed.log(f"  registered {start + done}/{end} in dc2 ({time.monotonic() - t0:.1f}s)")
+                bl.log(f"  registered {start + done}/{end} in dc2 ({time.monotonic() - t0:.1f}s)")
     return time.monotonic() - t0
 
 
@@ -85,7 +85,7 @@ def catalog_index(port):
 
 
 def copy_of(port, dc="dc2"):
-    view = fed.get_json(port, "/v1/operator/federation")
+    view = bl.get_json(port, "/v1/operator/federation")
     for d in view["Datacenters"]:
         if d["Name"] == dc:
             return d.get("Copy") or {}
@@ -112,17 +112,14 @@ def timed_stale_read(port, want):
 
 
 def main():
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, fed.on_signal)
+    bl.exit_on_signals()
     as_json = "--json" in sys.argv[1:]
-    for b in ("meridian", "meridian-gateway"):
-        if not os.access(os.path.join(fed.BIN, b), os.X_OK):
-            sys.exit(f"no {b} in {fed.BIN} (build it, or set BENCH_BIN_DIR)")
+    fed.check_binaries()
     tmp = os.environ.get("BENCH_TMP") or tempfile.mkdtemp(prefix="copies-bench-")
     levels = sorted(set([0] + LEVELS))
     rows = []
     result = {"bin": fed.BIN, "instances_per_node": INSTANCES_PER_NODE, "levels": rows}
-    try:
+    with bl.stopping_all():
         f = fed.start_federation(tmp, "copies", wan_proxy=False)
         p1, p2 = f["dc1"]["http"], f["dc2"]["http"]
         g1 = f["procs"]["g1"].proc.pid
@@ -144,9 +141,9 @@ def main():
                    "copy_bytes": copy["Bytes"], "gateway_rss_kib": rss_kib(g1),
                    "dc2_server_rss_kib": rss_kib(s2)}
             rows.append(row)
-            fed.log(f"level {level}: copy index {copy['Index']}, {copy['Bytes']} bytes, "
-                    f"gateway RSS {row['gateway_rss_kib']} KiB (copy caught up {lag:.2f}s "
-                    f"after the last registration)")
+            bl.log(f"level {level}: copy index {copy['Index']}, {copy['Bytes']} bytes, "
+                   f"gateway RSS {row['gateway_rss_kib']} KiB (copy caught up {lag:.2f}s "
+                   f"after the last registration)")
         base = rows[0]
         for row in rows[1:]:
             n = row["instances"] - base["instances"]
@@ -158,7 +155,7 @@ def main():
         # dc2 cut off: dc1's server answers from the copy (fetch + decode once, then cached).
         s1_before = rss_kib(s1)
         f["procs"]["s2"].stop()
-        fed.log("dc2's server stopped; reading dc2 stale from dc1")
+        bl.log("dc2's server stopped; reading dc2 stale from dc1")
         first = timed_stale_read(p1, have)
         second = timed_stale_read(p1, have)
         time.sleep(SETTLE_S)
@@ -169,14 +166,8 @@ def main():
             "server_rss_growth_kib": s1_after - s1_before,
             "server_rss_per_instance_b": round((s1_after - s1_before) * 1024 / have) if have else None,
         }
-        fed.log(f"cut off: first answer from the copy {first:.3f}s, next {second:.3f}s, "
-                f"dc1 server RSS +{s1_after - s1_before} KiB")
-    except Exception:
-        for p in fed.PROCS:
-            print(f"--- last lines of {p.name}'s log:\n{p.tail()}", file=sys.stderr)
-        raise
-    finally:
-        fed.stop_all()
+        bl.log(f"cut off: first answer from the copy {first:.3f}s, next {second:.3f}s, "
+               f"dc1 server RSS +{s1_after - s1_before} KiB")
     if as_json:
         json.dump(result, sys.stdout, indent=2)
         print()

@@ -13,7 +13,7 @@ Per setting:
     busy moment of the machine hits all of them alike), HTTP on one keep-alive connection
     per kind, DNS on one UDP socket; every reply checked;
   - throughput: wrk -t2 -cWRK_CONNS -dWRK_DURATION --latency, local then cross-DC, every reply
-    checked (fed.lua), with the CPU time every process used during it.
+    checked (bench/lib/check.lua), with the CPU time every process used during it.
 Settings: `direct` (the gateways talk on 127.0.0.1, no emulated WAN), `direct-mtls` (the same
 with every RPC hop mutual TLS: certificates from `meridian tls`, verify_incoming,
 verify_outgoing, verify_server_hostname; connections are reused), then a fresh federation
@@ -25,12 +25,10 @@ goes to stderr.
 Every process started here is stopped (SIGTERM, then SIGKILL) on exit, error or signal.
 """
 
-import base64
 import http.client
 import json
 import os
 import random
-import signal
 import socket
 import struct
 import subprocess
@@ -38,119 +36,27 @@ import sys
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
-BIN = os.environ.get("BENCH_BIN_DIR") or os.path.join(
-    os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release")
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import benchlib as bl  # noqa: E402
+
+BIN = os.environ.get("BENCH_BIN_DIR") or os.path.dirname(bl.binary("meridian"))
 SEQ_N = int(os.environ.get("SEQ_N", "2000"))
 WARMUP = 50
 WRK_DURATION = os.environ.get("WRK_DURATION", "10s")
 WRK_CONNS = int(os.environ.get("WRK_CONNS", "32"))
 WAN_RTT_MS = float(os.environ.get("WAN_RTT_MS", "50"))
 SETTINGS = os.environ.get("SETTINGS", "direct,direct-mtls,proxy-0ms,proxy-wan").split(",")
-PORT_BASE = int(os.environ.get("PORT_BASE", "23000"))  # below the ephemeral range
+bl.ports_from(23000)  # below the ephemeral range
 DEADLINE = 60.0
+POLL = 0.2  # wait_for's poll: copies.py and beyond.py time catching up with it
+TERM_WAIT = 5  # seconds a process has to exit on SIGTERM before it is killed
 VALUES = {"dc1": "value-in-dc1", "dc2": "value-in-dc2"}
 WEB_IPS = {"dc1": "10.1.0.7", "dc2": "10.2.0.7"}
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PROCS = []  # every process started, stopped in reverse order at exit
 
 
-def log(msg):
-    print(f"==> {msg}", file=sys.stderr, flush=True)
-
-
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
-
-
-def free_ports(n, ips=("127.0.0.1",)):
-    """n distinct ports from PORT_BASE up, free for TCP and UDP on every ip in ips."""
-    global PORT_BASE
-    out = []
-    while len(out) < n:
-        PORT_BASE += 1
-        try:
-            for ip in ips:
-                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-                    with socket.socket(socket.AF_INET, kind) as s:
-                        s.bind((ip, PORT_BASE))
-        except OSError:
-            continue
-        out.append(PORT_BASE)
-    return out
-
-
-def wait_for(what, cond, deadline=DEADLINE, poll=0.2):
-    end = time.monotonic() + deadline
-    last = None
-    while time.monotonic() < end:
-        for p in PROCS:
-            p.check()
-        try:
-            if cond():
-                return
-        except (OSError, ValueError, KeyError, http.client.HTTPException) as e:
-            last = e
-        time.sleep(poll)
-    raise RuntimeError(f"timed out after {deadline:.0f}s waiting for {what} (last error: {last})")
-
-
-def pct(xs, p):
-    """The p-th percentile of sorted xs (nearest rank)."""
-    return xs[min(len(xs) - 1, max(0, int(round(p / 100 * len(xs))) - 1))]
-
-
-# --- processes -------------------------------------------------------------------------------
-
-
-class Proc:
-    def __init__(self, name, args, tmp, stdin=None):
-        self.name = name
-        self.args = args
-        self.logpath = os.path.join(tmp, f"{name}.log")
-        self.logf = open(self.logpath, "w")
-        env = dict(os.environ)
-        self.proc = subprocess.Popen(args, stdout=self.logf if stdin is None else subprocess.PIPE,
-                                     stderr=self.logf, stdin=stdin, text=True, env=env)
-        PROCS.append(self)
-
-    def check(self):
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; "
-                               f"its log:\n{self.tail()}")
-
-    def tail(self, lines=15):
-        try:
-            with open(self.logpath, errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except OSError:
-            return ""
-
-    def cpu_s(self):
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.logf.close()
-
-
-def stop_all():
-    while PROCS:
-        PROCS.pop().stop()
-
-
-def on_signal(signum, _frame):
-    raise SystemExit(f"interrupted by signal {signum}")
+def wait_for(what, cond, deadline=DEADLINE):
+    bl.wait_for(what, cond, deadline=deadline, poll=POLL)
 
 
 # --- HTTP and DNS clients --------------------------------------------------------------------
@@ -207,23 +113,6 @@ class Dns:
         self.sock.close()
 
 
-def http_call(port, method, path, body=None):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        c.request(method, path, body=body)
-        r = c.getresponse()
-        return r.status, r.read()
-    finally:
-        c.close()
-
-
-def get_json(port, path):
-    code, body = http_call(port, "GET", path)
-    if code != 200:
-        raise OSError(f"GET {path}: {code} {body[:200]!r}")
-    return json.loads(body)
-
-
 # --- the federation --------------------------------------------------------------------------
 
 
@@ -253,24 +142,26 @@ def start_federation(tmp, tag, wan_proxy, mtls=False, server_args=None):
     pki = make_pki(tmp, tag) if mtls else None
     ips = ("127.0.0.1", "127.0.0.2")
     for n, dc in ((1, "dc1"), (2, "dc2")):
-        rpc, serf, wan, http_, dns, grpc = free_ports(6, ips)
+        rpc, serf, wan, http_, dns, grpc = bl.free_ports(6, ips)
         fed[dc] = {"http": http_, "dns": dns, "serf": serf}
-        fed["procs"][f"s{n}"] = Proc(f"{tag}-s{n}", [
+        fed["procs"][f"s{n}"] = bl.Proc(f"{tag}-s{n}", [
             os.path.join(BIN, "meridian"), "agent", "-server", "-bootstrap-expect", "1",
             "-datacenter", dc, "-node", f"s{n}", "-bind", "127.0.0.1", "-client", "127.0.0.1",
             "-data-dir", os.path.join(tmp, tag, f"s{n}"), "-server-port", str(rpc),
             "-serf-lan-port", str(serf), "-serf-wan-port", str(wan), "-http-port", str(http_),
             "-dns-port", str(dns), "-grpc-port", str(grpc), "-log-level", "warn"]
-            + (["-hcl", server_tls(pki, dc)] if mtls else []) + server_args.get(dc, []), tmp)
-    g_ports = {dc: free_ports(3, ips) for dc in ("dc1", "dc2")}  # server, serf lan, serf wan
+            + (["-hcl", server_tls(pki, dc)] if mtls else []) + server_args.get(dc, []), tmp,
+            term_wait=TERM_WAIT)
+    g_ports = {dc: bl.free_ports(3, ips) for dc in ("dc1", "dc2")}  # server, serf lan, serf wan
     if wan_proxy:
         wan2 = g_ports["dc2"][2]
-        echo_port = free_ports(1, ips)[0]
+        echo_port = bl.free_ports(1, ips)[0]
         fed["echo"] = start_echo(echo_port)
-        fed["proxy"] = Proc(f"{tag}-wanproxy", [
+        fed["proxy"] = bl.Proc(f"{tag}-wanproxy", [
             "/usr/bin/python3", os.path.join(HERE, "wanproxy.py"),
             f"127.0.0.2:{wan2}=127.0.0.1:{wan2}",
-            f"127.0.0.2:{echo_port}=127.0.0.1:{echo_port}"], tmp, stdin=subprocess.PIPE)
+            f"127.0.0.2:{echo_port}=127.0.0.1:{echo_port}"], tmp, stdin=subprocess.PIPE,
+            term_wait=TERM_WAIT)
         fed["procs"]["wanproxy"] = fed["proxy"]
         fed["echo_via"] = echo_port
         if fed["proxy"].proc.stdout.readline().strip() != "ready":
@@ -291,29 +182,30 @@ def start_federation(tmp, tag, wan_proxy, mtls=False, server_args=None):
             args += ["-retry-join-wan", f"127.0.0.1:{g_ports['dc1'][2]}"]
             if wan_proxy:
                 args += ["-advertise-wan", "127.0.0.2"]
-        fed["procs"][f"g{n}"] = Proc(f"{tag}-g{n}", args, tmp)
+        fed["procs"][f"g{n}"] = bl.Proc(f"{tag}-g{n}", args, tmp, term_wait=TERM_WAIT)
     p1, p2 = fed["dc1"]["http"], fed["dc2"]["http"]
-    log(f"{tag}: dc1 server http {p1} dns {fed['dc1']['dns']}, dc2 server http {p2}; "
-        f"gateway WAN ports {g_ports['dc1'][2]}, {g_ports['dc2'][2]}"
-        + (f" (dc2's through wanproxy on 127.0.0.2:{g_ports['dc2'][2]})" if wan_proxy else ""))
+    bl.log(f"{tag}: dc1 server http {p1} dns {fed['dc1']['dns']}, dc2 server http {p2}; "
+           f"gateway WAN ports {g_ports['dc1'][2]}, {g_ports['dc2'][2]}"
+           + (f" (dc2's through wanproxy on 127.0.0.2:{g_ports['dc2'][2]})" if wan_proxy else ""))
     for dc in ("dc1", "dc2"):
         wait_for(f"a leader in {dc}",
-                 lambda dc=dc: get_json(fed[dc]["http"], "/v1/status/leader") not in ("", None))
+                 lambda dc=dc: bl.get_json(fed[dc]["http"], "/v1/status/leader") not in ("", None))
     t0 = time.monotonic()
     wait_for("dc1 to list both datacenters",
-             lambda: get_json(p1, "/v1/catalog/datacenters") == ["dc1", "dc2"])
-    log(f"{tag}: /v1/catalog/datacenters on dc1 = [dc1, dc2] after {time.monotonic() - t0:.1f}s")
+             lambda: bl.get_json(p1, "/v1/catalog/datacenters") == ["dc1", "dc2"])
+    bl.log(f"{tag}: /v1/catalog/datacenters on dc1 = [dc1, dc2] after "
+           f"{time.monotonic() - t0:.1f}s")
     for dc in ("dc1", "dc2"):
         port = fed[dc]["http"]
-        code, body = http_call(port, "PUT", "/v1/kv/k", VALUES[dc])
+        code, _, body = bl.http_call(port, "PUT", "/v1/kv/k", VALUES[dc])
         if code != 200 or body.strip() != b"true":
             raise RuntimeError(f"PUT /v1/kv/k in {dc}: {code} {body!r}")
         svc = json.dumps({"Name": "web", "Port": 8080, "Address": WEB_IPS[dc]})
-        code, body = http_call(port, "PUT", "/v1/agent/service/register", svc)
+        code, _, body = bl.http_call(port, "PUT", "/v1/agent/service/register", svc)
         if code != 200:
             raise RuntimeError(f"register web in {dc}: {code} {body!r}")
-    wait_for("?dc=dc2 to reach dc2's key", lambda: b64(VALUES["dc2"]).encode()
-             in http_call(p1, "GET", "/v1/kv/k?dc=dc2")[1])
+    wait_for("?dc=dc2 to reach dc2's key", lambda: bl.b64(VALUES["dc2"]).encode()
+             in bl.http_call(p1, "GET", "/v1/kv/k?dc=dc2")[2])
     wait_for("dc1's DNS to answer for dc2's web", lambda: probe_dns(fed))
     return fed
 
@@ -335,10 +227,6 @@ def probe_dns(fed):
         finally:
             d.close()
     return True
-
-
-def b64(s):
-    return base64.b64encode(s.encode()).decode()
 
 
 def start_echo(port):
@@ -391,8 +279,8 @@ def echo_rtt(fed, n=200):
     finally:
         c.close()
     times.sort()
-    return {"n": n, "min_ms": round(times[0], 3), "p50_ms": round(pct(times, 50), 3),
-            "p99_ms": round(pct(times, 99), 3)}
+    return {"n": n, "min_ms": round(times[0], 3), "p50_ms": round(bl.pct(times, 50), 3),
+            "p99_ms": round(bl.pct(times, 99), 3)}
 
 
 # --- measurements ----------------------------------------------------------------------------
@@ -401,8 +289,8 @@ def echo_rtt(fed, n=200):
 def clients(fed):
     p, d = fed["dc1"]["http"], fed["dc1"]["dns"]
     return {
-        "kv_local": KeepAlive(p, "/v1/kv/k", b64(VALUES["dc1"])),
-        "kv_cross": KeepAlive(p, "/v1/kv/k?dc=dc2", b64(VALUES["dc2"])),
+        "kv_local": KeepAlive(p, "/v1/kv/k", bl.b64(VALUES["dc1"])),
+        "kv_cross": KeepAlive(p, "/v1/kv/k?dc=dc2", bl.b64(VALUES["dc2"])),
         "dns_local": Dns(d, "web.service.consul", WEB_IPS["dc1"]),
         "dns_cross": Dns(d, "web.service.dc2.consul", WEB_IPS["dc2"]),
     }
@@ -410,10 +298,10 @@ def clients(fed):
 
 def summarize(ms):
     ms = sorted(ms)
-    return {"n": len(ms), "min_ms": round(ms[0], 3), "p50_ms": round(pct(ms, 50), 3),
-            "p90_ms": round(pct(ms, 90), 3), "p99_ms": round(pct(ms, 99), 3),
+    return {"n": len(ms), "min_ms": round(ms[0], 3), "p50_ms": round(bl.pct(ms, 50), 3),
+            "p90_ms": round(bl.pct(ms, 90), 3), "p99_ms": round(bl.pct(ms, 99), 3),
             "max_ms": round(ms[-1], 3), "mean_ms": round(sum(ms) / len(ms), 3),
-            "cdf": [[round(pct(ms, q / 2), 3), q / 2] for q in range(1, 201)]}
+            "cdf": [[round(bl.pct(ms, q / 2), 3), q / 2] for q in range(1, 201)]}
 
 
 def sequential(tag, fed):
@@ -431,53 +319,43 @@ def sequential(tag, fed):
                 samples[k].append((time.perf_counter() - t) * 1000)
             if time.monotonic() - last >= 10:
                 last = time.monotonic()
-                log(f"  {tag}: {i + 1}/{SEQ_N} rounds ({last - t0:.0f}s)")
+                bl.log(f"  {tag}: {i + 1}/{SEQ_N} rounds ({last - t0:.0f}s)")
     finally:
         for c in cs.values():
             c.close()
     out = {k: summarize(v) for k, v in samples.items()}
-    log(f"  {tag}: p50 " + ", ".join(f"{k} {v['p50_ms']:.3f}" for k, v in out.items())
-        + " ms; p99 " + ", ".join(f"{k} {v['p99_ms']:.2f}" for k, v in out.items()) + " ms")
+    bl.log(f"  {tag}: p50 " + ", ".join(f"{k} {v['p50_ms']:.3f}" for k, v in out.items())
+           + " ms; p99 " + ", ".join(f"{k} {v['p99_ms']:.2f}" for k, v in out.items()) + " ms")
     return out
 
 
 def run_wrk(tag, fed, kind):
     path = "/v1/kv/k" if kind == "kv_local" else "/v1/kv/k?dc=dc2"
     dc = "dc1" if kind == "kv_local" else "dc2"
-    env = dict(os.environ, FED_PATH=path, FED_EXPECT=b64(VALUES[dc]))
     procs = fed["procs"]
     cpu0 = {n: p.cpu_s() for n, p in procs.items()}
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{WRK_CONNS}", f"-d{WRK_DURATION}", "--latency", "-s",
-         os.path.join(HERE, "fed.lua"), f"http://127.0.0.1:{fed['dc1']['http']}"],
-        env=env, capture_output=True, text=True, check=True).stdout
+    r = bl.wrk_run(f"{tag} {kind}", fed["dc1"]["http"], bl.CHECK_LUA,
+                   bl.check_env("GET", path, expect=bl.b64(VALUES[dc])), WRK_CONNS, WRK_DURATION)
     cpu = {n: p.cpu_s() - cpu0[n] for n, p in procs.items()}
-    line = next((l for l in out.splitlines() if l.startswith("RESULT ")), None)
-    if line is None:
-        raise RuntimeError(f"{tag} {kind}: no RESULT from wrk:\n{out}")
-    r = {k: float(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
-    errs = r["bad"] + r["connect"] + r["read"] + r["write"] + r["timeout"]
-    if errs or r["requests"] == 0:
-        raise RuntimeError(f"{tag} {kind}: {errs:.0f} failed requests:\n{out}")
     res = {"rps": round(r["rps"], 1), "requests": int(r["requests"]),
            "p50_ms": r["p50_us"] / 1000, "p90_ms": r["p90_us"] / 1000,
            "p99_ms": r["p99_us"] / 1000, "conns": WRK_CONNS,
            "cpu_ms_per_req": {n: round(c * 1000 / r["requests"], 4) for n, c in cpu.items()},
            "cpu_busy_pct": {n: round(c * 100 / r["seconds"], 1) for n, c in cpu.items()}}
-    log(f"  {tag} {kind}: wrk {res['rps']:.0f} req/s, p50 {res['p50_ms']:.2f} ms, p99 "
-        f"{res['p99_ms']:.2f} ms; CPU % " + ", ".join(f"{n} {v}" for n, v in
-                                                    res["cpu_busy_pct"].items()))
+    bl.log(f"  {tag} {kind}: wrk {res['rps']:.0f} req/s, p50 {res['p50_ms']:.2f} ms, p99 "
+           f"{res['p99_ms']:.2f} ms; CPU % " + ", ".join(f"{n} {v}" for n, v in
+                                                       res["cpu_busy_pct"].items()))
     return res
 
 
 def measure(tag, fed, rtt_ms):
-    log(f"{tag}: load average {loadavg()}; {SEQ_N} sequential rounds (kv local, kv ?dc=dc2, "
-        f"dns local, dns dc2)")
-    res = {"wan_rtt_nominal_ms": rtt_ms, "loadavg_before": loadavg()}
+    bl.log(f"{tag}: load average {bl.loadavg()}; {SEQ_N} sequential rounds (kv local, "
+           f"kv ?dc=dc2, dns local, dns dc2)")
+    res = {"wan_rtt_nominal_ms": rtt_ms, "loadavg_before": bl.loadavg()}
     if "proxy" in fed:
         res["relay_echo"] = echo_rtt(fed)
-        log(f"  {tag}: TCP echo through wanproxy: min {res['relay_echo']['min_ms']} ms, "
-            f"p50 {res['relay_echo']['p50_ms']} ms, p99 {res['relay_echo']['p99_ms']} ms")
+        bl.log(f"  {tag}: TCP echo through wanproxy: min {res['relay_echo']['min_ms']} ms, "
+               f"p50 {res['relay_echo']['p50_ms']} ms, p99 {res['relay_echo']['p99_ms']} ms")
     res["sequential"] = sequential(tag, fed)
     res["wrk"] = {k: run_wrk(tag, fed, k) for k in ("kv_local", "kv_cross")}
     s, w = res["sequential"], res["wrk"]
@@ -491,34 +369,31 @@ def measure(tag, fed, rtt_ms):
     res["measured_link_rtt_p50_ms"] = link
     res["added_beyond_link_p50_ms"] = round(res["kv_added_p50_ms"] - link, 3)
     res["throughput_ratio"] = round(w["kv_cross"]["rps"] / w["kv_local"]["rps"], 4)
-    res["loadavg_after"] = loadavg()
+    res["loadavg_after"] = bl.loadavg()
     return res
 
 
 def check_ready(fed, tag):
     """The first request of a fresh federation can pay for connections; this keeps it out."""
-    wait_for(f"{tag}: ?dc=dc2 answering", lambda: http_call(
+    wait_for(f"{tag}: ?dc=dc2 answering", lambda: bl.http_call(
         fed["dc1"]["http"], "GET", "/v1/kv/k?dc=dc2")[0] == 200)
+
+
+def check_binaries():
+    for b in ("meridian", "meridian-gateway"):
+        if not os.access(os.path.join(BIN, b), os.X_OK):
+            sys.exit(f"no {b} in {BIN} (build it, or set BENCH_BIN_DIR)")
 
 
 def driver(measure_all):
     """The frame of a bench driver: signals stop it cleanly, BENCH_TMP and the binaries are
     checked, measure_all(tmp) returns the result, which goes to stdout as JSON; on failure
     the processes' last log lines go to stderr; every process is stopped whatever happens."""
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(s, on_signal)
+    bl.exit_on_signals()
     tmp = os.environ.get("BENCH_TMP") or sys.exit("BENCH_TMP is not set (run.sh sets it)")
-    for b in ("meridian", "meridian-gateway"):
-        if not os.access(os.path.join(BIN, b), os.X_OK):
-            sys.exit(f"no {b} in {BIN} (build it, or set BENCH_BIN_DIR)")
-    try:
+    check_binaries()
+    with bl.stopping_all():
         result = measure_all(tmp)
-    except Exception:
-        for p in PROCS:
-            print(f"--- last lines of {p.name}'s log:\n{p.tail()}", file=sys.stderr)
-        raise
-    finally:
-        stop_all()
     json.dump(result, sys.stdout, indent=2)
     print()
 
@@ -532,7 +407,7 @@ def measure_all(tmp):
             fed = start_federation(tmp, tag, wan_proxy=False, mtls=tag.endswith("mtls"))
             check_ready(fed, tag)
             result["settings"][tag] = measure(tag, fed, 0.0)
-            stop_all()
+            bl.stop_all()
     proxied = [s for s in SETTINGS if s.startswith("proxy")]
     if proxied:
         fed = start_federation(tmp, "proxy", wan_proxy=True)

@@ -23,83 +23,46 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-CMDLINE="bench/federation/run.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/lib.sh
+. "$HERE/../lib/lib.sh"
 MODE=${MODE:-federation}
 case $MODE in
   federation) DRIVER_PY=fed.py OUT=results PNG=federation REPORT=report.py ;;
   beyond) DRIVER_PY=beyond.py OUT=results-beyond PNG=beyond REPORT=beyond_report.py ;;
   *) printf 'error: MODE=%s: expected federation or beyond\n' "$MODE" >&2; exit 2 ;;
 esac
-for v in SEQ_N WRK_DURATION WRK_CONNS WAN_RTT_MS SETTINGS MODE RATE REP_SECONDS WRITERS; do
-  [[ -n ${!v:-} ]] && CMDLINE="$v=${!v} $CMDLINE"
-done
+CMDLINE=$(cmdline bench/federation/run.sh SEQ_N WRK_DURATION WRK_CONNS WAN_RTT_MS SETTINGS MODE \
+  RATE REP_SECONDS WRITERS)
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-command -v gnuplot >/dev/null || need+=(gnuplot-nox)
-command -v setsid >/dev/null || need+=(util-linux)
-if ((${#need[@]})); then
-  log "installing ${need[*]} (apt)"
-  sudo=""
-  ((EUID == 0)) || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-[[ -x $HOME/.cargo/bin/cargo ]] && export PATH="$HOME/.cargo/bin:$PATH"
+install_missing wrk=wrk gnuplot=gnuplot-nox setsid=util-linux
 # 127.0.0.2 is where the emulated WAN link listens; Linux routes all of 127/8 to lo.
 /usr/bin/python3 -c 'import socket; socket.socket().bind(("127.0.0.2", 0))' 2>/dev/null \
   || die "cannot bind 127.0.0.2 (the WAN relay's address): is 127.0.0.0/8 on lo?"
 
 if [[ -z ${BENCH_BIN_DIR:-} ]]; then
-  log "building meridian and meridian-gateway (cargo build --release)"
-  (cd "$ROOT" && cargo build --release --bin meridian --bin meridian-gateway)
+  build_release "meridian and meridian-gateway" --bin meridian --bin meridian-gateway
   export BENCH_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 fi
 
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_BEFORE=$(loadavg)
 log "load average at start: $LOAD_BEFORE"
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)
-git -C "$ROOT" diff --quiet HEAD -- agent wan-gateway rpc gossip catalog config proto \
-  || COMMIT+=" (+ uncommitted changes)"
+COMMIT=$(commit_of agent wan-gateway rpc gossip catalog config proto)
 
 # fed.py stops every process it starts (SIGTERM, then SIGKILL) on exit, error and signals.
-# In case it dies harder than that, it runs in its own process group, which this trap kills,
-# and the trap removes the data dirs and logs.
+# In case it dies harder than that, it runs in its own process group, which the exit trap
+# kills; the trap also removes the data dirs and logs.
 export BENCH_TMP
 BENCH_TMP=$(mktemp -d /tmp/meridian-bench-fed.XXXXXX)
-DRIVER=""
-cleanup() {
-  if [[ -n $DRIVER ]] && kill -TERM -- "-$DRIVER" 2>/dev/null; then
-    for _ in $(seq 20); do
-      kill -0 -- "-$DRIVER" 2>/dev/null || break
-      sleep 0.5
-    done
-    kill -KILL -- "-$DRIVER" 2>/dev/null || true
-  fi
-  rm -rf "$BENCH_TMP" "$HERE/$OUT.json.tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+CLEANUP_PATHS+=("$BENCH_TMP" "$HERE/$OUT.json.tmp")
 
 setsid /usr/bin/python3 "$HERE/$DRIVER_PY" >"$HERE/$OUT.json.tmp" &
 DRIVER=$!
+PIDS+=("-$DRIVER")
 rc=0
 wait "$DRIVER" || rc=$?
-DRIVER=""
 ((rc == 0)) || die "$DRIVER_PY failed (exit $rc); see the messages above"
 
-/usr/bin/python3 - "$HERE/$OUT.json.tmp" "$CMDLINE" "$COMMIT" "$LOAD_BEFORE" <<'PY' >"$HERE/$OUT.json"
-import json, os, sys
-r = json.load(open(sys.argv[1]))
-r = {"command": sys.argv[2], "meridian_commit": sys.argv[3],
-     "machine": {"nproc": os.cpu_count(), "kernel": os.uname().release,
-                 "loadavg_before": sys.argv[4]}, **r}
-json.dump(r, sys.stdout, indent=2)
-PY
+wrap_results "$HERE/$OUT.json.tmp" "$CMDLINE" "$COMMIT" "$LOAD_BEFORE" >"$HERE/$OUT.json"
 log "wrote bench/federation/$OUT.json"
 
 # The picture (KV latency CDFs, wrk req/s) and the table for BENCHMARKS.md.

@@ -29,12 +29,14 @@ import time
 
 import msgpack
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import benchlib as bl  # noqa: E402
+
 POLL = 0.05
 DEADLINE = 120.0
 STRESS_SECS = float(os.environ.get("STRESS_SECS", "20"))
 IDLE_SECS = float(os.environ.get("IDLE_SECS", "20"))
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MERIDIAN = os.environ.get("BENCH_MERIDIAN_BIN", os.path.join(ROOT, "target/release/meridian"))
+MERIDIAN = bl.meridian_bin()
 KEY = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="
 # Port plan: gossip ports in one range per system (counted), API/RPC ports elsewhere.
 PORTS = {
@@ -43,17 +45,8 @@ PORTS = {
 }
 
 
-def log(msg):
-    print(f"==> {msg}", file=sys.stderr, flush=True)
-
-
-def wait_for(what, cond, deadline=DEADLINE):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(POLL)
-    raise RuntimeError(f"timed out waiting for {what}")
+def wait_for(what, cond):
+    bl.wait_for(what, cond, deadline=DEADLINE, poll=POLL)
 
 
 # --- agents -----------------------------------------------------------------------------
@@ -168,14 +161,6 @@ class SerfAgent:
         return {m["Name"]: m["Status"] for m in out.get("Members", [])}
 
 
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return 0.0
-
-
 # --- gossip byte counters (nftables) ---------------------------------------------------------
 
 
@@ -229,12 +214,12 @@ def all_see(agents, want_alive):
 
 def run_system(kind, n, tmp):
     cls = MeridianAgent if kind == "meridian" else SerfAgent
-    log(f"{kind}: starting {n} agents")
+    bl.log(f"{kind}: starting {n} agents")
     agents = [cls(i, os.path.join(tmp, kind)) for i in range(n)]
     try:
         for a in agents:
             wait_for(f"{a.name} ready", a.ready)
-        log(f"{kind}: joining {n - 1} agents to {agents[0].name}")
+        bl.log(f"{kind}: joining {n - 1} agents to {agents[0].name}")
         t0 = time.monotonic()
         threads = [threading.Thread(target=a.join, args=(agents[0],)) for a in agents[1:]]
         for t in threads:
@@ -243,16 +228,16 @@ def run_system(kind, n, tmp):
             t.join()
         wait_for(f"{kind} convergence", lambda: all_see(agents, n))
         converge = time.monotonic() - t0
-        log(f"{kind}: converged in {converge:.2f}s")
+        bl.log(f"{kind}: converged in {converge:.2f}s")
 
         before = counters_read()[kind]
         time.sleep(IDLE_SECS)  # the measurement window itself, not a wait for a condition
         idle_bytes = counters_read()[kind] - before
         bytes_per_member = idle_bytes / n / IDLE_SECS
-        rss = [rss_mib(a.proc.pid) for a in agents]
-        log(f"{kind}: {bytes_per_member:.0f} B/member/s, RSS mean {sum(rss)/n:.1f} MiB")
+        rss = [bl.rss_kib(a.proc.pid) / 1024.0 for a in agents]
+        bl.log(f"{kind}: {bytes_per_member:.0f} B/member/s, RSS mean {sum(rss)/n:.1f} MiB")
 
-        log(f"{kind}: {STRESS_SECS:.0f}s of CPU stress on every core")
+        bl.log(f"{kind}: {STRESS_SECS:.0f}s of CPU stress on every core")
         stress = subprocess.Popen(["stress-ng", "--cpu", str(os.cpu_count()), "--timeout",
                                    f"{int(STRESS_SECS)}s", "--quiet"])
         false_pairs = set()
@@ -263,7 +248,7 @@ def run_system(kind, n, tmp):
                         false_pairs.add((a.name, name))
             time.sleep(POLL)
         wait_for(f"{kind} recovered after stress", lambda: all_see(agents, n))
-        log(f"{kind}: false failures under stress: {len(false_pairs)}")
+        bl.log(f"{kind}: false failures under stress: {len(false_pairs)}")
 
         victim = agents[-1]
         survivors = agents[:-1]
@@ -276,7 +261,7 @@ def run_system(kind, n, tmp):
 
         wait_for(f"{kind} failure detection", detected)
         detect = time.monotonic() - t0
-        log(f"{kind}: every survivor saw {victim.name} failed after {detect:.2f}s")
+        bl.log(f"{kind}: every survivor saw {victim.name} failed after {detect:.2f}s")
         return {
             "converge_s": round(converge, 3),
             "detect_s": round(detect, 3),

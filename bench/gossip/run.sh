@@ -14,29 +14,16 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=../lib/lib.sh
+. "$HERE/../lib/lib.sh"
 SIZES=("$@")
 ((${#SIZES[@]})) || SIZES=(10 30)
 CMDLINE="bench/gossip/run.sh ${SIZES[*]}"
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
 ((EUID == 0)) || die "run as root (nftables byte counters)"
-need=()
-command -v serf >/dev/null || need+=(serf)
-command -v nft >/dev/null || need+=(nftables)
-command -v stress-ng >/dev/null || need+=(stress-ng)
-command -v gnuplot >/dev/null || need+=(gnuplot-nox)
-/usr/bin/python3 -c 'import msgpack' 2>/dev/null || need+=(python3-msgpack)
-if ((${#need[@]})); then
-  log "installing ${need[*]} (apt)"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-
-log "building meridian (release)"
-(cd "$ROOT" && cargo build --release -q -p meridian-agent --bin meridian)
+install_missing serf=serf nft=nftables stress-ng=stress-ng gnuplot=gnuplot-nox \
+  py:msgpack=python3-msgpack
+build_release meridian -q -p meridian-agent --bin meridian
 
 /usr/bin/python3 "$HERE/gossip.py" "${SIZES[@]}" >"$HERE/results.json"
 log "wrote bench/gossip/results.json"

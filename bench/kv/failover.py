@@ -25,7 +25,6 @@ Progress goes to stderr.
 """
 
 import asyncio
-import base64
 import json
 import os
 import signal
@@ -34,20 +33,15 @@ import time
 
 import aiohttp
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import benchlib as bl  # noqa: E402
+
 WORKERS = int(os.environ.get("WORKERS", "4"))
 WARMUP = float(os.environ.get("WARMUP", "3"))
 AFTER = float(os.environ.get("AFTER", "2"))
 DEADLINE = float(os.environ.get("DEADLINE", "40"))
 TIMEOUT = float(os.environ.get("TIMEOUT", "2"))
 VALUE = "0123456789abcdef" * 8
-
-
-def log(msg):
-    print(f"==> {msg}", file=sys.stderr, flush=True)
-
-
-def b64(s):
-    return base64.b64encode(s.encode()).decode()
 
 
 class Run:
@@ -65,7 +59,7 @@ class Run:
         key = f"failover/{self.counter}"
         if self.system == "meridian":
             return session.put(f"{url}/v1/kv/{key}", data=VALUE), "true"
-        body = json.dumps({"key": b64(key), "value": b64(VALUE)})
+        body = json.dumps({"key": bl.b64(key), "value": bl.b64(VALUE)})
         return (session.post(f"{url}/v3/kv/put", data=body,
                              headers={"Content-Type": "application/json"}), '"header"')
 
@@ -102,15 +96,15 @@ class Run:
             raise SystemExit(f"{self.system}: no write succeeded during the warm-up")
         self.kill_at = time.monotonic()
         os.kill(leader_pid, signal.SIGKILL)
-        log(f"{self.system}: SIGKILL leader pid {leader_pid} after {len(warm)} writes")
+        bl.log(f"{self.system}: SIGKILL leader pid {leader_pid} after {len(warm)} writes")
         end_by = self.kill_at + DEADLINE
         done_at = None
         while time.monotonic() < end_by:
             await asyncio.sleep(0.05)
             if done_at is None and self.recovered_members() >= len(self.urls) - 1:
                 done_at = time.monotonic()
-                log(f"{self.system}: writes succeed again on every survivor "
-                    f"({done_at - self.kill_at:.2f}s after the kill)")
+                bl.log(f"{self.system}: writes succeed again on every survivor "
+                       f"({done_at - self.kill_at:.2f}s after the kill)")
             if done_at is not None and time.monotonic() >= done_at + AFTER:
                 break
         self.stop = True
@@ -172,8 +166,8 @@ def main():
     run = Run(system, urls)
     asyncio.run(run.main(pid))
     out = run.result()
-    log(f"{system}: recovery {out['recovery_s']}s, all survivors {out['all_members_s']}s, "
-        f"no ack for {out['gap_s']}s, failed writes after the kill {out['failed']}")
+    bl.log(f"{system}: recovery {out['recovery_s']}s, all survivors {out['all_members_s']}s, "
+           f"no ack for {out['gap_s']}s, failed writes after the kill {out['failed']}")
     json.dump(out, sys.stdout)
     print()
 

@@ -22,7 +22,8 @@ CONNS=32
 DEADLINE_SECS=60 # how long a server may take to become ready
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=../lib/lib.sh
+. "$HERE/../lib/lib.sh"
 # BENCH_BIN=path/to/meridian runs that binary and skips the build (e.g. a baseline build).
 BENCH_BIN=${BENCH_BIN:-}
 MERIDIAN="${BENCH_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/meridian}"
@@ -32,111 +33,11 @@ CMDLINE="bench/kv/run.sh"
 [[ $DURATION != 10s ]] && CMDLINE="DURATION=$DURATION $CMDLINE"
 [[ -n $BENCH_BIN ]] && CMDLINE="BENCH_BIN=$BENCH_BIN $CMDLINE"
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
-# --- dependencies -----------------------------------------------------------------------
-
 install_deps() {
-  local need=()
-  command -v curl >/dev/null || need+=(curl)
-  command -v etcd >/dev/null || need+=(etcd-server)
-  command -v wrk >/dev/null || need+=(wrk)
-  command -v gnuplot >/dev/null || need+=(gnuplot-nox)
-  if ((${#need[@]})); then
-    log "installing ${need[*]} (apt)"
-    local sudo=""
-    ((EUID == 0)) || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-  fi
-  # cargo comes with the machine (rustup's toolchain); nothing else is fetched from outside.
-  [[ -x $HOME/.cargo/bin/cargo ]] && export PATH="$HOME/.cargo/bin:$PATH"
-  command -v cargo >/dev/null || die "cargo is required to build meridian"
+  install_missing curl=curl etcd=etcd-server wrk=wrk gnuplot=gnuplot-nox
 }
 
-# Builds the release binary unless BENCH_BIN names one.
-build_meridian() {
-  if [[ -n $BENCH_BIN ]]; then
-    [[ -x $BENCH_BIN ]] || die "BENCH_BIN=$BENCH_BIN is not an executable"
-    log "using $BENCH_BIN (BENCH_BIN set: not building)"
-    return
-  fi
-  log "building meridian (cargo build --release; the first build takes several minutes)"
-  (cd "$ROOT" && cargo build --release -p meridian-agent --bin meridian)
-}
-
-# --- processes, ports, cleanup ----------------------------------------------------------
-
-TMP=""
-PIDS=()
-
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  # Give each server up to 10 s to exit on SIGTERM, then SIGKILL it.
-  local deadline=$((SECONDS + 10))
-  for pid in "${PIDS[@]}"; do
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  [[ -n $TMP ]] && rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-USED_PORTS=" "
-# A TCP port on 127.0.0.1 that nothing listens on (and that this run has not handed out).
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 40000))
-    [[ $USED_PORTS == *" $p "* ]] && continue
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      USED_PORTS+="$p "
-      echo "$p"
-      return
-    fi
-  done
-}
-
-# wait_ready NAME PID URL PREDICATE: poll URL until PREDICATE (a function taking the body)
-# accepts it; fail if the process dies or DEADLINE_SECS pass.
-wait_ready() {
-  local name=$1 pid=$2 url=$3 pred=$4 logf=$5 body
-  local deadline=$((SECONDS + DEADLINE_SECS))
-  while :; do
-    body=$(curl -s --max-time 2 "$url" || true)
-    "$pred" "$body" && return 0
-    if ! kill -0 "$pid" 2>/dev/null; then
-      tail -n 30 "$logf" >&2 || true
-      die "$name exited before it was ready (log above)"
-    fi
-    if ((SECONDS >= deadline)); then
-      tail -n 30 "$logf" >&2 || true
-      die "$name not ready after ${DEADLINE_SECS}s ($url said: ${body:-nothing})"
-    fi
-    sleep 0.1 # poll interval, not a wait for readiness
-  done
-}
-leader_known() { [[ $1 =~ ^\"[^\"]+\"$ ]]; }   # a non-empty JSON string
 etcd_healthy() { [[ $1 == *'"health":"true"'* ]]; }
-
-# Percent of all CPUs busy over one second (from /proc/stat), before anything is started.
-cpu_busy_pct() {
-  local a b
-  a=$(head -1 /proc/stat)
-  sleep 1 # a measurement window, not a wait for anything
-  b=$(head -1 /proc/stat)
-  awk -v a="$a" -v b="$b" 'BEGIN {
-    na = split(a, x); split(b, y); total = 0
-    for (i = 2; i <= na; i++) total += y[i] - x[i]
-    idle = (y[5] - x[5]) + (y[6] - x[6])
-    printf "%d", (total > 0) ? 100 * (total - idle) / total : 0 }'
-}
 
 peak_rss_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
@@ -159,8 +60,8 @@ start_meridian() {
     >"$TMP/meridian.log" 2>&1 &
   MPID=$!
   PIDS+=("$MPID")
-  wait_ready meridian "$MPID" "http://127.0.0.1:$MP/v1/status/leader" leader_known \
-    "$TMP/meridian.log"
+  wait_until meridian "$MPID" "$TMP/meridian.log" \
+    url_says "http://127.0.0.1:$MP/v1/status/leader" leader_known
 }
 
 start_etcd() {
@@ -176,7 +77,7 @@ start_etcd() {
     >"$TMP/etcd.log" 2>&1 &
   EPID=$!
   PIDS+=("$EPID")
-  wait_ready etcd "$EPID" "http://127.0.0.1:$EPORT/health" etcd_healthy "$TMP/etcd.log"
+  wait_until etcd "$EPID" "$TMP/etcd.log" url_says "http://127.0.0.1:$EPORT/health" etcd_healthy
 }
 
 # Write bench/1 on both systems so the read workloads find it (and check they can write).
@@ -219,7 +120,6 @@ run_wrk() {
 }
 
 ms() { awk -v us="$1" 'BEGIN { printf "%.2f ms", us / 1000 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
 
 # --- report ------------------------------------------------------------------------------
@@ -234,8 +134,7 @@ report() {
   local machine kernel commit etcd_ver when
   machine="$(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
   kernel=$(uname -r)
-  commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-  git -C "$ROOT" diff --quiet HEAD 2>/dev/null || commit+=" (+ uncommitted changes)"
+  commit=$(commit_of)
   etcd_ver=$(etcd --version | awk '/etcd Version/ {print $3}')
   when=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
@@ -320,25 +219,10 @@ plot() {
         'BEGIN { printf "%s %s %s %.3f %.3f %.1f\n", w, mr, er, mp / 1000, ep / 1000, mr / er }'
     done
   } >"$dat"
-  gnuplot <<GP || die "gnuplot failed"
-set terminal pngcairo size 1100,450 font "sans,11"
-set output "$HERE/kv.png"
-set multiplot layout 1,2 title "Meridian vs etcd $(etcd --version | awk '/etcd Version/ {print $3}') — wrk -t$THREADS -c$CONNS -d$DURATION, $(nproc) CPUs"
-set style data histogram
-set style histogram clustered gap 1
-set style fill solid 0.85 border -1
-set boxwidth 0.9
-set grid ytics
-set key below horizontal
-set yrange [0:*]
-set xrange [-0.6:1.6]
-set bmargin 4
-set title "throughput (req/s, higher is better)"
-plot "$dat" using 2:xtic(sprintf("%s\\n(Meridian %s×)", strcol(1), strcol(6))) title "Meridian" lc rgb "#2b7bba", "" using 3 title "etcd" lc rgb "#e0803a"
-set title "p99 latency (ms, lower is better)"
-plot "$dat" using 4:xtic(1) title "Meridian" lc rgb "#2b7bba", "" using 5 title "etcd" lc rgb "#e0803a"
-unset multiplot
-GP
+  plot_vs "$HERE/kv.png" \
+    "Meridian vs etcd $(etcd --version | awk '/etcd Version/ {print $3}') — wrk -t$THREADS -c$CONNS -d$DURATION, $(nproc) CPUs" \
+    etcd "$dat" "throughput (req/s, higher is better)" "p99 latency (ms, lower is better)" \
+    "Meridian " "set xrange [-0.6:1.6]"
 }
 
 # --- cluster mode: 3 Meridian servers vs 3 etcd members ------------------------------------
@@ -369,21 +253,19 @@ start_meridian_cluster() {
     PIDS+=($!)
   done
   log "meridian cluster $tag${hcl:+ ($hcl)}: http ${M_HTTP[*]}, waiting for a leader known to all three"
-  local deadline=$((SECONDS + DEADLINE_SECS)) l0 l1 l2
-  while :; do
-    l0=$(curl -s --max-time 2 "http://127.0.0.1:${M_HTTP[0]}/v1/status/leader" || true)
-    l1=$(curl -s --max-time 2 "http://127.0.0.1:${M_HTTP[1]}/v1/status/leader" || true)
-    l2=$(curl -s --max-time 2 "http://127.0.0.1:${M_HTTP[2]}/v1/status/leader" || true)
-    if leader_known "$l0" && [[ $l0 == "$l1" && $l0 == "$l2" ]] &&
-      curl -sf -X PUT -d ready "http://127.0.0.1:${M_HTTP[0]}/v1/kv/ready" | grep -q true; then
-      break
-    fi
-    for i in 0 1 2; do
-      kill -0 "${M_PID[$i]}" 2>/dev/null || { tail -n 30 "$TMP/$tag$i.log" >&2; die "$tag$i exited"; }
-    done
-    ((SECONDS < deadline)) || { tail -n 30 "$TMP/${tag}0.log" >&2; die "meridian cluster $tag has no leader after ${DEADLINE_SECS}s"; }
-    sleep 0.2 # poll interval
-  done
+  wait_until "meridian cluster $tag" "${M_PID[*]}" "$TMP/${tag}0.log $TMP/${tag}1.log $TMP/${tag}2.log" \
+    cluster_ready
+}
+
+# All three servers name the same leader, and a write through the first one commits.
+cluster_ready() {
+  local l0 l1 l2
+  l0=$(curl -s --max-time 2 "http://127.0.0.1:${M_HTTP[0]}/v1/status/leader" || true)
+  l1=$(curl -s --max-time 2 "http://127.0.0.1:${M_HTTP[1]}/v1/status/leader" || true)
+  l2=$(curl -s --max-time 2 "http://127.0.0.1:${M_HTTP[2]}/v1/status/leader" || true)
+  WAIT_LAST="leaders ${l0:-none} ${l1:-none} ${l2:-none}"
+  leader_known "$l0" && [[ $l0 == "$l1" && $l0 == "$l2" ]] &&
+    curl -sf -X PUT -d ready "http://127.0.0.1:${M_HTTP[0]}/v1/kv/ready" | grep -q true
 }
 
 # The index (0..2) of the current Meridian leader.
@@ -415,7 +297,7 @@ start_etcd_cluster() {
   done
   log "etcd cluster: clients ${client[*]}, waiting for all three to be healthy"
   for i in 0 1 2; do
-    wait_ready "etcd e$i" "${E_PID[$i]}" "${E_URL[$i]}/health" etcd_healthy "$TMP/e$i.log"
+    wait_until "etcd e$i" "${E_PID[$i]}" "$TMP/e$i.log" url_says "${E_URL[$i]}/health" etcd_healthy
   done
 }
 
@@ -447,17 +329,6 @@ cluster_wrk() {
     "${P50[$label]}" "${P99[$label]}" >>"$TMP/wrk.tsv"
 }
 
-stop_pids() {
-  local pid
-  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "$@"; do
-    local deadline=$((SECONDS + 10))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-}
-
 # failover SYSTEM LABEL: SIGKILL the current leader under steady writes to all three members.
 failover() {
   local system=$1 label=$2 li pid urls=()
@@ -483,16 +354,11 @@ main_cluster() {
   [[ $FAILOVER != 1 ]] && CMDLINE="FAILOVER=$FAILOVER $CMDLINE"
   [[ -n $BENCH_BIN ]] && CMDLINE="BENCH_BIN=$BENCH_BIN $CMDLINE"
   install_deps
-  /usr/bin/python3 -c 'import aiohttp' 2>/dev/null || {
-    log "installing python3-aiohttp (apt)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-aiohttp >/dev/null
-  }
+  install_missing py:aiohttp=python3-aiohttp
   build_meridian
   ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-  LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-  BUSY_BEFORE=$(cpu_busy_pct)
-  log "load average at start: $LOAD_BEFORE; CPUs ${BUSY_BEFORE}% busy"
+  note_load
   TMP=$(mktemp -d -t meridian-bench-kv3.XXXXXX)
   : >"$TMP/wrk.tsv"
   start_meridian_cluster m
@@ -529,7 +395,7 @@ main_cluster() {
   fi
 
   /usr/bin/python3 "$HERE/report_cluster.py" "$TMP" "$HERE" "$CMDLINE" \
-    "$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD || echo ' (+ uncommitted changes)')" \
+    "$(commit_of)" \
     "$LOAD_BEFORE" "$BUSY_BEFORE" "$(etcd --version | awk '/etcd Version/ {print $3}')" \
     "$DURATION" "$THREADS" "$M_RSS" "$E_RSS"
   log "wrote bench/kv/results-cluster.json and bench/kv/kv-cluster.png"
@@ -541,11 +407,7 @@ main() {
   install_deps
   build_meridian
 
-  # Both servers and wrk share this machine's CPUs: other load skews the numbers.
-  BUSY_BEFORE=$(cpu_busy_pct)
-  if ((BUSY_BEFORE > 20)); then
-    log "warning: the CPUs were ${BUSY_BEFORE}% busy before the run; results will be noisy"
-  fi
+  note_load
 
   TMP=$(mktemp -d -t meridian-bench-kv.XXXXXX)
   start_meridian

@@ -14,58 +14,30 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-CMDLINE="bench/tls/run.sh"
-for v in SEQ_N S_TIME; do
-  [[ -n ${!v:-} ]] && CMDLINE="$v=${!v} $CMDLINE"
-done
+# shellcheck source-path=SCRIPTDIR source=../lib/lib.sh
+. "$HERE/../lib/lib.sh"
+CMDLINE=$(cmdline bench/tls/run.sh SEQ_N S_TIME)
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
-need=()
-command -v openssl >/dev/null || need+=(openssl)
-command -v gnuplot >/dev/null || need+=(gnuplot-nox)
-if ((${#need[@]})); then
-  log "installing ${need[*]} (apt)"
-  sudo=""
-  ((EUID == 0)) || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-[[ -x $HOME/.cargo/bin/cargo ]] && export PATH="$HOME/.cargo/bin:$PATH"
+install_missing openssl=openssl gnuplot=gnuplot-nox
 if [[ -z ${BENCH_BIN_DIR:-} ]]; then
-  log "building meridian (cargo build --release)"
-  (cd "$ROOT" && cargo build --release --bin meridian)
+  build_release meridian --bin meridian
   BENCH_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 fi
 MERIDIAN="$BENCH_BIN_DIR/meridian"
 [[ -x $MERIDIAN ]] || die "no meridian in $BENCH_BIN_DIR"
 
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_BEFORE=$(loadavg)
 log "load average at start: $LOAD_BEFORE"
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)
-git -C "$ROOT" diff --quiet HEAD -- agent tls config || COMMIT+=" (+ uncommitted changes)"
+COMMIT=$(commit_of agent tls config)
 
 TMP=$(mktemp -d /tmp/meridian-bench-tls.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do
-    for _ in $(seq 20); do kill -0 "$p" 2>/dev/null || break; sleep 0.25; done
-    kill -KILL "$p" 2>/dev/null || true
-  done
-  rm -rf "$TMP" "$HERE/results.json.tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+CLEANUP_PATHS+=("$HERE/results.json.tmp")
 
 export PKI="$TMP/pki"
 mkdir -p "$PKI"
 (cd "$PKI" && "$MERIDIAN" tls ca create >/dev/null && "$MERIDIAN" tls cert create -server >/dev/null \
   && "$MERIDIAN" tls cert create -client >/dev/null)
 
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export HTTP_PORT HTTPS_PORT OSSL_PORT
 HTTP_PORT=$(free_port); HTTPS_PORT=$(free_port); OSSL_PORT=$(free_port)
 cat >"$TMP/tls.hcl" <<HCL
@@ -92,27 +64,15 @@ openssl s_server -accept "127.0.0.1:$OSSL_PORT" -www -quiet -Verify 1 \
 export OSSL_PID=$!
 PIDS+=("$OSSL_PID")
 
-deadline=$((SECONDS + 30))
-until curl -sf "http://127.0.0.1:$HTTP_PORT/v1/status/leader" | grep -q 127.0.0.1; do
-  ((SECONDS < deadline)) || { cat "$TMP/meridian.log" >&2; die "no leader within 30 s"; }
-  sleep 0.2
-done
-until (echo >"/dev/tcp/127.0.0.1/$OSSL_PORT") 2>/dev/null; do
-  ((SECONDS < deadline)) || { cat "$TMP/openssl.log" >&2; die "s_server did not listen"; }
-  sleep 0.2
-done
+DEADLINE_SECS=30
+wait_until "meridian leader" "$MERIDIAN_PID" "$TMP/meridian.log" \
+  url_says "http://127.0.0.1:$HTTP_PORT/v1/status/leader" leader_known
+wait_until "openssl s_server" "$OSSL_PID" "$TMP/openssl.log" port_open "$OSSL_PORT"
 log "Meridian https $HTTPS_PORT (http $HTTP_PORT), openssl s_server $OSSL_PORT: measuring"
 
 /usr/bin/python3 "$HERE/tls.py" >"$HERE/results.json.tmp"
-/usr/bin/python3 - "$HERE/results.json.tmp" "$CMDLINE" "$COMMIT" "$LOAD_BEFORE" \
-  "$(openssl version)" <<'PY' >"$HERE/results.json"
-import json, os, sys
-r = json.load(open(sys.argv[1]))
-r = {"command": sys.argv[2], "meridian_commit": sys.argv[3], "openssl": sys.argv[5],
-     "machine": {"nproc": os.cpu_count(), "kernel": os.uname().release,
-                 "loadavg_before": sys.argv[4]}, **r}
-json.dump(r, sys.stdout, indent=2)
-PY
+wrap_results "$HERE/results.json.tmp" "$CMDLINE" "$COMMIT" "$LOAD_BEFORE" \
+  "openssl=$(openssl version)" >"$HERE/results.json"
 log "wrote bench/tls/results.json"
 /usr/bin/python3 "$HERE/report.py" "$HERE/results.json" "$HERE/tls.png"
 log "wrote bench/tls/tls.png"

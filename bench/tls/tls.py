@@ -24,6 +24,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import benchlib as bl  # noqa: E402
+
 SEQ_N = int(os.environ.get("SEQ_N", "2000"))
 WARMUP = 50
 S_TIME = int(os.environ.get("S_TIME", "10"))
@@ -32,10 +35,6 @@ CA = os.path.join(PKI, "consul-agent-ca.pem")
 CERT = os.path.join(PKI, "dc1-client-consul-0.pem")
 KEY = os.path.join(PKI, "dc1-client-consul-0-key.pem")
 PATH = "/v1/status/leader"
-
-
-def log(msg):
-    print(f"==> {msg}", file=sys.stderr, flush=True)
 
 
 def context():
@@ -118,33 +117,27 @@ def timed(name, fn):
         fn()
         ms.append((time.perf_counter() - t) * 1000)
         if (i + 1) % 500 == 0:
-            log(f"  {name}: {i + 1}/{SEQ_N} ({time.monotonic() - t0:.0f}s)")
+            bl.log(f"  {name}: {i + 1}/{SEQ_N} ({time.monotonic() - t0:.0f}s)")
     out = summarize(ms)
-    log(f"  {name}: p50 {out['p50_ms']} ms, p99 {out['p99_ms']} ms")
+    bl.log(f"  {name}: p50 {out['p50_ms']} ms, p99 {out['p99_ms']} ms")
     return out
 
 
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def s_time(name, port, pid):
-    log(f"  {name}: openssl s_time -new for {S_TIME}s")
-    c0 = cpu_s(pid)
+    bl.log(f"  {name}: openssl s_time -new for {S_TIME}s")
+    c0 = bl.cpu_s(pid)
     out = subprocess.run(
         ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new", "-time", str(S_TIME),
          "-CAfile", CA, "-cert", CERT, "-key", KEY, "-verify", "1"],
         capture_output=True, text=True, check=True).stdout
-    cpu = cpu_s(pid) - c0
+    cpu = bl.cpu_s(pid) - c0
     # "N connections in T real seconds, B bytes read per connection"
     line = next(l for l in out.splitlines() if "real seconds" in l)
     conns, secs = int(line.split()[0]), float(line.split()[3])
     res = {"connections": conns, "seconds": secs, "handshakes_per_s": round(conns / secs, 1),
            "server_cpu_ms_per_handshake": round(cpu * 1000 / max(conns, 1), 4)}
-    log(f"  {name}: {res['handshakes_per_s']} handshakes/s, server CPU "
-        f"{res['server_cpu_ms_per_handshake']} ms each")
+    bl.log(f"  {name}: {res['handshakes_per_s']} handshakes/s, server CPU "
+           f"{res['server_cpu_ms_per_handshake']} ms each")
     return res
 
 
@@ -153,7 +146,7 @@ def main():
     mpid, opid = int(os.environ["MERIDIAN_PID"]), int(os.environ["OSSL_PID"])
     ctx = context()
     res = {"seq_n": SEQ_N, "warmup": WARMUP, "s_time_s": S_TIME, "sequential": {}}
-    log(f"sequential, {SEQ_N} requests each")
+    bl.log(f"sequential, {SEQ_N} requests each")
     leader = lambda b: b.startswith(b'"127.0.0.1:')
     res["sequential"]["meridian_new_conn"] = timed(
         "Meridian, new mTLS connection per request", lambda: new_conn_once(ctx, https, leader))
