@@ -231,14 +231,7 @@ pub fn global() -> &'static Registry {
 
 /// Adds 1 to the counter `name` with `labels` in the process-wide registry.
 pub fn incr(name: &'static str, labels: &[(&'static str, &str)]) {
-    GLOBAL.record(
-        Kind::Counter,
-        name,
-        labels,
-        1.0,
-        SystemTime::now(),
-        Instant::now(),
-    );
+    count_many(name, labels, 1);
 }
 
 /// Records the milliseconds since `start` as a sample of `name` with `labels`.
@@ -248,15 +241,7 @@ pub fn sample_since(name: &'static str, labels: &[(&'static str, &str)], start: 
 
 /// Records `took` in milliseconds as a sample of `name` with `labels`.
 pub fn sample_ms(name: &'static str, labels: &[(&'static str, &str)], took: Duration) {
-    let ms = took.as_secs_f64() * 1000.0;
-    GLOBAL.record(
-        Kind::Sample,
-        name,
-        labels,
-        ms,
-        SystemTime::now(),
-        Instant::now(),
-    );
+    sample_many(name, labels, took, 1);
 }
 
 /// Adds `n` to the counter `name` with `labels`, under one lock.
