@@ -98,8 +98,9 @@ impl State {
                 break;
             }
             self.requests_by_age.remove(&(at_ms, id));
-            self.requests.remove(&id);
-            self.touch(Table::Requests, id.to_string());
+            if let Some(rec) = self.requests.remove(&id) {
+                self.touch(Table::Requests, request_key(rec.index, id));
+            }
         }
     }
 
@@ -111,7 +112,7 @@ impl State {
         index: u64,
         response: &Response,
     ) {
-        self.insert_request(
+        let old = self.insert_request(
             id,
             RequestRecord {
                 at_ms,
@@ -119,16 +120,61 @@ impl State {
                 response: response.clone(),
             },
         );
-        self.touch(Table::Requests, id.to_string());
+        if let Some(old) = old.filter(|o| o.index != index) {
+            self.touch(Table::Requests, request_key(old.index, id));
+        }
+        self.touch(Table::Requests, request_key(index, id));
         self.expire_requests(at_ms);
     }
 
-    /// Inserts a record into both maps (apply and restore).
-    pub(crate) fn insert_request(&mut self, id: RequestId, rec: RequestRecord) {
-        if let Some(old) = self.requests.insert(id, rec.clone()) {
+    /// Inserts a record into both maps (apply and restore); returns the one it replaced.
+    pub(crate) fn insert_request(
+        &mut self,
+        id: RequestId,
+        rec: RequestRecord,
+    ) -> Option<RequestRecord> {
+        let at_ms = rec.at_ms;
+        let old = self.requests.insert(id, rec);
+        if let Some(old) = &old {
             self.requests_by_age.remove(&(old.at_ms, id));
         }
-        self.requests_by_age.insert((rec.at_ms, id));
+        self.requests_by_age.insert((at_ms, id));
+        old
+    }
+
+    /// The record a `state.db` key names, if that key is still the record's current one.
+    pub(crate) fn request_row(&self, key: &str) -> Option<&RequestRecord> {
+        match parse_request_key(key)? {
+            (Some(index), id) => self.requests.get(&id).filter(|r| r.index == index),
+            // A key from before keys carried the index: rewritten under the new key on load.
+            (None, _) => None,
+        }
+    }
+}
+
+/// The `state.db` key of request `id`'s record, first applied at raft `index`: 16 hex digits
+/// of the index, then the id's 32. Records are inserted in index order and expire roughly in
+/// it, so a batch of writes adds its records at the end of the table's key index and expiry
+/// removes them from its front: a few pages per batch. Keyed by the random id alone, every
+/// write dirtied a page of its own (4 KiB in the WAL and again at checkpoint).
+pub(crate) fn request_key(index: u64, id: RequestId) -> String {
+    format!("{index:016x}{id}")
+}
+
+/// The index and id a request row's key names. The index is `None` for a key written before
+/// keys carried it (the id alone, 32 hex digits).
+pub(crate) fn parse_request_key(key: &str) -> Option<(Option<u64>, RequestId)> {
+    match key.len() {
+        32 => RequestId::try_from(key.to_string())
+            .ok()
+            .map(|id| (None, id)),
+        48 => {
+            let (index, id) = key.split_at(16);
+            let index = u64::from_str_radix(index, 16).ok()?;
+            let id = RequestId::try_from(id.to_string()).ok()?;
+            Some((Some(index), id))
+        }
+        _ => None,
     }
 }
 

@@ -223,7 +223,7 @@ fn results_are_persisted_rows_and_survive_a_restore() {
     assert!(
         changes
             .iter()
-            .any(|c| c.table == Table::Requests && c.key == id(1).to_string())
+            .any(|c| c.table == Table::Requests && c.key == request_key(1, id(1)))
     );
     s.apply(2, &once(11, 2, set("k", "b")));
     let mut restored = State::restore(s.rows()).expect("restore");
@@ -248,4 +248,60 @@ fn request_ids_are_32_hex_digits_on_the_wire() {
     let old: Request = serde_json::from_str(r#"{"now_ms":1,"cmd":"Noop"}"#).expect("old");
     assert_eq!(old.request_id, None);
     assert!(RequestId::try_from("xyz".to_string()).is_err());
+}
+
+#[test]
+fn record_rows_are_keyed_in_index_order_and_expire_under_the_same_key() {
+    let mut s = State::new();
+    // Ids in descending order: the rows' keys still ascend with the raft index.
+    s.apply(1, &once(10, 0xff, set("a", "1")));
+    s.apply(2, &once(11, 0x01, set("b", "1")));
+    let keys: Vec<String> = s
+        .take_changes()
+        .into_iter()
+        .filter(|c| c.table == Table::Requests && c.value.is_some())
+        .map(|c| c.key)
+        .collect();
+    assert_eq!(keys.len(), 2);
+    assert!(keys[0] < keys[1], "{keys:?}");
+    assert_eq!(parse_request_key(&keys[1]), Some((Some(2), id(1))));
+    // Expiry deletes the row under the key it was written with.
+    s.apply(
+        3,
+        &Request::new(11 + REQUEST_RETENTION_MS + 1, Command::Noop),
+    );
+    let deleted: Vec<String> = s
+        .take_changes()
+        .into_iter()
+        .filter(|c| c.table == Table::Requests && c.value.is_none())
+        .map(|c| c.key)
+        .collect();
+    assert_eq!(deleted, keys);
+}
+
+#[test]
+fn a_record_stored_under_its_id_alone_is_kept_and_moved_to_the_new_key() {
+    let rec = RequestRecord {
+        at_ms: 10,
+        index: 7,
+        response: Response::Bool(true),
+    };
+    let legacy = crate::Row {
+        table: Table::Requests,
+        key: id(5).to_string(),
+        value: serde_json::to_vec(&rec).expect("encode"),
+    };
+    let mut s = State::restore([legacy]).expect("restore");
+    assert_eq!(s.request_result(&id(5)), Some(&rec));
+    let changes = s.take_changes();
+    let old = changes.iter().find(|c| c.key == id(5).to_string());
+    let new = changes.iter().find(|c| c.key == request_key(7, id(5)));
+    assert!(old.is_some_and(|c| c.value.is_none()), "{changes:?}");
+    assert!(new.is_some_and(|c| c.value.is_some()), "{changes:?}");
+    // A retry of that request still answers its first result.
+    assert_eq!(
+        s.apply(8, &once(11, 5, set("k", "x"))),
+        Response::Bool(true)
+    );
+    assert_eq!(value(&s, "k"), None);
 }

@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{KvEntry, RequestId, Service, Session, State, TableIndexes, Tombstone};
+use super::requests::{parse_request_key, request_key};
+use super::{KvEntry, RequestRecord, Service, Session, State, TableIndexes, Tombstone};
 
 /// Tables of the state store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -182,10 +183,7 @@ impl State {
             Table::Coordinates => self.coordinates.get(&split_pair(key)).map(enc),
             Table::PreparedQueries => self.prepared_queries.get(key).map(enc),
             Table::ConfigEntries => self.config_entries.get(&split_pair(key)).map(enc),
-            Table::Requests => RequestId::try_from(key.to_string())
-                .ok()
-                .and_then(|id| self.requests.get(&id))
-                .map(enc),
+            Table::Requests => self.request_row(key).map(enc),
             Table::AclTokens => self.acl_tokens.get(key).map(enc),
             Table::AclPolicies => self.acl_policies.get(key).map(enc),
             Table::AclRoles => self.acl_roles.get(key).map(enc),
@@ -273,7 +271,7 @@ impl State {
         }
         if want(Table::Requests) {
             for (id, v) in &self.requests {
-                push(Table::Requests, id.to_string(), enc(v));
+                push(Table::Requests, request_key(v.index, *id), enc(v));
             }
         }
         if want(Table::AclTokens) {
@@ -367,10 +365,22 @@ impl State {
                 }
                 Table::Requests => {
                     let v = serde_json::from_slice(&value).map_err(err)?;
-                    // A key that is not an id cannot come from `rows()`: skip rather than
-                    // refuse the whole state over a row that only serves retries.
-                    if let Ok(id) = RequestId::try_from(key) {
-                        s.insert_request(id, v);
+                    let v: RequestRecord = v;
+                    // A key that is not a request key cannot come from `rows()`: skip rather
+                    // than refuse the whole state over a row that only serves retries.
+                    match parse_request_key(&key) {
+                        Some((Some(_), id)) => {
+                            s.insert_request(id, v);
+                        }
+                        // Written before keys carried the index: the next persist deletes
+                        // the old row and writes the record under its new key.
+                        Some((None, id)) => {
+                            let new_key = request_key(v.index, id);
+                            s.insert_request(id, v);
+                            s.touch(Table::Requests, key);
+                            s.touch(Table::Requests, new_key);
+                        }
+                        None => {}
                     }
                 }
                 Table::AclTokens => {
