@@ -110,6 +110,11 @@ pub struct Config {
     pub sync_coordinate_rate_target: f64,
     /// Raft log entries between snapshots (Consul's `raft_snapshot_threshold`). Default 16384.
     pub raft_snapshot_threshold: u64,
+    /// How often a server checks whether `raft_snapshot_threshold` entries have passed
+    /// since its last snapshot, plus a random wait of up to as long again (Consul's
+    /// `raft_snapshot_interval`). Default 30s.
+    #[serde(with = "serde_go")]
+    pub raft_snapshot_interval: Duration,
     /// Raft log entries kept behind a snapshot, so a slow follower can catch up from the log
     /// (Consul's `raft_trailing_logs`). Default 10000.
     pub raft_trailing_logs: u64,
@@ -359,6 +364,7 @@ impl Default for Config {
             sync_coordinate_interval_min: Duration::from_secs(15),
             sync_coordinate_rate_target: 64.0,
             raft_snapshot_threshold: 16384,
+            raft_snapshot_interval: Duration::from_secs(30),
             raft_trailing_logs: 10000,
             services: Vec::new(),
             service: None,

@@ -192,7 +192,6 @@ const TOP: &[(&str, Rule)] = &[
     ("max_query_time", NoEffect),
     ("protocol", NoEffect),
     ("raft_protocol", NoEffect),
-    ("raft_snapshot_interval", NoEffect),
     ("server_name", NoEffect),
     ("syslog_facility", NoEffect),
     ("ui_content_path", NoEffect),

@@ -36,6 +36,7 @@ fn defaults_are_consuls() {
     assert_eq!(c.retry_interval, Duration::from_secs(30));
     assert_eq!(c.reconnect_timeout, Duration::from_secs(72 * 3600));
     assert_eq!(c.raft_snapshot_threshold, 16384);
+    assert_eq!(c.raft_snapshot_interval, Duration::from_secs(30));
     assert_eq!(c.raft_trailing_logs, 10000);
     assert_eq!(c.dns_config.udp_answer_limit, 3);
     assert_eq!(c.dns_config.max_stale, Duration::from_secs(87600 * 3600));
@@ -170,6 +171,7 @@ dns_config {
 performance {
   raft_multiplier = 1
 }
+raft_snapshot_interval = "2m"
 limits {
   kv_max_value_size = 1048576
 }
@@ -189,6 +191,7 @@ encrypt = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="
     let c = validate_path(dir.path()).unwrap();
     assert_eq!(c.datacenter, "east-1");
     assert_eq!(c.bootstrap_expect, 3);
+    assert_eq!(c.raft_snapshot_interval, Duration::from_secs(120));
     assert_eq!(c.retry_join, ["10.0.0.1", "10.0.0.2:8301"]);
     assert_eq!(
         (c.ports.http, c.ports.dns, c.ports.grpc),
@@ -514,6 +517,14 @@ fn validation_rules() {
         })
         .as_deref(),
         Some("raft_snapshot_threshold")
+    );
+    assert_eq!(
+        key_of(Config {
+            raft_snapshot_interval: Duration::from_millis(1),
+            ..base()
+        })
+        .as_deref(),
+        Some("raft_snapshot_interval")
     );
     assert_eq!(
         key_of(Config {

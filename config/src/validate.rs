@@ -127,6 +127,13 @@ impl Config {
                 "must be greater than 0",
             ));
         }
+        // hashicorp/raft refuses less ("SnapshotInterval is too low").
+        if self.raft_snapshot_interval < std::time::Duration::from_millis(5) {
+            return Err(ConfigError::invalid(
+                "raft_snapshot_interval",
+                "must be at least 5ms",
+            ));
+        }
         if self.raft_trailing_logs == 0 {
             return Err(ConfigError::invalid(
                 "raft_trailing_logs",

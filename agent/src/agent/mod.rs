@@ -673,7 +673,8 @@ impl AgentHandle {
 /// `election_timeout_max` after the last heartbeat, so the first candidate after a leader
 /// dies is usually refused and a failover cost about max + another timeout (16 s at the
 /// default multiplier in bench/kv). With max = t a failover takes about what Consul's does.
-/// Log compaction follows `raft_snapshot_threshold` and `raft_trailing_logs`.
+/// Log compaction follows `raft_snapshot_interval`, `raft_snapshot_threshold` and
+/// `raft_trailing_logs`.
 fn raft_config(cfg: &Config) -> RaftConfig {
     let t = cfg.raft_timing().election_timeout;
     RaftConfig {
@@ -681,6 +682,7 @@ fn raft_config(cfg: &Config) -> RaftConfig {
         election_timeout_min: t / 2,
         election_timeout_max: t,
         snapshot_threshold: cfg.raft_snapshot_threshold,
+        snapshot_interval: cfg.raft_snapshot_interval,
         trailing_logs: cfg.raft_trailing_logs,
     }
 }
