@@ -312,7 +312,10 @@ def main():
         if uvloop:
             uvloop.install()
         watched = clients[0] if WATCH_ON == "client" else server
-        result["watch"] = asyncio.run(watch(watched, clients[1], server.proc.pid))
+        # The write that wakes the watchers goes through another agent (the server when
+        # there is only one client agent: CLIENTS=1 measures registrations on one agent).
+        writer = clients[1] if len(clients) > 1 else server
+        result["watch"] = asyncio.run(watch(watched, writer, server.proc.pid))
         result["watch"]["agent"] = WATCH_ON
         result["rss_kib_end"] = {a.name: bl.rss_kib(a.proc.pid) for a in agents}
     json.dump(result, sys.stdout, indent=2)

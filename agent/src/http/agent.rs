@@ -21,7 +21,7 @@ use super::dto::{CheckBody, ServiceBody};
 use super::error::ApiError;
 use super::params::Params;
 use crate::catalog::{Check, HealthStatus, Service};
-use crate::local::LocalCheck;
+use crate::local::{LocalCheck, LocalState};
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
@@ -82,6 +82,20 @@ fn maintenance_check(
 }
 
 /// `PUT /v1/agent/maintenance?enable=&reason=`: Consul's `_node_maintenance` check.
+/// Runs a change of the agent's services and checks on the blocking pool: it writes their
+/// files (create, fsync, rename), which on a runtime worker stalled every other request
+/// and the anti-entropy that syncs the change (a burst of registrations kept both workers
+/// inside ext4's inode allocation).
+async fn on_disk<T: Send + 'static>(
+    st: &ApiState,
+    change: impl FnOnce(&LocalState) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let local = std::sync::Arc::clone(&st.local.state);
+    tokio::task::spawn_blocking(move || change(&local))
+        .await
+        .map_err(|e| ApiError::internal(format!("local state change failed: {e}")))
+}
+
 async fn node_maintenance(
     State(st): State<ApiState>,
     authz: Authz,
@@ -97,12 +111,12 @@ async fn node_maintenance(
             p.get("reason").unwrap_or(""),
             "node",
         );
-        st.local
-            .state
-            .add_check(c, registration(&authz))
+        let reg = registration(&authz);
+        on_disk(&st, move |l| l.add_check(c, reg))
+            .await?
             .map_err(|e| ApiError::internal(e.to_string()))?;
     } else {
-        st.local.state.remove_check(&id);
+        on_disk(&st, move |l| l.remove_check(&id)).await?;
     }
     st.local.applied().await;
     Ok(().into_response())
@@ -120,12 +134,12 @@ async fn service_maintenance(
     if enable_flag(&p)? {
         let reason = p.get("reason").unwrap_or("");
         let c = maintenance_check(id, "Service Maintenance Mode", &service, reason, "service");
-        st.local
-            .state
-            .add_check(c, registration(&authz))
+        let reg = registration(&authz);
+        on_disk(&st, move |l| l.add_check(c, reg))
+            .await?
             .map_err(|e| ApiError::internal(e.to_string()))?;
     } else {
-        st.local.state.remove_check(&id);
+        on_disk(&st, move |l| l.remove_check(&id)).await?;
     }
     st.local.applied().await;
     Ok(().into_response())
@@ -222,14 +236,9 @@ async fn service_register(
             vet_check_target(&st, &authz, &old.check.service_id)?;
         }
     }
-    st.local
-        .state
-        .add_service(
-            service,
-            checks,
-            p.flag("replace-existing-checks"),
-            registration(&authz),
-        )
+    let (replace, reg) = (p.flag("replace-existing-checks"), registration(&authz));
+    on_disk(&st, move |l| l.add_service(service, checks, replace, reg))
+        .await?
         .map_err(|e| ApiError::internal(e.to_string()))?;
     st.local.applied().await;
     Ok(().into_response())
@@ -241,7 +250,8 @@ async fn service_deregister(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     vet_service_update(&st, &authz, &id)?;
-    if !st.local.state.remove_service(&id) {
+    let what = id.clone();
+    if !on_disk(&st, move |l| l.remove_service(&what)).await? {
         return Err(ApiError::not_found(format!(
             "Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."
         )));
@@ -272,9 +282,9 @@ async fn check_register(
         vet_check_target(&st, &authz, &old.check.service_id)?;
     }
     let local = local_check(&b, check, st.enable_script_checks)?;
-    st.local
-        .state
-        .add_check(local, registration(&authz))
+    let reg = registration(&authz);
+    on_disk(&st, move |l| l.add_check(local, reg))
+        .await?
         .map_err(|e| ApiError::internal(e.to_string()))?;
     st.local.applied().await;
     Ok(().into_response())
@@ -286,7 +296,8 @@ async fn check_deregister(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     vet_check_update(&st, &authz, &id)?;
-    if !st.local.state.remove_check(&id) {
+    let what = id.clone();
+    if !on_disk(&st, move |l| l.remove_check(&what)).await? {
         return Err(ApiError::not_found(format!(
             "Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name."
         )));
