@@ -6,23 +6,13 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use common::Agent;
 use serde_json::json;
 
 /// The A records of `name` in the order `dig` got them, asked with `extra` options.
 fn addresses(port: u16, name: &str, extra: &[&str]) -> Vec<String> {
-    let out = Command::new("dig")
-        .args(["@127.0.0.1", "-p", &port.to_string(), "+time=3", "+tries=1"])
-        .args(["+short", name, "A"])
-        .args(extra)
-        .output()
-        .expect("dig (bind9-dnsutils) must be installed");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
+    common::dig_short_with(port, name, "A", extra)
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {

@@ -177,22 +177,7 @@ pub fn wait_federated(s1: &Agent) {
 }
 
 pub fn dig_short(port: u16, name: &str, qtype: &str) -> Vec<String> {
-    let out = Command::new("dig")
-        .args([
-            "@127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "+time=5",
-            "+tries=1",
-            "+short",
-        ])
-        .args([name, qtype])
-        .output()
-        .expect("dig (bind9-dnsutils) must be installed");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
+    super::dig_short_with(port, name, qtype, &[])
 }
 
 pub fn dig_status(port: u16, name: &str) -> String {

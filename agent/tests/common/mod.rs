@@ -23,6 +23,20 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_meridian"))
 }
 
+/// The `+short` answer lines of `dig @127.0.0.1 -p port name qtype`, with `extra` options.
+pub fn dig_short_with(port: u16, name: &str, qtype: &str, extra: &[&str]) -> Vec<String> {
+    let out = Command::new("dig")
+        .args(["@127.0.0.1", "-p", &port.to_string(), "+time=5", "+tries=1"])
+        .args(["+short", name, qtype])
+        .args(extra)
+        .output()
+        .expect("dig (bind9-dnsutils) must be installed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 /// A running agent process.
 pub struct Agent {
     child: Child,
