@@ -327,7 +327,7 @@ mod tests {
         assert!(dns.contains(
             "CROSS_DC_DNS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);"
         ));
-        let agent = include_str!("../../../../agent/src/agent/mod.rs");
+        let agent = include_str!("../../../../agent/src/agent/server_role.rs");
         assert!(agent.contains(".clamp(Duration::from_secs(1), Duration::from_secs(7))"));
         assert_eq!(CROSS_DC_TIMEOUT.as_secs(), 7);
         assert_eq!(CROSS_DC_DNS_TIMEOUT.as_secs(), 3);
