@@ -2,7 +2,9 @@
 //! the servers in the LAN pool. A new server enters as a non-voter (raft learner) and is
 //! promoted once it has been a healthy learner for `server_stabilization_time`; servers that
 //! left, were reaped, or (with `cleanup_dead_servers`) failed are removed — but only while
-//! the voters that remain alive keep a quorum, so cleanup never costs availability.
+//! the voters that remain alive keep a quorum, and dead voters only when that raises the
+//! failure tolerance (as Consul's docs put it, once the replacement comes online), so
+//! cleanup never costs availability.
 //!
 //! [`plan`] is pure; the leader loop executes its actions one at a time (each is a raft
 //! membership change, which openraft serializes anyway).
@@ -121,29 +123,57 @@ pub(crate) fn plan(
         .map(|(id, _)| *id)
         .collect();
 
-    // Removals: left or reaped always (quorum permitting), failed with cleanup.
+    // Removals: left always (quorum permitting); dead ones below.
     let mut voters: BTreeSet<u64> = raft.voters.iter().map(|(id, _)| *id).collect();
-    for (id, node) in raft.voters.iter().chain(&raft.learners) {
-        if *id == me {
-            continue;
-        }
-        let gone = match pool.get(id).map(|s| s.status) {
-            None | Some(MemberStatus::Left) => true,
-            Some(MemberStatus::Failed) => cfg.cleanup_dead_servers,
-            Some(MemberStatus::Alive | MemberStatus::Leaving) => false,
-        };
-        if !gone {
-            continue;
-        }
-        if voters.contains(id) {
-            let after: BTreeSet<u64> = voters.iter().copied().filter(|v| v != id).collect();
+    let status = |id: &u64| pool.get(id).map(|s| s.status);
+    let mut remove = |id: u64, name: &str, voters: &mut BTreeSet<u64>| {
+        if voters.contains(&id) {
+            let after: BTreeSet<u64> = voters.iter().copied().filter(|v| *v != id).collect();
             let alive_after = after.iter().filter(|v| alive(v)).count();
             if alive_after < after.len() / 2 + 1 || after.len() < cfg.min_quorum {
-                continue; // removing it would leave the rest without a quorum
+                return; // removing it would leave the rest without a quorum
             }
-            voters = after;
+            *voters = after;
         }
-        actions.push(Action::Remove(*id, node.name.clone()));
+        actions.push(Action::Remove(id, name.to_string()));
+    };
+    let others = || {
+        raft.voters
+            .iter()
+            .chain(&raft.learners)
+            .filter(|(id, _)| *id != me)
+    };
+    for (id, node) in others() {
+        if status(id) == Some(MemberStatus::Left) {
+            remove(*id, &node.name, &mut voters);
+        }
+    }
+    // Dead: failed (with cleanup), or not in the pool at all — reaped after
+    // `reconnect_timeout`, or not learned yet (a new leader whose gossip has not heard a
+    // server's tags), so absence alone never removes a voter that could still vote.
+    let (dead_voters, dead_learners): (Vec<_>, Vec<_>) = others()
+        .filter(|(id, _)| match status(id) {
+            None => true,
+            Some(MemberStatus::Failed) => cfg.cleanup_dead_servers,
+            Some(MemberStatus::Alive | MemberStatus::Leaving | MemberStatus::Left) => false,
+        })
+        .partition(|(id, _)| voters.contains(id));
+    for (id, node) in dead_learners {
+        remove(*id, &node.name, &mut voters);
+    }
+    // A dead voter goes only with the others, and only when that raises the failure
+    // tolerance (alive voters minus quorum): the quorum shrinks only when the voter count
+    // drops past an even number. Otherwise removing it gains nothing and costs a lot: when
+    // it comes back it waits out the stabilization time as a non-voter, and a failure in
+    // that window leaves the rest without a quorum. A replacement that is promoted makes
+    // the count even, and then the dead server goes (Consul: "once the replacement comes
+    // online").
+    let n = voters.len();
+    let k = dead_voters.len().min(n.saturating_sub(cfg.min_quorum));
+    if (n - k) / 2 < n / 2 {
+        for (id, node) in dead_voters.into_iter().take(k) {
+            remove(*id, &node.name, &mut voters);
+        }
     }
 
     // New servers enter as non-voters. Two servers in bootstrap mode each lead their own
@@ -239,13 +269,6 @@ mod tests {
         let cfg = AutopilotConfig::default();
         let mut st = Stability::default();
         let now = Instant::now();
-        // 5 voters, one failed: removing it leaves 4 with 4 alive.
-        let p = pool(&[(1, Alive), (2, Alive), (3, Alive), (4, Alive), (5, Failed)]);
-        let c = config(&[1, 2, 3, 4, 5], &[]);
-        assert_eq!(
-            plan(&cfg, &c, &p, 1, &mut st, now),
-            vec![Action::Remove(5, "s5".into())]
-        );
         // 3 voters, two failed: removing one would leave {1, x} with only 1 alive of 2.
         let p = pool(&[(1, Alive), (2, Failed), (3, Failed)]);
         assert!(plan(&cfg, &config(&[1, 2, 3], &[]), &p, 1, &mut st, now).is_empty());
@@ -258,6 +281,60 @@ mod tests {
         assert_eq!(
             plan(&manual, &config(&[1, 2, 3, 4, 5], &[]), &p, 1, &mut st, now),
             vec![Action::Remove(3, "s3".into())]
+        );
+    }
+
+    #[test]
+    fn a_failed_voter_stays_until_removing_it_raises_the_failure_tolerance() {
+        let cfg = AutopilotConfig::default();
+        let mut st = Stability::default();
+        let now = Instant::now();
+        let remove = |ids: &[u64]| -> Vec<Action> {
+            ids.iter()
+                .map(|id| Action::Remove(*id, format!("s{id}")))
+                .collect()
+        };
+        // Three voters, one failed: two of three or two of two both tolerate no further
+        // failure, and a removed s3 would come back as a non-voter. It stays.
+        let p = pool(&[(1, Alive), (2, Alive), (3, Failed)]);
+        assert!(plan(&cfg, &config(&[1, 2, 3], &[]), &p, 1, &mut st, now).is_empty());
+        // Nor does a voter the pool does not know (a new leader that has not heard its
+        // tags yet, or one reaped long ago), with or without cleanup.
+        let p = pool(&[(1, Alive), (2, Alive)]);
+        assert!(plan(&cfg, &config(&[1, 2, 3], &[]), &p, 1, &mut st, now).is_empty());
+        let manual = AutopilotConfig {
+            cleanup_dead_servers: false,
+            ..cfg.clone()
+        };
+        let p4 = pool(&[(1, Alive), (2, Alive), (4, Alive)]);
+        assert_eq!(
+            plan(&manual, &config(&[1, 2, 3, 4], &[]), &p4, 1, &mut st, now),
+            remove(&[3])
+        );
+        // Five voters, one failed: tolerance 1 either way. It stays.
+        let mut five = pool(&[(1, Alive), (2, Alive), (3, Alive), (4, Alive), (5, Failed)]);
+        let c5 = config(&[1, 2, 3, 4, 5], &[]);
+        assert!(plan(&cfg, &c5, &five, 1, &mut st, now).is_empty());
+        // Two failed of five: both go (three of three tolerate one failure, three of five
+        // none) — unless min_quorum keeps five.
+        five.insert(4, pool(&[(4, Failed)])[&4].clone());
+        assert_eq!(plan(&cfg, &c5, &five, 1, &mut st, now), remove(&[4, 5]));
+        let floor = AutopilotConfig {
+            min_quorum: 5,
+            ..cfg.clone()
+        };
+        assert!(plan(&floor, &c5, &five, 1, &mut st, now).is_empty());
+        // A replacement promoted next to the failed s3 makes four voters: now s3 goes.
+        let p = pool(&[(1, Alive), (2, Alive), (3, Failed), (4, Alive)]);
+        assert_eq!(
+            plan(&cfg, &config(&[1, 2, 3, 4], &[]), &p, 1, &mut st, now),
+            remove(&[3])
+        );
+        // A failed non-voter costs no quorum: it goes at once.
+        let p = pool(&[(1, Alive), (2, Alive), (3, Alive), (4, Failed)]);
+        assert_eq!(
+            plan(&cfg, &config(&[1, 2, 3], &[4]), &p, 1, &mut st, now),
+            remove(&[4])
         );
     }
 

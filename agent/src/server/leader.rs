@@ -208,7 +208,8 @@ async fn run_autopilot(server: &ServerHandle, members: &[Member], stability: &mu
             raft.promote(ids.clone()).await
         }
         Action::Remove(id, name) => {
-            info!(id, node = %name, "removing server that left or failed from raft");
+            let status = pool.get(id).map(|s| s.status);
+            info!(id, node = %name, ?status, "removing server that left or failed from raft");
             raft.remove_peer(*id).await
         }
     };

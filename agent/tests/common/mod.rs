@@ -388,6 +388,22 @@ impl Agent {
         let _ = self.child.wait();
     }
 
+    /// Writes everything the (stopped) process printed to `dir/<pid>-<µs since epoch>.log`:
+    /// with `MERIDIAN_TEST_LOG_DIR=dir`, every agent a test starts leaves its whole log
+    /// behind (run with `RUST_LOG=info,openraft=debug` to see raft's side of a failure).
+    fn keep_log(&mut self, dir: &str) {
+        while let Ok(line) = self.log_rx.recv_timeout(Duration::from_millis(200)) {
+            self.log.push(line);
+        }
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros());
+        let path = format!("{dir}/{}-{micros}.log", self.child.id());
+        if let Err(e) = std::fs::write(&path, self.log.join("\n")) {
+            eprintln!("keeping the agent log in {path}: {e}");
+        }
+    }
+
     /// SIGTERM, then wait for exit; returns the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         self.stop_with("TERM")
@@ -431,6 +447,9 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Ok(dir) = std::env::var("MERIDIAN_TEST_LOG_DIR") {
+            self.keep_log(&dir);
+        }
     }
 }
 

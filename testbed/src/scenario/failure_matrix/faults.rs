@@ -167,11 +167,12 @@ pub(super) async fn repair(
     healthy(run_dir, state, s).await
 }
 
-/// Waits until every server of `site` is a raft voter again. A server killed long enough
-/// to be marked failed is removed by autopilot (`cleanup_dead_servers`) and comes back as a
-/// non-voter until it has been stable for `server_stabilization_time`; a fault that starts
-/// before then is a different fault (killing the two voters leaves a non-voter that can
-/// never elect, not a lost quorum of three).
+/// Waits until every server of `site` is a raft voter again. Autopilot keeps a dead voter of
+/// three (removing it would not raise the failure tolerance), but a server that was removed
+/// (by an operator, or as one of several dead) comes back as a non-voter until it has been
+/// stable for `server_stabilization_time`; a fault that starts before then is a different
+/// fault (killing the two voters leaves a non-voter that can never elect, not a lost quorum
+/// of three).
 async fn all_voters(state: &State, site: &Site) -> Result<(), TestbedError> {
     let what = format!("every server of {} a raft voter", site.name);
     wait::until(&what, REPAIR, "", || async {

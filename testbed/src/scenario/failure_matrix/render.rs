@@ -80,7 +80,7 @@ fn outcomes(out: &mut String) {
          request's own way: cross-DC HTTP `CROSS_DC_TIMEOUT` = {:?} \
          (agent/src/cluster/federation.rs); cross-DC DNS `CROSS_DC_DNS_TIMEOUT` = {:?} \
          (agent/src/dns/source.rs); local requests wait for a leader at most `rpc_hold_timeout` \
-         ≤ {:?} (two maximal election timeouts, clamped to 1–7 s, agent/src/agent/mod.rs). \
+         ≤ {:?} (two maximal election timeouts, clamped to 1–7 s, agent/src/agent/server_role.rs). \
          Replication works when the key is in dc2 within {:?} (on the degraded link: within `CROSS_DC_TIMEOUT`, one relayed round's bound).",
         super::measure::ATTEMPTS,
         SLACK,

@@ -11,7 +11,7 @@ use std::time::Duration;
 pub(super) const CROSS_DC_TIMEOUT: Duration = Duration::from_secs(7);
 /// `CROSS_DC_DNS_TIMEOUT` in agent/src/dns/source.rs: a cross-DC DNS question's bound.
 pub(super) const CROSS_DC_DNS_TIMEOUT: Duration = Duration::from_secs(3);
-/// The most `rpc_hold_timeout` can be (agent/src/agent/mod.rs clamps two maximal election
+/// The most `rpc_hold_timeout` can be (agent/src/agent/server_role.rs clamps two maximal election
 /// timeouts to 1–7 s): how long a local request waits for a leader.
 pub(super) const RPC_HOLD_MAX: Duration = Duration::from_secs(7);
 /// Added to every bound for the request's own way (helper start, local hops, dig).
