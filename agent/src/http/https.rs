@@ -64,7 +64,8 @@ pub(super) async fn serve(
 ) -> io::Result<()> {
     let local = listener.local_addr()?;
     let incoming = meridian_tls::incoming(listener, tls, DEFAULT_HANDSHAKE_TIMEOUT);
-    axum::serve(TlsListener { incoming, local }, router)
+    // `router` is already eager (see `super::serve`): one `Arc` clone per connection.
+    axum::serve(TlsListener { incoming, local }, router.into_make_service())
         .with_graceful_shutdown(shutdown)
         .await
 }
