@@ -216,3 +216,84 @@ fn watchers_on_a_client_agent_wake_only_for_their_service() {
     let client = Agent::client_of(&dir.path().join("c"), "watch-c", &server.serf, &[]);
     watchers_wake_only_for_their_service(&client, &server);
 }
+
+/// The agent's resident set in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Issue #12 item 2: a parked blocking query costs the agent little memory, and every one
+/// wakes on the write. 600 watchers grow a `-dev` agent by about 18 KiB each; when axum
+/// rebuilt its route table for every connection it was about 100 KiB each.
+#[test]
+fn parked_watchers_cost_little_memory_and_all_wake() {
+    use std::io::{Read, Write};
+    const WATCHERS: u64 = 600;
+    const MAX_KIB_EACH: u64 = 48;
+    let a = Agent::dev();
+    assert_eq!(a.put("/v1/kv/w", "v0").0, 200);
+    let (code, index, _) = get_blocking(&a, "/v1/kv/w", CONVERGE);
+    assert_eq!(code, 200);
+    // The first connections' one-off costs (pools, buffers) out of the baseline.
+    for _ in 0..20 {
+        get_blocking(&a, "/v1/kv/w", CONVERGE);
+    }
+    let base = rss_kib(a.pid());
+    let request = format!(
+        "GET /v1/kv/w?index={index}&wait=5m HTTP/1.1\r\nHost: {}\r\n\r\n",
+        a.addr
+    );
+    let mut conns: Vec<std::net::TcpStream> = (0..WATCHERS)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&a.addr).expect("connect");
+            s.write_all(request.as_bytes()).expect("send");
+            s
+        })
+        .collect();
+    // Parked once the agent's memory stops growing (two readings 300 ms apart agree).
+    let mut parked = rss_kib(a.pid());
+    wait_until(CONVERGE, "the watchers parked", || {
+        std::thread::sleep(Duration::from_millis(300));
+        let last = std::mem::replace(&mut parked, rss_kib(a.pid()));
+        parked.abs_diff(last) < 256 && parked > base
+    });
+    let each = (parked - base) / WATCHERS;
+    assert!(
+        each <= MAX_KIB_EACH,
+        "{WATCHERS} parked watchers grew the agent {base} -> {parked} KiB, {each} KiB each"
+    );
+
+    // The write wakes every one of them with the new value's index.
+    assert_eq!(a.put("/v1/kv/w", "v1").0, 200);
+    let deadline = Instant::now() + CONVERGE;
+    for (i, s) in conns.iter_mut().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .expect("timeout");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s
+                .read(&mut buf)
+                .unwrap_or_else(|e| panic!("watcher {i} not woken: {e}"));
+            assert!(n > 0, "watcher {i}: connection closed");
+            got.extend_from_slice(&buf[..n]);
+        }
+        let head = String::from_utf8_lossy(&got).to_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "watcher {i}: {head}");
+        let woke_at: u64 = head
+            .lines()
+            .find_map(|l| l.strip_prefix("x-consul-index:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("X-Consul-Index");
+        assert!(
+            woke_at > index,
+            "watcher {i} woke at {woke_at}, not after {index}"
+        );
+    }
+}
