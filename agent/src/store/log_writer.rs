@@ -11,7 +11,8 @@
 //! along with the next transaction that is written anyway.
 //!
 //! ```text
-//!   append / vote / truncate / purge / committed ─▶ mpsc ─▶ writer: BEGIN … COMMIT (fsync)
+//!   append / vote / truncate / purge / committed ─▶ mpsc ─▶ writer: BEGIN … COMMIT (fsync,
+//!                                                              one round trip to SQLite)
 //!                                                              └─▶ callbacks, in order
 //! ```
 
@@ -20,11 +21,11 @@ use std::time::Duration;
 
 use openraft::storage::IOFlushed;
 use serde::Serialize;
-use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::log_tail::{META_COMMITTED, META_PURGED, META_VOTE, Tail};
-use super::{StoreError, to_i64};
+use super::{StoreError, Txn, to_i64};
 use crate::raft::type_config::{LogId, TypeConfig, Vote};
 
 /// Rows per multi-row INSERT (3 bound values each, far below SQLite's variable limit).
@@ -173,78 +174,64 @@ fn appended(ops: &[Op]) -> usize {
 }
 
 /// Writes `batch` (and `committed`, if set) in one transaction and commits it, which fsyncs
-/// the WAL under `synchronous=FULL`.
+/// the WAL under `synchronous=FULL`; the whole transaction is one round trip ([`Txn`]).
 async fn write_batch(
     conn: &mut SqliteConnection,
     batch: &[Op],
     committed: Option<Option<LogId>>,
 ) -> Result<(), StoreError> {
-    let mut tx = conn.begin().await?;
+    let mut txn = Txn::new();
     let mut pending: Vec<&EncodedEntry> = Vec::new();
     for op in batch {
         if let Op::Append { rows, .. } = op {
             pending.extend(rows);
             continue;
         }
-        insert_rows(&mut tx, &mut pending).await?;
+        insert_rows(&mut txn, &mut pending);
         match op {
-            Op::Vote(vote, _) => write_meta(&mut tx, META_VOTE, vote).await?,
+            Op::Vote(vote, _) => txn.upsert_meta(META_VOTE, json(META_VOTE, vote)?),
             Op::Truncate(after, _) => {
                 let from = after.map_or(0, |id| to_i64(id.index).saturating_add(1));
-                sqlx::query("DELETE FROM log WHERE idx >= ?")
-                    .bind(from)
-                    .execute(&mut *tx)
-                    .await?;
+                txn.sql()
+                    .push("DELETE FROM log WHERE idx >= ")
+                    .push_bind(from)
+                    .push(";");
             }
             Op::Purge(log_id, _) => {
                 // The purge point and the deletion commit together: entries are never gone
                 // without `last_purged` covering them.
-                write_meta(&mut tx, META_PURGED, log_id).await?;
-                sqlx::query("DELETE FROM log WHERE idx <= ?")
-                    .bind(to_i64(log_id.index))
-                    .execute(&mut *tx)
-                    .await?;
+                txn.upsert_meta(META_PURGED, json(META_PURGED, log_id)?);
+                txn.sql()
+                    .push("DELETE FROM log WHERE idx <= ")
+                    .push_bind(to_i64(log_id.index))
+                    .push(";");
             }
             Op::Append { .. } | Op::Committed(_) => {}
         }
     }
-    insert_rows(&mut tx, &mut pending).await?;
+    insert_rows(&mut txn, &mut pending);
     if let Some(c) = committed {
-        write_meta(&mut tx, META_COMMITTED, &c).await?;
+        txn.upsert_meta(META_COMMITTED, json(META_COMMITTED, &c)?);
     }
-    tx.commit().await?;
-    Ok(())
+    txn.commit(conn).await
 }
 
-/// Inserts `rows` with as few statements as possible and empties it.
-async fn insert_rows(
-    conn: &mut SqliteConnection,
-    rows: &mut Vec<&EncodedEntry>,
-) -> Result<(), StoreError> {
+/// Appends `rows` to `txn` with as few statements as possible and empties it.
+fn insert_rows(txn: &mut Txn, rows: &mut Vec<&EncodedEntry>) {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let mut q = QueryBuilder::<Sqlite>::new("INSERT OR REPLACE INTO log (idx, log_id, entry) ");
+        let q = txn.sql();
+        q.push("INSERT OR REPLACE INTO log (idx, log_id, entry) ");
         q.push_values(chunk, |mut b, r| {
             b.push_bind(to_i64(r.index))
                 .push_bind(r.log_id.as_slice())
                 .push_bind(r.entry.as_slice());
         });
-        q.build().execute(&mut *conn).await?;
+        q.push(";");
     }
     rows.clear();
-    Ok(())
 }
 
-/// Upserts one JSON value in the `meta` table.
-pub(super) async fn write_meta<T: Serialize>(
-    c: &mut SqliteConnection,
-    name: &'static str,
-    value: &T,
-) -> Result<(), StoreError> {
-    let bytes = serde_json::to_vec(value).map_err(StoreError::json(name))?;
-    sqlx::query("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)")
-        .bind(name)
-        .bind(bytes)
-        .execute(&mut *c)
-        .await?;
-    Ok(())
+/// `value` as the JSON a `meta` row holds.
+fn json<T: Serialize>(name: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(StoreError::json(name))
 }

@@ -18,9 +18,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::SqliteSynchronous;
-use sqlx::{Connection, QueryBuilder, Row as _, Sqlite, SqliteConnection};
+use sqlx::{Connection, Row as _, SqliteConnection};
 
-use super::{SharedConn, StoreError, open_sqlite, spawn_checkpointer};
+use super::{SharedConn, StoreError, Txn, open_sqlite, spawn_checkpointer};
 use crate::catalog::{Row, RowChange, Table};
 use crate::raft::type_config::{LogId, SnapshotMeta, StoredMembership};
 
@@ -143,27 +143,27 @@ impl StateStore {
         Ok(LoadedState { rows, meta })
     }
 
-    /// Writes one applied batch: the changed rows and the new metadata, in one transaction,
-    /// with one statement per [`ROWS_PER_STATEMENT`] upserts or deletes (each statement is a
-    /// round trip to SQLite's worker thread, on the way to answering the proposers).
+    /// Writes one applied batch: the changed rows and the new metadata, in one transaction
+    /// sent as one round trip to SQLite's worker thread ([`Txn`]), with one statement per
+    /// [`ROWS_PER_STATEMENT`] upserts or deletes.
     pub async fn persist(&self, changes: &[RowChange], meta: &SmMeta) -> Result<(), StoreError> {
         // `take_changes` lists each row once, so upserts and deletes are independent.
         let (upserts, deletes): (Vec<&RowChange>, Vec<&RowChange>) =
             changes.iter().partition(|ch| ch.value.is_some());
-        let mut c = self.conn.lock().await;
-        let mut tx = c.begin().await?;
+        let mut txn = Txn::new();
         for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
-            let mut q =
-                QueryBuilder::<Sqlite>::new("INSERT OR REPLACE INTO rows (tbl, key, value) ");
+            let q = txn.sql();
+            q.push("INSERT OR REPLACE INTO rows (tbl, key, value) ");
             q.push_values(chunk, |mut b, ch| {
                 b.push_bind(i64::from(ch.table as u8))
                     .push_bind(ch.key.as_str())
                     .push_bind(ch.value.as_deref().unwrap_or_default());
             });
-            q.build().execute(&mut *tx).await?;
+            q.push(";");
         }
         for chunk in deletes.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM rows WHERE (tbl, key) IN (");
+            let q = txn.sql();
+            q.push("DELETE FROM rows WHERE (tbl, key) IN (");
             let mut list = q.separated(", ");
             for ch in chunk {
                 list.push("(")
@@ -172,12 +172,11 @@ impl StateStore {
                     .push_bind_unseparated(ch.key.as_str())
                     .push_unseparated(")");
             }
-            q.push(")");
-            q.build().execute(&mut *tx).await?;
+            q.push(");");
         }
-        write_meta(&mut tx, meta).await?;
-        tx.commit().await?;
-        Ok(())
+        txn.upsert_meta(META_SM, meta_json(meta)?);
+        let mut c = self.conn.lock().await;
+        txn.commit(&mut c).await
     }
 
     /// Makes `data` the current snapshot. The body goes to a file of its own, written and
@@ -414,8 +413,13 @@ fn remove_stray_snapshots(dir: &Path, current: Option<&str>) -> Result<(), Store
     Ok(())
 }
 
+/// `meta` as the JSON its row holds.
+fn meta_json(meta: &SmMeta) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(meta).map_err(StoreError::json("state meta"))
+}
+
 async fn write_meta(c: &mut SqliteConnection, meta: &SmMeta) -> Result<(), StoreError> {
-    let bytes = serde_json::to_vec(meta).map_err(StoreError::json("state meta"))?;
+    let bytes = meta_json(meta)?;
     sqlx::query("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)")
         .bind(META_SM)
         .bind(bytes)

@@ -131,3 +131,70 @@ async fn snapshot_lives_in_its_own_file_and_survives_reopen() {
     std::fs::write(dir.path().join("snapshot-9.bin"), [9; 10]).expect("truncate");
     assert!(store.current_snapshot().await.is_err());
 }
+
+/// One [`super::Txn`] is all or nothing: values bound in several statements land where
+/// they were bound, a failing statement leaves none of the transaction behind, and the
+/// connection takes the next transaction.
+#[tokio::test]
+async fn a_txn_sent_in_one_round_trip_is_all_or_nothing() {
+    use sqlx::Row as _;
+    use sqlx::sqlite::SqliteSynchronous;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = super::connect_sqlite(&dir.path().join("t.db"), SqliteSynchronous::Full)
+        .await
+        .expect("open");
+    sqlx::query("CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)")
+        .execute(&mut c)
+        .await
+        .expect("schema");
+    let rows = async |c: &mut sqlx::SqliteConnection| -> Vec<(String, Vec<u8>)> {
+        sqlx::query("SELECT name, value FROM meta ORDER BY name")
+            .fetch_all(c)
+            .await
+            .expect("select")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    };
+
+    let mut txn = super::Txn::new();
+    txn.upsert_meta("a", b"1".to_vec());
+    txn.sql()
+        .push("INSERT INTO meta (name, value) VALUES (")
+        .push_bind("b")
+        .push(", ")
+        .push_bind(b"2".to_vec())
+        .push(");");
+    txn.upsert_meta("c", b"3".to_vec());
+    txn.commit(&mut c).await.expect("commit");
+    let want = |v: &[(&str, &[u8])]| -> Vec<(String, Vec<u8>)> {
+        v.iter().map(|(n, b)| (n.to_string(), b.to_vec())).collect()
+    };
+    assert_eq!(
+        rows(&mut c).await,
+        want(&[("a", b"1"), ("b", b"2"), ("c", b"3")])
+    );
+
+    // The second statement breaks the primary key: the first one's upsert is rolled back.
+    let mut txn = super::Txn::new();
+    txn.upsert_meta("a", b"changed".to_vec());
+    txn.sql()
+        .push("INSERT INTO meta (name, value) VALUES (")
+        .push_bind("b")
+        .push(", x'00');");
+    txn.upsert_meta("d", b"4".to_vec());
+    assert!(
+        txn.commit(&mut c).await.is_err(),
+        "a duplicate key must fail"
+    );
+    assert_eq!(
+        rows(&mut c).await,
+        want(&[("a", b"1"), ("b", b"2"), ("c", b"3")])
+    );
+
+    // No transaction was left open: the next one commits.
+    let mut txn = super::Txn::new();
+    txn.upsert_meta("d", b"4".to_vec());
+    txn.commit(&mut c).await.expect("commit after a failed one");
+    assert_eq!(rows(&mut c).await.len(), 4);
+}
