@@ -168,6 +168,12 @@ pub(crate) async fn spawn_checkpointer<T: Send + Sync + 'static>(
 /// connection's worker thread and waits for the answer, so `BEGIN`, each `INSERT` and
 /// `COMMIT` sent apart cost two context switches each; a write batch here was 4–5 of them per
 /// database. sqlx binds `?` values across the statements of one query in order.
+///
+/// Not cancel-safe, unlike sqlx's own `Transaction`: a `commit` future dropped mid-way can
+/// leave the transaction open on the connection, and the next `BEGIN` then fails. Both
+/// callers run it to completion: the log writer is a task that owns its connection, and the
+/// state machine's apply is only dropped at shutdown, which closes the connection (SQLite
+/// rolls an open transaction back on close).
 pub(crate) struct Txn {
     q: sqlx::QueryBuilder<sqlx::Sqlite>,
 }
