@@ -22,6 +22,9 @@ use crate::state::State;
 
 /// Attempts per cell.
 pub(super) const ATTEMPTS: usize = 5;
+/// `?stale` reads of the remote DC that must all come from the copy to call DNS answers
+/// of its instance stale (see [`dns`]).
+const COPY_CHECKS: usize = 3;
 /// How often dc2 is polled for a replicated key.
 const REPLICA_POLL: Duration = Duration::from_millis(50);
 
@@ -190,16 +193,29 @@ async fn dns(ctx: &Ctx<'_>, op: Op) -> Vec<Attempt> {
         });
     }
     // dc2's instance while dc2 can only be read from the gateways' copy is a stale answer
-    // (for `any`, too: the nearest *reachable* DC was asked for).
+    // (for `any`, too: the nearest *reachable* DC was asked for). Whether dc2 is read live
+    // is asked with `?stale` reads of dc2; over a lossy WAN one of them can time out and come
+    // from the copy while the digs were answered live, so it takes every one of
+    // `COPY_CHECKS` reads coming from the copy to call the answers stale.
     if op != Op::DnsLocal && mid_answered.contains(&true) {
         let path = format!("/v1/catalog/service/{WEB}?dc={}&stale", s.mid.name);
-        let r = get(ctx.state, &s.near.asker, &path).await;
-        if r.headers.contains_key("x-meridian-copy") {
+        let mut copy_ms = Vec::new();
+        for _ in 0..COPY_CHECKS {
+            let r = get(ctx.state, &s.near.asker, &path).await;
+            if !r.headers.contains_key("x-meridian-copy") {
+                break;
+            }
+            copy_ms.push(format!("{:.0}", r.ms));
+        }
+        if copy_ms.len() == COPY_CHECKS {
             // Why the live read failed, for whoever reads a surprising cell.
             let why = last_error(ctx, &s.mid.name).await;
             let said = format!(
-                " (the agent's ?dc={}&stale read says, in {:.0} ms: from the copy; {}'s last error for {}: {why})",
-                s.mid.name, r.ms, s.near.name, s.mid.name
+                " (the agent's ?dc={}&stale reads say, in {} ms: from the copy; {}'s last error for {}: {why})",
+                s.mid.name,
+                copy_ms.join(" / "),
+                s.near.name,
+                s.mid.name
             );
             for (a, _) in out.iter_mut().zip(&mid_answered).filter(|(_, m)| **m) {
                 a.class = Outcome::Stale;

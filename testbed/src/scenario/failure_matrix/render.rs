@@ -68,7 +68,7 @@ fn outcomes(out: &mut String) {
          - **works**: the right answer, current.\n\
          - **stale**: the right answer marked not current: `X-Consul-KnownLeader: false`, or \
          from the gateways' copy of a remote catalog (`X-Meridian-Copy`; for DNS, which carries \
-         no marker, when the same agent's `?dc=dc2&stale` read says so at that moment). For \
+         no marker, when three `?dc=dc2&stale` reads of the same agent right after say so). For \
          replication: acknowledged in dc1, copied to dc2 only after the repair.\n\
          - **partial** (`?dc=*` only): an answer in time without some DCs, which \
          `X-Meridian-Datacenters-Missing` names.\n\
