@@ -312,12 +312,12 @@ mod tests {
             remove(&[3])
         );
         // Five voters, one failed: tolerance 1 either way. It stays.
-        let mut five = pool(&[(1, Alive), (2, Alive), (3, Alive), (4, Alive), (5, Failed)]);
+        let one_failed = pool(&[(1, Alive), (2, Alive), (3, Alive), (4, Alive), (5, Failed)]);
         let c5 = config(&[1, 2, 3, 4, 5], &[]);
-        assert!(plan(&cfg, &c5, &five, 1, &mut st, now).is_empty());
+        assert!(plan(&cfg, &c5, &one_failed, 1, &mut st, now).is_empty());
         // Two failed of five: both go (three of three tolerate one failure, three of five
         // none) — unless min_quorum keeps five.
-        five.insert(4, pool(&[(4, Failed)])[&4].clone());
+        let five = pool(&[(1, Alive), (2, Alive), (3, Alive), (4, Failed), (5, Failed)]);
         assert_eq!(plan(&cfg, &c5, &five, 1, &mut st, now), remove(&[4, 5]));
         let floor = AutopilotConfig {
             min_quorum: 5,

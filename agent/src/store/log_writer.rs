@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::storage::IOFlushed;
-use serde::Serialize;
 use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
@@ -189,7 +188,7 @@ async fn write_batch(
         }
         insert_rows(&mut txn, &mut pending);
         match op {
-            Op::Vote(vote, _) => txn.upsert_meta(META_VOTE, json(META_VOTE, vote)?),
+            Op::Vote(vote, _) => txn.upsert_meta(META_VOTE, vote)?,
             Op::Truncate(after, _) => {
                 let from = after.map_or(0, |id| to_i64(id.index).saturating_add(1));
                 txn.sql()
@@ -200,7 +199,7 @@ async fn write_batch(
             Op::Purge(log_id, _) => {
                 // The purge point and the deletion commit together: entries are never gone
                 // without `last_purged` covering them.
-                txn.upsert_meta(META_PURGED, json(META_PURGED, log_id)?);
+                txn.upsert_meta(META_PURGED, log_id)?;
                 txn.sql()
                     .push("DELETE FROM log WHERE idx <= ")
                     .push_bind(to_i64(log_id.index))
@@ -211,7 +210,7 @@ async fn write_batch(
     }
     insert_rows(&mut txn, &mut pending);
     if let Some(c) = committed {
-        txn.upsert_meta(META_COMMITTED, json(META_COMMITTED, &c)?);
+        txn.upsert_meta(META_COMMITTED, &c)?;
     }
     txn.commit(conn).await
 }
@@ -229,9 +228,4 @@ fn insert_rows(txn: &mut Txn, rows: &mut Vec<&EncodedEntry>) {
         q.push(";");
     }
     rows.clear();
-}
-
-/// `value` as the JSON a `meta` row holds.
-fn json<T: Serialize>(name: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(StoreError::json(name))
 }

@@ -192,14 +192,20 @@ impl Txn {
         &mut self.q
     }
 
-    /// Appends `INSERT OR REPLACE INTO meta (name, value) VALUES (name, value);`.
-    pub(crate) fn upsert_meta(&mut self, name: &'static str, value: Vec<u8>) {
+    /// Appends `INSERT OR REPLACE INTO meta (name, value) VALUES (name, value as JSON);`.
+    pub(crate) fn upsert_meta(
+        &mut self,
+        name: &'static str,
+        value: &impl serde::Serialize,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(value).map_err(StoreError::json(name))?;
         self.sql()
             .push("INSERT OR REPLACE INTO meta (name, value) VALUES (")
             .push_bind(name)
             .push(", ")
-            .push_bind(value)
+            .push_bind(json)
             .push(");");
+        Ok(())
     }
 
     /// Runs every statement and `COMMIT`. If one fails, the transaction is rolled back (the

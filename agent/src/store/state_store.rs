@@ -174,7 +174,7 @@ impl StateStore {
             }
             q.push(");");
         }
-        txn.upsert_meta(META_SM, meta_json(meta)?);
+        txn.upsert_meta(META_SM, meta)?;
         let mut c = self.conn.lock().await;
         txn.commit(&mut c).await
     }
@@ -413,13 +413,8 @@ fn remove_stray_snapshots(dir: &Path, current: Option<&str>) -> Result<(), Store
     Ok(())
 }
 
-/// `meta` as the JSON its row holds.
-fn meta_json(meta: &SmMeta) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(meta).map_err(StoreError::json("state meta"))
-}
-
 async fn write_meta(c: &mut SqliteConnection, meta: &SmMeta) -> Result<(), StoreError> {
-    let bytes = meta_json(meta)?;
+    let bytes = serde_json::to_vec(meta).map_err(StoreError::json("state meta"))?;
     sqlx::query("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)")
         .bind(META_SM)
         .bind(bytes)

@@ -158,14 +158,14 @@ async fn a_txn_sent_in_one_round_trip_is_all_or_nothing() {
     };
 
     let mut txn = super::Txn::new();
-    txn.upsert_meta("a", b"1".to_vec());
+    txn.upsert_meta("a", &1).expect("json");
     txn.sql()
         .push("INSERT INTO meta (name, value) VALUES (")
         .push_bind("b")
         .push(", ")
         .push_bind(b"2".to_vec())
         .push(");");
-    txn.upsert_meta("c", b"3".to_vec());
+    txn.upsert_meta("c", &3).expect("json");
     txn.commit(&mut c).await.expect("commit");
     let want = |v: &[(&str, &[u8])]| -> Vec<(String, Vec<u8>)> {
         v.iter().map(|(n, b)| (n.to_string(), b.to_vec())).collect()
@@ -177,12 +177,12 @@ async fn a_txn_sent_in_one_round_trip_is_all_or_nothing() {
 
     // The second statement breaks the primary key: the first one's upsert is rolled back.
     let mut txn = super::Txn::new();
-    txn.upsert_meta("a", b"changed".to_vec());
+    txn.upsert_meta("a", &"changed").expect("json");
     txn.sql()
         .push("INSERT INTO meta (name, value) VALUES (")
         .push_bind("b")
         .push(", x'00');");
-    txn.upsert_meta("d", b"4".to_vec());
+    txn.upsert_meta("d", &4).expect("json");
     assert!(
         txn.commit(&mut c).await.is_err(),
         "a duplicate key must fail"
@@ -194,7 +194,7 @@ async fn a_txn_sent_in_one_round_trip_is_all_or_nothing() {
 
     // No transaction was left open: the next one commits.
     let mut txn = super::Txn::new();
-    txn.upsert_meta("d", b"4".to_vec());
+    txn.upsert_meta("d", &4).expect("json");
     txn.commit(&mut c).await.expect("commit after a failed one");
     assert_eq!(rows(&mut c).await.len(), 4);
 }
