@@ -255,13 +255,16 @@ fn parked_watchers_cost_little_memory_and_all_wake() {
             s
         })
         .collect();
-    // Parked once the agent's memory stops growing (two readings 300 ms apart agree) above
-    // what the bare connections cost (~2.7 KiB each before a request is read).
+    // Parked once the agent's memory, above what the bare connections cost (~2.7 KiB each
+    // before a request is read), has stayed within 256 KiB for 300 ms of polling.
     let mut parked = rss_kib(a.pid());
+    let mut steady_since = Instant::now();
     wait_until(CONVERGE, "the watchers parked", || {
-        std::thread::sleep(Duration::from_millis(300));
-        let last = std::mem::replace(&mut parked, rss_kib(a.pid()));
-        parked.abs_diff(last) < 256 && parked >= base + WATCHERS * 4
+        let now = rss_kib(a.pid());
+        if now.abs_diff(parked) >= 256 {
+            (parked, steady_since) = (now, Instant::now());
+        }
+        parked >= base + WATCHERS * 4 && steady_since.elapsed() >= Duration::from_millis(300)
     });
     let each = (parked - base) / WATCHERS;
     assert!(
