@@ -103,6 +103,11 @@ pub enum Command {
     Acl(crate::acl::AclWrite),
     /// Replace the whole state with a snapshot's rows (`PUT /v1/snapshot`).
     Restore(Box<super::RestoreOp>),
+    /// Several client writes proposed together as one raft entry (the leader's group
+    /// proposal): applied in order, each exactly as if it were its own entry at this index,
+    /// with its own request id and clock. Answered with [`Response::Batch`], one answer per
+    /// request in the same order. Never nested.
+    Batch(Vec<Request>),
 }
 
 impl Command {
@@ -126,6 +131,7 @@ impl Command {
             Command::ConfigEntrySet { .. } => "config-entry-set",
             Command::ConfigEntryDelete { .. } => "config-entry-delete",
             Command::Restore(_) => "restore",
+            Command::Batch(_) => "batch",
             Command::Acl(w) => match w {
                 crate::acl::AclWrite::Bootstrap { .. } => "acl-bootstrap",
                 crate::acl::AclWrite::Init { .. } => "acl-init",
@@ -310,6 +316,8 @@ pub enum Response {
     TxnRolledBack(Vec<TxnError>),
     /// The command was rejected; nothing changed. The text is user-facing.
     Rejected(String),
+    /// The answers to a [`Command::Batch`], in its order.
+    Batch(Vec<Response>),
 }
 
 /// One result of a committed transaction.

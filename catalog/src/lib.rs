@@ -264,6 +264,16 @@ impl State {
                 Response::Ok
             }
             Command::Noop => Response::Ok,
+            // Each request as its own entry at this index would be (a nested batch is
+            // rejected: the leader never builds one).
+            Command::Batch(reqs) => Response::Batch(
+                reqs.iter()
+                    .map(|r| match r.cmd {
+                        Command::Batch(_) => Response::Rejected("nested batch".to_string()),
+                        _ => self.apply(index, r),
+                    })
+                    .collect(),
+            ),
             Command::CoordinateUpdate(updates) => {
                 self.coordinate_update(index, updates);
                 Response::Ok

@@ -305,3 +305,42 @@ fn a_record_stored_under_its_id_alone_is_kept_and_moved_to_the_new_key() {
     );
     assert_eq!(value(&s, "k"), None);
 }
+
+#[test]
+fn a_batch_applies_its_writes_in_order_each_exactly_once_at_one_index() {
+    let mut s = State::new();
+    s.apply(1, &once(10, 1, set("k", "v0")));
+    let batch = Request::new(
+        12,
+        Command::Batch(vec![
+            once(11, 2, cas("k", "v1", 1)),
+            // The same write again (a retry that queued behind its first copy): first answer.
+            once(11, 2, cas("k", "v1", 1)),
+            // A different CAS on the index the first one replaced: fails, as it would after
+            // an entry of its own.
+            once(12, 3, cas("k", "v2", 1)),
+            once(12, 4, set("other", "x")),
+            Request::new(12, Command::Batch(vec![once(12, 5, set("nested", "y"))])),
+        ]),
+    );
+    assert_eq!(
+        s.apply(2, &batch),
+        Response::Batch(vec![
+            Response::Bool(true),
+            Response::Bool(true),
+            Response::Bool(false),
+            Response::Bool(true),
+            Response::Rejected("nested batch".into()),
+        ])
+    );
+    assert_eq!(value(&s, "k"), Some(("v1".into(), 2)));
+    assert_eq!(value(&s, "other"), Some(("x".into(), 2)));
+    assert_eq!(value(&s, "nested"), None);
+    assert_eq!(s.applied_index(), 2);
+    // A retry of a batched write in a later entry still answers its first result.
+    assert_eq!(
+        s.apply(3, &once(13, 3, cas("k", "v2", 1))),
+        Response::Bool(false)
+    );
+    assert_eq!(s.remembered_requests(), 4);
+}

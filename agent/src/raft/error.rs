@@ -71,6 +71,23 @@ impl RaftError {
         matches!(self, RaftError::Shutdown | RaftError::Fatal(_))
     }
 
+    /// The same error for another write of a failed group proposal (`raft::batch`): the
+    /// variants carry the same facts; a storage error is told as its text.
+    pub(crate) fn for_each_member(&self) -> RaftError {
+        match self {
+            RaftError::NotLeader { leader } => RaftError::NotLeader {
+                leader: leader.clone(),
+            },
+            RaftError::NoLeader => RaftError::NoLeader,
+            RaftError::LeadershipLost => RaftError::LeadershipLost,
+            RaftError::Rejected(s) => RaftError::Rejected(s.clone()),
+            RaftError::Storage(e) => RaftError::Fatal(format!("raft storage: {e}")),
+            RaftError::Config(s) => RaftError::Config(s.clone()),
+            RaftError::Fatal(s) => RaftError::Fatal(s.clone()),
+            RaftError::Shutdown => RaftError::Shutdown,
+        }
+    }
+
     /// Whether a write's outcome is unknown (it may still be applied).
     pub fn is_indeterminate(&self) -> bool {
         matches!(self, RaftError::LeadershipLost)

@@ -12,6 +12,7 @@
 //!               StateMachine::apply ─▶ catalog::State + state.db ─▶ state() / applied_rx()
 //! ```
 
+mod batch;
 mod error;
 pub mod network;
 pub mod state_machine;
@@ -158,6 +159,8 @@ pub struct RaftNode {
 #[derive(Debug)]
 struct Inner {
     raft: Raft<TypeConfig, StateMachine>,
+    /// Client writes go through here: concurrent ones share a raft entry.
+    batcher: Arc<batch::Batcher>,
     id: u64,
     node: ServerNode,
     state: Arc<arc_swap::ArcSwap<State>>,
@@ -244,6 +247,7 @@ impl RaftNode {
         tracing::info!(node_id, %node, dir = %dir.display(), "raft started");
         let node = RaftNode {
             inner: Arc::new(Inner {
+                batcher: batch::Batcher::new(raft.clone()),
                 raft,
                 id: node_id,
                 node,
@@ -301,13 +305,14 @@ impl RaftNode {
     }
 
     /// Proposes `req` and returns its log index and the state machine's response once it is
-    /// committed and applied (and so visible through [`state`](Self::state)).
+    /// committed and applied (and so visible through [`state`](Self::state)). Concurrent
+    /// writes may share one entry, and so one index (see `raft::batch`).
     pub async fn write(&self, req: Request) -> Result<(u64, Response), RaftError> {
         let started = std::time::Instant::now();
-        let resp = self.inner.raft.client_write(req).await?;
+        let answer = self.inner.batcher.write(req).await?;
         // Only a leader's write succeeds: Consul's leader-side commit time.
         crate::telemetry::sample_since("consul.raft.commitTime", &[], started);
-        Ok((resp.log_id.index, resp.data))
+        Ok(answer)
     }
 
     /// Linearizable read barrier (ReadIndex): confirms leadership with a quorum and waits until

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{RaftConfig, RaftNode, ServerNode};
-use crate::catalog::{Command, Request, Response};
+use crate::catalog::{Command, KvOp, KvVerb, Request, Response};
 use crate::store::STATE_DB_FILE;
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -238,27 +238,82 @@ async fn wipe_state_rows(path: &Path) {
     c.close().await.expect("close");
 }
 
+fn set(key: String) -> Request {
+    Request::new(
+        1,
+        Command::Kv(KvOp {
+            value: Some(key.as_bytes().to_vec()),
+            ..KvOp::new(KvVerb::Set, key)
+        }),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_concurrent_writes_all_commit() {
+async fn two_hundred_concurrent_writes_all_commit_sharing_entries() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = start(dir.path(), fast_config()).await;
     let writes: Vec<_> = (0..200)
         .map(|i| {
             let node = node.clone();
-            tokio::spawn(async move { node.write(noop(i)).await })
+            tokio::spawn(async move { node.write(set(format!("k{i}"))).await })
         })
         .collect();
     let mut indexes = Vec::new();
-    for w in writes {
+    let state = |node: &RaftNode| node.state();
+    for (i, w) in writes.into_iter().enumerate() {
         let (index, resp) = w.await.expect("join").expect("write");
-        assert_eq!(resp, Response::Ok);
+        assert_eq!(resp, Response::Bool(true));
+        // Each write's answer is its own: its key carries the index it was told.
+        let entry = state(&node)
+            .kv_get(&format!("k{i}"))
+            .cloned()
+            .expect("written");
+        assert_eq!(entry.modify_index, index, "k{i}");
+        assert_eq!(entry.value.as_deref(), Some(format!("k{i}").as_bytes()));
         indexes.push(index);
     }
     indexes.sort_unstable();
     indexes.dedup();
-    assert_eq!(indexes.len(), 200, "every write gets its own log index");
-    let max = *indexes.last().expect("200 indexes");
+    // Writes that queued behind a commit went out together (raft::batch).
+    assert!(
+        indexes.len() < 100,
+        "200 concurrent writes took {} entries",
+        indexes.len()
+    );
+    let max = *indexes.last().expect("indexes");
     assert_eq!(node.state().applied_index(), max);
+    node.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_that_give_up_do_not_stall_their_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(dir.path(), fast_config()).await;
+    let writes: Vec<_> = (0..100)
+        .map(|i| {
+            let node = node.clone();
+            tokio::spawn(async move { node.write(set(format!("k{i}"))).await })
+        })
+        .collect();
+    let mut kept = Vec::new();
+    for (i, w) in writes.into_iter().enumerate() {
+        if i % 2 == 0 {
+            w.abort();
+        } else {
+            kept.push(w);
+        }
+    }
+    for w in kept {
+        let written = tokio::time::timeout(DEADLINE, w).await;
+        let (_, resp) = written
+            .expect("answered in time")
+            .expect("join")
+            .expect("write");
+        assert_eq!(resp, Response::Bool(true));
+    }
+    // And the queue still works afterwards.
+    let (_, resp) = node.write(set("after".into())).await.expect("write");
+    assert_eq!(resp, Response::Bool(true));
     node.shutdown().await.expect("shutdown");
 }
 
