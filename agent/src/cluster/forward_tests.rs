@@ -140,6 +140,22 @@ async fn a_write_forwarded_twice_with_one_id_is_applied_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_sent_from_outside_is_refused_and_changes_nothing() {
+    let l = leader().await;
+    let batch = Command::Batch(vec![crate::catalog::Request::new(1, set("k", "v"))]);
+    let err = forwarder()
+        .apply(&l.addr, batch, crate::server::new_request_id(), TIMEOUT)
+        .await
+        .expect_err("a forwarded batch");
+    assert!(
+        err.to_string().contains("proposed only by the leader"),
+        "unexpected error: {err}"
+    );
+    assert_eq!(value(&l, "k"), None);
+    l.token.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_connection_was_not_sent_but_a_silent_server_may_have_acted() {
     let fwd = forwarder();
     let refused = {
