@@ -248,23 +248,31 @@ fn set(key: String) -> Request {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_concurrent_writes_all_commit_sharing_entries() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let node = start(dir.path(), fast_config()).await;
-    let writes: Vec<_> = (0..200)
+/// Starts `n` concurrent writes of keys `k0`.. on `node`, each setting its key's name.
+fn spawn_sets(
+    node: &RaftNode,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<Result<(u64, Response), super::RaftError>>> {
+    (0..n)
         .map(|i| {
             let node = node.clone();
             tokio::spawn(async move { node.write(set(format!("k{i}"))).await })
         })
-        .collect();
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_writes_all_commit_sharing_entries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(dir.path(), fast_config()).await;
+    let writes = spawn_sets(&node, 200);
     let mut indexes = Vec::new();
-    let state = |node: &RaftNode| node.state();
     for (i, w) in writes.into_iter().enumerate() {
         let (index, resp) = w.await.expect("join").expect("write");
         assert_eq!(resp, Response::Bool(true));
         // Each write's answer is its own: its key carries the index it was told.
-        let entry = state(&node)
+        let entry = node
+            .state()
             .kv_get(&format!("k{i}"))
             .cloned()
             .expect("written");
@@ -289,12 +297,7 @@ async fn two_hundred_concurrent_writes_all_commit_sharing_entries() {
 async fn writers_that_give_up_do_not_stall_their_batch() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = start(dir.path(), fast_config()).await;
-    let writes: Vec<_> = (0..100)
-        .map(|i| {
-            let node = node.clone();
-            tokio::spawn(async move { node.write(set(format!("k{i}"))).await })
-        })
-        .collect();
+    let writes = spawn_sets(&node, 100);
     let mut kept = Vec::new();
     for (i, w) in writes.into_iter().enumerate() {
         if i % 2 == 0 {
