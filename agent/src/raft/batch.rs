@@ -104,12 +104,16 @@ impl Batcher {
             let this = Arc::clone(self);
             tokio::spawn(async move { this.proposer(batch).await });
         }
-        answer.await.map_err(|_| RaftError::Shutdown)?
+        // A reply dropped unanswered means the proposer died: the write may have committed.
+        answer.await.map_err(|_| RaftError::Unanswered)?
     }
 
     /// Proposes `batch`, then whatever queued meanwhile, until nothing is queued; then frees
     /// its slot.
     async fn proposer(&self, mut batch: Vec<Pending>) {
+        // Frees the slot if this task ends early (a panic): writes must never wait on a
+        // slot nobody holds.
+        let mut slot = Slot(Some(self));
         loop {
             while !batch.is_empty() {
                 let rest = batch.split_off(batch.len().min(MAX_BATCH));
@@ -119,9 +123,21 @@ impl Batcher {
             let mut q = self.queue.lock();
             if q.pending.is_empty() {
                 q.in_flight -= 1;
+                slot.0 = None;
                 return;
             }
             batch = std::mem::take(&mut q.pending);
+        }
+    }
+}
+
+/// A proposer's slot, given back on drop unless the proposer gave it back itself.
+struct Slot<'a>(Option<&'a Batcher>);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if let Some(b) = self.0 {
+            b.queue.lock().in_flight -= 1;
         }
     }
 }

@@ -26,6 +26,10 @@ pub enum RaftError {
     /// Leadership changed after the write was proposed; it may or may not have been committed.
     #[error("leadership lost while committing; outcome unknown")]
     LeadershipLost,
+    /// The write's group proposal ended without answering it (its task died); it may or may
+    /// not have been committed.
+    #[error("the write's proposal ended without an answer; outcome unknown")]
+    Unanswered,
     /// Raft rejected the request (for example a membership change while another is running).
     #[error("rejected by raft: {0}")]
     Rejected(String),
@@ -80,6 +84,7 @@ impl RaftError {
             },
             RaftError::NoLeader => RaftError::NoLeader,
             RaftError::LeadershipLost => RaftError::LeadershipLost,
+            RaftError::Unanswered => RaftError::Unanswered,
             RaftError::Rejected(s) => RaftError::Rejected(s.clone()),
             RaftError::Storage(e) => RaftError::Fatal(format!("raft storage: {e}")),
             RaftError::Config(s) => RaftError::Config(s.clone()),
@@ -90,7 +95,7 @@ impl RaftError {
 
     /// Whether a write's outcome is unknown (it may still be applied).
     pub fn is_indeterminate(&self) -> bool {
-        matches!(self, RaftError::LeadershipLost)
+        matches!(self, RaftError::LeadershipLost | RaftError::Unanswered)
     }
 }
 
