@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::SqliteSynchronous;
-use sqlx::{Connection, Row as _, SqliteConnection};
+use sqlx::{Row as _, SqliteConnection};
 
 use super::{SharedConn, StoreError, Txn, open_sqlite, spawn_checkpointer};
 use crate::catalog::{Row, RowChange, Table};
@@ -151,16 +151,9 @@ impl StateStore {
         let (upserts, deletes): (Vec<&RowChange>, Vec<&RowChange>) =
             changes.iter().partition(|ch| ch.value.is_some());
         let mut txn = Txn::new();
-        for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
-            let q = txn.sql();
-            q.push("INSERT OR REPLACE INTO rows (tbl, key, value) ");
-            q.push_values(chunk, |mut b, ch| {
-                b.push_bind(i64::from(ch.table as u8))
-                    .push_bind(ch.key.as_str())
-                    .push_bind(ch.value.as_deref().unwrap_or_default());
-            });
-            q.push(";");
-        }
+        push_upserts(&mut txn, &upserts, |ch| {
+            (ch.table, &ch.key, ch.value.as_deref().unwrap_or_default())
+        });
         for chunk in deletes.chunks(ROWS_PER_STATEMENT) {
             let q = txn.sql();
             q.push("DELETE FROM rows WHERE (tbl, key) IN (");
@@ -205,7 +198,9 @@ impl StateStore {
             {
                 None
             } else {
-                with_full_sync(&mut c, async |c| write_pointer(c, &pointer).await).await?;
+                let mut txn = Txn::new();
+                push_pointer(&mut txn, &pointer);
+                with_full_sync(&mut c, async |c| txn.commit(c).await).await?;
                 Some(current)
             }
         };
@@ -235,26 +230,15 @@ impl StateStore {
         let name = snapshot_file_name(snap_meta);
         let data = write_durably(self.dir.clone(), name.clone(), data).await?;
         let pointer = encode_pointer(snap_meta, &name, data.len())?;
+        let mut txn = Txn::new();
+        txn.sql().push("DELETE FROM rows;");
+        push_upserts(&mut txn, rows, |r| (r.table, &r.key, &r.value));
+        txn.upsert_meta(META_SM, meta)?;
+        push_pointer(&mut txn, &pointer);
         let old = {
             let mut c = self.conn.lock().await;
             let old = read_pointer(&mut c).await?;
-            with_full_sync(&mut c, async |c| {
-                let mut tx = c.begin().await?;
-                sqlx::query("DELETE FROM rows").execute(&mut *tx).await?;
-                for r in rows {
-                    sqlx::query("INSERT INTO rows (tbl, key, value) VALUES (?, ?, ?)")
-                        .bind(r.table as u8 as i64)
-                        .bind(&r.key)
-                        .bind(&r.value)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                write_meta(&mut tx, meta).await?;
-                write_pointer(&mut tx, &pointer).await?;
-                tx.commit().await?;
-                Ok(())
-            })
-            .await?;
+            with_full_sync(&mut c, async |c| txn.commit(c).await).await?;
             old
         };
         if let Some(old) = old.filter(|o| o.file != name) {
@@ -357,12 +341,28 @@ async fn read_pointer(c: &mut SqliteConnection) -> Result<Option<SnapshotPointer
     Ok(Some(p))
 }
 
-async fn write_pointer(c: &mut SqliteConnection, pointer: &[u8]) -> Result<(), StoreError> {
-    sqlx::query("INSERT OR REPLACE INTO snapshot_file (id, pointer) VALUES (1, ?)")
-        .bind(pointer)
-        .execute(&mut *c)
-        .await?;
-    Ok(())
+/// Appends the upsert of the current snapshot's pointer to `txn`.
+fn push_pointer(txn: &mut Txn, pointer: &[u8]) {
+    txn.sql()
+        .push("INSERT OR REPLACE INTO snapshot_file (id, pointer) VALUES (1, ")
+        .push_bind(pointer)
+        .push(");");
+}
+
+/// Appends `INSERT OR REPLACE INTO rows` statements for `rows` to `txn`,
+/// [`ROWS_PER_STATEMENT`] rows each; `row` gives a row's table, key and value.
+fn push_upserts<T>(txn: &mut Txn, rows: &[T], row: fn(&T) -> (Table, &str, &[u8])) {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let q = txn.sql();
+        q.push("INSERT OR REPLACE INTO rows (tbl, key, value) ");
+        q.push_values(chunk, |mut b, r| {
+            let (table, key, value) = row(r);
+            b.push_bind(i64::from(table as u8))
+                .push_bind(key)
+                .push_bind(value);
+        });
+        q.push(";");
+    }
 }
 
 /// Writes `data` to `dir/name` so that it is durable and never seen half-written: a temporary
@@ -410,16 +410,6 @@ fn remove_stray_snapshots(dir: &Path, current: Option<&str>) -> Result<(), Store
             std::fs::remove_file(entry.path())?;
         }
     }
-    Ok(())
-}
-
-async fn write_meta(c: &mut SqliteConnection, meta: &SmMeta) -> Result<(), StoreError> {
-    let bytes = serde_json::to_vec(meta).map_err(StoreError::json("state meta"))?;
-    sqlx::query("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)")
-        .bind(META_SM)
-        .bind(bytes)
-        .execute(&mut *c)
-        .await?;
     Ok(())
 }
 

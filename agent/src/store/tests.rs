@@ -132,6 +132,49 @@ async fn snapshot_lives_in_its_own_file_and_survives_reopen() {
     assert!(store.current_snapshot().await.is_err());
 }
 
+/// Installing a snapshot replaces every row in one transaction, however many statements its
+/// rows take, and moves the applied index and the snapshot pointer with them.
+#[tokio::test]
+async fn replace_all_swaps_every_row_and_the_pointer_together() {
+    use crate::catalog::{Row, Table};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(STATE_DB_FILE);
+    let rows = |n: usize, tag: &str| -> Vec<Row> {
+        (0..n)
+            .map(|i| Row {
+                table: Table::Nodes,
+                key: format!("{tag}{i:04}"),
+                value: format!("{{\"{tag}\":{i}}}").into_bytes(),
+            })
+            .collect()
+    };
+    let meta = |index| super::SmMeta {
+        last_applied: Some(entry(1, index).log_id),
+        last_membership: Default::default(),
+    };
+    let store = StateStore::open(&path).await.expect("open");
+    // Far more rows than one statement holds.
+    let first = rows(1000, "a");
+    store
+        .replace_all(&first, &meta(5), &snap_meta(5), vec![5; 10])
+        .await
+        .expect("install 5");
+    let second = rows(300, "b");
+    store
+        .replace_all(&second, &meta(9), &snap_meta(9), vec![9; 10])
+        .await
+        .expect("install 9");
+    drop(store);
+    let store = StateStore::open(&path).await.expect("reopen");
+    let loaded = store.load().await.expect("load");
+    let mut got = loaded.rows;
+    got.sort_by(|x, y| x.key.cmp(&y.key));
+    assert_eq!(got, second, "only the second snapshot's rows, all of them");
+    assert_eq!(loaded.meta, meta(9));
+    let (snap, data) = store.current_snapshot().await.expect("read").expect("some");
+    assert_eq!((snap, data), (snap_meta(9), vec![9; 10]));
+}
+
 /// One [`super::Txn`] is all or nothing: values bound in several statements land where
 /// they were bound, a failing statement leaves none of the transaction behind, and the
 /// connection takes the next transaction.
