@@ -89,6 +89,13 @@ impl Batcher {
 
     /// Proposes `req` (alone or with others) and waits for its answer.
     pub(super) async fn write(self: &Arc<Self>, req: Request) -> Answer {
+        if matches!(req.cmd, Command::Batch(_)) {
+            // Batches are built here and only here: one from a caller (a forwarded RPC
+            // carries any Command) would go out alone and be applied as a batch.
+            return Err(RaftError::Rejected(
+                "a batch of writes is proposed only by the leader itself".to_string(),
+            ));
+        }
         let (reply, answer) = oneshot::channel();
         let start = {
             let mut q = self.queue.lock();

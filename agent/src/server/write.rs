@@ -150,13 +150,6 @@ impl ServerHandle {
         cmd: Command,
         id: Option<RequestId>,
     ) -> Result<(u64, Response), RpcError> {
-        if matches!(cmd, Command::Batch(_)) {
-            // Only the leader's group proposal builds batches (raft::batch); one that came
-            // from elsewhere (a forwarded RPC) would bypass it.
-            return Err(RpcError::Rejected(
-                "a batch of writes is proposed only by the leader itself".to_string(),
-            ));
-        }
         let write = self.0.raft.write(Request {
             now_ms: unix_ms(),
             cmd,
